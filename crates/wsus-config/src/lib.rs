@@ -1,0 +1,537 @@
+//! Deployment settings, read once from environment variables at start-up.
+//!
+//! Every value is typed and validated here; a bad value stops the process with an
+//! error naming the variable. Administrator settings (products, languages, schedule...)
+//! live in the database instead; the `WSUS_SEED_*`-style variables below only seed them
+//! on the very first start.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use uuid::Uuid;
+
+/// A variable that is missing or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, message: impl Into<String>) -> Self {
+        Self { variable, message: message.into() }
+    }
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Reads variables through a lookup function, so tests need no process environment.
+pub struct Vars<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Vars<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self { lookup }
+    }
+
+    /// A set, non-blank value (surrounding whitespace removed).
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String> {
+        self.get(name).ok_or_else(|| ConfigError::new(name, "is required but not set"))
+    }
+
+    fn socket_addr(&self, name: &'static str, default: &str) -> Result<SocketAddr> {
+        let raw = self.get(name).unwrap_or_else(|| default.to_owned());
+        raw.parse()
+            .map_err(|_| ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:8530")))
+    }
+
+    fn socket_addr_opt(&self, name: &'static str) -> Result<Option<SocketAddr>> {
+        self.get(name)
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:9090"))
+                })
+            })
+            .transpose()
+    }
+
+    fn bool(&self, name: &'static str, default: bool) -> Result<bool> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => match raw.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::new(name, format!("{raw:?} is not true or false"))),
+            },
+        }
+    }
+
+    fn http_url(&self, name: &'static str) -> Result<Option<String>> {
+        self.get(name).map(|raw| parse_http_url(name, &raw)).transpose()
+    }
+
+    fn http_url_or(&self, name: &'static str, default: &str) -> Result<String> {
+        let raw = self.get(name).unwrap_or_else(|| default.to_owned());
+        parse_http_url(name, &raw)
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|raw| {
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn uuid_list(&self, name: &'static str) -> Result<Vec<Uuid>> {
+        self.list(name)
+            .iter()
+            .map(|s| {
+                Uuid::parse_str(s).map_err(|_| ConfigError::new(name, format!("{s:?} is not a GUID")))
+            })
+            .collect()
+    }
+}
+
+fn parse_http_url(name: &'static str, raw: &str) -> Result<String> {
+    let uri: http::Uri = raw
+        .parse()
+        .map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err(ConfigError::new(name, format!("{raw:?} must start with http:// or https://"))),
+    }
+    if uri.authority().is_none() {
+        return Err(ConfigError::new(name, format!("{raw:?} has no host")));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+/// Settings every service reads.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CommonConfig {
+    pub database_url: String,
+    pub http_addr: SocketAddr,
+    /// A separate listener for /healthz, /readyz and /metrics; on `http_addr` when unset.
+    pub admin_addr: Option<SocketAddr>,
+    pub migrate_on_start: bool,
+    /// This server's identity; generated and stored on first start when unset.
+    pub server_id: Option<Uuid>,
+    pub server_fqdn: Option<String>,
+    /// Administrator settings written on the very first start only.
+    pub seed: SeedSettings,
+}
+
+impl fmt::Debug for CommonConfig {
+    // The database URL may carry a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommonConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("http_addr", &self.http_addr)
+            .field("admin_addr", &self.admin_addr)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("server_id", &self.server_id)
+            .field("server_fqdn", &self.server_fqdn)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+impl CommonConfig {
+    fn read(vars: &Vars, default_http: &str) -> Result<Self> {
+        let database_url = vars.required("DATABASE_URL")?;
+        if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must be a postgres:// or postgresql:// URL",
+            ));
+        }
+        let server_id = vars
+            .get("WSUS_SERVER_ID")
+            .map(|raw| {
+                Uuid::parse_str(&raw)
+                    .map_err(|_| ConfigError::new("WSUS_SERVER_ID", format!("{raw:?} is not a GUID")))
+            })
+            .transpose()?;
+        let server_fqdn = vars.get("WSUS_SERVER_FQDN").map(|raw| validate_fqdn(&raw)).transpose()?;
+        Ok(Self {
+            database_url,
+            http_addr: vars.socket_addr("WSUS_HTTP_ADDR", default_http)?,
+            admin_addr: vars.socket_addr_opt("WSUS_ADMIN_ADDR")?,
+            migrate_on_start: vars.bool("WSUS_MIGRATE_ON_START", true)?,
+            server_id,
+            server_fqdn,
+            seed: SeedSettings::read(vars)?,
+        })
+    }
+}
+
+fn validate_fqdn(raw: &str) -> Result<String> {
+    let ok = raw.len() <= 253
+        && raw.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if ok {
+        Ok(raw.to_ascii_lowercase())
+    } else {
+        Err(ConfigError::new("WSUS_SERVER_FQDN", format!("{raw:?} is not a host name")))
+    }
+}
+
+/// When content files are fetched from the upstream server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentMode {
+    /// Files of approved updates only (WSUS's default, MS-WSUSSS LazySync).
+    Lazy,
+    /// Every file as soon as its metadata arrives.
+    Immediate,
+    /// No content at all: clients download from Microsoft Update (CatalogOnlySync).
+    CatalogOnly,
+}
+
+impl ContentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentMode::Lazy => "lazy",
+            ContentMode::Immediate => "immediate",
+            ContentMode::CatalogOnly => "catalog-only",
+        }
+    }
+}
+
+/// Administrator settings taken from the environment on first start only; afterwards
+/// the database (and the management API) owns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedSettings {
+    /// Product category GUIDs to sync; empty = every product.
+    pub products: Vec<Uuid>,
+    /// Classification GUIDs to sync; empty = every classification.
+    pub classifications: Vec<Uuid>,
+    /// Short language names (as in update metadata) to sync and serve.
+    pub languages: Vec<String>,
+    /// Scheduled synchronisations per day (0 = manual only).
+    pub syncs_per_day: u32,
+    pub content_mode: ContentMode,
+}
+
+impl SeedSettings {
+    fn read(vars: &Vars) -> Result<Self> {
+        let mut languages = vars.list("WSUS_SYNC_LANGUAGES");
+        if languages.is_empty() {
+            languages.push("en".to_owned());
+        }
+        for l in &mut languages {
+            *l = l.to_ascii_lowercase();
+            if !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                return Err(ConfigError::new(
+                    "WSUS_SYNC_LANGUAGES",
+                    format!("{l:?} is not a language name like en or pt-br"),
+                ));
+            }
+        }
+        let syncs_per_day = match vars.get("WSUS_SYNCS_PER_DAY") {
+            None => 1,
+            Some(raw) => raw.parse::<u32>().ok().filter(|n| *n <= 24).ok_or_else(|| {
+                ConfigError::new("WSUS_SYNCS_PER_DAY", format!("{raw:?} is not a number from 0 to 24"))
+            })?,
+        };
+        let content_mode = match vars.get("WSUS_CONTENT_MODE").as_deref() {
+            None | Some("lazy") => ContentMode::Lazy,
+            Some("immediate") => ContentMode::Immediate,
+            Some("catalog-only") => ContentMode::CatalogOnly,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "WSUS_CONTENT_MODE",
+                    format!("{other:?} is not lazy, immediate or catalog-only"),
+                ));
+            }
+        };
+        Ok(Self {
+            products: vars.uuid_list("WSUS_SYNC_PRODUCTS")?,
+            classifications: vars.uuid_list("WSUS_SYNC_CLASSIFICATIONS")?,
+            languages,
+            syncs_per_day,
+            content_mode,
+        })
+    }
+}
+
+/// One key of `WSUS_COOKIE_KEYS`: the first one seals cookies, every one opens them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieKey {
+    pub id: String,
+    pub key: [u8; 32],
+}
+
+impl fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CookieKey({}, ***)", self.id)
+    }
+}
+
+fn cookie_keys(vars: &Vars) -> Result<Vec<CookieKey>> {
+    const NAME: &str = "WSUS_COOKIE_KEYS";
+    let mut seen = HashSet::new();
+    vars.list(NAME)
+        .iter()
+        .map(|item| {
+            let (id, b64) = item
+                .split_once(':')
+                .ok_or_else(|| ConfigError::new(NAME, "expected kid:base64key,... entries"))?;
+            if id.is_empty() || !seen.insert(id.to_owned()) {
+                return Err(ConfigError::new(NAME, format!("key id {id:?} is empty or repeated")));
+            }
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|_| ConfigError::new(NAME, format!("key {id:?} is not base64")))?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                ConfigError::new(NAME, format!("key {id:?} must decode to 32 bytes"))
+            })?;
+            Ok(CookieKey { id: id.to_owned(), key })
+        })
+        .collect()
+}
+
+/// Roles of the management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Reader,
+}
+
+/// One entry of `WSUS_API_TOKENS`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub role: Role,
+    pub token: String,
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiToken({:?}, ***)", self.role)
+    }
+}
+
+fn api_tokens(vars: &Vars) -> Result<Vec<ApiToken>> {
+    const NAME: &str = "WSUS_API_TOKENS";
+    vars.list(NAME)
+        .iter()
+        .map(|item| {
+            let (role, token) = item
+                .split_once(':')
+                .ok_or_else(|| ConfigError::new(NAME, "expected role:token,... entries"))?;
+            let role = match role {
+                "admin" => Role::Admin,
+                "reader" => Role::Reader,
+                other => {
+                    return Err(ConfigError::new(NAME, format!("role {other:?} is not admin or reader")));
+                }
+            };
+            if token.len() < 8 {
+                return Err(ConfigError::new(NAME, "tokens must be at least 8 characters"));
+            }
+            Ok(ApiToken { role, token: token.to_owned() })
+        })
+        .collect()
+}
+
+fn content_dir(vars: &Vars) -> PathBuf {
+    PathBuf::from(vars.get("WSUS_CONTENT_DIR").unwrap_or_else(|| "content".to_owned()))
+}
+
+/// client-gateway: the HTTP/SOAP front door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    pub common: CommonConfig,
+    pub reporting_grpc: String,
+    pub content_dir: PathBuf,
+    pub content_base_url: Option<String>,
+    pub cookie_keys: Vec<CookieKey>,
+    /// Downstream servers allowed to sync from this one (GUIDs or FQDNs); empty = any.
+    pub dss_allowlist: Vec<String>,
+}
+
+impl GatewayConfig {
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        Ok(Self {
+            common: CommonConfig::read(vars, "0.0.0.0:8530")?,
+            reporting_grpc: vars.http_url_or("WSUS_REPORTING_GRPC", "http://127.0.0.1:50051")?,
+            content_dir: content_dir(vars),
+            content_base_url: vars.http_url("WSUS_CONTENT_BASE_URL")?,
+            cookie_keys: cookie_keys(vars)?,
+            dss_allowlist: vars.list("WSUS_DSS_ALLOWLIST").into_iter().map(|s| s.to_ascii_lowercase()).collect(),
+        })
+    }
+}
+
+/// reporting: event ingestion (gRPC) and the management API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportingConfig {
+    pub common: CommonConfig,
+    pub grpc_addr: SocketAddr,
+    pub sync_grpc: String,
+    pub api_tokens: Vec<ApiToken>,
+}
+
+impl ReportingConfig {
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        Ok(Self {
+            common: CommonConfig::read(vars, "0.0.0.0:8080")?,
+            grpc_addr: vars.socket_addr("WSUS_GRPC_ADDR", "0.0.0.0:50051")?,
+            sync_grpc: vars.http_url_or("WSUS_SYNC_GRPC", "http://127.0.0.1:50052")?,
+            api_tokens: api_tokens(vars)?,
+        })
+    }
+}
+
+/// sync-worker: this server as a downstream of an upstream one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncWorkerConfig {
+    pub common: CommonConfig,
+    pub grpc_addr: SocketAddr,
+    pub content_dir: PathBuf,
+    /// The upstream server's base URL; unset = no upstream (imports only).
+    pub upstream_url: Option<String>,
+    /// Replica mode: approvals, groups, declines and EULAs come from the upstream.
+    pub replica: bool,
+}
+
+impl SyncWorkerConfig {
+    pub fn from_vars(vars: &Vars) -> Result<Self> {
+        Ok(Self {
+            common: CommonConfig::read(vars, "0.0.0.0:8081")?,
+            grpc_addr: vars.socket_addr("WSUS_GRPC_ADDR", "0.0.0.0:50052")?,
+            content_dir: content_dir(vars),
+            upstream_url: vars.http_url("WSUS_UPSTREAM_URL")?,
+            replica: vars.bool("WSUS_REPLICA", false)?,
+        })
+    }
+}
+
+/// Reads the process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars_from(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn gateway(pairs: &[(&str, &str)]) -> Result<GatewayConfig> {
+        let map = vars_from(pairs);
+        let lookup = move |k: &str| map.get(k).cloned();
+        GatewayConfig::from_vars(&Vars::new(&lookup))
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:secret@localhost/wsus");
+
+    #[test]
+    fn defaults_follow_the_fixed_names() {
+        let g = gateway(&[DB]).unwrap();
+        assert_eq!(g.common.http_addr, "0.0.0.0:8530".parse().unwrap());
+        assert_eq!(g.common.admin_addr, None);
+        assert!(g.common.migrate_on_start);
+        assert_eq!(g.reporting_grpc, "http://127.0.0.1:50051");
+        assert_eq!(g.common.seed.languages, vec!["en"]);
+        assert_eq!(g.common.seed.content_mode, ContentMode::Lazy);
+
+        let map = vars_from(&[DB]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        let r = ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(r.common.http_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(r.grpc_addr, "0.0.0.0:50051".parse().unwrap());
+        assert_eq!(r.sync_grpc, "http://127.0.0.1:50052");
+        let s = SyncWorkerConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(s.common.http_addr, "0.0.0.0:8081".parse().unwrap());
+        assert_eq!(s.grpc_addr, "0.0.0.0:50052".parse().unwrap());
+        assert_eq!(s.upstream_url, None);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(gateway(&[]).unwrap_err().variable, "DATABASE_URL");
+        assert_eq!(gateway(&[("DATABASE_URL", "mysql://x")]).unwrap_err().variable, "DATABASE_URL");
+        for (name, bad) in [
+            ("WSUS_HTTP_ADDR", "8530"),
+            ("WSUS_ADMIN_ADDR", "localhost"),
+            ("WSUS_MIGRATE_ON_START", "maybe"),
+            ("WSUS_SERVER_ID", "not-a-guid"),
+            ("WSUS_SERVER_FQDN", "bad host!"),
+            ("WSUS_REPORTING_GRPC", "127.0.0.1:50051"),
+            ("WSUS_CONTENT_BASE_URL", "ftp://cdn"),
+            ("WSUS_COOKIE_KEYS", "k1:short"),
+            ("WSUS_SYNC_PRODUCTS", "x"),
+            ("WSUS_SYNCS_PER_DAY", "99"),
+            ("WSUS_CONTENT_MODE", "eager"),
+        ] {
+            let err = gateway(&[DB, (name, bad)]).unwrap_err();
+            assert_eq!(err.variable, name, "{err}");
+            assert!(err.to_string().starts_with(name));
+        }
+    }
+
+    #[test]
+    fn cookie_keys_and_tokens_parse() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let g = gateway(&[DB, ("WSUS_COOKIE_KEYS", &format!("new:{key}, old:{key}"))]).unwrap();
+        assert_eq!(g.cookie_keys.len(), 2);
+        assert_eq!(g.cookie_keys[0].id, "new");
+        assert_eq!(g.cookie_keys[1].key, [7u8; 32]);
+        assert!(!format!("{g:?}").contains(&key), "keys never reach logs");
+        assert!(!format!("{g:?}").contains("secret"), "database password never reaches logs");
+        let dup = gateway(&[DB, ("WSUS_COOKIE_KEYS", &format!("a:{key},a:{key}"))]);
+        assert!(dup.is_err());
+
+        let map = vars_from(&[DB, ("WSUS_API_TOKENS", "admin:s3cret-admin,reader:r3ad-only")]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        let r = ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(r.api_tokens[0].role, Role::Admin);
+        assert_eq!(r.api_tokens[1].token, "r3ad-only");
+        let map = vars_from(&[DB, ("WSUS_API_TOKENS", "root:whatever123")]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        assert_eq!(ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap_err().variable, "WSUS_API_TOKENS");
+    }
+
+    #[test]
+    fn identity_and_upstream() {
+        let g = gateway(&[
+            DB,
+            ("WSUS_SERVER_ID", "6E1C1D2B-2F0B-4C4E-9E2F-1A2B3C4D5E6F"),
+            ("WSUS_SERVER_FQDN", "WSUS.Example.org"),
+        ])
+        .unwrap();
+        assert_eq!(g.common.server_id.unwrap().to_string(), "6e1c1d2b-2f0b-4c4e-9e2f-1a2b3c4d5e6f");
+        assert_eq!(g.common.server_fqdn.as_deref(), Some("wsus.example.org"));
+
+        let map = vars_from(&[DB, ("WSUS_UPSTREAM_URL", "http://uss.example:8530/"), ("WSUS_REPLICA", "true")]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        let s = SyncWorkerConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(s.upstream_url.as_deref(), Some("http://uss.example:8530"));
+        assert!(s.replica);
+    }
+}

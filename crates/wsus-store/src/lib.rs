@@ -1,0 +1,62 @@
+//! All SQL of the system: the combined WSUS data model (MS-WUSP 3.1.1, MS-WSUSSS 3.1.1 /
+//! 3.2.1) in Postgres, one module per concern. Services call these functions and never
+//! write SQL of their own.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+
+pub mod catalog;
+pub mod identity;
+pub mod listen;
+pub mod migrate;
+pub mod reporting;
+pub mod settings;
+pub mod sync_history;
+
+pub use sqlx::PgPool;
+
+/// The built-in target groups every WSUS has.
+pub const ALL_COMPUTERS: uuid::Uuid = uuid::uuid!("a0a08746-4dbe-4a37-9adf-9e7652c0b421");
+pub const UNASSIGNED_COMPUTERS: uuid::Uuid = uuid::uuid!("b73ca6ed-5727-47f3-84de-015e03f6a88a");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored setting {key} is not valid: {message}")]
+    BadSetting { key: String, message: String },
+}
+
+impl StoreError {
+    /// True when the database could not be reached at all (as opposed to refusing a query):
+    /// callers answer "busy, retry" rather than "bad request".
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A pool that connects lazily, so a service starts (and reports not-ready) while the
+/// database is down, and reconnects on its own when it returns.
+pub fn connect_lazy(database_url: &str, max_connections: u32) -> Result<PgPool> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .idle_timeout(Duration::from_secs(300))
+        .connect_lazy(database_url)?)
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}

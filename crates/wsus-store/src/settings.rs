@@ -1,0 +1,122 @@
+//! Administrator settings: one JSON value per key in `admin_setting`, typed here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::{Result, StoreError};
+
+/// Key of the MS-WUSP client configuration (GetConfig); its `updated_at` is LastChange.
+pub const CLIENT_CONFIG: &str = "client_config";
+/// Product category GUIDs to synchronise (JSON array; empty = every product).
+pub const SYNC_PRODUCTS: &str = "sync.products";
+/// Classification GUIDs to synchronise (JSON array; empty = every classification).
+pub const SYNC_CLASSIFICATIONS: &str = "sync.classifications";
+/// `{"syncs_per_day": n}`; 0 = manual only.
+pub const SYNC_SCHEDULE: &str = "sync.schedule";
+/// `"lazy"`, `"immediate"` or `"catalog-only"`.
+pub const CONTENT_MODE: &str = "content.mode";
+
+/// What GetConfig tells clients, apart from the protocol constants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    pub is_registration_required: bool,
+    pub max_extended_updates_per_request: u32,
+    /// UNC path of the package share clients may use for repair; omitted when None.
+    pub package_server_share: Option<String>,
+    pub client_reporting_level: u32,
+}
+
+impl Default for ClientConfig {
+    // The values a real Windows Server 2025 WSUS announces.
+    fn default() -> Self {
+        Self {
+            is_registration_required: true,
+            max_extended_updates_per_request: 50,
+            package_server_share: None,
+            client_reporting_level: 2,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The default for a server named `fqdn`, with WSUS's package share path.
+    pub fn for_server(fqdn: &str) -> Self {
+        Self { package_server_share: Some(format!(r"\\{fqdn}\UpdateServicesPackages")), ..Self::default() }
+    }
+}
+
+/// A setting with the time it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Reads one setting; None when it was never set.
+pub async fn get<T: for<'de> Deserialize<'de>>(pool: &PgPool, key: &str) -> Result<Option<Stamped<T>>> {
+    let row: Option<(serde_json::Value, DateTime<Utc>)> =
+        sqlx::query_as("SELECT value, updated_at FROM admin_setting WHERE key = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+    row.map(|(value, updated_at)| {
+        serde_json::from_value(value)
+            .map(|value| Stamped { value, updated_at })
+            .map_err(|e| StoreError::BadSetting { key: key.to_owned(), message: e.to_string() })
+    })
+    .transpose()
+}
+
+/// Writes one setting (its `updated_at` becomes now).
+pub async fn put<T: Serialize>(pool: &PgPool, key: &str, value: &T, by: &str) -> Result<()> {
+    let json = serde_json::to_value(value)
+        .map_err(|e| StoreError::BadSetting { key: key.to_owned(), message: e.to_string() })?;
+    sqlx::query(
+        "INSERT INTO admin_setting (key, value, updated_by) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = EXCLUDED.updated_by",
+    )
+    .bind(key)
+    .bind(json)
+    .bind(by)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Writes a setting only if it is absent (first-start seeding).
+pub(crate) async fn put_if_absent<'c, T: Serialize>(
+    executor: impl PgExecutor<'c>,
+    key: &str,
+    value: &T,
+) -> Result<()> {
+    let json = serde_json::to_value(value)
+        .map_err(|e| StoreError::BadSetting { key: key.to_owned(), message: e.to_string() })?;
+    sqlx::query(
+        "INSERT INTO admin_setting (key, value, updated_by) VALUES ($1, $2, 'seed') ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(json)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The administrator settings the environment seeds on first start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seed {
+    pub products: Vec<Uuid>,
+    pub classifications: Vec<Uuid>,
+    pub languages: Vec<String>,
+    pub syncs_per_day: u32,
+    pub content_mode: String,
+}
+
+/// Short names of the languages enabled for sync and service.
+pub async fn enabled_languages(pool: &PgPool) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT short_name FROM language WHERE enabled ORDER BY lcid").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(s,)| s).collect())
+}

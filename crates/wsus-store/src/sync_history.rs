@@ -1,0 +1,103 @@
+//! Synchronisation history (MS-WSUSSS 3.1.1): one row per sync attempt.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use crate::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SyncRecord {
+    pub sync_id: i64,
+    pub upstream_url: String,
+    pub trigger: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// running, succeeded, failed or cancelled.
+    pub result: String,
+    pub phase: Option<String>,
+    pub done: i64,
+    pub total: i64,
+    pub heartbeat_at: DateTime<Utc>,
+    pub error: Option<String>,
+    pub revisions_new: i32,
+    pub revisions_updated: i32,
+    pub deployments_changed: i32,
+    pub files_queued: i32,
+    pub bytes_received: i64,
+}
+
+macro_rules! columns {
+    () => {
+        "sync_id, upstream_url, trigger, started_at, finished_at, result, phase, done, total, heartbeat_at, \
+         error, revisions_new, revisions_updated, deployments_changed, files_queued, bytes_received"
+    };
+}
+
+/// The most recent attempt (running or not).
+pub async fn latest(pool: &PgPool) -> Result<Option<SyncRecord>> {
+    Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM sync_history ORDER BY sync_id DESC LIMIT 1"))
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The most recent finished attempt.
+pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sync_history WHERE result <> 'running' ORDER BY sync_id DESC LIMIT 1"
+    ))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Starts an attempt; fails with a unique violation if one is already running for this upstream.
+pub async fn start(pool: &PgPool, upstream_url: &str, trigger: &str) -> Result<SyncRecord> {
+    Ok(sqlx::query_as(concat!("INSERT INTO sync_history (upstream_url, trigger) VALUES ($1, $2) RETURNING ", columns!()))
+    .bind(upstream_url)
+    .bind(trigger)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Records progress of a running attempt (and proves it is alive).
+pub async fn progress(pool: &PgPool, sync_id: i64, phase: &str, done: i64, total: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_history SET phase = $2, done = $3, total = $4, heartbeat_at = now() \
+         WHERE sync_id = $1 AND result = 'running'",
+    )
+    .bind(sync_id)
+    .bind(phase)
+    .bind(done)
+    .bind(total)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends an attempt with `result` (succeeded, failed or cancelled).
+pub async fn finish(pool: &PgPool, sync_id: i64, result: &str, error: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_history SET result = $2, error = $3, finished_at = now(), heartbeat_at = now() \
+         WHERE sync_id = $1",
+    )
+    .bind(sync_id)
+    .bind(result)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks attempts whose process stopped heart-beating as failed, so a new one can start.
+pub async fn fail_abandoned(pool: &PgPool, older_than: chrono::Duration) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sync_history SET result = 'failed', finished_at = now(), \
+         error = 'abandoned: the process running it stopped' \
+         WHERE result = 'running' AND heartbeat_at < now() - $1",
+    )
+    .bind(older_than)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,234 @@
+//! Store tests against a real Postgres: each test gets a database of its own.
+
+use chrono::{Duration, TimeZone, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wsus_store::listen::{forward_changes, Change};
+use wsus_store::reporting::{self, ClientSync, Event, Registration};
+use wsus_store::settings::{self, ClientConfig, Seed};
+use wsus_store::{catalog, identity, migrate, sync_history, ALL_COMPUTERS, UNASSIGNED_COMPUTERS};
+
+fn seed() -> Seed {
+    Seed {
+        products: vec![Uuid::parse_str("8c3fcc84-7410-4a95-8b89-a166a0190486").unwrap()],
+        classifications: vec![],
+        languages: vec!["en".into(), "de".into()],
+        syncs_per_day: 4,
+        content_mode: "lazy".into(),
+    }
+}
+
+async fn migrated(pool: &PgPool) {
+    migrate::run(pool).await.unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrations_apply_once_and_describe_every_table(pool: PgPool) {
+    assert!(!migrate::pending(&pool).await.unwrap().is_empty());
+    let applied = migrate::run(&pool).await.unwrap();
+    assert_eq!(applied.len(), migrate::migrator().iter().count());
+    assert!(migrate::run(&pool).await.unwrap().is_empty(), "a second run applies nothing");
+    assert!(migrate::pending(&pool).await.unwrap().is_empty());
+
+    let undocumented: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+           AND c.relname <> '_sqlx_migrations' AND obj_description(c.oid, 'pg_class') IS NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(undocumented.is_empty(), "tables without a COMMENT: {undocumented:?}");
+
+    let groups: Vec<(Uuid, String, bool)> =
+        sqlx::query_as("SELECT group_id, name, is_builtin FROM target_group ORDER BY name").fetch_all(&pool).await.unwrap();
+    assert_eq!(
+        groups,
+        vec![(ALL_COMPUTERS, "All Computers".into(), true), (UNASSIGNED_COMPUTERS, "Unassigned Computers".into(), true)]
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn concurrent_migrations_apply_each_file_exactly_once(pool: PgPool) {
+    let opts = pool.connect_options();
+    let (a, b) = (
+        sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*opts).clone()).await.unwrap(),
+        sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with((*opts).clone()).await.unwrap(),
+    );
+    let (ra, rb) = tokio::join!(migrate::run(&a), migrate::run(&b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.len() + rb.len(), migrate::migrator().iter().count(), "{ra:?} {rb:?}");
+    assert!(ra.iter().all(|v| !rb.contains(v)));
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows as usize, migrate::migrator().iter().count());
+}
+
+#[sqlx::test(migrations = false)]
+async fn identity_is_created_once_and_seeds_settings(pool: PgPool) {
+    migrated(&pool).await;
+    let first = identity::ensure(&pool, None, None, "wsus-a.example", &seed()).await.unwrap();
+    assert!(first.first_start);
+    assert_eq!(first.fqdn, "wsus-a.example");
+
+    let mut other_seed = seed();
+    other_seed.languages = vec!["fr".into()];
+    let again = identity::ensure(&pool, None, None, "other-host", &other_seed).await.unwrap();
+    assert!(!again.first_start);
+    assert_eq!(again.server_id, first.server_id, "the stored identity survives restarts");
+    assert_eq!(settings::enabled_languages(&pool).await.unwrap(), vec!["de", "en"], "only the first start seeds");
+
+    let cfg = settings::get::<ClientConfig>(&pool, settings::CLIENT_CONFIG).await.unwrap().unwrap();
+    assert!(cfg.value.is_registration_required);
+    assert_eq!(cfg.value.max_extended_updates_per_request, 50);
+    assert_eq!(cfg.value.package_server_share.as_deref(), Some(r"\\wsus-a.example\UpdateServicesPackages"));
+    let products = settings::get::<Vec<Uuid>>(&pool, settings::SYNC_PRODUCTS).await.unwrap().unwrap();
+    assert_eq!(products.value, seed().products);
+
+    let configured = Uuid::new_v4();
+    let moved = identity::ensure(&pool, Some(configured), Some("wsus.example.org"), "x", &seed()).await.unwrap();
+    assert_eq!((moved.server_id, moved.fqdn.as_str()), (configured, "wsus.example.org"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn changing_a_setting_moves_its_timestamp(pool: PgPool) {
+    migrated(&pool).await;
+    identity::ensure(&pool, None, None, "h", &seed()).await.unwrap();
+    let before = settings::get::<ClientConfig>(&pool, settings::CLIENT_CONFIG).await.unwrap().unwrap();
+    let changed = ClientConfig { max_extended_updates_per_request: 25, ..before.value.clone() };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    settings::put(&pool, settings::CLIENT_CONFIG, &changed, "admin").await.unwrap();
+    let after = settings::get::<ClientConfig>(&pool, settings::CLIENT_CONFIG).await.unwrap().unwrap();
+    assert_eq!(after.value.max_extended_updates_per_request, 25);
+    assert!(after.updated_at > before.updated_at);
+}
+
+#[sqlx::test(migrations = false)]
+async fn catalog_bumps_are_notified(pool: PgPool) {
+    migrated(&pool).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let listener = tokio::spawn(forward_changes(pool.clone(), tx));
+    assert_eq!(rx.recv().await, Some(Change::Resync), "a fresh listener asks for a full reload");
+
+    let start = catalog::version(&pool).await.unwrap().version;
+    let mut tx_db = pool.begin().await.unwrap();
+    let v = catalog::bump(&mut *tx_db).await.unwrap();
+    assert_eq!(v, start + 1);
+    tx_db.commit().await.unwrap();
+    assert_eq!(rx.recv().await, Some(Change::Catalog(start + 1)));
+
+    settings::put(&pool, settings::SYNC_PRODUCTS, &Vec::<Uuid>::new(), "admin").await.unwrap();
+    assert_eq!(rx.recv().await, Some(Change::Setting(settings::SYNC_PRODUCTS.into())));
+    listener.abort();
+}
+
+#[sqlx::test(migrations = false)]
+async fn revision_ids_are_never_reused_and_references_may_dangle(pool: PgPool) {
+    migrated(&pool).await;
+    let insert = "INSERT INTO revision (update_id, revision_number, update_type, changed_version) \
+                  VALUES ($1, $2, 'Software', 1) RETURNING revision_id";
+    let (first,): (i32,) =
+        sqlx::query_as(insert).bind(Uuid::new_v4()).bind(200).fetch_one(&pool).await.unwrap();
+    sqlx::query("DELETE FROM revision WHERE revision_id = $1").bind(first).execute(&pool).await.unwrap();
+    let (second,): (i32,) =
+        sqlx::query_as(insert).bind(Uuid::new_v4()).bind(100).fetch_one(&pool).await.unwrap();
+    assert!(second > first, "revision ids come from a sequence and are never reused");
+
+    // A prerequisite and a bundle member naming updates that are not in the catalog.
+    sqlx::query("INSERT INTO prerequisite (revision_id, clause, update_id, is_category) VALUES ($1, 0, $2, true)")
+        .bind(second)
+        .bind(Uuid::new_v4())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO bundle_member (revision_id, clause, member_update_id, member_revision_number) VALUES ($1, 0, $2, 7)",
+    )
+    .bind(second)
+    .bind(Uuid::new_v4())
+    .execute(&pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn approvals_are_keyed_to_the_update_with_one_live_row_per_group(pool: PgPool) {
+    migrated(&pool).await;
+    let update = Uuid::new_v4();
+    let approve = "INSERT INTO deployment (deployment_id, update_id, group_id, action, changed_version) \
+                   VALUES ($1, $2, $3, 'Install', 2)";
+    sqlx::query(approve).bind(Uuid::new_v4()).bind(update).bind(ALL_COMPUTERS).execute(&pool).await.unwrap();
+    let twice = sqlx::query(approve).bind(Uuid::new_v4()).bind(update).bind(ALL_COMPUTERS).execute(&pool).await;
+    assert!(twice.is_err(), "one live approval per update and group");
+    sqlx::query("UPDATE deployment SET deleted_at = now(), deleted_version = 3 WHERE update_id = $1")
+        .bind(update)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(approve).bind(Uuid::new_v4()).bind(update).bind(ALL_COMPUTERS).execute(&pool).await.unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn client_reports_are_idempotent(pool: PgPool) {
+    migrated(&pool).await;
+    let id = "3b5e1c2a-1111-4a4a-9c9c-0123456789ab".to_string();
+    let registered_at = Utc.with_ymd_and_hms(2026, 10, 4, 14, 49, 5).unwrap();
+    let reg = Registration {
+        computer_id: id.clone(),
+        dns_name: Some("desktop-1.lab".into()),
+        ip_address: Some("192.0.2.10".parse().unwrap()),
+        os_build_number: Some(26200),
+        processor_architecture: Some("AMD64".into()),
+        registered_at,
+        ..Default::default()
+    };
+    reporting::register_computer(&pool, &reg).await.unwrap();
+    reporting::register_computer(&pool, &reg).await.unwrap();
+
+    let newer = registered_at + Duration::minutes(5);
+    reporting::record_client_syncs(
+        &pool,
+        &[
+            ClientSync { computer_id: id.clone(), synced_at: newer, succeeded: true },
+            ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false },
+        ],
+    )
+    .await
+    .unwrap();
+    // A late, older record does not roll the state back.
+    reporting::record_client_syncs(&pool, &[ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false }])
+        .await
+        .unwrap();
+    let c = reporting::computer(&pool, &id).await.unwrap().unwrap();
+    assert_eq!((c.last_sync_time, c.last_sync_result), (Some(newer), 1));
+    assert_eq!(c.os_build_number, Some(26200));
+
+    let events: Vec<Event> = (0..3)
+        .map(|i| Event {
+            event_instance_id: Uuid::new_v4(),
+            time_at_target: newer + Duration::seconds(i),
+            computer_id: id.clone(),
+            namespace_id: 1,
+            event_id: [147, 156, 183][i as usize],
+            misc_data: vec!["U=".into()],
+            ..Default::default()
+        })
+        .collect();
+    assert_eq!(reporting::insert_events(&pool, &events).await.unwrap(), 3);
+    assert_eq!(reporting::insert_events(&pool, &events).await.unwrap(), 0, "a re-sent batch changes nothing");
+    assert_eq!(reporting::event_count(&pool, &id).await.unwrap(), 3);
+}
+
+#[sqlx::test(migrations = false)]
+async fn one_running_sync_per_upstream(pool: PgPool) {
+    migrated(&pool).await;
+    assert!(sync_history::latest(&pool).await.unwrap().is_none());
+    let run = sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
+    assert!(sync_history::start(&pool, "http://uss:8530", "schedule").await.is_err());
+    sync_history::progress(&pool, run.sync_id, "updates", 10, 30).await.unwrap();
+    let latest = sync_history::latest(&pool).await.unwrap().unwrap();
+    assert_eq!((latest.result.as_str(), latest.phase.as_deref(), latest.done, latest.total), ("running", Some("updates"), 10, 30));
+    sync_history::finish(&pool, run.sync_id, "failed", Some("upstream said InvalidCookie")).await.unwrap();
+    let done = sync_history::latest_finished(&pool).await.unwrap().unwrap();
+    assert_eq!(done.error.as_deref(), Some("upstream said InvalidCookie"));
+    sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
+}
