@@ -1,0 +1,190 @@
+//! Logs and traces for every service.
+//!
+//! - Logs: JSON lines on stdout, filtered by `RUST_LOG` (default `info`).
+//! - Traces: `tracing` spans exported over OTLP/gRPC when the standard
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set (off otherwise, so tests need no collector);
+//!   `OTEL_SERVICE_NAME` defaults to the binary's name.
+//! - Context: W3C `traceparent` / `tracestate` carried in HTTP headers and gRPC metadata.
+
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("RUST_LOG: {0}")]
+    Filter(String),
+    #[error("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the OTLP exporter: {0}")]
+    Exporter(String),
+    #[error("logging was already set up")]
+    AlreadySet,
+}
+
+/// Keeps the trace pipeline alive; `shutdown` flushes what is still buffered.
+#[must_use = "dropping the guard without shutdown loses buffered spans"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// True when spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the exporter. The SDK's shutdown blocks, so it runs off the async threads.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        }
+    }
+}
+
+/// Sets up logging and, when configured, trace export for the service `default_name`.
+/// Reads `RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` through `lookup`.
+/// Must run inside a Tokio runtime (the OTLP exporter needs one).
+pub fn init(default_name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Telemetry, TelemetryError> {
+    let filter = match lookup("RUST_LOG").filter(|s| !s.trim().is_empty()) {
+        Some(directives) => EnvFilter::try_new(&directives).map_err(|e| TelemetryError::Filter(e.to_string()))?,
+        None => EnvFilter::new("info"),
+    };
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let provider = match lookup("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|s| !s.trim().is_empty()) {
+        None => None,
+        Some(_) => {
+            // The exporter reads the endpoint (and the other OTEL_EXPORTER_OTLP_* settings) itself.
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .build()
+                .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+            let name = lookup("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default_name.to_owned());
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(Resource::builder().with_service_name(name).build())
+                    .build(),
+            )
+        }
+    };
+
+    let fmt = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true);
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(default_name.to_owned())));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadySet)?;
+    Ok(Telemetry { provider })
+}
+
+/// Builds a tracer provider exporting to `endpoint` (tests use it with an in-process receiver).
+pub fn otlp_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    Ok(SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .with_resource(Resource::builder().with_service_name(service_name.to_owned()).build())
+        .build())
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) =
+            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
+        {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+struct MetadataExtractor<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for MetadataExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => k.as_str(),
+                tonic::metadata::KeyRef::Binary(k) => k.as_str(),
+            })
+            .collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Makes the trace context found in `headers` (if any) the parent of `span`.
+pub fn adopt_http_parent(span: &tracing::Span, headers: &http::HeaderMap) {
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    adopt(span, cx);
+}
+
+/// Makes the trace context found in gRPC `metadata` (if any) the parent of `span`.
+pub fn adopt_grpc_parent(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataExtractor(metadata)));
+    adopt(span, cx);
+}
+
+fn adopt(span: &tracing::Span, cx: Context) {
+    use opentelemetry::trace::TraceContextExt as _;
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
+/// Writes the current span's trace context into outgoing HTTP headers.
+pub fn inject_http(headers: &mut http::HeaderMap) {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut HeaderInjector(headers)));
+}
+
+/// Writes the current span's trace context into outgoing gRPC metadata.
+pub fn inject_grpc(metadata: &mut tonic::metadata::MetadataMap) {
+    let cx = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInjector(metadata)));
+}
