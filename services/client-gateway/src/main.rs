@@ -1,1 +1,8 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    wsus_service::main(
+        "client-gateway",
+        wsus_config::GatewayConfig::from_vars,
+        |c| &c.common,
+        client_gateway::serve,
+    )
+}
