@@ -1,0 +1,244 @@
+//! Harness for end-to-end tests: a Postgres cluster of the test's own (it may be stopped
+//! and started again), and the real service binaries spawned on free ports.
+//!
+//! The binaries must be built first (`cargo build --bins`; `scripts/test` does it). Their
+//! directory is `WSUS_BIN_DIR`, or the cargo target directory this test runs from.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `../shared/reference/<path>` of the repository (or under `WSUS_REFERENCE_DIR`).
+pub fn reference(path: &str) -> PathBuf {
+    std::env::var_os("WSUS_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"))
+        .join(path)
+}
+
+pub fn read_reference(path: &str) -> Vec<u8> {
+    let p = reference(path);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (set WSUS_REFERENCE_DIR)", p.display()))
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{:?} failed: {}{}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// A throwaway Postgres cluster on a fixed port, owned by the test.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    root: bool,
+}
+
+impl PgCluster {
+    /// initdb and start. As root the server runs as the `postgres` user (initdb refuses root).
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .ok_or_else(|| anyhow::anyhow!("no PostgreSQL server binaries under /usr/lib/postgresql"))?;
+        let dir = tempfile::Builder::new().prefix("wsus-e2e-pg").tempdir()?;
+        let root = is_root();
+        if root {
+            if Command::new("id").arg("postgres").output()?.status.success() {
+                // exists
+            } else {
+                run(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]))?;
+            }
+            run(Command::new("chown").arg("postgres").arg(dir.path()))?;
+        }
+        let cluster = Self { port: free_port(), bin, dir, root };
+        run(cluster
+            .as_pg(&cluster.bin.join("initdb"))
+            .arg("-D")
+            .arg(cluster.data())
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]))?;
+        cluster.resume()?;
+        Ok(cluster)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn as_pg(&self, program: &Path) -> Command {
+        let mut c = if self.root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        c.current_dir(self.dir.path()).stdin(Stdio::null());
+        c
+    }
+
+    /// Starts the (stopped) server again on the same port.
+    pub fn resume(&self) -> anyhow::Result<()> {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        run(self
+            .as_pg(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("server.log"))
+            .args(["-w", "-t", "30", "-o", &opts, "start"]))
+    }
+
+    /// Stops the server (fast shutdown: connections are cut).
+    pub fn stop(&self) -> anyhow::Result<()> {
+        run(self.as_pg(&self.bin.join("pg_ctl")).arg("-D").arg(self.data()).args(["-m", "fast", "-w", "stop"]))
+    }
+
+    /// Creates a database and returns its URL.
+    pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        run(self
+            .as_pg(&self.bin.join("createdb"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name]))?;
+        Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Where the service binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("WSUS_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test> -> target/<profile>
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().and_then(Path::parent).expect("target directory").to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is missing: run `cargo build --bins` first (scripts/test does)", p.display());
+    p
+}
+
+/// A running service binary; killed when dropped. Its stdout+stderr go to a log file.
+pub struct Service {
+    pub name: &'static str,
+    child: Child,
+    log: PathBuf,
+    _logdir: tempfile::TempDir,
+}
+
+impl Service {
+    pub fn spawn(name: &'static str, env: &HashMap<&str, String>) -> Self {
+        Self::spawn_args(name, &[], env)
+    }
+
+    pub fn spawn_args(name: &'static str, args: &[&str], env: &HashMap<&str, String>) -> Self {
+        let logdir = tempfile::tempdir().unwrap();
+        let log = logdir.path().join(format!("{name}.log"));
+        let out = File::create(&log).unwrap();
+        let child = Command::new(binary(name))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        Self { name, child, log, _logdir: logdir }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.wait(within)
+    }
+
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("----- {} log -----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// GET `url` and return the status code (0 when nothing answered).
+pub async fn status_of(client: &reqwest::Client, url: &str) -> u16 {
+    match client.get(url).timeout(Duration::from_secs(6)).send().await {
+        Ok(r) => r.status().as_u16(),
+        Err(_) => 0,
+    }
+}
+
+/// Polls `url` until it answers `want`, or fails after `within`.
+pub async fn wait_for_status(client: &reqwest::Client, url: &str, want: u16, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut last = 0;
+    while Instant::now() < deadline {
+        last = status_of(client, url).await;
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = match client.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    panic!("{url} answered {last}, not {want}, within {within:?}: {body}");
+}

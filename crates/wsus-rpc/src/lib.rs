@@ -19,6 +19,18 @@ pub mod sync {
     tonic::include_proto!("wsus.sync.v1");
 }
 
+pub use prost_types::Timestamp;
+
+/// A protobuf Timestamp for a UTC time.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// The UTC time of a protobuf Timestamp; None when out of range.
+pub fn datetime(t: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    u32::try_from(t.nanos).ok().and_then(|n| chrono::DateTime::from_timestamp(t.seconds, n))
+}
+
 /// How often a client resolves the server's name again.
 pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(15);
 

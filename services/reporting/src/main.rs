@@ -1,1 +1,3 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    wsus_service::main("reporting", wsus_config::ReportingConfig::from_vars, |c| &c.common, reporting::serve)
+}

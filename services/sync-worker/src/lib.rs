@@ -1,0 +1,137 @@
+//! sync-worker: this server as a downstream server (MS-WSUSSS) of an upstream one, and
+//! the home of long-running jobs. Serves the SyncService over gRPC.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+use wsus_config::SyncWorkerConfig;
+use wsus_rpc::sync::sync_service_server::{SyncService, SyncServiceServer};
+use wsus_rpc::sync::{
+    GetSyncStatusRequest, StartSyncRequest, StartSyncResponse, SyncRun, SyncStatus, WatchSyncRequest,
+};
+use wsus_service::Shell;
+use wsus_store::sync_history::{self, SyncRecord};
+use wsus_store::{PgPool, StoreError};
+
+/// Serves until shutdown.
+pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
+    let service = Sync { pool: shell.pool.clone(), config: Arc::new(config.clone()) };
+    let http = shell.serve_http(axum::Router::new()).await?;
+    let incoming = shell.bind_grpc(config.grpc_addr).await?;
+    let stop = shell.shutdown.clone();
+    tonic::transport::Server::builder()
+        .trace_fn(wsus_rpc::server_span)
+        .add_service(SyncServiceServer::new(service))
+        .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
+        .await?;
+    let _ = http.await;
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct Sync {
+    pool: PgPool,
+    config: Arc<SyncWorkerConfig>,
+}
+
+fn status_from_store(e: StoreError) -> Status {
+    if e.is_unavailable() {
+        Status::unavailable(format!("database unavailable: {e}"))
+    } else {
+        Status::internal(e.to_string())
+    }
+}
+
+fn run_of(r: SyncRecord) -> SyncRun {
+    let ts = wsus_rpc::timestamp;
+    SyncRun {
+        sync_id: r.sync_id,
+        upstream_url: r.upstream_url,
+        trigger: r.trigger,
+        started_at: Some(ts(r.started_at)),
+        finished_at: r.finished_at.map(ts),
+        result: r.result,
+        phase: r.phase.unwrap_or_default(),
+        done: r.done,
+        total: r.total,
+        error: r.error.unwrap_or_default(),
+        revisions_new: r.revisions_new,
+        revisions_updated: r.revisions_updated,
+        deployments_changed: r.deployments_changed,
+        files_queued: r.files_queued,
+        bytes_received: r.bytes_received,
+    }
+}
+
+impl Sync {
+    async fn status(&self) -> Result<SyncStatus, StoreError> {
+        let latest = sync_history::latest(&self.pool).await?;
+        let (running, last) = match latest {
+            Some(r) if r.result == "running" => (Some(r), sync_history::latest_finished(&self.pool).await?),
+            other => (None, other),
+        };
+        Ok(SyncStatus {
+            upstream_url: self.config.upstream_url.clone().unwrap_or_default(),
+            replica: self.config.replica,
+            running: running.map(run_of),
+            last: last.map(run_of),
+        })
+    }
+}
+
+type StatusStream = Pin<Box<dyn Stream<Item = Result<SyncStatus, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl SyncService for Sync {
+    async fn start_sync(&self, _request: Request<StartSyncRequest>) -> Result<Response<StartSyncResponse>, Status> {
+        match &self.config.upstream_url {
+            None => Err(Status::failed_precondition(
+                "WSUS_UPSTREAM_URL is not set: there is no upstream server to synchronise from",
+            )),
+            // MS-WSUSSS metadata synchronisation is the server-sync work; until it lands,
+            // say so rather than pretend.
+            Some(url) => Err(Status::unimplemented(format!(
+                "synchronising from {url} is not implemented by this release"
+            ))),
+        }
+    }
+
+    async fn get_sync_status(&self, _request: Request<GetSyncStatusRequest>) -> Result<Response<SyncStatus>, Status> {
+        self.status().await.map(Response::new).map_err(status_from_store)
+    }
+
+    type WatchSyncStream = StatusStream;
+
+    async fn watch_sync(&self, _request: Request<WatchSyncRequest>) -> Result<Response<StatusStream>, Status> {
+        let first = self.status().await.map_err(status_from_store)?;
+        let this = self.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            // Progress lives in sync_history (any replica may run the sync): poll it.
+            while last.running.is_some() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let next = match this.status().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(status_from_store(e))).await;
+                        return;
+                    }
+                };
+                if next != last {
+                    if tx.send(Ok(next.clone())).await.is_err() {
+                        return;
+                    }
+                    last = next;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,163 @@
+//! The ReportingService: client writes handed over by client-gateway, stored durably
+//! before the call returns. Bad input is INVALID_ARGUMENT; a database outage is
+//! UNAVAILABLE, so the gateway answers ServerBusy and the client retries.
+
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+use wsus_rpc::reporting::reporting_service_server::ReportingService;
+use wsus_rpc::reporting::{
+    ClientEvent, ComputerRegistration, IngestEventsRequest, IngestEventsResponse, RecordClientSyncsRequest,
+    RecordClientSyncsResponse, RegisterComputerRequest, RegisterComputerResponse,
+};
+use wsus_store::reporting::{self, ClientSync, Event, Registration};
+use wsus_store::{PgPool, StoreError};
+
+/// Largest batch accepted in one call.
+const MAX_BATCH: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Ingest {
+    pool: PgPool,
+}
+
+impl Ingest {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    if e.is_unavailable() {
+        Status::unavailable(format!("database unavailable: {e}"))
+    } else {
+        tracing::error!(error = %e, "storing client data failed");
+        Status::internal("storing failed")
+    }
+}
+
+fn computer_id(raw: &str, field: &str) -> Result<String, Status> {
+    let id = raw.trim();
+    if id.is_empty() || id.len() > 256 {
+        return Err(Status::invalid_argument(format!("{field}: must be 1 to 256 characters")));
+    }
+    Ok(id.to_owned())
+}
+
+fn time(t: Option<&wsus_rpc::Timestamp>, field: &str) -> Result<chrono::DateTime<chrono::Utc>, Status> {
+    t.and_then(wsus_rpc::datetime).ok_or_else(|| Status::invalid_argument(format!("{field}: missing or out of range")))
+}
+
+fn small(v: Option<i32>, field: &str) -> Result<Option<i16>, Status> {
+    v.map(|n| i16::try_from(n).map_err(|_| Status::invalid_argument(format!("{field}: {n} is out of range"))))
+        .transpose()
+}
+
+fn registration(c: ComputerRegistration) -> Result<Registration, Status> {
+    Ok(Registration {
+        computer_id: computer_id(&c.computer_id, "computer_id")?,
+        ip_address: c.ip_address.as_deref().and_then(|ip| ip.parse().ok()),
+        os_service_pack_major_number: small(c.os_service_pack_major_number, "os_service_pack_major_number")?,
+        os_service_pack_minor_number: small(c.os_service_pack_minor_number, "os_service_pack_minor_number")?,
+        suite_mask: small(c.suite_mask, "suite_mask")?,
+        old_product_type: small(c.old_product_type, "old_product_type")?,
+        bios_release_date: c.bios_release_date.as_ref().and_then(wsus_rpc::datetime),
+        registered_at: time(c.registered_at.as_ref(), "registered_at")?,
+        dns_name: c.dns_name,
+        os_major_version: c.os_major_version,
+        os_minor_version: c.os_minor_version,
+        os_build_number: c.os_build_number,
+        os_locale: c.os_locale,
+        os_description: c.os_description,
+        new_product_type: c.new_product_type,
+        system_metrics: c.system_metrics,
+        processor_architecture: c.processor_architecture,
+        computer_manufacturer: c.computer_manufacturer,
+        computer_model: c.computer_model,
+        bios_name: c.bios_name,
+        bios_version: c.bios_version,
+        firmware_version: c.firmware_version,
+        oem: c.oem,
+        device_type: c.device_type,
+        mobile_operator: c.mobile_operator,
+        client_version: c.client_version,
+        requested_target_group_names: c.requested_target_group_names,
+    })
+}
+
+fn event(e: ClientEvent) -> Result<Event, Status> {
+    let event_instance_id = Uuid::parse_str(&e.event_instance_id)
+        .map_err(|_| Status::invalid_argument(format!("event_instance_id: {:?} is not a GUID", e.event_instance_id)))?;
+    let update_id = match e.update_id.as_deref() {
+        None => None,
+        Some(raw) => {
+            let id = Uuid::parse_str(raw).map_err(|_| Status::invalid_argument(format!("update_id: {raw:?} is not a GUID")))?;
+            (!id.is_nil()).then_some(id)
+        }
+    };
+    Ok(Event {
+        event_instance_id,
+        time_at_target: time(e.time_at_target.as_ref(), "time_at_target")?,
+        computer_id: computer_id(&e.computer_id, "computer_id")?,
+        namespace_id: small(Some(e.namespace_id), "namespace_id")?.unwrap_or(1),
+        event_id: small(Some(e.event_id), "event_id")?.unwrap_or_default(),
+        source_id: small(e.source_id, "source_id")?,
+        update_id,
+        revision_number: e.revision_number,
+        win32_hresult: e.win32_hresult,
+        app_name: e.app_name,
+        replacement_strings: e.replacement_strings,
+        misc_data: e.misc_data,
+        computer_brand: e.computer_brand,
+        computer_model: e.computer_model,
+        bios_revision: e.bios_revision,
+        processor_architecture: e.processor_architecture,
+        os_version: e.os_version,
+        os_locale_id: e.os_locale_id,
+        device_id: e.device_id,
+    })
+}
+
+#[tonic::async_trait]
+impl ReportingService for Ingest {
+    async fn register_computer(
+        &self,
+        request: Request<RegisterComputerRequest>,
+    ) -> Result<Response<RegisterComputerResponse>, Status> {
+        let computer = request.into_inner().computer.ok_or_else(|| Status::invalid_argument("computer: missing"))?;
+        let r = registration(computer)?;
+        reporting::register_computer(&self.pool, &r).await.map_err(store_status)?;
+        Ok(Response::new(RegisterComputerResponse {}))
+    }
+
+    async fn record_client_syncs(
+        &self,
+        request: Request<RecordClientSyncsRequest>,
+    ) -> Result<Response<RecordClientSyncsResponse>, Status> {
+        let syncs = request.into_inner().syncs;
+        if syncs.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("syncs: more than {MAX_BATCH}")));
+        }
+        let syncs = syncs
+            .into_iter()
+            .map(|s| {
+                Ok(ClientSync {
+                    computer_id: computer_id(&s.computer_id, "computer_id")?,
+                    synced_at: time(s.synced_at.as_ref(), "synced_at")?,
+                    succeeded: s.succeeded,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        reporting::record_client_syncs(&self.pool, &syncs).await.map_err(store_status)?;
+        Ok(Response::new(RecordClientSyncsResponse {}))
+    }
+
+    async fn ingest_events(&self, request: Request<IngestEventsRequest>) -> Result<Response<IngestEventsResponse>, Status> {
+        let events = request.into_inner().events;
+        if events.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("events: more than {MAX_BATCH}")));
+        }
+        let events = events.into_iter().map(event).collect::<Result<Vec<_>, Status>>()?;
+        let new_events = reporting::insert_events(&self.pool, &events).await.map_err(store_status)?;
+        Ok(Response::new(IngestEventsResponse { accepted: events.len() as u64, new_events }))
+    }
+}
