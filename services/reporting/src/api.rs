@@ -8,11 +8,11 @@ use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use wsus_config::{ApiToken, Role};
-use wsus_rpc::sync::{GetSyncStatusRequest, SyncRun, SyncStatus};
+use wsus_rpc::sync::{GetSyncStatusRequest, StartSyncRequest, SyncRun, SyncStatus};
 use wsus_rpc::SyncClient;
 
 pub struct Api {
@@ -53,6 +53,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub fn api_router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/api/v1/sync/status", get(sync_status))
+        .route("/api/v1/sync/start", post(sync_start))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api)
 }
@@ -142,14 +143,38 @@ impl From<SyncStatus> for SyncStatusView {
     }
 }
 
+/// The HTTP answer for a gRPC error from sync-worker.
+fn from_sync_error(status: tonic::Status) -> Response {
+    let code = match status.code() {
+        tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => StatusCode::CONFLICT,
+        tonic::Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(code, format!("sync-worker: {}", status.message()))
+}
+
+#[derive(Debug, Serialize)]
+struct Started {
+    sync_id: i64,
+}
+
+/// `POST /api/v1/sync/start`: a manual synchronisation (admin only).
+async fn sync_start(State(api): State<Arc<Api>>) -> Response {
+    let mut client = api.sync.clone();
+    let request = StartSyncRequest { trigger: "manual".into() };
+    match tokio::time::timeout(Duration::from_secs(5), client.start_sync(request)).await {
+        Ok(Ok(r)) => (StatusCode::ACCEPTED, Json(Started { sync_id: r.into_inner().sync_id })).into_response(),
+        Ok(Err(status)) => from_sync_error(status),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "sync-worker did not answer within 5 s"),
+    }
+}
+
 async fn sync_status(State(api): State<Arc<Api>>) -> Response {
     let mut client = api.sync.clone();
     match tokio::time::timeout(Duration::from_secs(5), client.get_sync_status(GetSyncStatusRequest {})).await {
         Ok(Ok(status)) => Json(SyncStatusView::from(status.into_inner())).into_response(),
-        Ok(Err(status)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("sync-worker answered {:?}: {}", status.code(), status.message()),
-        ),
+        Ok(Err(status)) => from_sync_error(status),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "sync-worker did not answer within 5 s"),
     }
 }

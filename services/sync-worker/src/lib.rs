@@ -18,7 +18,7 @@ use wsus_store::{PgPool, StoreError};
 
 /// Serves until shutdown.
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
-    let service = Sync { pool: shell.pool.clone(), config: Arc::new(config.clone()) };
+    let service = Sync::new(shell.pool.clone(), config.clone());
     let http = shell.serve_http(axum::Router::new()).await?;
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
@@ -67,6 +67,10 @@ fn run_of(r: SyncRecord) -> SyncRun {
 }
 
 impl Sync {
+    pub fn new(pool: PgPool, config: SyncWorkerConfig) -> Self {
+        Self { pool, config: Arc::new(config) }
+    }
+
     async fn status(&self) -> Result<SyncStatus, StoreError> {
         let latest = sync_history::latest(&self.pool).await?;
         let (running, last) = match latest {
