@@ -68,16 +68,25 @@ impl PgCluster {
             if Command::new("id").arg("postgres").output()?.status.success() {
                 // exists
             } else {
-                run(Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]))?;
+                run(Command::new("useradd").args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    "postgres",
+                ]))?;
             }
             run(Command::new("chown").arg("postgres").arg(dir.path()))?;
         }
         let cluster = Self { port: free_port(), bin, dir, root };
-        run(cluster
-            .as_pg(&cluster.bin.join("initdb"))
-            .arg("-D")
-            .arg(cluster.data())
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"]))?;
+        run(cluster.as_pg(&cluster.bin.join("initdb")).arg("-D").arg(cluster.data()).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ]))?;
         cluster.resume()?;
         Ok(cluster)
     }
@@ -121,9 +130,15 @@ impl PgCluster {
 
     /// Creates a database and returns its URL.
     pub fn create_database(&self, name: &str) -> anyhow::Result<String> {
-        run(self
-            .as_pg(&self.bin.join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name]))?;
+        run(self.as_pg(&self.bin.join("createdb")).args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            name,
+        ]))?;
         Ok(format!("postgres://postgres@127.0.0.1:{}/{name}", self.port))
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use wsus_e2e::{free_port, read_reference, status_of, wait_for_status, PgCluster, Service};
+use wsus_e2e::{PgCluster, Service, free_port, read_reference, status_of, wait_for_status};
 
 const TOKEN: &str = "reader-token-1234";
 const GET_CONFIG_ACTION: &str = "\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/GetConfig\"";
@@ -89,7 +89,8 @@ async fn three_services_serve_and_ride_out_a_database_restart() {
     let last_change = element(&body, "LastChange").to_owned();
     assert!(last_change.ends_with('Z') && last_change.starts_with("20"), "{last_change}");
     // Any letter case.
-    let (status, upper) = get_config(&http, &system.gateway_url, "/CLIENTWEBSERVICE/CLIENT.ASMX", request.clone()).await;
+    let (status, upper) =
+        get_config(&http, &system.gateway_url, "/CLIENTWEBSERVICE/CLIENT.ASMX", request.clone()).await;
     assert_eq!((status, upper.as_str()), (200, body.as_str()));
 
     // A malformed request gets the real server's fault shape.
@@ -136,7 +137,8 @@ async fn three_services_serve_and_ride_out_a_database_restart() {
         assert_eq!(status_of(&http, &format!("{base}/healthz")).await, 200);
     }
     // GetConfig needs no database round trip: still answered.
-    let (status, during) = get_config(&http, &system.gateway_url, "/ClientWebService/client.asmx", request.clone()).await;
+    let (status, during) =
+        get_config(&http, &system.gateway_url, "/ClientWebService/client.asmx", request.clone()).await;
     assert_eq!((status, during.as_str()), (200, body.as_str()));
     let r = http.get(&status_url).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 503, "sync status says why it cannot answer");
@@ -151,7 +153,11 @@ async fn three_services_serve_and_ride_out_a_database_restart() {
     assert_eq!(status["last"]["result"], "failed");
 
     let metrics = http.get(format!("{}/metrics", system.gateway_url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("wsus_http_requests_total{service=\"client-gateway\",route=\"ClientWebService\",status=\"200\"}"), "{metrics}");
+    assert!(
+        metrics
+            .contains("wsus_http_requests_total{service=\"client-gateway\",route=\"ClientWebService\",status=\"200\"}"),
+        "{metrics}"
+    );
 
     // SIGTERM: a graceful, successful exit.
     let System { mut gateway, mut reporting, mut sync, .. } = system;
@@ -167,9 +173,8 @@ async fn three_services_serve_and_ride_out_a_database_restart() {
 async fn two_gateways_starting_together_migrate_exactly_once() {
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
-    let env = |port: u16| {
-        HashMap::from([("DATABASE_URL", db.clone()), ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}"))])
-    };
+    let env =
+        |port: u16| HashMap::from([("DATABASE_URL", db.clone()), ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}"))]);
     let (a_port, b_port) = (free_port(), free_port());
     let a = Service::spawn("client-gateway", &env(a_port));
     let b = Service::spawn("client-gateway", &env(b_port));
@@ -223,7 +228,9 @@ async fn migrate_subcommand_and_migrate_on_start_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_setting_stops_the_process_naming_the_variable() {
-    for (name, value) in [("WSUS_HTTP_ADDR", "eighty-five-thirty"), ("WSUS_REPORTING_GRPC", "reporting:50051"), ("DATABASE_URL", "")] {
+    for (name, value) in
+        [("WSUS_HTTP_ADDR", "eighty-five-thirty"), ("WSUS_REPORTING_GRPC", "reporting:50051"), ("DATABASE_URL", "")]
+    {
         let mut env = HashMap::from([("DATABASE_URL", "postgres://127.0.0.1:1/x".to_owned())]);
         env.insert(name, value.to_owned());
         let mut s = Service::spawn("client-gateway", &env);

@@ -50,16 +50,13 @@ impl<'a> Vars<'a> {
 
     fn socket_addr(&self, name: &'static str, default: &str) -> Result<SocketAddr> {
         let raw = self.get(name).unwrap_or_else(|| default.to_owned());
-        raw.parse()
-            .map_err(|_| ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:8530")))
+        raw.parse().map_err(|_| ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:8530")))
     }
 
     fn socket_addr_opt(&self, name: &'static str) -> Result<Option<SocketAddr>> {
         self.get(name)
             .map(|raw| {
-                raw.parse().map_err(|_| {
-                    ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:9090"))
-                })
+                raw.parse().map_err(|_| ConfigError::new(name, format!("{raw:?} is not an address like 0.0.0.0:9090")))
             })
             .transpose()
     }
@@ -86,26 +83,20 @@ impl<'a> Vars<'a> {
 
     fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|raw| {
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-            })
+            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default()
     }
 
     fn uuid_list(&self, name: &'static str) -> Result<Vec<Uuid>> {
         self.list(name)
             .iter()
-            .map(|s| {
-                Uuid::parse_str(s).map_err(|_| ConfigError::new(name, format!("{s:?} is not a GUID")))
-            })
+            .map(|s| Uuid::parse_str(s).map_err(|_| ConfigError::new(name, format!("{s:?} is not a GUID"))))
             .collect()
     }
 }
 
 fn parse_http_url(name: &'static str, raw: &str) -> Result<String> {
-    let uri: http::Uri = raw
-        .parse()
-        .map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
+    let uri: http::Uri = raw.parse().map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => return Err(ConfigError::new(name, format!("{raw:?} must start with http:// or https://"))),
@@ -157,16 +148,12 @@ impl CommonConfig {
     fn read(vars: &Vars, default_http: &str) -> Result<Self> {
         let database_url = vars.required("DATABASE_URL")?;
         if !(database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "must be a postgres:// or postgresql:// URL",
-            ));
+            return Err(ConfigError::new("DATABASE_URL", "must be a postgres:// or postgresql:// URL"));
         }
         let server_id = vars
             .get("WSUS_SERVER_ID")
             .map(|raw| {
-                Uuid::parse_str(&raw)
-                    .map_err(|_| ConfigError::new("WSUS_SERVER_ID", format!("{raw:?} is not a GUID")))
+                Uuid::parse_str(&raw).map_err(|_| ConfigError::new("WSUS_SERVER_ID", format!("{raw:?} is not a GUID")))
             })
             .transpose()?;
         let server_fqdn = vars.get("WSUS_SERVER_FQDN").map(|raw| validate_fqdn(&raw)).transpose()?;
@@ -295,18 +282,16 @@ fn cookie_keys(vars: &Vars) -> Result<Vec<CookieKey>> {
     vars.list(NAME)
         .iter()
         .map(|item| {
-            let (id, b64) = item
-                .split_once(':')
-                .ok_or_else(|| ConfigError::new(NAME, "expected kid:base64key,... entries"))?;
+            let (id, b64) =
+                item.split_once(':').ok_or_else(|| ConfigError::new(NAME, "expected kid:base64key,... entries"))?;
             if id.is_empty() || !seen.insert(id.to_owned()) {
                 return Err(ConfigError::new(NAME, format!("key id {id:?} is empty or repeated")));
             }
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|_| ConfigError::new(NAME, format!("key {id:?} is not base64")))?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| {
-                ConfigError::new(NAME, format!("key {id:?} must decode to 32 bytes"))
-            })?;
+            let key: [u8; 32] =
+                bytes.try_into().map_err(|_| ConfigError::new(NAME, format!("key {id:?} must decode to 32 bytes")))?;
             Ok(CookieKey { id: id.to_owned(), key })
         })
         .collect()
@@ -337,9 +322,8 @@ fn api_tokens(vars: &Vars) -> Result<Vec<ApiToken>> {
     vars.list(NAME)
         .iter()
         .map(|item| {
-            let (role, token) = item
-                .split_once(':')
-                .ok_or_else(|| ConfigError::new(NAME, "expected role:token,... entries"))?;
+            let (role, token) =
+                item.split_once(':').ok_or_else(|| ConfigError::new(NAME, "expected role:token,... entries"))?;
             let role = match role {
                 "admin" => Role::Admin,
                 "reader" => Role::Reader,

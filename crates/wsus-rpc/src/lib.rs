@@ -57,12 +57,18 @@ pub type SyncClient = sync::sync_service_client::SyncServiceClient<TracedChannel
 
 /// A client of the ReportingService at `url` (e.g. `http://reporting:50051`).
 pub fn reporting_client(url: &str) -> Result<ReportingClient, RpcError> {
-    Ok(reporting::reporting_service_client::ReportingServiceClient::with_interceptor(balanced_channel(url, DEFAULT_RESOLVE_EVERY)?, TraceContext))
+    Ok(reporting::reporting_service_client::ReportingServiceClient::with_interceptor(
+        balanced_channel(url, DEFAULT_RESOLVE_EVERY)?,
+        TraceContext,
+    ))
 }
 
 /// A client of the SyncService at `url` (e.g. `http://sync-worker:50052`).
 pub fn sync_client(url: &str) -> Result<SyncClient, RpcError> {
-    Ok(sync::sync_service_client::SyncServiceClient::with_interceptor(balanced_channel(url, DEFAULT_RESOLVE_EVERY)?, TraceContext))
+    Ok(sync::sync_service_client::SyncServiceClient::with_interceptor(
+        balanced_channel(url, DEFAULT_RESOLVE_EVERY)?,
+        TraceContext,
+    ))
 }
 
 /// Splits `http://host:port` into what to resolve.

@@ -15,7 +15,10 @@ struct Counting(Arc<AtomicUsize>);
 
 #[tonic::async_trait]
 impl SyncService for Counting {
-    async fn start_sync(&self, _: tonic::Request<StartSyncRequest>) -> Result<tonic::Response<StartSyncResponse>, tonic::Status> {
+    async fn start_sync(
+        &self,
+        _: tonic::Request<StartSyncRequest>,
+    ) -> Result<tonic::Response<StartSyncResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("test"))
     }
     async fn get_sync_status(
@@ -27,7 +30,10 @@ impl SyncService for Counting {
         Ok(tonic::Response::new(SyncStatus { upstream_url: format!("traced={traced}"), ..Default::default() }))
     }
     type WatchSyncStream = tokio_stream::Empty<Result<SyncStatus, tonic::Status>>;
-    async fn watch_sync(&self, _: tonic::Request<WatchSyncRequest>) -> Result<tonic::Response<Self::WatchSyncStream>, tonic::Status> {
+    async fn watch_sync(
+        &self,
+        _: tonic::Request<WatchSyncRequest>,
+    ) -> Result<tonic::Response<Self::WatchSyncStream>, tonic::Status> {
         Ok(tonic::Response::new(tokio_stream::empty()))
     }
 }
@@ -67,7 +73,8 @@ async fn calls_follow_every_resolved_address() {
         },
         Duration::from_millis(50),
     );
-    let mut client = wsus_rpc::sync::sync_service_client::SyncServiceClient::with_interceptor(channel, wsus_rpc::TraceContext);
+    let mut client =
+        wsus_rpc::sync::sync_service_client::SyncServiceClient::with_interceptor(channel, wsus_rpc::TraceContext);
 
     for _ in 0..40 {
         assert_eq!(call(&mut client).await, "traced=false", "no span, no traceparent");

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 
 use crate::Shell;
 
@@ -48,9 +48,6 @@ async fn readyz(State(shell): State<Shell>) -> Response {
 }
 
 async fn metrics(State(shell): State<Shell>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        shell.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], shell.metrics.encode())
         .into_response()
 }

@@ -17,9 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use wsus_config::{CommonConfig, ConfigError, Vars};
+use wsus_store::PgPool;
 use wsus_store::identity::{self, Identity};
 use wsus_store::settings::Seed;
-use wsus_store::PgPool;
 
 mod health;
 mod metrics;
@@ -205,9 +205,7 @@ impl Shell {
     }
 
     async fn serve_router(&self, addr: SocketAddr, router: Router) -> anyhow::Result<JoinHandle<()>> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "listening (HTTP)");
         let shutdown = self.shutdown.clone();
         Ok(tokio::spawn(async move {
@@ -223,9 +221,7 @@ impl Shell {
     /// Binds a gRPC listener (so a bad address fails at start, naming it), for
     /// `tonic::transport::Server::serve_with_incoming_shutdown`.
     pub async fn bind_grpc(&self, addr: SocketAddr) -> anyhow::Result<TcpListenerStream> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
         tracing::info!(%addr, "listening (gRPC)");
         Ok(TcpListenerStream::new(listener))
     }

@@ -3,15 +3,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
 
 /// Set by a handler on its response to name the route in metrics (bounded cardinality
@@ -36,8 +36,9 @@ impl Metrics {
     pub fn new(service: &'static str) -> Self {
         let mut registry = Registry::with_prefix_and_labels("wsus", [("service".into(), service.into())].into_iter());
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_seconds =
-            Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16)));
+        let http_seconds = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
         let ready = Gauge::default();
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
         registry.register("http_request_seconds", "Time to answer an HTTP request", http_seconds.clone());

@@ -38,11 +38,7 @@ pub fn parse_request(body: &[u8], limits: &Limits) -> Result<Request, EnvelopeEr
         _ => return Err(EnvelopeError::NotAnEnvelope),
     };
     let ns = root.ns.clone();
-    let body = root
-        .children
-        .into_iter()
-        .find(|c| c.name == "Body" && c.ns == ns)
-        .ok_or(EnvelopeError::NoBody)?;
+    let body = root.children.into_iter().find(|c| c.name == "Body" && c.ns == ns).ok_or(EnvelopeError::NoBody)?;
     let operation = body.children.into_iter().next().ok_or(EnvelopeError::NoOperation)?;
     Ok(Request { version, operation })
 }
@@ -102,7 +98,8 @@ mod tests {
         assert_eq!(parse_request(wrong_ns, &l), Err(EnvelopeError::NotAnEnvelope));
         let no_body = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header/></s:Envelope>"#;
         assert_eq!(parse_request(no_body, &l), Err(EnvelopeError::NoBody));
-        let empty = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body> </s:Body></s:Envelope>"#;
+        let empty =
+            br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body> </s:Body></s:Envelope>"#;
         assert_eq!(parse_request(empty, &l), Err(EnvelopeError::NoOperation));
     }
 }

@@ -8,11 +8,11 @@
 
 pub mod envelope;
 pub mod fault;
-pub mod wusp;
 pub mod write;
+pub mod wusp;
 pub mod xml;
 
-pub use envelope::{parse_request, EnvelopeStyle, Request, SoapVersion};
+pub use envelope::{EnvelopeStyle, Request, SoapVersion, parse_request};
 pub use fault::{ErrorCode, Fault};
 pub use xml::{Element, Limits, XmlError};
 

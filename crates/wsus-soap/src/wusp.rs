@@ -52,10 +52,8 @@ pub struct GetConfigRequest {
 
 impl GetConfigRequest {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        let raw = op
-            .child("protocolVersion")
-            .ok_or_else(|| DecodeError::new("protocolVersion", "is required"))?
-            .value();
+        let raw =
+            op.child("protocolVersion").ok_or_else(|| DecodeError::new("protocolVersion", "is required"))?.value();
         let protocol_version =
             raw.parse().map_err(|_| DecodeError::new("protocolVersion", format!("{raw:?} is not major.minor")))?;
         Ok(Self { protocol_version })

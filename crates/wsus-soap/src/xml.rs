@@ -1,8 +1,8 @@
 //! A small element tree built with hard limits: what request decoding reads from.
 
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 /// Hard limits on what a request may contain. Exceeding one is an error, never a
 /// partial parse.
@@ -86,10 +86,12 @@ impl Element {
 pub fn decode_text(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, XmlError> {
     use std::borrow::Cow;
     let utf16 = |bytes: &[u8], le: bool| -> Result<Cow<'_, str>, XmlError> {
-        if bytes.len() % 2 != 0 {
+        if !bytes.len().is_multiple_of(2) {
             return Err(XmlError::Encoding);
         }
-        let units = bytes.chunks_exact(2).map(|p| if le { u16::from_le_bytes([p[0], p[1]]) } else { u16::from_be_bytes([p[0], p[1]]) });
+        let units = bytes
+            .chunks_exact(2)
+            .map(|p| if le { u16::from_le_bytes([p[0], p[1]]) } else { u16::from_be_bytes([p[0], p[1]]) });
         char::decode_utf16(units).collect::<Result<String, _>>().map(Cow::Owned).map_err(|_| XmlError::Encoding)
     };
     match body {
@@ -199,11 +201,7 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Element, XmlError> {
 
 fn entity_or_malformed(message: String) -> XmlError {
     // quick-xml reports unknown entities in attribute values as an escape error.
-    if message.contains("entity") {
-        XmlError::Entity(message)
-    } else {
-        XmlError::Malformed(message)
-    }
+    if message.contains("entity") { XmlError::Entity(message) } else { XmlError::Malformed(message) }
 }
 
 #[cfg(test)]
@@ -216,7 +214,10 @@ mod tests {
 
     #[test]
     fn names_are_local_and_namespaces_resolved() {
-        let e = parse_str(r#"<a:Root xmlns:a="urn:x" xmlns="urn:d"><Child k="v &amp; w">1 &lt; 2 &#x41;</Child><a:Child/></a:Root>"#).unwrap();
+        let e = parse_str(
+            r#"<a:Root xmlns:a="urn:x" xmlns="urn:d"><Child k="v &amp; w">1 &lt; 2 &#x41;</Child><a:Child/></a:Root>"#,
+        )
+        .unwrap();
         assert_eq!((e.ns.as_deref(), e.name.as_str()), (Some("urn:x"), "Root"));
         let c: Vec<_> = e.children_named("Child").collect();
         assert_eq!(c.len(), 2);

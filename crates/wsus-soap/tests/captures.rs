@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chrono::DateTime;
 use wsus_soap::wusp::{AuthPlugIn, Config, GetConfigRequest, ProtocolVersion};
-use wsus_soap::{parse_request, EnvelopeStyle, ErrorCode, Fault, Limits, SoapVersion};
+use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, Limits, SoapVersion, parse_request};
 
 fn reference(path: &str) -> Vec<u8> {
     let root = std::env::var_os("WSUS_REFERENCE_DIR")
@@ -16,7 +16,8 @@ fn reference(path: &str) -> Vec<u8> {
 
 #[test]
 fn native_get_config_request_decodes() {
-    let req = parse_request(&reference("wusp/examples/native-capture/GetConfig.request.xml"), &Limits::default()).unwrap();
+    let req =
+        parse_request(&reference("wusp/examples/native-capture/GetConfig.request.xml"), &Limits::default()).unwrap();
     assert_eq!(req.version, SoapVersion::Soap11);
     assert_eq!(req.operation.name, "GetConfig");
     assert_eq!(req.operation.ns.as_deref(), Some(wsus_soap::wusp::CLIENT_NS));
@@ -42,7 +43,9 @@ fn get_config_response_is_byte_identical_to_the_real_server() {
 
 #[test]
 fn fault_is_byte_identical_to_the_real_server() {
-    let real = String::from_utf8(reference("wusp/examples/native-capture/SyncUpdates.fault-InvalidParameters.response.xml")).unwrap();
+    let real =
+        String::from_utf8(reference("wusp/examples/native-capture/SyncUpdates.fault-InvalidParameters.response.xml"))
+            .unwrap();
     let mut fault = Fault::new(
         ErrorCode::InvalidParameters,
         Some("parameters.InstalledNonLeafUpdateIDs".to_owned()),
@@ -78,7 +81,8 @@ fn every_captured_request_parses_within_the_default_limits() {
                     if body.is_empty() || !body.starts_with(b"<") {
                         continue; // content GETs
                     }
-                    let req = parse_request(&body, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    let req =
+                        parse_request(&body, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                     assert!(!req.operation.name.is_empty());
                     dirs += 1;
                 }

@@ -17,9 +17,7 @@ pub struct CatalogVersion {
 }
 
 pub async fn version(pool: &PgPool) -> Result<CatalogVersion> {
-    let (version, changed_at) = sqlx::query_as("SELECT version, changed_at FROM catalog_state")
-        .fetch_one(pool)
-        .await?;
+    let (version, changed_at) = sqlx::query_as("SELECT version, changed_at FROM catalog_state").fetch_one(pool).await?;
     Ok(CatalogVersion { version, changed_at })
 }
 

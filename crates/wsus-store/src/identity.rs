@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::settings::{self, ClientConfig, Seed};
 use crate::Result;
+use crate::settings::{self, ClientConfig, Seed};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -46,9 +46,7 @@ pub async fn ensure(
     }
 
     let (mut server_id, mut stored_fqdn, created_at): (Uuid, String, DateTime<Utc>) =
-        sqlx::query_as("SELECT server_id, fqdn, created_at FROM server_identity")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query_as("SELECT server_id, fqdn, created_at FROM server_identity").fetch_one(&mut *tx).await?;
     let wanted_id = configured_id.unwrap_or(server_id);
     let wanted_fqdn = configured_fqdn.unwrap_or(&stored_fqdn).to_owned();
     if wanted_id != server_id || wanted_fqdn != stored_fqdn {
@@ -79,13 +77,11 @@ async fn apply_seed(tx: &mut sqlx::PgConnection, fqdn: &str, seed: &Seed) -> Res
     settings::put_if_absent(&mut *tx, settings::CONTENT_MODE, &seed.content_mode).await?;
     // "all" switches on every language; otherwise exactly the named ones.
     let all = seed.languages.iter().any(|l| l == "all");
-    sqlx::query(
-        "UPDATE language SET enabled = CASE WHEN $1 THEN short_name = 'all' ELSE short_name = ANY($2) END",
-    )
-    .bind(all)
-    .bind(&seed.languages)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE language SET enabled = CASE WHEN $1 THEN short_name = 'all' ELSE short_name = ANY($2) END")
+        .bind(all)
+        .bind(&seed.languages)
+        .execute(&mut *tx)
+        .await?;
     let unknown: Vec<(String,)> = sqlx::query_as(
         "SELECT l FROM unnest($1::text[]) AS l WHERE l <> 'all' AND NOT EXISTS (SELECT 1 FROM language WHERE short_name = l)",
     )

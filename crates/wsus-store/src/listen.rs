@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
 use crate::catalog::{CATALOG_CHANNEL, SETTINGS_CHANNEL};

@@ -50,15 +50,13 @@ where
     E: sqlx::PgExecutor<'c>,
 {
     // The bookkeeping table does not exist before the first migration.
-    let rows: Vec<(i64,)> = sqlx::query_as(
-        "SELECT version FROM _sqlx_migrations WHERE success",
-    )
-    .fetch_all(executor)
-    .await
-    .or_else(|e| match &e {
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
-        _ => Err(e),
-    })?;
+    let rows: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(executor)
+        .await
+        .or_else(|e| match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(Vec::new()),
+            _ => Err(e),
+        })?;
     Ok(rows.into_iter().map(|(v,)| v).collect())
 }
 

@@ -87,11 +87,7 @@ pub async fn put<T: Serialize>(pool: &PgPool, key: &str, value: &T, by: &str) ->
 }
 
 /// Writes a setting only if it is absent (first-start seeding).
-pub(crate) async fn put_if_absent<'c, T: Serialize>(
-    executor: impl PgExecutor<'c>,
-    key: &str,
-    value: &T,
-) -> Result<()> {
+pub(crate) async fn put_if_absent<'c, T: Serialize>(executor: impl PgExecutor<'c>, key: &str, value: &T) -> Result<()> {
     let json = serde_json::to_value(value)
         .map_err(|e| StoreError::BadSetting { key: key.to_owned(), message: e.to_string() })?;
     sqlx::query(

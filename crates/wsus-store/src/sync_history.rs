@@ -53,7 +53,10 @@ pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
 
 /// Starts an attempt; fails with a unique violation if one is already running for this upstream.
 pub async fn start(pool: &PgPool, upstream_url: &str, trigger: &str) -> Result<SyncRecord> {
-    Ok(sqlx::query_as(concat!("INSERT INTO sync_history (upstream_url, trigger) VALUES ($1, $2) RETURNING ", columns!()))
+    Ok(sqlx::query_as(concat!(
+        "INSERT INTO sync_history (upstream_url, trigger) VALUES ($1, $2) RETURNING ",
+        columns!()
+    ))
     .bind(upstream_url)
     .bind(trigger)
     .fetch_one(pool)

@@ -3,10 +3,10 @@
 use chrono::{Duration, TimeZone, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
-use wsus_store::listen::{forward_changes, Change};
+use wsus_store::listen::{Change, forward_changes};
 use wsus_store::reporting::{self, ClientSync, Event, Registration};
 use wsus_store::settings::{self, ClientConfig, Seed};
-use wsus_store::{catalog, identity, migrate, sync_history, ALL_COMPUTERS, UNASSIGNED_COMPUTERS};
+use wsus_store::{ALL_COMPUTERS, UNASSIGNED_COMPUTERS, catalog, identity, migrate, sync_history};
 
 fn seed() -> Seed {
     Seed {
@@ -41,10 +41,16 @@ async fn migrations_apply_once_and_describe_every_table(pool: PgPool) {
     assert!(undocumented.is_empty(), "tables without a COMMENT: {undocumented:?}");
 
     let groups: Vec<(Uuid, String, bool)> =
-        sqlx::query_as("SELECT group_id, name, is_builtin FROM target_group ORDER BY name").fetch_all(&pool).await.unwrap();
+        sqlx::query_as("SELECT group_id, name, is_builtin FROM target_group ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(
         groups,
-        vec![(ALL_COMPUTERS, "All Computers".into(), true), (UNASSIGNED_COMPUTERS, "Unassigned Computers".into(), true)]
+        vec![
+            (ALL_COMPUTERS, "All Computers".into(), true),
+            (UNASSIGNED_COMPUTERS, "Unassigned Computers".into(), true)
+        ]
     );
 }
 
@@ -126,11 +132,9 @@ async fn revision_ids_are_never_reused_and_references_may_dangle(pool: PgPool) {
     migrated(&pool).await;
     let insert = "INSERT INTO revision (update_id, revision_number, update_type, changed_version) \
                   VALUES ($1, $2, 'Software', 1) RETURNING revision_id";
-    let (first,): (i32,) =
-        sqlx::query_as(insert).bind(Uuid::new_v4()).bind(200).fetch_one(&pool).await.unwrap();
+    let (first,): (i32,) = sqlx::query_as(insert).bind(Uuid::new_v4()).bind(200).fetch_one(&pool).await.unwrap();
     sqlx::query("DELETE FROM revision WHERE revision_id = $1").bind(first).execute(&pool).await.unwrap();
-    let (second,): (i32,) =
-        sqlx::query_as(insert).bind(Uuid::new_v4()).bind(100).fetch_one(&pool).await.unwrap();
+    let (second,): (i32,) = sqlx::query_as(insert).bind(Uuid::new_v4()).bind(100).fetch_one(&pool).await.unwrap();
     assert!(second > first, "revision ids come from a sequence and are never reused");
 
     // A prerequisite and a bundle member naming updates that are not in the catalog.
@@ -195,9 +199,12 @@ async fn client_reports_are_idempotent(pool: PgPool) {
     .await
     .unwrap();
     // A late, older record does not roll the state back.
-    reporting::record_client_syncs(&pool, &[ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false }])
-        .await
-        .unwrap();
+    reporting::record_client_syncs(
+        &pool,
+        &[ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false }],
+    )
+    .await
+    .unwrap();
     let c = reporting::computer(&pool, &id).await.unwrap().unwrap();
     assert_eq!((c.last_sync_time, c.last_sync_result), (Some(newer), 1));
     assert_eq!(c.os_build_number, Some(26200));
@@ -226,7 +233,10 @@ async fn one_running_sync_per_upstream(pool: PgPool) {
     assert!(sync_history::start(&pool, "http://uss:8530", "schedule").await.is_err());
     sync_history::progress(&pool, run.sync_id, "updates", 10, 30).await.unwrap();
     let latest = sync_history::latest(&pool).await.unwrap().unwrap();
-    assert_eq!((latest.result.as_str(), latest.phase.as_deref(), latest.done, latest.total), ("running", Some("updates"), 10, 30));
+    assert_eq!(
+        (latest.result.as_str(), latest.phase.as_deref(), latest.done, latest.total),
+        ("running", Some("updates"), 10, 30)
+    );
     sync_history::finish(&pool, run.sync_id, "failed", Some("upstream said InvalidCookie")).await.unwrap();
     let done = sync_history::latest_finished(&pool).await.unwrap().unwrap();
     assert_eq!(done.error.as_deref(), Some("upstream said InvalidCookie"));

@@ -6,16 +6,16 @@
 //!   `OTEL_SERVICE_NAME` defaults to the binary's name.
 //! - Context: W3C `traceparent` / `tracestate` carried in HTTP headers and gRPC metadata.
 
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -65,7 +65,8 @@ pub fn init(default_name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
                 .with_tonic()
                 .build()
                 .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-            let name = lookup("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default_name.to_owned());
+            let name =
+                lookup("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default_name.to_owned());
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
@@ -120,9 +121,7 @@ struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) =
-            (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value))
-        {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(key.as_bytes()), http::HeaderValue::from_str(&value)) {
             self.0.insert(k, v);
         }
     }

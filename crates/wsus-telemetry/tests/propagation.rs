@@ -52,8 +52,8 @@ async fn http_parent_is_adopted_and_exported_then_sent_on_grpc() {
     );
 
     let provider = wsus_telemetry::otlp_provider(&format!("http://{addr}"), "client-gateway").unwrap();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
     let mut outgoing = tonic::metadata::MetadataMap::new();
     let mut outgoing_http = http::HeaderMap::new();
     tracing::subscriber::with_default(subscriber, || {
@@ -76,7 +76,9 @@ async fn http_parent_is_adopted_and_exported_then_sent_on_grpc() {
     tokio::task::spawn_blocking(move || provider.shutdown()).await.unwrap().unwrap();
     let spans = sink.0.lock().unwrap().clone();
     assert!(
-        spans.iter().any(|(name, trace, service)| name == "GetConfig" && trace == TRACE_ID && service.contains("client-gateway")),
+        spans.iter().any(|(name, trace, service)| name == "GetConfig"
+            && trace == TRACE_ID
+            && service.contains("client-gateway")),
         "{spans:?}"
     );
 }

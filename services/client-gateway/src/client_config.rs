@@ -8,7 +8,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use wsus_service::Shell;
 use wsus_soap::wusp::{AuthPlugIn, Config};
-use wsus_store::listen::{forward_changes, Change};
+use wsus_store::listen::{Change, forward_changes};
 use wsus_store::settings::{self, ClientConfig};
 
 #[derive(Clone, Default)]

@@ -1,8 +1,8 @@
 //! SOAP over HTTP: path dispatch (any letter case), body limits, SOAPAction, faults.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use wsus_service::RouteLabel;
@@ -51,7 +51,11 @@ async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
     let bytes = match to_bytes(Body::new(body), gw.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            return fault(ErrorCode::InvalidParameters, format!("body larger than {} bytes", gw.limits.max_body_bytes), SoapVersion::Soap11);
+            return fault(
+                ErrorCode::InvalidParameters,
+                format!("body larger than {} bytes", gw.limits.max_body_bytes),
+                SoapVersion::Soap11,
+            );
         }
     };
     let request = match wsus_soap::parse_request(&bytes, &gw.limits) {
@@ -60,17 +64,14 @@ async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
     };
     let op = request.operation.name.as_str();
     tracing::Span::current().record("operation", op);
-    if let Some(a) = &action {
-        if !action_names(a, op) {
-            return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
-        }
+    if let Some(a) = action.as_deref().filter(|a| !action_names(a, op)) {
+        return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
     }
     let result = match (service, op) {
         (Service::Client, "GetConfig") => get_config(&gw, &request.operation),
-        (Service::Client, other) if CLIENT_OPERATIONS.contains(&other) => Err((
-            ErrorCode::InternalServerError,
-            format!("{other} is not available on this server yet"),
-        )),
+        (Service::Client, other) if CLIENT_OPERATIONS.contains(&other) => {
+            Err((ErrorCode::InternalServerError, format!("{other} is not available on this server yet")))
+        }
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
@@ -99,10 +100,8 @@ fn get_config(gw: &Gateway, op: &wsus_soap::Element) -> OpResult {
     let req = GetConfigRequest::decode(op).map_err(|e| (ErrorCode::InvalidParameters, e.parameter))?;
     tracing::debug!(client_protocol = %req.protocol_version, "GetConfig");
     // The answer is the same for every client protocol version, as on the real server.
-    let config = gw
-        .client_config
-        .get()
-        .ok_or_else(|| (ErrorCode::ServerBusy, "configuration not loaded yet".to_owned()))?;
+    let config =
+        gw.client_config.get().ok_or_else(|| (ErrorCode::ServerBusy, "configuration not loaded yet".to_owned()))?;
     Ok(config.encode_response())
 }
 

@@ -27,7 +27,11 @@ async fn a_changed_configuration_is_served_at_once(pool: PgPool) {
         opts.get_database().unwrap()
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let vars = [("DATABASE_URL", url), ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}")), ("WSUS_SERVER_FQDN", "gw.test".into())];
+    let vars = [
+        ("DATABASE_URL", url),
+        ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}")),
+        ("WSUS_SERVER_FQDN", "gw.test".into()),
+    ];
     let lookup = move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     let config = GatewayConfig::from_vars(&Vars::new(&lookup)).unwrap();
     let shell = wsus_service::Shell::start("client-gateway", &config.common).unwrap();
@@ -42,13 +46,17 @@ async fn a_changed_configuration_is_served_at_once(pool: PgPool) {
             body = b;
             break;
         }
-        assert!(status == 0 || b.contains("<ErrorCode>ServerBusy</ErrorCode>"), "before the configuration is loaded: {b}");
+        assert!(
+            status == 0 || b.contains("<ErrorCode>ServerBusy</ErrorCode>"),
+            "before the configuration is loaded: {b}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(body.contains("<Name>MaxExtendedUpdatesPerRequest</Name><Value>50</Value>"), "{body}");
     assert!(body.contains(r"\\gw.test\UpdateServicesPackages"));
 
-    let changed = ClientConfig { max_extended_updates_per_request: 25, package_server_share: None, ..ClientConfig::default() };
+    let changed =
+        ClientConfig { max_extended_updates_per_request: 25, package_server_share: None, ..ClientConfig::default() };
     settings::put(&pool, settings::CLIENT_CONFIG, &changed, "admin").await.unwrap();
     let mut after = String::new();
     for _ in 0..100 {

@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use wsus_config::{ApiToken, Role};
-use wsus_rpc::sync::{GetSyncStatusRequest, StartSyncRequest, SyncRun, SyncStatus};
 use wsus_rpc::SyncClient;
+use wsus_rpc::sync::{GetSyncStatusRequest, StartSyncRequest, SyncRun, SyncStatus};
 
 pub struct Api {
     sync: SyncClient,

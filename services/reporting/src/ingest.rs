@@ -90,7 +90,8 @@ fn event(e: ClientEvent) -> Result<Event, Status> {
     let update_id = match e.update_id.as_deref() {
         None => None,
         Some(raw) => {
-            let id = Uuid::parse_str(raw).map_err(|_| Status::invalid_argument(format!("update_id: {raw:?} is not a GUID")))?;
+            let id = Uuid::parse_str(raw)
+                .map_err(|_| Status::invalid_argument(format!("update_id: {raw:?} is not a GUID")))?;
             (!id.is_nil()).then_some(id)
         }
     };
@@ -151,7 +152,10 @@ impl ReportingService for Ingest {
         Ok(Response::new(RecordClientSyncsResponse {}))
     }
 
-    async fn ingest_events(&self, request: Request<IngestEventsRequest>) -> Result<Response<IngestEventsResponse>, Status> {
+    async fn ingest_events(
+        &self,
+        request: Request<IngestEventsRequest>,
+    ) -> Result<Response<IngestEventsResponse>, Status> {
         let events = request.into_inner().events;
         if events.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!("events: more than {MAX_BATCH}")));

@@ -10,7 +10,7 @@ use wsus_service::Shell;
 mod api;
 mod ingest;
 
-pub use api::{api_router, Api};
+pub use api::{Api, api_router};
 pub use ingest::Ingest;
 
 /// Serves until shutdown.

@@ -55,7 +55,11 @@ async fn registrations_and_scans_are_stored(pool: PgPool) {
     client.register_computer(RegisterComputerRequest { computer: Some(computer) }).await.unwrap();
     client
         .record_client_syncs(RecordClientSyncsRequest {
-            syncs: vec![ClientSync { computer_id: CLIENT.into(), synced_at: ts("2026-10-04T15:03:40Z"), succeeded: true }],
+            syncs: vec![ClientSync {
+                computer_id: CLIENT.into(),
+                synced_at: ts("2026-10-04T15:03:40Z"),
+                succeeded: true,
+            }],
         })
         .await
         .unwrap();
@@ -66,7 +70,12 @@ async fn registrations_and_scans_are_stored(pool: PgPool) {
 
     let missing = client.register_computer(RegisterComputerRequest { computer: None }).await.unwrap_err();
     assert_eq!(missing.code(), tonic::Code::InvalidArgument);
-    let overflow = ComputerRegistration { computer_id: CLIENT.into(), suite_mask: Some(70_000), registered_at: ts("2026-10-04T14:49:05Z"), ..Default::default() };
+    let overflow = ComputerRegistration {
+        computer_id: CLIENT.into(),
+        suite_mask: Some(70_000),
+        registered_at: ts("2026-10-04T14:49:05Z"),
+        ..Default::default()
+    };
     let err = client.register_computer(RegisterComputerRequest { computer: Some(overflow) }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("suite_mask"), "{}", err.message());
@@ -75,10 +84,8 @@ async fn registrations_and_scans_are_stored(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn events_are_stored_once(pool: PgPool) {
     let mut client = serve(pool.clone()).await;
-    let batch = vec![
-        event("7d4b3b7e-2f5a-4c61-9a0b-0c1d2e3f4a5b", 147),
-        event("8e5c4c8f-3a6b-4d72-8b1c-1d2e3f4a5b6c", 156),
-    ];
+    let batch =
+        vec![event("7d4b3b7e-2f5a-4c61-9a0b-0c1d2e3f4a5b", 147), event("8e5c4c8f-3a6b-4d72-8b1c-1d2e3f4a5b6c", 156)];
     let first = client.ingest_events(IngestEventsRequest { events: batch.clone() }).await.unwrap().into_inner();
     assert_eq!((first.accepted, first.new_events), (2, 2));
     let again = client.ingest_events(IngestEventsRequest { events: batch }).await.unwrap().into_inner();

@@ -97,9 +97,9 @@ impl SyncService for Sync {
             )),
             // MS-WSUSSS metadata synchronisation is the server-sync work; until it lands,
             // say so rather than pretend.
-            Some(url) => Err(Status::unimplemented(format!(
-                "synchronising from {url} is not implemented by this release"
-            ))),
+            Some(url) => {
+                Err(Status::unimplemented(format!("synchronising from {url} is not implemented by this release")))
+            }
         }
     }
 

@@ -29,7 +29,8 @@ async fn watch_streams_progress_until_the_run_ends(pool: PgPool) {
     let sync = sync_worker::Sync::new(pool.clone(), config(Some("http://uss:8530")));
 
     // Nothing running: one snapshot, then the stream ends.
-    let idle: Vec<_> = sync.watch_sync(tonic::Request::new(WatchSyncRequest {})).await.unwrap().into_inner().collect().await;
+    let idle: Vec<_> =
+        sync.watch_sync(tonic::Request::new(WatchSyncRequest {})).await.unwrap().into_inner().collect().await;
     assert_eq!(idle.len(), 1);
 
     let run = wsus_store::sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
