@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Metric, Registry};
+use tracing::Instrument;
 
 /// Set by a handler on its response to name the route in metrics (bounded cardinality
 /// even when paths come in any letter case).
@@ -69,10 +70,13 @@ impl Metrics {
     }
 }
 
-/// Counts and times every request of `router`.
+/// Counts and times every request of `router`, each in a span that continues the
+/// caller's W3C trace context.
 pub(crate) fn instrument(router: Router, metrics: Arc<Metrics>) -> Router {
     router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
         let metrics = metrics.clone();
+        let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
+        wsus_telemetry::adopt_http_parent(&span, req.headers());
         async move {
             let matched = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_owned());
             let start = Instant::now();
@@ -86,5 +90,6 @@ pub(crate) fn instrument(router: Router, metrics: Arc<Metrics>) -> Router {
             metrics.observe(&route, response.status().as_u16(), start.elapsed().as_secs_f64());
             response
         }
+        .instrument(span)
     }))
 }

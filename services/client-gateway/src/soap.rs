@@ -33,7 +33,6 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
     let span = tracing::info_span!("soap", service = ?service, operation = tracing::field::Empty);
-    wsus_telemetry::adopt_http_parent(&span, request.headers());
     let mut response = handle(gw, service, request).instrument(span).await;
     response.extensions_mut().insert(RouteLabel("ClientWebService"));
     response
