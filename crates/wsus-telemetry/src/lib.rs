@@ -7,6 +7,9 @@
 //! - Context: W3C `traceparent` / `tracestate` carried in HTTP headers and gRPC metadata.
 
 use opentelemetry::Context;
+#[cfg(feature = "collector")]
+pub mod collector;
+
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
