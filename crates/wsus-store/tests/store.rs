@@ -242,3 +242,18 @@ async fn one_running_sync_per_upstream(pool: PgPool) {
     assert_eq!(done.error.as_deref(), Some("upstream said InvalidCookie"));
     sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_older_binary_accepts_a_newer_schema(pool: PgPool) {
+    migrated(&pool).await;
+    // A newer release applied a migration this binary does not know (rolling upgrade).
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (9999, 'from a newer release', true, '\\x00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(migrate::run(&pool).await.unwrap().is_empty(), "starting the older binary still works");
+    assert!(migrate::pending(&pool).await.unwrap().is_empty(), "and it is ready");
+}
