@@ -43,11 +43,13 @@ CREATE INDEX revision_update_type ON revision (update_type, category_type);
 
 CREATE TABLE revision_xml (
     revision_id  integer PRIMARY KEY REFERENCES revision ON DELETE CASCADE,
+    sha256       bytea   NOT NULL CHECK (octet_length(sha256) = 32),
     compression  text    NOT NULL DEFAULT 'none' CHECK (compression IN ('none', 'zstd', 'lz4')),
     body         bytea   NOT NULL
 );
 COMMENT ON TABLE revision_xml IS
     'The full msus/2002/12/Update document as received (UTF-8), kept so fragments can be derived again and GetUpdateData can serve it to downstream servers.';
+COMMENT ON COLUMN revision_xml.sha256 IS 'SHA-256 of the uncompressed document: an import of the same document changes nothing.';
 COMMENT ON COLUMN revision_xml.compression IS 'How body is compressed by the application; none leaves it to TOAST.';
 
 CREATE TABLE fragment (

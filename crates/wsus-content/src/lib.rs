@@ -1,0 +1,159 @@
+//! The content store: update files addressed by SHA-1 as WSUS names them
+//! (`<last two hex digits>/<SHA1HEX>.<ext>`), written through a temporary file and
+//! renamed into place only after the SHA-1 and SHA-256 digests match, so a partial or
+//! corrupt file is never visible. A directory today; the interface leaves room for an
+//! object store.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha1::Digest as _;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContentError {
+    #[error("content store: {0}")]
+    Io(#[from] io::Error),
+    #[error("{what} mismatch for {name}: expected {expected}, got {actual}")]
+    DigestMismatch { name: String, what: &'static str, expected: String, actual: String },
+    #[error("size mismatch for {name}: expected {expected} bytes, got {actual}")]
+    SizeMismatch { name: String, expected: u64, actual: u64 },
+}
+
+/// What a stored file must be.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub sha1: &'a [u8; 20],
+    pub sha256: Option<&'a [u8; 32]>,
+    pub size: Option<u64>,
+    /// The metadata FileName; its extension names the stored file.
+    pub file_name: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    root: PathBuf,
+}
+
+/// `XX/SHA1HEX.ext`: the folder is the last two hex digits, all upper case, as WSUS does.
+pub fn relative_path(sha1: &[u8; 20], file_name: &str) -> String {
+    let hex = hex::encode_upper(sha1);
+    let ext = Path::new(file_name).extension().and_then(|e| e.to_str()).filter(|e| !e.is_empty()).unwrap_or("bin");
+    format!("{}/{hex}.{ext}", &hex[38..])
+}
+
+impl ContentStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, sha1: &[u8; 20], file_name: &str) -> PathBuf {
+        self.root.join(relative_path(sha1, file_name))
+    }
+
+    pub fn contains(&self, sha1: &[u8; 20], file_name: &str) -> bool {
+        self.path(sha1, file_name).is_file()
+    }
+
+    /// Stores `bytes` after checking them against `expected`.
+    pub fn put(&self, expected: Expected<'_>, bytes: &[u8]) -> Result<PathBuf, ContentError> {
+        self.put_reader(expected, bytes)
+    }
+
+    /// Streams `reader` into the store, verifying as it goes; the file appears only if
+    /// every digest (and the size, when given) matches.
+    pub fn put_reader(&self, expected: Expected<'_>, mut reader: impl Read) -> Result<PathBuf, ContentError> {
+        let incoming = self.root.join(".incoming");
+        fs::create_dir_all(&incoming)?;
+        let hex = hex::encode_upper(expected.sha1);
+        let tmp = incoming.join(format!("{hex}.{}.part", std::process::id()));
+        let outcome = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            let (mut sha1, mut sha256, mut size) = (sha1::Sha1::new(), sha2::Sha256::new(), 0u64);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                sha1.update(&buf[..n]);
+                sha256.update(&buf[..n]);
+                size += n as u64;
+                file.write_all(&buf[..n])?;
+            }
+            file.sync_all()?;
+            let name = expected.file_name.to_owned();
+            if let Some(want) = expected.size.filter(|w| *w != size) {
+                return Err(ContentError::SizeMismatch { name, expected: want, actual: size });
+            }
+            let got1: [u8; 20] = sha1.finalize().into();
+            if &got1 != expected.sha1 {
+                return Err(ContentError::DigestMismatch {
+                    name,
+                    what: "SHA-1",
+                    expected: hex.clone(),
+                    actual: hex::encode_upper(got1),
+                });
+            }
+            let got256: [u8; 32] = sha256.finalize().into();
+            if let Some(want) = expected.sha256.filter(|w| **w != got256) {
+                return Err(ContentError::DigestMismatch {
+                    name,
+                    what: "SHA-256",
+                    expected: hex::encode_upper(want),
+                    actual: hex::encode_upper(got256),
+                });
+            }
+            let dest = self.path(expected.sha1, expected.file_name);
+            fs::create_dir_all(dest.parent().expect("a folder"))?;
+            fs::rename(&tmp, &dest)?;
+            Ok(dest)
+        })();
+        if outcome.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digests(bytes: &[u8]) -> ([u8; 20], [u8; 32]) {
+        (sha1::Sha1::digest(bytes).into(), sha2::Sha256::digest(bytes).into())
+    }
+
+    #[test]
+    fn paths_follow_wsus() {
+        let sha1 = hex::decode("A379D5526FB3A7A0423DA1CD7FC3182A8D448449").unwrap().try_into().unwrap();
+        assert_eq!(relative_path(&sha1, "AM_Delta.exe"), "49/A379D5526FB3A7A0423DA1CD7FC3182A8D448449.exe");
+        assert_eq!(relative_path(&sha1, "noext"), "49/A379D5526FB3A7A0423DA1CD7FC3182A8D448449.bin");
+    }
+
+    #[test]
+    fn only_verified_files_appear() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::new(dir.path());
+        let bytes = b"update payload".to_vec();
+        let (sha1, sha256) = digests(&bytes);
+        let expected = Expected { sha1: &sha1, sha256: Some(&sha256), size: Some(bytes.len() as u64), file_name: "x.cab" };
+
+        let tampered = b"update pay1oad".to_vec();
+        assert!(matches!(store.put(expected, &tampered), Err(ContentError::DigestMismatch { what: "SHA-1", .. })));
+        assert!(matches!(store.put(expected, &bytes[..5]), Err(ContentError::SizeMismatch { .. })));
+        let wrong256 = [0u8; 32];
+        let bad = Expected { sha256: Some(&wrong256), ..expected };
+        assert!(matches!(store.put(bad, &bytes), Err(ContentError::DigestMismatch { what: "SHA-256", .. })));
+        assert!(!store.contains(&sha1, "x.cab"));
+        assert_eq!(fs::read_dir(dir.path().join(".incoming")).unwrap().count(), 0, "no partial file left");
+
+        let path = store.put(expected, &bytes).unwrap();
+        assert_eq!(fs::read(path).unwrap(), bytes);
+        assert!(store.contains(&sha1, "x.cab"));
+    }
+}

@@ -11,6 +11,8 @@ pub mod identity;
 pub mod listen;
 pub mod migrate;
 pub mod reporting;
+pub mod revisions;
+pub mod approvals;
 pub mod settings;
 pub mod sync_history;
 

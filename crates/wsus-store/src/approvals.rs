@@ -1,0 +1,416 @@
+//! The administrator's levers over the catalog: target groups, approvals (deployments),
+//! declines and accepted EULAs. Every change bumps the catalog version in the same
+//! transaction, so every gateway serves it at the next scan.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{catalog, Result, StoreError};
+
+/// Explicit deployment actions (Evaluate and Bundle are implied, never stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    Install,
+    OptionalInstall,
+    Uninstall,
+    PreDeploymentCheck,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Install => "Install",
+            Action::OptionalInstall => "OptionalInstall",
+            Action::Uninstall => "Uninstall",
+            Action::PreDeploymentCheck => "PreDeploymentCheck",
+            Action::Block => "Block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Install" => Action::Install,
+            "OptionalInstall" => Action::OptionalInstall,
+            "Uninstall" => Action::Uninstall,
+            "PreDeploymentCheck" => Action::PreDeploymentCheck,
+            "Block" => Action::Block,
+            _ => return None,
+        })
+    }
+}
+
+/// A target group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Group {
+    pub group_id: Uuid,
+    pub name: String,
+    pub parent_group_id: Option<Uuid>,
+    pub is_builtin: bool,
+}
+
+/// A live approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub deployment_id: Uuid,
+    pub update_id: Uuid,
+    pub revision_number: Option<i32>,
+    pub group_id: Uuid,
+    pub action: Action,
+    pub deadline: Option<DateTime<Utc>>,
+    pub is_assigned: bool,
+    pub download_priority: i16,
+    pub admin_name: Option<String>,
+    pub last_change_time: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeploymentRow {
+    deployment_id: Uuid,
+    update_id: Uuid,
+    revision_number: Option<i32>,
+    group_id: Uuid,
+    action: String,
+    deadline: Option<DateTime<Utc>>,
+    is_assigned: bool,
+    download_priority: i16,
+    admin_name: Option<String>,
+    last_change_time: DateTime<Utc>,
+}
+
+impl TryFrom<DeploymentRow> for Deployment {
+    type Error = StoreError;
+    fn try_from(r: DeploymentRow) -> Result<Self> {
+        Ok(Deployment {
+            action: Action::parse(&r.action)
+                .ok_or_else(|| StoreError::BadSetting { key: "deployment.action".into(), message: r.action.clone() })?,
+            deployment_id: r.deployment_id,
+            update_id: r.update_id,
+            revision_number: r.revision_number,
+            group_id: r.group_id,
+            deadline: r.deadline,
+            is_assigned: r.is_assigned,
+            download_priority: r.download_priority,
+            admin_name: r.admin_name,
+            last_change_time: r.last_change_time,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("update {0} is not in the catalog")]
+    UnknownUpdate(Uuid),
+    #[error("target group {0} does not exist")]
+    UnknownGroup(Uuid),
+    #[error("update {0} is declined")]
+    Declined(Uuid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ApprovalError {
+    fn from(e: sqlx::Error) -> Self {
+        ApprovalError::Store(e.into())
+    }
+}
+
+/// What to approve.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    pub update_id: Uuid,
+    pub group_id: Uuid,
+    pub action: Action,
+    pub deadline: Option<DateTime<Utc>>,
+    pub admin_name: Option<String>,
+}
+
+/// Approves an update for a group (keyed to the update: new revisions inherit it),
+/// replacing the group's previous approval of it. Returns the deployment id.
+pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, ApprovalError> {
+    let mut tx = pool.begin().await?;
+    let latest: Option<(i32,)> = sqlx::query_as("SELECT max(revision_number) FROM revision WHERE update_id = $1 HAVING count(*) > 0")
+        .bind(a.update_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((revision_number,)) = latest else { return Err(ApprovalError::UnknownUpdate(a.update_id)) };
+    let group: Option<(Uuid,)> =
+        sqlx::query_as("SELECT group_id FROM target_group WHERE group_id = $1").bind(a.group_id).fetch_optional(&mut *tx).await?;
+    if group.is_none() {
+        return Err(ApprovalError::UnknownGroup(a.group_id));
+    }
+    let declined: Option<(Uuid,)> = sqlx::query_as("SELECT update_id FROM declined_update WHERE update_id = $1")
+        .bind(a.update_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if declined.is_some() && a.action != Action::Block {
+        return Err(ApprovalError::Declined(a.update_id));
+    }
+    let version = catalog::bump(&mut *tx).await.map_err(ApprovalError::Store)?;
+    sqlx::query(
+        "UPDATE deployment SET deleted_at = now(), deleted_version = $3 \
+         WHERE update_id = $1 AND group_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(a.update_id)
+    .bind(a.group_id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO deployment (deployment_id, update_id, revision_number, group_id, action, deadline, admin_name, changed_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id)
+    .bind(a.update_id)
+    .bind(revision_number)
+    .bind(a.group_id)
+    .bind(a.action.as_str())
+    .bind(a.deadline)
+    .bind(&a.admin_name)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Removes a group's approval of an update; false when there was none.
+pub async fn unapprove(pool: &PgPool, update_id: Uuid, group_id: Uuid) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let version = catalog::bump(&mut *tx).await?;
+    let done = sqlx::query(
+        "UPDATE deployment SET deleted_at = now(), deleted_version = $3 \
+         WHERE update_id = $1 AND group_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(update_id)
+    .bind(group_id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Declines an update (every revision) and removes its approvals; false when it was
+/// already declined.
+pub async fn decline(pool: &PgPool, update_id: Uuid, by: Option<&str>) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let version = catalog::bump(&mut *tx).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO declined_update (update_id, declined_by, changed_version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(update_id)
+    .bind(by)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE deployment SET deleted_at = now(), deleted_version = $2 WHERE update_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(update_id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Accepts a EULA; false when it already was.
+pub async fn accept_eula(pool: &PgPool, eula_id: Uuid, by: Option<&str>) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let version = catalog::bump(&mut *tx).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO accepted_eula (eula_id, accepted_by, changed_version) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(eula_id)
+    .bind(by)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Creates a target group under `parent` (All Computers when None).
+pub async fn create_group(pool: &PgPool, group_id: Uuid, name: &str, parent: Option<Uuid>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let version = catalog::bump(&mut *tx).await?;
+    sqlx::query("INSERT INTO target_group (group_id, name, parent_group_id, changed_version) VALUES ($1, $2, $3, $4)")
+        .bind(group_id)
+        .bind(name)
+        .bind(parent.unwrap_or(crate::ALL_COMPUTERS))
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn groups(pool: &PgPool) -> Result<Vec<Group>> {
+    Ok(sqlx::query_as(
+        "SELECT group_id, name, parent_group_id, is_builtin FROM target_group ORDER BY parent_group_id NULLS FIRST, name",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Every live approval.
+pub async fn deployments(pool: &PgPool) -> Result<Vec<Deployment>> {
+    let rows: Vec<DeploymentRow> = sqlx::query_as(
+        "SELECT deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, download_priority, \
+         admin_name, last_change_time FROM deployment WHERE deleted_at IS NULL ORDER BY update_id, group_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Deployment::try_from).collect()
+}
+
+/// Every declined update.
+pub async fn declined(pool: &PgPool) -> Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT update_id FROM declined_update ORDER BY update_id").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
+/// Every accepted EULA.
+pub async fn accepted_eulas(pool: &PgPool) -> Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT eula_id FROM accepted_eula ORDER BY eula_id").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
+/// The administrative state carried by an export: groups, approvals, declines, EULAs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminState {
+    pub groups: Vec<Group>,
+    pub deployments: Vec<Deployment>,
+    pub declined: Vec<Uuid>,
+    pub accepted_eulas: Vec<Uuid>,
+}
+
+pub async fn admin_state(pool: &PgPool) -> Result<AdminState> {
+    Ok(AdminState {
+        groups: groups(pool).await?,
+        deployments: deployments(pool).await?,
+        declined: declined(pool).await?,
+        accepted_eulas: accepted_eulas(pool).await?,
+    })
+}
+
+/// Merges an exported administrative state in one transaction: groups and approvals are
+/// upserted by id, declines and EULAs added. Returns how many rows changed; the catalog
+/// version moves only when something did.
+pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT version FROM catalog_state FOR UPDATE").execute(&mut *tx).await?;
+    let (current,): (i64,) = sqlx::query_as("SELECT version + 1 FROM catalog_state").fetch_one(&mut *tx).await?;
+    let mut changed = 0u64;
+    // Parents before children.
+    let mut pending: Vec<&Group> = state.groups.iter().filter(|g| !g.is_builtin).collect();
+    let mut placed: std::collections::HashSet<Uuid> = state.groups.iter().filter(|g| g.is_builtin).map(|g| g.group_id).collect();
+    placed.insert(crate::ALL_COMPUTERS);
+    placed.insert(crate::UNASSIGNED_COMPUTERS);
+    while !pending.is_empty() {
+        let (ready, rest): (Vec<&Group>, Vec<&Group>) =
+            pending.into_iter().partition(|g| g.parent_group_id.is_none_or(|p| placed.contains(&p)));
+        if ready.is_empty() {
+            // Parents missing from the export: hang the rest under All Computers.
+            for g in &rest {
+                changed += upsert_group(&mut tx, g, Some(crate::ALL_COMPUTERS), current).await?;
+            }
+            break;
+        }
+        for g in ready {
+            changed += upsert_group(&mut tx, g, g.parent_group_id, current).await?;
+            placed.insert(g.group_id);
+        }
+        pending = rest;
+    }
+    for d in &state.deployments {
+        let done = sqlx::query(
+            "INSERT INTO deployment (deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, \
+                download_priority, admin_name, last_change_time, origin, changed_version) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'admin', $11 \
+             WHERE NOT EXISTS (SELECT 1 FROM deployment WHERE update_id = $2 AND group_id = $4 AND deleted_at IS NULL \
+                               AND deployment_id <> $1) \
+             ON CONFLICT (deployment_id) DO UPDATE SET action = EXCLUDED.action, deadline = EXCLUDED.deadline, \
+                is_assigned = EXCLUDED.is_assigned, download_priority = EXCLUDED.download_priority, \
+                revision_number = EXCLUDED.revision_number, last_change_time = EXCLUDED.last_change_time, \
+                deleted_at = NULL, deleted_version = NULL, changed_version = EXCLUDED.changed_version \
+             WHERE (deployment.action, deployment.deadline, deployment.is_assigned, deployment.download_priority, \
+                    deployment.revision_number, deployment.deleted_at) \
+                   IS DISTINCT FROM (EXCLUDED.action, EXCLUDED.deadline, EXCLUDED.is_assigned, \
+                    EXCLUDED.download_priority, EXCLUDED.revision_number, NULL::timestamptz)",
+        )
+        .bind(d.deployment_id)
+        .bind(d.update_id)
+        .bind(d.revision_number)
+        .bind(d.group_id)
+        .bind(d.action.as_str())
+        .bind(d.deadline)
+        .bind(d.is_assigned)
+        .bind(d.download_priority)
+        .bind(&d.admin_name)
+        .bind(d.last_change_time)
+        .bind(current)
+        .execute(&mut *tx)
+        .await?;
+        changed += done.rows_affected();
+    }
+    changed += sqlx::query(
+        "INSERT INTO declined_update (update_id, changed_version) SELECT u, $2 FROM unnest($1::uuid[]) AS u ON CONFLICT DO NOTHING",
+    )
+    .bind(&state.declined)
+    .bind(current)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    changed += sqlx::query(
+        "INSERT INTO accepted_eula (eula_id, changed_version) SELECT e, $2 FROM unnest($1::uuid[]) AS e ON CONFLICT DO NOTHING",
+    )
+    .bind(&state.accepted_eulas)
+    .bind(current)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        let v = catalog::bump(&mut *tx).await?;
+        debug_assert_eq!(v, current);
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
+async fn upsert_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    g: &Group,
+    parent: Option<Uuid>,
+    version: i64,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "INSERT INTO target_group (group_id, name, parent_group_id, changed_version) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (group_id) DO UPDATE SET name = EXCLUDED.name, parent_group_id = EXCLUDED.parent_group_id, \
+            changed_version = EXCLUDED.changed_version \
+         WHERE (target_group.name, target_group.parent_group_id) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_group_id)",
+    )
+    .bind(g.group_id)
+    .bind(&g.name)
+    .bind(parent)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,181 @@
+//! The catalog in Postgres: imports of the real documents, derived columns, approvals.
+
+use std::path::PathBuf;
+
+use sqlx::PgPool;
+use uuid::Uuid;
+use wsus_metadata::{Update, UpdateIdentity};
+use wsus_store::approvals::{self, Action, Approval, ApprovalError};
+use wsus_store::revisions::{self, NewRevision};
+use wsus_store::{catalog, migrate, ALL_COMPUTERS};
+
+fn reference_docs() -> Vec<NewRevision> {
+    let root = std::env::var_os("WSUS_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
+        .join("captures/wsus-m0-wsusss/docs");
+    let mut docs: Vec<NewRevision> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .flatten()
+        .map(|e| NewRevision::from_update(&Update::parse(std::fs::read_to_string(e.path()).unwrap()).unwrap()))
+        .collect();
+    docs.sort_by_key(|d| d.identity);
+    docs
+}
+
+fn ident(id: &str, rev: i32) -> UpdateIdentity {
+    UpdateIdentity { update_id: id.parse().unwrap(), revision_number: rev }
+}
+
+#[sqlx::test(migrations = false)]
+async fn importing_the_real_documents_is_idempotent(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let docs = reference_docs();
+    let v0 = catalog::version(&pool).await.unwrap().version;
+    let first = revisions::import_batch(&pool, &docs).await.unwrap();
+    assert_eq!((first.revisions, first.new, first.updated, first.unchanged), (9, 9, 0, 0));
+    assert_eq!(first.files, 3, "three leaves carry one file each");
+    assert!(revisions::refresh_derived(&pool).await.unwrap() > 0);
+    let v1 = catalog::version(&pool).await.unwrap().version;
+    assert!(v1 > v0);
+
+    let again = revisions::import_batch(&pool, &docs).await.unwrap();
+    assert_eq!((again.new, again.updated, again.unchanged, again.files), (0, 0, 9, 0));
+    assert_eq!(revisions::refresh_derived(&pool).await.unwrap(), 0);
+    assert_eq!(catalog::version(&pool).await.unwrap().version, v1, "a re-import changes nothing");
+
+    let rows = revisions::list(&pool).await.unwrap();
+    let leaf = |u: &str| rows.iter().find(|r| r.update_id.to_string().starts_with(u)).unwrap().is_leaf;
+    assert!(!leaf("56309036") && !leaf("6964aab4") && leaf("dd78b8a1") && leaf("ff36f0b5"));
+
+    let engine = revisions::revision_id(&pool, ident("ff36f0b5-dded-4780-8664-cd78af8b62c1", 200)).await.unwrap().unwrap();
+    let cats = revisions::categories(&pool, engine).await.unwrap();
+    assert!(cats.contains(&("8c3fcc84-7410-4a95-8b89-a166a0190486".parse().unwrap(), true)), "{cats:?}");
+
+    // The fragments served are the derived ones.
+    let leaf_id = revisions::revision_id(&pool, ident("266f6222-c89d-43f2-9f8a-69340271e677", 200)).await.unwrap().unwrap();
+    let core = revisions::fragment(&pool, leaf_id, "Core", "").await.unwrap().unwrap();
+    assert!(core.starts_with("<UpdateIdentity UpdateID=\"266f6222"));
+    assert!(revisions::fragment(&pool, leaf_id, "LocalizedProperties", "en").await.unwrap().is_some());
+    let files = revisions::files(&pool).await.unwrap();
+    assert!(files.iter().all(|f| f.sha1.len() == 20 && f.sha256.as_ref().is_some_and(|s| s.len() == 32)));
+}
+
+#[sqlx::test(migrations = false)]
+async fn order_of_arrival_does_not_matter(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let docs = reference_docs();
+    // Members before their bundles, one per batch, in reverse.
+    for d in docs.iter().rev() {
+        revisions::import_batch(&pool, std::slice::from_ref(d)).await.unwrap();
+        revisions::refresh_derived(&pool).await.unwrap();
+    }
+    let reversed: Vec<(Uuid, bool, bool)> =
+        revisions::list(&pool).await.unwrap().into_iter().map(|r| (r.update_id, r.is_leaf, r.is_bundle)).collect();
+    let mut reversed_sorted = reversed.clone();
+    reversed_sorted.sort();
+
+    sqlx::query("TRUNCATE revision CASCADE").execute(&pool).await.unwrap();
+    revisions::import_batch(&pool, &docs).await.unwrap();
+    revisions::refresh_derived(&pool).await.unwrap();
+    let mut at_once: Vec<(Uuid, bool, bool)> =
+        revisions::list(&pool).await.unwrap().into_iter().map(|r| (r.update_id, r.is_leaf, r.is_bundle)).collect();
+    at_once.sort();
+    assert_eq!(reversed_sorted, at_once);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_changed_document_keeps_its_revision_id(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let docs = reference_docs();
+    revisions::import_batch(&pool, &docs).await.unwrap();
+    let target = ident("dd78b8a1-0b20-45c1-add6-4da72e9364cf", 202);
+    let before = revisions::revision_id(&pool, target).await.unwrap().unwrap();
+    let doc = docs.iter().find(|d| d.identity == target).unwrap();
+    let edited = Update::parse(doc.xml.replace("OOBE ZDP</upd:Title>", "OOBE ZDP (edited)</upd:Title>")).unwrap();
+    let outcome = revisions::import_batch(&pool, &[NewRevision::from_update(&edited)]).await.unwrap();
+    assert_eq!((outcome.updated, outcome.new), (1, 0));
+    assert_eq!(revisions::revision_id(&pool, target).await.unwrap(), Some(before));
+    let title = revisions::fragment(&pool, before, "LocalizedProperties", "en").await.unwrap().unwrap();
+    assert!(title.contains("(edited)"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn approvals_declines_and_eulas_move_the_catalog_version(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    revisions::import_batch(&pool, &reference_docs()).await.unwrap();
+    let kb = "a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe".parse().unwrap();
+    let version = || async { catalog::version(&pool).await.unwrap().version };
+
+    let v = version().await;
+    let approval = Approval { update_id: kb, group_id: ALL_COMPUTERS, action: Action::Install, deadline: None, admin_name: Some("admin".into()) };
+    let first = approvals::approve(&pool, &approval).await.unwrap();
+    assert!(version().await > v);
+    let deployments = approvals::deployments(&pool).await.unwrap();
+    assert_eq!(deployments.len(), 1);
+    assert_eq!((deployments[0].revision_number, deployments[0].action), (Some(200), Action::Install));
+
+    // Re-approving replaces the group's approval (the old one stays as a dead row).
+    let deadline = Some("2026-12-01T00:00:00Z".parse().unwrap());
+    let second = approvals::approve(&pool, &Approval { deadline, ..approval.clone() }).await.unwrap();
+    assert_ne!(first, second);
+    let deployments = approvals::deployments(&pool).await.unwrap();
+    assert_eq!((deployments.len(), deployments[0].deadline), (1, deadline));
+
+    assert!(matches!(
+        approvals::approve(&pool, &Approval { update_id: Uuid::new_v4(), ..approval.clone() }).await,
+        Err(ApprovalError::UnknownUpdate(_))
+    ));
+    assert!(matches!(
+        approvals::approve(&pool, &Approval { group_id: Uuid::new_v4(), ..approval.clone() }).await,
+        Err(ApprovalError::UnknownGroup(_))
+    ));
+
+    let v = version().await;
+    assert!(approvals::unapprove(&pool, kb, ALL_COMPUTERS).await.unwrap());
+    assert!(!approvals::unapprove(&pool, kb, ALL_COMPUTERS).await.unwrap());
+    assert!(version().await > v);
+    let (dead,): (i64,) = sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NOT NULL").fetch_one(&pool).await.unwrap();
+    assert_eq!(dead, 2, "removed approvals stay for GetDeployments");
+
+    approvals::approve(&pool, &approval).await.unwrap();
+    assert!(approvals::decline(&pool, kb, Some("admin")).await.unwrap());
+    assert!(approvals::deployments(&pool).await.unwrap().is_empty(), "declining removes approvals");
+    assert!(matches!(approvals::approve(&pool, &approval).await, Err(ApprovalError::Declined(_))));
+    assert!(!approvals::decline(&pool, kb, None).await.unwrap());
+
+    let eula = Uuid::new_v4();
+    let v = version().await;
+    assert!(approvals::accept_eula(&pool, eula, Some("admin")).await.unwrap());
+    assert!(version().await > v);
+    assert_eq!(approvals::accepted_eulas(&pool).await.unwrap(), vec![eula]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn admin_state_merges_idempotently(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    revisions::import_batch(&pool, &reference_docs()).await.unwrap();
+    let kb: Uuid = "a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe".parse().unwrap();
+    let pilot = Uuid::new_v4();
+    approvals::create_group(&pool, pilot, "Pilot", None).await.unwrap();
+    let ring = Uuid::new_v4();
+    approvals::create_group(&pool, ring, "Pilot ring 1", Some(pilot)).await.unwrap();
+    approvals::approve(&pool, &Approval { update_id: kb, group_id: ring, action: Action::Install, deadline: None, admin_name: None })
+        .await
+        .unwrap();
+    approvals::accept_eula(&pool, Uuid::new_v4(), None).await.unwrap();
+    let state = approvals::admin_state(&pool).await.unwrap();
+
+    let v = catalog::version(&pool).await.unwrap().version;
+    assert_eq!(approvals::merge_admin_state(&pool, &state).await.unwrap(), 0);
+    assert_eq!(catalog::version(&pool).await.unwrap().version, v, "merging the same state changes nothing");
+
+    // Into an empty catalog of the same updates, children listed before parents.
+    sqlx::query("DELETE FROM deployment").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM target_group WHERE NOT is_builtin").execute(&pool).await.unwrap();
+    sqlx::query("DELETE FROM accepted_eula").execute(&pool).await.unwrap();
+    let mut reordered = state.clone();
+    reordered.groups.reverse();
+    assert!(approvals::merge_admin_state(&pool, &reordered).await.unwrap() > 0);
+    assert_eq!(approvals::admin_state(&pool).await.unwrap(), state);
+}
