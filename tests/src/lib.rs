@@ -232,6 +232,23 @@ impl Drop for Service {
     }
 }
 
+/// Runs a binary to completion with `env`; returns (success, stdout, stderr).
+pub fn run_binary(name: &str, args: &[&str], env: &HashMap<&str, String>) -> (bool, String, String) {
+    let out = Command::new(binary(name))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// GET `url` and return the status code (0 when nothing answered).
 pub async fn status_of(client: &reqwest::Client, url: &str) -> u16 {
     match client.get(url).timeout(Duration::from_secs(6)).send().await {

@@ -212,7 +212,10 @@ mod tests {
         // ...nor are the product and classification a bundle names in IsCategory clauses.
         assert!(!d[&rev(3, 202)].is_leaf && !d[&rev(4, 100)].is_leaf);
         assert!(!d[&rev(5, 200)].is_leaf, "a detectoid something needs");
-        assert!(d[&rev(10, 200)].is_leaf && d[&rev(11, 200)].is_leaf && d[&rev(12, 200)].is_leaf, "bundle members are leaves");
+        assert!(
+            d[&rev(10, 200)].is_leaf && d[&rev(11, 200)].is_leaf && d[&rev(12, 200)].is_leaf,
+            "bundle members are leaves"
+        );
         assert!(d[&rev(10, 200)].is_bundle && !d[&rev(12, 200)].is_bundle);
         assert_eq!(d[&rev(10, 200)].categories, vec![(id(3), false), (id(4), false)]);
         assert_eq!(d[&rev(12, 200)].categories, vec![(id(3), true), (id(4), true)], "through two levels of bundles");
@@ -240,9 +243,18 @@ mod tests {
         let mut old = node(20, 1, UpdateType::Software);
         old.prerequisites = vec![PrerequisiteClause { update_ids: vec![id(30)], is_category: false }];
         old.superseded = vec![id(40)];
-        let d = derive_by_identity(vec![old.clone(), node(30, 1, UpdateType::Detectoid), node(40, 1, UpdateType::Software)]);
+        let d = derive_by_identity(vec![
+            old.clone(),
+            node(30, 1, UpdateType::Detectoid),
+            node(40, 1, UpdateType::Software),
+        ]);
         assert!(!d[&rev(30, 1)].is_leaf && d[&rev(40, 1)].is_superseded);
-        let d = derive_by_identity(vec![old, node(20, 2, UpdateType::Software), node(30, 1, UpdateType::Detectoid), node(40, 1, UpdateType::Software)]);
+        let d = derive_by_identity(vec![
+            old,
+            node(20, 2, UpdateType::Software),
+            node(30, 1, UpdateType::Detectoid),
+            node(40, 1, UpdateType::Software),
+        ]);
         assert!(d[&rev(30, 1)].is_leaf && !d[&rev(40, 1)].is_superseded);
     }
 

@@ -141,7 +141,8 @@ mod tests {
         let store = ContentStore::new(dir.path());
         let bytes = b"update payload".to_vec();
         let (sha1, sha256) = digests(&bytes);
-        let expected = Expected { sha1: &sha1, sha256: Some(&sha256), size: Some(bytes.len() as u64), file_name: "x.cab" };
+        let expected =
+            Expected { sha1: &sha1, sha256: Some(&sha256), size: Some(bytes.len() as u64), file_name: "x.cab" };
 
         let tampered = b"update pay1oad".to_vec();
         assert!(matches!(store.put(expected, &tampered), Err(ContentError::DigestMismatch { what: "SHA-1", .. })));

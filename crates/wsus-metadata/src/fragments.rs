@@ -3,7 +3,7 @@
 //! stripped, rule elements renamed `b.` / `m.` / `d.`, empty elements as `<X />`.
 
 use crate::tree::{Element, Node};
-use crate::{ns, Update};
+use crate::{Update, ns};
 
 /// Core: identity, the scan-relevant properties, relationships and rules.
 pub fn core(u: &Update) -> String {
@@ -98,7 +98,13 @@ pub fn eulas(u: &Update) -> Vec<(String, String)> {
 
 /// Attribute values WSUS leaves out of fragments because they are the default.
 fn is_default(name: &str, value: &str) -> bool {
-    matches!((name, value), ("ExplicitlyDeployable", "false") | ("AutoSelectOnWebSites", "false") | ("IsPublic", "true") | ("PerUser", "false"))
+    matches!(
+        (name, value),
+        ("ExplicitlyDeployable", "false")
+            | ("AutoSelectOnWebSites", "false")
+            | ("IsPublic", "true")
+            | ("PerUser", "false")
+    )
 }
 
 fn element_name(e: &Element) -> String {

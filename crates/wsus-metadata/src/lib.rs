@@ -185,8 +185,8 @@ pub fn decode_compressed_blob(base64_text: &str) -> Result<String, MetadataError
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(clean.as_bytes())
         .map_err(|e| MetadataError::Blob(format!("not base64: {e}")))?;
-    let mut cabinet =
-        cab::Cabinet::new(std::io::Cursor::new(bytes)).map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
+    let mut cabinet = cab::Cabinet::new(std::io::Cursor::new(bytes))
+        .map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
     let name = cabinet
         .folder_entries()
         .flat_map(|f| f.file_entries())
@@ -294,16 +294,25 @@ impl Update {
                 for e in pre.elements() {
                     match e.local.as_str() {
                         "UpdateIdentity" => prerequisites.push(PrerequisiteClause {
-                            update_ids: vec![guid("Prerequisites/UpdateIdentity/@UpdateID", required(e, "UpdateID", "Prerequisites/UpdateIdentity/@UpdateID")?)?],
+                            update_ids: vec![guid(
+                                "Prerequisites/UpdateIdentity/@UpdateID",
+                                required(e, "UpdateID", "Prerequisites/UpdateIdentity/@UpdateID")?,
+                            )?],
                             is_category: false,
                         }),
                         "AtLeastOne" => {
                             let update_ids = e
                                 .children_named(ns::UPDATE, "UpdateIdentity")
-                                .map(|i| guid("Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID", required(i, "UpdateID", "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID")?))
+                                .map(|i| {
+                                    guid(
+                                        "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID",
+                                        required(i, "UpdateID", "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID")?,
+                                    )
+                                })
                                 .collect::<Result<Vec<_>, _>>()?;
                             if !update_ids.is_empty() {
-                                prerequisites.push(PrerequisiteClause { update_ids, is_category: bool_attr(e, "IsCategory") });
+                                prerequisites
+                                    .push(PrerequisiteClause { update_ids, is_category: bool_attr(e, "IsCategory") });
                             }
                         }
                         _ => {}
@@ -314,15 +323,24 @@ impl Update {
                 let member = |i: &Element| -> Result<UpdateIdentity, MetadataError> {
                     let raw = required(i, "RevisionNumber", "BundledUpdates/UpdateIdentity/@RevisionNumber")?;
                     Ok(UpdateIdentity {
-                        update_id: guid("BundledUpdates/UpdateIdentity/@UpdateID", required(i, "UpdateID", "BundledUpdates/UpdateIdentity/@UpdateID")?)?,
-                        revision_number: raw.trim().parse().map_err(|_| invalid("BundledUpdates/UpdateIdentity/@RevisionNumber", raw))?,
+                        update_id: guid(
+                            "BundledUpdates/UpdateIdentity/@UpdateID",
+                            required(i, "UpdateID", "BundledUpdates/UpdateIdentity/@UpdateID")?,
+                        )?,
+                        revision_number: raw
+                            .trim()
+                            .parse()
+                            .map_err(|_| invalid("BundledUpdates/UpdateIdentity/@RevisionNumber", raw))?,
                     })
                 };
                 for e in b.elements() {
                     match e.local.as_str() {
                         "UpdateIdentity" => bundled.push(vec![member(e)?]),
                         "AtLeastOne" => {
-                            let clause = e.children_named(ns::UPDATE, "UpdateIdentity").map(member).collect::<Result<Vec<_>, _>>()?;
+                            let clause = e
+                                .children_named(ns::UPDATE, "UpdateIdentity")
+                                .map(member)
+                                .collect::<Result<Vec<_>, _>>()?;
                             if !clause.is_empty() {
                                 bundled.push(clause);
                             }
@@ -333,7 +351,10 @@ impl Update {
             }
             if let Some(s) = rel.child(ns::UPDATE, "SupersededUpdates") {
                 for i in s.children_named(ns::UPDATE, "UpdateIdentity") {
-                    superseded.push(guid("SupersededUpdates/UpdateIdentity/@UpdateID", required(i, "UpdateID", "SupersededUpdates/UpdateIdentity/@UpdateID")?)?);
+                    superseded.push(guid(
+                        "SupersededUpdates/UpdateIdentity/@UpdateID",
+                        required(i, "UpdateID", "SupersededUpdates/UpdateIdentity/@UpdateID")?,
+                    )?);
                 }
             }
         }
@@ -364,7 +385,9 @@ impl Update {
             for lp in coll.children_named(ns::UPDATE, "LocalizedProperties") {
                 let text = |n: &str| lp.child(ns::UPDATE, n).map(|e| e.text());
                 localized.push(LocalizedProperties {
-                    language: text("Language").map(|l| l.trim().to_owned()).ok_or(MetadataError::Missing("LocalizedProperties/Language"))?,
+                    language: text("Language")
+                        .map(|l| l.trim().to_owned())
+                        .ok_or(MetadataError::Missing("LocalizedProperties/Language"))?,
                     title: text("Title").unwrap_or_default(),
                     description: text("Description"),
                 });
@@ -445,7 +468,9 @@ fn driver(d: &Element) -> Result<DriverMetadata, MetadataError> {
             "DistributionComputerHardwareId" => {
                 m.distribution_computer_hardware_ids.push(guid("DistributionComputerHardwareId", &e.text())?)
             }
-            "TargetComputerHardwareId" => m.target_computer_hardware_ids.push(guid("TargetComputerHardwareId", &e.text())?),
+            "TargetComputerHardwareId" => {
+                m.target_computer_hardware_ids.push(guid("TargetComputerHardwareId", &e.text())?)
+            }
             _ => {}
         }
     }
@@ -467,11 +492,27 @@ mod tests {
     #[test]
     fn malformed_documents_are_typed_errors() {
         let upd = "http://schemas.microsoft.com/msus/2002/12/Update";
-        let cases: Vec<(String, fn(&MetadataError) -> bool)> = vec![
+        type Check = fn(&MetadataError) -> bool;
+        let cases: Vec<(String, Check)> = vec![
             ("<Update/>".into(), |e| matches!(e, MetadataError::NotAnUpdate(_))),
-            (format!("<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"x\" RevisionNumber=\"1\"/></u:Update>"), |e| matches!(e, MetadataError::Invalid { what: "UpdateIdentity/@UpdateID", .. })),
-            (format!("<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"56309036-4C77-4DD9-951A-99EE9C246A94\" RevisionNumber=\"1\"/></u:Update>"), |e| matches!(e, MetadataError::Missing("Properties"))),
-            (format!("<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"56309036-4C77-4DD9-951A-99EE9C246A94\" RevisionNumber=\"1\"/><u:Properties UpdateType=\"Printer\"/></u:Update>"), |e| matches!(e, MetadataError::Invalid { what: "Properties/@UpdateType", .. })),
+            (
+                format!(
+                    "<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"x\" RevisionNumber=\"1\"/></u:Update>"
+                ),
+                |e| matches!(e, MetadataError::Invalid { what: "UpdateIdentity/@UpdateID", .. }),
+            ),
+            (
+                format!(
+                    "<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"56309036-4C77-4DD9-951A-99EE9C246A94\" RevisionNumber=\"1\"/></u:Update>"
+                ),
+                |e| matches!(e, MetadataError::Missing("Properties")),
+            ),
+            (
+                format!(
+                    "<u:Update xmlns:u=\"{upd}\"><u:UpdateIdentity UpdateID=\"56309036-4C77-4DD9-951A-99EE9C246A94\" RevisionNumber=\"1\"/><u:Properties UpdateType=\"Printer\"/></u:Update>"
+                ),
+                |e| matches!(e, MetadataError::Invalid { what: "Properties/@UpdateType", .. }),
+            ),
             ("<u:Update xmlns:u=\"x\"><".into(), |e| matches!(e, MetadataError::Malformed { .. })),
             ("<!DOCTYPE u [<!ENTITY a \"b\">]><u/>".into(), |e| matches!(e, MetadataError::Malformed { .. })),
         ];

@@ -1,9 +1,9 @@
 //! The document as a tree of elements and text: enough to extract what the server
 //! interprets and to re-serialise fragments the way WSUS writes them.
 
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 use crate::MetadataError;
 
@@ -138,7 +138,10 @@ pub fn parse(xml: &str) -> Result<Element, MetadataError> {
         }
     }
     if !stack.is_empty() {
-        return Err(MetadataError::Malformed { offset: xml.len() as u64, message: "unexpected end of document".into() });
+        return Err(MetadataError::Malformed {
+            offset: xml.len() as u64,
+            message: "unexpected end of document".into(),
+        });
     }
     let mut root = root.ok_or(MetadataError::Malformed { offset: 0, message: "no root element".into() })?;
     drop_blank_text(&mut root);

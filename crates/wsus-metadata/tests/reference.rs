@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wsus_metadata::{decode_compressed_blob, fragments, Update, UpdateType};
+use wsus_metadata::{Update, UpdateType, decode_compressed_blob, fragments};
 
 fn reference() -> PathBuf {
     std::env::var_os("WSUS_REFERENCE_DIR")
@@ -19,7 +19,13 @@ fn read(path: &Path) -> String {
 fn documents() -> Vec<PathBuf> {
     let r = reference();
     let mut docs = Vec::new();
-    for dir in ["metadata/updates", "metadata/bundles", "metadata/categories", "captures/wsus-m0-wsusss/docs", "wsusss/update-metadata"] {
+    for dir in [
+        "metadata/updates",
+        "metadata/bundles",
+        "metadata/categories",
+        "captures/wsus-m0-wsusss/docs",
+        "wsusss/update-metadata",
+    ] {
         for e in std::fs::read_dir(r.join(dir)).unwrap_or_else(|e| panic!("{dir}: {e}")).flatten() {
             if e.path().extension().is_some_and(|x| x == "xml") {
                 docs.push(e.path());
@@ -47,7 +53,8 @@ fn every_reference_document_parses() {
 
 #[test]
 fn extraction_of_the_approved_bundle() {
-    let u = Update::parse(read(&reference().join("metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml"))).unwrap();
+    let u = Update::parse(read(&reference().join("metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml")))
+        .unwrap();
     assert_eq!(u.update_type, UpdateType::Software);
     assert!(u.explicitly_deployable);
     assert_eq!(u.kb_article_id.as_deref(), Some("2267602"));
@@ -61,7 +68,8 @@ fn extraction_of_the_approved_bundle() {
     assert_eq!(u.localized.len(), 35);
     assert!(u.localized.iter().any(|l| l.language == "fr" && l.title.contains('\u{a0}')), "NBSP kept");
 
-    let leaf = Update::parse(read(&reference().join("metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml"))).unwrap();
+    let leaf = Update::parse(read(&reference().join("metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml")))
+        .unwrap();
     let f = &leaf.files[0];
     assert_eq!(f.file_name, "AM_Delta.exe");
     assert_eq!(f.size, 11_606_440);
@@ -69,10 +77,16 @@ fn extraction_of_the_approved_bundle() {
     assert!(f.sha256.is_some());
     assert_eq!(f.modified.unwrap().to_rfc3339(), "2026-10-04T09:39:26+00:00");
 
-    let company = Update::parse(read(&reference().join("metadata/categories/56309036-4c77-4dd9-951a-99ee9c246a94-r101.xml"))).unwrap();
+    let company =
+        Update::parse(read(&reference().join("metadata/categories/56309036-4c77-4dd9-951a-99ee9c246a94-r101.xml")))
+            .unwrap();
     assert_eq!(company.update_type, UpdateType::Category);
     assert_eq!(company.category_type.as_deref(), Some("Company"));
-    assert_eq!(company.identity.update_id.to_string(), "56309036-4c77-4dd9-951a-99ee9c246a94", "upper-case GUIDs compare equal");
+    assert_eq!(
+        company.identity.update_id.to_string(),
+        "56309036-4c77-4dd9-951a-99ee9c246a94",
+        "upper-case GUIDs compare equal"
+    );
 }
 
 /// The fragment files a real WSUS served, with the document they came from.
@@ -149,8 +163,14 @@ fn soap_field(body: &str, tag: &str) -> String {
 fn compressed_blobs_decode_to_the_documents() {
     let r = reference();
     for (resp, doc) in [
-        ("metadata/protocol/wsusss-getupdatedata-response-266f6222-r200.xml", "metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml"),
-        ("metadata/protocol/wsusss-getupdatedata-response-a2fef9b0-r200.xml", "metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml"),
+        (
+            "metadata/protocol/wsusss-getupdatedata-response-266f6222-r200.xml",
+            "metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml",
+        ),
+        (
+            "metadata/protocol/wsusss-getupdatedata-response-a2fef9b0-r200.xml",
+            "metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml",
+        ),
     ] {
         let blob = soap_field(&read(&r.join(resp)), "XmlUpdateBlobCompressed");
         assert!(blob.starts_with("TVNDRg"), "a Cabinet");

@@ -28,18 +28,24 @@ pub use health::health_router;
 pub use metrics::{Metrics, RouteLabel};
 
 #[derive(Debug, Parser)]
-struct Cli {
+struct Cli<X: Subcommand> {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<Command<X>>,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Command<X: Subcommand> {
     /// Serve (the default).
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    #[command(flatten)]
+    Extra(X),
 }
+
+/// For binaries with no commands beyond `serve` and `migrate`.
+#[derive(Debug, Subcommand)]
+pub enum NoCommands {}
 
 /// Runs a service binary: parses the command line and the environment, then serves or
 /// migrates. `serve` returns once `shell.shutdown` has fired and its servers have drained.
@@ -53,7 +59,31 @@ where
     F: FnOnce(C, Shell) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let cli = Cli::parse();
+    main_with_commands::<C, NoCommands, F, Fut, _, std::future::Ready<anyhow::Result<()>>>(
+        name,
+        read_config,
+        common,
+        serve,
+        |_, never| match never {},
+    )
+}
+
+/// Like [`main`], with commands of the binary's own (`X`), run by `run`.
+pub fn main_with_commands<C, X, F, Fut, R, RFut>(
+    name: &'static str,
+    read_config: fn(&Vars) -> Result<C, ConfigError>,
+    common: fn(&C) -> &CommonConfig,
+    serve: F,
+    run: R,
+) -> ExitCode
+where
+    X: Subcommand + std::fmt::Debug,
+    F: FnOnce(C, Shell) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+    R: FnOnce(C, X) -> RFut,
+    RFut: Future<Output = anyhow::Result<()>>,
+{
+    let cli = Cli::<X>::parse();
     let lookup = wsus_config::process_env;
     let config = match read_config(&Vars::new(&lookup)) {
         Ok(c) => c,
@@ -70,7 +100,11 @@ where
         }
     };
     runtime.block_on(async move {
-        let telemetry = match wsus_telemetry::init(name, &lookup) {
+        let log_to = match cli.command {
+            Some(Command::Extra(_)) | Some(Command::Migrate) => wsus_telemetry::LogTo::Stderr,
+            _ => wsus_telemetry::LogTo::Stdout,
+        };
+        let telemetry = match wsus_telemetry::init(name, &lookup, log_to) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("{name}: configuration error: {e}");
@@ -79,6 +113,7 @@ where
         };
         let outcome = match cli.command.unwrap_or(Command::Serve) {
             Command::Migrate => migrate_once(common(&config)).await,
+            Command::Extra(x) => run(config, x).await,
             Command::Serve => match Shell::start(name, common(&config)) {
                 Ok(shell) => {
                     tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), "starting");
@@ -97,6 +132,13 @@ where
             }
         }
     })
+}
+
+/// A pool for a one-shot command, with the schema brought up to date first.
+pub async fn command_pool(common: &CommonConfig) -> anyhow::Result<PgPool> {
+    let pool = wsus_store::connect_lazy(&common.database_url, 4)?;
+    wsus_store::migrate::run(&pool).await.map_err(|e| anyhow::anyhow!("cannot prepare the database: {e}"))?;
+    Ok(pool)
 }
 
 async fn migrate_once(common: &CommonConfig) -> anyhow::Result<()> {

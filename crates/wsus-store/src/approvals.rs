@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{catalog, Result, StoreError};
+use crate::{Result, StoreError, catalog};
 
 /// Explicit deployment actions (Evaluate and Bundle are implied, never stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,13 +131,16 @@ pub struct Approval {
 /// replacing the group's previous approval of it. Returns the deployment id.
 pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, ApprovalError> {
     let mut tx = pool.begin().await?;
-    let latest: Option<(i32,)> = sqlx::query_as("SELECT max(revision_number) FROM revision WHERE update_id = $1 HAVING count(*) > 0")
-        .bind(a.update_id)
+    let latest: Option<(i32,)> =
+        sqlx::query_as("SELECT max(revision_number) FROM revision WHERE update_id = $1 HAVING count(*) > 0")
+            .bind(a.update_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((revision_number,)) = latest else { return Err(ApprovalError::UnknownUpdate(a.update_id)) };
+    let group: Option<(Uuid,)> = sqlx::query_as("SELECT group_id FROM target_group WHERE group_id = $1")
+        .bind(a.group_id)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((revision_number,)) = latest else { return Err(ApprovalError::UnknownUpdate(a.update_id)) };
-    let group: Option<(Uuid,)> =
-        sqlx::query_as("SELECT group_id FROM target_group WHERE group_id = $1").bind(a.group_id).fetch_optional(&mut *tx).await?;
     if group.is_none() {
         return Err(ApprovalError::UnknownGroup(a.group_id));
     }
@@ -282,13 +285,15 @@ pub async fn deployments(pool: &PgPool) -> Result<Vec<Deployment>> {
 
 /// Every declined update.
 pub async fn declined(pool: &PgPool) -> Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT update_id FROM declined_update ORDER BY update_id").fetch_all(pool).await?;
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT update_id FROM declined_update ORDER BY update_id").fetch_all(pool).await?;
     Ok(rows.into_iter().map(|(u,)| u).collect())
 }
 
 /// Every accepted EULA.
 pub async fn accepted_eulas(pool: &PgPool) -> Result<Vec<Uuid>> {
-    let rows: Vec<(Uuid,)> = sqlx::query_as("SELECT eula_id FROM accepted_eula ORDER BY eula_id").fetch_all(pool).await?;
+    let rows: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT eula_id FROM accepted_eula ORDER BY eula_id").fetch_all(pool).await?;
     Ok(rows.into_iter().map(|(u,)| u).collect())
 }
 
@@ -320,7 +325,8 @@ pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64>
     let mut changed = 0u64;
     // Parents before children.
     let mut pending: Vec<&Group> = state.groups.iter().filter(|g| !g.is_builtin).collect();
-    let mut placed: std::collections::HashSet<Uuid> = state.groups.iter().filter(|g| g.is_builtin).map(|g| g.group_id).collect();
+    let mut placed: std::collections::HashSet<Uuid> =
+        state.groups.iter().filter(|g| g.is_builtin).map(|g| g.group_id).collect();
     placed.insert(crate::ALL_COMPUTERS);
     placed.insert(crate::UNASSIGNED_COMPUTERS);
     while !pending.is_empty() {

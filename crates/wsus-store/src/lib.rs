@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 
+pub mod approvals;
 pub mod catalog;
 pub mod identity;
 pub mod listen;
 pub mod migrate;
 pub mod reporting;
 pub mod revisions;
-pub mod approvals;
 pub mod settings;
 pub mod sync_history;
 

@@ -8,9 +8,9 @@ use sha2::Digest as _;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 use wsus_catalog::{Graph, RevisionNode};
-use wsus_metadata::{fragments, FileInfo, PrerequisiteClause, Update, UpdateIdentity, UpdateType};
+use wsus_metadata::{FileInfo, PrerequisiteClause, Update, UpdateIdentity, UpdateType, fragments};
 
-use crate::{catalog, Result};
+use crate::{Result, catalog};
 
 /// A revision ready to store: the document, what the server interprets of it, and its
 /// fragments.
@@ -40,7 +40,8 @@ pub struct NewRevision {
 impl NewRevision {
     /// Derives everything to store from a parsed document.
     pub fn from_update(u: &Update) -> Self {
-        let mut frags = vec![("Core", String::new(), fragments::core(u)), ("Extended", String::new(), fragments::extended(u))];
+        let mut frags =
+            vec![("Core", String::new(), fragments::core(u)), ("Extended", String::new(), fragments::extended(u))];
         for (lang, body) in fragments::localized(u) {
             frags.push(("LocalizedProperties", lang, body));
         }
@@ -126,7 +127,7 @@ pub async fn import_batch(pool: &PgPool, batch: &[NewRevision]) -> Result<Import
 
     let mut new = Vec::new();
     let mut changed = Vec::new();
-    for r in batch {
+    for &r in &batch {
         match existing.get(&r.identity) {
             Some((_, sha)) if sha.as_slice() == r.xml_sha256 => outcome.unchanged += 1,
             Some((rid, _)) => changed.push((*rid, r)),
@@ -136,6 +137,10 @@ pub async fn import_batch(pool: &PgPool, batch: &[NewRevision]) -> Result<Import
     outcome.new = new.len() as u64;
     outcome.updated = changed.len() as u64;
     if new.is_empty() && changed.is_empty() {
+        // Unchanged documents may still bring where Microsoft Update serves their files.
+        let urls: Vec<(Vec<u8>, String)> =
+            batch.iter().flat_map(|r| r.mu_urls.iter().map(|(s, u)| (s.to_vec(), u.clone()))).collect();
+        update_mu_urls(&mut tx, &urls).await?;
         tx.commit().await?;
         return Ok(outcome);
     }
@@ -199,7 +204,11 @@ const CHILD_TABLES: &[&str] = &[
     "DELETE FROM driver WHERE revision_id = ANY($1)",
 ];
 
-async fn update_revisions(tx: &mut Transaction<'_, Postgres>, changed: &[(i32, &NewRevision)], version: i64) -> Result<()> {
+async fn update_revisions(
+    tx: &mut Transaction<'_, Postgres>,
+    changed: &[(i32, &NewRevision)],
+    version: i64,
+) -> Result<()> {
     let rids: Vec<i32> = changed.iter().map(|(id, _)| *id).collect();
     sqlx::query(
         "UPDATE revision r SET update_type = x.t, category_type = x.ct, publication_state = x.ps, \
@@ -358,7 +367,11 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
     Ok(new_files)
 }
 
-async fn insert_drivers(tx: &mut Transaction<'_, Postgres>, rid: i32, drivers: &[wsus_metadata::DriverMetadata]) -> Result<()> {
+async fn insert_drivers(
+    tx: &mut Transaction<'_, Postgres>,
+    rid: i32,
+    drivers: &[wsus_metadata::DriverMetadata],
+) -> Result<()> {
     for d in drivers {
         sqlx::query(
             "INSERT INTO driver (revision_id, hardware_id, driver_ver_date, driver_ver_version, class, manufacturer, \
@@ -387,7 +400,9 @@ async fn insert_drivers(tx: &mut Transaction<'_, Postgres>, rid: i32, drivers: &
             .execute(&mut **tx)
             .await?;
         }
-        for (kind, ids) in [("distribution", &d.distribution_computer_hardware_ids), ("target", &d.target_computer_hardware_ids)] {
+        for (kind, ids) in
+            [("distribution", &d.distribution_computer_hardware_ids), ("target", &d.target_computer_hardware_ids)]
+        {
             for id in ids {
                 sqlx::query(
                     "INSERT INTO driver_computer_hardware_id (revision_id, hardware_id, kind, computer_hardware_id) \
@@ -431,10 +446,11 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
             }
         })
         .collect();
-    let prereqs: Vec<(i32, i32, Uuid, bool)> =
-        sqlx::query_as("SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause")
-            .fetch_all(&mut *tx)
-            .await?;
+    let prereqs: Vec<(i32, i32, Uuid, bool)> = sqlx::query_as(
+        "SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for (rid, clause, u, cat) in prereqs {
         let n = &mut nodes[index[&rid]];
         let clause = clause.max(0) as usize;
@@ -511,7 +527,10 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("DELETE FROM revision_category WHERE revision_id = ANY($1)").bind(&cat_changed).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM revision_category WHERE revision_id = ANY($1)")
+        .bind(&cat_changed)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO revision_category (revision_id, category_update_id, via_bundle) \
          SELECT * FROM unnest($1::int4[], $2::uuid[], $3::bool[])",
@@ -556,11 +575,12 @@ pub async fn list(pool: &PgPool) -> Result<Vec<RevisionRow>> {
 
 /// The revision id of a revision.
 pub async fn revision_id(pool: &PgPool, identity: UpdateIdentity) -> Result<Option<i32>> {
-    let row: Option<(i32,)> = sqlx::query_as("SELECT revision_id FROM revision WHERE update_id = $1 AND revision_number = $2")
-        .bind(identity.update_id)
-        .bind(identity.revision_number)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(i32,)> =
+        sqlx::query_as("SELECT revision_id FROM revision WHERE update_id = $1 AND revision_number = $2")
+            .bind(identity.update_id)
+            .bind(identity.revision_number)
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(|(id,)| id))
 }
 
@@ -624,5 +644,28 @@ pub async fn set_content_state(pool: &PgPool, sha1s: &[Vec<u8>], state: &str) ->
         .bind(state)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// Records where Microsoft Update serves files: (SHA-1, MUUrl).
+pub async fn set_mu_urls(pool: &PgPool, urls: &[(Vec<u8>, String)]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    update_mu_urls(&mut tx, urls).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn update_mu_urls(tx: &mut Transaction<'_, Postgres>, urls: &[(Vec<u8>, String)]) -> Result<()> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE file f SET mu_url = x.u FROM unnest($1::bytea[], $2::text[]) AS x(s, u) \
+         WHERE f.sha1 = x.s AND f.mu_url IS DISTINCT FROM x.u",
+    )
+    .bind(urls.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())
+    .bind(urls.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

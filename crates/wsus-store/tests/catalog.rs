@@ -7,7 +7,7 @@ use uuid::Uuid;
 use wsus_metadata::{Update, UpdateIdentity};
 use wsus_store::approvals::{self, Action, Approval, ApprovalError};
 use wsus_store::revisions::{self, NewRevision};
-use wsus_store::{catalog, migrate, ALL_COMPUTERS};
+use wsus_store::{ALL_COMPUTERS, catalog, migrate};
 
 fn reference_docs() -> Vec<NewRevision> {
     let root = std::env::var_os("WSUS_REFERENCE_DIR")
@@ -48,12 +48,14 @@ async fn importing_the_real_documents_is_idempotent(pool: PgPool) {
     let leaf = |u: &str| rows.iter().find(|r| r.update_id.to_string().starts_with(u)).unwrap().is_leaf;
     assert!(!leaf("56309036") && !leaf("6964aab4") && leaf("dd78b8a1") && leaf("ff36f0b5"));
 
-    let engine = revisions::revision_id(&pool, ident("ff36f0b5-dded-4780-8664-cd78af8b62c1", 200)).await.unwrap().unwrap();
+    let engine =
+        revisions::revision_id(&pool, ident("ff36f0b5-dded-4780-8664-cd78af8b62c1", 200)).await.unwrap().unwrap();
     let cats = revisions::categories(&pool, engine).await.unwrap();
     assert!(cats.contains(&("8c3fcc84-7410-4a95-8b89-a166a0190486".parse().unwrap(), true)), "{cats:?}");
 
     // The fragments served are the derived ones.
-    let leaf_id = revisions::revision_id(&pool, ident("266f6222-c89d-43f2-9f8a-69340271e677", 200)).await.unwrap().unwrap();
+    let leaf_id =
+        revisions::revision_id(&pool, ident("266f6222-c89d-43f2-9f8a-69340271e677", 200)).await.unwrap().unwrap();
     let core = revisions::fragment(&pool, leaf_id, "Core", "").await.unwrap().unwrap();
     assert!(core.starts_with("<UpdateIdentity UpdateID=\"266f6222"));
     assert!(revisions::fragment(&pool, leaf_id, "LocalizedProperties", "en").await.unwrap().is_some());
@@ -108,7 +110,13 @@ async fn approvals_declines_and_eulas_move_the_catalog_version(pool: PgPool) {
     let version = || async { catalog::version(&pool).await.unwrap().version };
 
     let v = version().await;
-    let approval = Approval { update_id: kb, group_id: ALL_COMPUTERS, action: Action::Install, deadline: None, admin_name: Some("admin".into()) };
+    let approval = Approval {
+        update_id: kb,
+        group_id: ALL_COMPUTERS,
+        action: Action::Install,
+        deadline: None,
+        admin_name: Some("admin".into()),
+    };
     let first = approvals::approve(&pool, &approval).await.unwrap();
     assert!(version().await > v);
     let deployments = approvals::deployments(&pool).await.unwrap();
@@ -135,7 +143,8 @@ async fn approvals_declines_and_eulas_move_the_catalog_version(pool: PgPool) {
     assert!(approvals::unapprove(&pool, kb, ALL_COMPUTERS).await.unwrap());
     assert!(!approvals::unapprove(&pool, kb, ALL_COMPUTERS).await.unwrap());
     assert!(version().await > v);
-    let (dead,): (i64,) = sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NOT NULL").fetch_one(&pool).await.unwrap();
+    let (dead,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NOT NULL").fetch_one(&pool).await.unwrap();
     assert_eq!(dead, 2, "removed approvals stay for GetDeployments");
 
     approvals::approve(&pool, &approval).await.unwrap();
@@ -160,9 +169,12 @@ async fn admin_state_merges_idempotently(pool: PgPool) {
     approvals::create_group(&pool, pilot, "Pilot", None).await.unwrap();
     let ring = Uuid::new_v4();
     approvals::create_group(&pool, ring, "Pilot ring 1", Some(pilot)).await.unwrap();
-    approvals::approve(&pool, &Approval { update_id: kb, group_id: ring, action: Action::Install, deadline: None, admin_name: None })
-        .await
-        .unwrap();
+    approvals::approve(
+        &pool,
+        &Approval { update_id: kb, group_id: ring, action: Action::Install, deadline: None, admin_name: None },
+    )
+    .await
+    .unwrap();
     approvals::accept_eula(&pool, Uuid::new_v4(), None).await.unwrap();
     let state = approvals::admin_state(&pool).await.unwrap();
 

@@ -50,13 +50,27 @@ impl Telemetry {
     }
 }
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTo {
+    /// Services: standard output, as container platforms collect it.
+    Stdout,
+    /// One-shot commands: standard error, keeping standard output for their results.
+    Stderr,
+}
+
 /// Sets up logging and, when configured, trace export for the service `default_name`.
 /// Reads `RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` through `lookup`.
 /// Must run inside a Tokio runtime (the OTLP exporter needs one).
-pub fn init(default_name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Telemetry, TelemetryError> {
+pub fn init(
+    default_name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    log_to: LogTo,
+) -> Result<Telemetry, TelemetryError> {
     let filter = match lookup("RUST_LOG").filter(|s| !s.trim().is_empty()) {
         Some(directives) => EnvFilter::try_new(&directives).map_err(|e| TelemetryError::Filter(e.to_string()))?,
-        None => EnvFilter::new("info"),
+        // sqlx reports every server notice at info.
+        None => EnvFilter::new("info,sqlx=warn"),
     };
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
@@ -79,7 +93,12 @@ pub fn init(default_name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
         }
     };
 
+    let writer = match log_to {
+        LogTo::Stdout => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+        LogTo::Stderr => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
         .json()
         .flatten_event(true)
         .with_current_span(true)

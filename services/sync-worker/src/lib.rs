@@ -16,6 +16,50 @@ use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
+pub mod transfer;
+
+/// sync-worker's own commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Import an export file, a directory of update documents, one document, or a saved
+    /// GetUpdateData response.
+    Import {
+        path: std::path::PathBuf,
+        /// Print one JSON summary line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the catalog, files list, groups, approvals, declines and EULAs to one tar file.
+    Export { file: std::path::PathBuf },
+}
+
+/// Runs one of sync-worker's own commands.
+pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<()> {
+    let pool = wsus_service::command_pool(&config.common).await?;
+    match command {
+        Command::Import { path, json } => {
+            let summary = transfer::import(&pool, &path).await?;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                println!(
+                    "{} revisions: {} new, {} updated, {} unchanged; {} new files; {} rejected",
+                    summary.revisions, summary.new, summary.updated, summary.unchanged, summary.files, summary.rejected
+                );
+            }
+            if summary.rejected > 0 {
+                anyhow::bail!("{} documents were rejected", summary.rejected);
+            }
+        }
+        Command::Export { file } => {
+            let manifest = transfer::export(&pool, &file).await?;
+            println!("exported {}: {:?}", file.display(), manifest.counts);
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
 /// Serves until shutdown.
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
     let service = Sync::new(shell.pool.clone(), config.clone());
