@@ -352,7 +352,7 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
 }
 
 /// Writes the catalog as `<id>-r<rev>.xml` files into `dir`, and the file bytes into the
-/// content store at `content` when given. Returns (documents, files).
+/// content store at `content` when given. Returns (documents, files the catalog references).
 pub fn write(opts: &Options, dir: &Path, content: Option<&Path>) -> anyhow::Result<(usize, usize)> {
     std::fs::create_dir_all(dir)?;
     let store = content.map(wsus_content::ContentStore::new);
@@ -360,17 +360,17 @@ pub fn write(opts: &Options, dir: &Path, content: Option<&Path>) -> anyhow::Resu
     generate(opts, |d| {
         std::fs::write(dir.join(d.file_name()), &d.xml)?;
         docs += 1;
-        if let (Some(store), Some(f)) = (&store, &d.file) {
-            let expected = wsus_content::Expected {
-                sha1: &f.sha1,
-                sha256: Some(&f.sha256),
-                size: Some(f.size),
-                file_name: &f.file_name,
-            };
-            if !store.contains(&f.sha1, &f.file_name) {
+        if let Some(f) = &d.file {
+            files += 1;
+            if let Some(store) = store.as_ref().filter(|s| !s.contains(&f.sha1, &f.file_name)) {
+                let expected = wsus_content::Expected {
+                    sha1: &f.sha1,
+                    sha256: Some(&f.sha256),
+                    size: Some(f.size),
+                    file_name: &f.file_name,
+                };
                 store.put(expected, &file_bytes(f.content_seed, f.size))?;
             }
-            files += 1;
         }
         Ok(())
     })?;

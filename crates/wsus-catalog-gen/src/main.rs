@@ -37,6 +37,9 @@ fn main() -> anyhow::Result<()> {
     };
     anyhow::ensure!(!opts.languages.is_empty(), "--languages names none");
     let (docs, files) = wsus_catalog_gen::write(&opts, &a.out, a.content.as_deref())?;
-    println!("{docs} documents in {}, {files} files", a.out.display());
+    match &a.content {
+        Some(c) => println!("{docs} documents in {}, {files} files in {}", a.out.display(), c.display()),
+        None => println!("{docs} documents in {}, referencing {files} files (bytes not written)", a.out.display()),
+    }
     Ok(())
 }

@@ -85,7 +85,7 @@ impl TryFrom<DeploymentRow> for Deployment {
     fn try_from(r: DeploymentRow) -> Result<Self> {
         Ok(Deployment {
             action: Action::parse(&r.action)
-                .ok_or_else(|| StoreError::BadSetting { key: "deployment.action".into(), message: r.action.clone() })?,
+                .ok_or_else(|| StoreError::Corrupt { what: "deployment.action", value: r.action.clone() })?,
             deployment_id: r.deployment_id,
             update_id: r.update_id,
             revision_number: r.revision_number,

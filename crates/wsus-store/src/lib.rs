@@ -30,6 +30,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored setting {key} is not valid: {message}")]
     BadSetting { key: String, message: String },
+    #[error("stored {what} has the unexpected value {value:?}")]
+    Corrupt { what: &'static str, value: String },
 }
 
 impl StoreError {
