@@ -1,0 +1,329 @@
+//! Cookies the server hands out and reads back, sealed with ChaCha20-Poly1305 so a
+//! client can neither read nor forge them, and no database is needed to check them.
+//!
+//! Sealed form: `version (1) | key id length (1) | key id | nonce (12) | ciphertext+tag`.
+//! The key id names the key that sealed it: the first configured key seals, every key
+//! opens, so keys rotate without invalidating cookies in flight. The purpose (an
+//! authorization cookie, or a client cookie) is bound as associated data, so one cannot
+//! stand in for the other.
+
+use std::collections::HashMap;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use uuid::Uuid;
+
+const FORMAT: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// Not one of ours: wrong format, unknown key, forged or damaged.
+    #[error("the cookie cannot be opened")]
+    Invalid,
+}
+
+/// The keys of `WSUS_COOKIE_KEYS`: the first seals, all open.
+#[derive(Clone)]
+pub struct Keys {
+    sealing: (String, ChaCha20Poly1305),
+    opening: HashMap<String, ChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys(seal {}, open {})", self.sealing.0, self.opening.len())
+    }
+}
+
+/// What a sealed cookie is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// SimpleAuth GetAuthorizationCookie's CookieData.
+    Authorization,
+    /// The Cookie's EncryptedData, renewed on every client call.
+    Client,
+    /// MS-WSUSSS cookies of downstream servers.
+    Server,
+}
+
+impl Purpose {
+    fn aad(self) -> &'static [u8] {
+        match self {
+            Purpose::Authorization => b"wsus/authorization",
+            Purpose::Client => b"wsus/client",
+            Purpose::Server => b"wsus/server",
+        }
+    }
+}
+
+impl Keys {
+    /// `keys` in order (the first seals). Key ids are at most 255 bytes.
+    pub fn new(keys: &[(String, [u8; 32])]) -> Option<Self> {
+        let (first_id, first_key) = keys.first()?;
+        if keys.iter().any(|(id, _)| id.is_empty() || id.len() > 255) {
+            return None;
+        }
+        let cipher = |k: &[u8; 32]| ChaCha20Poly1305::new(&Key::from(*k));
+        Some(Self {
+            sealing: (first_id.clone(), cipher(first_key)),
+            opening: keys.iter().map(|(id, k)| (id.clone(), cipher(k))).collect(),
+        })
+    }
+
+    pub fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> Vec<u8> {
+        let (id, cipher) = &self.sealing;
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).expect("the operating system provides randomness");
+        let sealed = cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: purpose.aad() })
+            .expect("sealing in memory cannot fail");
+        let mut out = Vec::with_capacity(2 + id.len() + 12 + sealed.len());
+        out.push(FORMAT);
+        out.push(id.len() as u8);
+        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    pub fn open(&self, purpose: Purpose, sealed: &[u8]) -> Result<Vec<u8>, CookieError> {
+        let [FORMAT, id_len, rest @ ..] = sealed else { return Err(CookieError::Invalid) };
+        let id_len = *id_len as usize;
+        if rest.len() < id_len + 12 + 16 {
+            return Err(CookieError::Invalid);
+        }
+        let (id, rest) = rest.split_at(id_len);
+        let (nonce, ciphertext) = rest.split_at(12);
+        let id = std::str::from_utf8(id).map_err(|_| CookieError::Invalid)?;
+        let nonce: [u8; 12] = nonce.try_into().map_err(|_| CookieError::Invalid)?;
+        let cipher = self.opening.get(id).ok_or(CookieError::Invalid)?;
+        cipher
+            .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad: purpose.aad() })
+            .map_err(|_| CookieError::Invalid)
+    }
+}
+
+/// A small, versioned binary encoding for cookie contents.
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    fn i64(&mut self, v: i64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn uuid(&mut self, v: &Uuid) -> &mut Self {
+        self.0.extend_from_slice(v.as_bytes());
+        self
+    }
+    fn str(&mut self, v: &str) -> &mut Self {
+        let bytes = &v.as_bytes()[..v.len().min(u16::MAX as usize)];
+        self.0.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        self.0.extend_from_slice(bytes);
+        self
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], CookieError> {
+        if self.0.len() < n {
+            return Err(CookieError::Invalid);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, CookieError> {
+        Ok(self.take(1)?[0])
+    }
+    fn i64(&mut self) -> Result<i64, CookieError> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    fn u32(&mut self) -> Result<u32, CookieError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn uuid(&mut self) -> Result<Uuid, CookieError> {
+        Ok(Uuid::from_slice(self.take(16)?).expect("16 bytes"))
+    }
+    fn str(&mut self) -> Result<String, CookieError> {
+        let n = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| CookieError::Invalid)
+    }
+}
+
+/// What SimpleAuth's CookieData carries: who the client is and the group it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCookie {
+    pub server_id: Uuid,
+    pub client_id: String,
+    pub dns_name: String,
+    /// Client-side targeting: the group name the client asked for, if any.
+    pub target_group_name: Option<String>,
+    /// Unix seconds.
+    pub issued_at: i64,
+}
+
+impl AuthorizationCookie {
+    pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(1).uuid(&self.server_id).str(&self.client_id).str(&self.dns_name);
+        match &self.target_group_name {
+            Some(g) => w.u8(1).str(g),
+            None => w.u8(0),
+        };
+        w.i64(self.issued_at);
+        keys.seal(Purpose::Authorization, &w.0)
+    }
+
+    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
+        let plain = keys.open(Purpose::Authorization, sealed)?;
+        let mut r = Reader(&plain);
+        if r.u8()? != 1 {
+            return Err(CookieError::Invalid);
+        }
+        Ok(Self {
+            server_id: r.uuid()?,
+            client_id: r.str()?,
+            dns_name: r.str()?,
+            target_group_name: if r.u8()? == 1 { Some(r.str()?) } else { None },
+            issued_at: r.i64()?,
+        })
+    }
+}
+
+/// What a client's Cookie (EncryptedData) carries between calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCookie {
+    /// The server that issued it: another server's cookie is refused (ServerChanged).
+    pub server_id: Uuid,
+    pub client_id: String,
+    /// Client-side targeting group name, from the authorization cookie.
+    pub target_group_name: Option<String>,
+    /// Client protocol version (major, minor).
+    pub protocol_version: (u32, u32),
+    /// The configuration LastChange the client saw, Unix microseconds (ConfigChanged).
+    pub config_last_change: i64,
+    /// Unix seconds; the clear-text Expiration mirrors it.
+    pub expires_at: i64,
+    /// Last completed software / driver scan, Unix seconds (0 = never).
+    pub last_sync: i64,
+    pub last_driver_sync: i64,
+    /// The catalog version of the last scan: what the client has already been told.
+    pub catalog_version: i64,
+}
+
+impl ClientCookie {
+    pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(1).uuid(&self.server_id).str(&self.client_id);
+        match &self.target_group_name {
+            Some(g) => w.u8(1).str(g),
+            None => w.u8(0),
+        };
+        w.u32(self.protocol_version.0)
+            .u32(self.protocol_version.1)
+            .i64(self.config_last_change)
+            .i64(self.expires_at)
+            .i64(self.last_sync)
+            .i64(self.last_driver_sync)
+            .i64(self.catalog_version);
+        keys.seal(Purpose::Client, &w.0)
+    }
+
+    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
+        let plain = keys.open(Purpose::Client, sealed)?;
+        let mut r = Reader(&plain);
+        if r.u8()? != 1 {
+            return Err(CookieError::Invalid);
+        }
+        Ok(Self {
+            server_id: r.uuid()?,
+            client_id: r.str()?,
+            target_group_name: if r.u8()? == 1 { Some(r.str()?) } else { None },
+            protocol_version: (r.u32()?, r.u32()?),
+            config_last_change: r.i64()?,
+            expires_at: r.i64()?,
+            last_sync: r.i64()?,
+            last_driver_sync: r.i64()?,
+            catalog_version: r.i64()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ids: &[(&str, u8)]) -> Keys {
+        Keys::new(&ids.iter().map(|(id, b)| (id.to_string(), [*b; 32])).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn client() -> ClientCookie {
+        ClientCookie {
+            server_id: Uuid::from_u128(7),
+            client_id: "e1da06a3-5601-43c9-bac3-52d5db701494".into(),
+            target_group_name: Some("Pilot".into()),
+            protocol_version: (2, 90),
+            config_last_change: 1_791_119_827_590_000,
+            expires_at: 1_791_130_000,
+            last_sync: 0,
+            last_driver_sync: 0,
+            catalog_version: 42,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_rotation() {
+        let old = keys(&[("k1", 1)]);
+        let sealed = client().seal(&old);
+        assert_eq!(ClientCookie::open(&old, &sealed).unwrap(), client());
+        // A new key seals; the old one still opens cookies in flight.
+        let rotated = keys(&[("k2", 2), ("k1", 1)]);
+        assert_eq!(ClientCookie::open(&rotated, &sealed).unwrap(), client());
+        let fresh = client().seal(&rotated);
+        assert_eq!(ClientCookie::open(&old, &fresh), Err(CookieError::Invalid), "k2 unknown to the old set");
+        let auth = AuthorizationCookie {
+            server_id: Uuid::from_u128(7),
+            client_id: "c".into(),
+            dns_name: "pc.lab".into(),
+            target_group_name: None,
+            issued_at: 5,
+        };
+        assert_eq!(AuthorizationCookie::open(&rotated, &auth.seal(&rotated)).unwrap(), auth);
+    }
+
+    #[test]
+    fn tampering_and_confusion_are_refused() {
+        let k = keys(&[("k1", 1)]);
+        let sealed = client().seal(&k);
+        for i in 0..sealed.len() {
+            let mut t = sealed.clone();
+            t[i] ^= 0x01;
+            assert_eq!(ClientCookie::open(&k, &t), Err(CookieError::Invalid), "byte {i}");
+        }
+        assert_eq!(ClientCookie::open(&k, &sealed[..sealed.len() - 1]), Err(CookieError::Invalid));
+        assert_eq!(ClientCookie::open(&k, &[]), Err(CookieError::Invalid));
+        assert_eq!(ClientCookie::open(&k, &[0u8; 372]), Err(CookieError::Invalid), "the captures' blanked cookies");
+        // An authorization cookie is not a client cookie.
+        let auth = AuthorizationCookie {
+            server_id: Uuid::nil(),
+            client_id: "c".into(),
+            dns_name: "d".into(),
+            target_group_name: None,
+            issued_at: 0,
+        };
+        assert_eq!(ClientCookie::open(&k, &auth.seal(&k)), Err(CookieError::Invalid));
+        assert_eq!(ClientCookie::open(&keys(&[("k1", 9)]), &sealed), Err(CookieError::Invalid), "same id, other key");
+        assert_ne!(client().seal(&k), sealed, "a fresh nonce every time");
+    }
+}
