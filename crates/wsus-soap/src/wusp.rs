@@ -146,3 +146,530 @@ mod tests {
         }
     }
 }
+
+/// Helpers for decoding request elements: absent vs empty arrays, ints, GUIDs, times.
+mod read {
+    use chrono::{DateTime, Utc};
+
+    use crate::{DecodeError, Element};
+
+    pub fn child<'a>(e: &'a Element, name: &str, path: &str) -> Result<&'a Element, DecodeError> {
+        e.child(name).filter(|c| !c.is_nil()).ok_or_else(|| DecodeError::new(path, "is required"))
+    }
+
+    pub fn text(e: &Element, name: &str, path: &str) -> Result<String, DecodeError> {
+        Ok(child(e, name, path)?.value().to_owned())
+    }
+
+    pub fn opt_text(e: &Element, name: &str) -> Option<String> {
+        e.child(name).filter(|c| !c.is_nil()).map(|c| c.value().to_owned())
+    }
+
+    pub fn bool_or(e: &Element, name: &str, path: &str, default: bool) -> Result<bool, DecodeError> {
+        match e.child(name).filter(|c| !c.is_nil()).map(|c| c.value()) {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(other) => Err(DecodeError::new(path, format!("{other:?} is not a boolean"))),
+        }
+    }
+
+    pub fn num<T: std::str::FromStr>(raw: &str, path: &str) -> Result<T, DecodeError> {
+        raw.trim().parse().map_err(|_| DecodeError::new(path, format!("{raw:?} is not a number in range")))
+    }
+
+    pub fn opt_num<T: std::str::FromStr>(e: &Element, name: &str, path: &str) -> Result<Option<T>, DecodeError> {
+        opt_text(e, name).filter(|s| !s.is_empty()).map(|s| num(&s, path)).transpose()
+    }
+
+    /// An array of `item` children; an absent array is empty.
+    pub fn items<'a>(e: &'a Element, name: &str) -> impl Iterator<Item = &'a Element> + 'a {
+        e.child(name).into_iter().flat_map(|a| a.children.iter())
+    }
+
+    pub fn ints(e: &Element, name: &str, path: &str) -> Result<Vec<i32>, DecodeError> {
+        items(e, name).map(|i| num(i.value(), path)).collect()
+    }
+
+    pub fn strings(e: &Element, name: &str) -> Vec<String> {
+        items(e, name).map(|i| i.text.clone()).collect()
+    }
+
+    pub fn guid(raw: &str, path: &str) -> Result<uuid::Uuid, DecodeError> {
+        uuid::Uuid::parse_str(raw.trim()).map_err(|_| DecodeError::new(path, format!("{raw:?} is not a GUID")))
+    }
+
+    pub fn time(raw: &str, path: &str) -> Result<DateTime<Utc>, DecodeError> {
+        let v = raw.trim();
+        DateTime::parse_from_rfc3339(v)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
+            .map_err(|_| DecodeError::new(path, format!("{raw:?} is not a dateTime")))
+    }
+}
+
+/// A Cookie: the clear-text expiry and the opaque sealed data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub expiration: DateTime<Utc>,
+    /// Base64 text as sent; None when absent (a first GetCookie sends only Expiration).
+    pub encrypted_data: Option<String>,
+}
+
+impl Cookie {
+    fn decode(e: &Element, path: &str) -> Result<Self, DecodeError> {
+        Ok(Self {
+            expiration: read::time(
+                &read::text(e, "Expiration", &format!("{path}.Expiration"))?,
+                &format!("{path}.Expiration"),
+            )?,
+            encrypted_data: read::opt_text(e, "EncryptedData").filter(|s| !s.is_empty()),
+        })
+    }
+
+    fn encode(&self, out: &mut String, name: &str) {
+        let _ = write!(out, "<{name}>");
+        element(out, "Expiration", &datetime(self.expiration));
+        element(out, "EncryptedData", self.encrypted_data.as_deref().unwrap_or(""));
+        let _ = write!(out, "</{name}>");
+    }
+}
+
+/// SimpleAuth GetAuthorizationCookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetAuthorizationCookieRequest {
+    pub client_id: String,
+    pub target_group_name: Option<String>,
+    pub dns_name: String,
+}
+
+impl GetAuthorizationCookieRequest {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let client_id = read::text(op, "clientId", "clientId")?;
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Err(DecodeError::new("clientId", "must be 1 to 256 characters"));
+        }
+        let dns_name = read::text(op, "dnsName", "dnsName")?;
+        if dns_name.len() > 255 {
+            return Err(DecodeError::new("dnsName", "is too long"));
+        }
+        Ok(Self {
+            client_id,
+            target_group_name: read::opt_text(op, "targetGroupName").filter(|s| !s.is_empty()),
+            dns_name,
+        })
+    }
+}
+
+/// The `GetAuthorizationCookieResponse` element (ASMX style).
+pub fn encode_authorization_cookie(plug_in_id: &str, cookie_data_b64: &str) -> String {
+    let mut out = format!("<GetAuthorizationCookieResponse xmlns=\"{SIMPLE_AUTH_NS}\"><GetAuthorizationCookieResult>");
+    element(&mut out, "PlugInId", plug_in_id);
+    element(&mut out, "CookieData", cookie_data_b64);
+    out.push_str("</GetAuthorizationCookieResult></GetAuthorizationCookieResponse>");
+    out
+}
+
+/// An AuthorizationCookie as sent back in GetCookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCookie {
+    pub plug_in_id: String,
+    pub cookie_data: String,
+}
+
+/// GetCookie (MS-WUSP 2.2.2.2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetCookieRequest {
+    pub auth_cookies: Vec<AuthorizationCookie>,
+    pub old_cookie: Option<Cookie>,
+    pub last_change: Option<DateTime<Utc>>,
+    pub current_time: Option<DateTime<Utc>>,
+    pub protocol_version: ProtocolVersion,
+}
+
+impl GetCookieRequest {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let auth_cookies = read::items(op, "authCookies")
+            .filter(|c| c.name == "AuthorizationCookie")
+            .map(|c| {
+                Ok(AuthorizationCookie {
+                    plug_in_id: read::opt_text(c, "PlugInId").unwrap_or_default(),
+                    cookie_data: read::text(c, "CookieData", "authCookies.CookieData")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        let old_cookie =
+            op.child("oldCookie").filter(|c| !c.is_nil()).map(|c| Cookie::decode(c, "oldCookie")).transpose()?;
+        let raw = read::text(op, "protocolVersion", "protocolVersion")?;
+        Ok(Self {
+            auth_cookies,
+            old_cookie,
+            last_change: read::opt_text(op, "lastChange").map(|t| read::time(&t, "lastChange")).transpose()?,
+            current_time: read::opt_text(op, "currentTime").map(|t| read::time(&t, "currentTime")).transpose()?,
+            protocol_version: raw
+                .parse()
+                .map_err(|_| DecodeError::new("protocolVersion", format!("{raw:?} is not major.minor")))?,
+        })
+    }
+}
+
+/// A response holding only a cookie: `<{op}Response><{op}Result>…</…>` (GetCookie).
+pub fn encode_cookie_response(op: &str, cookie: &Cookie) -> String {
+    let mut out = format!("<{op}Response xmlns=\"{CLIENT_NS}\">");
+    cookie.encode(&mut out, &format!("{op}Result"));
+    let _ = write!(out, "</{op}Response>");
+    out
+}
+
+/// A request that carries only a cookie of interest to the gateway, read from any
+/// operation (`cookie` child).
+pub fn request_cookie(op: &Element) -> Result<Cookie, DecodeError> {
+    Cookie::decode(read::child(op, "cookie", "cookie")?, "cookie")
+}
+
+/// RegisterComputer's ComputerInfo (MS-WUSP 2.2.2.2.3), as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ComputerInfo {
+    pub dns_name: Option<String>,
+    pub os_major_version: Option<i32>,
+    pub os_minor_version: Option<i32>,
+    pub os_build_number: Option<i32>,
+    pub os_service_pack_major_number: Option<i16>,
+    pub os_service_pack_minor_number: Option<i16>,
+    pub os_locale: Option<String>,
+    pub computer_manufacturer: Option<String>,
+    pub computer_model: Option<String>,
+    pub bios_version: Option<String>,
+    pub bios_name: Option<String>,
+    pub bios_release_date: Option<DateTime<Utc>>,
+    pub processor_architecture: Option<String>,
+    pub suite_mask: Option<i16>,
+    pub old_product_type: Option<i16>,
+    pub new_product_type: Option<i32>,
+    pub system_metrics: Option<i32>,
+    pub client_version: Option<String>,
+    pub os_description: Option<String>,
+    pub oem: Option<String>,
+    pub device_type: Option<String>,
+    pub firmware_version: Option<String>,
+    pub mobile_operator: Option<String>,
+}
+
+impl ComputerInfo {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let c = read::child(op, "computerInfo", "computerInfo")?;
+        let s = |n: &str| read::opt_text(c, n);
+        let p = |n: &str| format!("computerInfo.{n}");
+        let version: Vec<String> = [
+            "ClientVersionMajorNumber",
+            "ClientVersionMinorNumber",
+            "ClientVersionBuildNumber",
+            "ClientVersionQfeNumber",
+        ]
+        .iter()
+        .filter_map(|n| s(n))
+        .collect();
+        Ok(Self {
+            dns_name: s("DnsName"),
+            os_major_version: read::opt_num(c, "OSMajorVersion", &p("OSMajorVersion"))?,
+            os_minor_version: read::opt_num(c, "OSMinorVersion", &p("OSMinorVersion"))?,
+            os_build_number: read::opt_num(c, "OSBuildNumber", &p("OSBuildNumber"))?,
+            os_service_pack_major_number: read::opt_num(c, "OSServicePackMajorNumber", &p("OSServicePackMajorNumber"))?,
+            os_service_pack_minor_number: read::opt_num(c, "OSServicePackMinorNumber", &p("OSServicePackMinorNumber"))?,
+            os_locale: s("OSLocale"),
+            computer_manufacturer: s("ComputerManufacturer"),
+            computer_model: s("ComputerModel"),
+            bios_version: s("BiosVersion"),
+            bios_name: s("BiosName"),
+            bios_release_date: s("BiosReleaseDate").map(|t| read::time(&t, &p("BiosReleaseDate"))).transpose()?,
+            processor_architecture: s("ProcessorArchitecture"),
+            suite_mask: read::opt_num(c, "SuiteMask", &p("SuiteMask"))?,
+            old_product_type: read::opt_num(c, "OldProductType", &p("OldProductType"))?,
+            new_product_type: read::opt_num(c, "NewProductType", &p("NewProductType"))?,
+            system_metrics: read::opt_num(c, "SystemMetrics", &p("SystemMetrics"))?,
+            client_version: (!version.is_empty()).then(|| version.join(".")),
+            os_description: s("OSDescription"),
+            oem: s("OEM"),
+            device_type: s("DeviceType"),
+            firmware_version: s("FirmwareVersion"),
+            mobile_operator: s("MobileOperator"),
+        })
+    }
+}
+
+/// An empty `<{op}Response/>` (RegisterComputer).
+pub fn encode_empty_response(op: &str) -> String {
+    format!("<{op}Response xmlns=\"{CLIENT_NS}\" />")
+}
+
+/// SyncUpdates parameters (MS-WUSP 2.2.2.2.4); unknown elements are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncUpdatesRequest {
+    pub installed_non_leaf: Vec<i32>,
+    pub other_cached: Vec<i32>,
+    /// Present on the driver pass.
+    pub has_system_spec: bool,
+    pub skip_software_sync: bool,
+    pub filter_category_ids: Vec<uuid::Uuid>,
+    pub need_two_group_out_of_scope: bool,
+    pub cached_driver_ids: Vec<i32>,
+}
+
+/// More InstalledNonLeafUpdateIDs than a real WSUS accepts.
+pub const MAX_INSTALLED_NON_LEAF: usize = 400;
+
+impl SyncUpdatesRequest {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let p = read::child(op, "parameters", "parameters")?;
+        let installed_non_leaf = read::ints(p, "InstalledNonLeafUpdateIDs", "parameters.InstalledNonLeafUpdateIDs")?;
+        if installed_non_leaf.len() > MAX_INSTALLED_NON_LEAF {
+            return Err(DecodeError::new("parameters.InstalledNonLeafUpdateIDs", "more than 400 entries"));
+        }
+        let filter_category_ids = read::items(p, "FilterCategoryIds")
+            .map(|c| read::guid(&read::text(c, "Id", "parameters.FilterCategoryIds")?, "parameters.FilterCategoryIds"))
+            .collect::<Result<_, _>>()?;
+        let req = Self {
+            installed_non_leaf,
+            other_cached: read::ints(p, "OtherCachedUpdateIDs", "parameters.OtherCachedUpdateIDs")?,
+            has_system_spec: p.child("SystemSpec").is_some_and(|s| !s.is_nil() && !s.children.is_empty()),
+            skip_software_sync: read::bool_or(p, "SkipSoftwareSync", "parameters.SkipSoftwareSync", false)?,
+            filter_category_ids,
+            need_two_group_out_of_scope: read::bool_or(
+                p,
+                "NeedTwoGroupOutOfScopeUpdates",
+                "parameters.NeedTwoGroupOutOfScopeUpdates",
+                false,
+            )?,
+            cached_driver_ids: read::ints(p, "CachedDriverIDs", "parameters.CachedDriverIDs")?,
+        };
+        if req.has_system_spec && !req.skip_software_sync {
+            return Err(DecodeError::new("parameters.SystemSpec", "SystemSpec needs SkipSoftwareSync"));
+        }
+        Ok(req)
+    }
+}
+
+/// A Deployment as WSUS writes it on every UpdateInfo (7 elements, plus Deadline when set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentInfo {
+    pub id: i32,
+    pub action: &'static str,
+    pub deadline: Option<DateTime<Utc>>,
+    pub last_change: chrono::NaiveDate,
+}
+
+impl DeploymentInfo {
+    pub fn encode(&self, out: &mut String) {
+        let _ = write!(out, "<Deployment><ID>{}</ID><Action>{}</Action>", self.id, self.action);
+        if let Some(d) = self.deadline {
+            element(out, "Deadline", &datetime(d));
+        }
+        let _ = write!(
+            out,
+            "<IsAssigned>true</IsAssigned><LastChangeTime>{}</LastChangeTime><AutoSelect>0</AutoSelect><AutoDownload>0</AutoDownload><SupersedenceBehavior>0</SupersedenceBehavior></Deployment>",
+            self.last_change.format("%Y-%m-%d")
+        );
+    }
+}
+
+/// One UpdateInfo of a SyncUpdates answer; `core_escaped` is the Core fragment, already
+/// escaped for element content.
+#[derive(Debug, Clone)]
+pub struct UpdateInfo<'a> {
+    pub revision_id: i32,
+    pub deployment: DeploymentInfo,
+    pub is_leaf: bool,
+    pub core_escaped: &'a str,
+}
+
+/// SyncUpdatesResult, in the real server's element order.
+#[derive(Debug, Clone)]
+pub struct SyncInfo<'a> {
+    pub new_updates: Vec<UpdateInfo<'a>>,
+    pub out_of_scope: Vec<i32>,
+    /// (revision id, deployment, IsLeaf) of cached revisions whose deployment changed.
+    pub changed: Vec<UpdateInfo<'a>>,
+    pub truncated: bool,
+    pub new_cookie: Cookie,
+    pub driver_sync_not_needed: bool,
+}
+
+impl SyncInfo<'_> {
+    pub fn encode_response(&self) -> String {
+        let size: usize = self.new_updates.iter().map(|u| u.core_escaped.len() + 400).sum();
+        let mut out = String::with_capacity(size + 1024);
+        let _ = write!(out, "<SyncUpdatesResponse xmlns=\"{CLIENT_NS}\"><SyncUpdatesResult>");
+        if !self.new_updates.is_empty() {
+            out.push_str("<NewUpdates>");
+            for u in &self.new_updates {
+                encode_update_info(&mut out, u, true);
+            }
+            out.push_str("</NewUpdates>");
+        }
+        if !self.out_of_scope.is_empty() {
+            out.push_str("<OutOfScopeRevisionIDs>");
+            for id in &self.out_of_scope {
+                let _ = write!(out, "<int>{id}</int>");
+            }
+            out.push_str("</OutOfScopeRevisionIDs>");
+        }
+        if !self.changed.is_empty() {
+            out.push_str("<ChangedUpdates>");
+            for u in &self.changed {
+                encode_update_info(&mut out, u, false);
+            }
+            out.push_str("</ChangedUpdates>");
+        }
+        let _ = write!(out, "<Truncated>{}</Truncated>", self.truncated);
+        self.new_cookie.encode(&mut out, "NewCookie");
+        let _ = write!(out, "<DriverSyncNotNeeded>{}</DriverSyncNotNeeded>", self.driver_sync_not_needed);
+        out.push_str("</SyncUpdatesResult></SyncUpdatesResponse>");
+        out
+    }
+}
+
+fn encode_update_info(out: &mut String, u: &UpdateInfo<'_>, with_xml: bool) {
+    let _ = write!(out, "<UpdateInfo><ID>{}</ID>", u.revision_id);
+    u.deployment.encode(out);
+    let _ = write!(out, "<IsLeaf>{}</IsLeaf>", u.is_leaf);
+    if with_xml {
+        out.push_str("<Xml>");
+        out.push_str(u.core_escaped);
+        out.push_str("</Xml>");
+    }
+    out.push_str("</UpdateInfo>");
+}
+
+/// GetExtendedUpdateInfo (MS-WUSP 2.2.2.2.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetExtendedUpdateInfoRequest {
+    pub revision_ids: Vec<i32>,
+    pub info_types: Vec<String>,
+    pub locales: Vec<String>,
+}
+
+impl GetExtendedUpdateInfoRequest {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        read::child(op, "infoTypes", "infoTypes")?;
+        Ok(Self {
+            revision_ids: read::ints(op, "revisionIDs", "revisionIDs")?,
+            info_types: read::strings(op, "infoTypes").into_iter().map(|s| s.trim().to_owned()).collect(),
+            locales: read::strings(op, "locales").into_iter().map(|s| s.trim().to_owned()).collect(),
+        })
+    }
+}
+
+/// ExtendedUpdateInfo: fragments (revision id, fragment text), file locations
+/// (SHA-1 base64, URL), out-of-scope revisions.
+pub fn encode_extended_update_info(
+    updates: &[(i32, &str)],
+    files: &[(String, String)],
+    out_of_scope: &[i32],
+) -> String {
+    let mut out = String::with_capacity(updates.iter().map(|(_, x)| x.len() + 64).sum::<usize>() + 512);
+    let _ = write!(out, "<GetExtendedUpdateInfoResponse xmlns=\"{CLIENT_NS}\"><GetExtendedUpdateInfoResult>");
+    if !out_of_scope.is_empty() {
+        out.push_str("<OutOfScopeRevisionIDs>");
+        for id in out_of_scope {
+            let _ = write!(out, "<int>{id}</int>");
+        }
+        out.push_str("</OutOfScopeRevisionIDs>");
+    }
+    out.push_str("<Updates>");
+    for (id, xml) in updates {
+        let _ = write!(out, "<Update><ID>{id}</ID><Xml>{}</Xml></Update>", escape(xml));
+    }
+    out.push_str("</Updates>");
+    if !files.is_empty() {
+        out.push_str("<FileLocations>");
+        for (digest, url) in files {
+            let _ =
+                write!(out, "<FileLocation><FileDigest>{digest}</FileDigest><Url>{}</Url></FileLocation>", escape(url));
+        }
+        out.push_str("</FileLocations>");
+    }
+    out.push_str("</GetExtendedUpdateInfoResult></GetExtendedUpdateInfoResponse>");
+    out
+}
+
+/// One ReportingEvent (MS-WUSP 2.2.2.3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReportingEvent {
+    pub target_id: String,
+    pub time_at_target: Option<DateTime<Utc>>,
+    pub event_instance_id: String,
+    pub namespace_id: i32,
+    pub event_id: i32,
+    pub source_id: Option<i32>,
+    pub update_id: Option<String>,
+    pub revision_number: Option<i32>,
+    pub win32_hresult: Option<i32>,
+    pub app_name: Option<String>,
+    pub replacement_strings: Vec<String>,
+    pub misc_data: Vec<String>,
+    pub computer_brand: Option<String>,
+    pub computer_model: Option<String>,
+    pub bios_revision: Option<String>,
+    pub processor_architecture: Option<String>,
+    pub os_version: Option<String>,
+    pub os_locale_id: Option<i32>,
+    pub device_id: Option<String>,
+}
+
+/// ReportEventBatch: the cookie and the events.
+pub fn decode_event_batch(op: &Element) -> Result<Vec<ReportingEvent>, DecodeError> {
+    read::items(op, "eventBatch")
+        .filter(|e| e.name == "ReportingEvent")
+        .map(|e| {
+            let basic = read::child(e, "BasicData", "eventBatch.BasicData")?;
+            let extended = e.child("ExtendedData");
+            let target = read::child(basic, "TargetID", "eventBatch.BasicData.TargetID")?;
+            let update = basic.child("UpdateID");
+            let os_version = extended.and_then(|x| x.child("OSVersion")).map(|v| {
+                ["Major", "Minor", "Build", "Revision", "ServicePackMajor", "ServicePackMinor"]
+                    .iter()
+                    .map(|n| v.child(n).map(|c| c.value().to_owned()).unwrap_or_else(|| "0".into()))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            });
+            let ext_text = |n: &str| extended.and_then(|x| read::opt_text(x, n));
+            Ok(ReportingEvent {
+                target_id: read::text(target, "Sid", "eventBatch.BasicData.TargetID.Sid")?,
+                time_at_target: read::opt_text(basic, "TimeAtTarget")
+                    .map(|t| read::time(&t, "eventBatch.BasicData.TimeAtTarget"))
+                    .transpose()?,
+                event_instance_id: read::text(basic, "EventInstanceID", "eventBatch.BasicData.EventInstanceID")?,
+                namespace_id: read::opt_num(basic, "NamespaceID", "eventBatch.BasicData.NamespaceID")?.unwrap_or(1),
+                event_id: read::num(
+                    &read::text(basic, "EventID", "eventBatch.BasicData.EventID")?,
+                    "eventBatch.BasicData.EventID",
+                )?,
+                source_id: read::opt_num(basic, "SourceID", "eventBatch.BasicData.SourceID")?,
+                update_id: update.and_then(|u| read::opt_text(u, "UpdateID")),
+                revision_number: update
+                    .map(|u| read::opt_num(u, "RevisionNumber", "eventBatch.BasicData.UpdateID.RevisionNumber"))
+                    .transpose()?
+                    .flatten(),
+                win32_hresult: read::opt_num(basic, "Win32HResult", "eventBatch.BasicData.Win32HResult")?,
+                app_name: read::opt_text(basic, "AppName"),
+                replacement_strings: extended.map(|x| read::strings(x, "ReplacementStrings")).unwrap_or_default(),
+                misc_data: extended.map(|x| read::strings(x, "MiscData")).unwrap_or_default(),
+                computer_brand: ext_text("ComputerBrand"),
+                computer_model: ext_text("ComputerModel"),
+                bios_revision: ext_text("BiosRevision"),
+                processor_architecture: ext_text("ProcessorArchitecture"),
+                os_version,
+                os_locale_id: extended
+                    .map(|x| read::opt_num(x, "OSLocaleID", "eventBatch.ExtendedData.OSLocaleID"))
+                    .transpose()?
+                    .flatten(),
+                device_id: ext_text("DeviceID"),
+            })
+        })
+        .collect()
+}
+
+/// `ReportEventBatchResponse` with `true` (ASMX style, Reporting namespace).
+pub fn encode_report_event_batch_response(op: &str) -> String {
+    format!("<{op}Response xmlns=\"{REPORTING_NS}\"><{op}Result>true</{op}Result></{op}Response>")
+}
