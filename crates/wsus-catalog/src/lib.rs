@@ -6,6 +6,11 @@
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
+
+pub mod index;
+
+/// The built-in group every computer belongs to.
+pub const ALL_COMPUTERS: Uuid = uuid::uuid!("a0a08746-4dbe-4a37-9adf-9e7652c0b421");
 use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
 
 /// What the graph needs of a revision.

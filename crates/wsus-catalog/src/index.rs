@@ -1,0 +1,370 @@
+//! The in-memory catalog a gateway answers SyncUpdates from: revisions with their
+//! pre-escaped Core fragments and resolved prerequisites, approvals per group, declines.
+//! Built once per catalog version and swapped whole; a scan is set arithmetic on integer
+//! revision ids, with no database round trip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
+
+/// Wire ids of the implied deployments (explicit ones start at 1000).
+pub const EVALUATE_ID: i32 = 1;
+pub const BUNDLE_ID: i32 = 2;
+pub const PRE_DEPLOYMENT_CHECK_ID: i32 = 3;
+
+/// A revision as the index is built from it.
+#[derive(Debug, Clone)]
+pub struct IndexRevision {
+    pub revision_id: i32,
+    pub identity: UpdateIdentity,
+    pub update_type: UpdateType,
+    pub is_leaf: bool,
+    /// The Core fragment, as derived (not escaped).
+    pub core: String,
+    /// Products and classifications it belongs to (directly or through bundles).
+    pub categories: Vec<Uuid>,
+    pub prerequisites: Vec<PrerequisiteClause>,
+    /// Exact revisions it bundles.
+    pub bundled: Vec<UpdateIdentity>,
+    /// LastChangeTime of its implied deployment.
+    pub changed: NaiveDate,
+    /// The catalog version that last changed it.
+    pub changed_version: i64,
+}
+
+/// An explicit approval as the index is built from it.
+#[derive(Debug, Clone)]
+pub struct IndexDeployment {
+    pub wire_id: i32,
+    pub update_id: Uuid,
+    pub group_id: Uuid,
+    /// Install, OptionalInstall, Uninstall, PreDeploymentCheck or Block.
+    pub action: String,
+    pub deadline: Option<DateTime<Utc>>,
+    pub last_change: NaiveDate,
+    pub changed_version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IndexInput {
+    pub version: i64,
+    pub revisions: Vec<IndexRevision>,
+    pub deployments: Vec<IndexDeployment>,
+    pub declined: Vec<Uuid>,
+    /// (group, parent)
+    pub groups: Vec<(Uuid, Option<Uuid>)>,
+    /// Group names, for client-side targeting.
+    pub group_names: Vec<(String, Uuid)>,
+}
+
+struct Rev {
+    revision_id: i32,
+    update_id: Uuid,
+    update_type: UpdateType,
+    is_leaf: bool,
+    core_escaped: Arc<str>,
+    categories: Vec<Uuid>,
+    /// Each clause: update ids, at least one of which must be installed. A clause naming
+    /// only updates absent from the catalog can never be satisfied.
+    clauses: Vec<Vec<Uuid>>,
+    in_bundle: bool,
+    changed: NaiveDate,
+    changed_version: i64,
+}
+
+/// A deployment as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentView {
+    pub wire_id: i32,
+    pub action: &'static str,
+    pub deadline: Option<DateTime<Utc>>,
+    pub last_change: NaiveDate,
+    pub changed_version: i64,
+}
+
+/// One answered revision.
+#[derive(Debug, Clone)]
+pub struct Offered {
+    pub revision_id: i32,
+    pub is_leaf: bool,
+    pub core_escaped: Arc<str>,
+    pub deployment: DeploymentView,
+}
+
+/// What a client asked for in one SyncUpdates call.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest<'a> {
+    /// The client's groups (ancestors are added, All Computers always applies).
+    pub groups: &'a [Uuid],
+    pub installed_non_leaf: &'a [i32],
+    pub other_cached: &'a [i32],
+    pub filter_categories: &'a [Uuid],
+    pub page_size: usize,
+    /// The catalog version the client last scanned at: changes after it are reported.
+    pub since_version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanResult {
+    pub new_updates: Vec<Offered>,
+    pub out_of_scope: Vec<i32>,
+    pub changed: Vec<Offered>,
+    pub truncated: bool,
+}
+
+pub struct CatalogIndex {
+    pub version: i64,
+    revs: Vec<Rev>,
+    by_revision_id: HashMap<i32, u32>,
+    latest: Vec<u32>,
+    latest_by_update: HashMap<Uuid, u32>,
+    deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>>,
+    declined: HashSet<Uuid>,
+    parents: HashMap<Uuid, Option<Uuid>>,
+    group_names: HashMap<String, Uuid>,
+    has_drivers: bool,
+}
+
+/// Escapes a fragment for element content, once.
+pub fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn action_rank(action: &str) -> u8 {
+    match action {
+        "Block" => 5,
+        "Install" => 4,
+        "Uninstall" => 3,
+        "OptionalInstall" => 2,
+        "PreDeploymentCheck" => 1,
+        _ => 0,
+    }
+}
+
+fn wire_action(action: &str) -> &'static str {
+    match action {
+        "Install" => "Install",
+        "OptionalInstall" => "OptionalInstall",
+        "Uninstall" => "Uninstall",
+        // Block is sent as PreDeploymentCheck: not offered, status still reported.
+        _ => "PreDeploymentCheck",
+    }
+}
+
+impl CatalogIndex {
+    pub fn build(input: IndexInput) -> Self {
+        let mut latest_by_update: HashMap<Uuid, u32> = HashMap::new();
+        let mut by_identity: HashMap<UpdateIdentity, u32> = HashMap::new();
+        for (i, r) in input.revisions.iter().enumerate() {
+            by_identity.insert(r.identity, i as u32);
+            let e = latest_by_update.entry(r.identity.update_id).or_insert(i as u32);
+            if input.revisions[*e as usize].identity.revision_number < r.identity.revision_number {
+                *e = i as u32;
+            }
+        }
+        let mut in_bundle: HashSet<u32> = HashSet::new();
+        for &i in latest_by_update.values() {
+            for m in &input.revisions[i as usize].bundled {
+                if let Some(&mi) = by_identity.get(m) {
+                    in_bundle.insert(mi);
+                }
+            }
+        }
+        let has_drivers = input.revisions.iter().any(|r| r.update_type == UpdateType::Driver);
+        let revs: Vec<Rev> = input
+            .revisions
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Rev {
+                revision_id: r.revision_id,
+                update_id: r.identity.update_id,
+                update_type: r.update_type,
+                is_leaf: r.is_leaf,
+                core_escaped: Arc::from(escape_xml(&r.core)),
+                categories: r.categories,
+                clauses: r.prerequisites.into_iter().map(|c| c.update_ids).filter(|c| !c.is_empty()).collect(),
+                in_bundle: in_bundle.contains(&(i as u32)),
+                changed: r.changed,
+                changed_version: r.changed_version,
+            })
+            .collect();
+        let by_revision_id = revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect();
+        let mut latest: Vec<u32> = latest_by_update.values().copied().collect();
+        latest.sort_unstable_by_key(|&i| revs[i as usize].revision_id);
+        let mut deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>> = HashMap::new();
+        for d in input.deployments {
+            deployments.entry(d.group_id).or_default().insert(d.update_id, d);
+        }
+        Self {
+            version: input.version,
+            revs,
+            by_revision_id,
+            latest,
+            latest_by_update,
+            deployments,
+            declined: input.declined.into_iter().collect(),
+            parents: input.groups.into_iter().collect(),
+            group_names: input.group_names.into_iter().map(|(n, id)| (n.to_lowercase(), id)).collect(),
+            has_drivers,
+        }
+    }
+
+    pub fn revision_count(&self) -> usize {
+        self.revs.len()
+    }
+
+    pub fn has_drivers(&self) -> bool {
+        self.has_drivers
+    }
+
+    /// The group of this name (client-side targeting), any letter case.
+    pub fn group_named(&self, name: &str) -> Option<Uuid> {
+        self.group_names.get(&name.to_lowercase()).copied()
+    }
+
+    /// The revision id's update, if the catalog holds it.
+    pub fn update_of(&self, revision_id: i32) -> Option<Uuid> {
+        self.by_revision_id.get(&revision_id).map(|&i| self.revs[i as usize].update_id)
+    }
+
+    /// The groups whose approvals apply: the given ones, their ancestors, All Computers.
+    fn effective_groups(&self, groups: &[Uuid]) -> Vec<Uuid> {
+        let mut out: Vec<Uuid> = Vec::new();
+        let mut todo: Vec<Uuid> = groups.to_vec();
+        todo.push(crate::ALL_COMPUTERS);
+        while let Some(g) = todo.pop() {
+            if out.contains(&g) {
+                continue;
+            }
+            out.push(g);
+            if let Some(Some(p)) = self.parents.get(&g) {
+                todo.push(*p);
+            }
+        }
+        out
+    }
+
+    /// The deployment a client in `groups` gets for revision `i`.
+    fn deployment_for(&self, groups: &[Uuid], i: u32) -> DeploymentView {
+        let r = &self.revs[i as usize];
+        let explicit = groups
+            .iter()
+            .filter_map(|g| self.deployments.get(g).and_then(|m| m.get(&r.update_id)))
+            .max_by_key(|d| action_rank(&d.action));
+        match explicit {
+            Some(d) => DeploymentView {
+                wire_id: d.wire_id,
+                action: wire_action(&d.action),
+                deadline: d.deadline,
+                last_change: d.last_change,
+                changed_version: d.changed_version,
+            },
+            None => DeploymentView {
+                wire_id: if r.in_bundle { BUNDLE_ID } else { EVALUATE_ID },
+                action: if r.in_bundle { "Bundle" } else { "Evaluate" },
+                deadline: None,
+                last_change: r.changed,
+                changed_version: r.changed_version,
+            },
+        }
+    }
+
+    fn offered(&self, groups: &[Uuid], i: u32) -> Offered {
+        let r = &self.revs[i as usize];
+        Offered {
+            revision_id: r.revision_id,
+            is_leaf: r.is_leaf,
+            core_escaped: r.core_escaped.clone(),
+            deployment: self.deployment_for(groups, i),
+        }
+    }
+
+    /// Latest revisions in scope for a category scan: those in (or being) the filter
+    /// categories, plus everything their prerequisites lead to.
+    fn in_filter(&self, filter: &[Uuid]) -> HashSet<u32> {
+        let mut scope: HashSet<u32> = HashSet::new();
+        let mut todo: Vec<u32> = self
+            .latest
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let r = &self.revs[i as usize];
+                filter.contains(&r.update_id) || r.categories.iter().any(|c| filter.contains(c))
+            })
+            .collect();
+        while let Some(i) = todo.pop() {
+            if !scope.insert(i) {
+                continue;
+            }
+            for clause in &self.revs[i as usize].clauses {
+                todo.extend(clause.iter().filter_map(|u| self.latest_by_update.get(u)));
+            }
+        }
+        scope
+    }
+
+    /// The software pass of SyncUpdates (MS-WUSP 3.1.5.7): what the client needs now, one
+    /// prerequisite level per round, a page at a time.
+    pub fn scan(&self, req: &ScanRequest<'_>) -> ScanResult {
+        let groups = self.effective_groups(req.groups);
+        let installed: HashSet<Uuid> = req.installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
+        let cached: HashSet<i32> = req.installed_non_leaf.iter().chain(req.other_cached).copied().collect();
+        let scope = (!req.filter_categories.is_empty()).then(|| self.in_filter(req.filter_categories));
+
+        let mut needed: Vec<u32> = Vec::new();
+        for &i in &self.latest {
+            let r = &self.revs[i as usize];
+            if r.update_type == UpdateType::Driver || self.declined.contains(&r.update_id) {
+                continue;
+            }
+            if scope.as_ref().is_some_and(|s| !s.contains(&i)) {
+                continue;
+            }
+            if r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u))) {
+                needed.push(i);
+            }
+        }
+        let needed_ids: HashSet<i32> = needed.iter().map(|&i| self.revs[i as usize].revision_id).collect();
+
+        // Non-leaves first (the client evaluates them and reports them installed), then
+        // leaves, each in revision id order.
+        let mut fresh: Vec<u32> =
+            needed.iter().copied().filter(|&i| !cached.contains(&self.revs[i as usize].revision_id)).collect();
+        fresh.sort_by_key(|&i| (self.revs[i as usize].is_leaf, self.revs[i as usize].revision_id));
+        let truncated = fresh.len() > req.page_size;
+        fresh.truncate(req.page_size);
+
+        let changed = needed
+            .iter()
+            .filter(|&&i| cached.contains(&self.revs[i as usize].revision_id))
+            .map(|&i| self.offered(&groups, i))
+            .filter(|o| o.deployment.changed_version > req.since_version)
+            .collect();
+        // A category scan sees only part of the catalog: what it does not see is not out
+        // of scope.
+        let mut out_of_scope: Vec<i32> = if scope.is_some() {
+            Vec::new()
+        } else {
+            cached.iter().copied().filter(|id| !needed_ids.contains(id)).collect()
+        };
+        out_of_scope.sort_unstable();
+        ScanResult {
+            new_updates: fresh.into_iter().map(|i| self.offered(&groups, i)).collect(),
+            out_of_scope,
+            changed,
+            truncated,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! SyncUpdates from the in-memory index: the real documents give the rounds the native
+//! client was seen to go through; a generated closed catalog is delivered whole.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+use wsus_catalog::index::{CatalogIndex, IndexDeployment, IndexInput, IndexRevision, ScanRequest};
+use wsus_catalog::{ALL_COMPUTERS, Graph, RevisionNode};
+use wsus_metadata::{Update, fragments};
+
+fn index_of(docs: &[Update], deployments: Vec<IndexDeployment>, declined: Vec<Uuid>) -> CatalogIndex {
+    let graph = Graph::new(docs.iter().map(RevisionNode::from).collect());
+    let derived = graph.derive();
+    let revisions = docs
+        .iter()
+        .zip(derived)
+        .enumerate()
+        .map(|(i, (u, d))| IndexRevision {
+            revision_id: 100_000 + i as i32,
+            identity: u.identity,
+            update_type: u.update_type,
+            is_leaf: d.is_leaf,
+            core: fragments::core(u),
+            categories: d.categories.iter().map(|(c, _)| *c).collect(),
+            prerequisites: u.prerequisites.clone(),
+            bundled: u.bundled.iter().flatten().copied().collect(),
+            changed: NaiveDate::from_ymd_opt(2026, 10, 4).unwrap(),
+            changed_version: 1,
+        })
+        .collect();
+    CatalogIndex::build(IndexInput {
+        version: 2,
+        revisions,
+        deployments,
+        declined,
+        groups: vec![(ALL_COMPUTERS, None)],
+        group_names: vec![("All Computers".into(), ALL_COMPUTERS)],
+    })
+}
+
+fn real_docs() -> Vec<Update> {
+    let root = std::env::var_os("WSUS_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
+        .join("captures/wsus-m0-wsusss/docs");
+    let mut paths: Vec<_> = std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()).collect();
+    paths.sort();
+    paths.into_iter().map(|p| Update::parse(std::fs::read_to_string(p).unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn the_category_chain_arrives_one_level_per_round() {
+    let docs = real_docs();
+    let index = index_of(&docs, vec![], vec![]);
+    let prefix = |r: &wsus_catalog::index::Offered| r.core_escaped[29..37].to_lowercase();
+    let mut installed: Vec<i32> = Vec::new();
+    let mut cached: Vec<i32> = Vec::new();
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let r = index.scan(&ScanRequest {
+            installed_non_leaf: &installed,
+            other_cached: &cached,
+            page_size: 30,
+            ..Default::default()
+        });
+        if r.new_updates.is_empty() {
+            break;
+        }
+        rounds.push(r.new_updates.iter().map(prefix).collect::<Vec<_>>());
+        for u in &r.new_updates {
+            assert_eq!(u.deployment.action, "Evaluate");
+            assert!(u.core_escaped.starts_with("&lt;UpdateIdentity"), "escaped once");
+            if u.is_leaf { cached.push(u.revision_id) } else { installed.push(u.revision_id) }
+        }
+    }
+    // Company, then ProductFamily, then Product — the updates' detectoids are not in
+    // this partial catalog, so they are never applicable.
+    assert_eq!(rounds, vec![vec!["56309036"], vec!["6964aab4"], vec!["dd78b8a1"]]);
+}
+
+#[test]
+fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
+    let mut docs = Vec::new();
+    wsus_catalog_gen::generate(&wsus_catalog_gen::Options { revisions: 1500, seed: 3, ..Default::default() }, |d| {
+        docs.push(Update::parse(d.xml).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    let bundle = docs.iter().rev().find(|u| u.is_bundle()).unwrap();
+    let approved = IndexDeployment {
+        wire_id: 1000,
+        update_id: bundle.identity.update_id,
+        group_id: ALL_COMPUTERS,
+        action: "Install".into(),
+        deadline: None,
+        last_change: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        changed_version: 2,
+    };
+    let declined = docs
+        .iter()
+        .find(|u| u.is_bundle() && u.identity.update_id != bundle.identity.update_id)
+        .unwrap()
+        .identity
+        .update_id;
+    let index = index_of(&docs, vec![approved], vec![declined]);
+
+    let (mut installed, mut cached) = (Vec::new(), Vec::new());
+    let mut delivered = std::collections::HashMap::new();
+    let mut calls = 0;
+    loop {
+        calls += 1;
+        assert!(calls < 500, "the scan terminates");
+        let r = index.scan(&ScanRequest {
+            installed_non_leaf: &installed,
+            other_cached: &cached,
+            page_size: 30,
+            ..Default::default()
+        });
+        assert!(r.new_updates.len() <= 30);
+        assert!(r.out_of_scope.is_empty(), "nothing cached goes out of scope while nothing changes");
+        let non_leaf = r.new_updates.iter().any(|u| !u.is_leaf);
+        for u in &r.new_updates {
+            assert!(delivered.insert(u.revision_id, u.deployment.action).is_none(), "each revision once");
+            if u.is_leaf { cached.push(u.revision_id) } else { installed.push(u.revision_id) }
+        }
+        if !r.truncated && !non_leaf {
+            break;
+        }
+    }
+    let latest: std::collections::HashSet<_> = docs.iter().map(|u| u.identity.update_id).collect();
+    assert_eq!(delivered.len(), latest.len() - 1, "every update's latest revision but the declined one");
+    let actions = |a: &str| delivered.values().filter(|&&x| x == a).count();
+    assert_eq!(actions("Install"), 1);
+    assert!(actions("Bundle") > 0 && actions("Evaluate") > 0);
+
+    // A second scan with everything cached brings nothing new.
+    let again = index.scan(&ScanRequest {
+        installed_non_leaf: &installed,
+        other_cached: &cached,
+        page_size: 30,
+        since_version: 2,
+        ..Default::default()
+    });
+    assert!(again.new_updates.is_empty() && again.changed.is_empty() && again.out_of_scope.is_empty());
+
+    // The approval is removed (a newer catalog): the client hears of the change.
+    let index = index_of(&docs, vec![], vec![declined]);
+    let after = index.scan(&ScanRequest {
+        installed_non_leaf: &installed,
+        other_cached: &cached,
+        page_size: 30,
+        since_version: 0,
+        ..Default::default()
+    });
+    assert!(after.changed.iter().any(|c| c.deployment.action == "Evaluate"));
+
+    // An id the server does not know (or an older revision) is out of scope.
+    let mut stale = cached.clone();
+    stale.push(99);
+    let r = index.scan(&ScanRequest {
+        installed_non_leaf: &installed,
+        other_cached: &stale,
+        page_size: 30,
+        since_version: 2,
+        ..Default::default()
+    });
+    assert_eq!(r.out_of_scope, vec![99]);
+}
