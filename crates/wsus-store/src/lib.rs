@@ -9,6 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 pub mod approvals;
 pub mod catalog;
 pub mod identity;
+pub mod index;
 pub mod listen;
 pub mod migrate;
 pub mod reporting;

@@ -15,6 +15,8 @@ pub enum Change {
     Catalog(i64),
     /// This administrator setting changed.
     Setting(String),
+    /// This computer registered, or its groups changed.
+    Computer(String),
     /// Notifications may have been missed (first connection or a reconnect): reload everything.
     Resync,
 }
@@ -41,7 +43,7 @@ pub async fn forward_changes(pool: PgPool, tx: mpsc::Sender<Change>) {
 /// Ok(()) when the receiver is gone; Err when the connection failed.
 async fn listen_once(pool: &PgPool, tx: &mpsc::Sender<Change>) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen_all([CATALOG_CHANNEL, SETTINGS_CHANNEL]).await?;
+    listener.listen_all([CATALOG_CHANNEL, SETTINGS_CHANNEL, crate::index::COMPUTERS_CHANNEL]).await?;
     if tx.send(Change::Resync).await.is_err() {
         return Ok(());
     }
@@ -52,6 +54,7 @@ async fn listen_once(pool: &PgPool, tx: &mpsc::Sender<Change>) -> Result<(), sql
                 Ok(v) => Change::Catalog(v),
                 Err(_) => Change::Resync,
             },
+            Some(n) if n.channel() == crate::index::COMPUTERS_CHANNEL => Change::Computer(n.payload().to_owned()),
             Some(n) => Change::Setting(n.payload().to_owned()),
         };
         if tx.send(change).await.is_err() {

@@ -669,3 +669,26 @@ async fn update_mu_urls(tx: &mut Transaction<'_, Postgres>, urls: &[(Vec<u8>, St
     .await?;
     Ok(())
 }
+
+/// Fragments of these revisions and kinds: (revision id, kind, locale, body).
+pub async fn fragments_of(pool: &PgPool, revision_ids: &[i32], kinds: &[&str]) -> Result<Vec<(i32, String, String, String)>> {
+    let rows: Vec<(i32, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT revision_id, kind, locale, body FROM fragment WHERE revision_id = ANY($1) AND kind = ANY($2) \
+         ORDER BY revision_id, kind, locale",
+    )
+    .bind(revision_ids)
+    .bind(kinds)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(r, k, l, b)| (r, k, l, String::from_utf8_lossy(&b).into_owned())).collect())
+}
+
+/// The files of these revisions: (SHA-1, file name), each file once.
+pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8>, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT f.sha1, f.file_name FROM revision_file rf JOIN file f USING (sha1) WHERE rf.revision_id = ANY($1) ORDER BY 1",
+    )
+    .bind(revision_ids)
+    .fetch_all(pool)
+    .await?)
+}

@@ -27,6 +27,8 @@ pub struct ClientConfig {
     /// UNC path of the package share clients may use for repair; omitted when None.
     pub package_server_share: Option<String>,
     pub client_reporting_level: u32,
+    /// Updates per SyncUpdates page (a real Windows Server 2025 WSUS sends 30).
+    pub sync_updates_page_size: u32,
 }
 
 impl Default for ClientConfig {
@@ -37,6 +39,7 @@ impl Default for ClientConfig {
             max_extended_updates_per_request: 50,
             package_server_share: None,
             client_reporting_level: 2,
+            sync_updates_page_size: 30,
         }
     }
 }
@@ -115,4 +118,29 @@ pub async fn enabled_languages(pool: &PgPool) -> Result<Vec<String>> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT short_name FROM language WHERE enabled ORDER BY lcid").fetch_all(pool).await?;
     Ok(rows.into_iter().map(|(s,)| s).collect())
+}
+
+/// Key of the cookie key generated when `WSUS_COOKIE_KEYS` is unset (shared by replicas).
+const GENERATED_COOKIE_KEY: &str = "secret.generated_cookie_key";
+
+/// The cookie key every replica shares when none is configured: generated once, stored.
+pub async fn generated_cookie_key(pool: &PgPool) -> Result<[u8; 32]> {
+    use base64::Engine as _;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: e.to_string() })?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    sqlx::query(
+        "INSERT INTO admin_setting (key, value, updated_by) VALUES ($1, to_jsonb($2::text), 'generated') ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(GENERATED_COOKIE_KEY)
+    .bind(b64.encode(fresh))
+    .execute(pool)
+    .await?;
+    let stored = get::<String>(pool, GENERATED_COOKIE_KEY)
+        .await?
+        .ok_or_else(|| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "missing".into() })?;
+    b64.decode(stored.value.as_bytes())
+        .ok()
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or_else(|| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "not 32 bytes of base64".into() })
 }

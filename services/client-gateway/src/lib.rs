@@ -7,27 +7,37 @@ use axum::Router;
 use wsus_config::GatewayConfig;
 use wsus_service::Shell;
 
-mod client_config;
+mod auth;
+mod client;
+mod reports;
 mod soap;
+mod state;
 
-pub use client_config::ClientConfigCache;
+pub use state::Memory;
 
 /// Shared by every request handler.
 #[derive(Clone)]
 pub struct Gateway {
     pub config: Arc<GatewayConfig>,
-    pub client_config: ClientConfigCache,
+    pub memory: Memory,
     pub limits: wsus_soap::Limits,
+    pub pool: wsus_store::PgPool,
+    pub reporting: wsus_rpc::ReportingClient,
+    pub syncs: reports::SyncRecords,
 }
 
 /// Serves until shutdown.
 pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
-    let client_config = ClientConfigCache::default();
-    let refresher = tokio::spawn(client_config.clone().keep_fresh(shell.clone()));
-    let gateway = Gateway { config: Arc::new(config), client_config, limits: wsus_soap::Limits::default() };
+    let config = Arc::new(config);
+    let memory = Memory::default();
+    let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
+    let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
+    let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
+    let gateway = Gateway { config, memory, limits: wsus_soap::Limits::default(), pool: shell.pool.clone(), reporting, syncs };
     let server = shell.serve_http(router(gateway)).await?;
     let _ = server.await;
     refresher.abort();
+    flusher.abort();
     Ok(())
 }
 

@@ -1,28 +1,65 @@
 //! SOAP over HTTP: path dispatch (any letter case), body limits, SOAPAction, faults.
 
-use axum::body::{Body, to_bytes};
+use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use wsus_service::RouteLabel;
 use wsus_soap::envelope::EnvelopeError;
-use wsus_soap::wusp::GetConfigRequest;
 use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, SoapVersion};
 
 use crate::Gateway;
 
-/// The web services this gateway answers, by lower-cased path.
+/// The web services this gateway answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Service {
+pub enum Service {
     Client,
+    SimpleAuth,
+    Reporting,
+}
+
+impl Service {
+    fn label(self) -> &'static str {
+        match self {
+            Service::Client => "ClientWebService",
+            Service::SimpleAuth => "SimpleAuthWebService",
+            Service::Reporting => "ReportingWebService",
+        }
+    }
+
+    /// Client answers like WCF, the others like ASMX, as on the real server.
+    fn style(self) -> EnvelopeStyle {
+        match self {
+            Service::Client => EnvelopeStyle::Wcf,
+            Service::SimpleAuth | Service::Reporting => EnvelopeStyle::Asmx,
+        }
+    }
 }
 
 fn service_for(path: &str) -> Option<Service> {
     match path.to_ascii_lowercase().as_str() {
         "/clientwebservice/client.asmx" => Some(Service::Client),
+        "/simpleauthwebservice/simpleauth.asmx" => Some(Service::SimpleAuth),
+        // The native client uses the first; the WSDL names the second.
+        "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
         _ => None,
     }
+}
+
+/// What a handler knows of the HTTP request.
+pub struct Context {
+    /// `host[:port]` as the client sent it.
+    pub host: String,
+    pub scheme: &'static str,
+}
+
+/// A failed operation: the fault's code and message.
+pub type OpError = (ErrorCode, String);
+pub type OpResult = Result<String, OpError>;
+
+pub fn invalid(e: wsus_soap::DecodeError) -> OpError {
+    (ErrorCode::InvalidParameters, e.parameter)
 }
 
 pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
@@ -32,29 +69,24 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
     if request.method() != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
-    let span = tracing::info_span!("soap", service = ?service, operation = tracing::field::Empty);
+    let span = tracing::info_span!("soap", service = service.label(), operation = tracing::field::Empty);
     let mut response = handle(gw, service, request).instrument(span).await;
-    response.extensions_mut().insert(RouteLabel("ClientWebService"));
+    response.extensions_mut().insert(RouteLabel(service.label()));
     response
 }
 
 async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let action = soap_action(&parts.headers);
-    let style = match service {
-        Service::Client => EnvelopeStyle::Wcf,
-    };
+    let style = service.style();
     let fault = |code: ErrorCode, message: String, version: SoapVersion| {
         fault_response(Fault::new(code, Some(message), action.as_deref()), version, style)
     };
     let bytes = match to_bytes(Body::new(body), gw.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
-            return fault(
-                ErrorCode::InvalidParameters,
-                format!("body larger than {} bytes", gw.limits.max_body_bytes),
-                SoapVersion::Soap11,
-            );
+            let limit = gw.limits.max_body_bytes;
+            return fault(ErrorCode::InvalidParameters, format!("body larger than {limit} bytes"), SoapVersion::Soap11);
         }
     };
     let request = match wsus_soap::parse_request(&bytes, &gw.limits) {
@@ -66,15 +98,31 @@ async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
     if let Some(a) = action.as_deref().filter(|a| !action_names(a, op)) {
         return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
     }
+    let ctx = Context {
+        host: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| gw.config.common.http_addr.to_string()),
+        scheme: "http",
+    };
+    let element = &request.operation;
     let result = match (service, op) {
-        (Service::Client, "GetConfig") => get_config(&gw, &request.operation),
+        (Service::Client, "GetConfig") => crate::client::get_config(&gw, element),
+        (Service::Client, "GetCookie") => crate::client::get_cookie(&gw, element),
+        (Service::Client, "RegisterComputer") => crate::client::register_computer(&gw, element).await,
+        (Service::Client, "SyncUpdates") => crate::client::sync_updates(&gw, element),
+        (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(&gw, &ctx, element).await,
         (Service::Client, other) if CLIENT_OPERATIONS.contains(&other) => {
             Err((ErrorCode::InternalServerError, format!("{other} is not available on this server yet")))
         }
+        (Service::SimpleAuth, "GetAuthorizationCookie") => crate::auth::get_authorization_cookie(&gw, element),
+        (Service::Reporting, "ReportEventBatch") => crate::reports::report_event_batch(&gw, element).await,
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
-        Ok(body) => soap_ok(style.wrap(&body)),
+        Ok(body) => soap_ok(style.wrap(&body), service),
         Err((code, message)) => fault(code, message, request.version),
     }
 }
@@ -93,17 +141,6 @@ const CLIENT_OPERATIONS: &[&str] = &[
     "GetFileLocations",
 ];
 
-type OpResult = Result<String, (ErrorCode, String)>;
-
-fn get_config(gw: &Gateway, op: &wsus_soap::Element) -> OpResult {
-    let req = GetConfigRequest::decode(op).map_err(|e| (ErrorCode::InvalidParameters, e.parameter))?;
-    tracing::debug!(client_protocol = %req.protocol_version, "GetConfig");
-    // The answer is the same for every client protocol version, as on the real server.
-    let config =
-        gw.client_config.get().ok_or_else(|| (ErrorCode::ServerBusy, "configuration not loaded yet".to_owned()))?;
-    Ok(config.encode_response())
-}
-
 fn soap_action(headers: &HeaderMap) -> Option<String> {
     headers.get("soapaction").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -118,12 +155,14 @@ fn envelope_message(e: &EnvelopeError) -> String {
     format!("request: {e}")
 }
 
-fn soap_ok(body: String) -> Response {
+fn soap_ok(body: String, service: Service) -> Response {
+    // Reporting adds max-age=0, as the real server does.
+    let cache = if service == Service::Reporting { "private, max-age=0" } else { "private" };
     (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("private")),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         body,
     )
@@ -136,11 +175,7 @@ fn fault_response(fault: Fault, version: SoapVersion, style: EnvelopeStyle) -> R
         SoapVersion::Soap11 => "text/xml; charset=utf-8",
         SoapVersion::Soap12 => "application/soap+xml; charset=utf-8",
     };
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
-        fault.to_xml(version, style),
-    )
+    (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], fault.to_xml(version, style))
         .into_response()
 }
 
@@ -152,6 +187,9 @@ mod tests {
     fn paths_match_in_any_case() {
         assert_eq!(service_for("/ClientWebService/client.asmx"), Some(Service::Client));
         assert_eq!(service_for("/CLIENTWEBSERVICE/CLIENT.ASMX"), Some(Service::Client));
+        assert_eq!(service_for("/SimpleAuthWebService/SimpleAuth.asmx"), Some(Service::SimpleAuth));
+        assert_eq!(service_for("/ReportingWebService/WebService.asmx"), Some(Service::Reporting));
+        assert_eq!(service_for("/ReportingWebService/ReportingWebService.asmx"), Some(Service::Reporting));
         assert_eq!(service_for("/ClientWebService/other.asmx"), None);
     }
 

@@ -1,0 +1,137 @@
+//! What a gateway loads to answer clients from memory: the catalog index input and the
+//! registered computers with their groups.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use sqlx::PgPool;
+use uuid::Uuid;
+use wsus_catalog::index::{IndexDeployment, IndexInput, IndexRevision};
+use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
+
+use crate::Result;
+
+/// Channel notified (payload: the computer id) when a computer registers or its groups change.
+pub const COMPUTERS_CHANNEL: &str = "wsus_computers";
+
+fn update_type(t: &str) -> UpdateType {
+    match t {
+        "Driver" => UpdateType::Driver,
+        "Category" => UpdateType::Category,
+        "Detectoid" => UpdateType::Detectoid,
+        _ => UpdateType::Software,
+    }
+}
+
+/// Loads everything the in-memory index is built from, in one repeatable-read snapshot.
+pub async fn load(pool: &PgPool) -> Result<IndexInput> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state").fetch_one(&mut *tx).await?;
+    type Row = (i32, Uuid, i32, String, bool, i64, NaiveDate, Option<Vec<u8>>, Vec<Uuid>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT r.revision_id, r.update_id, r.revision_number, r.update_type, r.is_leaf, r.changed_version, \
+                r.imported_at::date, f.body, \
+                COALESCE((SELECT array_agg(c.category_update_id) FROM revision_category c WHERE c.revision_id = r.revision_id), '{}') \
+         FROM revision r LEFT JOIN fragment f ON f.revision_id = r.revision_id AND f.kind = 'Core' AND f.locale = '' \
+         ORDER BY r.revision_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut at: HashMap<i32, usize> = HashMap::with_capacity(rows.len());
+    let mut revisions: Vec<IndexRevision> = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (rid, u, n, t, leaf, cv, imported, core, cats))| {
+            at.insert(rid, i);
+            IndexRevision {
+                revision_id: rid,
+                identity: UpdateIdentity { update_id: u, revision_number: n },
+                update_type: update_type(&t),
+                is_leaf: leaf,
+                core: core.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+                categories: cats,
+                prerequisites: Vec::new(),
+                bundled: Vec::new(),
+                changed: imported,
+                changed_version: cv,
+            }
+        })
+        .collect();
+    let prereqs: Vec<(i32, i32, Uuid, bool)> =
+        sqlx::query_as("SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (rid, clause, u, cat) in prereqs {
+        let Some(&i) = at.get(&rid) else { continue };
+        let clauses = &mut revisions[i].prerequisites;
+        let clause = clause.max(0) as usize;
+        while clauses.len() <= clause {
+            clauses.push(PrerequisiteClause { update_ids: Vec::new(), is_category: cat });
+        }
+        clauses[clause].update_ids.push(u);
+    }
+    let members: Vec<(i32, Uuid, i32)> =
+        sqlx::query_as("SELECT revision_id, member_update_id, member_revision_number FROM bundle_member")
+            .fetch_all(&mut *tx)
+            .await?;
+    for (rid, u, n) in members {
+        if let Some(&i) = at.get(&rid) {
+            revisions[i].bundled.push(UpdateIdentity { update_id: u, revision_number: n });
+        }
+    }
+    type Dep = (i32, Uuid, Uuid, String, Option<chrono::DateTime<chrono::Utc>>, NaiveDate, i64);
+    let deployments: Vec<Dep> = sqlx::query_as(
+        "SELECT wire_id, update_id, group_id, action, deadline, last_change_time::date, changed_version \
+         FROM deployment WHERE deleted_at IS NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let declined: Vec<(Uuid,)> = sqlx::query_as("SELECT update_id FROM declined_update").fetch_all(&mut *tx).await?;
+    let groups: Vec<(Uuid, Option<Uuid>, String)> =
+        sqlx::query_as("SELECT group_id, parent_group_id, name FROM target_group").fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(IndexInput {
+        version,
+        revisions,
+        deployments: deployments
+            .into_iter()
+            .map(|(wire_id, update_id, group_id, action, deadline, last_change, changed_version)| IndexDeployment {
+                wire_id,
+                update_id,
+                group_id,
+                action,
+                deadline,
+                last_change,
+                changed_version,
+            })
+            .collect(),
+        declined: declined.into_iter().map(|(u,)| u).collect(),
+        groups: groups.iter().map(|(g, p, _)| (*g, *p)).collect(),
+        group_names: groups.into_iter().map(|(g, _, n)| (n, g)).collect(),
+    })
+}
+
+/// Registered computers (of this server, not rolled up) and their groups.
+pub async fn registered_computers(pool: &PgPool) -> Result<Vec<(String, Vec<Uuid>)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.computer_id, COALESCE(array_agg(m.group_id) FILTER (WHERE m.group_id IS NOT NULL), '{}') \
+         FROM computer c LEFT JOIN computer_group_membership m USING (computer_id) \
+         WHERE c.registered_at IS NOT NULL AND c.parent_server_id IS NULL GROUP BY c.computer_id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One computer's registration and groups (after a notification).
+pub async fn registered_computer(pool: &PgPool, computer_id: &str) -> Result<Option<Vec<Uuid>>> {
+    let row: Option<(Vec<Uuid>,)> = sqlx::query_as(
+        "SELECT COALESCE(array_agg(m.group_id) FILTER (WHERE m.group_id IS NOT NULL), '{}') \
+         FROM computer c LEFT JOIN computer_group_membership m USING (computer_id) \
+         WHERE c.computer_id = $1 AND c.registered_at IS NOT NULL GROUP BY c.computer_id",
+    )
+    .bind(computer_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(g,)| g))
+}

@@ -1,0 +1,311 @@
+//! The Client web service (MS-WUSP 3.1.5): configuration, cookies, registration,
+//! SyncUpdates and GetExtendedUpdateInfo.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use wsus_cookie::{AuthorizationCookie, ClientCookie};
+use wsus_soap::wusp::{
+    self, encode_cookie_response, encode_empty_response, encode_extended_update_info, ComputerInfo, Cookie, DeploymentInfo,
+    GetConfigRequest, GetCookieRequest, GetExtendedUpdateInfoRequest, SyncInfo, SyncUpdatesRequest, UpdateInfo,
+};
+use wsus_soap::{Element, ErrorCode};
+
+use crate::soap::{invalid, Context, OpError, OpResult};
+use crate::state::Server;
+use crate::Gateway;
+
+/// How long a cookie lives, as on the real server.
+const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn busy(what: &str) -> OpError {
+    (ErrorCode::ServerBusy, format!("{what} not loaded yet"))
+}
+
+fn server(gw: &Gateway) -> Result<std::sync::Arc<Server>, OpError> {
+    gw.memory.server.load_full().ok_or_else(|| busy("server identity"))
+}
+
+pub fn get_config(gw: &Gateway, op: &Element) -> OpResult {
+    let req = GetConfigRequest::decode(op).map_err(invalid)?;
+    tracing::debug!(client_protocol = %req.protocol_version, "GetConfig");
+    // The same answer for every client protocol version, as on the real server.
+    let config = gw.memory.client_config.load_full().ok_or_else(|| busy("configuration"))?;
+    Ok(config.encode_response())
+}
+
+fn config_last_change(gw: &Gateway) -> Result<DateTime<Utc>, OpError> {
+    Ok(gw.memory.client_config.load_full().ok_or_else(|| busy("configuration"))?.last_change)
+}
+
+fn seal(server: &Server, c: &ClientCookie) -> Cookie {
+    Cookie {
+        expiration: DateTime::from_timestamp(c.expires_at, 0).unwrap_or_else(Utc::now),
+        encrypted_data: Some(b64().encode(c.seal(&server.keys))),
+    }
+}
+
+/// Opens and checks a client's cookie: ours, this server's, not expired.
+pub fn open_cookie(gw: &Gateway, cookie: &Cookie) -> Result<(std::sync::Arc<Server>, ClientCookie), OpError> {
+    let server = server(gw)?;
+    let invalid_cookie = || (ErrorCode::InvalidCookie, "cookie".to_owned());
+    let data = cookie.encrypted_data.as_deref().ok_or_else(invalid_cookie)?;
+    let bytes = b64().decode(data).map_err(|_| invalid_cookie())?;
+    let c = ClientCookie::open(&server.keys, &bytes).map_err(|_| invalid_cookie())?;
+    if c.server_id != server.identity.server_id {
+        return Err((ErrorCode::ServerChanged, "cookie".to_owned()));
+    }
+    if Utc::now().timestamp() > c.expires_at {
+        return Err((ErrorCode::CookieExpired, "cookie".to_owned()));
+    }
+    Ok((server, c))
+}
+
+pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
+    let req = GetCookieRequest::decode(op).map_err(invalid)?;
+    let server = server(gw)?;
+    let [auth] = req.auth_cookies.as_slice() else {
+        return Err((ErrorCode::InvalidAuthorizationCookie, "authCookies".to_owned()));
+    };
+    let bad_auth = || (ErrorCode::InvalidAuthorizationCookie, "authCookies".to_owned());
+    let sealed = b64().decode(auth.cookie_data.trim()).map_err(|_| bad_auth())?;
+    let auth = AuthorizationCookie::open(&server.keys, &sealed).map_err(|_| bad_auth())?;
+    if auth.server_id != server.identity.server_id {
+        return Err(bad_auth());
+    }
+    let last_change = config_last_change(gw)?;
+    if req.last_change.is_some_and(|l| l != last_change) {
+        return Err((ErrorCode::ConfigChanged, "lastChange".to_owned()));
+    }
+    // Carry what the server knew of this client over from an old cookie of ours.
+    let old = req.old_cookie.as_ref().filter(|c| c.encrypted_data.is_some()).map(|c| {
+        let bytes = b64().decode(c.encrypted_data.as_deref().unwrap_or_default()).map_err(|_| ())?;
+        ClientCookie::open(&server.keys, &bytes).map_err(|_| ())
+    });
+    let old = match old {
+        None => None,
+        Some(Err(())) => return Err((ErrorCode::InvalidCookie, "oldCookie".to_owned())),
+        Some(Ok(c)) if c.server_id != server.identity.server_id => return Err((ErrorCode::ServerChanged, "oldCookie".to_owned())),
+        Some(Ok(c)) => Some(c).filter(|c| c.client_id == auth.client_id),
+    };
+    let cookie = ClientCookie {
+        server_id: server.identity.server_id,
+        client_id: auth.client_id,
+        target_group_name: auth.target_group_name,
+        protocol_version: (req.protocol_version.major, req.protocol_version.minor),
+        config_last_change: last_change.timestamp_micros(),
+        expires_at: (Utc::now() + COOKIE_LIFETIME).timestamp(),
+        last_sync: old.as_ref().map_or(0, |o| o.last_sync),
+        last_driver_sync: old.as_ref().map_or(0, |o| o.last_driver_sync),
+        catalog_version: old.as_ref().map_or(0, |o| o.catalog_version),
+    };
+    Ok(encode_cookie_response("GetCookie", &seal(&server, &cookie)))
+}
+
+pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
+    let (_, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let info = ComputerInfo::decode(op).map_err(invalid)?;
+    let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
+    if !settings.is_registration_required {
+        return Err((ErrorCode::RegistrationNotRequired, "computerInfo".to_owned()));
+    }
+    let computer = wsus_rpc::reporting::ComputerRegistration {
+        computer_id: cookie.client_id.clone(),
+        dns_name: info.dns_name,
+        ip_address: None,
+        os_major_version: info.os_major_version,
+        os_minor_version: info.os_minor_version,
+        os_build_number: info.os_build_number,
+        os_service_pack_major_number: info.os_service_pack_major_number.map(i32::from),
+        os_service_pack_minor_number: info.os_service_pack_minor_number.map(i32::from),
+        os_locale: info.os_locale,
+        os_description: info.os_description,
+        suite_mask: info.suite_mask.map(i32::from),
+        old_product_type: info.old_product_type.map(i32::from),
+        new_product_type: info.new_product_type,
+        system_metrics: info.system_metrics,
+        processor_architecture: info.processor_architecture,
+        computer_manufacturer: info.computer_manufacturer,
+        computer_model: info.computer_model,
+        bios_name: info.bios_name,
+        bios_version: info.bios_version,
+        bios_release_date: info.bios_release_date.map(wsus_rpc::timestamp),
+        firmware_version: info.firmware_version,
+        oem: info.oem,
+        device_type: info.device_type,
+        mobile_operator: info.mobile_operator,
+        client_version: info.client_version,
+        requested_target_group_names: cookie.target_group_name.clone().into_iter().collect(),
+        registered_at: Some(wsus_rpc::timestamp(Utc::now())),
+    };
+    let mut reporting = gw.reporting.clone();
+    // Acknowledged only once durable; if reporting cannot say so, the client retries.
+    let request = wsus_rpc::reporting::RegisterComputerRequest { computer: Some(computer) };
+    match tokio::time::timeout(Duration::from_secs(10), reporting.register_computer(request)).await {
+        Ok(Ok(_)) => {
+            gw.memory.mark_registered(&cookie.client_id);
+            Ok(encode_empty_response("RegisterComputer"))
+        }
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            Err((ErrorCode::InvalidParameters, format!("computerInfo: {}", status.message())))
+        }
+        Ok(Err(status)) => Err((ErrorCode::ServerBusy, format!("registration not stored: {}", status.message()))),
+        Err(_) => Err((ErrorCode::ServerBusy, "registration not stored in time".to_owned())),
+    }
+}
+
+pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
+    let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    if cookie.config_last_change != config_last_change(gw)?.timestamp_micros() {
+        return Err((ErrorCode::ConfigChanged, "cookie".to_owned()));
+    }
+    let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
+    if settings.is_registration_required && !gw.memory.is_registered(&cookie.client_id) {
+        return Err((ErrorCode::RegistrationRequired, "cookie".to_owned()));
+    }
+    let req = SyncUpdatesRequest::decode(op).map_err(invalid)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+
+    // The driver pass: no driver matching yet, and none needed without drivers.
+    if req.skip_software_sync {
+        cookie.last_driver_sync = Utc::now().timestamp();
+        let info = SyncInfo {
+            new_updates: vec![],
+            out_of_scope: vec![],
+            changed: vec![],
+            truncated: false,
+            new_cookie: seal(&server, &cookie),
+            driver_sync_not_needed: !catalog.has_drivers(),
+        };
+        return Ok(info.encode_response());
+    }
+
+    let mut groups = gw.memory.groups_of(&cookie.client_id);
+    if let Some(g) = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n)) {
+        groups.push(g);
+    }
+    if groups.is_empty() {
+        groups.push(wsus_store::UNASSIGNED_COMPUTERS);
+    }
+    let result = catalog.scan(&wsus_catalog::index::ScanRequest {
+        groups: &groups,
+        installed_non_leaf: &req.installed_non_leaf,
+        other_cached: &req.other_cached,
+        filter_categories: &req.filter_category_ids,
+        page_size: settings.sync_updates_page_size.max(1) as usize,
+        since_version: cookie.catalog_version,
+    });
+    let scan_done = !result.truncated && result.new_updates.iter().all(|u| u.is_leaf);
+    if scan_done {
+        cookie.catalog_version = catalog.version;
+        cookie.last_sync = Utc::now().timestamp();
+        gw.syncs.record(&cookie.client_id);
+    }
+    let info_of = |o: &wsus_catalog::index::Offered| UpdateInfo {
+        revision_id: o.revision_id,
+        deployment: DeploymentInfo {
+            id: o.deployment.wire_id,
+            action: o.deployment.action,
+            deadline: o.deployment.deadline,
+            last_change: o.deployment.last_change,
+        },
+        is_leaf: o.is_leaf,
+        core_escaped: "",
+    };
+    let info = SyncInfo {
+        new_updates: result.new_updates.iter().map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) }).collect(),
+        out_of_scope: result.out_of_scope.clone(),
+        changed: result.changed.iter().map(info_of).collect(),
+        truncated: result.truncated,
+        new_cookie: seal(&server, &cookie),
+        driver_sync_not_needed: !req.filter_category_ids.is_empty(),
+    };
+    Ok(info.encode_response())
+}
+
+/// The best stored locale for a request's locales: exact, then the language alone, then English.
+fn pick_locale<'a>(requested: &[String], available: &'a [String]) -> Option<&'a String> {
+    let norm = |s: &str| s.to_ascii_lowercase();
+    requested
+        .iter()
+        .flat_map(|l| {
+            let l = norm(l);
+            let lang = l.split('-').next().unwrap_or_default().to_owned();
+            [l, lang]
+        })
+        .chain(["en".to_owned()])
+        .find_map(|want| available.iter().find(|a| norm(a) == want))
+}
+
+pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
+    open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let req = GetExtendedUpdateInfoRequest::decode(op).map_err(invalid)?;
+    let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
+    if req.revision_ids.len() > settings.max_extended_updates_per_request as usize {
+        return Err((ErrorCode::InvalidParameters, "revisionIDs".to_owned()));
+    }
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let (known, out_of_scope): (Vec<i32>, Vec<i32>) = req.revision_ids.iter().partition(|id| catalog.update_of(**id).is_some());
+    let kinds: Vec<&str> = req
+        .info_types
+        .iter()
+        .filter_map(|t| match t.as_str() {
+            "Core" => Some("Core"),
+            "Extended" => Some("Extended"),
+            "LocalizedProperties" => Some("LocalizedProperties"),
+            "Eula" => Some("Eula"),
+            _ => None,
+        })
+        .collect();
+    let unavailable = |e: wsus_store::StoreError| (ErrorCode::ServerBusy, format!("catalog store: {e}"));
+    let stored = wsus_store::revisions::fragments_of(&gw.pool, &known, &kinds).await.map_err(unavailable)?;
+    let mut updates: Vec<(i32, String)> = Vec::new();
+    for id in &known {
+        for kind in &kinds {
+            let mine: Vec<&(i32, String, String, String)> = stored.iter().filter(|(r, k, _, _)| r == id && k == kind).collect();
+            if matches!(*kind, "Core" | "Extended") {
+                updates.extend(mine.first().map(|(_, _, _, body)| (*id, body.clone())));
+            } else {
+                let locales: Vec<String> = mine.iter().map(|(_, _, l, _)| l.clone()).collect();
+                if let Some(l) = pick_locale(&req.locales, &locales) {
+                    updates.extend(mine.iter().find(|(_, _, ll, _)| ll == l).map(|(_, _, _, body)| (*id, body.clone())));
+                }
+            }
+        }
+    }
+    let files = if kinds.contains(&"Extended") {
+        wsus_store::revisions::files_of(&gw.pool, &known).await.map_err(unavailable)?
+    } else {
+        Vec::new()
+    };
+    let base = gw.config.content_base_url.clone().unwrap_or_else(|| format!("{}://{}", ctx.scheme, ctx.host));
+    let locations: Vec<(String, String)> = files
+        .iter()
+        .filter_map(|(sha1, name)| {
+            let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
+            Some((b64().encode(sha1), format!("{base}/Content/{}", wsus_content::relative_path(&sha1, name))))
+        })
+        .collect();
+    let refs: Vec<(i32, &str)> = updates.iter().map(|(id, x)| (*id, x.as_str())).collect();
+    Ok(encode_extended_update_info(&refs, &locations, &out_of_scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locales_fall_back_to_the_language_then_english() {
+        let available = vec!["de".to_owned(), "en".to_owned(), "pt-br".to_owned()];
+        assert_eq!(pick_locale(&["en-US".into(), "en".into()], &available), Some(&available[1]));
+        assert_eq!(pick_locale(&["pt-BR".into()], &available), Some(&available[2]));
+        assert_eq!(pick_locale(&["de-AT".into()], &available), Some(&available[0]));
+        assert_eq!(pick_locale(&["ja".into()], &available), Some(&available[1]));
+        assert_eq!(pick_locale(&["ja".into()], &["de".to_owned()]), None);
+    }
+}

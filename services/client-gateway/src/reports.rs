@@ -1,0 +1,111 @@
+//! The Reporting web service (ReportEventBatch) and scan records: client writes go to
+//! reporting over gRPC; an event is acknowledged only once reporting stored it.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use wsus_soap::wusp::{self, encode_report_event_batch_response};
+use wsus_soap::{Element, ErrorCode};
+
+use crate::soap::{invalid, OpResult};
+use crate::Gateway;
+
+pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
+    let (_, cookie) = crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let events = wusp::decode_event_batch(op).map_err(invalid)?;
+    let events = events
+        .into_iter()
+        .map(|e| wsus_rpc::reporting::ClientEvent {
+            event_instance_id: e.event_instance_id,
+            time_at_target: Some(wsus_rpc::timestamp(e.time_at_target.unwrap_or_else(chrono::Utc::now))),
+            // The cookie says who this is; TargetID is the client's own claim.
+            computer_id: cookie.client_id.clone(),
+            namespace_id: e.namespace_id,
+            event_id: e.event_id,
+            source_id: e.source_id,
+            update_id: e.update_id,
+            revision_number: e.revision_number,
+            win32_hresult: e.win32_hresult,
+            app_name: e.app_name,
+            replacement_strings: e.replacement_strings,
+            misc_data: e.misc_data,
+            computer_brand: e.computer_brand,
+            computer_model: e.computer_model,
+            bios_revision: e.bios_revision,
+            processor_architecture: e.processor_architecture,
+            os_version: e.os_version,
+            os_locale_id: e.os_locale_id,
+            device_id: e.device_id,
+        })
+        .collect();
+    let mut reporting = gw.reporting.clone();
+    let request = wsus_rpc::reporting::IngestEventsRequest { events };
+    match tokio::time::timeout(Duration::from_secs(10), reporting.ingest_events(request)).await {
+        Ok(Ok(_)) => Ok(encode_report_event_batch_response("ReportEventBatch")),
+        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
+            Err((ErrorCode::InvalidParameters, format!("eventBatch: {}", status.message())))
+        }
+        Ok(Err(status)) => Err((ErrorCode::ServerBusy, format!("events not stored: {}", status.message()))),
+        Err(_) => Err((ErrorCode::ServerBusy, "events not stored in time".to_owned())),
+    }
+}
+
+/// Completed scans, sent to reporting in batches off the request path.
+#[derive(Clone)]
+pub struct SyncRecords {
+    tx: mpsc::Sender<wsus_rpc::reporting::ClientSync>,
+}
+
+/// Scans held while reporting is unreachable; older ones are dropped past this.
+const MAX_PENDING: usize = 50_000;
+
+impl SyncRecords {
+    pub fn start(reporting: wsus_rpc::ReportingClient) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<wsus_rpc::reporting::ClientSync>(10_000);
+        let task = tokio::spawn(async move {
+            let mut pending: Vec<wsus_rpc::reporting::ClientSync> = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    got = rx.recv() => match got {
+                        Some(s) => pending.push(s),
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if pending.is_empty() {
+                            continue;
+                        }
+                        let batch: Vec<_> = pending.drain(..pending.len().min(5000)).collect();
+                        let mut client = reporting.clone();
+                        let request = wsus_rpc::reporting::RecordClientSyncsRequest { syncs: batch.clone() };
+                        match tokio::time::timeout(Duration::from_secs(10), client.record_client_syncs(request)).await {
+                            Ok(Ok(_)) => {}
+                            _ => {
+                                // Keep them for the next tick, bounded.
+                                pending.splice(0..0, batch);
+                                if pending.len() > MAX_PENDING {
+                                    let drop = pending.len() - MAX_PENDING;
+                                    pending.drain(..drop);
+                                    tracing::warn!(dropped = drop, "reporting unreachable: oldest scan records dropped");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        (Self { tx }, task)
+    }
+
+    /// Records a completed scan now; never waits.
+    pub fn record(&self, computer_id: &str) {
+        let record = wsus_rpc::reporting::ClientSync {
+            computer_id: computer_id.to_owned(),
+            synced_at: Some(wsus_rpc::timestamp(chrono::Utc::now())),
+            succeeded: true,
+        };
+        if self.tx.try_send(record).is_err() {
+            tracing::debug!("scan record queue full; record dropped");
+        }
+    }
+}
