@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod agent;
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -228,6 +230,56 @@ impl Drop for Service {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("----- {} log -----\n{}", self.name, self.log());
+        }
+    }
+}
+
+/// The three services against one database, on free loopback ports.
+pub struct System {
+    pub gateway: Service,
+    pub reporting: Service,
+    pub sync: Service,
+    pub gateway_url: String,
+    pub reporting_url: String,
+    pub sync_url: String,
+}
+
+/// The API token `System` configures (reader and admin).
+pub const READER_TOKEN: &str = "reader-token-1234";
+pub const ADMIN_TOKEN: &str = "admin-token-1234";
+
+impl System {
+    pub fn start(database_url: &str) -> Self {
+        let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
+        let common = |http: u16| -> HashMap<&str, String> {
+            HashMap::from([
+                ("DATABASE_URL", database_url.to_owned()),
+                ("WSUS_HTTP_ADDR", format!("127.0.0.1:{http}")),
+                ("WSUS_SERVER_FQDN", "wsus.e2e.test".to_owned()),
+            ])
+        };
+        let mut reporting_env = common(rep);
+        reporting_env.insert("WSUS_GRPC_ADDR", format!("127.0.0.1:{rep_grpc}"));
+        reporting_env.insert("WSUS_SYNC_GRPC", format!("http://127.0.0.1:{sw_grpc}"));
+        reporting_env.insert("WSUS_API_TOKENS", format!("reader:{READER_TOKEN},admin:{ADMIN_TOKEN}"));
+        let mut sync_env = common(sw);
+        sync_env.insert("WSUS_GRPC_ADDR", format!("127.0.0.1:{sw_grpc}"));
+        let mut gateway_env = common(gw);
+        gateway_env.insert("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}"));
+        System {
+            reporting: Service::spawn("reporting", &reporting_env),
+            sync: Service::spawn("sync-worker", &sync_env),
+            gateway: Service::spawn("client-gateway", &gateway_env),
+            gateway_url: format!("http://127.0.0.1:{gw}"),
+            reporting_url: format!("http://127.0.0.1:{rep}"),
+            sync_url: format!("http://127.0.0.1:{sw}"),
+        }
+    }
+
+    /// Waits until all three answer /readyz with 200.
+    pub async fn wait_ready(&self, http: &reqwest::Client) {
+        for base in [&self.gateway_url, &self.reporting_url, &self.sync_url] {
+            wait_for_status(http, &format!("{base}/readyz"), 200, Duration::from_secs(60)).await;
         }
     }
 }

@@ -3,46 +3,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use wsus_e2e::{PgCluster, Service, free_port, read_reference, status_of, wait_for_status};
+use wsus_e2e::{PgCluster, Service, System, free_port, read_reference, status_of, wait_for_status};
 
-const TOKEN: &str = "reader-token-1234";
+const TOKEN: &str = wsus_e2e::READER_TOKEN;
 const GET_CONFIG_ACTION: &str = "\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/GetConfig\"";
-
-struct System {
-    gateway: Service,
-    reporting: Service,
-    sync: Service,
-    gateway_url: String,
-    reporting_url: String,
-    sync_url: String,
-}
-
-fn start_system(database_url: &str) -> System {
-    let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
-    let common = |http: u16| -> HashMap<&str, String> {
-        HashMap::from([
-            ("DATABASE_URL", database_url.to_owned()),
-            ("WSUS_HTTP_ADDR", format!("127.0.0.1:{http}")),
-            ("WSUS_SERVER_FQDN", "wsus.e2e.test".to_owned()),
-        ])
-    };
-    let mut reporting_env = common(rep);
-    reporting_env.insert("WSUS_GRPC_ADDR", format!("127.0.0.1:{rep_grpc}"));
-    reporting_env.insert("WSUS_SYNC_GRPC", format!("http://127.0.0.1:{sw_grpc}"));
-    reporting_env.insert("WSUS_API_TOKENS", format!("reader:{TOKEN}"));
-    let mut sync_env = common(sw);
-    sync_env.insert("WSUS_GRPC_ADDR", format!("127.0.0.1:{sw_grpc}"));
-    let mut gateway_env = common(gw);
-    gateway_env.insert("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}"));
-    System {
-        reporting: Service::spawn("reporting", &reporting_env),
-        sync: Service::spawn("sync-worker", &sync_env),
-        gateway: Service::spawn("client-gateway", &gateway_env),
-        gateway_url: format!("http://127.0.0.1:{gw}"),
-        reporting_url: format!("http://127.0.0.1:{rep}"),
-        sync_url: format!("http://127.0.0.1:{sw}"),
-    }
-}
 
 async fn get_config(client: &reqwest::Client, gateway: &str, path: &str, body: Vec<u8>) -> (u16, String) {
     let r = client
@@ -67,7 +31,7 @@ fn element<'a>(xml: &'a str, tag: &str) -> &'a str {
 async fn three_services_serve_and_ride_out_a_database_restart() {
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
-    let system = start_system(&db);
+    let system = System::start(&db);
     let http = reqwest::Client::new();
     let ready = Duration::from_secs(60);
     for base in [&system.gateway_url, &system.reporting_url, &system.sync_url] {

@@ -58,6 +58,9 @@ pub struct IndexInput {
     pub groups: Vec<(Uuid, Option<Uuid>)>,
     /// Group names, for client-side targeting.
     pub group_names: Vec<(String, Uuid)>,
+    /// Per update, the catalog version of the last change to any of its approvals
+    /// (made, changed or removed), so a removed approval shows as a change too.
+    pub approval_changes: Vec<(Uuid, i64)>,
 }
 
 struct Rev {
@@ -125,6 +128,7 @@ pub struct CatalogIndex {
     declined: HashSet<Uuid>,
     parents: HashMap<Uuid, Option<Uuid>>,
     group_names: HashMap<String, Uuid>,
+    approval_changes: HashMap<Uuid, i64>,
     has_drivers: bool,
 }
 
@@ -217,6 +221,7 @@ impl CatalogIndex {
             declined: input.declined.into_iter().collect(),
             parents: input.groups.into_iter().collect(),
             group_names: input.group_names.into_iter().map(|(n, id)| (n.to_lowercase(), id)).collect(),
+            approval_changes: input.approval_changes.into_iter().collect(),
             has_drivers,
         }
     }
@@ -259,6 +264,7 @@ impl CatalogIndex {
     /// The deployment a client in `groups` gets for revision `i`.
     fn deployment_for(&self, groups: &[Uuid], i: u32) -> DeploymentView {
         let r = &self.revs[i as usize];
+        let approvals_changed = self.approval_changes.get(&r.update_id).copied().unwrap_or(0);
         let explicit = groups
             .iter()
             .filter_map(|g| self.deployments.get(g).and_then(|m| m.get(&r.update_id)))
@@ -269,14 +275,14 @@ impl CatalogIndex {
                 action: wire_action(&d.action),
                 deadline: d.deadline,
                 last_change: d.last_change,
-                changed_version: d.changed_version,
+                changed_version: d.changed_version.max(approvals_changed),
             },
             None => DeploymentView {
                 wire_id: if r.in_bundle { BUNDLE_ID } else { EVALUATE_ID },
                 action: if r.in_bundle { "Bundle" } else { "Evaluate" },
                 deadline: None,
                 last_change: r.changed,
-                changed_version: r.changed_version,
+                changed_version: r.changed_version.max(approvals_changed),
             },
         }
     }

@@ -10,6 +10,15 @@ use wsus_catalog::{ALL_COMPUTERS, Graph, RevisionNode};
 use wsus_metadata::{Update, fragments};
 
 fn index_of(docs: &[Update], deployments: Vec<IndexDeployment>, declined: Vec<Uuid>) -> CatalogIndex {
+    index_with_changes(docs, deployments, declined, vec![])
+}
+
+fn index_with_changes(
+    docs: &[Update],
+    deployments: Vec<IndexDeployment>,
+    declined: Vec<Uuid>,
+    deployments_changed: Vec<(Uuid, i64)>,
+) -> CatalogIndex {
     let graph = Graph::new(docs.iter().map(RevisionNode::from).collect());
     let derived = graph.derive();
     let revisions = docs
@@ -36,6 +45,7 @@ fn index_of(docs: &[Update], deployments: Vec<IndexDeployment>, declined: Vec<Uu
         declined,
         groups: vec![(ALL_COMPUTERS, None)],
         group_names: vec![("All Computers".into(), ALL_COMPUTERS)],
+        approval_changes: deployments_changed,
     })
 }
 

@@ -30,7 +30,10 @@ pub(crate) async fn not_ready_reason(shell: &Shell) -> Option<String> {
             Ok(p) if !p.is_empty() => return Some(format!("migrations not applied: {p:?}")),
             Ok(_) => {}
         }
-        shell.startup.pending_reason().map(|r| format!("starting: {r}"))
+        if let Some(r) = shell.startup.pending_reason() {
+            return Some(format!("starting: {r}"));
+        }
+        shell.failing_check()
     };
     match tokio::time::timeout(Duration::from_secs(4), check).await {
         Ok(reason) => reason,

@@ -205,7 +205,11 @@ pub struct Shell {
     pub shutdown: CancellationToken,
     http_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    checks: Arc<std::sync::Mutex<Vec<ReadinessCheck>>>,
 }
+
+/// A service's own readiness condition: None when ready, else why not.
+pub type ReadinessCheck = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl Shell {
     /// Creates the lazy pool, starts the start-up task and the signal handler.
@@ -223,7 +227,17 @@ impl Shell {
             shutdown,
             http_addr: common.http_addr,
             admin_addr: common.admin_addr,
+            checks: Arc::default(),
         })
+    }
+
+    /// Adds a condition `/readyz` checks (after the database and the migrations).
+    pub fn add_readiness_check(&self, check: impl Fn() -> Option<String> + Send + Sync + 'static) {
+        self.checks.lock().expect("readiness checks").push(Box::new(check));
+    }
+
+    pub(crate) fn failing_check(&self) -> Option<String> {
+        self.checks.lock().expect("readiness checks").iter().find_map(|c| c())
     }
 
     /// Serves `app` on `WSUS_HTTP_ADDR`, with /healthz, /readyz and /metrics there or on

@@ -58,10 +58,11 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
             }
         })
         .collect();
-    let prereqs: Vec<(i32, i32, Uuid, bool)> =
-        sqlx::query_as("SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause")
-            .fetch_all(&mut *tx)
-            .await?;
+    let prereqs: Vec<(i32, i32, Uuid, bool)> = sqlx::query_as(
+        "SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     for (rid, clause, u, cat) in prereqs {
         let Some(&i) = at.get(&rid) else { continue };
         let clauses = &mut revisions[i].prerequisites;
@@ -88,6 +89,11 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     .fetch_all(&mut *tx)
     .await?;
     let declined: Vec<(Uuid,)> = sqlx::query_as("SELECT update_id FROM declined_update").fetch_all(&mut *tx).await?;
+    let approval_changes: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT update_id, max(GREATEST(changed_version, COALESCE(deleted_version, 0))) FROM deployment GROUP BY update_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let groups: Vec<(Uuid, Option<Uuid>, String)> =
         sqlx::query_as("SELECT group_id, parent_group_id, name FROM target_group").fetch_all(&mut *tx).await?;
     tx.commit().await?;
@@ -109,6 +115,7 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
         declined: declined.into_iter().map(|(u,)| u).collect(),
         groups: groups.iter().map(|(g, p, _)| (*g, *p)).collect(),
         group_names: groups.into_iter().map(|(g, _, n)| (n, g)).collect(),
+        approval_changes,
     })
 }
 

@@ -99,7 +99,11 @@ pub async fn register_computer(pool: &PgPool, r: &Registration) -> Result<()> {
     .execute(pool)
     .await?;
     // Gateways keep registered computers in memory.
-    sqlx::query("SELECT pg_notify($1, $2)").bind(crate::index::COMPUTERS_CHANNEL).bind(&r.computer_id).execute(pool).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::index::COMPUTERS_CHANNEL)
+        .bind(&r.computer_id)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

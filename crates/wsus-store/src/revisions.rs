@@ -671,7 +671,11 @@ async fn update_mu_urls(tx: &mut Transaction<'_, Postgres>, urls: &[(Vec<u8>, St
 }
 
 /// Fragments of these revisions and kinds: (revision id, kind, locale, body).
-pub async fn fragments_of(pool: &PgPool, revision_ids: &[i32], kinds: &[&str]) -> Result<Vec<(i32, String, String, String)>> {
+pub async fn fragments_of(
+    pool: &PgPool,
+    revision_ids: &[i32],
+    kinds: &[&str],
+) -> Result<Vec<(i32, String, String, String)>> {
     let rows: Vec<(i32, String, String, Vec<u8>)> = sqlx::query_as(
         "SELECT revision_id, kind, locale, body FROM fragment WHERE revision_id = ANY($1) AND kind = ANY($2) \
          ORDER BY revision_id, kind, locale",

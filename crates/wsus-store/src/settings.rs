@@ -127,7 +127,8 @@ const GENERATED_COOKIE_KEY: &str = "secret.generated_cookie_key";
 pub async fn generated_cookie_key(pool: &PgPool) -> Result<[u8; 32]> {
     use base64::Engine as _;
     let mut fresh = [0u8; 32];
-    getrandom::fill(&mut fresh).map_err(|e| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: e.to_string() })?;
+    getrandom::fill(&mut fresh)
+        .map_err(|e| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: e.to_string() })?;
     let b64 = base64::engine::general_purpose::STANDARD;
     sqlx::query(
         "INSERT INTO admin_setting (key, value, updated_by) VALUES ($1, to_jsonb($2::text), 'generated') ON CONFLICT (key) DO NOTHING",
@@ -139,8 +140,7 @@ pub async fn generated_cookie_key(pool: &PgPool) -> Result<[u8; 32]> {
     let stored = get::<String>(pool, GENERATED_COOKIE_KEY)
         .await?
         .ok_or_else(|| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "missing".into() })?;
-    b64.decode(stored.value.as_bytes())
-        .ok()
-        .and_then(|v| <[u8; 32]>::try_from(v).ok())
-        .ok_or_else(|| StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "not 32 bytes of base64".into() })
+    b64.decode(stored.value.as_bytes()).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or_else(|| {
+        StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "not 32 bytes of base64".into() }
+    })
 }

@@ -2,11 +2,11 @@
 
 use base64::Engine as _;
 use wsus_cookie::AuthorizationCookie;
-use wsus_soap::wusp::{encode_authorization_cookie, GetAuthorizationCookieRequest};
 use wsus_soap::ErrorCode;
+use wsus_soap::wusp::{GetAuthorizationCookieRequest, encode_authorization_cookie};
 
-use crate::soap::{invalid, OpResult};
 use crate::Gateway;
+use crate::soap::{OpResult, invalid};
 
 pub const PLUG_IN_ID: &str = "SimpleTargeting";
 

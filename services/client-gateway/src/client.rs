@@ -7,14 +7,15 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use wsus_cookie::{AuthorizationCookie, ClientCookie};
 use wsus_soap::wusp::{
-    self, encode_cookie_response, encode_empty_response, encode_extended_update_info, ComputerInfo, Cookie, DeploymentInfo,
-    GetConfigRequest, GetCookieRequest, GetExtendedUpdateInfoRequest, SyncInfo, SyncUpdatesRequest, UpdateInfo,
+    self, ComputerInfo, Cookie, DeploymentInfo, GetConfigRequest, GetCookieRequest, GetExtendedUpdateInfoRequest,
+    SyncInfo, SyncUpdatesRequest, UpdateInfo, encode_cookie_response, encode_empty_response,
+    encode_extended_update_info,
 };
 use wsus_soap::{Element, ErrorCode};
 
-use crate::soap::{invalid, Context, OpError, OpResult};
-use crate::state::Server;
 use crate::Gateway;
+use crate::soap::{Context, OpError, OpResult, invalid};
+use crate::state::Server;
 
 /// How long a cookie lives, as on the real server.
 const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
@@ -90,7 +91,9 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
     let old = match old {
         None => None,
         Some(Err(())) => return Err((ErrorCode::InvalidCookie, "oldCookie".to_owned())),
-        Some(Ok(c)) if c.server_id != server.identity.server_id => return Err((ErrorCode::ServerChanged, "oldCookie".to_owned())),
+        Some(Ok(c)) if c.server_id != server.identity.server_id => {
+            return Err((ErrorCode::ServerChanged, "oldCookie".to_owned()));
+        }
         Some(Ok(c)) => Some(c).filter(|c| c.client_id == auth.client_id),
     };
     let cookie = ClientCookie {
@@ -218,7 +221,11 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         core_escaped: "",
     };
     let info = SyncInfo {
-        new_updates: result.new_updates.iter().map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) }).collect(),
+        new_updates: result
+            .new_updates
+            .iter()
+            .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) })
+            .collect(),
         out_of_scope: result.out_of_scope.clone(),
         changed: result.changed.iter().map(info_of).collect(),
         truncated: result.truncated,
@@ -250,7 +257,8 @@ pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element)
         return Err((ErrorCode::InvalidParameters, "revisionIDs".to_owned()));
     }
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
-    let (known, out_of_scope): (Vec<i32>, Vec<i32>) = req.revision_ids.iter().partition(|id| catalog.update_of(**id).is_some());
+    let (known, out_of_scope): (Vec<i32>, Vec<i32>) =
+        req.revision_ids.iter().partition(|id| catalog.update_of(**id).is_some());
     let kinds: Vec<&str> = req
         .info_types
         .iter()
@@ -267,13 +275,15 @@ pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element)
     let mut updates: Vec<(i32, String)> = Vec::new();
     for id in &known {
         for kind in &kinds {
-            let mine: Vec<&(i32, String, String, String)> = stored.iter().filter(|(r, k, _, _)| r == id && k == kind).collect();
+            let mine: Vec<&(i32, String, String, String)> =
+                stored.iter().filter(|(r, k, _, _)| r == id && k == kind).collect();
             if matches!(*kind, "Core" | "Extended") {
                 updates.extend(mine.first().map(|(_, _, _, body)| (*id, body.clone())));
             } else {
                 let locales: Vec<String> = mine.iter().map(|(_, _, l, _)| l.clone()).collect();
                 if let Some(l) = pick_locale(&req.locales, &locales) {
-                    updates.extend(mine.iter().find(|(_, _, ll, _)| ll == l).map(|(_, _, _, body)| (*id, body.clone())));
+                    updates
+                        .extend(mine.iter().find(|(_, _, ll, _)| ll == l).map(|(_, _, _, body)| (*id, body.clone())));
                 }
             }
         }

@@ -30,10 +30,13 @@ pub struct Gateway {
 pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let memory = Memory::default();
+    let probe = memory.clone();
+    shell.add_readiness_check(move || probe.not_loaded());
     let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
     let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
-    let gateway = Gateway { config, memory, limits: wsus_soap::Limits::default(), pool: shell.pool.clone(), reporting, syncs };
+    let gateway =
+        Gateway { config, memory, limits: wsus_soap::Limits::default(), pool: shell.pool.clone(), reporting, syncs };
     let server = shell.serve_http(router(gateway)).await?;
     let _ = server.await;
     refresher.abort();

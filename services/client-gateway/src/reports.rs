@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 use wsus_soap::wusp::{self, encode_report_event_batch_response};
 use wsus_soap::{Element, ErrorCode};
 
-use crate::soap::{invalid, OpResult};
 use crate::Gateway;
+use crate::soap::{OpResult, invalid};
 
 pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
     let (_, cookie) = crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;

@@ -1,8 +1,8 @@
 //! SOAP over HTTP: path dispatch (any letter case), body limits, SOAPAction, faults.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use wsus_service::RouteLabel;
@@ -42,7 +42,9 @@ fn service_for(path: &str) -> Option<Service> {
         "/clientwebservice/client.asmx" => Some(Service::Client),
         "/simpleauthwebservice/simpleauth.asmx" => Some(Service::SimpleAuth),
         // The native client uses the first; the WSDL names the second.
-        "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => Some(Service::Reporting),
+        "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => {
+            Some(Service::Reporting)
+        }
         _ => None,
     }
 }
@@ -175,7 +177,11 @@ fn fault_response(fault: Fault, version: SoapVersion, style: EnvelopeStyle) -> R
         SoapVersion::Soap11 => "text/xml; charset=utf-8",
         SoapVersion::Soap12 => "application/soap+xml; charset=utf-8",
     };
-    (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], fault.to_xml(version, style))
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        fault.to_xml(version, style),
+    )
         .into_response()
 }
 

@@ -13,10 +13,10 @@ use wsus_config::GatewayConfig;
 use wsus_cookie::Keys;
 use wsus_service::Shell;
 use wsus_soap::wusp::{AuthPlugIn, Config};
-use wsus_store::identity::Identity;
-use wsus_store::listen::{forward_changes, Change};
-use wsus_store::settings::{self, ClientConfig};
 use wsus_store::PgPool;
+use wsus_store::identity::Identity;
+use wsus_store::listen::{Change, forward_changes};
+use wsus_store::settings::{self, ClientConfig};
 
 /// Identity and cookie keys, known once start-up is done.
 pub struct Server {
@@ -36,6 +36,19 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// What is not loaded yet (readiness): clients would get ServerBusy until it is.
+    pub fn not_loaded(&self) -> Option<String> {
+        if self.server.load().is_none() {
+            Some("cookie keys not loaded".into())
+        } else if self.client_config.load().is_none() {
+            Some("client configuration not loaded".into())
+        } else if self.catalog.load().is_none() {
+            Some("catalog not loaded".into())
+        } else {
+            None
+        }
+    }
+
     pub fn is_registered(&self, computer_id: &str) -> bool {
         self.computers.read().expect("computers").contains_key(computer_id)
     }
@@ -105,7 +118,8 @@ impl Memory {
     }
 
     async fn load_computers(&self, pool: &PgPool) -> anyhow::Result<()> {
-        let all: HashMap<String, Vec<Uuid>> = wsus_store::index::registered_computers(pool).await?.into_iter().collect();
+        let all: HashMap<String, Vec<Uuid>> =
+            wsus_store::index::registered_computers(pool).await?.into_iter().collect();
         *self.computers.write().expect("computers") = all;
         Ok(())
     }

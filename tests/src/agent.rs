@@ -1,0 +1,361 @@
+//! A Windows Update Agent simulator: the calls, shapes and order of the native client in
+//! the captures (GetConfig, GetAuthorizationCookie, GetCookie, RegisterComputer, the
+//! SyncUpdates loop moving installed non-leaf ids between rounds, GetExtendedUpdateInfo
+//! in batches, ReportEventBatch). Its simulated machine evaluates every non-leaf update
+//! (categories, detectoids) as installed. Cheap enough to run many at once.
+
+use std::collections::HashMap;
+
+use wsus_soap::{Element, Limits};
+
+const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
+const AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
+const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
+const USER_AGENT: &str = "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90";
+
+/// A SOAP fault as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub status: u16,
+    pub error_code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.error_code, self.status, self.message)
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// One update as the client received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub action: String,
+    pub deployment_id: i32,
+    pub is_leaf: bool,
+    pub core: String,
+}
+
+/// What one full scan brought.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOutcome {
+    pub pages: usize,
+    pub new: Vec<i32>,
+    pub changed: Vec<(i32, String)>,
+    pub out_of_scope: Vec<i32>,
+}
+
+pub struct Agent {
+    http: reqwest::Client,
+    base: String,
+    pub client_id: String,
+    pub dns_name: String,
+    cookie: Option<(String, String)>,
+    pub installed_non_leaf: Vec<i32>,
+    pub other_cached: Vec<i32>,
+    pub received: HashMap<i32, Received>,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn descendant<'a>(e: &'a Element, name: &str) -> Option<&'a Element> {
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        if e.name == name {
+            return Some(e);
+        }
+        stack.extend(e.children.iter().rev());
+    }
+    None
+}
+
+fn envelope(body: &str) -> String {
+    format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{body}</s:Body></s:Envelope>")
+}
+
+fn ints(name: &str, ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return String::new();
+    }
+    let items: String = ids.iter().map(|i| format!("<int>{i}</int>")).collect();
+    format!("<{name}>{items}</{name}>")
+}
+
+impl Agent {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            client_id: uuid::Uuid::new_v4().to_string(),
+            dns_name: "desktop-sim.lab.test".to_owned(),
+            cookie: None,
+            installed_non_leaf: Vec::new(),
+            other_cached: Vec::new(),
+            received: HashMap::new(),
+        }
+    }
+
+    /// Posts a SOAP call; returns the operation's response element or the fault.
+    pub async fn call(&self, path: &str, action: &str, body: &str) -> Result<Element, Fault> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("User-Agent", USER_AGENT)
+            .header("SOAPAction", format!("\"{action}\""))
+            .body(envelope(body))
+            .send()
+            .await
+            .map_err(|e| Fault { status: 0, error_code: "Transport".into(), message: e.to_string() })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 50_000_000 };
+        let parsed = wsus_soap::parse_request(text.as_bytes(), &limits).map_err(|e| Fault {
+            status,
+            error_code: "Unparsable".into(),
+            message: format!("{e}: {text}"),
+        })?;
+        if parsed.operation.name == "Fault" {
+            let code = descendant(&parsed.operation, "ErrorCode").map(|e| e.value().to_owned()).unwrap_or_default();
+            let message = descendant(&parsed.operation, "Message").map(|e| e.value().to_owned()).unwrap_or_default();
+            return Err(Fault { status, error_code: code, message });
+        }
+        Ok(parsed.operation)
+    }
+
+    fn cookie_xml(&self, name: &str) -> String {
+        match &self.cookie {
+            Some((exp, data)) => {
+                format!("<{name}><Expiration>{exp}</Expiration><EncryptedData>{data}</EncryptedData></{name}>")
+            }
+            None => String::new(),
+        }
+    }
+
+    /// Replaces the cookie's sealed data (to test how the server treats bad cookies).
+    pub fn set_cookie_data(&mut self, data: &str) {
+        if let Some(c) = &mut self.cookie {
+            c.1 = data.to_owned();
+        }
+    }
+
+    fn take_cookie(&mut self, from: &Element) {
+        if let (Some(exp), Some(data)) = (descendant(from, "Expiration"), descendant(from, "EncryptedData")) {
+            self.cookie = Some((exp.value().to_owned(), data.value().to_owned()));
+        }
+    }
+
+    /// GetConfig, GetAuthorizationCookie, GetCookie and (when `register`) RegisterComputer.
+    pub async fn handshake(&mut self, register: bool) -> Result<(), Fault> {
+        let config = self
+            .call(
+                "/ClientWebService/client.asmx",
+                &format!("{CLIENT_NS}/GetConfig"),
+                &format!("<GetConfig xmlns=\"{CLIENT_NS}\"><protocolVersion>2.90</protocolVersion></GetConfig>"),
+            )
+            .await?;
+        let last_change = descendant(&config, "LastChange").map(|e| e.value().to_owned()).unwrap_or_default();
+        let service_url = descendant(&config, "ServiceUrl").map(|e| e.value().to_owned()).unwrap_or_default();
+        let auth = self
+            .call(
+                &format!("/{service_url}"),
+                &format!("{AUTH_NS}/GetAuthorizationCookie"),
+                &format!(
+                    "<GetAuthorizationCookie xmlns=\"{AUTH_NS}\"><clientId>{}</clientId><dnsName>{}</dnsName></GetAuthorizationCookie>",
+                    self.client_id, self.dns_name
+                ),
+            )
+            .await?;
+        let plug_in = descendant(&auth, "PlugInId").map(|e| e.value().to_owned()).unwrap_or_default();
+        let data = descendant(&auth, "CookieData").map(|e| e.value().to_owned()).unwrap_or_default();
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        let cookie = self
+            .call(
+                "/ClientWebService/client.asmx",
+                &format!("{CLIENT_NS}/GetCookie"),
+                &format!(
+                    "<GetCookie xmlns=\"{CLIENT_NS}\"><authCookies><AuthorizationCookie><PlugInId>{plug_in}</PlugInId><CookieData>{data}</CookieData></AuthorizationCookie></authCookies><oldCookie><Expiration>{now}</Expiration></oldCookie><lastChange>{last_change}</lastChange><currentTime>{now}</currentTime><protocolVersion>2.90</protocolVersion></GetCookie>"
+                ),
+            )
+            .await?;
+        self.take_cookie(&cookie);
+        if register {
+            self.register().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn register(&self) -> Result<(), Fault> {
+        let body = format!(
+            "<RegisterComputer xmlns=\"{CLIENT_NS}\">{}<computerInfo><DnsName>{}</DnsName><OSMajorVersion>10</OSMajorVersion><OSMinorVersion>0</OSMinorVersion><OSBuildNumber>26200</OSBuildNumber><OSServicePackMajorNumber>0</OSServicePackMajorNumber><OSServicePackMinorNumber>0</OSServicePackMinorNumber><OSLocale>en-US</OSLocale><ComputerManufacturer>QEMU</ComputerManufacturer><ComputerModel>Standard PC (Q35 + ICH9, 2009)</ComputerModel><BiosVersion>unknown</BiosVersion><BiosName>unknown</BiosName><BiosReleaseDate>2022-02-02T00:00:00Z</BiosReleaseDate><ProcessorArchitecture>AMD64</ProcessorArchitecture><SuiteMask>256</SuiteMask><OldProductType>1</OldProductType><NewProductType>48</NewProductType><SystemMetrics>0</SystemMetrics><ClientVersionMajorNumber>1507</ClientVersionMajorNumber><ClientVersionMinorNumber>2601</ClientVersionMinorNumber><ClientVersionBuildNumber>30012</ClientVersionBuildNumber><ClientVersionQfeNumber>0</ClientVersionQfeNumber><OSDescription>Windows 10 Pro</OSDescription><OEM>QEMU</OEM><DeviceType>Standard PC (Q35 + ICH9, 2009)</DeviceType><FirmwareVersion>unknown</FirmwareVersion><MobileOperator>Not Present</MobileOperator></computerInfo></RegisterComputer>",
+            self.cookie_xml("cookie"),
+            self.dns_name
+        );
+        self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/RegisterComputer"), &body).await.map(|_| ())
+    }
+
+    /// One SyncUpdates call (software pass) with the agent's cached ids.
+    pub async fn sync_updates_page(&mut self) -> Result<Element, Fault> {
+        let body = format!(
+            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}{}<SkipSoftwareSync>false</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec/><ProductsParameters><SyncCurrentVersionOnly>false</SyncCurrentVersionOnly><DeviceAttributes>App=WU_OS;OSVersion=10.0.26200.8037</DeviceAttributes><CallerAttributes>Interactive=0;Id=Sim</CallerAttributes><Products/></ProductsParameters></parameters></SyncUpdates>",
+            self.cookie_xml("cookie"),
+            ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
+            ints("OtherCachedUpdateIDs", &self.other_cached),
+        );
+        let result = self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/SyncUpdates"), &body).await?;
+        if let Some(c) = descendant(&result, "NewCookie") {
+            self.take_cookie(c);
+        }
+        Ok(result)
+    }
+
+    /// A full software scan: pages until nothing is truncated and no non-leaf came back,
+    /// moving every non-leaf into InstalledNonLeaf (the simulated machine has them all).
+    pub async fn scan(&mut self) -> Result<ScanOutcome, Fault> {
+        let mut outcome = ScanOutcome::default();
+        loop {
+            let page = self.sync_updates_page().await?;
+            outcome.pages += 1;
+            let result = descendant(&page, "SyncUpdatesResult").ok_or_else(|| Fault {
+                status: 200,
+                error_code: "Unparsable".into(),
+                message: "no SyncUpdatesResult".into(),
+            })?;
+            let truncated = result.child("Truncated").is_some_and(|t| t.value() == "true");
+            let mut non_leaf = false;
+            for info in result.child("NewUpdates").map(|n| n.children.as_slice()).unwrap_or_default() {
+                let id: i32 = info.child("ID").and_then(|i| i.value().parse().ok()).unwrap_or_default();
+                let dep = info.child("Deployment");
+                let is_leaf = info.child("IsLeaf").is_some_and(|l| l.value() == "true");
+                non_leaf |= !is_leaf;
+                if is_leaf {
+                    self.other_cached.push(id)
+                } else {
+                    self.installed_non_leaf.push(id)
+                }
+                self.received.insert(
+                    id,
+                    Received {
+                        action: dep.and_then(|d| d.child("Action")).map(|a| a.value().to_owned()).unwrap_or_default(),
+                        deployment_id: dep
+                            .and_then(|d| d.child("ID"))
+                            .and_then(|i| i.value().parse().ok())
+                            .unwrap_or_default(),
+                        is_leaf,
+                        core: info.child("Xml").map(|x| x.text.clone()).unwrap_or_default(),
+                    },
+                );
+                outcome.new.push(id);
+            }
+            for info in result.child("ChangedUpdates").map(|n| n.children.as_slice()).unwrap_or_default() {
+                let id: i32 = info.child("ID").and_then(|i| i.value().parse().ok()).unwrap_or_default();
+                let action = info
+                    .child("Deployment")
+                    .and_then(|d| d.child("Action"))
+                    .map(|a| a.value().to_owned())
+                    .unwrap_or_default();
+                if let Some(r) = self.received.get_mut(&id) {
+                    r.action = action.clone();
+                }
+                outcome.changed.push((id, action));
+            }
+            for gone in result.child("OutOfScopeRevisionIDs").map(|n| n.children.as_slice()).unwrap_or_default() {
+                if let Ok(id) = gone.value().parse::<i32>() {
+                    self.installed_non_leaf.retain(|x| *x != id);
+                    self.other_cached.retain(|x| *x != id);
+                    self.received.remove(&id);
+                    outcome.out_of_scope.push(id);
+                }
+            }
+            if !truncated && !non_leaf {
+                return Ok(outcome);
+            }
+            if outcome.pages > 10_000 {
+                return Err(Fault {
+                    status: 200,
+                    error_code: "Runaway".into(),
+                    message: "more than 10,000 pages".into(),
+                });
+            }
+        }
+    }
+
+    /// GetExtendedUpdateInfo for `ids` (at most 50, as the client batches): the
+    /// fragments, and the file locations (SHA-1 base64, URL).
+    pub async fn extended_info(&self, ids: &[i32]) -> Result<(Vec<(i32, String)>, Vec<(String, String)>), Fault> {
+        let body = format!(
+            "<GetExtendedUpdateInfo xmlns=\"{CLIENT_NS}\">{}{}<infoTypes><XmlUpdateFragmentType>Extended</XmlUpdateFragmentType><XmlUpdateFragmentType>LocalizedProperties</XmlUpdateFragmentType></infoTypes><locales><string>en-US</string><string>en</string></locales><deviceAttributes>App=WU_OS</deviceAttributes><GeoId>USA</GeoId><callerAttributes>Id=Sim</callerAttributes></GetExtendedUpdateInfo>",
+            self.cookie_xml("cookie"),
+            ints("revisionIDs", ids)
+        );
+        let r =
+            self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/GetExtendedUpdateInfo"), &body).await?;
+        let updates = descendant(&r, "Updates")
+            .map(|u| {
+                u.children
+                    .iter()
+                    .map(|x| {
+                        (
+                            x.child("ID").and_then(|i| i.value().parse().ok()).unwrap_or_default(),
+                            x.child("Xml").map(|x| x.text.clone()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let files = descendant(&r, "FileLocations")
+            .map(|f| {
+                f.children
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.child("FileDigest").map(|d| d.value().to_owned()).unwrap_or_default(),
+                            l.child("Url").map(|u| u.value().to_owned()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((updates, files))
+    }
+
+    /// ReportEventBatch with events `(event id, update id or nil, misc data)`. Returns what
+    /// identifies the batch (EventInstanceIDs and TimeAtTarget), which `resend` repeats as
+    /// a client does when it did not hear the answer.
+    pub async fn report(
+        &self,
+        events: &[(i32, &str, &[&str])],
+        resend: Option<&(Vec<String>, String)>,
+    ) -> Result<(Vec<String>, String), Fault> {
+        let now = resend
+            .map(|r| r.1.clone())
+            .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        let instance_ids = resend.map(|r| r.0.as_slice());
+        let mut ids = Vec::new();
+        let mut batch = String::new();
+        for (i, (event_id, update_id, misc)) in events.iter().enumerate() {
+            let id = instance_ids.and_then(|v| v.get(i).cloned()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let misc: String = misc.iter().map(|m| format!("<string>{}</string>", xml_escape(m))).collect();
+            batch.push_str(&format!(
+                "<ReportingEvent><BasicData><TargetID><Sid>{}</Sid></TargetID><SequenceNumber>0</SequenceNumber><TimeAtTarget>{now}</TimeAtTarget><EventInstanceID>{id}</EventInstanceID><NamespaceID>1</NamespaceID><EventID>{event_id}</EventID><SourceID>101</SourceID><UpdateID><UpdateID>{update_id}</UpdateID><RevisionNumber>0</RevisionNumber></UpdateID><Win32HResult>0</Win32HResult><AppName>Sim</AppName></BasicData><ExtendedData><ReplacementStrings/><MiscData>{misc}</MiscData><ComputerBrand>QEMU</ComputerBrand><ComputerModel>Standard PC</ComputerModel><BiosRevision>unknown</BiosRevision><ProcessorArchitecture>Amd64Compatible</ProcessorArchitecture><OSVersion><Major>10</Major><Minor>0</Minor><Build>26200</Build><Revision>8037</Revision><ServicePackMajor>0</ServicePackMajor><ServicePackMinor>0</ServicePackMinor></OSVersion><OSLocaleID>1033</OSLocaleID><DeviceID/></ExtendedData><PrivateData/></ReportingEvent>",
+                self.client_id
+            ));
+            ids.push(id);
+        }
+        let body = format!(
+            "<ReportEventBatch xmlns=\"{REPORTING_NS}\">{}<clientTime>{now}</clientTime><eventBatch>{batch}</eventBatch></ReportEventBatch>",
+            self.cookie_xml("cookie")
+        );
+        let r = self
+            .call("/ReportingWebService/ReportingWebService.asmx", &format!("{REPORTING_NS}/ReportEventBatch"), &body)
+            .await?;
+        match descendant(&r, "ReportEventBatchResult").map(|e| e.value().to_owned()) {
+            Some(v) if v == "true" => Ok((ids, now)),
+            other => Err(Fault { status: 200, error_code: "NotAccepted".into(), message: format!("{other:?}") }),
+        }
+    }
+}

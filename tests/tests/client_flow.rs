@@ -1,0 +1,140 @@
+//! A simulated Windows Update Agent against the real binaries: handshake, a full scan of
+//! a generated catalog with one approval, extended info, reports; then a rescan, and the
+//! approval removed; and the faults a bad client gets.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use wsus_e2e::agent::Agent;
+use wsus_e2e::{PgCluster, System, run_binary};
+use wsus_store::approvals::{self, Action, Approval};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_scans_downloads_metadata_and_reports() {
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 1200, seed: 11, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["import", dir.path().join("docs").to_str().unwrap()],
+        &HashMap::from([("DATABASE_URL", db.clone())]),
+    );
+    assert!(ok, "{out}{err}");
+
+    let pool = PgPool::connect(&db).await.unwrap();
+    let (bundle,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT update_id FROM revision WHERE is_bundle ORDER BY revision_id DESC LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    approvals::approve(
+        &pool,
+        &Approval {
+            update_id: bundle,
+            group_id: wsus_store::ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin_name: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let system = System::start(&db);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+
+    let mut agent = Agent::new(&system.gateway_url);
+    // Without registering, a scan is refused with RegistrationRequired.
+    agent.handshake(false).await.unwrap();
+    let refused = agent.scan().await.unwrap_err();
+    assert_eq!(refused.error_code, "RegistrationRequired", "{refused}");
+    agent.register().await.unwrap();
+
+    let scan = agent.scan().await.unwrap();
+    let (latest,): (i64,) =
+        sqlx::query_as("SELECT count(DISTINCT update_id) FROM revision WHERE update_type <> 'Driver'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(scan.new.len() as i64, latest, "the whole (closed) catalog, latest revisions");
+    assert!(scan.pages > 2, "paged");
+    let install: Vec<_> = agent.received.iter().filter(|(_, r)| r.action == "Install").collect();
+    assert_eq!(install.len(), 1, "the approved bundle");
+    assert!(install[0].1.deployment_id >= 1000);
+    assert!(
+        agent.received.values().any(|r| r.action == "Bundle")
+            && agent.received.values().any(|r| r.action == "Evaluate")
+    );
+    assert!(
+        agent.received.values().all(|r| r.core.starts_with("<UpdateIdentity ")),
+        "the Core fragment, unescaped by the client"
+    );
+
+    // Extended info for a leaf with a file: its fragments and where to download it.
+    let leaf = agent.received.iter().find(|(_, r)| r.is_leaf && r.action == "Bundle").map(|(id, _)| *id).unwrap();
+    let (fragments, files) = agent.extended_info(&[leaf, 999_999]).await.unwrap();
+    assert!(fragments.iter().any(|(id, x)| *id == leaf && x.starts_with("<ExtendedProperties")), "{fragments:?}");
+    assert!(
+        fragments.iter().any(|(id, x)| *id == leaf && x.starts_with("<LocalizedProperties><Language>en</Language>"))
+    );
+    let host = system.gateway_url.trim_start_matches("http://");
+    assert!(files.iter().any(|(_, url)| url.starts_with(&format!("http://{host}/Content/"))), "{files:?}");
+
+    // Reports are stored (once, however often they are sent).
+    let events: &[(i32, &str, &[&str])] =
+        &[(147, "00000000-0000-0000-0000-000000000000", &["B=3"]), (183, &bundle.to_string(), &[])];
+    let sent = agent.report(events, None).await.unwrap();
+    agent.report(events, Some(&sent)).await.unwrap();
+    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM reporting_event WHERE computer_id = $1")
+        .bind(&agent.client_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+    let mut last_sync = None;
+    for _ in 0..50 {
+        let c = wsus_store::reporting::computer(&pool, &agent.client_id).await.unwrap().unwrap();
+        assert_eq!(c.os_build_number, Some(26200));
+        last_sync = c.last_sync_time;
+        if last_sync.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(last_sync.is_some(), "the completed scan was recorded");
+
+    // A second scan with the cache brings nothing new.
+    let again = agent.scan().await.unwrap();
+    assert!(again.new.is_empty() && again.out_of_scope.is_empty() && again.changed.is_empty(), "{again:?}");
+
+    // The approval goes: the next scan says so.
+    approvals::unapprove(&pool, bundle, wsus_store::ALL_COMPUTERS).await.unwrap();
+    let mut changed = Vec::new();
+    for _ in 0..50 {
+        changed = agent.scan().await.unwrap().changed;
+        if !changed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0].1, "Evaluate");
+
+    // Bad cookies, and too many installed non-leaf ids.
+    let mut forged = Agent::new(&system.gateway_url);
+    forged.handshake(true).await.unwrap();
+    forged.set_cookie_data("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    assert_eq!(forged.scan().await.unwrap_err().error_code, "InvalidCookie");
+    let mut greedy = Agent::new(&system.gateway_url);
+    greedy.handshake(true).await.unwrap();
+    greedy.installed_non_leaf = (1..=401).collect();
+    let fault = greedy.sync_updates_page().await.unwrap_err();
+    assert_eq!(
+        (fault.status, fault.error_code.as_str(), fault.message.as_str()),
+        (500, "InvalidParameters", "parameters.InstalledNonLeafUpdateIDs")
+    );
+}
