@@ -29,6 +29,33 @@ impl std::fmt::Display for Fault {
 
 impl std::error::Error for Fault {}
 
+/// A file as an Extended fragment describes it (digests in base64).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    pub sha1: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl FileMeta {
+    /// The files of an Extended fragment.
+    pub fn from_extended(xml: &str) -> Vec<FileMeta> {
+        let attr = |s: &str, name: &str| {
+            s.split(&format!("{name}=\"")).nth(1).and_then(|v| v.split('"').next()).map(str::to_owned)
+        };
+        xml.split("<File ")
+            .skip(1)
+            .filter_map(|f| {
+                Some(FileMeta {
+                    sha1: attr(f, "Digest")?,
+                    size: attr(f, "Size")?.parse().ok()?,
+                    sha256: f.split("Algorithm=\"SHA256\">").nth(1)?.split('<').next()?.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// One update as the client received it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -321,6 +348,52 @@ impl Agent {
             })
             .unwrap_or_default();
         Ok((updates, files))
+    }
+
+    /// Downloads a file as Delivery Optimization does — Range GETs of `piece` bytes in a
+    /// shuffled order — and checks its size, SHA-1 and SHA-256 against the metadata.
+    pub async fn download(&self, url: &str, file: &FileMeta, piece: u64) -> Result<Vec<u8>, String> {
+        use sha1::Digest as _;
+        let mut starts: Vec<u64> = (0..file.size.div_ceil(piece)).map(|i| i * piece).collect();
+        // A fixed shuffle: interleave from both ends.
+        let mut order = Vec::with_capacity(starts.len());
+        while !starts.is_empty() {
+            order.push(starts.remove(starts.len() / 2));
+        }
+        let mut bytes = vec![0u8; file.size as usize];
+        for start in order {
+            let end = (start + piece).min(file.size) - 1;
+            let r = self
+                .http
+                .get(url)
+                .header("Range", format!("bytes={start}-{end}"))
+                .header("User-Agent", "Microsoft-Delivery-Optimization/10.1")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status().as_u16() != 206 {
+                return Err(format!("{url}: {} for bytes {start}-{end}", r.status()));
+            }
+            let expected_range = format!("bytes {start}-{end}/{}", file.size);
+            let got_range =
+                r.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            if got_range != expected_range {
+                return Err(format!("Content-Range {got_range}, expected {expected_range}"));
+            }
+            let body = r.bytes().await.map_err(|e| e.to_string())?;
+            bytes[start as usize..=end as usize].copy_from_slice(&body);
+        }
+        let b64 = |d: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(d)
+        };
+        if b64(&sha1::Sha1::digest(&bytes)) != file.sha1 {
+            return Err("SHA-1 mismatch".into());
+        }
+        if b64(&sha2::Sha256::digest(&bytes)) != file.sha256 {
+            return Err("SHA-256 mismatch".into());
+        }
+        Ok(bytes)
     }
 
     /// ReportEventBatch with events `(event id, update id or nil, misc data)`. Returns what

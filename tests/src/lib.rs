@@ -250,6 +250,11 @@ pub const ADMIN_TOKEN: &str = "admin-token-1234";
 
 impl System {
     pub fn start(database_url: &str) -> Self {
+        Self::start_with_content(database_url, None)
+    }
+
+    /// With the gateway serving files from `content` (`WSUS_CONTENT_DIR`).
+    pub fn start_with_content(database_url: &str, content: Option<&Path>) -> Self {
         let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
         let common = |http: u16| -> HashMap<&str, String> {
             HashMap::from([
@@ -266,6 +271,9 @@ impl System {
         sync_env.insert("WSUS_GRPC_ADDR", format!("127.0.0.1:{sw_grpc}"));
         let mut gateway_env = common(gw);
         gateway_env.insert("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}"));
+        if let Some(c) = content {
+            gateway_env.insert("WSUS_CONTENT_DIR", c.display().to_string());
+        }
         System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),

@@ -16,7 +16,8 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     let db = pg.create_database("wsus").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = wsus_catalog_gen::Options { revisions: 1200, seed: 11, ..Default::default() };
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    let content = dir.path().join("content");
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content)).unwrap();
     let (ok, out, err) = run_binary(
         "sync-worker",
         &["import", dir.path().join("docs").to_str().unwrap()],
@@ -43,7 +44,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     .await
     .unwrap();
 
-    let system = System::start(&db);
+    let system = System::start_with_content(&db, Some(&content));
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
 
@@ -83,6 +84,43 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     );
     let host = system.gateway_url.trim_start_matches("http://");
     assert!(files.iter().any(|(_, url)| url.starts_with(&format!("http://{host}/Content/"))), "{files:?}");
+
+    // The file downloads in shuffled Range pieces and matches its digests.
+    let extended = &fragments.iter().find(|(id, x)| *id == leaf && x.starts_with("<ExtendedProperties")).unwrap().1;
+    let meta = wsus_e2e::agent::FileMeta::from_extended(extended);
+    assert_eq!(meta.len(), 1);
+    let url = &files.iter().find(|(d, _)| *d == meta[0].sha1).unwrap().1;
+    let bytes = agent.download(url, &meta[0], 1000).await.unwrap();
+    assert_eq!(bytes.len() as u64, meta[0].size);
+    let head = http.head(url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"].to_str().unwrap(), meta[0].size.to_string());
+    assert!(head.headers().contains_key("etag") && head.headers().contains_key("last-modified"));
+    let beyond = http.get(url).header("Range", format!("bytes={}-", meta[0].size)).send().await.unwrap();
+    assert_eq!(beyond.status(), 416);
+    // A file the store lacks: 404, and sync-worker is asked to fetch it.
+    let missing = url.replace(&url[url.len() - 44..url.len() - 4], "0000000000000000000000000000000000000000");
+    let missing = missing.replace(&format!("/Content/{}/", &url[url.len() - 47..url.len() - 45]), "/Content/00/");
+    assert_eq!(http.get(&missing).send().await.unwrap().status(), 404);
+    // A catalog file gone from the store: 404, and a download request is queued.
+    let stored_path = content.join(url.rsplit("/Content/").next().unwrap());
+    std::fs::remove_file(&stored_path).unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 404);
+    let mut queued = 0i64;
+    for _ in 0..50 {
+        queued = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM content_download WHERE reason = 'client_miss'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .0;
+        if queued > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued, 1);
+    let traversal = format!("{}/Content/00/..%2F..%2Fetc%2Fpasswd", system.gateway_url);
+    assert_eq!(http.get(&traversal).send().await.unwrap().status(), 404);
 
     // Reports are stored (once, however often they are sent).
     let events: &[(i32, &str, &[&str])] =

@@ -696,3 +696,17 @@ pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8
     .fetch_all(pool)
     .await?)
 }
+
+/// Asks sync-worker to fetch a file the catalog knows (no-op for unknown files or files
+/// already queued).
+pub async fn request_download(pool: &PgPool, sha1: &[u8; 20], reason: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO content_download (sha1, reason) SELECT sha1, $2 FROM file WHERE sha1 = $1 AND content_state <> 'present' \
+         ON CONFLICT (sha1) DO NOTHING",
+    )
+    .bind(sha1.as_slice())
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

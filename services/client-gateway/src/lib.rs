@@ -9,6 +9,7 @@ use wsus_service::Shell;
 
 mod auth;
 mod client;
+mod content;
 mod reports;
 mod soap;
 mod state;

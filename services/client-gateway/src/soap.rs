@@ -66,6 +66,12 @@ pub fn invalid(e: wsus_soap::DecodeError) -> OpError {
 
 pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
     let Some(service) = service_for(request.uri().path()) else {
+        if request.uri().path().get(..9).is_some_and(|p| p.eq_ignore_ascii_case("/content/")) {
+            let mut response =
+                crate::content::serve(&gw, request.method(), request.uri().path(), request.headers()).await;
+            response.extensions_mut().insert(RouteLabel("Content"));
+            return response;
+        }
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "not found\n").into_response();
     };
     if request.method() != Method::POST {
