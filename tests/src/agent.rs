@@ -83,6 +83,8 @@ pub struct Agent {
     pub installed_non_leaf: Vec<i32>,
     pub other_cached: Vec<i32>,
     pub received: HashMap<i32, Received>,
+    /// Responses that came back Xpress-encoded.
+    pub xpress_responses: std::sync::atomic::AtomicUsize,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -123,6 +125,7 @@ impl Agent {
             installed_non_leaf: Vec::new(),
             other_cached: Vec::new(),
             received: HashMap::new(),
+            xpress_responses: Default::default(),
         }
     }
 
@@ -134,12 +137,27 @@ impl Agent {
             .header("Content-Type", "text/xml; charset=utf-8")
             .header("User-Agent", USER_AGENT)
             .header("SOAPAction", format!("\"{action}\""))
+            .header("Accept-Encoding", "xpress")
             .body(envelope(body))
             .send()
             .await
             .map_err(|e| Fault { status: 0, error_code: "Transport".into(), message: e.to_string() })?;
         let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let xpress = response.headers().get("content-encoding").is_some_and(|v| v == "xpress");
+        let raw = response.bytes().await.unwrap_or_default();
+        if xpress {
+            self.xpress_responses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let decoded = if xpress {
+            wsus_xpress::decompress(&raw, 512 * 1024 * 1024).map_err(|e| Fault {
+                status,
+                error_code: "Xpress".into(),
+                message: e.to_string(),
+            })?
+        } else {
+            raw.to_vec()
+        };
+        let text = String::from_utf8_lossy(&decoded).into_owned();
         let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 50_000_000 };
         let parsed = wsus_soap::parse_request(text.as_bytes(), &limits).map_err(|e| Fault {
             status,

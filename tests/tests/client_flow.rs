@@ -63,6 +63,10 @@ async fn a_client_scans_downloads_metadata_and_reports() {
             .unwrap();
     assert_eq!(scan.new.len() as i64, latest, "the whole (closed) catalog, latest revisions");
     assert!(scan.pages > 2, "paged");
+    assert!(
+        agent.xpress_responses.load(std::sync::atomic::Ordering::Relaxed) > scan.pages / 2,
+        "Xpress-encoded answers"
+    );
     let install: Vec<_> = agent.received.iter().filter(|(_, r)| r.action == "Install").collect();
     assert_eq!(install.len(), 1, "the approved bundle");
     assert!(install[0].1.deployment_id >= 1000);

@@ -84,6 +84,44 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
 }
 
 async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
+    let xpress = accepts_xpress(request.headers());
+    let response = answer(gw, service, request).await;
+    if xpress { compress(response).await } else { response }
+}
+
+/// Whether the client sent `Accept-Encoding: xpress` (as Windows clients do).
+fn accepts_xpress(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("xpress")))
+}
+
+/// Xpress-encodes a SOAP response when that makes it smaller.
+async fn compress(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
+    };
+    parts.headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // Compression is CPU work; large bodies leave the async threads.
+    let packed = if bytes.len() > 64 * 1024 {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || wsus_xpress::compress(&b)).await.unwrap_or_default()
+    } else {
+        wsus_xpress::compress(&bytes)
+    };
+    if packed.is_empty() || packed.len() >= bytes.len() {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("xpress"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(packed))
+}
+
+async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let action = soap_action(&parts.headers);
     let style = service.style();
