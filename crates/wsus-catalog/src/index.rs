@@ -21,6 +21,8 @@ pub struct IndexRevision {
     pub revision_id: i32,
     pub identity: UpdateIdentity,
     pub update_type: UpdateType,
+    /// Company, ProductFamily, Product, UpdateClassification... for categories.
+    pub category_type: Option<String>,
     pub is_leaf: bool,
     /// The Core fragment, as derived (not escaped).
     pub core: String,
@@ -67,6 +69,7 @@ struct Rev {
     revision_id: i32,
     update_id: Uuid,
     update_type: UpdateType,
+    category_type: Option<String>,
     is_leaf: bool,
     core_escaped: Arc<str>,
     categories: Vec<Uuid>,
@@ -122,6 +125,7 @@ pub struct CatalogIndex {
     pub version: i64,
     revs: Vec<Rev>,
     by_revision_id: HashMap<i32, u32>,
+    by_identity: HashMap<UpdateIdentity, u32>,
     latest: Vec<u32>,
     latest_by_update: HashMap<Uuid, u32>,
     deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>>,
@@ -195,6 +199,7 @@ impl CatalogIndex {
                 revision_id: r.revision_id,
                 update_id: r.identity.update_id,
                 update_type: r.update_type,
+                category_type: r.category_type,
                 is_leaf: r.is_leaf,
                 core_escaped: Arc::from(escape_xml(&r.core)),
                 categories: r.categories,
@@ -215,6 +220,7 @@ impl CatalogIndex {
             version: input.version,
             revs,
             by_revision_id,
+            by_identity,
             latest,
             latest_by_update,
             deployments,
@@ -242,6 +248,27 @@ impl CatalogIndex {
     /// The revision id's update, if the catalog holds it.
     pub fn update_of(&self, revision_id: i32) -> Option<Uuid> {
         self.by_revision_id.get(&revision_id).map(|&i| self.revs[i as usize].update_id)
+    }
+
+    /// The category type of the latest revision of a category update, if the catalog
+    /// holds that category ("" when the document gives none).
+    pub fn category_type(&self, update_id: Uuid) -> Option<&str> {
+        let r = &self.revs[*self.latest_by_update.get(&update_id)? as usize];
+        (r.update_type == UpdateType::Category).then(|| r.category_type.as_deref().unwrap_or(""))
+    }
+
+    /// RefreshCache (MS-WUSP 3.1.5.8): the revision ids and deployments of revisions the
+    /// client holds, for those deployed to it (bundle members are left out: the client
+    /// syncs them again, as with the real server).
+    pub fn refresh(&self, groups: &[Uuid], identities: &[UpdateIdentity]) -> Vec<(UpdateIdentity, Offered)> {
+        let groups = self.effective_groups(groups);
+        identities
+            .iter()
+            .filter_map(|id| self.by_identity.get(id).map(|&i| (*id, i)))
+            .filter(|(_, i)| !self.declined.contains(&self.revs[*i as usize].update_id))
+            .map(|(id, i)| (id, self.offered(&groups, i)))
+            .filter(|(_, o)| o.deployment.action != "Bundle")
+            .collect()
     }
 
     /// The groups whose approvals apply: the given ones, their ancestors, All Computers.

@@ -29,6 +29,7 @@ fn index_with_changes(
             revision_id: 100_000 + i as i32,
             identity: u.identity,
             update_type: u.update_type,
+            category_type: u.category_type.clone(),
             is_leaf: d.is_leaf,
             core: fragments::core(u),
             categories: d.categories.iter().map(|(c, _)| *c).collect(),

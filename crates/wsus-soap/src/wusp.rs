@@ -673,3 +673,110 @@ pub fn decode_event_batch(op: &Element) -> Result<Vec<ReportingEvent>, DecodeErr
 pub fn encode_report_event_batch_response(op: &str) -> String {
     format!("<{op}Response xmlns=\"{REPORTING_NS}\"><{op}Result>true</{op}Result></{op}Response>")
 }
+
+/// StartCategoryScan (MS-WUSP 2.2.2.2.8): the categories, as (AND group index, id). No cookie.
+pub fn decode_start_category_scan(op: &Element) -> Result<Vec<(i32, uuid::Uuid)>, DecodeError> {
+    let path = "requestedCategories";
+    let items: Vec<(i32, uuid::Uuid)> = read::items(op, "requestedCategories")
+        .map(|c| {
+            Ok((
+                read::num(&read::text(c, "IndexOfAndGroup", path)?, path)?,
+                read::guid(&read::text(c, "CategoryId", path)?, path)?,
+            ))
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    // Windows answers 200 or more categories with InvalidParameters.
+    if items.len() >= 200 {
+        return Err(DecodeError::new(path, "200 or more categories"));
+    }
+    Ok(items)
+}
+
+pub fn encode_start_category_scan(preferred: &[uuid::Uuid], in_error: &[uuid::Uuid]) -> String {
+    let mut out = format!("<StartCategoryScanResponse xmlns=\"{CLIENT_NS}\">");
+    let guids = |out: &mut String, name: &str, ids: &[uuid::Uuid]| {
+        if ids.is_empty() {
+            return;
+        }
+        let _ = write!(out, "<{name}>");
+        for id in ids {
+            let _ = write!(out, "<guid>{id}</guid>");
+        }
+        let _ = write!(out, "</{name}>");
+    };
+    guids(&mut out, "preferredCategoryIds", preferred);
+    guids(&mut out, "requestedCategoryIdsInError", in_error);
+    out.push_str("</StartCategoryScanResponse>");
+    out
+}
+
+/// RefreshCache (MS-WUSP 2.2.2.2.5): the update identities the client holds.
+pub fn decode_refresh_cache(op: &Element) -> Result<Vec<(uuid::Uuid, i32)>, DecodeError> {
+    let path = "globalIDs";
+    let ids: Vec<(uuid::Uuid, i32)> = read::items(op, "globalIDs")
+        .map(|u| {
+            Ok((
+                read::guid(&read::text(u, "UpdateID", path)?, path)?,
+                read::num(&read::text(u, "RevisionNumber", path)?, path)?,
+            ))
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    if ids.len() > 10_000 {
+        return Err(DecodeError::new(path, "more than 10,000 identities"));
+    }
+    Ok(ids)
+}
+
+/// One RefreshCacheResult.
+pub struct RefreshEntry {
+    pub revision_id: i32,
+    pub update_id: uuid::Uuid,
+    pub revision_number: i32,
+    pub is_leaf: bool,
+    pub deployment: DeploymentInfo,
+}
+
+pub fn encode_refresh_cache(entries: &[RefreshEntry]) -> String {
+    let mut out = format!("<RefreshCacheResponse xmlns=\"{CLIENT_NS}\"><RefreshCacheResult>");
+    for e in entries {
+        let _ = write!(
+            out,
+            "<RefreshCacheResult><RevisionID>{}</RevisionID><GlobalID><UpdateID>{}</UpdateID><RevisionNumber>{}</RevisionNumber></GlobalID><IsLeaf>{}</IsLeaf>",
+            e.revision_id, e.update_id, e.revision_number, e.is_leaf
+        );
+        e.deployment.encode(&mut out);
+        out.push_str("</RefreshCacheResult>");
+    }
+    out.push_str("</RefreshCacheResult></RefreshCacheResponse>");
+    out
+}
+
+/// GetFileLocations (MS-WUSP 2.2.2.2.7): SHA-1 digests (20 bytes each).
+pub fn decode_file_digests(op: &Element) -> Result<Vec<[u8; 20]>, DecodeError> {
+    use base64::Engine as _;
+    let digests: Vec<[u8; 20]> = read::items(op, "fileDigests")
+        .map(|d| {
+            base64::engine::general_purpose::STANDARD
+                .decode(d.value())
+                .ok()
+                .and_then(|v| <[u8; 20]>::try_from(v).ok())
+                .ok_or_else(|| DecodeError::new("fileDigests", "each digest must be a base64 SHA-1"))
+        })
+        .collect::<Result<_, _>>()?;
+    if digests.len() > 1000 {
+        return Err(DecodeError::new("fileDigests", "more than 1,000 digests"));
+    }
+    Ok(digests)
+}
+
+/// GetFileLocationsResponse: (SHA-1 base64, URL) and the renewed cookie.
+pub fn encode_file_locations(files: &[(String, String)], cookie: &Cookie) -> String {
+    let mut out = format!("<GetFileLocationsResponse xmlns=\"{CLIENT_NS}\"><GetFileLocationsResult><FileLocations>");
+    for (digest, url) in files {
+        let _ = write!(out, "<FileLocation><FileDigest>{digest}</FileDigest><Url>{}</Url></FileLocation>", escape(url));
+    }
+    out.push_str("</FileLocations>");
+    cookie.encode(&mut out, "NewCookie");
+    out.push_str("</GetFileLocationsResult></GetFileLocationsResponse>");
+    out
+}

@@ -28,9 +28,9 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state").fetch_one(&mut *tx).await?;
-    type Row = (i32, Uuid, i32, String, bool, i64, NaiveDate, Option<Vec<u8>>, Vec<Uuid>);
+    type Row = (i32, Uuid, i32, String, Option<String>, bool, i64, NaiveDate, Option<Vec<u8>>, Vec<Uuid>);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT r.revision_id, r.update_id, r.revision_number, r.update_type, r.is_leaf, r.changed_version, \
+        "SELECT r.revision_id, r.update_id, r.revision_number, r.update_type, r.category_type, r.is_leaf, r.changed_version, \
                 r.imported_at::date, f.body, \
                 COALESCE((SELECT array_agg(c.category_update_id) FROM revision_category c WHERE c.revision_id = r.revision_id), '{}') \
          FROM revision r LEFT JOIN fragment f ON f.revision_id = r.revision_id AND f.kind = 'Core' AND f.locale = '' \
@@ -42,12 +42,13 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     let mut revisions: Vec<IndexRevision> = rows
         .into_iter()
         .enumerate()
-        .map(|(i, (rid, u, n, t, leaf, cv, imported, core, cats))| {
+        .map(|(i, (rid, u, n, t, category_type, leaf, cv, imported, core, cats))| {
             at.insert(rid, i);
             IndexRevision {
                 revision_id: rid,
                 identity: UpdateIdentity { update_id: u, revision_number: n },
                 update_type: update_type(&t),
+                category_type,
                 is_leaf: leaf,
                 core: core.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
                 categories: cats,

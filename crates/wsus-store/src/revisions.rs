@@ -710,3 +710,11 @@ pub async fn request_download(pool: &PgPool, sha1: &[u8; 20], reason: &str) -> R
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// File names of these files the catalog knows: (SHA-1, file name).
+pub async fn file_names(pool: &PgPool, sha1s: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>> {
+    Ok(sqlx::query_as("SELECT sha1, file_name FROM file WHERE sha1 = ANY($1) ORDER BY sha1")
+        .bind(sha1s)
+        .fetch_all(pool)
+        .await?)
+}

@@ -162,6 +162,108 @@ pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
     }
 }
 
+/// StartCategoryScan (MS-WUSP 3.1.5.6): which of the requested category groups the server
+/// can scan by. No cookie.
+pub fn start_category_scan(gw: &Gateway, op: &Element) -> OpResult {
+    let requested = wusp::decode_start_category_scan(op).map_err(invalid)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let mut groups: std::collections::BTreeMap<i32, Vec<uuid::Uuid>> = std::collections::BTreeMap::new();
+    for (group, id) in requested {
+        groups.entry(group).or_default().push(id);
+    }
+    let (mut preferred, mut in_error) = (Vec::new(), Vec::new());
+    for ids in groups.values() {
+        let types: Vec<Option<&str>> = ids.iter().map(|id| catalog.category_type(*id)).collect();
+        if types.iter().any(Option::is_none) {
+            in_error.extend(ids.iter().zip(&types).filter(|(_, t)| t.is_none()).map(|(id, _)| *id));
+            continue;
+        }
+        let product = ids.iter().zip(&types).find(|(_, t)| **t == Some("Product")).map(|(id, _)| *id);
+        let shape_ok = match types.as_slice() {
+            [Some("Product")] => true,
+            [a, b] => matches!(
+                (*a, *b),
+                (Some("Product"), Some("UpdateClassification")) | (Some("UpdateClassification"), Some("Product"))
+            ),
+            _ => false,
+        };
+        match (shape_ok, product) {
+            (true, Some(p)) if !preferred.contains(&p) => preferred.push(p),
+            (true, _) => {}
+            // Any other shape: the scan cannot be narrowed.
+            (false, _) => {
+                preferred.clear();
+                break;
+            }
+        }
+    }
+    Ok(wusp::encode_start_category_scan(&preferred, &in_error))
+}
+
+/// The groups a client's approvals come from.
+fn client_groups(gw: &Gateway, catalog: &wsus_catalog::index::CatalogIndex, cookie: &ClientCookie) -> Vec<uuid::Uuid> {
+    let mut groups = gw.memory.groups_of(&cookie.client_id);
+    if let Some(g) = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n)) {
+        groups.push(g);
+    }
+    if groups.is_empty() {
+        groups.push(wsus_store::UNASSIGNED_COMPUTERS);
+    }
+    groups
+}
+
+/// RefreshCache (MS-WUSP 3.1.5.8): new revision ids for what the client holds.
+pub fn refresh_cache(gw: &Gateway, op: &Element) -> OpResult {
+    let (_, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let ids = wusp::decode_refresh_cache(op).map_err(invalid)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let identities: Vec<wsus_metadata::UpdateIdentity> = ids
+        .into_iter()
+        .map(|(update_id, revision_number)| wsus_metadata::UpdateIdentity { update_id, revision_number })
+        .collect();
+    let entries: Vec<wusp::RefreshEntry> = catalog
+        .refresh(&client_groups(gw, &catalog, &cookie), &identities)
+        .into_iter()
+        .map(|(id, o)| wusp::RefreshEntry {
+            revision_id: o.revision_id,
+            update_id: id.update_id,
+            revision_number: id.revision_number,
+            is_leaf: o.is_leaf,
+            deployment: DeploymentInfo {
+                id: o.deployment.wire_id,
+                action: o.deployment.action,
+                deadline: o.deployment.deadline,
+                last_change: o.deployment.last_change,
+            },
+        })
+        .collect();
+    Ok(wusp::encode_refresh_cache(&entries))
+}
+
+/// Where files are served: `WSUS_CONTENT_BASE_URL`, or the host the client used.
+fn content_url(gw: &Gateway, ctx: &Context, sha1: &[u8; 20], file_name: &str) -> String {
+    let base = gw.config.content_base_url.clone().unwrap_or_else(|| format!("{}://{}", ctx.scheme, ctx.host));
+    format!("{base}/Content/{}", wsus_content::relative_path(sha1, file_name))
+}
+
+/// GetFileLocations (MS-WUSP 3.1.5.10).
+pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
+    let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let digests = wusp::decode_file_digests(op).map_err(invalid)?;
+    let raw: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
+    let names = wsus_store::revisions::file_names(&gw.pool, &raw)
+        .await
+        .map_err(|e| (ErrorCode::ServerBusy, format!("catalog store: {e}")))?;
+    let locations: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|(sha1, name)| {
+            let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
+            Some((b64().encode(sha1), content_url(gw, ctx, &sha1, name)))
+        })
+        .collect();
+    Ok(wusp::encode_file_locations(&locations, &seal(&server, &cookie)))
+}
+
 pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     if cookie.config_last_change != config_last_change(gw)?.timestamp_micros() {
@@ -188,13 +290,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         return Ok(info.encode_response());
     }
 
-    let mut groups = gw.memory.groups_of(&cookie.client_id);
-    if let Some(g) = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n)) {
-        groups.push(g);
-    }
-    if groups.is_empty() {
-        groups.push(wsus_store::UNASSIGNED_COMPUTERS);
-    }
+    let groups = client_groups(gw, &catalog, &cookie);
     let result = catalog.scan(&wsus_catalog::index::ScanRequest {
         groups: &groups,
         installed_non_leaf: &req.installed_non_leaf,
@@ -293,12 +389,11 @@ pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element)
     } else {
         Vec::new()
     };
-    let base = gw.config.content_base_url.clone().unwrap_or_else(|| format!("{}://{}", ctx.scheme, ctx.host));
     let locations: Vec<(String, String)> = files
         .iter()
         .filter_map(|(sha1, name)| {
             let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
-            Some((b64().encode(sha1), format!("{base}/Content/{}", wsus_content::relative_path(&sha1, name))))
+            Some((b64().encode(sha1), content_url(gw, ctx, &sha1, name)))
         })
         .collect();
     let refs: Vec<(i32, &str)> = updates.iter().map(|(id, x)| (*id, x.as_str())).collect();

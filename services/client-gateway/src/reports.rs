@@ -10,8 +10,19 @@ use wsus_soap::{Element, ErrorCode};
 use crate::Gateway;
 use crate::soap::{OpResult, invalid};
 
+/// ReportEventBatch (the cookie says who reports) and ReportEventBatch2 (computerId
+/// does, as the WSDL defines it).
 pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
-    let (_, cookie) = crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let operation = op.name.clone();
+    let computer_id = if operation == "ReportEventBatch2" {
+        let id = op.child("computerId").map(|c| c.value().to_owned()).unwrap_or_default();
+        if id.is_empty() || id.len() > 256 {
+            return Err((ErrorCode::InvalidParameters, "computerId".to_owned()));
+        }
+        id
+    } else {
+        crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?.1.client_id
+    };
     let events = wusp::decode_event_batch(op).map_err(invalid)?;
     let events = events
         .into_iter()
@@ -19,7 +30,7 @@ pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
             event_instance_id: e.event_instance_id,
             time_at_target: Some(wsus_rpc::timestamp(e.time_at_target.unwrap_or_else(chrono::Utc::now))),
             // The cookie says who this is; TargetID is the client's own claim.
-            computer_id: cookie.client_id.clone(),
+            computer_id: computer_id.clone(),
             namespace_id: e.namespace_id,
             event_id: e.event_id,
             source_id: e.source_id,
@@ -41,7 +52,7 @@ pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
     let mut reporting = gw.reporting.clone();
     let request = wsus_rpc::reporting::IngestEventsRequest { events };
     match tokio::time::timeout(Duration::from_secs(10), reporting.ingest_events(request)).await {
-        Ok(Ok(_)) => Ok(encode_report_event_batch_response("ReportEventBatch")),
+        Ok(Ok(_)) => Ok(encode_report_event_batch_response(&operation)),
         Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
             Err((ErrorCode::InvalidParameters, format!("eventBatch: {}", status.message())))
         }

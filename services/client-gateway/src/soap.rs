@@ -160,11 +160,16 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (Service::Client, "RegisterComputer") => crate::client::register_computer(&gw, element).await,
         (Service::Client, "SyncUpdates") => crate::client::sync_updates(&gw, element),
         (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(&gw, &ctx, element).await,
+        (Service::Client, "StartCategoryScan") => crate::client::start_category_scan(&gw, element),
+        (Service::Client, "RefreshCache") => crate::client::refresh_cache(&gw, element),
+        (Service::Client, "GetFileLocations") => crate::client::get_file_locations(&gw, &ctx, element).await,
         (Service::Client, other) if CLIENT_OPERATIONS.contains(&other) => {
             Err((ErrorCode::InternalServerError, format!("{other} is not available on this server yet")))
         }
         (Service::SimpleAuth, "GetAuthorizationCookie") => crate::auth::get_authorization_cookie(&gw, element),
-        (Service::Reporting, "ReportEventBatch") => crate::reports::report_event_batch(&gw, element).await,
+        (Service::Reporting, "ReportEventBatch" | "ReportEventBatch2") => {
+            crate::reports::report_event_batch(&gw, element).await
+        }
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
