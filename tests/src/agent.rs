@@ -181,6 +181,16 @@ impl Agent {
         }
     }
 
+    /// The current cookie: (Expiration, EncryptedData).
+    pub fn cookie(&self) -> Option<(String, String)> {
+        self.cookie.clone()
+    }
+
+    /// Takes the cookie out of a response (GetCookie, or a NewCookie).
+    pub fn adopt_cookie(&mut self, response: &Element) {
+        self.take_cookie(response);
+    }
+
     /// Replaces the cookie's sealed data (to test how the server treats bad cookies).
     pub fn set_cookie_data(&mut self, data: &str) {
         if let Some(c) = &mut self.cookie {

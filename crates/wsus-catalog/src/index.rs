@@ -110,6 +110,7 @@ pub struct ScanRequest<'a> {
     pub filter_categories: &'a [Uuid],
     pub page_size: usize,
     /// The catalog version the client last scanned at: changes after it are reported.
+    /// 0 (a client with no scan on record) reports none: it is told everything fresh.
     pub since_version: i64,
 }
 
@@ -381,6 +382,7 @@ impl CatalogIndex {
 
         let changed = needed
             .iter()
+            .filter(|_| req.since_version > 0)
             .filter(|&&i| cached.contains(&self.revs[i as usize].revision_id))
             .map(|&i| self.offered(&groups, i))
             .filter(|o| o.deployment.changed_version > req.since_version)

@@ -155,16 +155,20 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
     });
     assert!(again.new_updates.is_empty() && again.changed.is_empty() && again.out_of_scope.is_empty());
 
-    // The approval is removed (a newer catalog): the client hears of the change.
-    let index = index_of(&docs, vec![], vec![declined]);
-    let after = index.scan(&ScanRequest {
+    // The approval is removed at version 3: the client, last told at version 2, hears of
+    // it; a client with no scan on record (version 0) is not told of changes.
+    let index = index_with_changes(&docs, vec![], vec![declined], vec![(bundle.identity.update_id, 3)]);
+    let request = |since_version| ScanRequest {
         installed_non_leaf: &installed,
         other_cached: &cached,
         page_size: 30,
-        since_version: 0,
+        since_version,
         ..Default::default()
-    });
-    assert!(after.changed.iter().any(|c| c.deployment.action == "Evaluate"));
+    };
+    let after = index.scan(&request(2));
+    assert_eq!(after.changed.len(), 1);
+    assert_eq!(after.changed[0].deployment.action, "Evaluate");
+    assert!(index.scan(&request(0)).changed.is_empty());
 
     // An id the server does not know (or an older revision) is out of scope.
     let mut stale = cached.clone();

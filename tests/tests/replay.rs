@@ -1,0 +1,207 @@
+//! Every request the native Windows 11 client sent a real Windows Server 2025 WSUS,
+//! replayed against client-gateway (cookies, configuration time and revision ids
+//! substituted): each answer must have the real answer's structure — the same element
+//! names, in the same order, for every element kind; the same Deployment shape.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use sqlx::PgPool;
+use wsus_e2e::agent::Agent;
+use wsus_e2e::{PgCluster, System, reference, run_binary};
+use wsus_soap::{Element, Limits};
+
+/// Containers that hold what depends on the catalog: present or absent with it.
+const CATALOG_DEPENDENT: &[&str] = &[
+    "NewUpdates",
+    "OutOfScopeRevisionIDs",
+    "ChangedUpdates",
+    "DeployedOutOfScopeRevisionIds",
+    "FileLocations",
+    "Updates",
+];
+
+fn parse(body: &str) -> Element {
+    let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 50_000_000 };
+    wsus_soap::parse_request(body.as_bytes(), &limits).unwrap_or_else(|e| panic!("{e}: {body}")).operation
+}
+
+/// For every element kind (`parent/name`), the names of its children in order (repeats
+/// collapsed), from its first occurrence; and the kinds that only occur inside
+/// catalog-dependent containers.
+fn shape(root: &Element) -> (BTreeMap<String, Vec<String>>, HashSet<String>) {
+    let mut kinds = BTreeMap::new();
+    let mut inside = HashSet::new();
+    let mut stack = vec![(root, String::new(), false)];
+    while let Some((e, parent, dependent)) = stack.pop() {
+        let kind = format!("{parent}/{}", e.name);
+        let mut children: Vec<String> = Vec::new();
+        for c in &e.children {
+            if children.last() != Some(&c.name) {
+                children.push(c.name.clone());
+            }
+        }
+        kinds.entry(kind.clone()).or_insert(children);
+        if dependent {
+            inside.insert(kind);
+        }
+        for c in e.children.iter().rev() {
+            stack.push((c, e.name.clone(), dependent || CATALOG_DEPENDENT.contains(&e.name.as_str())));
+        }
+    }
+    (kinds, inside)
+}
+
+fn compare(name: &str, real: &Element, ours: &Element) {
+    assert_eq!(ours.name, real.name, "{name}: answer element");
+    let (real_kinds, real_inside) = shape(real);
+    let (our_kinds, _) = shape(ours);
+    let strip = |v: &Vec<String>| -> Vec<String> {
+        v.iter().filter(|n| !CATALOG_DEPENDENT.contains(&n.as_str())).cloned().collect()
+    };
+    for (kind, children) in &real_kinds {
+        match our_kinds.get(kind) {
+            Some(ours) => assert_eq!(strip(ours), strip(children), "{name}: children of <{kind}>"),
+            None => assert!(real_inside.contains(kind) || is_dependent(kind), "{name}: <{kind}> missing"),
+        }
+    }
+    for kind in our_kinds.keys() {
+        let deadline = kind.ends_with("/Deadline");
+        assert!(real_kinds.contains_key(kind) || is_dependent(kind) || deadline, "{name}: unexpected <{kind}>");
+    }
+}
+
+/// A kind that is, or lies inside, a catalog-dependent container.
+fn is_dependent(kind: &str) -> bool {
+    kind.split('/').any(|n| CATALOG_DEPENDENT.contains(&n))
+}
+
+fn between<'a>(s: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = s.find(open)? + open.len();
+    Some(&s[start..start + s[start..].find(close)?])
+}
+
+/// Replaces the text of every `<tag>…</tag>`.
+fn replace_all(s: &str, tag: &str, with: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(&open) {
+        out.push_str(&rest[..i + open.len()]);
+        out.push_str(with);
+        rest = &rest[i + open.len()..];
+        rest = &rest[rest.find(&close).unwrap_or(0)..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Rewrites the revision ids inside `<tag>` arrays through `map`, dropping unknown ones.
+fn map_ids(s: &str, tag: &str, map: &HashMap<i32, i32>) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let Some(start) = s.find(&open) else { return s.to_owned() };
+    let end = start + s[start..].find(&close).unwrap();
+    let ids: String = s[start + open.len()..end]
+        .split("<int>")
+        .filter_map(|p| p.split("</int>").next()?.parse::<i32>().ok())
+        .filter_map(|id| map.get(&id))
+        .map(|id| format!("<int>{id}</int>"))
+        .collect();
+    format!("{}{open}{ids}{}", &s[..start], &s[end..])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_requests_get_answers_shaped_like_the_real_servers() {
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let docs = reference("captures/wsus-m0-wsusss/docs");
+    let (ok, out, err) =
+        run_binary("sync-worker", &["import", docs.to_str().unwrap()], &HashMap::from([("DATABASE_URL", db.clone())]));
+    assert!(ok, "{out}{err}");
+    let system = System::start(&db);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+    let pool = PgPool::connect(&db).await.unwrap();
+
+    // A valid cookie and authorization cookie of ours, and our LastChange.
+    let mut agent = Agent::new(&system.gateway_url);
+    agent.handshake(true).await.unwrap();
+    let config = agent
+        .call("/ClientWebService/client.asmx", "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService/GetConfig",
+              "<GetConfig xmlns=\"http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService\"><protocolVersion>2.90</protocolVersion></GetConfig>")
+        .await
+        .unwrap();
+    let last_change = config.children[0].child("LastChange").unwrap().value().to_owned();
+    let auth = agent
+        .call("/SimpleAuthWebService/SimpleAuth.asmx", "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService/GetAuthorizationCookie",
+              &format!("<GetAuthorizationCookie xmlns=\"http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService\"><clientId>{}</clientId><dnsName>x</dnsName></GetAuthorizationCookie>", agent.client_id))
+        .await
+        .unwrap();
+    let cookie_data = auth.children[0].child("CookieData").unwrap().value().to_owned();
+
+    // Lab revision id -> our revision id, through the identities in the real answers.
+    let root = reference("captures/wsus-m0-native");
+    let mut exchanges: Vec<PathBuf> = ["scan", "flow"]
+        .iter()
+        .flat_map(|run| std::fs::read_dir(root.join(run)).unwrap().flatten().map(|e| e.path()))
+        .filter(|p| p.join("request.body").exists())
+        .collect();
+    exchanges.sort();
+    let ours: Vec<(uuid::Uuid, i32, i32)> =
+        sqlx::query_as("SELECT update_id, revision_number, revision_id FROM revision").fetch_all(&pool).await.unwrap();
+    let mut id_map: HashMap<i32, i32> = HashMap::new();
+    for ex in &exchanges {
+        let body = std::fs::read_to_string(ex.join("response.body")).unwrap();
+        for info in body.split("<UpdateInfo>").skip(1) {
+            let (Some(id), Some(xml)) = (between(info, "<ID>", "</ID>"), between(info, "<Xml>", "</Xml>")) else {
+                continue;
+            };
+            let update = between(xml, "UpdateID=\"", "\"").unwrap().to_lowercase();
+            let rev: i32 = between(xml, "RevisionNumber=\"", "\"").unwrap().parse().unwrap();
+            if let Some((_, _, mine)) = ours.iter().find(|(u, r, _)| u.to_string() == update && *r == rev) {
+                id_map.insert(id.parse().unwrap(), *mine);
+            }
+        }
+    }
+    assert!(id_map.len() >= 3, "{id_map:?}");
+
+    let mut replayed = 0;
+    for ex in &exchanges {
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ex.join("meta.json")).unwrap()).unwrap();
+        let path = meta["path"].as_str().unwrap();
+        let action = meta["soap_action"].as_str().unwrap().trim_matches('"').to_owned();
+        let mut body = std::fs::read_to_string(ex.join("request.body")).unwrap();
+        if let Some((exp, data)) = agent_cookie(&agent) {
+            body = replace_all(&body, "EncryptedData", &data);
+            if !body.contains("<oldCookie>") {
+                body = replace_all(&body, "Expiration", &exp);
+            }
+        }
+        body = replace_all(&body, "CookieData", &cookie_data);
+        body = replace_all(&body, "lastChange", &last_change);
+        for tag in ["InstalledNonLeafUpdateIDs", "OtherCachedUpdateIDs", "revisionIDs"] {
+            body = map_ids(&body, tag, &id_map);
+        }
+        let operation = between(&body, "<s:Body><", " ").unwrap_or_default().to_owned();
+        let inner = body.split("<s:Body>").nth(1).unwrap().split("</s:Body>").next().unwrap();
+        let ours =
+            agent.call(path, &action, inner).await.unwrap_or_else(|f| panic!("{}: {operation}: {f}", ex.display()));
+        let real = parse(&std::fs::read_to_string(ex.join("response.body")).unwrap());
+        compare(&format!("{} {operation}", ex.display()), &real, &ours);
+        if operation == "GetCookie" {
+            agent_take_cookie(&mut agent, &ours);
+        }
+        replayed += 1;
+    }
+    assert_eq!(replayed, exchanges.len());
+    assert!(replayed >= 19);
+}
+
+fn agent_cookie(agent: &Agent) -> Option<(String, String)> {
+    agent.cookie()
+}
+
+fn agent_take_cookie(agent: &mut Agent, response: &Element) {
+    agent.adopt_cookie(response);
+}
