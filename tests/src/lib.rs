@@ -250,11 +250,12 @@ pub const ADMIN_TOKEN: &str = "admin-token-1234";
 
 impl System {
     pub fn start(database_url: &str) -> Self {
-        Self::start_with_content(database_url, None)
+        Self::start_with(database_url, None, &[])
     }
 
-    /// With the gateway serving files from `content` (`WSUS_CONTENT_DIR`).
-    pub fn start_with_content(database_url: &str, content: Option<&Path>) -> Self {
+    /// With the gateway serving files from `content` (`WSUS_CONTENT_DIR`) and more
+    /// settings of its own.
+    pub fn start_with(database_url: &str, content: Option<&Path>, gateway_settings: &[(&'static str, String)]) -> Self {
         let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
         let common = |http: u16| -> HashMap<&str, String> {
             HashMap::from([
@@ -274,6 +275,7 @@ impl System {
         if let Some(c) = content {
             gateway_env.insert("WSUS_CONTENT_DIR", c.display().to_string());
         }
+        gateway_env.extend(gateway_settings.iter().cloned());
         System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),

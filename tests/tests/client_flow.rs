@@ -44,9 +44,15 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     .await
     .unwrap();
 
-    let system = System::start_with_content(&db, Some(&content));
+    let system = System::start_with(&db, Some(&content), &[]);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
+
+    // Standard SOAP tooling can read the service descriptions, with this server's address.
+    let wsdl = http.get(format!("{}/ClientWebService/Client.asmx?wsdl", system.gateway_url)).send().await.unwrap();
+    assert_eq!(wsdl.status(), 200);
+    let wsdl = wsdl.text().await.unwrap();
+    assert!(wsdl.contains(&format!("location=\"{}/ClientWebService/Client.asmx\"", system.gateway_url)), "{wsdl}");
 
     let mut agent = Agent::new(&system.gateway_url);
     // Without registering, a scan is refused with RegistrationRequired.

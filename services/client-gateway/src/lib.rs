@@ -13,6 +13,7 @@ mod content;
 mod reports;
 mod soap;
 mod state;
+mod wsdl;
 
 pub use state::Memory;
 

@@ -74,6 +74,12 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
         }
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "not found\n").into_response();
     };
+    if request.method() == Method::GET && crate::wsdl::is_wsdl_query(request.uri().query()) {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
+        let mut response = crate::wsdl::serve(service, "http", &host);
+        response.extensions_mut().insert(RouteLabel(service.label()));
+        return response;
+    }
     if request.method() != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
