@@ -42,10 +42,8 @@ mod tests {
         let mut missing = Vec::new();
         for attr in ["type=\"", "element=\"", "message=\"", "binding=\"", "base=\""] {
             for value in doc.split(attr).skip(1).filter_map(|s| s.split('"').next()) {
-                if let Some((prefix, _)) = value.split_once(':') {
-                    if !declared.contains(prefix) {
-                        missing.push(format!("{attr}{value}"));
-                    }
+                if value.split_once(':').is_some_and(|(prefix, _)| !declared.contains(prefix)) {
+                    missing.push(format!("{attr}{value}"));
                 }
             }
         }
