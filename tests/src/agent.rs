@@ -268,6 +268,42 @@ impl Agent {
         Ok(result)
     }
 
+    /// The driver pass: devices as (hardware id, installed driver (date, version) if any),
+    /// with the computer model ids of ComputerSpec. Returns the offered driver revision
+    /// ids and DriverSyncNotNeeded.
+    pub async fn driver_pass(
+        &mut self,
+        devices: &[(String, Option<(&str, &str)>)],
+        models: &[&str],
+    ) -> Result<(Vec<i32>, bool), Fault> {
+        let devices: String = devices
+            .iter()
+            .map(|(hwid, installed)| {
+                let installed = installed
+                    .map(|(date, version)| {
+                        format!("<installedDriver><MatchingID>{}</MatchingID><DriverVerDate>{date}T00:00:00Z</DriverVerDate><DriverVerVersion>{version}</DriverVerVersion><Class>Net</Class><Manufacturer>Contoso</Manufacturer><Provider>Contoso</Provider><Model>Contoso Ethernet</Model><DriverRank>0</DriverRank></installedDriver>", xml_escape(hwid))
+                    })
+                    .unwrap_or_default();
+                format!("<Device><HardwareIDs><string>{}</string></HardwareIDs>{installed}<DeviceFlags>0</DeviceFlags></Device>", xml_escape(hwid))
+            })
+            .collect();
+        let models: String = models.iter().map(|m| format!("<guid>{m}</guid>")).collect();
+        let body = format!(
+            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}<SystemSpec>{devices}</SystemSpec><SkipSoftwareSync>true</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec><HardwareIDs>{models}</HardwareIDs></ComputerSpec><FeatureScoreMatchingKey>AMD64.10.0</FeatureScoreMatchingKey></parameters></SyncUpdates>",
+            self.cookie_xml("cookie"),
+            ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
+        );
+        let result = self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/SyncUpdates"), &body).await?;
+        if let Some(c) = descendant(&result, "NewCookie") {
+            self.take_cookie(c);
+        }
+        let ids = descendant(&result, "NewUpdates")
+            .map(|n| n.children.iter().filter_map(|u| u.child("ID").and_then(|i| i.value().parse().ok())).collect())
+            .unwrap_or_default();
+        let not_needed = descendant(&result, "DriverSyncNotNeeded").is_some_and(|d| d.value() == "true");
+        Ok((ids, not_needed))
+    }
+
     /// A full software scan: pages until nothing is truncated and no non-leaf came back,
     /// moving every non-leaf into InstalledNonLeaf (the simulated machine has them all).
     pub async fn scan(&mut self) -> Result<ScanOutcome, Fault> {

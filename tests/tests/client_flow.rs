@@ -85,6 +85,22 @@ async fn a_client_scans_downloads_metadata_and_reports() {
         "the Core fragment, unescaped by the client"
     );
 
+    // The driver pass: the newest driver for a device with an older one installed.
+    let hwid = wsus_catalog_gen::driver_hardware_id(0);
+    let (drivers, not_needed) =
+        agent.driver_pass(&[(hwid.clone(), Some(("2025-01-15", "281474976710656")))], &[]).await.unwrap();
+    assert_eq!(drivers.len(), 1, "one driver for the one device");
+    assert!(!not_needed, "the catalog holds drivers");
+    let (offered,): (String,) =
+        sqlx::query_as("SELECT d.hardware_id || ' ' || d.driver_ver_version FROM driver d WHERE d.revision_id = $1")
+            .bind(drivers[0])
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(offered, format!("{hwid} {}", wsus_metadata::pack_driver_version("1.0.2.0").unwrap()));
+    let (none, _) = agent.driver_pass(&[("USB\\VID_0000&PID_0000".to_owned(), None)], &[]).await.unwrap();
+    assert!(none.is_empty());
+
     // Extended info for a leaf with a file: its fragments and where to download it.
     let leaf = agent.received.iter().find(|(_, r)| r.is_leaf && r.action == "Bundle").map(|(id, _)| *id).unwrap();
     let (fragments, files) = agent.extended_info(&[leaf, 999_999]).await.unwrap();

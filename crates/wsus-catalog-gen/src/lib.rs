@@ -264,6 +264,60 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
         product_detectoids.push(chain);
     }
 
+    // Drivers: a few devices, each with several driver versions (newer dates and
+    // versions), some scored for AMD64 and some targeted to a computer model.
+    let devices = (total / 400).clamp(2, 50);
+    for dev in 0..devices {
+        let detectoid = product_detectoids[dev % product_detectoids.len()][0];
+        for v in 0..3u64 {
+            if emitted >= total {
+                break;
+            }
+            let id = w.rng.uuid();
+            let size = w.rng.range(opts.file_size.0, opts.file_size.1);
+            let content_seed = w.rng.next_u64();
+            let bytes = file_bytes(content_seed, size);
+            let file = GeneratedFile {
+                file_name: format!("contoso-driver-{dev}-{v}.cab"),
+                size,
+                sha1: sha1::Sha1::digest(&bytes).into(),
+                sha256: sha2::Sha256::digest(&bytes).into(),
+                content_seed,
+            };
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let hwid = driver_hardware_id(dev);
+            let targeting = if dev % 5 == 4 {
+                "<drv:TargetComputerHardwareId>458ab48b-acb9-5863-b5a8-d2c32f0d3e6f</drv:TargetComputerHardwareId>"
+            } else {
+                ""
+            };
+            let mut xml = String::with_capacity(2000);
+            w.open(
+                &mut xml,
+                id,
+                200,
+                "Driver",
+                &format!(" MaxDownloadSize=\"{size}\" MinDownloadSize=\"0\""),
+                " Handler=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver\"",
+            );
+            w.localized(&mut xml, &format!("Contoso Ethernet driver {dev} version {v}"), None);
+            relationships(&mut xml, &[], &[(vec![detectoid], false)], &[]);
+            let _ = write!(
+                xml,
+                "<upd:ApplicabilityRules><upd:IsInstalled><drv:WindowsDriverInstalled xmlns:drv=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver\" /></upd:IsInstalled><upd:IsInstallable><drv:WindowsDriverInstallable xmlns:drv=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver\" /></upd:IsInstallable><upd:Metadata><drv:WindowsDriverMetaData xmlns:drv=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/WindowsDriver\" HardwareID=\"{}\" DriverVerDate=\"2025-0{}-15\" DriverVerVersion=\"1.0.{v}.0\" WhqlDriverID=\"{}\" Class=\"Net\" Company=\"Contoso\" Provider=\"Contoso\" Manufacturer=\"Contoso\" Model=\"Contoso Ethernet {dev}\"><drv:FeatureScore OperatingSystem=\"AMD64.10.0\" FeatureScore=\"{}\" />{targeting}</drv:WindowsDriverMetaData></upd:Metadata></upd:ApplicabilityRules><upd:Files><upd:File Digest=\"{}\" DigestAlgorithm=\"SHA1\" FileName=\"{}\" Size=\"{size}\" Modified=\"2025-03-15T00:00:00Z\"><upd:AdditionalDigest Algorithm=\"SHA256\">{}</upd:AdditionalDigest></upd:File></upd:Files></upd:Update>",
+                xml_escape_attr(&hwid),
+                1 + v,
+                1000 + v,
+                200 - v,
+                b64.encode(file.sha1),
+                file.file_name,
+                b64.encode(file.sha256),
+            );
+            emit(Document { update_id: id, revision_number: 200, xml, file: Some(file) })?;
+            emitted += 1;
+        }
+    }
+
     // Update series: a bundle (approved-to-be, in a product and a classification) holding
     // leaves with files; each new bundle of a series supersedes the previous one. Some
     // updates also keep an older revision.
@@ -349,6 +403,15 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
         series_last[series] = Some(bundle);
     }
     Ok(())
+}
+
+/// The hardware id of generated device `n` (its drivers match it).
+pub fn driver_hardware_id(n: usize) -> String {
+    format!("PCI\\VEN_C0DE&DEV_{n:04X}")
+}
+
+fn xml_escape_attr(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")
 }
 
 /// Writes the catalog as `<id>-r<rev>.xml` files into `dir`, and the file bytes into the

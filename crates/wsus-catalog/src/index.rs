@@ -63,6 +63,8 @@ pub struct IndexInput {
     /// Per update, the catalog version of the last change to any of its approvals
     /// (made, changed or removed), so a removed approval shows as a change too.
     pub approval_changes: Vec<(Uuid, i64)>,
+    /// Driver metadata of driver revisions.
+    pub drivers: Vec<IndexDriver>,
 }
 
 struct Rev {
@@ -134,6 +136,7 @@ pub struct CatalogIndex {
     parents: HashMap<Uuid, Option<Uuid>>,
     group_names: HashMap<String, Uuid>,
     approval_changes: HashMap<Uuid, i64>,
+    drivers: DriverIndex,
     has_drivers: bool,
 }
 
@@ -210,7 +213,9 @@ impl CatalogIndex {
                 changed_version: r.changed_version,
             })
             .collect();
-        let by_revision_id = revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect();
+        let by_revision_id: HashMap<i32, u32> =
+            revs.iter().enumerate().map(|(i, r)| (r.revision_id, i as u32)).collect();
+        let drivers = DriverIndex::build(input.drivers, &by_revision_id);
         let mut latest: Vec<u32> = latest_by_update.values().copied().collect();
         latest.sort_unstable_by_key(|&i| revs[i as usize].revision_id);
         let mut deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>> = HashMap::new();
@@ -229,6 +234,7 @@ impl CatalogIndex {
             parents: input.groups.into_iter().collect(),
             group_names: input.group_names.into_iter().map(|(n, id)| (n.to_lowercase(), id)).collect(),
             approval_changes: input.approval_changes.into_iter().collect(),
+            drivers,
             has_drivers,
         }
     }
@@ -401,5 +407,146 @@ impl CatalogIndex {
             changed,
             truncated,
         }
+    }
+}
+
+/// A driver of a driver revision, as the index is built from it.
+#[derive(Debug, Clone)]
+pub struct IndexDriver {
+    pub revision_id: i32,
+    pub hardware_id: String,
+    pub date: Option<NaiveDate>,
+    pub version: Option<u64>,
+    pub class: Option<String>,
+    pub manufacturer: Option<String>,
+    pub provider: Option<String>,
+    /// (operating system key, score): lower ranks better.
+    pub feature_scores: Vec<(String, u8)>,
+    /// Computer models it is targeted to (distribution and INF targeting together).
+    pub computer_hardware_ids: Vec<Uuid>,
+}
+
+/// The driver a device runs now.
+#[derive(Debug, Clone, Default)]
+pub struct InstalledDriverSpec {
+    pub date: Option<NaiveDate>,
+    pub version: Option<u64>,
+    pub manufacturer: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// One device of a driver scan.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSpec {
+    /// Hardware ids then compatible ids, most specific first.
+    pub ids: Vec<String>,
+    pub installed: Option<InstalledDriverSpec>,
+}
+
+/// The driver pass of SyncUpdates.
+#[derive(Debug, Clone, Default)]
+pub struct DriverScanRequest<'a> {
+    pub groups: &'a [Uuid],
+    pub installed_non_leaf: &'a [i32],
+    pub cached_driver_ids: &'a [i32],
+    pub devices: &'a [DeviceSpec],
+    pub computer_hardware_ids: &'a [Uuid],
+    pub feature_score_key: Option<&'a str>,
+}
+
+/// Drivers by lower-cased hardware id.
+#[derive(Default)]
+pub(crate) struct DriverIndex {
+    by_hardware_id: HashMap<String, Vec<(u32, IndexDriver)>>,
+}
+
+impl DriverIndex {
+    pub(crate) fn build(drivers: Vec<IndexDriver>, by_revision_id: &HashMap<i32, u32>) -> Self {
+        let mut by_hardware_id: HashMap<String, Vec<(u32, IndexDriver)>> = HashMap::new();
+        for d in drivers {
+            if let Some(&i) = by_revision_id.get(&d.revision_id) {
+                by_hardware_id.entry(d.hardware_id.to_lowercase()).or_default().push((i, d));
+            }
+        }
+        Self { by_hardware_id }
+    }
+}
+
+impl CatalogIndex {
+    /// The driver pass (MS-WUSP 3.1.5.7): for each device, the best applicable driver,
+    /// offered only when it is better than the one installed. Ranked by the more specific
+    /// computer hardware id, then the lower FeatureScore, then the more specific device
+    /// id, then the newer date, then the higher version.
+    pub fn scan_drivers(&self, req: &DriverScanRequest<'_>) -> ScanResult {
+        let groups = self.effective_groups(req.groups);
+        let installed: HashSet<Uuid> = req.installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
+        let latest: HashSet<u32> = self.latest.iter().copied().collect();
+        let mut best_per_device: Vec<u32> = Vec::new();
+        for device in req.devices {
+            type Rank = (usize, u8, usize, std::cmp::Reverse<Option<NaiveDate>>, std::cmp::Reverse<Option<u64>>);
+            let mut best: Option<(Rank, u32, &IndexDriver)> = None;
+            for (id_rank, id) in device.ids.iter().enumerate() {
+                for (i, d) in self.drivers.by_hardware_id.get(&id.to_lowercase()).map(Vec::as_slice).unwrap_or_default()
+                {
+                    let r = &self.revs[*i as usize];
+                    if !latest.contains(i) || self.declined.contains(&r.update_id) {
+                        continue;
+                    }
+                    if !r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u))) {
+                        continue;
+                    }
+                    // Targeted to computer models: only those, the more specific the better.
+                    let computer_rank = if d.computer_hardware_ids.is_empty() {
+                        req.computer_hardware_ids.len()
+                    } else {
+                        match req.computer_hardware_ids.iter().position(|c| d.computer_hardware_ids.contains(c)) {
+                            Some(p) => p,
+                            None => continue,
+                        }
+                    };
+                    // Printers: only from the same provider and manufacturer.
+                    if d.class.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("Printer"))
+                        && let Some(inst) = &device.installed
+                        && (!same(&d.provider, &inst.provider) || !same(&d.manufacturer, &inst.manufacturer))
+                    {
+                        continue;
+                    }
+                    let score = req
+                        .feature_score_key
+                        .and_then(|k| d.feature_scores.iter().find(|(os, _)| os.eq_ignore_ascii_case(k)))
+                        .map_or(255, |(_, s)| *s);
+                    let rank = (computer_rank, score, id_rank, std::cmp::Reverse(d.date), std::cmp::Reverse(d.version));
+                    if best.as_ref().is_none_or(|(b, _, _)| rank < *b) {
+                        best = Some((rank, *i, d));
+                    }
+                }
+            }
+            let Some((_, i, d)) = best else { continue };
+            let better = match &device.installed {
+                None => true,
+                Some(inst) => (d.date, d.version) > (inst.date, inst.version),
+            };
+            if better && !best_per_device.contains(&i) {
+                best_per_device.push(i);
+            }
+        }
+        let cached: HashSet<i32> = req.cached_driver_ids.iter().copied().collect();
+        let needed_ids: HashSet<i32> = best_per_device.iter().map(|&i| self.revs[i as usize].revision_id).collect();
+        let mut new_updates: Vec<Offered> = best_per_device
+            .iter()
+            .filter(|&&i| !cached.contains(&self.revs[i as usize].revision_id))
+            .map(|&i| self.offered(&groups, i))
+            .collect();
+        new_updates.sort_by_key(|o| o.revision_id);
+        let mut out_of_scope: Vec<i32> = cached.into_iter().filter(|id| !needed_ids.contains(id)).collect();
+        out_of_scope.sort_unstable();
+        ScanResult { new_updates, out_of_scope, changed: Vec::new(), truncated: false }
+    }
+}
+
+fn same(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
     }
 }

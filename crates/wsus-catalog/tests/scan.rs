@@ -47,6 +47,28 @@ fn index_with_changes(
         groups: vec![(ALL_COMPUTERS, None)],
         group_names: vec![("All Computers".into(), ALL_COMPUTERS)],
         approval_changes: deployments_changed,
+        drivers: docs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, u)| {
+                u.drivers.iter().map(move |d| wsus_catalog::index::IndexDriver {
+                    revision_id: 100_000 + i as i32,
+                    hardware_id: d.hardware_id.clone(),
+                    date: d.driver_ver_date,
+                    version: d.driver_ver_version,
+                    class: d.class.clone(),
+                    manufacturer: d.manufacturer.clone(),
+                    provider: d.provider.clone(),
+                    feature_scores: d.feature_scores.clone(),
+                    computer_hardware_ids: d
+                        .distribution_computer_hardware_ids
+                        .iter()
+                        .chain(&d.target_computer_hardware_ids)
+                        .copied()
+                        .collect(),
+                })
+            })
+            .collect(),
     })
 }
 
@@ -139,7 +161,11 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
             break;
         }
     }
-    let latest: std::collections::HashSet<_> = docs.iter().map(|u| u.identity.update_id).collect();
+    let latest: std::collections::HashSet<_> = docs
+        .iter()
+        .filter(|u| u.update_type != wsus_metadata::UpdateType::Driver)
+        .map(|u| u.identity.update_id)
+        .collect();
     assert_eq!(delivered.len(), latest.len() - 1, "every update's latest revision but the declined one");
     let actions = |a: &str| delivered.values().filter(|&&x| x == a).count();
     assert_eq!(actions("Install"), 1);
@@ -181,4 +207,68 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
         ..Default::default()
     });
     assert_eq!(r.out_of_scope, vec![99]);
+}
+
+#[test]
+fn the_driver_pass_offers_the_best_newer_driver() {
+    use wsus_catalog::index::{DeviceSpec, DriverScanRequest, InstalledDriverSpec};
+    let mut docs = Vec::new();
+    wsus_catalog_gen::generate(&wsus_catalog_gen::Options { revisions: 2000, seed: 5, ..Default::default() }, |d| {
+        docs.push(Update::parse(d.xml).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    let index = index_of(&docs, vec![], vec![]);
+    assert!(index.has_drivers());
+    // Every non-leaf evaluated installed (detectoids and categories).
+    let installed: Vec<i32> = (0..docs.len() as i32).map(|i| 100_000 + i).collect();
+    let revision_of = |hwid: &str, version: &str| {
+        docs.iter()
+            .position(|u| {
+                u.drivers.iter().any(|d| {
+                    d.hardware_id == hwid && d.driver_ver_version == wsus_metadata::pack_driver_version(version)
+                })
+            })
+            .map(|i| 100_000 + i as i32)
+            .unwrap()
+    };
+    let device = |n: usize, installed_version: Option<(&str, u32)>| DeviceSpec {
+        ids: vec![wsus_catalog_gen::driver_hardware_id(n), "PCI\\CC_0200".into()],
+        installed: installed_version.map(|(v, month)| InstalledDriverSpec {
+            date: NaiveDate::from_ymd_opt(2025, month, 15),
+            version: wsus_metadata::pack_driver_version(v),
+            ..Default::default()
+        }),
+    };
+    let scan = |devices: &[DeviceSpec], computers: &[Uuid], cached: &[i32]| {
+        index.scan_drivers(&DriverScanRequest {
+            installed_non_leaf: &installed,
+            cached_driver_ids: cached,
+            devices,
+            computer_hardware_ids: computers,
+            feature_score_key: Some("AMD64.10.0"),
+            ..Default::default()
+        })
+    };
+    let hw0 = wsus_catalog_gen::driver_hardware_id(0);
+    let newest = revision_of(&hw0, "1.0.2.0");
+    // An older driver installed: the newest is offered, once.
+    let r = scan(&[device(0, Some(("1.0.0.0", 1)))], &[], &[]);
+    assert_eq!(r.new_updates.iter().map(|o| o.revision_id).collect::<Vec<_>>(), vec![newest]);
+    assert!(r.new_updates[0].core_escaped.contains("d.WindowsDriverMetaData"));
+    // The newest already installed: nothing.
+    assert!(scan(&[device(0, Some(("1.0.2.0", 3)))], &[], &[]).new_updates.is_empty());
+    // Cached: not offered again; a cached driver no longer best is out of scope.
+    let older = revision_of(&hw0, "1.0.1.0");
+    let r = scan(&[device(0, None)], &[], &[newest, older]);
+    assert!(r.new_updates.is_empty());
+    assert_eq!(r.out_of_scope, vec![older]);
+    // Device 4's drivers target one computer model: only that model gets them.
+    let model: Uuid = "458ab48b-acb9-5863-b5a8-d2c32f0d3e6f".parse().unwrap();
+    assert!(scan(&[device(4, None)], &[Uuid::new_v4()], &[]).new_updates.is_empty());
+    assert_eq!(scan(&[device(4, None)], &[Uuid::new_v4(), model], &[]).new_updates.len(), 1);
+    // A device nothing matches.
+    assert!(
+        scan(&[DeviceSpec { ids: vec!["USB\\VID_0000".into()], installed: None }], &[], &[]).new_updates.is_empty()
+    );
 }

@@ -402,6 +402,29 @@ pub fn encode_empty_response(op: &str) -> String {
     format!("<{op}Response xmlns=\"{CLIENT_NS}\" />")
 }
 
+/// The driver a device has installed (SystemSpec/Device/installedDriver).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InstalledDriver {
+    pub matching_id: Option<String>,
+    pub date: Option<chrono::NaiveDate>,
+    /// DriverVerVersion as the client packs it (16 bits per part).
+    pub version: Option<u64>,
+    pub class: Option<String>,
+    pub manufacturer: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// One device of a driver scan: its hardware ids, most specific first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Device {
+    pub hardware_ids: Vec<String>,
+    pub compatible_ids: Vec<String>,
+    pub installed: Option<InstalledDriver>,
+}
+
+/// Devices a driver pass may list (real clients send 70-75).
+pub const MAX_DEVICES: usize = 5000;
+
 /// SyncUpdates parameters (MS-WUSP 2.2.2.2.4); unknown elements are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SyncUpdatesRequest {
@@ -409,6 +432,11 @@ pub struct SyncUpdatesRequest {
     pub other_cached: Vec<i32>,
     /// Present on the driver pass.
     pub has_system_spec: bool,
+    pub devices: Vec<Device>,
+    /// ComputerSpec hardware ids (SMBIOS-derived GUIDs), most specific first.
+    pub computer_hardware_ids: Vec<uuid::Uuid>,
+    /// e.g. `AMD64.10.0`, the key FeatureScores are given for.
+    pub feature_score_key: Option<String>,
     pub skip_software_sync: bool,
     pub filter_category_ids: Vec<uuid::Uuid>,
     pub need_two_group_out_of_scope: bool,
@@ -428,10 +456,23 @@ impl SyncUpdatesRequest {
         let filter_category_ids = read::items(p, "FilterCategoryIds")
             .map(|c| read::guid(&read::text(c, "Id", "parameters.FilterCategoryIds")?, "parameters.FilterCategoryIds"))
             .collect::<Result<_, _>>()?;
+        let devices = decode_devices(p)?;
+        let computer_hardware_ids = p
+            .child("ComputerSpec")
+            .map(|c| {
+                read::items(c, "HardwareIDs")
+                    .map(|g| read::guid(g.value(), "parameters.ComputerSpec"))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let req = Self {
             installed_non_leaf,
             other_cached: read::ints(p, "OtherCachedUpdateIDs", "parameters.OtherCachedUpdateIDs")?,
-            has_system_spec: p.child("SystemSpec").is_some_and(|s| !s.is_nil() && !s.children.is_empty()),
+            has_system_spec: !devices.is_empty(),
+            devices,
+            computer_hardware_ids,
+            feature_score_key: read::opt_text(p, "FeatureScoreMatchingKey").filter(|k| !k.is_empty()),
             skip_software_sync: read::bool_or(p, "SkipSoftwareSync", "parameters.SkipSoftwareSync", false)?,
             filter_category_ids,
             need_two_group_out_of_scope: read::bool_or(
@@ -447,6 +488,41 @@ impl SyncUpdatesRequest {
         }
         Ok(req)
     }
+}
+
+fn decode_devices(p: &Element) -> Result<Vec<Device>, DecodeError> {
+    let path = "parameters.SystemSpec";
+    let devices: Vec<&Element> = read::items(p, "SystemSpec").filter(|d| d.name == "Device").collect();
+    if devices.len() > MAX_DEVICES {
+        return Err(DecodeError::new(path, "too many devices"));
+    }
+    devices
+        .into_iter()
+        .map(|d| {
+            let installed = d
+                .child("installedDriver")
+                .filter(|i| !i.is_nil())
+                .map(|i| -> Result<InstalledDriver, DecodeError> {
+                    Ok(InstalledDriver {
+                        matching_id: read::opt_text(i, "MatchingID"),
+                        date: read::opt_text(i, "DriverVerDate")
+                            .map(|t| read::time(&t, path).map(|t| t.date_naive()))
+                            .transpose()?,
+                        version: read::opt_num::<u64>(i, "DriverVerVersion", path)?,
+                        class: read::opt_text(i, "Class"),
+                        manufacturer: read::opt_text(i, "Manufacturer"),
+                        provider: read::opt_text(i, "Provider"),
+                    })
+                })
+                .transpose()?;
+            let hardware_ids = read::strings(d, "HardwareIDs");
+            let compatible_ids = read::strings(d, "CompatibleIDs");
+            if hardware_ids.len() + compatible_ids.len() > 500 {
+                return Err(DecodeError::new(path, "too many ids for one device"));
+            }
+            Ok(Device { hardware_ids, compatible_ids, installed })
+        })
+        .collect()
 }
 
 /// A Deployment as WSUS writes it on every UpdateInfo (7 elements, plus Deadline when set).

@@ -133,3 +133,18 @@ fn extended_info_and_events_decode() {
     assert!(first.misc_data.iter().any(|m| m == "B=3"));
     assert!(first.os_version.as_deref().is_some_and(|v| v.starts_with("10.0.")), "{:?}", first.os_version);
 }
+
+#[test]
+fn the_driver_pass_decodes() {
+    let req = SyncUpdatesRequest::decode(&op(&reference("captures/wsus-m0-native/scan/000009/request.body"))).unwrap();
+    assert!(req.skip_software_sync && req.has_system_spec);
+    assert!(req.devices.len() >= 70, "{}", req.devices.len());
+    assert_eq!(req.computer_hardware_ids.len(), 6);
+    assert_eq!(req.feature_score_key.as_deref(), Some("AMD64.10.0"));
+    let printer = &req.devices[0];
+    assert_eq!(printer.hardware_ids, vec!["{6d170653-5280-44c2-ba44-2c04bc9d46da}"]);
+    let installed = printer.installed.as_ref().unwrap();
+    assert_eq!(installed.class.as_deref(), Some("Printer"));
+    assert_eq!(installed.version, Some(2_814_751_477_604_196));
+    assert_eq!(installed.date, chrono::NaiveDate::from_ymd_opt(2006, 6, 21));
+}

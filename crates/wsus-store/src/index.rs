@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use sqlx::PgPool;
 use uuid::Uuid;
-use wsus_catalog::index::{IndexDeployment, IndexInput, IndexRevision};
+use wsus_catalog::index::{IndexDeployment, IndexDriver, IndexInput, IndexRevision};
 use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
 
 use crate::Result;
@@ -97,6 +97,7 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     .await?;
     let groups: Vec<(Uuid, Option<Uuid>, String)> =
         sqlx::query_as("SELECT group_id, parent_group_id, name FROM target_group").fetch_all(&mut *tx).await?;
+    let drivers = load_drivers(&mut tx).await?;
     tx.commit().await?;
     Ok(IndexInput {
         version,
@@ -117,7 +118,52 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
         groups: groups.iter().map(|(g, p, _)| (*g, *p)).collect(),
         group_names: groups.into_iter().map(|(g, _, n)| (n, g)).collect(),
         approval_changes,
+        drivers,
     })
+}
+
+async fn load_drivers(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<Vec<IndexDriver>> {
+    type Row = (i32, String, Option<NaiveDate>, Option<i64>, Option<String>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT revision_id, hardware_id, driver_ver_date, driver_ver_version, class, manufacturer, provider FROM driver",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut drivers: Vec<IndexDriver> = rows
+        .into_iter()
+        .map(|(revision_id, hardware_id, date, version, class, manufacturer, provider)| IndexDriver {
+            revision_id,
+            hardware_id,
+            date,
+            version: version.map(|v| v as u64),
+            class,
+            manufacturer,
+            provider,
+            feature_scores: Vec::new(),
+            computer_hardware_ids: Vec::new(),
+        })
+        .collect();
+    let at: HashMap<(i32, String), usize> =
+        drivers.iter().enumerate().map(|(i, d)| ((d.revision_id, d.hardware_id.clone()), i)).collect();
+    let scores: Vec<(i32, String, String, i16)> =
+        sqlx::query_as("SELECT revision_id, hardware_id, operating_system, feature_score FROM driver_feature_score")
+            .fetch_all(&mut **tx)
+            .await?;
+    for (rid, hw, os, score) in scores {
+        if let Some(&i) = at.get(&(rid, hw)) {
+            drivers[i].feature_scores.push((os, score.clamp(0, 255) as u8));
+        }
+    }
+    let computers: Vec<(i32, String, Uuid)> =
+        sqlx::query_as("SELECT revision_id, hardware_id, computer_hardware_id FROM driver_computer_hardware_id")
+            .fetch_all(&mut **tx)
+            .await?;
+    for (rid, hw, c) in computers {
+        if let Some(&i) = at.get(&(rid, hw)) {
+            drivers[i].computer_hardware_ids.push(c);
+        }
+    }
+    Ok(drivers)
 }
 
 /// Registered computers (of this server, not rolled up) and their groups.

@@ -276,12 +276,50 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let req = SyncUpdatesRequest::decode(op).map_err(invalid)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
 
-    // The driver pass: no driver matching yet, and none needed without drivers.
+    let groups = client_groups(gw, &catalog, &cookie);
+    let info_of = |o: &wsus_catalog::index::Offered| UpdateInfo {
+        revision_id: o.revision_id,
+        deployment: DeploymentInfo {
+            id: o.deployment.wire_id,
+            action: o.deployment.action,
+            deadline: o.deployment.deadline,
+            last_change: o.deployment.last_change,
+        },
+        is_leaf: o.is_leaf,
+        core_escaped: "",
+    };
+
+    // The driver pass.
     if req.skip_software_sync {
+        let devices: Vec<wsus_catalog::index::DeviceSpec> = req
+            .devices
+            .iter()
+            .map(|d| wsus_catalog::index::DeviceSpec {
+                ids: d.hardware_ids.iter().chain(&d.compatible_ids).cloned().collect(),
+                installed: d.installed.as_ref().map(|i| wsus_catalog::index::InstalledDriverSpec {
+                    date: i.date,
+                    version: i.version,
+                    manufacturer: i.manufacturer.clone(),
+                    provider: i.provider.clone(),
+                }),
+            })
+            .collect();
+        let result = catalog.scan_drivers(&wsus_catalog::index::DriverScanRequest {
+            groups: &groups,
+            installed_non_leaf: &req.installed_non_leaf,
+            cached_driver_ids: &req.cached_driver_ids,
+            devices: &devices,
+            computer_hardware_ids: &req.computer_hardware_ids,
+            feature_score_key: req.feature_score_key.as_deref(),
+        });
         cookie.last_driver_sync = Utc::now().timestamp();
         let info = SyncInfo {
-            new_updates: vec![],
-            out_of_scope: vec![],
+            new_updates: result
+                .new_updates
+                .iter()
+                .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) })
+                .collect(),
+            out_of_scope: result.out_of_scope.clone(),
             changed: vec![],
             truncated: false,
             new_cookie: seal(&server, &cookie),
@@ -290,7 +328,6 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         return Ok(info.encode_response());
     }
 
-    let groups = client_groups(gw, &catalog, &cookie);
     let result = catalog.scan(&wsus_catalog::index::ScanRequest {
         groups: &groups,
         installed_non_leaf: &req.installed_non_leaf,
@@ -305,17 +342,6 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         cookie.last_sync = Utc::now().timestamp();
         gw.syncs.record(&cookie.client_id);
     }
-    let info_of = |o: &wsus_catalog::index::Offered| UpdateInfo {
-        revision_id: o.revision_id,
-        deployment: DeploymentInfo {
-            id: o.deployment.wire_id,
-            action: o.deployment.action,
-            deadline: o.deployment.deadline,
-            last_change: o.deployment.last_change,
-        },
-        is_leaf: o.is_leaf,
-        core_escaped: "",
-    };
     let info = SyncInfo {
         new_updates: result
             .new_updates
