@@ -188,6 +188,41 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert_eq!(changed[0].1, "Evaluate");
 
+    // GetExtendedUpdateInfo2 by identity, with file URLs; SyncPrinterCatalog (no printers).
+    let (leaf_update, leaf_rev): (uuid::Uuid, i32) =
+        sqlx::query_as("SELECT update_id, revision_number FROM revision WHERE revision_id = $1")
+            .bind(leaf)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let cookie = agent.cookie().unwrap();
+    let cookie_xml =
+        format!("<cookie><Expiration>{}</Expiration><EncryptedData>{}</EncryptedData></cookie>", cookie.0, cookie.1);
+    let ns = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
+    let info2 = agent
+        .call("/ClientWebService/client.asmx", &format!("{ns}/GetExtendedUpdateInfo2"), &format!(
+            "<GetExtendedUpdateInfo2 xmlns=\"{ns}\">{cookie_xml}<updateIDs><UpdateIdentity><UpdateID>{leaf_update}</UpdateID><RevisionNumber>{leaf_rev}</RevisionNumber></UpdateIdentity></updateIDs><infoTypes><XmlUpdateFragmentType>Extended</XmlUpdateFragmentType><XmlUpdateFragmentType>FileUrl</XmlUpdateFragmentType></infoTypes><locales><string>en</string></locales></GetExtendedUpdateInfo2>"))
+        .await
+        .unwrap();
+    let result = &info2.children[0];
+    assert_eq!(result.name, "GetExtendedUpdateInfo2Result");
+    assert_eq!(result.children.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["Updates", "FileLocations"]);
+    let printers = agent
+        .call("/ClientWebService/client.asmx", &format!("{ns}/SyncPrinterCatalog"), &format!(
+            "<SyncPrinterCatalog xmlns=\"{ns}\">{cookie_xml}<installedNonLeafUpdateIDs/><printerUpdateIDs/></SyncPrinterCatalog>"))
+        .await
+        .unwrap();
+    assert_eq!(printers.children[0].name, "SyncPrinterCatalogResult");
+    assert!(printers.children[0].child("NewUpdates").is_none() && printers.children[0].child("NewCookie").is_some());
+
+    // An oversize body is refused with a fault, not read whole.
+    let huge = format!(
+        "<GetConfig xmlns=\"{ns}\"><protocolVersion>{}</protocolVersion></GetConfig>",
+        "9".repeat(9 * 1024 * 1024)
+    );
+    let fault = agent.call("/ClientWebService/client.asmx", &format!("{ns}/GetConfig"), &huge).await.unwrap_err();
+    assert_eq!((fault.status, fault.error_code.as_str()), (500, "InvalidParameters"));
+
     // Bad cookies, and too many installed non-leaf ids.
     let mut forged = Agent::new(&system.gateway_url);
     forged.handshake(true).await.unwrap();

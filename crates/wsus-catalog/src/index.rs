@@ -257,6 +257,11 @@ impl CatalogIndex {
         self.by_revision_id.get(&revision_id).map(|&i| self.revs[i as usize].update_id)
     }
 
+    /// The revision id of a revision the catalog holds.
+    pub fn revision_id_of(&self, identity: &UpdateIdentity) -> Option<i32> {
+        self.by_identity.get(identity).map(|&i| self.revs[i as usize].revision_id)
+    }
+
     /// The category type of the latest revision of a category update, if the catalog
     /// holds that category ("" when the document gives none).
     pub fn category_type(&self, update_id: Uuid) -> Option<&str> {
@@ -541,6 +546,46 @@ impl CatalogIndex {
         let mut out_of_scope: Vec<i32> = cached.into_iter().filter(|id| !needed_ids.contains(id)).collect();
         out_of_scope.sort_unstable();
         ScanResult { new_updates, out_of_scope, changed: Vec::new(), truncated: false }
+    }
+}
+
+impl CatalogIndex {
+    /// SyncPrinterCatalog (MS-WUSP 3.1.5.12): the printer drivers applicable to the
+    /// client, less those it holds; held ones no longer offered are out of scope.
+    pub fn printer_catalog(&self, groups: &[Uuid], installed_non_leaf: &[i32], cached: &[i32]) -> ScanResult {
+        let groups = self.effective_groups(groups);
+        let installed: HashSet<Uuid> = installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
+        let latest: HashSet<u32> = self.latest.iter().copied().collect();
+        let mut printers: Vec<u32> = self
+            .drivers
+            .by_hardware_id
+            .values()
+            .flatten()
+            .filter(|(_, d)| d.class.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("Printer")))
+            .map(|(i, _)| *i)
+            .filter(|i| latest.contains(i))
+            .filter(|&i| {
+                let r = &self.revs[i as usize];
+                !self.declined.contains(&r.update_id)
+                    && r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u)))
+            })
+            .collect();
+        printers.sort_unstable();
+        printers.dedup();
+        let cached_set: HashSet<i32> = cached.iter().copied().collect();
+        let ids: HashSet<i32> = printers.iter().map(|&i| self.revs[i as usize].revision_id).collect();
+        let mut out_of_scope: Vec<i32> = cached_set.iter().copied().filter(|id| !ids.contains(id)).collect();
+        out_of_scope.sort_unstable();
+        ScanResult {
+            new_updates: printers
+                .into_iter()
+                .filter(|&i| !cached_set.contains(&self.revs[i as usize].revision_id))
+                .map(|i| self.offered(&groups, i))
+                .collect(),
+            out_of_scope,
+            changed: Vec::new(),
+            truncated: false,
+        }
     }
 }
 

@@ -572,9 +572,14 @@ pub struct SyncInfo<'a> {
 
 impl SyncInfo<'_> {
     pub fn encode_response(&self) -> String {
+        self.encode_as("SyncUpdates")
+    }
+
+    /// The SyncInfo as the answer of `op` (SyncUpdates or SyncPrinterCatalog).
+    pub fn encode_as(&self, op: &str) -> String {
         let size: usize = self.new_updates.iter().map(|u| u.core_escaped.len() + 400).sum();
         let mut out = String::with_capacity(size + 1024);
-        let _ = write!(out, "<SyncUpdatesResponse xmlns=\"{CLIENT_NS}\"><SyncUpdatesResult>");
+        let _ = write!(out, "<{op}Response xmlns=\"{CLIENT_NS}\"><{op}Result>");
         if !self.new_updates.is_empty() {
             out.push_str("<NewUpdates>");
             for u in &self.new_updates {
@@ -599,7 +604,7 @@ impl SyncInfo<'_> {
         let _ = write!(out, "<Truncated>{}</Truncated>", self.truncated);
         self.new_cookie.encode(&mut out, "NewCookie");
         let _ = write!(out, "<DriverSyncNotNeeded>{}</DriverSyncNotNeeded>", self.driver_sync_not_needed);
-        out.push_str("</SyncUpdatesResult></SyncUpdatesResponse>");
+        let _ = write!(out, "</{op}Result></{op}Response>");
         out
     }
 }
@@ -635,22 +640,17 @@ impl GetExtendedUpdateInfoRequest {
     }
 }
 
-/// ExtendedUpdateInfo: fragments (revision id, fragment text), file locations
-/// (SHA-1 base64, URL), out-of-scope revisions.
+/// ExtendedUpdateInfo, in WSDL order: fragments (revision id, fragment text), file
+/// locations (SHA-1 base64, URL), out-of-scope revisions. `op` is GetExtendedUpdateInfo
+/// or GetExtendedUpdateInfo2 (which has no out-of-scope list).
 pub fn encode_extended_update_info(
+    op: &str,
     updates: &[(i32, &str)],
     files: &[(String, String)],
     out_of_scope: &[i32],
 ) -> String {
     let mut out = String::with_capacity(updates.iter().map(|(_, x)| x.len() + 64).sum::<usize>() + 512);
-    let _ = write!(out, "<GetExtendedUpdateInfoResponse xmlns=\"{CLIENT_NS}\"><GetExtendedUpdateInfoResult>");
-    if !out_of_scope.is_empty() {
-        out.push_str("<OutOfScopeRevisionIDs>");
-        for id in out_of_scope {
-            let _ = write!(out, "<int>{id}</int>");
-        }
-        out.push_str("</OutOfScopeRevisionIDs>");
-    }
+    let _ = write!(out, "<{op}Response xmlns=\"{CLIENT_NS}\"><{op}Result>");
     out.push_str("<Updates>");
     for (id, xml) in updates {
         let _ = write!(out, "<Update><ID>{id}</ID><Xml>{}</Xml></Update>", escape(xml));
@@ -664,8 +664,52 @@ pub fn encode_extended_update_info(
         }
         out.push_str("</FileLocations>");
     }
-    out.push_str("</GetExtendedUpdateInfoResult></GetExtendedUpdateInfoResponse>");
+    if !out_of_scope.is_empty() {
+        out.push_str("<OutOfScopeRevisionIDs>");
+        for id in out_of_scope {
+            let _ = write!(out, "<int>{id}</int>");
+        }
+        out.push_str("</OutOfScopeRevisionIDs>");
+    }
+    let _ = write!(out, "</{op}Result></{op}Response>");
     out
+}
+
+/// GetExtendedUpdateInfo2 (MS-WUSP 2.2.2.2.10): updates by identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetExtendedUpdateInfo2Request {
+    pub update_ids: Vec<(uuid::Uuid, i32)>,
+    pub info_types: Vec<String>,
+    pub locales: Vec<String>,
+}
+
+impl GetExtendedUpdateInfo2Request {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        read::child(op, "infoTypes", "infoTypes")?;
+        let path = "updateIDs";
+        Ok(Self {
+            update_ids: read::items(op, "updateIDs")
+                .map(|u| {
+                    Ok((
+                        read::guid(&read::text(u, "UpdateID", path)?, path)?,
+                        read::num(&read::text(u, "RevisionNumber", path)?, path)?,
+                    ))
+                })
+                .collect::<Result<_, DecodeError>>()?,
+            info_types: read::strings(op, "infoTypes").into_iter().map(|s| s.trim().to_owned()).collect(),
+            locales: read::strings(op, "locales").into_iter().map(|s| s.trim().to_owned()).collect(),
+        })
+    }
+}
+
+/// SyncPrinterCatalog (MS-WUSP 2.2.2.2.9): installed non-leaf ids and the printer
+/// driver ids the client holds.
+pub fn decode_sync_printer_catalog(op: &Element) -> Result<(Vec<i32>, Vec<i32>), DecodeError> {
+    let installed = read::ints(op, "installedNonLeafUpdateIDs", "installedNonLeafUpdateIDs")?;
+    if installed.len() > MAX_INSTALLED_NON_LEAF {
+        return Err(DecodeError::new("installedNonLeafUpdateIDs", "more than 400 entries"));
+    }
+    Ok((installed, read::ints(op, "printerUpdateIDs", "printerUpdateIDs")?))
 }
 
 /// One ReportingEvent (MS-WUSP 2.2.2.3.1).

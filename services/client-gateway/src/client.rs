@@ -277,17 +277,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
 
     let groups = client_groups(gw, &catalog, &cookie);
-    let info_of = |o: &wsus_catalog::index::Offered| UpdateInfo {
-        revision_id: o.revision_id,
-        deployment: DeploymentInfo {
-            id: o.deployment.wire_id,
-            action: o.deployment.action,
-            deadline: o.deployment.deadline,
-            last_change: o.deployment.last_change,
-        },
-        is_leaf: o.is_leaf,
-        core_escaped: "",
-    };
+    let info_of = update_info;
 
     // The driver pass.
     if req.skip_software_sync {
@@ -374,15 +364,74 @@ fn pick_locale<'a>(requested: &[String], available: &'a [String]) -> Option<&'a 
 pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
     open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let req = GetExtendedUpdateInfoRequest::decode(op).map_err(invalid)?;
-    let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
-    if req.revision_ids.len() > settings.max_extended_updates_per_request as usize {
-        return Err((ErrorCode::InvalidParameters, "revisionIDs".to_owned()));
-    }
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
     let (known, out_of_scope): (Vec<i32>, Vec<i32>) =
         req.revision_ids.iter().partition(|id| catalog.update_of(**id).is_some());
-    let kinds: Vec<&str> = req
-        .info_types
+    let with_files = req.info_types.iter().any(|t| t == "Extended");
+    extended_info(
+        gw,
+        ctx,
+        "GetExtendedUpdateInfo",
+        req.revision_ids.len(),
+        &known,
+        &req.info_types,
+        &req.locales,
+        with_files,
+        &out_of_scope,
+    )
+    .await
+}
+
+/// GetExtendedUpdateInfo2 (MS-WUSP 3.1.5.9): the same by update identity; file
+/// locations when asked for with FileUrl.
+pub async fn get_extended_update_info2(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
+    open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let req = wusp::GetExtendedUpdateInfo2Request::decode(op).map_err(invalid)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let known: Vec<i32> = req
+        .update_ids
+        .iter()
+        .filter_map(|(u, n)| {
+            catalog.revision_id_of(&wsus_metadata::UpdateIdentity { update_id: *u, revision_number: *n })
+        })
+        .collect();
+    let with_files = req.info_types.iter().any(|t| t == "FileUrl" || t == "Extended");
+    extended_info(
+        gw,
+        ctx,
+        "GetExtendedUpdateInfo2",
+        req.update_ids.len(),
+        &known,
+        &req.info_types,
+        &req.locales,
+        with_files,
+        &[],
+    )
+    .await
+}
+
+/// Fragments of `known` revisions of the requested kinds (LocalizedProperties and Eula
+/// in the best locale), and their file locations when `with_files`.
+#[allow(clippy::too_many_arguments)]
+async fn extended_info(
+    gw: &Gateway,
+    ctx: &Context,
+    op: &str,
+    requested: usize,
+    known: &[i32],
+    info_types: &[String],
+    locales: &[String],
+    with_files: bool,
+    out_of_scope: &[i32],
+) -> OpResult {
+    let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
+    if requested > settings.max_extended_updates_per_request as usize {
+        return Err((
+            ErrorCode::InvalidParameters,
+            if op == "GetExtendedUpdateInfo" { "revisionIDs" } else { "updateIDs" }.to_owned(),
+        ));
+    }
+    let kinds: Vec<&str> = info_types
         .iter()
         .filter_map(|t| match t.as_str() {
             "Core" => Some("Core"),
@@ -393,25 +442,25 @@ pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element)
         })
         .collect();
     let unavailable = |e: wsus_store::StoreError| (ErrorCode::ServerBusy, format!("catalog store: {e}"));
-    let stored = wsus_store::revisions::fragments_of(&gw.pool, &known, &kinds).await.map_err(unavailable)?;
+    let stored = wsus_store::revisions::fragments_of(&gw.pool, known, &kinds).await.map_err(unavailable)?;
     let mut updates: Vec<(i32, String)> = Vec::new();
-    for id in &known {
+    for id in known {
         for kind in &kinds {
             let mine: Vec<&(i32, String, String, String)> =
                 stored.iter().filter(|(r, k, _, _)| r == id && k == kind).collect();
             if matches!(*kind, "Core" | "Extended") {
                 updates.extend(mine.first().map(|(_, _, _, body)| (*id, body.clone())));
             } else {
-                let locales: Vec<String> = mine.iter().map(|(_, _, l, _)| l.clone()).collect();
-                if let Some(l) = pick_locale(&req.locales, &locales) {
+                let available: Vec<String> = mine.iter().map(|(_, _, l, _)| l.clone()).collect();
+                if let Some(l) = pick_locale(locales, &available) {
                     updates
                         .extend(mine.iter().find(|(_, _, ll, _)| ll == l).map(|(_, _, _, body)| (*id, body.clone())));
                 }
             }
         }
     }
-    let files = if kinds.contains(&"Extended") {
-        wsus_store::revisions::files_of(&gw.pool, &known).await.map_err(unavailable)?
+    let files = if with_files {
+        wsus_store::revisions::files_of(&gw.pool, known).await.map_err(unavailable)?
     } else {
         Vec::new()
     };
@@ -423,7 +472,43 @@ pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element)
         })
         .collect();
     let refs: Vec<(i32, &str)> = updates.iter().map(|(id, x)| (*id, x.as_str())).collect();
-    Ok(encode_extended_update_info(&refs, &locations, &out_of_scope))
+    Ok(encode_extended_update_info(op, &refs, &locations, out_of_scope))
+}
+
+/// SyncPrinterCatalog (MS-WUSP 3.1.5.12), used by the Add Printer wizard.
+pub fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
+    let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let (installed, printers) = wusp::decode_sync_printer_catalog(op).map_err(invalid)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let result = catalog.printer_catalog(&client_groups(gw, &catalog, &cookie), &installed, &printers);
+    let info = SyncInfo {
+        new_updates: result
+            .new_updates
+            .iter()
+            .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..update_info(o) })
+            .collect(),
+        out_of_scope: result.out_of_scope.clone(),
+        changed: vec![],
+        truncated: false,
+        new_cookie: seal(&server, &cookie),
+        driver_sync_not_needed: true,
+    };
+    Ok(info.encode_as("SyncPrinterCatalog"))
+}
+
+/// An offered revision as an UpdateInfo (without its Core fragment).
+fn update_info(o: &wsus_catalog::index::Offered) -> UpdateInfo<'static> {
+    UpdateInfo {
+        revision_id: o.revision_id,
+        deployment: DeploymentInfo {
+            id: o.deployment.wire_id,
+            action: o.deployment.action,
+            deadline: o.deployment.deadline,
+            last_change: o.deployment.last_change,
+        },
+        is_leaf: o.is_leaf,
+        core_escaped: "",
+    }
 }
 
 #[cfg(test)]

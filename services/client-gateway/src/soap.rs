@@ -167,11 +167,12 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (Service::Client, "SyncUpdates") => crate::client::sync_updates(&gw, element),
         (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(&gw, &ctx, element).await,
         (Service::Client, "StartCategoryScan") => crate::client::start_category_scan(&gw, element),
+        (Service::Client, "GetExtendedUpdateInfo2") => {
+            crate::client::get_extended_update_info2(&gw, &ctx, element).await
+        }
+        (Service::Client, "SyncPrinterCatalog") => crate::client::sync_printer_catalog(&gw, element),
         (Service::Client, "RefreshCache") => crate::client::refresh_cache(&gw, element),
         (Service::Client, "GetFileLocations") => crate::client::get_file_locations(&gw, &ctx, element).await,
-        (Service::Client, other) if CLIENT_OPERATIONS.contains(&other) => {
-            Err((ErrorCode::InternalServerError, format!("{other} is not available on this server yet")))
-        }
         (Service::SimpleAuth, "GetAuthorizationCookie") => crate::auth::get_authorization_cookie(&gw, element),
         (Service::Reporting, "ReportEventBatch" | "ReportEventBatch2") => {
             crate::reports::report_event_batch(&gw, element).await
@@ -183,20 +184,6 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         Err((code, message)) => fault(code, message, request.version),
     }
 }
-
-/// The operations of the Client web service's WSDL.
-const CLIENT_OPERATIONS: &[&str] = &[
-    "GetConfig",
-    "GetCookie",
-    "RegisterComputer",
-    "StartCategoryScan",
-    "SyncUpdates",
-    "SyncPrinterCatalog",
-    "RefreshCache",
-    "GetExtendedUpdateInfo",
-    "GetExtendedUpdateInfo2",
-    "GetFileLocations",
-];
 
 fn soap_action(headers: &HeaderMap) -> Option<String> {
     headers.get("soapaction").and_then(|v| v.to_str().ok()).map(str::to_owned)
