@@ -85,6 +85,9 @@ pub struct Agent {
     pub received: HashMap<i32, Received>,
     /// Responses that came back Xpress-encoded.
     pub xpress_responses: std::sync::atomic::AtomicUsize,
+    /// The simulated machine: non-leaf updates (detectoids, categories) it evaluates as
+    /// NOT installed. Everything else non-leaf evaluates as installed.
+    pub absent: std::collections::HashSet<uuid::Uuid>,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -126,6 +129,7 @@ impl Agent {
             other_cached: Vec::new(),
             received: HashMap::new(),
             xpress_responses: Default::default(),
+            absent: Default::default(),
         }
     }
 
@@ -322,8 +326,12 @@ impl Agent {
                 let id: i32 = info.child("ID").and_then(|i| i.value().parse().ok()).unwrap_or_default();
                 let dep = info.child("Deployment");
                 let is_leaf = info.child("IsLeaf").is_some_and(|l| l.value() == "true");
+                let core = info.child("Xml").map(|x| x.text.clone()).unwrap_or_default();
+                let update_id: Option<uuid::Uuid> =
+                    core.split("UpdateID=\"").nth(1).and_then(|v| v.split('"').next()).and_then(|v| v.parse().ok());
                 non_leaf |= !is_leaf;
-                if is_leaf {
+                // The machine evaluates each non-leaf: installed ones unlock what needs them.
+                if is_leaf || update_id.is_some_and(|u| self.absent.contains(&u)) {
                     self.other_cached.push(id)
                 } else {
                     self.installed_non_leaf.push(id)
@@ -337,7 +345,7 @@ impl Agent {
                             .and_then(|i| i.value().parse().ok())
                             .unwrap_or_default(),
                         is_leaf,
-                        core: info.child("Xml").map(|x| x.text.clone()).unwrap_or_default(),
+                        core,
                     },
                 );
                 outcome.new.push(id);
@@ -458,6 +466,40 @@ impl Agent {
             return Err("SHA-256 mismatch".into());
         }
         Ok(bytes)
+    }
+
+    /// GetExtendedUpdateInfo for every received leaf, in batches of 50 as the client does.
+    pub async fn fetch_extended_info(&self) -> Result<usize, Fault> {
+        let mut leaves: Vec<i32> = self.received.iter().filter(|(_, r)| r.is_leaf).map(|(id, _)| *id).collect();
+        leaves.sort_unstable();
+        let mut fragments = 0;
+        for batch in leaves.chunks(50) {
+            fragments += self.extended_info(batch).await?.0.len();
+        }
+        Ok(fragments)
+    }
+
+    /// The events a native client sent after a scan and an install (as in the captures):
+    /// 147 scan finished, 156 status (U= needed updates), then for each installed update
+    /// 167 download started, 162 downloaded, 181 install started, 183 installed.
+    pub async fn report_scan_and_installs(
+        &self,
+        needed: &[uuid::Uuid],
+        installed: &[uuid::Uuid],
+    ) -> Result<usize, Fault> {
+        let nil = "00000000-0000-0000-0000-000000000000";
+        let count = needed.len().to_string();
+        let needed_list = format!("U={}", needed.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(";"));
+        let installed_ids: Vec<String> = installed.iter().map(|u| u.to_string()).collect();
+        let mut events: Vec<(i32, &str, Vec<&str>)> =
+            vec![(147, nil, vec![count.as_str()]), (156, nil, vec![needed_list.as_str()])];
+        for id in &installed_ids {
+            for e in [167, 162, 181, 183] {
+                events.push((e, id.as_str(), Vec::new()));
+            }
+        }
+        let refs: Vec<(i32, &str, &[&str])> = events.iter().map(|(e, u, m)| (*e, *u, m.as_slice())).collect();
+        self.report(&refs, None).await.map(|(ids, _)| ids.len())
     }
 
     /// ReportEventBatch with events `(event id, update id or nil, misc data)`. Returns what

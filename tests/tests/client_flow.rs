@@ -67,7 +67,22 @@ async fn a_client_scans_downloads_metadata_and_reports() {
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(scan.new.len() as i64, latest, "the whole (closed) catalog, latest revisions");
+    assert_eq!(scan.new.len() as i64, latest, "the whole generated catalog and the three real categories");
+
+    // A machine on which one detectoid evaluates as not installed never gets the updates
+    // that need it.
+    let (detectoid,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT p.update_id FROM prerequisite p JOIN revision r ON r.update_id = p.update_id \
+         WHERE r.update_type = 'Detectoid' GROUP BY p.update_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut partial = Agent::new(&system.gateway_url);
+    partial.absent.insert(detectoid);
+    partial.handshake(true).await.unwrap();
+    let fewer = partial.scan().await.unwrap();
+    assert!(fewer.new.len() < scan.new.len(), "{} < {}", fewer.new.len(), scan.new.len());
     assert!(scan.pages > 2, "paged");
     assert!(
         agent.xpress_responses.load(std::sync::atomic::Ordering::Relaxed) > scan.pages / 2,
