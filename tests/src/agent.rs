@@ -468,6 +468,44 @@ impl Agent {
         Ok(bytes)
     }
 
+    /// RefreshCache with the identities of every received revision (what a client does
+    /// after ServerChanged); returns (revision id, action) of the answer.
+    pub async fn refresh_cache(&self) -> Result<Vec<(i32, String)>, Fault> {
+        let ids: String = self
+            .received
+            .values()
+            .filter_map(|r| {
+                let u = r.core.split("UpdateID=\"").nth(1)?.split('"').next()?;
+                let n = r.core.split("RevisionNumber=\"").nth(1)?.split('"').next()?;
+                Some(format!(
+                    "<UpdateIdentity><UpdateID>{u}</UpdateID><RevisionNumber>{n}</RevisionNumber></UpdateIdentity>"
+                ))
+            })
+            .collect();
+        let body = format!(
+            "<RefreshCache xmlns=\"{CLIENT_NS}\">{}<globalIDs>{ids}</globalIDs></RefreshCache>",
+            self.cookie_xml("cookie")
+        );
+        let r = self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/RefreshCache"), &body).await?;
+        Ok(r.children
+            .first()
+            .map(|list| {
+                list.children
+                    .iter()
+                    .map(|e| {
+                        (
+                            e.child("RevisionID").and_then(|i| i.value().parse().ok()).unwrap_or_default(),
+                            e.child("Deployment")
+                                .and_then(|d| d.child("Action"))
+                                .map(|a| a.value().to_owned())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// GetExtendedUpdateInfo for every received leaf, in batches of 50 as the client does.
     pub async fn fetch_extended_info(&self) -> Result<usize, Fault> {
         let mut leaves: Vec<i32> = self.received.iter().filter(|(_, r)| r.is_leaf).map(|(id, _)| *id).collect();

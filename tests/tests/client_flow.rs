@@ -100,6 +100,13 @@ async fn a_client_scans_downloads_metadata_and_reports() {
         "the Core fragment, unescaped by the client"
     );
 
+    // RefreshCache maps what the client holds back to revision ids, less bundle members
+    // (as the real server does: the client syncs those again).
+    let refreshed = agent.refresh_cache().await.unwrap();
+    let not_bundle = agent.received.values().filter(|r| r.action != "Bundle").count();
+    assert_eq!(refreshed.len(), not_bundle);
+    assert!(refreshed.iter().all(|(id, action)| agent.received.get(id).is_some_and(|r| &r.action == action)));
+
     // The driver pass: the newest driver for a device with an older one installed.
     let hwid = wsus_catalog_gen::driver_hardware_id(0);
     let (drivers, not_needed) =

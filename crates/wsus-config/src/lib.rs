@@ -81,6 +81,15 @@ impl<'a> Vars<'a> {
         parse_http_url(name, &raw)
     }
 
+    fn number(&self, name: &'static str, default: usize, range: std::ops::RangeInclusive<usize>) -> Result<usize> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => raw.parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                ConfigError::new(name, format!("{raw:?} is not a number from {} to {}", range.start(), range.end()))
+            }),
+        }
+    }
+
     fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
             .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
@@ -353,6 +362,10 @@ pub struct GatewayConfig {
     pub cookie_keys: Vec<CookieKey>,
     /// Downstream servers allowed to sync from this one (GUIDs or FQDNs); empty = any.
     pub dss_allowlist: Vec<String>,
+    /// Hard limits on SOAP requests.
+    pub soap_max_body_bytes: usize,
+    pub soap_max_depth: usize,
+    pub soap_max_elements: usize,
 }
 
 impl GatewayConfig {
@@ -364,6 +377,9 @@ impl GatewayConfig {
             content_base_url: vars.http_url("WSUS_CONTENT_BASE_URL")?,
             cookie_keys: cookie_keys(vars)?,
             dss_allowlist: vars.list("WSUS_DSS_ALLOWLIST").into_iter().map(|s| s.to_ascii_lowercase()).collect(),
+            soap_max_body_bytes: vars.number("WSUS_SOAP_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024..=1024 * 1024 * 1024)?,
+            soap_max_depth: vars.number("WSUS_SOAP_MAX_DEPTH", 64, 8..=1024)?,
+            soap_max_elements: vars.number("WSUS_SOAP_MAX_ELEMENTS", 200_000, 100..=50_000_000)?,
         })
     }
 }
@@ -472,6 +488,8 @@ mod tests {
             ("WSUS_SYNC_PRODUCTS", "x"),
             ("WSUS_SYNCS_PER_DAY", "99"),
             ("WSUS_CONTENT_MODE", "eager"),
+            ("WSUS_SOAP_MAX_BODY_BYTES", "12"),
+            ("WSUS_SOAP_MAX_DEPTH", "deep"),
         ] {
             let err = gateway(&[DB, (name, bad)]).unwrap_err();
             assert_eq!(err.variable, name, "{err}");

@@ -54,6 +54,20 @@ pub enum EnvelopeStyle {
 }
 
 impl EnvelopeStyle {
+    /// Wraps an answer in the SOAP version the request came in.
+    pub fn wrap_for(self, version: SoapVersion, body_content: &str) -> String {
+        match version {
+            SoapVersion::Soap11 => self.wrap(body_content),
+            SoapVersion::Soap12 => {
+                let p = self.prefix();
+                let decl = if self == EnvelopeStyle::Asmx { "<?xml version=\"1.0\" encoding=\"utf-8\"?>" } else { "" };
+                format!(
+                    "{decl}<{p}:Envelope xmlns:{p}=\"{SOAP12_NS}\"><{p}:Body>{body_content}</{p}:Body></{p}:Envelope>"
+                )
+            }
+        }
+    }
+
     /// Wraps an already-encoded body element in a SOAP 1.1 envelope.
     pub fn wrap(self, body_content: &str) -> String {
         match self {
@@ -88,6 +102,14 @@ mod tests {
         assert_eq!((r.version, r.operation.name.as_str()), (SoapVersion::Soap11, "GetConfig"));
         let soap12 = br#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Header/><e:Body><GetAuthConfig xmlns="http://www.microsoft.com/SoftwareDistribution"/></e:Body></e:Envelope>"#;
         assert_eq!(parse_request(soap12, &Limits::default()).unwrap().version, SoapVersion::Soap12);
+    }
+
+    #[test]
+    fn answers_follow_the_request_version() {
+        let wrapped = EnvelopeStyle::Wcf.wrap_for(SoapVersion::Soap12, "<X/>");
+        let parsed = parse_request(wrapped.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!((parsed.version, parsed.operation.name.as_str()), (SoapVersion::Soap12, "X"));
+        assert_eq!(EnvelopeStyle::Asmx.wrap_for(SoapVersion::Soap11, "<X/>"), EnvelopeStyle::Asmx.wrap("<X/>"));
     }
 
     #[test]

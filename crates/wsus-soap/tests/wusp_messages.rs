@@ -148,3 +148,46 @@ fn the_driver_pass_decodes() {
     assert_eq!(installed.version, Some(2_814_751_477_604_196));
     assert_eq!(installed.date, chrono::NaiveDate::from_ymd_opt(2006, 6, 21));
 }
+
+/// The 2006 specification examples: soapenc arrays, xsi:nil, pretty-printed whitespace.
+#[test]
+fn the_specification_examples_decode() {
+    let dir = "wusp/examples/spec-section4";
+    let mut decoded = 0;
+    for name in [
+        "GetAuthorizationCookie.request.xml",
+        "GetConfig.request.xml",
+        "GetCookie.request.xml",
+        "RegisterComputer.request.xml",
+        "SyncUpdates.1-first.request.xml",
+        "SyncUpdates.2-second.request.xml",
+        "SyncUpdates.3-third.request.xml",
+        "SyncUpdates.4-fourth.request.xml",
+        "RefreshCache.request.xml",
+        "GetFileLocations.request.xml",
+        "ReportEventBatch.event148.request.xml",
+        "ReportEventBatch.events147-156.request.xml",
+        "ReportEventBatch.events183-202-147-156.request.xml",
+    ] {
+        let e = op(&reference(&format!("{dir}/{name}")));
+        match e.name.as_str() {
+            "GetAuthorizationCookie" => drop(GetAuthorizationCookieRequest::decode(&e).unwrap()),
+            "GetConfig" => drop(GetConfigRequest::decode(&e).unwrap()),
+            "GetCookie" => assert_eq!(GetCookieRequest::decode(&e).unwrap().auth_cookies.len(), 1),
+            "RegisterComputer" => assert!(ComputerInfo::decode(&e).unwrap().dns_name.is_some()),
+            "SyncUpdates" => {
+                let r = SyncUpdatesRequest::decode(&e).unwrap();
+                assert!(
+                    name.contains("1-first") || !r.installed_non_leaf.is_empty() || !r.other_cached.is_empty(),
+                    "{name}"
+                );
+            }
+            "RefreshCache" => assert_eq!(decode_refresh_cache(&e).unwrap().len(), 7),
+            "GetFileLocations" => assert_eq!(decode_file_digests(&e).unwrap().len(), 1),
+            "ReportEventBatch" => assert!(!decode_event_batch(&e).unwrap().is_empty(), "{name}"),
+            other => panic!("{name}: {other}"),
+        }
+        decoded += 1;
+    }
+    assert_eq!(decoded, 13);
+}

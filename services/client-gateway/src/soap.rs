@@ -180,7 +180,7 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
-        Ok(body) => soap_ok(style.wrap(&body), service),
+        Ok(body) => soap_ok(style.wrap_for(request.version, &body), service, request.version),
         Err((code, message)) => fault(code, message, request.version),
     }
 }
@@ -199,13 +199,17 @@ fn envelope_message(e: &EnvelopeError) -> String {
     format!("request: {e}")
 }
 
-fn soap_ok(body: String, service: Service) -> Response {
+fn soap_ok(body: String, service: Service, version: SoapVersion) -> Response {
     // Reporting adds max-age=0, as the real server does.
     let cache = if service == Service::Reporting { "private, max-age=0" } else { "private" };
+    let content_type = match version {
+        SoapVersion::Soap11 => "text/xml; charset=utf-8",
+        SoapVersion::Soap12 => "application/soap+xml; charset=utf-8",
+    };
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8")),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
         body,
