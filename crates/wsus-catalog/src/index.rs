@@ -110,6 +110,9 @@ pub struct ScanRequest<'a> {
     pub installed_non_leaf: &'a [i32],
     pub other_cached: &'a [i32],
     pub filter_categories: &'a [Uuid],
+    /// For a category scan: report cached revisions that are still deployed but outside
+    /// the scan apart (DeployedOutOfScopeRevisionIds) from those no longer deployed.
+    pub need_two_group_out_of_scope: bool,
     pub page_size: usize,
     /// The catalog version the client last scanned at: changes after it are reported.
     /// 0 (a client with no scan on record) reports none: it is told everything fresh.
@@ -120,6 +123,8 @@ pub struct ScanRequest<'a> {
 pub struct ScanResult {
     pub new_updates: Vec<Offered>,
     pub out_of_scope: Vec<i32>,
+    /// Category scans with NeedTwoGroupOutOfScopeUpdates: cached, still deployed, outside this scan.
+    pub deployed_out_of_scope: Vec<i32>,
     pub changed: Vec<Offered>,
     pub truncated: bool,
 }
@@ -369,17 +374,22 @@ impl CatalogIndex {
         let scope = (!req.filter_categories.is_empty()).then(|| self.in_filter(req.filter_categories));
 
         let mut needed: Vec<u32> = Vec::new();
+        // Deployed to the client whatever the filter (only a category scan needs it apart).
+        let mut deployed_anywhere: HashSet<i32> = HashSet::new();
         for &i in &self.latest {
             let r = &self.revs[i as usize];
             if r.update_type == UpdateType::Driver || self.declined.contains(&r.update_id) {
                 continue;
             }
-            if scope.as_ref().is_some_and(|s| !s.contains(&i)) {
+            if !r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u))) {
                 continue;
             }
-            if r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u))) {
-                needed.push(i);
+            if scope.as_ref().is_some_and(|s| !s.contains(&i)) {
+                deployed_anywhere.insert(r.revision_id);
+                continue;
             }
+            deployed_anywhere.insert(r.revision_id);
+            needed.push(i);
         }
         let needed_ids: HashSet<i32> = needed.iter().map(|&i| self.revs[i as usize].revision_id).collect();
 
@@ -398,17 +408,23 @@ impl CatalogIndex {
             .map(|&i| self.offered(&groups, i))
             .filter(|o| o.deployment.changed_version > req.since_version)
             .collect();
-        // A category scan sees only part of the catalog: what it does not see is not out
-        // of scope.
-        let mut out_of_scope: Vec<i32> = if scope.is_some() {
-            Vec::new()
-        } else {
-            cached.iter().copied().filter(|id| !needed_ids.contains(id)).collect()
+        // A category scan sees only part of the catalog: what lies outside it is out of
+        // scope only when it is not deployed at all, and is reported apart when the client
+        // asks for two groups; otherwise it is left alone.
+        let outside: Vec<i32> = cached.iter().copied().filter(|id| !needed_ids.contains(id)).collect();
+        let (mut out_of_scope, mut deployed_out_of_scope): (Vec<i32>, Vec<i32>) = match scope {
+            None => (outside, Vec::new()),
+            Some(_) if req.need_two_group_out_of_scope => {
+                outside.into_iter().partition(|id| !deployed_anywhere.contains(id))
+            }
+            Some(_) => (Vec::new(), Vec::new()),
         };
         out_of_scope.sort_unstable();
+        deployed_out_of_scope.sort_unstable();
         ScanResult {
             new_updates: fresh.into_iter().map(|i| self.offered(&groups, i)).collect(),
             out_of_scope,
+            deployed_out_of_scope,
             changed,
             truncated,
         }
@@ -545,7 +561,13 @@ impl CatalogIndex {
         new_updates.sort_by_key(|o| o.revision_id);
         let mut out_of_scope: Vec<i32> = cached.into_iter().filter(|id| !needed_ids.contains(id)).collect();
         out_of_scope.sort_unstable();
-        ScanResult { new_updates, out_of_scope, changed: Vec::new(), truncated: false }
+        ScanResult {
+            new_updates,
+            out_of_scope,
+            deployed_out_of_scope: Vec::new(),
+            changed: Vec::new(),
+            truncated: false,
+        }
     }
 }
 
@@ -583,6 +605,7 @@ impl CatalogIndex {
                 .map(|i| self.offered(&groups, i))
                 .collect(),
             out_of_scope,
+            deployed_out_of_scope: Vec::new(),
             changed: Vec::new(),
             truncated: false,
         }

@@ -272,3 +272,51 @@ fn the_driver_pass_offers_the_best_newer_driver() {
         scan(&[DeviceSpec { ids: vec!["USB\\VID_0000".into()], installed: None }], &[], &[]).new_updates.is_empty()
     );
 }
+
+#[test]
+fn a_category_scan_tells_deployed_out_of_scope_apart() {
+    let mut docs = Vec::new();
+    wsus_catalog_gen::generate(&wsus_catalog_gen::Options { revisions: 1500, seed: 9, ..Default::default() }, |d| {
+        docs.push(Update::parse(d.xml).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    let index = index_of(&docs, vec![], vec![]);
+    // A full scan first.
+    let (mut installed, mut cached) = (Vec::new(), Vec::new());
+    loop {
+        let r = index.scan(&ScanRequest {
+            installed_non_leaf: &installed,
+            other_cached: &cached,
+            page_size: 100,
+            ..Default::default()
+        });
+        let non_leaf = r.new_updates.iter().any(|u| !u.is_leaf);
+        for u in &r.new_updates {
+            if u.is_leaf { cached.push(u.revision_id) } else { installed.push(u.revision_id) }
+        }
+        if !r.truncated && !non_leaf {
+            break;
+        }
+    }
+    // Then a scan of one product: what other products hold is still deployed.
+    let product = docs.iter().find(|u| u.category_type.as_deref() == Some("Product")).unwrap().identity.update_id;
+    let filter = [product];
+    let scan = |two_groups| {
+        index.scan(&ScanRequest {
+            installed_non_leaf: &installed,
+            other_cached: &cached,
+            filter_categories: &filter,
+            need_two_group_out_of_scope: two_groups,
+            page_size: 100,
+            since_version: 2,
+            ..Default::default()
+        })
+    };
+    let r = scan(true);
+    assert!(r.new_updates.is_empty());
+    assert!(r.out_of_scope.is_empty(), "nothing cached went away");
+    assert!(!r.deployed_out_of_scope.is_empty(), "other products' updates are deployed, outside this scan");
+    let r = scan(false);
+    assert!(r.out_of_scope.is_empty() && r.deployed_out_of_scope.is_empty());
+}

@@ -567,6 +567,8 @@ pub struct SyncInfo<'a> {
     pub changed: Vec<UpdateInfo<'a>>,
     pub truncated: bool,
     pub new_cookie: Cookie,
+    /// Only for category scans that asked for it (NeedTwoGroupOutOfScopeUpdates).
+    pub deployed_out_of_scope: Vec<i32>,
     pub driver_sync_not_needed: bool,
 }
 
@@ -603,6 +605,13 @@ impl SyncInfo<'_> {
         }
         let _ = write!(out, "<Truncated>{}</Truncated>", self.truncated);
         self.new_cookie.encode(&mut out, "NewCookie");
+        if !self.deployed_out_of_scope.is_empty() {
+            out.push_str("<DeployedOutOfScopeRevisionIds>");
+            for id in &self.deployed_out_of_scope {
+                let _ = write!(out, "<int>{id}</int>");
+            }
+            out.push_str("</DeployedOutOfScopeRevisionIds>");
+        }
         let _ = write!(out, "<DriverSyncNotNeeded>{}</DriverSyncNotNeeded>", self.driver_sync_not_needed);
         let _ = write!(out, "</{op}Result></{op}Response>");
         out

@@ -103,6 +103,7 @@ fn sync_updates_response_is_shaped_like_the_real_server() {
             expiration: DateTime::parse_from_rfc3339("2026-10-04T16:03:35.9967236Z").unwrap().into(),
             encrypted_data: Some(encrypted_data(&real).to_owned()),
         },
+        deployed_out_of_scope: vec![],
         driver_sync_not_needed: true,
     };
     assert_eq!(EnvelopeStyle::Wcf.wrap(&info.encode_response()), real.trim_end());

@@ -313,6 +313,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
             changed: vec![],
             truncated: false,
             new_cookie: seal(&server, &cookie),
+            deployed_out_of_scope: vec![],
             driver_sync_not_needed: !catalog.has_drivers(),
         };
         return Ok(info.encode_response());
@@ -323,6 +324,8 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         installed_non_leaf: &req.installed_non_leaf,
         other_cached: &req.other_cached,
         filter_categories: &req.filter_category_ids,
+        // StartCategoryScan and its options need client protocol 1.7 (server 3.2).
+        need_two_group_out_of_scope: req.need_two_group_out_of_scope && cookie.protocol_version >= (1, 7),
         page_size: settings.sync_updates_page_size.max(1) as usize,
         since_version: cookie.catalog_version,
     });
@@ -342,6 +345,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         changed: result.changed.iter().map(info_of).collect(),
         truncated: result.truncated,
         new_cookie: seal(&server, &cookie),
+        deployed_out_of_scope: result.deployed_out_of_scope.clone(),
         driver_sync_not_needed: !req.filter_category_ids.is_empty(),
     };
     Ok(info.encode_response())
@@ -491,6 +495,7 @@ pub fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
         changed: vec![],
         truncated: false,
         new_cookie: seal(&server, &cookie),
+        deployed_out_of_scope: vec![],
         driver_sync_not_needed: true,
     };
     Ok(info.encode_as("SyncPrinterCatalog"))
