@@ -237,6 +237,15 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     assert_eq!(printers.children[0].name, "SyncPrinterCatalogResult");
     assert!(printers.children[0].child("NewUpdates").is_none() && printers.children[0].child("NewCookie").is_some());
 
+    // Inventory is never asked for.
+    let rns = "http://www.microsoft.com/SoftwareDistribution";
+    let inventory = agent
+        .call("/ReportingWebService/ReportingWebService.asmx", &format!("{rns}/GetRequiredInventoryType"), &format!(
+            "<GetRequiredInventoryType xmlns=\"{rns}\">{cookie_xml}<rulesId>00000000-0000-0000-0000-000000000000</rulesId><rulesVersion>1</rulesVersion></GetRequiredInventoryType>"))
+        .await
+        .unwrap();
+    assert_eq!(inventory.children[0].value(), "0");
+
     // An oversize body is refused with a fault, not read whole.
     let huge = format!(
         "<GetConfig xmlns=\"{ns}\"><protocolVersion>{}</protocolVersion></GetConfig>",

@@ -100,6 +100,8 @@ pub struct Offered {
     pub is_leaf: bool,
     pub core_escaped: Arc<str>,
     pub deployment: DeploymentView,
+    /// For drivers: the hardware id the driver was matched by.
+    pub hardware_ids: Vec<String>,
 }
 
 /// What a client asked for in one SyncUpdates call.
@@ -338,6 +340,7 @@ impl CatalogIndex {
             is_leaf: r.is_leaf,
             core_escaped: r.core_escaped.clone(),
             deployment: self.deployment_for(groups, i),
+            hardware_ids: Vec::new(),
         }
     }
 
@@ -502,7 +505,7 @@ impl CatalogIndex {
         let groups = self.effective_groups(req.groups);
         let installed: HashSet<Uuid> = req.installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
         let latest: HashSet<u32> = self.latest.iter().copied().collect();
-        let mut best_per_device: Vec<u32> = Vec::new();
+        let mut best_per_device: Vec<(u32, String)> = Vec::new();
         for device in req.devices {
             type Rank = (usize, u8, usize, std::cmp::Reverse<Option<NaiveDate>>, std::cmp::Reverse<Option<u64>>);
             let mut best: Option<(Rank, u32, &IndexDriver)> = None;
@@ -547,16 +550,17 @@ impl CatalogIndex {
                 None => true,
                 Some(inst) => (d.date, d.version) > (inst.date, inst.version),
             };
-            if better && !best_per_device.contains(&i) {
-                best_per_device.push(i);
+            if better && !best_per_device.iter().any(|(b, _)| *b == i) {
+                best_per_device.push((i, d.hardware_id.clone()));
             }
         }
         let cached: HashSet<i32> = req.cached_driver_ids.iter().copied().collect();
-        let needed_ids: HashSet<i32> = best_per_device.iter().map(|&i| self.revs[i as usize].revision_id).collect();
+        let needed_ids: HashSet<i32> =
+            best_per_device.iter().map(|(i, _)| self.revs[*i as usize].revision_id).collect();
         let mut new_updates: Vec<Offered> = best_per_device
             .iter()
-            .filter(|&&i| !cached.contains(&self.revs[i as usize].revision_id))
-            .map(|&i| self.offered(&groups, i))
+            .filter(|(i, _)| !cached.contains(&self.revs[*i as usize].revision_id))
+            .map(|(i, hw)| Offered { hardware_ids: vec![hw.clone()], ..self.offered(&groups, *i) })
             .collect();
         new_updates.sort_by_key(|o| o.revision_id);
         let mut out_of_scope: Vec<i32> = cached.into_iter().filter(|id| !needed_ids.contains(id)).collect();

@@ -532,6 +532,8 @@ pub struct DeploymentInfo {
     pub action: &'static str,
     pub deadline: Option<DateTime<Utc>>,
     pub last_change: chrono::NaiveDate,
+    /// For drivers: the hardware ids they were matched by (clients 1.6 and later).
+    pub hardware_ids: Vec<String>,
 }
 
 impl DeploymentInfo {
@@ -542,9 +544,17 @@ impl DeploymentInfo {
         }
         let _ = write!(
             out,
-            "<IsAssigned>true</IsAssigned><LastChangeTime>{}</LastChangeTime><AutoSelect>0</AutoSelect><AutoDownload>0</AutoDownload><SupersedenceBehavior>0</SupersedenceBehavior></Deployment>",
+            "<IsAssigned>true</IsAssigned><LastChangeTime>{}</LastChangeTime>",
             self.last_change.format("%Y-%m-%d")
         );
+        if !self.hardware_ids.is_empty() {
+            out.push_str("<HardwareIds>");
+            for h in &self.hardware_ids {
+                element(out, "string", h);
+            }
+            out.push_str("</HardwareIds>");
+        }
+        out.push_str("<AutoSelect>0</AutoSelect><AutoDownload>0</AutoDownload><SupersedenceBehavior>0</SupersedenceBehavior></Deployment>");
     }
 }
 

@@ -92,6 +92,7 @@ fn sync_updates_response_is_shaped_like_the_real_server() {
                 action: "Evaluate",
                 deadline: None,
                 last_change: "2026-10-04".parse().unwrap(),
+                hardware_ids: vec![],
             },
             is_leaf: false,
             core_escaped,

@@ -229,12 +229,7 @@ pub fn refresh_cache(gw: &Gateway, op: &Element) -> OpResult {
             update_id: id.update_id,
             revision_number: id.revision_number,
             is_leaf: o.is_leaf,
-            deployment: DeploymentInfo {
-                id: o.deployment.wire_id,
-                action: o.deployment.action,
-                deadline: o.deployment.deadline,
-                last_change: o.deployment.last_change,
-            },
+            deployment: update_info(&o).deployment,
         })
         .collect();
     Ok(wusp::encode_refresh_cache(&entries))
@@ -303,11 +298,19 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
             feature_score_key: req.feature_score_key.as_deref(),
         });
         cookie.last_driver_sync = Utc::now().timestamp();
+        // Hardware ids on driver deployments are understood from client protocol 1.6.
+        let with_hardware_ids = cookie.protocol_version >= (1, 6);
         let info = SyncInfo {
             new_updates: result
                 .new_updates
                 .iter()
-                .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) })
+                .map(|o| {
+                    let mut info = UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) };
+                    if !with_hardware_ids {
+                        info.deployment.hardware_ids.clear();
+                    }
+                    info
+                })
                 .collect(),
             out_of_scope: result.out_of_scope.clone(),
             changed: vec![],
@@ -510,6 +513,7 @@ fn update_info(o: &wsus_catalog::index::Offered) -> UpdateInfo<'static> {
             action: o.deployment.action,
             deadline: o.deployment.deadline,
             last_change: o.deployment.last_change,
+            hardware_ids: o.hardware_ids.clone(),
         },
         is_leaf: o.is_leaf,
         core_escaped: "",

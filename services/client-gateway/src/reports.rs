@@ -61,6 +61,23 @@ pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
     }
 }
 
+/// GetRequiredInventoryType: this server never asks for inventory (GetConfig announces
+/// IsInventoryRequired 0), so the answer is 0, none.
+pub fn get_required_inventory_type(gw: &Gateway, op: &Element) -> OpResult {
+    crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    Ok(format!(
+        "<GetRequiredInventoryTypeResponse xmlns=\"{}\"><GetRequiredInventoryTypeResult>0</GetRequiredInventoryTypeResult></GetRequiredInventoryTypeResponse>",
+        wusp::REPORTING_NS
+    ))
+}
+
+/// ReportInventory: inventory this server did not ask for is acknowledged and not kept.
+pub fn report_inventory(gw: &Gateway, op: &Element) -> OpResult {
+    let (_, cookie) = crate::client::open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    tracing::debug!(computer = %cookie.client_id, "inventory sent though none was asked for; not kept");
+    Ok(encode_report_event_batch_response("ReportInventory"))
+}
+
 /// Completed scans, sent to reporting in batches off the request path.
 #[derive(Clone)]
 pub struct SyncRecords {

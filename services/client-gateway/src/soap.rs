@@ -177,6 +177,8 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (Service::Reporting, "ReportEventBatch" | "ReportEventBatch2") => {
             crate::reports::report_event_batch(&gw, element).await
         }
+        (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(&gw, element),
+        (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(&gw, element),
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
