@@ -150,14 +150,7 @@ pub struct CatalogIndex {
 /// Escapes a fragment for element content, once.
 pub fn escape_xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    wsus_metadata::fragments::push_text(&mut out, text);
     out
 }
 

@@ -256,7 +256,11 @@ fn the_driver_pass_offers_the_best_newer_driver() {
     let r = scan(&[device(0, Some(("1.0.0.0", 1)))], &[], &[]);
     assert_eq!(r.new_updates.iter().map(|o| o.revision_id).collect::<Vec<_>>(), vec![newest]);
     assert!(r.new_updates[0].core_escaped.contains("d.WindowsDriverMetaData"));
-    assert_eq!(r.new_updates[0].hardware_ids, vec![hw0.clone()], "the matching hardware id travels with the deployment");
+    assert_eq!(
+        r.new_updates[0].hardware_ids,
+        vec![hw0.clone()],
+        "the matching hardware id travels with the deployment"
+    );
     // The newest already installed: nothing.
     assert!(scan(&[device(0, Some(("1.0.2.0", 3)))], &[], &[]).new_updates.is_empty());
     // Cached: not offered again; a cached driver no longer best is out of scope.

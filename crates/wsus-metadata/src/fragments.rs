@@ -176,7 +176,8 @@ fn push_attr(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-fn push_text(out: &mut String, text: &str) {
+/// Appends `text` escaped for element content (`&`, `<`, `>`), as WSUS writes fragments.
+pub fn push_text(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -7,21 +7,12 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wsus_catalog::index::{IndexDeployment, IndexDriver, IndexInput, IndexRevision};
-use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
+use wsus_metadata::UpdateIdentity;
 
 use crate::Result;
 
 /// Channel notified (payload: the computer id) when a computer registers or its groups change.
 pub const COMPUTERS_CHANNEL: &str = "wsus_computers";
-
-fn update_type(t: &str) -> UpdateType {
-    match t {
-        "Driver" => UpdateType::Driver,
-        "Category" => UpdateType::Category,
-        "Detectoid" => UpdateType::Detectoid,
-        _ => UpdateType::Software,
-    }
-}
 
 /// Loads everything the in-memory index is built from, in one repeatable-read snapshot.
 pub async fn load(pool: &PgPool) -> Result<IndexInput> {
@@ -47,7 +38,7 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
             IndexRevision {
                 revision_id: rid,
                 identity: UpdateIdentity { update_id: u, revision_number: n },
-                update_type: update_type(&t),
+                update_type: crate::revisions::parse_type(&t),
                 category_type,
                 is_leaf: leaf,
                 core: core.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
@@ -59,28 +50,11 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
             }
         })
         .collect();
-    let prereqs: Vec<(i32, i32, Uuid, bool)> = sqlx::query_as(
-        "SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (rid, clause, u, cat) in prereqs {
-        let Some(&i) = at.get(&rid) else { continue };
-        let clauses = &mut revisions[i].prerequisites;
-        let clause = clause.max(0) as usize;
-        while clauses.len() <= clause {
-            clauses.push(PrerequisiteClause { update_ids: Vec::new(), is_category: cat });
-        }
-        clauses[clause].update_ids.push(u);
-    }
-    let members: Vec<(i32, Uuid, i32)> =
-        sqlx::query_as("SELECT revision_id, member_update_id, member_revision_number FROM bundle_member")
-            .fetch_all(&mut *tx)
-            .await?;
-    for (rid, u, n) in members {
-        if let Some(&i) = at.get(&rid) {
-            revisions[i].bundled.push(UpdateIdentity { update_id: u, revision_number: n });
-        }
+    let mut relationships = crate::revisions::relationships(&mut tx).await?;
+    for (rid, &i) in &at {
+        revisions[i].prerequisites = relationships.prerequisites.remove(rid).unwrap_or_default();
+        revisions[i].bundled =
+            relationships.bundled.remove(rid).map(|b| b.into_iter().flatten().collect()).unwrap_or_default();
     }
     type Dep = (i32, Uuid, Uuid, String, Option<chrono::DateTime<chrono::Utc>>, NaiveDate, i64);
     let deployments: Vec<Dep> = sqlx::query_as(

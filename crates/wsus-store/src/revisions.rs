@@ -446,34 +446,10 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
             }
         })
         .collect();
-    let prereqs: Vec<(i32, i32, Uuid, bool)> = sqlx::query_as(
-        "SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (rid, clause, u, cat) in prereqs {
-        let n = &mut nodes[index[&rid]];
-        let clause = clause.max(0) as usize;
-        while n.prerequisites.len() <= clause {
-            n.prerequisites.push(PrerequisiteClause { update_ids: vec![], is_category: cat });
-        }
-        n.prerequisites[clause].update_ids.push(u);
-    }
-    let members: Vec<(i32, i32, Uuid, i32)> = sqlx::query_as(
-        "SELECT revision_id, clause, member_update_id, member_revision_number FROM bundle_member ORDER BY revision_id, clause",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    for (rid, clause, u, r) in members {
-        let n = &mut nodes[index[&rid]];
-        while (n.bundled.len() as i32) <= clause {
-            n.bundled.push(Vec::new());
-        }
-        n.bundled[clause as usize].push(UpdateIdentity { update_id: u, revision_number: r });
-    }
-    for n in &mut nodes {
-        n.prerequisites.retain(|c| !c.update_ids.is_empty());
-        n.bundled.retain(|c| !c.is_empty());
+    let mut relationships = relationships(&mut tx).await?;
+    for (rid, &i) in &index {
+        nodes[i].prerequisites = relationships.prerequisites.remove(rid).unwrap_or_default();
+        nodes[i].bundled = relationships.bundled.remove(rid).unwrap_or_default();
     }
     let superseded: Vec<(i32, Uuid)> =
         sqlx::query_as("SELECT revision_id, superseded_update_id FROM supersedence").fetch_all(&mut *tx).await?;
@@ -544,13 +520,58 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     Ok(changed.len() as u64)
 }
 
-fn parse_type(t: &str) -> UpdateType {
+pub(crate) fn parse_type(t: &str) -> UpdateType {
     match t {
         "Driver" => UpdateType::Driver,
         "Category" => UpdateType::Category,
         "Detectoid" => UpdateType::Detectoid,
         _ => UpdateType::Software,
     }
+}
+
+/// Every revision's prerequisites (CNF) and bundled revisions, by revision id.
+pub(crate) struct Relationships {
+    pub prerequisites: HashMap<i32, Vec<PrerequisiteClause>>,
+    pub bundled: HashMap<i32, Vec<Vec<UpdateIdentity>>>,
+}
+
+pub(crate) async fn relationships(tx: &mut Transaction<'_, Postgres>) -> Result<Relationships> {
+    let rows: Vec<(i32, i32, Uuid, bool)> = sqlx::query_as(
+        "SELECT revision_id, clause, update_id, is_category FROM prerequisite ORDER BY revision_id, clause",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut prerequisites: HashMap<i32, Vec<PrerequisiteClause>> = HashMap::new();
+    for (rid, clause, u, cat) in rows {
+        let clauses = prerequisites.entry(rid).or_default();
+        let clause = clause.max(0) as usize;
+        while clauses.len() <= clause {
+            clauses.push(PrerequisiteClause { update_ids: Vec::new(), is_category: cat });
+        }
+        clauses[clause].update_ids.push(u);
+    }
+    let rows: Vec<(i32, i32, Uuid, i32)> = sqlx::query_as(
+        "SELECT revision_id, clause, member_update_id, member_revision_number FROM bundle_member ORDER BY revision_id, clause",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut bundled: HashMap<i32, Vec<Vec<UpdateIdentity>>> = HashMap::new();
+    for (rid, clause, u, r) in rows {
+        let clauses = bundled.entry(rid).or_default();
+        let clause = clause.max(0) as usize;
+        while clauses.len() <= clause {
+            clauses.push(Vec::new());
+        }
+        clauses[clause].push(UpdateIdentity { update_id: u, revision_number: r });
+    }
+    // Gaps in clause numbers would leave empty clauses, and an empty OR never holds.
+    for c in prerequisites.values_mut() {
+        c.retain(|c| !c.update_ids.is_empty());
+    }
+    for c in bundled.values_mut() {
+        c.retain(|c| !c.is_empty());
+    }
+    Ok(Relationships { prerequisites, bundled })
 }
 
 /// A stored revision's identity and derived columns.

@@ -241,6 +241,17 @@ fn content_url(gw: &Gateway, ctx: &Context, sha1: &[u8; 20], file_name: &str) ->
     format!("{base}/Content/{}", wsus_content::relative_path(sha1, file_name))
 }
 
+/// (SHA-1 base64, URL) for stored files given as (SHA-1, file name).
+fn file_locations(gw: &Gateway, ctx: &Context, files: &[(Vec<u8>, String)]) -> Vec<(String, String)> {
+    files
+        .iter()
+        .filter_map(|(sha1, name)| {
+            let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
+            Some((b64().encode(sha1), content_url(gw, ctx, &sha1, name)))
+        })
+        .collect()
+}
+
 /// GetFileLocations (MS-WUSP 3.1.5.10).
 pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
     let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
@@ -249,14 +260,7 @@ pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> Op
     let names = wsus_store::revisions::file_names(&gw.pool, &raw)
         .await
         .map_err(|e| (ErrorCode::ServerBusy, format!("catalog store: {e}")))?;
-    let locations: Vec<(String, String)> = names
-        .iter()
-        .filter_map(|(sha1, name)| {
-            let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
-            Some((b64().encode(sha1), content_url(gw, ctx, &sha1, name)))
-        })
-        .collect();
-    Ok(wusp::encode_file_locations(&locations, &seal(&server, &cookie)))
+    Ok(wusp::encode_file_locations(&file_locations(gw, ctx, &names), &seal(&server, &cookie)))
 }
 
 pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
@@ -471,13 +475,7 @@ async fn extended_info(
     } else {
         Vec::new()
     };
-    let locations: Vec<(String, String)> = files
-        .iter()
-        .filter_map(|(sha1, name)| {
-            let sha1: [u8; 20] = sha1.as_slice().try_into().ok()?;
-            Some((b64().encode(sha1), content_url(gw, ctx, &sha1, name)))
-        })
-        .collect();
+    let locations = file_locations(gw, ctx, &files);
     let refs: Vec<(i32, &str)> = updates.iter().map(|(id, x)| (*id, x.as_str())).collect();
     Ok(encode_extended_update_info(op, &refs, &locations, out_of_scope))
 }
