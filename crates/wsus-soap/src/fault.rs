@@ -64,11 +64,13 @@ pub struct Fault {
     pub id: Uuid,
     /// The SOAPAction of the request, quoted as WSUS writes it.
     pub method: Option<String>,
+    /// The service URL, which the server-sync service of WSUS names (faultactor).
+    pub actor: Option<String>,
 }
 
 impl Fault {
     pub fn new(code: ErrorCode, message: impl Into<Option<String>>, method: Option<&str>) -> Self {
-        Self { code, message: message.into(), id: Uuid::new_v4(), method: method.map(quote_action) }
+        Self { code, message: message.into(), id: Uuid::new_v4(), method: method.map(quote_action), actor: None }
     }
 
     /// The response body for this fault.
@@ -76,22 +78,34 @@ impl Fault {
         let mut detail = String::new();
         element(&mut detail, "ErrorCode", self.code.as_str());
         if let Some(m) = &self.message {
-            element(&mut detail, "Message", m);
+            // Written out even when empty, as WSUS does.
+            let _ = write!(detail, "<Message>{}</Message>", crate::write::escape(m));
         }
         element(&mut detail, "ID", &self.id.to_string());
         if let Some(m) = &self.method {
             element(&mut detail, "Method", m);
         }
         let p = style.prefix();
-        let decl = if style == EnvelopeStyle::Asmx { "<?xml version=\"1.0\" encoding=\"utf-8\"?>" } else { "" };
+        let (decl, namespaces) = match style {
+            EnvelopeStyle::Asmx => (
+                "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+                " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"",
+            ),
+            EnvelopeStyle::Wcf => ("", ""),
+        };
+        let actor = self
+            .actor
+            .as_deref()
+            .map(|a| format!("<faultactor>{}</faultactor>", crate::write::escape(a)))
+            .unwrap_or_default();
         let mut out = String::with_capacity(detail.len() + 400);
         match version {
             SoapVersion::Soap11 => {
                 let side = if self.code.is_server_side() { "Server" } else { "Client" };
                 let _ = write!(
                     out,
-                    "{decl}<{p}:Envelope xmlns:{p}=\"{SOAP11_NS}\"><{p}:Body><{p}:Fault><faultcode>{p}:{side}</faultcode>\
-                     <faultstring>Fault occurred</faultstring><detail>{detail}</detail></{p}:Fault></{p}:Body></{p}:Envelope>"
+                    "{decl}<{p}:Envelope xmlns:{p}=\"{SOAP11_NS}\"{namespaces}><{p}:Body><{p}:Fault><faultcode>{p}:{side}</faultcode>\
+                     <faultstring>Fault occurred</faultstring>{actor}<detail>{detail}</detail></{p}:Fault></{p}:Body></{p}:Envelope>"
                 );
             }
             SoapVersion::Soap12 => {

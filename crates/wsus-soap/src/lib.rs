@@ -9,6 +9,7 @@
 pub mod envelope;
 pub mod fault;
 pub mod write;
+pub mod wsusss;
 pub mod wusp;
 pub mod xml;
 

@@ -321,10 +321,14 @@ pub fn encode_cookie_response(op: &str, cookie: &Cookie) -> String {
     out
 }
 
-/// A request that carries only a cookie of interest to the gateway, read from any
-/// operation (`cookie` child).
+/// The `cookie` of any operation.
 pub fn request_cookie(op: &Element) -> Result<Cookie, DecodeError> {
-    Cookie::decode(read::child(op, "cookie", "cookie")?, "cookie")
+    request_cookie_named(op, "cookie")
+}
+
+/// A cookie carried under another name (`oldCookie`).
+pub fn request_cookie_named(op: &Element, name: &str) -> Result<Cookie, DecodeError> {
+    Cookie::decode(read::child(op, name, name)?, name)
 }
 
 /// RegisterComputer's ComputerInfo (MS-WUSP 2.2.2.2.3), as sent.
