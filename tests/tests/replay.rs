@@ -19,6 +19,8 @@ const CATALOG_DEPENDENT: &[&str] = &[
     "DeployedOutOfScopeRevisionIds",
     "FileLocations",
     "Updates",
+    "NewRevisions",
+    "fileUrls",
 ];
 
 fn parse(body: &str) -> Element {
@@ -204,4 +206,114 @@ fn agent_cookie(agent: &Agent) -> Option<(String, String)> {
 
 fn agent_take_cookie(agent: &mut Agent, response: &Element) {
     agent.adopt_cookie(response);
+}
+
+/// Every request a real WSUS downstream server sent a real WSUS upstream, replayed in
+/// order against client-gateway (the cookies it issues substituted): each answer has the
+/// real answer's structure (documents as XmlUpdateBlob where WSUS compressed them), the
+/// faults included, and the revisions the real upstream named that this catalog holds.
+#[tokio::test(flavor = "multi_thread")]
+async fn downstream_server_requests_get_answers_shaped_like_a_real_upstream() {
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let docs = reference("captures/wsus-m0-wsusss/docs");
+    let (ok, out, err) =
+        run_binary("sync-worker", &["import", docs.to_str().unwrap()], &HashMap::from([("DATABASE_URL", db.clone())]));
+    assert!(ok, "{out}{err}");
+    let system = System::start(&db);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+    let pool = PgPool::connect(&db).await.unwrap();
+    let held: HashSet<(String, String)> =
+        sqlx::query_as::<_, (uuid::Uuid, i32)>("SELECT update_id, revision_number FROM revision")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(u, r)| (u.to_string(), r.to_string()))
+            .collect();
+
+    let root = reference("captures/wsus-m0-wsusss/exchanges");
+    let mut exchanges: Vec<PathBuf> =
+        std::fs::read_dir(&root).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    exchanges.sort();
+    let (mut cookie_data, mut encrypted, mut expiration) = (None::<String>, None::<String>, None::<String>);
+    for ex in &exchanges {
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ex.join("meta.json")).unwrap()).unwrap();
+        let path = meta["path"].as_str().unwrap();
+        let action = meta["soap_action"].as_str().unwrap();
+        let mut body = std::fs::read_to_string(ex.join("request.body")).unwrap();
+        if let Some(c) = &cookie_data {
+            body = replace_all(&body, "CookieData", c);
+        }
+        if let (Some(data), Some(exp)) = (&encrypted, &expiration) {
+            body = replace_all(&body, "EncryptedData", data);
+            body = replace_all(&body, "Expiration", exp);
+        }
+        let response = http
+            .post(format!("{}{path}", system.gateway_url))
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", format!("\"{action}\""))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let name = ex.display().to_string();
+        assert_eq!(status, meta["status"].as_u64().unwrap() as u16, "{name}: {text}");
+        let ours = parse(&text);
+        let real_text = std::fs::read_to_string(ex.join("response.body")).unwrap();
+        let real = parse(&real_text.replace("XmlUpdateBlobCompressed>", "XmlUpdateBlob>"));
+        compare(&name, &real, &ours);
+        if status == 500 {
+            let (ours, real) = (ours.child("faultactor").unwrap().value(), real.child("faultactor").unwrap().value());
+            assert_eq!(
+                ours.split_once("//").unwrap().1.split_once('/').unwrap().1,
+                real.split_once("//").unwrap().1.split_once('/').unwrap().1
+            );
+            continue;
+        }
+        let result = &ours.children[0];
+        match ours.name.as_str() {
+            "GetAuthorizationCookieResponse" => {
+                cookie_data = Some(result.child("CookieData").unwrap().value().to_owned())
+            }
+            "GetCookieResponse" => {
+                encrypted = Some(result.child("EncryptedData").unwrap().value().to_owned());
+                expiration = Some(result.child("Expiration").unwrap().value().to_owned());
+            }
+            "GetRevisionIdListResponse" => {
+                // What the real upstream listed and this catalog holds, this one lists too.
+                let listed = |text: &str| -> HashSet<(String, String)> {
+                    text.split("<UpdateID>")
+                        .skip(1)
+                        .filter_map(|s| {
+                            let (id, rest) = s.split_once("</UpdateID><RevisionNumber>")?;
+                            Some((id.to_owned(), rest.split('<').next()?.to_owned()))
+                        })
+                        .collect()
+                };
+                let ours = listed(&text);
+                let expected: HashSet<_> = listed(&real_text).intersection(&held).cloned().collect();
+                let missing: Vec<_> = expected.difference(&ours).collect();
+                assert!(missing.is_empty(), "{name}: {missing:?} missing from {text}");
+            }
+            "GetUpdateDataResponse" => {
+                // The document is the imported one, byte for byte.
+                let data = &result.child("updates").unwrap().children[0];
+                let id = data.child("Id").unwrap();
+                let file = docs.join(format!(
+                    "{}-r{}.xml",
+                    id.child("UpdateID").unwrap().value(),
+                    id.child("RevisionNumber").unwrap().value()
+                ));
+                let imported = std::fs::read_to_string(file).unwrap();
+                assert_eq!(data.child("XmlUpdateBlob").unwrap().value(), imported.trim(), "{name}");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(exchanges.len(), 19);
 }

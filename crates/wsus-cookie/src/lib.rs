@@ -44,6 +44,8 @@ pub enum Purpose {
     Client,
     /// MS-WSUSSS cookies of downstream servers.
     Server,
+    /// MS-WSUSSS authorization cookies of downstream servers.
+    ServerAuthorization,
 }
 
 impl Purpose {
@@ -52,6 +54,7 @@ impl Purpose {
             Purpose::Authorization => b"wsus/authorization",
             Purpose::Client => b"wsus/client",
             Purpose::Server => b"wsus/server",
+            Purpose::ServerAuthorization => b"wsus/server-authorization",
         }
     }
 }
@@ -174,7 +177,17 @@ pub struct AuthorizationCookie {
 }
 
 impl AuthorizationCookie {
+    /// Sealed as a client's SimpleAuth cookie.
     pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        self.seal_for(keys, Purpose::Authorization)
+    }
+
+    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
+        Self::open_for(keys, Purpose::Authorization, sealed)
+    }
+
+    /// Sealed for `purpose` (a downstream server's authorization uses [`Purpose::ServerAuthorization`]).
+    pub fn seal_for(&self, keys: &Keys, purpose: Purpose) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(1).uuid(&self.server_id).str(&self.client_id).str(&self.dns_name);
         match &self.target_group_name {
@@ -182,11 +195,11 @@ impl AuthorizationCookie {
             None => w.u8(0),
         };
         w.i64(self.issued_at);
-        keys.seal(Purpose::Authorization, &w.0)
+        keys.seal(purpose, &w.0)
     }
 
-    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
-        let plain = keys.open(Purpose::Authorization, sealed)?;
+    pub fn open_for(keys: &Keys, purpose: Purpose, sealed: &[u8]) -> Result<Self, CookieError> {
+        let plain = keys.open(purpose, sealed)?;
         let mut r = Reader(&plain);
         if r.u8()? != 1 {
             return Err(CookieError::Invalid);
@@ -223,7 +236,17 @@ pub struct ClientCookie {
 }
 
 impl ClientCookie {
+    /// Sealed as a client's Cookie.
     pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        self.seal_for(keys, Purpose::Client)
+    }
+
+    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
+        Self::open_for(keys, Purpose::Client, sealed)
+    }
+
+    /// Sealed for `purpose` (a downstream server's Cookie uses [`Purpose::Server`]).
+    pub fn seal_for(&self, keys: &Keys, purpose: Purpose) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(1).uuid(&self.server_id).str(&self.client_id);
         match &self.target_group_name {
@@ -237,11 +260,11 @@ impl ClientCookie {
             .i64(self.last_sync)
             .i64(self.last_driver_sync)
             .i64(self.catalog_version);
-        keys.seal(Purpose::Client, &w.0)
+        keys.seal(purpose, &w.0)
     }
 
-    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
-        let plain = keys.open(Purpose::Client, sealed)?;
+    pub fn open_for(keys: &Keys, purpose: Purpose, sealed: &[u8]) -> Result<Self, CookieError> {
+        let plain = keys.open(purpose, sealed)?;
         let mut r = Reader(&plain);
         if r.u8()? != 1 {
             return Err(CookieError::Invalid);

@@ -16,6 +16,7 @@ pub mod reporting;
 pub mod revisions;
 pub mod settings;
 pub mod sync_history;
+pub mod upstream;
 
 pub use sqlx::PgPool;
 

@@ -236,7 +236,7 @@ pub fn refresh_cache(gw: &Gateway, op: &Element) -> OpResult {
 }
 
 /// Where files are served: `WSUS_CONTENT_BASE_URL`, or the host the client used.
-fn content_url(gw: &Gateway, ctx: &Context, sha1: &[u8; 20], file_name: &str) -> String {
+pub(crate) fn content_url(gw: &Gateway, ctx: &Context, sha1: &[u8; 20], file_name: &str) -> String {
     let base = gw.config.content_base_url.clone().unwrap_or_else(|| format!("{}://{}", ctx.scheme, ctx.host));
     format!("{base}/Content/{}", wsus_content::relative_path(sha1, file_name))
 }

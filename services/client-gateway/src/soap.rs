@@ -17,6 +17,9 @@ pub enum Service {
     Client,
     SimpleAuth,
     Reporting,
+    /// MS-WSUSSS, for downstream servers.
+    ServerSync,
+    DssAuth,
 }
 
 impl Service {
@@ -25,14 +28,26 @@ impl Service {
             Service::Client => "ClientWebService",
             Service::SimpleAuth => "SimpleAuthWebService",
             Service::Reporting => "ReportingWebService",
+            Service::ServerSync => "ServerSyncWebService",
+            Service::DssAuth => "DssAuthWebService",
         }
+    }
+
+    /// The fault actor the server-to-server services name, as WSUS does.
+    fn actor(self, scheme: &str, host: &str) -> Option<String> {
+        let path = match self {
+            Service::ServerSync => "ServerSyncWebService/ServerSyncWebService.asmx",
+            Service::DssAuth => "DssAuthWebService/DssAuthWebService.asmx",
+            _ => return None,
+        };
+        Some(format!("{scheme}://{host}/{path}"))
     }
 
     /// Client answers like WCF, the others like ASMX, as on the real server.
     fn style(self) -> EnvelopeStyle {
         match self {
             Service::Client => EnvelopeStyle::Wcf,
-            Service::SimpleAuth | Service::Reporting => EnvelopeStyle::Asmx,
+            Service::SimpleAuth | Service::Reporting | Service::ServerSync | Service::DssAuth => EnvelopeStyle::Asmx,
         }
     }
 }
@@ -44,6 +59,11 @@ fn service_for(path: &str) -> Option<Service> {
         // The native client uses the first; the WSDL names the second.
         "/reportingwebservice/reportingwebservice.asmx" | "/reportingwebservice/webservice.asmx" => {
             Some(Service::Reporting)
+        }
+        "/serversyncwebservice/serversyncwebservice.asmx" => Some(Service::ServerSync),
+        // WSUS downstream servers build this URL with a doubled slash.
+        "/dssauthwebservice/dssauthwebservice.asmx" | "//dssauthwebservice/dssauthwebservice.asmx" => {
+            Some(Service::DssAuth)
         }
         _ => None,
     }
@@ -131,8 +151,20 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let action = soap_action(&parts.headers);
     let style = service.style();
+    let ctx = Context {
+        host: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| gw.config.common.http_addr.to_string()),
+        scheme: "http",
+    };
+    let actor = service.actor(ctx.scheme, &ctx.host);
     let fault = |code: ErrorCode, message: String, version: SoapVersion| {
-        fault_response(Fault::new(code, Some(message), action.as_deref()), version, style)
+        let mut fault = Fault::new(code, Some(message), action.as_deref());
+        fault.actor = actor.clone();
+        fault_response(fault, version, style)
     };
     let bytes = match to_bytes(Body::new(body), gw.limits.max_body_bytes).await {
         Ok(b) => b,
@@ -150,15 +182,6 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     if let Some(a) = action.as_deref().filter(|a| !action_names(a, op)) {
         return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
     }
-    let ctx = Context {
-        host: parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| gw.config.common.http_addr.to_string()),
-        scheme: "http",
-    };
     let element = &request.operation;
     let result = match (service, op) {
         (Service::Client, "GetConfig") => crate::client::get_config(&gw, element),
@@ -179,6 +202,14 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         }
         (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(&gw, element),
         (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(&gw, element),
+        (Service::DssAuth, "GetAuthorizationCookie") => {
+            crate::server_sync::get_authorization_cookie(&gw, element).await
+        }
+        (Service::ServerSync, "GetAuthConfig") => crate::server_sync::get_auth_config(&gw),
+        (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(&gw, element),
+        (Service::ServerSync, "GetConfigData") => crate::server_sync::get_config_data(&gw, element).await,
+        (Service::ServerSync, "GetRevisionIdList") => crate::server_sync::get_revision_id_list(&gw, element).await,
+        (Service::ServerSync, "GetUpdateData") => crate::server_sync::get_update_data(&gw, &ctx, element).await,
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
     };
     match result {
@@ -245,6 +276,9 @@ mod tests {
         assert_eq!(service_for("/ReportingWebService/WebService.asmx"), Some(Service::Reporting));
         assert_eq!(service_for("/ReportingWebService/ReportingWebService.asmx"), Some(Service::Reporting));
         assert_eq!(service_for("/ClientWebService/other.asmx"), None);
+        assert_eq!(service_for("/ServerSyncWebService/ServerSyncWebService.asmx"), Some(Service::ServerSync));
+        assert_eq!(service_for("//DssAuthWebService/DssAuthWebService.asmx"), Some(Service::DssAuth));
+        assert_eq!(service_for("/DssAuthWebService/DssAuthWebService.asmx"), Some(Service::DssAuth));
     }
 
     #[test]

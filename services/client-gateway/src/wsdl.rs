@@ -12,11 +12,14 @@ const CLIENT: &str = include_str!("../wsdl/ClientWebService.wsdl");
 const SIMPLE_AUTH: &str = include_str!("../wsdl/SimpleAuthWebService.wsdl");
 const REPORTING: &str = include_str!("../wsdl/ReportingWebService.wsdl");
 
-fn document(service: Service) -> &'static str {
+/// The WSDL of a client-facing service; the server-to-server ones publish none (WSUS
+/// downstream servers use compiled proxies).
+fn document(service: Service) -> Option<&'static str> {
     match service {
-        Service::Client => CLIENT,
-        Service::SimpleAuth => SIMPLE_AUTH,
-        Service::Reporting => REPORTING,
+        Service::Client => Some(CLIENT),
+        Service::SimpleAuth => Some(SIMPLE_AUTH),
+        Service::Reporting => Some(REPORTING),
+        Service::ServerSync | Service::DssAuth => None,
     }
 }
 
@@ -26,7 +29,10 @@ pub fn is_wsdl_query(query: Option<&str>) -> bool {
 }
 
 pub fn serve(service: Service, scheme: &str, host: &str) -> Response {
-    let body = document(service).replace("http://localhost/", &format!("{scheme}://{host}/"));
+    let Some(document) = document(service) else {
+        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "no WSDL\n").into_response();
+    };
+    let body = document.replace("http://localhost/", &format!("{scheme}://{host}/"));
     (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"))], body)
         .into_response()
 }
@@ -53,7 +59,7 @@ mod tests {
     #[test]
     fn the_wsdls_are_well_formed_and_complete() {
         for service in [Service::Client, Service::SimpleAuth, Service::Reporting] {
-            let doc = document(service);
+            let doc = document(service).expect("client services publish a WSDL");
             let limits = wsus_soap::Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 1_000_000 };
             let root =
                 wsus_soap::xml::parse(doc.as_bytes(), &limits).expect("well-formed, every element prefix declared");

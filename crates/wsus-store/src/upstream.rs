@@ -1,0 +1,145 @@
+//! What this server answers downstream servers (MS-WSUSSS as USS): which revisions changed
+//! since an anchor, which belong to categories, the documents and their files, and the
+//! downstream servers it knows.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Result;
+
+/// Latest revisions of categories and detectoids changed after catalog version `since`
+/// (all of them for None): the GetConfig=true list.
+pub async fn configuration_revisions(pool: &PgPool, since: Option<i64>) -> Result<Vec<(Uuid, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT update_id, revision_number FROM ( \
+            SELECT DISTINCT ON (update_id) update_id, revision_number, changed_version FROM revision \
+            WHERE update_type IN ('Category', 'Detectoid') ORDER BY update_id, revision_number DESC) latest \
+         WHERE $1::int8 IS NULL OR changed_version > $1 ORDER BY update_id",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Latest revisions of updates and drivers changed after `since` (all for None) that
+/// belong to at least one of `categories` and one of `classifications` (directly or
+/// through a bundle); every one when both lists are None.
+pub async fn update_revisions(
+    pool: &PgPool,
+    since: Option<i64>,
+    filter: Option<(&[Uuid], &[Uuid])>,
+) -> Result<Vec<(Uuid, i32)>> {
+    let (products, classifications): (Vec<Uuid>, Vec<Uuid>) = match filter {
+        Some((p, c)) => (p.to_vec(), c.to_vec()),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(sqlx::query_as(
+        "SELECT update_id, revision_number FROM ( \
+            SELECT DISTINCT ON (update_id) revision_id, update_id, revision_number, changed_version FROM revision \
+            WHERE update_type IN ('Software', 'Driver') ORDER BY update_id, revision_number DESC) latest \
+         WHERE ($1::int8 IS NULL OR changed_version > $1) \
+           AND ($2 OR (EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = latest.revision_id \
+                                 AND c.category_update_id = ANY($3)) \
+                   AND EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = latest.revision_id \
+                                 AND c.category_update_id = ANY($4)))) \
+         ORDER BY update_id",
+    )
+    .bind(since)
+    .bind(filter.is_none())
+    .bind(&products)
+    .bind(&classifications)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A document a downstream server asked for, with its files.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub update_id: Uuid,
+    pub revision_number: i32,
+    pub xml: String,
+    pub files: Vec<DocumentFile>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DocumentFile {
+    pub sha1: Vec<u8>,
+    pub file_name: String,
+    /// Where Microsoft Update serves it; None for files imported without one.
+    pub mu_url: Option<String>,
+}
+
+/// The documents of these exact revisions; None when any is unknown (all or nothing).
+pub async fn documents(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Option<Vec<Document>>> {
+    let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
+    let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
+    let rows: Vec<(i32, Uuid, i32, Vec<u8>)> = sqlx::query_as(
+        "SELECT r.revision_id, r.update_id, r.revision_number, x.body FROM unnest($1::uuid[], $2::int4[]) AS k(u, n) \
+         JOIN revision r ON r.update_id = k.u AND r.revision_number = k.n JOIN revision_xml x USING (revision_id)",
+    )
+    .bind(&updates)
+    .bind(&revisions)
+    .fetch_all(pool)
+    .await?;
+    let found: std::collections::HashMap<(Uuid, i32), (i32, String)> = rows
+        .into_iter()
+        .map(|(rid, u, n, body)| ((u, n), (rid, String::from_utf8_lossy(&body).into_owned())))
+        .collect();
+    if ids.iter().any(|k| !found.contains_key(k)) {
+        return Ok(None);
+    }
+    let rids: Vec<i32> = found.values().map(|(rid, _)| *rid).collect();
+    let files: Vec<(i32, Vec<u8>, String, Option<String>)> = sqlx::query_as(
+        "SELECT rf.revision_id, f.sha1, f.file_name, f.mu_url FROM revision_file rf JOIN file f USING (sha1) \
+         WHERE rf.revision_id = ANY($1) ORDER BY rf.revision_id, rf.ordinal",
+    )
+    .bind(&rids)
+    .fetch_all(pool)
+    .await?;
+    // A revision asked for twice is answered twice, as WSUS does.
+    let docs = ids
+        .iter()
+        .map(|k| {
+            let (rid, xml) = found.get(k).cloned().expect("every id was found");
+            Document {
+                update_id: k.0,
+                revision_number: k.1,
+                xml,
+                files: files
+                    .iter()
+                    .filter(|(r, ..)| *r == rid)
+                    .map(|(_, sha1, name, url)| DocumentFile {
+                        sha1: sha1.clone(),
+                        file_name: name.clone(),
+                        mu_url: url.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(Some(docs))
+}
+
+/// Records a downstream server that asked for authorization (first sight adds it).
+pub async fn record_downstream_server(pool: &PgPool, server_id: Uuid, fqdn: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO downstream_server (server_id, fqdn, last_auth_at) VALUES ($1, $2, now()) \
+         ON CONFLICT (server_id) DO UPDATE SET fqdn = EXCLUDED.fqdn, last_auth_at = now()",
+    )
+    .bind(server_id)
+    .bind(fqdn)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Languages changed after `since` (all for None): (LCID, short, long, enabled), "all" first.
+pub async fn languages(pool: &PgPool, since: Option<i64>) -> Result<Vec<(i32, String, String, bool)>> {
+    Ok(sqlx::query_as(
+        "SELECT lcid, short_name, long_name, enabled FROM language \
+         WHERE $1::int8 IS NULL OR changed_version > $1 ORDER BY lcid",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,290 @@
+//! MS-WSUSSS as the upstream server: DssAuthWebService and ServerSyncWebService, answered
+//! in the shape of a real WSUS (anchors `counter,yyyy-MM-dd HH:mm:ss.fff`, all-or-nothing
+//! GetUpdateData, plain XmlUpdateBlob documents).
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use uuid::Uuid;
+use wsus_cookie::{AuthorizationCookie, ClientCookie, Purpose};
+use wsus_soap::wsusss::{
+    self, ConfigData, DssAuthorizationRequest, GetCookieRequest, Language, RevisionFilter, UpdateData,
+};
+use wsus_soap::wusp::Cookie;
+use wsus_soap::{Element, ErrorCode};
+
+use crate::Gateway;
+use crate::soap::{Context, OpError, OpResult, invalid};
+use crate::state::Server;
+
+/// A downstream server's Cookie lives this long (the most MS-WSUSSS allows).
+const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::minutes(240);
+/// An authorization cookie older than this is refused; the DSS authorizes again.
+const AUTHORIZATION_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+/// What a real WSUS announces for GetUpdateDecryptionData.
+const MAX_UPDATES_PER_DECRYPTION_REQUEST: u32 = 100;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn server(gw: &Gateway) -> Result<std::sync::Arc<Server>, OpError> {
+    gw.memory.server.load_full().ok_or((ErrorCode::ServerBusy, "server identity not loaded yet".to_owned()))
+}
+
+fn store_error(e: wsus_store::StoreError) -> OpError {
+    tracing::warn!(error = %e, "store");
+    (ErrorCode::InternalServerError, String::new())
+}
+
+/// Whether `WSUS_DSS_ALLOWLIST` (GUIDs or FQDNs, empty = anyone) admits this server.
+fn allowed(gw: &Gateway, server_id: &str, fqdn: &str) -> bool {
+    let list = &gw.config.dss_allowlist;
+    list.is_empty()
+        || list.iter().any(|a| {
+            a.eq_ignore_ascii_case(fqdn)
+                || Uuid::parse_str(a).ok().zip(Uuid::parse_str(server_id).ok()).is_some_and(|(a, s)| a == s)
+        })
+}
+
+/// The WSUS anchor format: catalog version, then the time it was taken.
+pub fn format_anchor(version: i64, at: DateTime<Utc>) -> String {
+    format!("{version},{}", at.format("%Y-%m-%d %H:%M:%S%.3f"))
+}
+
+/// The catalog version of an anchor we issued; anything else is refused, as WSUS does.
+pub fn parse_anchor(anchor: &str) -> Option<i64> {
+    let (version, at) = anchor.split_once(',')?;
+    NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    version.parse().ok().filter(|v: &i64| *v >= 0)
+}
+
+pub fn get_auth_config(gw: &Gateway) -> OpResult {
+    let server = server(gw)?;
+    Ok(wsusss::encode_auth_config(server.identity.created_at))
+}
+
+pub async fn get_authorization_cookie(gw: &Gateway, op: &Element) -> OpResult {
+    let req = DssAuthorizationRequest::decode(op).map_err(invalid)?;
+    let id = req.account_guid.to_string();
+    if !allowed(gw, &id, &req.account_name) {
+        tracing::info!(server_id = %id, fqdn = req.account_name, "downstream server not in WSUS_DSS_ALLOWLIST");
+        return Err((ErrorCode::InvalidAuthorizationCookie, "not an allowed downstream server".to_owned()));
+    }
+    let server = server(gw)?;
+    wsus_store::upstream::record_downstream_server(&gw.pool, req.account_guid, &req.account_name)
+        .await
+        .map_err(store_error)?;
+    let cookie = AuthorizationCookie {
+        server_id: server.identity.server_id,
+        client_id: id,
+        dns_name: req.account_name,
+        target_group_name: None,
+        issued_at: Utc::now().timestamp(),
+    };
+    let sealed = cookie.seal_for(&server.keys, Purpose::ServerAuthorization);
+    Ok(wsusss::encode_dss_authorization_cookie(&b64().encode(sealed)))
+}
+
+pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
+    let req = GetCookieRequest::decode(op).map_err(invalid)?;
+    if req.protocol_version.major != 1 {
+        return Err((ErrorCode::IncompatibleProtocolVersion, format!("protocol {}", req.protocol_version)));
+    }
+    let server = server(gw)?;
+    let [auth] = req.auth_cookies.as_slice() else {
+        return Err((ErrorCode::InvalidParameters, "authCookies".to_owned()));
+    };
+    let bad_auth = || (ErrorCode::InvalidAuthorizationCookie, "authCookies".to_owned());
+    let sealed = b64().decode(auth.trim()).map_err(|_| bad_auth())?;
+    let auth =
+        AuthorizationCookie::open_for(&server.keys, Purpose::ServerAuthorization, &sealed).map_err(|_| bad_auth())?;
+    let fresh = DateTime::from_timestamp(auth.issued_at, 0).is_some_and(|t| Utc::now() - t < AUTHORIZATION_LIFETIME);
+    if auth.server_id != server.identity.server_id || !fresh || !allowed(gw, &auth.client_id, &auth.dns_name) {
+        return Err(bad_auth());
+    }
+    let cookie = ClientCookie {
+        server_id: server.identity.server_id,
+        client_id: auth.client_id,
+        target_group_name: None,
+        protocol_version: (req.protocol_version.major, req.protocol_version.minor),
+        config_last_change: 0,
+        expires_at: (Utc::now() + COOKIE_LIFETIME).timestamp(),
+        last_sync: 0,
+        last_driver_sync: 0,
+        catalog_version: 0,
+    };
+    let sealed = Cookie {
+        expiration: DateTime::from_timestamp(cookie.expires_at, 0).unwrap_or_else(Utc::now),
+        encrypted_data: Some(b64().encode(cookie.seal_for(&server.keys, Purpose::Server))),
+    };
+    Ok(wsusss::encode_cookie("GetCookie", &sealed))
+}
+
+/// The downstream server a request's `cookie` names.
+fn authenticate(gw: &Gateway, op: &Element) -> Result<ClientCookie, OpError> {
+    let bad = || (ErrorCode::InvalidCookie, String::new());
+    let cookie = wsus_soap::wusp::request_cookie_named(op, "cookie").map_err(|_| bad())?;
+    let server = server(gw)?;
+    let sealed = b64().decode(cookie.encrypted_data.as_deref().unwrap_or_default().trim()).map_err(|_| bad())?;
+    let cookie = ClientCookie::open_for(&server.keys, Purpose::Server, &sealed).map_err(|_| bad())?;
+    if cookie.server_id != server.identity.server_id {
+        return Err((ErrorCode::ServerChanged, String::new()));
+    }
+    if cookie.expires_at < Utc::now().timestamp() {
+        return Err((ErrorCode::CookieExpired, String::new()));
+    }
+    Ok(cookie)
+}
+
+pub async fn get_config_data(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let since = match op.child("configAnchor").map(Element::value).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(a) => Some(parse_anchor(a).ok_or((ErrorCode::InvalidParameters, "configAnchor".to_owned()))?),
+    };
+    let now = wsus_store::catalog::version(&gw.pool).await.map_err(store_error)?;
+    let languages = wsus_store::upstream::languages(&gw.pool, since).await.map_err(store_error)?;
+    Ok(ConfigData {
+        catalog_only_sync: false,
+        lazy_sync: false,
+        server_hosts_psf_files: false,
+        max_updates_per_request: wsusss::MAX_UPDATES_PER_REQUEST as u32,
+        new_config_anchor: format_anchor(now.version, Utc::now()),
+        languages: languages
+            .into_iter()
+            .map(|(id, short, long, enabled)| Language { id, short, long, enabled })
+            .collect(),
+        max_updates_per_decryption_request: MAX_UPDATES_PER_DECRYPTION_REQUEST,
+    }
+    .encode())
+}
+
+/// The revisions a filter selects.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RevisionQuery {
+    /// Changed after this catalog version; None = all.
+    pub since: Option<i64>,
+    /// (categories, classifications) a revision must both match; None = any.
+    pub lists: Option<(Vec<Uuid>, Vec<Uuid>)>,
+}
+
+/// Which revisions a filter asks for: None = nothing (one list alone, which a real WSUS
+/// answers with an empty list).
+pub fn revision_query(filter: &RevisionFilter, since: Option<i64>) -> Option<RevisionQuery> {
+    if filter.get_config {
+        return Some(RevisionQuery { since, lists: None });
+    }
+    let lists = (!filter.categories.is_empty(), !filter.classifications.is_empty());
+    // Observed: with an anchor, the answer is a delta unless every listed id asks for a
+    // full list (Delta false); without lists, an anchor alone means a delta.
+    let any_delta = filter.categories.iter().chain(&filter.classifications).any(|c| c.delta);
+    match lists {
+        (true, false) | (false, true) => None,
+        (false, false) => Some(RevisionQuery { since, lists: None }),
+        (true, true) => Some(RevisionQuery {
+            since: since.filter(|_| any_delta),
+            lists: Some((
+                filter.categories.iter().map(|c| c.id).collect(),
+                filter.classifications.iter().map(|c| c.id).collect(),
+            )),
+        }),
+    }
+}
+
+pub async fn get_revision_id_list(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let filter = RevisionFilter::decode(op).map_err(invalid)?;
+    let since = match filter.anchor.as_deref() {
+        None => None,
+        Some(a) => Some(parse_anchor(a).ok_or((ErrorCode::InvalidParameters, "filter".to_owned()))?),
+    };
+    // The anchor is taken before reading: a change committed meanwhile is sent again next
+    // time rather than lost.
+    let now = wsus_store::catalog::version(&gw.pool).await.map_err(store_error)?;
+    let anchor = format_anchor(now.version, Utc::now());
+    let revisions = match revision_query(&filter, since) {
+        None => Vec::new(),
+        Some(q) if filter.get_config => {
+            wsus_store::upstream::configuration_revisions(&gw.pool, q.since).await.map_err(store_error)?
+        }
+        Some(q) => {
+            let lists = q.lists.as_ref().map(|(p, c)| (p.as_slice(), c.as_slice()));
+            wsus_store::upstream::update_revisions(&gw.pool, q.since, lists).await.map_err(store_error)?
+        }
+    };
+    Ok(wsusss::encode_revision_id_list(&anchor, &revisions))
+}
+
+/// GetUpdateData. A file's MUUrl is its Microsoft Update address, or, for a file this
+/// server got without one (an import), its address here, so a downstream server set to
+/// fetch from Microsoft Update still finds it.
+pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
+    // All or nothing: an unknown revision fails the whole request, as on a real WSUS.
+    let Some(docs) = wsus_store::upstream::documents(&gw.pool, &ids).await.map_err(store_error)? else {
+        return Err((ErrorCode::InternalServerError, String::new()));
+    };
+    let mut urls: Vec<(String, Option<String>)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let updates: Vec<UpdateData<'_>> = docs
+        .iter()
+        .map(|d| UpdateData {
+            update_id: d.update_id,
+            revision_number: d.revision_number,
+            file_digests: d
+                .files
+                .iter()
+                .map(|f| {
+                    let digest = b64().encode(&f.sha1);
+                    if seen.insert(f.sha1.clone()) {
+                        let here = <[u8; 20]>::try_from(f.sha1.as_slice())
+                            .ok()
+                            .map(|sha1| crate::client::content_url(gw, ctx, &sha1, &f.file_name));
+                        urls.push((digest.clone(), f.mu_url.clone().or(here)));
+                    }
+                    digest
+                })
+                .collect(),
+            xml: &d.xml,
+        })
+        .collect();
+    Ok(wsusss::encode_update_data(&updates, &urls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsus_soap::wsusss::IdAndDelta;
+
+    #[test]
+    fn anchors_round_trip_in_the_wsus_format() {
+        let at = DateTime::parse_from_rfc3339("2026-10-04T16:09:27.167Z").unwrap().with_timezone(&Utc);
+        assert_eq!(format_anchor(9438, at), "9438,2026-10-04 16:09:27.167");
+        assert_eq!(parse_anchor("9438,2026-10-04 16:09:27.167"), Some(9438));
+        for bad in ["garbage", "9438", "x,2026-10-04 16:09:27.167", "9438,yesterday", "-1,2026-10-04 16:09:27.167"] {
+            assert_eq!(parse_anchor(bad), None, "{bad}");
+        }
+    }
+
+    fn filter(categories: &[bool], classifications: &[bool]) -> RevisionFilter {
+        let ids = |d: &[bool]| d.iter().map(|&delta| IdAndDelta { id: Uuid::new_v4(), delta }).collect();
+        RevisionFilter { categories: ids(categories), classifications: ids(classifications), ..Default::default() }
+    }
+
+    #[test]
+    fn delta_semantics_follow_the_observed_wsus() {
+        // One list alone: nothing.
+        assert!(revision_query(&filter(&[true], &[]), Some(5)).is_none());
+        assert!(revision_query(&filter(&[], &[false]), None).is_none());
+        // No lists: everything, since the anchor.
+        assert_eq!(revision_query(&filter(&[], &[]), Some(5)), Some(RevisionQuery { since: Some(5), lists: None }));
+        // Both lists: a delta when any id asks for one, else the full list.
+        assert_eq!(revision_query(&filter(&[true], &[false]), Some(5)).unwrap().since, Some(5));
+        assert_eq!(revision_query(&filter(&[false], &[false]), Some(5)).unwrap().since, None);
+        assert_eq!(revision_query(&filter(&[true], &[true]), None).unwrap().since, None);
+        // GetConfig ignores the lists.
+        let config = RevisionFilter { get_config: true, ..filter(&[true], &[]) };
+        assert_eq!(revision_query(&config, Some(7)), Some(RevisionQuery { since: Some(7), lists: None }));
+    }
+}
