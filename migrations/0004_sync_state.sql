@@ -9,6 +9,7 @@ CREATE TABLE upstream_state (
     cookie_encrypted_data          bytea,
     config_anchor                  text,
     sync_anchor                    text,
+    sync_filter                    jsonb,
     deployment_anchor              text,
     protocol_version               text,
     catalog_only_sync              boolean,
@@ -31,6 +32,7 @@ COMMENT ON COLUMN upstream_state.auth_cookie_data IS 'AuthorizationCookie Cookie
 COMMENT ON COLUMN upstream_state.cookie_encrypted_data IS 'Cookie EncryptedData from GetCookie (opaque); valid until cookie_expiration.';
 COMMENT ON COLUMN upstream_state.config_anchor IS 'Last GetConfigData NewConfigAnchor (opaque).';
 COMMENT ON COLUMN upstream_state.sync_anchor IS 'Last GetRevisionIdList Anchor (opaque).';
+COMMENT ON COLUMN upstream_state.sync_filter IS 'The products and classifications sync_anchor was taken with: a changed filter asks for full lists (Delta false).';
 COMMENT ON COLUMN upstream_state.deployment_anchor IS 'Last GetDeployments Anchor (replica mode; opaque).';
 COMMENT ON COLUMN upstream_state.catalog_only_sync IS 'Upstream has no content service: download files from their MUUrl.';
 COMMENT ON COLUMN upstream_state.lazy_sync IS 'Upstream fetches content only for approved updates.';

@@ -206,6 +206,12 @@ impl Service {
         self.child.id()
     }
 
+    /// Kills it outright (SIGKILL), as a crash or an evicted pod would end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
@@ -256,6 +262,16 @@ impl System {
     /// With the gateway serving files from `content` (`WSUS_CONTENT_DIR`) and more
     /// settings of its own.
     pub fn start_with(database_url: &str, content: Option<&Path>, gateway_settings: &[(&'static str, String)]) -> Self {
+        Self::start_full(database_url, content, gateway_settings, &[])
+    }
+
+    /// Also with settings of sync-worker's own (which shares `content`).
+    pub fn start_full(
+        database_url: &str,
+        content: Option<&Path>,
+        gateway_settings: &[(&'static str, String)],
+        sync_settings: &[(&'static str, String)],
+    ) -> Self {
         let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
         let common = |http: u16| -> HashMap<&str, String> {
             HashMap::from([
@@ -274,8 +290,10 @@ impl System {
         gateway_env.insert("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}"));
         if let Some(c) = content {
             gateway_env.insert("WSUS_CONTENT_DIR", c.display().to_string());
+            sync_env.insert("WSUS_CONTENT_DIR", c.display().to_string());
         }
         gateway_env.extend(gateway_settings.iter().cloned());
+        sync_env.extend(sync_settings.iter().cloned());
         System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),

@@ -141,6 +141,22 @@ pub async fn command_pool(common: &CommonConfig) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
+fn seed_of(common: &CommonConfig) -> Seed {
+    Seed {
+        products: common.seed.products.clone(),
+        classifications: common.seed.classifications.clone(),
+        languages: common.seed.languages.clone(),
+        syncs_per_day: common.seed.syncs_per_day,
+        content_mode: common.seed.content_mode.as_str().to_owned(),
+    }
+}
+
+/// The server identity for a one-shot command (created, with the seeded settings, on a
+/// database no service has started against yet).
+pub async fn command_identity(pool: &PgPool, common: &CommonConfig) -> anyhow::Result<Identity> {
+    Ok(identity::ensure(pool, common.server_id, common.server_fqdn.as_deref(), &host_name(), &seed_of(common)).await?)
+}
+
 async fn migrate_once(common: &CommonConfig) -> anyhow::Result<()> {
     let pool = wsus_store::connect_lazy(&common.database_url, 2)?;
     let applied = wsus_store::migrate::run(&pool).await?;
@@ -286,13 +302,7 @@ impl Shell {
 /// Migrates (unless told not to) and loads the identity, retrying until the database is
 /// there: a service started before its database becomes ready on its own.
 async fn run_startup(pool: PgPool, common: CommonConfig, tx: watch::Sender<StartupState>, stop: CancellationToken) {
-    let seed = Seed {
-        products: common.seed.products.clone(),
-        classifications: common.seed.classifications.clone(),
-        languages: common.seed.languages.clone(),
-        syncs_per_day: common.seed.syncs_per_day,
-        content_mode: common.seed.content_mode.as_str().to_owned(),
-    };
+    let seed = seed_of(&common);
     let fallback_fqdn = host_name();
     let mut backoff = Duration::from_millis(250);
     let mut migrated = !common.migrate_on_start;

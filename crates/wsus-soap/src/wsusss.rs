@@ -324,3 +324,373 @@ pub fn encode_update_data(updates: &[UpdateData<'_>], file_urls: &[(String, Opti
     out.push_str("</GetUpdateDataResult></GetUpdateDataResponse>");
     out
 }
+
+/// GetDeployments (replica downstream servers): the anchors asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentsRequest {
+    pub deployment_anchor: Option<String>,
+    pub sync_anchor: String,
+}
+
+impl DeploymentsRequest {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let opt = |n: &str| op.child(n).filter(|c| !c.is_nil()).map(|c| c.value().to_owned()).filter(|v| !v.is_empty());
+        Ok(Self {
+            deployment_anchor: opt("deploymentAnchor"),
+            sync_anchor: opt("syncAnchor").ok_or_else(|| DecodeError::new("syncAnchor", "is required"))?,
+        })
+    }
+}
+
+/// ServerSyncTargetGroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncGroup {
+    pub id: uuid::Uuid,
+    /// None at the top (sent as the all-zero GUID).
+    pub parent: Option<uuid::Uuid>,
+    pub name: String,
+    pub builtin: bool,
+}
+
+/// ServerSyncDeployment. Action: 0 Install, 1 Uninstall, 2 detect only, 3 Block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDeployment {
+    pub update_id: uuid::Uuid,
+    pub revision_number: i32,
+    pub action: u8,
+    pub admin_name: Option<String>,
+    /// None = no deadline (sent as 9999-12-31T23:59:59.9999999).
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+    pub is_assigned: bool,
+    pub go_live_time: chrono::DateTime<chrono::Utc>,
+    pub deployment_id: uuid::Uuid,
+    pub group_id: uuid::Uuid,
+    pub download_priority: u8,
+}
+
+/// ServerSyncDeploymentResult.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Deployments {
+    pub anchor: String,
+    pub groups: Vec<SyncGroup>,
+    pub deployments: Vec<SyncDeployment>,
+    pub dead: Vec<uuid::Uuid>,
+    pub hidden: Vec<uuid::Uuid>,
+    pub accepted_eulas: Vec<uuid::Uuid>,
+}
+
+const NO_DEADLINE: &str = "9999-12-31T23:59:59.9999999";
+
+fn guids(out: &mut String, name: &str, ids: &[uuid::Uuid]) {
+    if ids.is_empty() {
+        let _ = write!(out, "<{name} />");
+        return;
+    }
+    let _ = write!(out, "<{name}>");
+    for id in ids {
+        let _ = write!(out, "<guid>{id}</guid>");
+    }
+    let _ = write!(out, "</{name}>");
+}
+
+fn read_guids(e: &Element, name: &str) -> Result<Vec<uuid::Uuid>, DecodeError> {
+    e.child(name).map(|l| l.children.as_slice()).unwrap_or_default().iter().map(|g| guid(g.value(), name)).collect()
+}
+
+impl Deployments {
+    pub fn encode(&self) -> String {
+        let mut out = format!("<GetDeploymentsResponse xmlns=\"{SERVER_SYNC_NS}\"><GetDeploymentsResult>");
+        asmx(&mut out, "Anchor", &self.anchor);
+        out.push_str("<Groups>");
+        for g in &self.groups {
+            let _ = write!(
+                out,
+                "<ServerSyncTargetGroup><TargetGroupID>{}</TargetGroupID><ParentGroupId>{}</ParentGroupId><Name>{}</Name><IsBuiltin>{}</IsBuiltin></ServerSyncTargetGroup>",
+                g.id,
+                g.parent.unwrap_or_default(),
+                escape(&g.name),
+                g.builtin
+            );
+        }
+        out.push_str("</Groups>");
+        if self.deployments.is_empty() {
+            out.push_str("<Deployments />");
+        } else {
+            out.push_str("<Deployments>");
+            for d in &self.deployments {
+                let _ = write!(
+                    out,
+                    "<ServerSyncDeployment><UpdateId>{}</UpdateId><RevisionNumber>{}</RevisionNumber><Action>{}</Action>",
+                    d.update_id, d.revision_number, d.action
+                );
+                if let Some(a) = &d.admin_name {
+                    asmx(&mut out, "AdminName", a);
+                }
+                let deadline = d.deadline.map(datetime).unwrap_or_else(|| NO_DEADLINE.to_owned());
+                let _ = write!(
+                    out,
+                    "<Deadline>{deadline}</Deadline><IsAssigned>{}</IsAssigned><GoLiveTime>{}</GoLiveTime><DeploymentGuid>{}</DeploymentGuid><TargetGroupId>{}</TargetGroupId><DownloadPriority>{}</DownloadPriority></ServerSyncDeployment>",
+                    d.is_assigned,
+                    datetime(d.go_live_time),
+                    d.deployment_id,
+                    d.group_id,
+                    d.download_priority
+                );
+            }
+            out.push_str("</Deployments>");
+        }
+        guids(&mut out, "DeadDeployments", &self.dead);
+        guids(&mut out, "HiddenUpdates", &self.hidden);
+        guids(&mut out, "AcceptedEulas", &self.accepted_eulas);
+        out.push_str("</GetDeploymentsResult></GetDeploymentsResponse>");
+        out
+    }
+
+    /// Reads a GetDeploymentsResult from any upstream.
+    pub fn decode(result: &Element) -> Result<Self, DecodeError> {
+        let groups = result
+            .child("Groups")
+            .map(|l| l.children.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|g| {
+                let parent = match g.child("ParentGroupId").map(|p| p.value()).filter(|p| !p.is_empty()) {
+                    None => None,
+                    Some(p) => Some(guid(p, "Groups")?).filter(|p| !p.is_nil()),
+                };
+                Ok(SyncGroup {
+                    id: guid(&text(g, "TargetGroupID", "Groups")?, "Groups")?,
+                    parent,
+                    name: text(g, "Name", "Groups")?,
+                    builtin: boolean(g, "IsBuiltin", "Groups")?.unwrap_or(false),
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        let deployments = result
+            .child("Deployments")
+            .map(|l| l.children.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                let path = "Deployments";
+                let number = |n: &str| -> Result<i64, DecodeError> {
+                    let raw = text(d, n, path)?;
+                    raw.trim().parse().map_err(|_| DecodeError::new(path, format!("{n} {raw:?} is not a number")))
+                };
+                let time = |n: &str| crate::wusp::read::time(&text(d, n, path)?, path);
+                let deadline = time("Deadline")?;
+                Ok(SyncDeployment {
+                    update_id: guid(&text(d, "UpdateId", path)?, path)?,
+                    revision_number: number("RevisionNumber")? as i32,
+                    action: u8::try_from(number("Action")?).map_err(|_| DecodeError::new(path, "bad Action"))?,
+                    admin_name: d.child("AdminName").map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
+                    deadline: Some(deadline).filter(|t| chrono::Datelike::year(t) < 9999),
+                    is_assigned: boolean(d, "IsAssigned", path)?.unwrap_or(true),
+                    go_live_time: time("GoLiveTime")?,
+                    deployment_id: guid(&text(d, "DeploymentGuid", path)?, path)?,
+                    group_id: guid(&text(d, "TargetGroupId", path)?, path)?,
+                    download_priority: u8::try_from(number("DownloadPriority")?)
+                        .map_err(|_| DecodeError::new(path, "bad DownloadPriority"))?,
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Self {
+            anchor: result.child("Anchor").map(|a| a.value().to_owned()).unwrap_or_default(),
+            groups,
+            deployments,
+            dead: read_guids(result, "DeadDeployments")?,
+            hidden: read_guids(result, "HiddenUpdates")?,
+            accepted_eulas: read_guids(result, "AcceptedEulas")?,
+        })
+    }
+}
+
+/// What a DSS sends: request bodies in the WSDL's element order (Microsoft Update wants
+/// exactly that), and readers of the answers, tolerant of element order (a WSUS).
+pub mod dss {
+    use std::fmt::Write as _;
+
+    use super::{DSS_AUTH_NS, IdAndDelta, Language, RevisionFilter, SERVER_SYNC_NS, boolean, identities, text};
+    use crate::write::{datetime, escape};
+    use crate::wusp::Cookie;
+    use crate::{DecodeError, Element};
+
+    /// A SOAP 1.1 request envelope around `body`.
+    pub fn envelope(body: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"><soap:Body>{body}</soap:Body></soap:Envelope>"
+        )
+    }
+
+    /// The SOAPAction of a server-sync operation.
+    pub fn action(op: &str) -> String {
+        format!("\"{SERVER_SYNC_NS}/{op}\"")
+    }
+
+    pub fn dss_auth_action() -> String {
+        format!("\"{DSS_AUTH_NS}/GetAuthorizationCookie\"")
+    }
+
+    fn cookie(out: &mut String, name: &str, c: &Cookie) {
+        let _ = write!(out, "<{name}><Expiration>{}</Expiration>", datetime(c.expiration));
+        if let Some(d) = &c.encrypted_data {
+            let _ = write!(out, "<EncryptedData>{}</EncryptedData>", escape(d));
+        }
+        let _ = write!(out, "</{name}>");
+    }
+
+    pub fn get_auth_config() -> String {
+        format!("<GetAuthConfig xmlns=\"{SERVER_SYNC_NS}\" />")
+    }
+
+    pub fn get_authorization_cookie(account_name: &str, account_guid: uuid::Uuid) -> String {
+        format!(
+            "<GetAuthorizationCookie xmlns=\"{DSS_AUTH_NS}\"><accountName>{}</accountName><accountGuid>{account_guid}</accountGuid></GetAuthorizationCookie>",
+            escape(account_name)
+        )
+    }
+
+    pub fn get_cookie(plug_in_id: &str, cookie_data: &str, protocol_version: &str) -> String {
+        format!(
+            "<GetCookie xmlns=\"{SERVER_SYNC_NS}\"><authCookies><AuthorizationCookie><PlugInId>{}</PlugInId><CookieData>{}</CookieData></AuthorizationCookie></authCookies><protocolVersion>{}</protocolVersion></GetCookie>",
+            escape(plug_in_id),
+            escape(cookie_data),
+            escape(protocol_version)
+        )
+    }
+
+    pub fn get_config_data(c: &Cookie, anchor: Option<&str>) -> String {
+        let mut out = format!("<GetConfigData xmlns=\"{SERVER_SYNC_NS}\">");
+        cookie(&mut out, "cookie", c);
+        if let Some(a) = anchor {
+            let _ = write!(out, "<configAnchor>{}</configAnchor>", escape(a));
+        }
+        out.push_str("</GetConfigData>");
+        out
+    }
+
+    pub fn get_revision_id_list(c: &Cookie, filter: &RevisionFilter) -> String {
+        let mut out = format!("<GetRevisionIdList xmlns=\"{SERVER_SYNC_NS}\">");
+        cookie(&mut out, "cookie", c);
+        out.push_str("<filter>");
+        if let Some(a) = &filter.anchor {
+            let _ = write!(out, "<Anchor>{}</Anchor>", escape(a));
+        }
+        let _ = write!(out, "<GetConfig>{}</GetConfig><Get63LanguageOnly>false</Get63LanguageOnly>", filter.get_config);
+        for (name, list) in [("Categories", &filter.categories), ("Classifications", &filter.classifications)] {
+            if !list.is_empty() {
+                let _ = write!(out, "<{name}>");
+                for IdAndDelta { id, delta } in list {
+                    let _ = write!(out, "<IdAndDelta><Id>{id}</Id><Delta>{delta}</Delta></IdAndDelta>");
+                }
+                let _ = write!(out, "</{name}>");
+            }
+        }
+        if !filter.languages.is_empty() {
+            out.push_str("<Languages>");
+            for (id, delta) in &filter.languages {
+                let _ = write!(out, "<LanguageAndDelta><Id>{id}</Id><Delta>{delta}</Delta></LanguageAndDelta>");
+            }
+            out.push_str("</Languages>");
+        }
+        out.push_str("</filter></GetRevisionIdList>");
+        out
+    }
+
+    pub fn get_update_data(c: &Cookie, ids: &[(uuid::Uuid, i32)]) -> String {
+        let mut out = format!("<GetUpdateData xmlns=\"{SERVER_SYNC_NS}\">");
+        cookie(&mut out, "cookie", c);
+        out.push_str("<updateIds>");
+        for (id, rev) in ids {
+            let _ = write!(
+                out,
+                "<UpdateIdentity><UpdateID>{id}</UpdateID><RevisionNumber>{rev}</RevisionNumber></UpdateIdentity>"
+            );
+        }
+        out.push_str("</updateIds></GetUpdateData>");
+        out
+    }
+
+    pub fn get_deployments(c: &Cookie, deployment_anchor: Option<&str>, sync_anchor: &str) -> String {
+        let mut out = format!("<GetDeployments xmlns=\"{SERVER_SYNC_NS}\">");
+        cookie(&mut out, "cookie", c);
+        if let Some(a) = deployment_anchor {
+            let _ = write!(out, "<deploymentAnchor>{}</deploymentAnchor>", escape(a));
+        }
+        let _ = write!(out, "<syncAnchor>{}</syncAnchor></GetDeployments>", escape(sync_anchor));
+        out
+    }
+
+    /// The `…Result` element of a `…Response`.
+    pub fn result<'a>(response: &'a Element, op: &str) -> Result<&'a Element, DecodeError> {
+        let path = format!("{op}Result");
+        response.child(&path).ok_or_else(|| DecodeError::new(path, "is missing"))
+    }
+
+    /// GetAuthConfig: (PlugInID, ServiceUrl) of each authorization plug-in.
+    pub fn auth_plug_ins(result: &Element) -> Result<Vec<(String, String)>, DecodeError> {
+        result
+            .child("AuthInfo")
+            .map(|a| a.children.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| Ok((text(p, "PlugInID", "AuthInfo")?, text(p, "ServiceUrl", "AuthInfo")?)))
+            .collect()
+    }
+
+    pub fn authorization_cookie(result: &Element) -> Result<(String, String), DecodeError> {
+        Ok((text(result, "PlugInId", "PlugInId")?, text(result, "CookieData", "CookieData")?))
+    }
+
+    pub fn cookie_of(result: &Element) -> Result<Cookie, DecodeError> {
+        Cookie::decode(result, "Cookie")
+    }
+
+    fn number(e: &Element, name: &str) -> Result<u32, DecodeError> {
+        let raw = e.child(name).map(|c| c.value()).unwrap_or("0");
+        raw.trim().parse().map_err(|_| DecodeError::new(name, format!("{raw:?} is not a number")))
+    }
+
+    /// ServerSyncConfigData as sent by any upstream.
+    pub fn config_data(result: &Element) -> Result<super::ConfigData, DecodeError> {
+        let languages = result
+            .child("LanguageUpdateList")
+            .map(|l| l.children.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|l| {
+                let id = text(l, "LanguageID", "LanguageUpdateList")?;
+                Ok(Language {
+                    id: id.parse().map_err(|_| DecodeError::new("LanguageUpdateList", "bad LanguageID"))?,
+                    short: text(l, "ShortLanguage", "LanguageUpdateList")?,
+                    long: l.child("LongLanguage").map(|c| c.value().to_owned()).unwrap_or_default(),
+                    enabled: boolean(l, "Enabled", "LanguageUpdateList")?.unwrap_or(false),
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(super::ConfigData {
+            catalog_only_sync: boolean(result, "CatalogOnlySync", "CatalogOnlySync")?.unwrap_or(false),
+            lazy_sync: boolean(result, "LazySync", "LazySync")?.unwrap_or(false),
+            server_hosts_psf_files: boolean(result, "ServerHostsPsfFiles", "ServerHostsPsfFiles")?.unwrap_or(false),
+            max_updates_per_request: number(result, "MaxNumberOfUpdatesPerRequest")?,
+            new_config_anchor: result.child("NewConfigAnchor").map(|c| c.value().to_owned()).unwrap_or_default(),
+            languages,
+            max_updates_per_decryption_request: number(result, "MaxUpdatesPerRequestInGetUpdateDecryptionData")?,
+        })
+    }
+
+    /// A RevisionIdList as received.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RevisionIdList {
+        pub anchor: Option<String>,
+        pub revisions: Vec<(uuid::Uuid, i32)>,
+    }
+
+    pub fn revision_id_list(result: &Element) -> Result<RevisionIdList, DecodeError> {
+        Ok(RevisionIdList {
+            anchor: result.child("Anchor").map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
+            revisions: identities(result.child("NewRevisions"), "NewRevisions")?,
+        })
+    }
+}

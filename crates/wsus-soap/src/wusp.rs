@@ -148,7 +148,7 @@ mod tests {
 }
 
 /// Helpers for decoding request elements: absent vs empty arrays, ints, GUIDs, times.
-mod read {
+pub(crate) mod read {
     use chrono::{DateTime, Utc};
 
     use crate::{DecodeError, Element};
@@ -217,7 +217,7 @@ pub struct Cookie {
 }
 
 impl Cookie {
-    fn decode(e: &Element, path: &str) -> Result<Self, DecodeError> {
+    pub fn decode(e: &Element, path: &str) -> Result<Self, DecodeError> {
         Ok(Self {
             expiration: read::time(
                 &read::text(e, "Expiration", &format!("{path}.Expiration"))?,

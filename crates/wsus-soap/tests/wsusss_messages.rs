@@ -164,3 +164,97 @@ fn server_sync_faults_are_shaped_like_the_real_upstream() {
         assert_eq!(fault.to_xml(SoapVersion::Soap11, EnvelopeStyle::Asmx), real.trim_end(), "{file}");
     }
 }
+
+#[test]
+fn a_downstream_reads_the_real_upstream_answers() {
+    let auth = op(&exchange("000001", "response.body"));
+    let plug_ins = dss::auth_plug_ins(dss::result(&auth, "GetAuthConfig").unwrap()).unwrap();
+    assert_eq!(plug_ins, vec![("DssTargeting".to_owned(), "DssAuthWebService/DssAuthWebService.asmx".to_owned())]);
+    let cookie = op(&exchange("000002", "response.body"));
+    let (plug_in, data) = dss::authorization_cookie(dss::result(&cookie, "GetAuthorizationCookie").unwrap()).unwrap();
+    assert_eq!(plug_in, "DssTargeting");
+    assert!(!data.is_empty());
+    let c = op(&exchange("000003", "response.body"));
+    let c = dss::cookie_of(dss::result(&c, "GetCookie").unwrap()).unwrap();
+    assert_eq!(c.expiration, time("2026-10-04T20:33:26.65455Z"));
+    let config = op(&exchange("000005", "response.body"));
+    let config = dss::config_data(dss::result(&config, "GetConfigData").unwrap()).unwrap();
+    assert!(config.lazy_sync && !config.catalog_only_sync);
+    assert_eq!(config.max_updates_per_request, 100);
+    assert_eq!(config.new_config_anchor, "9438,2026-10-04 16:33:26.670");
+    assert!(config.languages.iter().any(|l| l.short == "en" && l.enabled));
+    let list = op(&exchange("000009", "response.body"));
+    let list = dss::revision_id_list(dss::result(&list, "GetRevisionIdList").unwrap()).unwrap();
+    assert!(list.anchor.unwrap().starts_with("9438,"));
+    assert_eq!(list.revisions.len(), 30);
+    assert_eq!(list.revisions[0], ("8c55755c-2b9d-48cc-be8b-aedbf20911ec".parse().unwrap(), 201));
+}
+
+#[test]
+fn downstream_requests_read_back_as_sent() {
+    let cookie = Cookie { expiration: time("2026-10-04T20:33:26.65455Z"), encrypted_data: Some("AAAA".to_owned()) };
+    let filter = RevisionFilter {
+        anchor: Some("9438,2026-10-04 16:09:27.371".to_owned()),
+        get_config: false,
+        categories: vec![IdAndDelta { id: "8c3fcc84-7410-4a95-8b89-a166a0190486".parse().unwrap(), delta: true }],
+        classifications: vec![IdAndDelta { id: "e0789628-ce08-4437-be74-2495b842f43b".parse().unwrap(), delta: false }],
+        languages: vec![(1033, true)],
+    };
+    let body = dss::envelope(&dss::get_revision_id_list(&cookie, &filter));
+    let request = op(&body);
+    assert_eq!(RevisionFilter::decode(&request).unwrap(), filter);
+    assert_eq!(wsus_soap::wusp::request_cookie_named(&request, "cookie").unwrap(), cookie);
+    // The filter's children follow the WSDL sequence.
+    let names: Vec<&str> = request.child("filter").unwrap().children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["Anchor", "GetConfig", "Get63LanguageOnly", "Categories", "Classifications", "Languages"]);
+
+    let ids = [("266f6222-c89d-43f2-9f8a-69340271e677".parse().unwrap(), 200)];
+    assert_eq!(decode_update_ids(&op(&dss::envelope(&dss::get_update_data(&cookie, &ids)))).unwrap(), ids);
+    let auth = DssAuthorizationRequest::decode(&op(&dss::envelope(&dss::get_authorization_cookie(
+        "dss.example",
+        "6f1c2f6e-3f0b-4d3a-9b1e-0d2f6a1c5e12".parse().unwrap(),
+    ))))
+    .unwrap();
+    assert_eq!(auth.account_name, "dss.example");
+    let get_cookie =
+        GetCookieRequest::decode(&op(&dss::envelope(&dss::get_cookie("DssTargeting", "QUJD", "1.20")))).unwrap();
+    assert_eq!(get_cookie.auth_cookies, ["QUJD"]);
+    assert_eq!(get_cookie.protocol_version.to_string(), "1.20");
+    let config = op(&dss::envelope(&dss::get_config_data(&cookie, Some("1,2026-10-04 16:09:27.371"))));
+    assert_eq!(config.child("configAnchor").unwrap().value(), "1,2026-10-04 16:09:27.371");
+}
+
+#[test]
+fn deployments_read_back_and_the_specification_example_decodes() {
+    let spec = reference("wsusss/examples/spec/spec-14-GetDeployments-response.xml");
+    let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 1_000_000 };
+    let root = wsus_soap::xml::parse(spec.as_bytes(), &limits).unwrap();
+    let d = Deployments::decode(root.child("GetDeploymentsResult").unwrap()).unwrap();
+    assert_eq!(d.anchor, "4742,2006-05-26 18:59:26.192");
+    assert_eq!(d.groups.len(), 2);
+    assert_eq!(d.groups[0].parent, None);
+    assert_eq!(d.deployments.len(), 2);
+    assert_eq!(d.deployments[0].deadline, None, "9999-12-31 is no deadline");
+    assert_eq!(d.deployments[0].download_priority, 1);
+    assert_eq!(d.hidden.len(), 2);
+    assert!(d.dead.is_empty() && d.accepted_eulas.is_empty());
+    // What this server encodes reads back the same.
+    let again = Deployments::decode(
+        &op(&format!(
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{}</s:Body></s:Envelope>",
+            d.encode()
+        ))
+        .children[0],
+    )
+    .unwrap();
+    assert_eq!(again, d);
+    let request = spec_request("spec-13-GetDeployments-request.xml");
+    let r = DeploymentsRequest::decode(&request).unwrap();
+    assert_eq!((r.deployment_anchor, r.sync_anchor.as_str()), (None, "4742,2006-05-26 18:59:26.192"));
+}
+
+fn spec_request(name: &str) -> wsus_soap::Element {
+    let body = reference(&format!("wsusss/examples/spec/{name}"));
+    let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 1_000_000 };
+    wsus_soap::xml::parse(body.as_bytes(), &limits).unwrap()
+}

@@ -319,10 +319,45 @@ pub async fn admin_state(pool: &PgPool) -> Result<AdminState> {
 /// upserted by id, declines and EULAs added. Returns how many rows changed; the catalog
 /// version moves only when something did.
 pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64> {
+    apply_admin_state(pool, state, None).await
+}
+
+/// Replica mode: makes this server's groups, approvals and declines those of its upstream
+/// (GetDeployments): `state` holds every group, the approvals changed since the last
+/// anchor, every declined update and every accepted EULA; `dead` the approvals removed
+/// since. Groups and declines the upstream no longer has go; EULAs stay accepted.
+pub async fn replicate(pool: &PgPool, state: &AdminState, dead: &[Uuid]) -> Result<u64> {
+    apply_admin_state(pool, state, Some(dead)).await
+}
+
+async fn apply_admin_state(pool: &PgPool, state: &AdminState, replica_dead: Option<&[Uuid]>) -> Result<u64> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT version FROM catalog_state FOR UPDATE").execute(&mut *tx).await?;
     let (current,): (i64,) = sqlx::query_as("SELECT version + 1 FROM catalog_state").fetch_one(&mut *tx).await?;
     let mut changed = 0u64;
+    let origin = if replica_dead.is_some() { "upstream" } else { "admin" };
+    if let Some(dead) = replica_dead {
+        changed += sqlx::query(
+            "UPDATE deployment SET deleted_at = now(), deleted_version = $2 \
+             WHERE deployment_id = ANY($1) AND deleted_at IS NULL",
+        )
+        .bind(dead)
+        .bind(current)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let kept: Vec<Uuid> = state.groups.iter().map(|g| g.group_id).collect();
+        changed += sqlx::query("DELETE FROM target_group WHERE NOT is_builtin AND group_id <> ALL($1)")
+            .bind(&kept)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        changed += sqlx::query("DELETE FROM declined_update WHERE update_id <> ALL($1)")
+            .bind(&state.declined)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    }
     // Parents before children.
     let mut pending: Vec<&Group> = state.groups.iter().filter(|g| !g.is_builtin).collect();
     let mut placed: std::collections::HashSet<Uuid> =
@@ -349,7 +384,7 @@ pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64>
         let done = sqlx::query(
             "INSERT INTO deployment (deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, \
                 download_priority, admin_name, last_change_time, origin, changed_version) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'admin', $11 \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $11 \
              WHERE NOT EXISTS (SELECT 1 FROM deployment WHERE update_id = $2 AND group_id = $4 AND deleted_at IS NULL \
                                AND deployment_id <> $1) \
              ON CONFLICT (deployment_id) DO UPDATE SET action = EXCLUDED.action, deadline = EXCLUDED.deadline, \
@@ -372,6 +407,7 @@ pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64>
         .bind(&d.admin_name)
         .bind(d.last_change_time)
         .bind(current)
+        .bind(origin)
         .execute(&mut *tx)
         .await?;
         changed += done.rows_affected();

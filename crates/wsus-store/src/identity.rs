@@ -93,3 +93,10 @@ async fn apply_seed(tx: &mut sqlx::PgConnection, fqdn: &str, seed: &Seed) -> Res
     }
     Ok(())
 }
+
+/// The stored identity, if a service has created it.
+pub async fn current(pool: &PgPool) -> Result<Option<Identity>> {
+    let row: Option<(Uuid, String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT server_id, fqdn, created_at FROM server_identity").fetch_optional(pool).await?;
+    Ok(row.map(|(server_id, fqdn, created_at)| Identity { server_id, fqdn, created_at, first_start: false }))
+}

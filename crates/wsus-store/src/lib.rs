@@ -17,6 +17,7 @@ pub mod revisions;
 pub mod settings;
 pub mod sync_history;
 pub mod upstream;
+pub mod upstream_state;
 
 pub use sqlx::PgPool;
 

@@ -78,6 +78,33 @@ pub async fn progress(pool: &PgPool, sync_id: i64, phase: &str, done: i64, total
     Ok(())
 }
 
+/// What an attempt did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    pub revisions_new: i32,
+    pub revisions_updated: i32,
+    pub deployments_changed: i32,
+    pub files_queued: i32,
+    pub bytes_received: i64,
+}
+
+/// Records what an attempt did.
+pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_history SET revisions_new = $2, revisions_updated = $3, deployments_changed = $4, \
+         files_queued = $5, bytes_received = $6 WHERE sync_id = $1",
+    )
+    .bind(sync_id)
+    .bind(c.revisions_new)
+    .bind(c.revisions_updated)
+    .bind(c.deployments_changed)
+    .bind(c.files_queued)
+    .bind(c.bytes_received)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Ends an attempt with `result` (succeeded, failed or cancelled).
 pub async fn finish(pool: &PgPool, sync_id: i64, result: &str, error: Option<&str>) -> Result<()> {
     sqlx::query(

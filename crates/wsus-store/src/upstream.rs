@@ -7,23 +7,23 @@ use uuid::Uuid;
 
 use crate::Result;
 
-/// Latest revisions of categories and detectoids changed after catalog version `since`
-/// (all of them for None): the GetConfig=true list.
+/// Revisions of categories and detectoids changed after catalog version `since` (all of
+/// them for None): the GetConfig=true list. Every revision, not only the latest, as a
+/// real WSUS answers (a downstream then holds exactly what its upstream holds).
 pub async fn configuration_revisions(pool: &PgPool, since: Option<i64>) -> Result<Vec<(Uuid, i32)>> {
     Ok(sqlx::query_as(
-        "SELECT update_id, revision_number FROM ( \
-            SELECT DISTINCT ON (update_id) update_id, revision_number, changed_version FROM revision \
-            WHERE update_type IN ('Category', 'Detectoid') ORDER BY update_id, revision_number DESC) latest \
-         WHERE $1::int8 IS NULL OR changed_version > $1 ORDER BY update_id",
+        "SELECT update_id, revision_number FROM revision \
+         WHERE update_type IN ('Category', 'Detectoid') AND ($1::int8 IS NULL OR changed_version > $1) \
+         ORDER BY update_id, revision_number",
     )
     .bind(since)
     .fetch_all(pool)
     .await?)
 }
 
-/// Latest revisions of updates and drivers changed after `since` (all for None) that
-/// belong to at least one of `categories` and one of `classifications` (directly or
-/// through a bundle); every one when both lists are None.
+/// Revisions of updates and drivers changed after `since` (all for None) that belong to
+/// at least one of `categories` and one of `classifications` (directly or through a
+/// bundle); every one when there is no filter.
 pub async fn update_revisions(
     pool: &PgPool,
     since: Option<i64>,
@@ -34,15 +34,13 @@ pub async fn update_revisions(
         None => (Vec::new(), Vec::new()),
     };
     Ok(sqlx::query_as(
-        "SELECT update_id, revision_number FROM ( \
-            SELECT DISTINCT ON (update_id) revision_id, update_id, revision_number, changed_version FROM revision \
-            WHERE update_type IN ('Software', 'Driver') ORDER BY update_id, revision_number DESC) latest \
-         WHERE ($1::int8 IS NULL OR changed_version > $1) \
-           AND ($2 OR (EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = latest.revision_id \
+        "SELECT update_id, revision_number FROM revision r \
+         WHERE update_type IN ('Software', 'Driver') AND ($1::int8 IS NULL OR changed_version > $1) \
+           AND ($2 OR (EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
                                  AND c.category_update_id = ANY($3)) \
-                   AND EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = latest.revision_id \
+                   AND EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
                                  AND c.category_update_id = ANY($4)))) \
-         ORDER BY update_id",
+         ORDER BY update_id, revision_number",
     )
     .bind(since)
     .bind(filter.is_none())
@@ -142,4 +140,52 @@ pub async fn languages(pool: &PgPool, since: Option<i64>) -> Result<Vec<(i32, St
     .bind(since)
     .fetch_all(pool)
     .await?)
+}
+
+/// An approval as GetDeployments sends it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ServerDeployment {
+    pub deployment_id: Uuid,
+    pub update_id: Uuid,
+    /// The approved revision, or the latest one for approvals that follow the update.
+    pub revision_number: i32,
+    pub group_id: Uuid,
+    pub action: String,
+    pub admin_name: Option<String>,
+    pub deadline: Option<chrono::DateTime<chrono::Utc>>,
+    pub is_assigned: bool,
+    pub go_live_time: chrono::DateTime<chrono::Utc>,
+    pub download_priority: i16,
+}
+
+/// Live approvals changed after catalog version `after` (all for None) up to `upto`, of
+/// updates the catalog holds.
+pub async fn deployments_between(pool: &PgPool, after: Option<i64>, upto: i64) -> Result<Vec<ServerDeployment>> {
+    Ok(sqlx::query_as(
+        "SELECT d.deployment_id, d.update_id, COALESCE(d.revision_number, latest.n) AS revision_number, d.group_id, \
+                d.action, d.admin_name, d.deadline, d.is_assigned, d.go_live_time, d.download_priority \
+         FROM deployment d JOIN LATERAL (SELECT max(revision_number) n FROM revision r WHERE r.update_id = d.update_id) latest \
+           ON latest.n IS NOT NULL \
+         WHERE d.deleted_at IS NULL AND ($1::int8 IS NULL OR d.changed_version > $1) AND d.changed_version <= $2 \
+         ORDER BY d.changed_version, d.deployment_id",
+    )
+    .bind(after)
+    .bind(upto)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Approvals removed after `after` up to `upto` (none on a first sync: there is nothing
+/// downstream to remove).
+pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i64) -> Result<Vec<Uuid>> {
+    let Some(after) = after else { return Ok(Vec::new()) };
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT deployment_id FROM deployment WHERE deleted_at IS NOT NULL AND deleted_version > $1 AND deleted_version <= $2 \
+         ORDER BY deployment_id",
+    )
+    .bind(after)
+    .bind(upto)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(d,)| d).collect())
 }

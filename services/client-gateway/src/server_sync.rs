@@ -252,6 +252,62 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
     Ok(wsusss::encode_update_data(&updates, &urls))
 }
 
+/// GetDeployments (replica downstream servers): every group, the approvals changed
+/// between the two anchors, those removed, every declined update and accepted EULA.
+pub async fn get_deployments(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let req = wsusss::DeploymentsRequest::decode(op).map_err(invalid)?;
+    let bad = |p: &str| (ErrorCode::InvalidParameters, p.to_owned());
+    let upto = parse_anchor(&req.sync_anchor).ok_or_else(|| bad("syncAnchor"))?;
+    let after = match req.deployment_anchor.as_deref() {
+        None => None,
+        Some(a) => Some(parse_anchor(a).ok_or_else(|| bad("deploymentAnchor"))?),
+    };
+    let pool = &gw.pool;
+    let groups = wsus_store::approvals::groups(pool).await.map_err(store_error)?;
+    let deployments = wsus_store::upstream::deployments_between(pool, after, upto).await.map_err(store_error)?;
+    let dead = wsus_store::upstream::dead_deployments_between(pool, after, upto).await.map_err(store_error)?;
+    let hidden = wsus_store::approvals::declined(pool).await.map_err(store_error)?;
+    let accepted_eulas = wsus_store::approvals::accepted_eulas(pool).await.map_err(store_error)?;
+    Ok(wsusss::Deployments {
+        anchor: req.sync_anchor.clone(),
+        groups: groups
+            .into_iter()
+            .map(|g| wsusss::SyncGroup {
+                id: g.group_id,
+                parent: g.parent_group_id,
+                name: g.name,
+                builtin: g.is_builtin,
+            })
+            .collect(),
+        deployments: deployments
+            .into_iter()
+            .map(|d| wsusss::SyncDeployment {
+                update_id: d.update_id,
+                revision_number: d.revision_number,
+                // Optional installs travel as unassigned installs, as WSUS sends them.
+                action: match d.action.as_str() {
+                    "Uninstall" => 1,
+                    "PreDeploymentCheck" => 2,
+                    "Block" => 3,
+                    _ => 0,
+                },
+                is_assigned: d.is_assigned && d.action != "OptionalInstall",
+                admin_name: d.admin_name,
+                deadline: d.deadline,
+                go_live_time: d.go_live_time,
+                deployment_id: d.deployment_id,
+                group_id: d.group_id,
+                download_priority: d.download_priority.clamp(1, 3) as u8,
+            })
+            .collect(),
+        dead,
+        hidden,
+        accepted_eulas,
+    }
+    .encode())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,6 +84,33 @@ async fn status_reflects_the_history(pool: PgPool) {
     assert_eq!(busy["last"]["result"], "succeeded");
     assert!(busy["last"]["finished_at"].is_string());
 
+    // A manual start runs a sync: it ends the abandoned run above (nothing holds the
+    // upstream's lock) and fails on the unreachable upstream, saying so.
+    let seed = wsus_store::settings::Seed {
+        products: vec![],
+        classifications: vec![],
+        languages: vec!["en".into()],
+        syncs_per_day: 0,
+        content_mode: "lazy".into(),
+    };
+    wsus_store::identity::ensure(&pool, None, Some("dss.example"), "dss", &seed).await.unwrap();
     let r = http.post(format!("{base}/api/v1/sync/start")).bearer_auth("admin-token-1").send().await.unwrap();
-    assert_eq!(r.status(), 501, "says plainly that upstream sync is not in this release");
+    assert_eq!(r.status(), 202);
+    let started = r.json::<serde_json::Value>().await.unwrap()["sync_id"].as_i64().unwrap();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..150 {
+        last = get().await;
+        if last["last"]["sync_id"] == started {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["last"]["result"], "failed", "{last}");
+    assert!(last["last"]["error"].as_str().unwrap().contains("uss.example"), "{last}");
+    let (abandoned,): (String,) = sqlx::query_as("SELECT result FROM sync_history WHERE sync_id = $1")
+        .bind(run.sync_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(abandoned, "failed");
 }

@@ -16,6 +16,7 @@ use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
+pub mod server_sync;
 pub mod transfer;
 
 /// sync-worker's own commands.
@@ -31,6 +32,15 @@ pub enum Command {
     },
     /// Export the catalog, files list, groups, approvals, declines and EULAs to one tar file.
     Export { file: std::path::PathBuf },
+    /// Synchronise from WSUS_UPSTREAM_URL: metadata, then content.
+    Sync {
+        /// Run one complete sync and exit (0 on success).
+        #[arg(long)]
+        once: bool,
+        /// Print one JSON summary line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs one of sync-worker's own commands.
@@ -54,6 +64,37 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
         Command::Export { file } => {
             let manifest = transfer::export(&pool, &file).await?;
             println!("exported {}: {:?}", file.display(), manifest.counts);
+        }
+        Command::Sync { once, json } => {
+            if !once {
+                anyhow::bail!("`sync` runs one sync: pass --once (the service syncs on its schedule)");
+            }
+            let identity = wsus_service::command_identity(&pool, &config.common).await?;
+            let ctx = server_sync::SyncContext {
+                pool: pool.clone(),
+                upstream_url: config.upstream_url.clone(),
+                content_dir: config.content_dir.clone(),
+                me: server_sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
+                replica: config.replica,
+            };
+            let outcome = server_sync::sync_once(&ctx, "cli").await?;
+            if json {
+                println!("{}", serde_json::to_string(&outcome)?);
+            } else {
+                println!(
+                    "sync {}: {} new and {} updated revisions; {} files queued, {} downloaded, {} failed ({} bytes)",
+                    outcome.sync_id,
+                    outcome.revisions_new,
+                    outcome.revisions_updated,
+                    outcome.files_queued,
+                    outcome.files_downloaded,
+                    outcome.files_failed,
+                    outcome.bytes_received
+                );
+            }
+            if outcome.files_failed > 0 {
+                anyhow::bail!("{} files could not be downloaded (they stay queued)", outcome.files_failed);
+            }
         }
     }
     pool.close().await;
@@ -89,6 +130,16 @@ fn status_from_store(e: StoreError) -> Status {
     }
 }
 
+fn status_from_sync(e: server_sync::SyncError) -> Status {
+    use server_sync::SyncError;
+    match e {
+        SyncError::NoUpstream => Status::failed_precondition(e.to_string()),
+        SyncError::Busy(_) => Status::already_exists(e.to_string()),
+        SyncError::Store(s) => status_from_store(s),
+        other => Status::internal(other.to_string()),
+    }
+}
+
 fn run_of(r: SyncRecord) -> SyncRun {
     let ts = wsus_rpc::timestamp;
     SyncRun {
@@ -115,6 +166,23 @@ impl Sync {
         Self { pool, config: Arc::new(config) }
     }
 
+    async fn context(&self) -> Result<server_sync::SyncContext, Status> {
+        if self.config.upstream_url.is_none() {
+            return Err(status_from_sync(server_sync::SyncError::NoUpstream));
+        }
+        let me = wsus_store::identity::current(&self.pool)
+            .await
+            .map_err(status_from_store)?
+            .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
+        Ok(server_sync::SyncContext {
+            pool: self.pool.clone(),
+            upstream_url: self.config.upstream_url.clone(),
+            content_dir: self.config.content_dir.clone(),
+            me: server_sync::Me { server_id: me.server_id, fqdn: me.fqdn },
+            replica: self.config.replica,
+        })
+    }
+
     async fn status(&self) -> Result<SyncStatus, StoreError> {
         let latest = sync_history::latest(&self.pool).await?;
         let (running, last) = match latest {
@@ -134,17 +202,19 @@ type StatusStream = Pin<Box<dyn Stream<Item = Result<SyncStatus, Status>> + Send
 
 #[tonic::async_trait]
 impl SyncService for Sync {
-    async fn start_sync(&self, _request: Request<StartSyncRequest>) -> Result<Response<StartSyncResponse>, Status> {
-        match &self.config.upstream_url {
-            None => Err(Status::failed_precondition(
-                "WSUS_UPSTREAM_URL is not set: there is no upstream server to synchronise from",
-            )),
-            // MS-WSUSSS metadata synchronisation is the server-sync work; until it lands,
-            // say so rather than pretend.
-            Some(url) => {
-                Err(Status::unimplemented(format!("synchronising from {url} is not implemented by this release")))
-            }
-        }
+    async fn start_sync(&self, request: Request<StartSyncRequest>) -> Result<Response<StartSyncResponse>, Status> {
+        let trigger = match request.into_inner().trigger.as_str() {
+            "" | "manual" => "manual",
+            "schedule" => "schedule",
+            other => return Err(Status::invalid_argument(format!("trigger {other:?} is not manual or schedule"))),
+        };
+        let ctx = self.context().await?;
+        let started = server_sync::begin(&ctx, trigger).await.map_err(status_from_sync)?;
+        let sync_id = started.sync_id;
+        tokio::spawn(async move {
+            let _ = started.run(&ctx).await;
+        });
+        Ok(Response::new(StartSyncResponse { sync_id }))
     }
 
     async fn get_sync_status(&self, _request: Request<GetSyncStatusRequest>) -> Result<Response<SyncStatus>, Status> {

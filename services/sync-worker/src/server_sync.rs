@@ -1,0 +1,599 @@
+//! This server as a downstream server (MS-WSUSSS 3.2.4): authorize, GetConfigData, the
+//! categories pass, the updates pass with the administrator's filters, the documents in
+//! bounded parallel batches, then the files. Anchors are committed only after the data
+//! of their round is durable, so a sync killed at any point resumes without loss.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+use wsus_soap::wsusss::{self, IdAndDelta, RevisionFilter, dss};
+use wsus_soap::wusp::Cookie;
+use wsus_soap::{Element, Limits};
+use wsus_store::revisions::{self, NewRevision};
+use wsus_store::upstream_state::{self, UpstreamConfig};
+use wsus_store::{PgPool, StoreError, settings, sync_history};
+
+const SERVER_SYNC: &str = "ServerSyncWebService/ServerSyncWebService.asmx";
+/// GetUpdateData requests in flight at once.
+const PARALLEL_BATCHES: usize = 4;
+/// Downloads in flight at once.
+const PARALLEL_DOWNLOADS: usize = 4;
+/// A cookie this close to expiry is renewed before the sync starts.
+const COOKIE_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("WSUS_UPSTREAM_URL is not set: there is no upstream server to synchronise from")]
+    NoUpstream,
+    #[error("another sync of {0} is running")]
+    Busy(String),
+    #[error("upstream {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("upstream fault {code} in {operation}: {message}")]
+    Fault { operation: String, code: String, message: String },
+    #[error("upstream answer to {operation} is not understood: {message}")]
+    Protocol { operation: String, message: String },
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SyncError {
+    fn protocol(operation: &str, message: impl ToString) -> Self {
+        SyncError::Protocol { operation: operation.to_owned(), message: message.to_string() }
+    }
+
+    fn is_cookie_fault(&self) -> bool {
+        matches!(self, SyncError::Fault { code, .. } if code == "InvalidCookie" || code == "CookieExpired")
+    }
+}
+
+/// Who this server is to its upstream.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub server_id: Uuid,
+    pub fqdn: String,
+}
+
+/// The SOAP side of an upstream server.
+#[derive(Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    base: String,
+    limits: Limits,
+}
+
+impl Upstream {
+    pub fn new(base: &str) -> Result<Self, SyncError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| SyncError::Other(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            limits: Limits { max_body_bytes: 512 * 1024 * 1024, max_depth: 64, max_elements: 20_000_000 },
+        })
+    }
+
+    /// Posts one SOAP request; returns the response text and its operation element.
+    async fn call(&self, path: &str, action: &str, op: &str, body: &str) -> Result<(String, Element), SyncError> {
+        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        let http_error = |e: reqwest::Error| SyncError::Http { url: url.clone(), message: e.to_string() };
+        let response = self
+            .http
+            .post(&url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", action)
+            .body(dss::envelope(body))
+            .send()
+            .await
+            .map_err(http_error)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(http_error)?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let parsed = wsus_soap::parse_request(text.as_bytes(), &self.limits);
+        match parsed {
+            Ok(r) if r.operation.name == "Fault" => {
+                let detail = r.operation.child("detail").or_else(|| r.operation.child("Detail"));
+                let field = |n: &str| detail.and_then(|d| d.child(n)).map(|c| c.value().to_owned()).unwrap_or_default();
+                Err(SyncError::Fault { operation: op.to_owned(), code: field("ErrorCode"), message: field("Message") })
+            }
+            Ok(r) if status.is_success() => Ok((text, r.operation)),
+            _ => Err(SyncError::Http {
+                url,
+                message: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+            }),
+        }
+    }
+}
+
+/// An authorized conversation with the upstream.
+struct Session {
+    upstream: Upstream,
+    pool: PgPool,
+    url: String,
+    me: Me,
+    cookie: Cookie,
+}
+
+impl Session {
+    async fn open(pool: &PgPool, upstream: Upstream, url: &str, me: Me) -> Result<Self, SyncError> {
+        let state = upstream_state::load(pool, url).await?;
+        let saved = match (state.cookie_expiration, state.cookie_encrypted_data) {
+            (Some(exp), Some(data)) if exp > Utc::now() + COOKIE_MARGIN => {
+                Some(Cookie { expiration: exp, encrypted_data: Some(String::from_utf8_lossy(&data).into_owned()) })
+            }
+            _ => None,
+        };
+        let mut session = Session {
+            upstream,
+            pool: pool.clone(),
+            url: url.to_owned(),
+            me,
+            cookie: Cookie { expiration: Utc::now(), encrypted_data: None },
+        };
+        match saved {
+            Some(c) => session.cookie = c,
+            None => session.authorize().await?,
+        }
+        Ok(session)
+    }
+
+    /// GetAuthConfig, the plug-in's GetAuthorizationCookie, GetCookie.
+    async fn authorize(&mut self) -> Result<(), SyncError> {
+        let (_, response) = self
+            .upstream
+            .call(SERVER_SYNC, &dss::action("GetAuthConfig"), "GetAuthConfig", &dss::get_auth_config())
+            .await?;
+        let result = dss::result(&response, "GetAuthConfig").map_err(|e| SyncError::protocol("GetAuthConfig", e))?;
+        let plug_ins = dss::auth_plug_ins(result).map_err(|e| SyncError::protocol("GetAuthConfig", e))?;
+        let (plug_in, service) = plug_ins
+            .iter()
+            .find(|(id, _)| id == "DssTargeting")
+            .or(plug_ins.first())
+            .cloned()
+            .ok_or_else(|| SyncError::protocol("GetAuthConfig", "no authorization plug-in"))?;
+        let body = dss::get_authorization_cookie(&self.me.fqdn, self.me.server_id);
+        let (_, response) =
+            self.upstream.call(&service, &dss::dss_auth_action(), "GetAuthorizationCookie", &body).await?;
+        let result = dss::result(&response, "GetAuthorizationCookie")
+            .map_err(|e| SyncError::protocol("GetAuthorizationCookie", e))?;
+        let (plug_in_id, data) =
+            dss::authorization_cookie(result).map_err(|e| SyncError::protocol("GetAuthorizationCookie", e))?;
+        let plug_in_id = if plug_in_id.is_empty() { plug_in } else { plug_in_id };
+        let body = dss::get_cookie(&plug_in_id, &data, wsusss::PROTOCOL_VERSION);
+        let (_, response) = self.upstream.call(SERVER_SYNC, &dss::action("GetCookie"), "GetCookie", &body).await?;
+        let cookie = dss::result(&response, "GetCookie")
+            .and_then(dss::cookie_of)
+            .map_err(|e| SyncError::protocol("GetCookie", e))?;
+        upstream_state::save_cookie(
+            &self.pool,
+            &self.url,
+            &plug_in_id,
+            data.as_bytes(),
+            cookie.expiration,
+            cookie.encrypted_data.as_deref().unwrap_or_default().as_bytes(),
+        )
+        .await?;
+        tracing::info!(upstream = %self.url, expires = %cookie.expiration, "authorized by the upstream server");
+        self.cookie = cookie;
+        Ok(())
+    }
+
+    /// A server-sync call with the cookie; a refused cookie is renewed once.
+    async fn call(&mut self, op: &str, body: impl Fn(&Cookie) -> String) -> Result<(String, Element), SyncError> {
+        match self.upstream.call(SERVER_SYNC, &dss::action(op), op, &body(&self.cookie)).await {
+            Err(e) if e.is_cookie_fault() => {
+                tracing::info!(upstream = %self.url, "cookie refused; authorizing again");
+                upstream_state::drop_cookie(&self.pool, &self.url).await?;
+                self.authorize().await?;
+                self.upstream.call(SERVER_SYNC, &dss::action(op), op, &body(&self.cookie)).await
+            }
+            other => other,
+        }
+    }
+
+    async fn revision_ids(&mut self, filter: &RevisionFilter) -> Result<dss::RevisionIdList, SyncError> {
+        let (_, response) = self.call("GetRevisionIdList", |c| dss::get_revision_id_list(c, filter)).await?;
+        dss::result(&response, "GetRevisionIdList")
+            .and_then(dss::revision_id_list)
+            .map_err(|e| SyncError::protocol("GetRevisionIdList", e))
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct SyncOutcome {
+    pub sync_id: i64,
+    pub revisions_new: u64,
+    pub revisions_updated: u64,
+    pub deployments_changed: u64,
+    pub files_queued: u64,
+    pub files_downloaded: u64,
+    pub files_failed: u64,
+    pub bytes_received: u64,
+}
+
+/// Everything a sync needs.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub pool: PgPool,
+    pub upstream_url: Option<String>,
+    pub content_dir: std::path::PathBuf,
+    pub me: Me,
+    /// Replica mode: groups, approvals, declines and EULAs come from the upstream.
+    pub replica: bool,
+}
+
+/// A sync that holds its upstream's lock and has its history row.
+pub struct Started {
+    lock: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    url: String,
+    pub sync_id: i64,
+}
+
+/// Takes the per-upstream lock and opens the history row; Busy when another replica or
+/// run holds the lock.
+pub async fn begin(ctx: &SyncContext, trigger: &str) -> Result<Started, SyncError> {
+    let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
+    let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
+        return Err(SyncError::Busy(url));
+    };
+    // A run that died without finishing its history row is over: the lock proves it.
+    sync_history::fail_abandoned(&ctx.pool, chrono::Duration::zero()).await?;
+    let record = sync_history::start(&ctx.pool, &url, trigger).await?;
+    Ok(Started { lock, url, sync_id: record.sync_id })
+}
+
+impl Started {
+    /// Runs the sync to its end, records the outcome, releases the lock.
+    pub async fn run(self, ctx: &SyncContext) -> Result<SyncOutcome, SyncError> {
+        let mut outcome = SyncOutcome { sync_id: self.sync_id, ..Default::default() };
+        let result = run(ctx, &self.url, &mut outcome).await;
+        if let Err(e) = &result {
+            tracing::warn!(upstream = %self.url, error = %e, "sync failed");
+        }
+        let error = result.as_ref().err().map(|e| e.to_string());
+        let counts = sync_history::Counts {
+            revisions_new: outcome.revisions_new as i32,
+            revisions_updated: outcome.revisions_updated as i32,
+            deployments_changed: outcome.deployments_changed as i32,
+            files_queued: outcome.files_queued as i32,
+            bytes_received: outcome.bytes_received as i64,
+        };
+        sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
+        let verdict = if error.is_none() { "succeeded" } else { "failed" };
+        sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
+        upstream_state::unlock(self.lock, &self.url).await?;
+        result.map(|()| outcome)
+    }
+}
+
+/// One complete sync (metadata, then content) under the per-upstream lock, recorded in
+/// the sync history.
+pub async fn sync_once(ctx: &SyncContext, trigger: &str) -> Result<SyncOutcome, SyncError> {
+    begin(ctx, trigger).await?.run(ctx).await
+}
+
+async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<(), SyncError> {
+    let pool = &ctx.pool;
+    let id = outcome.sync_id;
+    let upstream = Upstream::new(url)?;
+    sync_history::progress(pool, id, "authorizing", 0, 0).await?;
+    let mut session = Session::open(pool, upstream.clone(), url, ctx.me.clone()).await?;
+
+    sync_history::progress(pool, id, "configuration", 0, 0).await?;
+    let state = upstream_state::load(pool, url).await?;
+    let anchor = state.config_anchor.clone();
+    let (_, response) = session.call("GetConfigData", |c| dss::get_config_data(c, anchor.as_deref())).await?;
+    let config = dss::result(&response, "GetConfigData")
+        .and_then(dss::config_data)
+        .map_err(|e| SyncError::protocol("GetConfigData", e))?;
+    let per_request = (config.max_updates_per_request as usize).clamp(1, wsusss::MAX_UPDATES_PER_REQUEST);
+    upstream_state::save_config(
+        pool,
+        url,
+        &UpstreamConfig {
+            anchor: config.new_config_anchor.clone(),
+            catalog_only_sync: config.catalog_only_sync,
+            lazy_sync: config.lazy_sync,
+            server_hosts_psf_files: config.server_hosts_psf_files,
+            max_updates_per_request: per_request as i32,
+            max_updates_per_decryption_request: config.max_updates_per_decryption_request as i32,
+            protocol_version: response
+                .children
+                .first()
+                .and_then(|r| r.child("ProtocolVersion"))
+                .map(|v| v.value().to_owned())
+                .unwrap_or_default(),
+            languages: config.languages.iter().map(|l| (l.id, l.short.clone(), l.long.clone(), l.enabled)).collect(),
+        },
+    )
+    .await?;
+
+    // Categories pass: categories and detectoids changed since the last committed anchor.
+    let sync_anchor = state.sync_anchor.clone();
+    let categories_filter = RevisionFilter { anchor: sync_anchor.clone(), get_config: true, ..Default::default() };
+    let categories = session.revision_ids(&categories_filter).await?;
+    fetch_documents(&mut session, pool, id, "categories", &categories.revisions, per_request, outcome).await?;
+
+    // Updates pass, with the administrator's products and classifications.
+    let products = setting_ids(pool, settings::SYNC_PRODUCTS).await?;
+    let classifications = setting_ids(pool, settings::SYNC_CLASSIFICATIONS).await?;
+    let filter_json = serde_json::json!({ "products": products, "classifications": classifications });
+    let same_filter = state.sync_filter.as_ref() == Some(&filter_json);
+    let mut filter = RevisionFilter { anchor: sync_anchor.filter(|_| same_filter), ..Default::default() };
+    if !(products.is_empty() && classifications.is_empty()) {
+        // Never one list alone (a real WSUS answers that with nothing): an unset kind is
+        // every category of that kind the categories pass brought.
+        let products =
+            if products.is_empty() { upstream_state::categories_of_kind(pool, false).await? } else { products };
+        let classifications = if classifications.is_empty() {
+            upstream_state::categories_of_kind(pool, true).await?
+        } else {
+            classifications
+        };
+        let delta = filter.anchor.is_some();
+        filter.categories = products.into_iter().map(|id| IdAndDelta { id, delta }).collect();
+        filter.classifications = classifications.into_iter().map(|id| IdAndDelta { id, delta }).collect();
+    }
+    let updates = session.revision_ids(&filter).await?;
+    fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
+    revisions::refresh_derived(pool).await?;
+    // Both passes are durable: from now on, only what changed after this anchor.
+    if let Some(a) = &categories.anchor {
+        upstream_state::save_sync_anchor(pool, url, a, &filter_json).await?;
+        if ctx.replica {
+            sync_history::progress(pool, id, "deployments", 0, 0).await?;
+            replicate(&mut session, pool, url, state.deployment_anchor.as_deref(), a, outcome).await?;
+        }
+    }
+
+    content(ctx, &upstream, config.catalog_only_sync, outcome).await
+}
+
+/// GetDeployments, applied in one transaction; then its anchor is committed.
+async fn replicate(
+    session: &mut Session,
+    pool: &PgPool,
+    url: &str,
+    deployment_anchor: Option<&str>,
+    sync_anchor: &str,
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError> {
+    use wsus_store::approvals::{Action, AdminState, Deployment, Group};
+    let (_, response) =
+        session.call("GetDeployments", |c| dss::get_deployments(c, deployment_anchor, sync_anchor)).await?;
+    let answer = dss::result(&response, "GetDeployments")
+        .and_then(wsusss::Deployments::decode)
+        .map_err(|e| SyncError::protocol("GetDeployments", e))?;
+    let state = AdminState {
+        groups: answer
+            .groups
+            .iter()
+            .map(|g| Group { group_id: g.id, name: g.name.clone(), parent_group_id: g.parent, is_builtin: g.builtin })
+            .collect(),
+        deployments: answer
+            .deployments
+            .iter()
+            .map(|d| Deployment {
+                deployment_id: d.deployment_id,
+                update_id: d.update_id,
+                revision_number: Some(d.revision_number),
+                group_id: d.group_id,
+                action: match (d.action, d.is_assigned) {
+                    (0, true) => Action::Install,
+                    (0, false) => Action::OptionalInstall,
+                    (1, _) => Action::Uninstall,
+                    (2, _) => Action::PreDeploymentCheck,
+                    _ => Action::Block,
+                },
+                deadline: d.deadline,
+                is_assigned: d.is_assigned,
+                download_priority: i16::from(d.download_priority),
+                admin_name: d.admin_name.clone(),
+                last_change_time: d.go_live_time,
+            })
+            .collect(),
+        declined: answer.hidden.clone(),
+        accepted_eulas: answer.accepted_eulas.clone(),
+    };
+    outcome.deployments_changed += wsus_store::approvals::replicate(pool, &state, &answer.dead).await?;
+    let anchor = if answer.anchor.is_empty() { sync_anchor } else { &answer.anchor };
+    upstream_state::save_deployment_anchor(pool, url, anchor).await?;
+    Ok(())
+}
+
+async fn setting_ids(pool: &PgPool, key: &str) -> Result<Vec<Uuid>, SyncError> {
+    Ok(settings::get::<Vec<Uuid>>(pool, key).await?.map(|s| s.value).unwrap_or_default())
+}
+
+/// Fetches and stores the documents of the revisions this catalog lacks.
+async fn fetch_documents(
+    session: &mut Session,
+    pool: &PgPool,
+    sync_id: i64,
+    phase: &str,
+    ids: &[(Uuid, i32)],
+    per_request: usize,
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError> {
+    let held = upstream_state::held(pool, ids).await?;
+    let missing: Vec<(Uuid, i32)> =
+        ids.iter().filter(|k| !held.contains(k)).copied().collect::<HashSet<_>>().into_iter().collect();
+    let total = missing.len() as i64;
+    sync_history::progress(pool, sync_id, phase, 0, total).await?;
+    let mut done = 0i64;
+    let mut batches = missing.chunks(per_request).map(<[_]>::to_vec).collect::<Vec<_>>().into_iter();
+    let mut running: JoinSet<Result<Vec<NewRevision>, SyncError>> = JoinSet::new();
+    loop {
+        while running.len() < PARALLEL_BATCHES {
+            let Some(batch) = batches.next() else { break };
+            let (upstream, cookie) = (session.upstream.clone(), session.cookie.clone());
+            running.spawn(async move { fetch_batch(&upstream, &cookie, &batch).await });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let revisions = match joined.map_err(|e| SyncError::Other(e.to_string()))? {
+            Ok(r) => r,
+            Err(e) if e.is_cookie_fault() => {
+                // Renew once, then let the remaining batches use the new cookie; the
+                // failed batch is simply not stored, and the anchor not advanced.
+                running.abort_all();
+                session.authorize().await?;
+                return Box::pin(fetch_documents(session, pool, sync_id, phase, ids, per_request, outcome)).await;
+            }
+            Err(e) => return Err(e),
+        };
+        let n = revisions.len() as i64;
+        let stored = revisions::import_batch(pool, &revisions).await?;
+        outcome.revisions_new += stored.new;
+        outcome.revisions_updated += stored.updated;
+        done += n;
+        sync_history::progress(pool, sync_id, phase, done, total).await?;
+    }
+    Ok(())
+}
+
+async fn fetch_batch(upstream: &Upstream, cookie: &Cookie, ids: &[(Uuid, i32)]) -> Result<Vec<NewRevision>, SyncError> {
+    let (text, _) = upstream
+        .call(SERVER_SYNC, &dss::action("GetUpdateData"), "GetUpdateData", &dss::get_update_data(cookie, ids))
+        .await?;
+    let revisions = tokio::task::spawn_blocking(move || crate::transfer::update_data_response(&text))
+        .await
+        .map_err(|e| SyncError::Other(e.to_string()))?
+        .map_err(|e| SyncError::protocol("GetUpdateData", format!("{e:#}")))?;
+    let got: HashSet<(Uuid, i32)> =
+        revisions.iter().map(|r| (r.identity.update_id, r.identity.revision_number)).collect();
+    if let Some(missing) = ids.iter().find(|k| !got.contains(k)) {
+        return Err(SyncError::protocol("GetUpdateData", format!("{}/{} was not sent", missing.0, missing.1)));
+    }
+    Ok(revisions)
+}
+
+/// Queues the files the content mode wants, then works through the queue.
+async fn content(
+    ctx: &SyncContext,
+    upstream: &Upstream,
+    catalog_only_upstream: bool,
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError> {
+    let mode = settings::get::<String>(&ctx.pool, settings::CONTENT_MODE).await?.map(|s| s.value);
+    match mode.as_deref() {
+        Some("catalog-only") => return Ok(()),
+        Some("immediate") => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, true).await?,
+        _ => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, false).await?,
+    }
+    download_queue(ctx, upstream, catalog_only_upstream, outcome).await
+}
+
+/// Downloads every due file of the queue, verified before it becomes visible.
+pub async fn download_queue(
+    ctx: &SyncContext,
+    upstream: &Upstream,
+    catalog_only_upstream: bool,
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError> {
+    let store = Arc::new(wsus_content::ContentStore::new(&ctx.content_dir));
+    let total = upstream_state::queued_downloads(&ctx.pool).await?;
+    let mut done = 0i64;
+    sync_history::progress(&ctx.pool, outcome.sync_id, "content", 0, total).await?;
+    let mut tried: HashSet<Vec<u8>> = HashSet::new();
+    loop {
+        let due: Vec<_> = upstream_state::due_downloads(&ctx.pool, 200)
+            .await?
+            .into_iter()
+            .filter(|d| !tried.contains(&d.sha1))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut running: JoinSet<(Vec<u8>, Result<u64, DownloadError>)> = JoinSet::new();
+        let mut queue = due.into_iter();
+        loop {
+            while running.len() < PARALLEL_DOWNLOADS {
+                let Some(d) = queue.next() else { break };
+                tried.insert(d.sha1.clone());
+                let (http, store) = (upstream.http.clone(), store.clone());
+                let source = match (catalog_only_upstream, d.mu_url.clone()) {
+                    (true, Some(mu)) => mu,
+                    _ => match <[u8; 20]>::try_from(d.sha1.as_slice()) {
+                        Ok(sha1) => {
+                            format!("{}/Content/{}", upstream.base, wsus_content::relative_path(&sha1, &d.file_name))
+                        }
+                        Err(_) => continue,
+                    },
+                };
+                running.spawn(async move {
+                    let result = download(&http, &store, &source, &d).await;
+                    (d.sha1, result)
+                });
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let (sha1, result) = joined.map_err(|e| SyncError::Other(e.to_string()))?;
+            match result {
+                Ok(bytes) => {
+                    upstream_state::download_done(&ctx.pool, &sha1).await?;
+                    outcome.files_downloaded += 1;
+                    outcome.bytes_received += bytes;
+                }
+                Err(DownloadError { message, mismatch }) => {
+                    tracing::warn!(sha1 = %hex::encode_upper(&sha1), error = message, "download failed");
+                    upstream_state::download_failed(&ctx.pool, &sha1, &message, mismatch).await?;
+                    outcome.files_failed += 1;
+                }
+            }
+            done += 1;
+            sync_history::progress(&ctx.pool, outcome.sync_id, "content", done, total).await?;
+        }
+    }
+}
+
+/// Why a download failed; `mismatch` when the bytes failed verification.
+struct DownloadError {
+    message: String,
+    mismatch: bool,
+}
+
+fn transfer_error(message: String) -> DownloadError {
+    DownloadError { message, mismatch: false }
+}
+
+/// One file into the store.
+async fn download(
+    http: &reqwest::Client,
+    store: &wsus_content::ContentStore,
+    url: &str,
+    d: &upstream_state::Download,
+) -> Result<u64, DownloadError> {
+    let response = http.get(url).send().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(transfer_error(format!("{url}: HTTP {}", response.status())));
+    }
+    let bytes = response.bytes().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
+    let n = bytes.len() as u64;
+    let sha1: [u8; 20] = d.sha1.as_slice().try_into().map_err(|_| transfer_error("bad SHA-1".to_owned()))?;
+    let sha256: Option<[u8; 32]> = d.sha256.as_deref().and_then(|s| s.try_into().ok());
+    let store = store.clone();
+    let (name, size) = (d.file_name.clone(), u64::try_from(d.size).ok().filter(|s| *s > 0));
+    tokio::task::spawn_blocking(move || {
+        let expected = wsus_content::Expected { sha1: &sha1, sha256: sha256.as_ref(), size, file_name: &name };
+        store.put(expected, &bytes)
+    })
+    .await
+    .map_err(|e| transfer_error(e.to_string()))?
+    .map_err(|e| DownloadError {
+        mismatch: matches!(
+            e,
+            wsus_content::ContentError::DigestMismatch { .. } | wsus_content::ContentError::SizeMismatch { .. }
+        ),
+        message: e.to_string(),
+    })?;
+    Ok(n)
+}

@@ -1,0 +1,355 @@
+//! Two instances on loopback: A is the upstream (its own database, the real reference
+//! documents and a generated catalog with its files), B syncs from A's client-gateway
+//! with `sync-worker sync --once`. What A holds reaches B, an update imported at A later
+//! reaches B by an anchored delta, and B's client-gateway serves it and its file to a
+//! simulated client.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use sqlx::PgPool;
+use wsus_e2e::agent::{Agent, FileMeta};
+use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, reference, run_binary};
+use wsus_store::approvals::{self, Action, Approval};
+
+fn import(db: &str, path: &Path) {
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["import", path.to_str().unwrap()],
+        &HashMap::from([("DATABASE_URL", db.to_owned())]),
+    );
+    assert!(ok, "{out}{err}");
+}
+
+fn sync(db: &str, upstream: &str, content: &Path) -> serde_json::Value {
+    sync_with(db, upstream, content, &[])
+}
+
+fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> serde_json::Value {
+    let mut env = HashMap::from([
+        ("DATABASE_URL", db.to_owned()),
+        ("WSUS_UPSTREAM_URL", upstream.to_owned()),
+        ("WSUS_CONTENT_DIR", content.display().to_string()),
+        ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
+    ]);
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], &env);
+    assert!(ok, "sync failed: {out}{err}");
+    serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
+}
+
+async fn revisions(pool: &PgPool) -> HashSet<(uuid::Uuid, i32)> {
+    sqlx::query_as("SELECT update_id, revision_number FROM revision")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+async fn approve(pool: &PgPool, update_id: uuid::Uuid) {
+    approvals::approve(
+        pool,
+        &Approval {
+            update_id,
+            group_id: wsus_store::ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin_name: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// The newest bundle of the catalog whose first member has a file.
+async fn bundle_with_file(pool: &PgPool, exclude: &HashSet<(uuid::Uuid, i32)>) -> uuid::Uuid {
+    let rows: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+        "SELECT r.update_id, r.revision_number FROM revision r WHERE r.is_bundle AND EXISTS ( \
+            SELECT 1 FROM bundle_member b JOIN revision m ON m.update_id = b.member_update_id \
+            JOIN revision_file f ON f.revision_id = m.revision_id WHERE b.revision_id = r.revision_id) \
+         ORDER BY r.revision_id DESC",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter().find(|k| !exclude.contains(k)).expect("a bundle with files").0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+    let first = wsus_catalog_gen::Options { revisions: 300, seed: 21, ..Default::default() };
+    wsus_catalog_gen::write(&first, &dir.path().join("docs-1"), Some(&content_a)).unwrap();
+    import(&db_a, &dir.path().join("docs-1"));
+    import(&db_a, &reference("captures/wsus-m0-wsusss/docs"));
+    let a = System::start_with(&db_a, Some(&content_a), &[]);
+    let http = reqwest::Client::new();
+    a.wait_ready(&http).await;
+    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+
+    // First sync: everything A holds (no products or classifications chosen at B).
+    let outcome = sync(&db_b, &a.gateway_url, &content_b);
+    let at_a = revisions(&pool_a).await;
+    assert_eq!(revisions(&pool_b).await, at_a, "B holds exactly A's revisions");
+    assert_eq!(outcome["revisions_new"].as_u64().unwrap() as usize, at_a.len());
+    assert_eq!(outcome["files_queued"], 0, "lazy content: nothing approved yet");
+    let (anchor,): (Option<String>,) =
+        sqlx::query_as("SELECT sync_anchor FROM upstream_state").fetch_one(&pool_b).await.unwrap();
+    assert!(anchor.is_some_and(|a| a.contains(',')), "the anchor is committed");
+    let (downstream,): (String,) =
+        sqlx::query_as("SELECT fqdn FROM downstream_server").fetch_one(&pool_a).await.unwrap();
+    assert_eq!(downstream, "dss.e2e.test", "A knows B");
+
+    // Nothing changed: the anchored sync brings nothing.
+    let again = sync(&db_b, &a.gateway_url, &content_b);
+    assert_eq!(again["revisions_new"], 0);
+    assert_eq!(again["revisions_updated"], 0);
+
+    // A new update at A, approved at B: it arrives by delta, with its file.
+    let second = wsus_catalog_gen::Options { revisions: 120, seed: 22, ..Default::default() };
+    wsus_catalog_gen::write(&second, &dir.path().join("docs-2"), Some(&content_a)).unwrap();
+    import(&db_a, &dir.path().join("docs-2"));
+    let added: HashSet<_> = revisions(&pool_a).await.difference(&at_a).copied().collect();
+    assert!(!added.is_empty());
+    let delta = sync(&db_b, &a.gateway_url, &content_b);
+    assert_eq!(delta["revisions_new"].as_u64().unwrap() as usize, added.len(), "only what is new: {delta}");
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
+    let bundle = bundle_with_file(&pool_b, &at_a).await;
+    approve(&pool_b, bundle).await;
+    let content_sync = sync(&db_b, &a.gateway_url, &content_b);
+    assert!(content_sync["files_downloaded"].as_u64().unwrap() >= 1, "{content_sync}");
+    assert_eq!(content_sync["files_failed"], 0);
+
+    // B's client-gateway serves the update and its file to a client.
+    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    b.wait_ready(&http).await;
+
+    // The manual trigger of the management API runs a sync in sync-worker B.
+    let started =
+        http.post(format!("{}/api/v1/sync/start", b.reporting_url)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(started.status(), 202);
+    let sync_id = started.json::<serde_json::Value>().await.unwrap()["sync_id"].as_i64().unwrap();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        last = http
+            .get(format!("{}/api/v1/sync/status", b.reporting_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if last["last"]["sync_id"].as_i64() == Some(sync_id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(last["last"]["result"], "succeeded", "{last}");
+    assert_eq!(last["last"]["trigger"], "manual");
+    let mut agent = Agent::new(&b.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    let install: Vec<_> = agent.received.iter().filter(|(_, r)| r.action == "Install").collect();
+    assert_eq!(install.len(), 1, "the bundle approved at B");
+    let members: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT b.member_update_id FROM bundle_member b JOIN revision r USING (revision_id) WHERE r.update_id = $1",
+    )
+    .bind(bundle)
+    .fetch_all(&pool_b)
+    .await
+    .unwrap();
+    let leaves: Vec<i32> = agent
+        .received
+        .iter()
+        .filter(|(_, r)| r.is_leaf && members.iter().any(|(m,)| r.core.contains(&m.to_string())))
+        .map(|(id, _)| *id)
+        .collect();
+    let actions: Vec<_> = agent.received.values().map(|r| (r.action.clone(), r.is_leaf)).collect();
+    assert!(!leaves.is_empty(), "the approved bundle's members: {actions:?}");
+    let (mut fragments, mut files) = (Vec::new(), Vec::new());
+    for chunk in leaves.chunks(50) {
+        let (f, u) = agent.extended_info(chunk).await.unwrap();
+        fragments.extend(f);
+        files.extend(u);
+    }
+    let mut downloaded = 0;
+    for (_, extended) in fragments.iter().filter(|(_, x)| x.starts_with("<ExtendedProperties")) {
+        for meta in FileMeta::from_extended(extended) {
+            let Some((_, url)) = files.iter().find(|(d, _)| *d == meta.sha1) else { continue };
+            assert!(url.starts_with(&b.gateway_url), "{url}");
+            let bytes = agent.download(url, &meta, 100_000).await.unwrap();
+            assert_eq!(bytes.len() as u64, meta.size);
+            downloaded += 1;
+        }
+    }
+    assert!(downloaded >= 1, "a file of the approved update came from B");
+}
+
+/// Revisions in the kill-and-resume test: CI-sized unless `WSUS_E2E_LONG=1`.
+fn resume_catalog_size() -> usize {
+    if std::env::var("WSUS_E2E_LONG").is_ok_and(|v| v == "1") { 20_000 } else { 3_000 }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+    let opts = wsus_catalog_gen::Options { revisions: resume_catalog_size(), seed: 31, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
+    import(&db_a, &dir.path().join("docs"));
+    let a = System::start_with(&db_a, Some(&content_a), &[]);
+    let http = reqwest::Client::new();
+    a.wait_ready(&http).await;
+    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+    // Everything approved at B with immediate content: files are part of what must converge.
+    let env = HashMap::from([
+        ("DATABASE_URL", db_b.clone()),
+        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
+        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
+        ("WSUS_CONTENT_MODE", "immediate".to_owned()),
+    ]);
+
+    // Killed at pseudo-random points (deterministic per run size), each later than the last.
+    let mut seed = opts.seed;
+    let mut kills = 0;
+    for round in 0..4u64 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let after = std::time::Duration::from_millis(300 + round * 400 + (seed >> 33) % 700);
+        let mut b = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
+        tokio::time::sleep(after).await;
+        if b.wait(std::time::Duration::ZERO).is_none() {
+            b.kill();
+            kills += 1;
+        }
+    }
+    assert!(kills >= 1, "the sync was interrupted at least once");
+    // Resumed to the end: exactly A's revisions, and every file, verified.
+    let outcome = sync(&db_b, &a.gateway_url, &content_b);
+    assert_eq!(outcome["files_failed"], 0);
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await, "B converged to A");
+    let (files_a,): (i64,) = sqlx::query_as("SELECT count(*) FROM file").fetch_one(&pool_a).await.unwrap();
+    let (present_b,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM file WHERE content_state = 'present'").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(present_b, files_a, "every file downloaded once and verified");
+    let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(queued, 0);
+    let (running, succeeded): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE result = 'running'), count(*) FILTER (WHERE result = 'succeeded') FROM sync_history",
+    )
+    .fetch_one(&pool_b)
+    .await
+    .unwrap();
+    assert_eq!((running, succeeded), (0, 1), "killed runs are closed as failed by the next one");
+    // The anchor moved: one more sync brings nothing new.
+    let again = sync(&db_b, &a.gateway_url, &content_b);
+    assert_eq!(again["revisions_new"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 41, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
+    import(&db_a, &dir.path().join("docs"));
+    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+    // At A: a group, an approval for it and one for everyone, a declined update.
+    let group = uuid::Uuid::new_v4();
+    approvals::create_group(&pool_a, group, "Pilot", None).await.unwrap();
+    let bundle = bundle_with_file(&pool_a, &HashSet::new()).await;
+    let approved = approvals::approve(
+        &pool_a,
+        &Approval {
+            update_id: bundle,
+            group_id: wsus_store::ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin_name: Some("admin-a".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let (other,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT update_id FROM revision WHERE update_type = 'Software' AND update_id <> $1 ORDER BY revision_id LIMIT 1",
+    )
+    .bind(bundle)
+    .fetch_one(&pool_a)
+    .await
+    .unwrap();
+    approvals::approve(
+        &pool_a,
+        &Approval { update_id: other, group_id: group, action: Action::Install, deadline: None, admin_name: None },
+    )
+    .await
+    .unwrap();
+    let (declined,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT update_id FROM revision WHERE update_type = 'Software' AND update_id NOT IN ($1, $2) ORDER BY revision_id DESC LIMIT 1",
+    )
+    .bind(bundle)
+    .bind(other)
+    .fetch_one(&pool_a)
+    .await
+    .unwrap();
+    approvals::decline(&pool_a, declined, None).await.unwrap();
+    let a = System::start_with(&db_a, Some(&content_a), &[]);
+    let http = reqwest::Client::new();
+    a.wait_ready(&http).await;
+
+    let replica = [("WSUS_REPLICA", "true")];
+    let first = sync_with(&db_b, &a.gateway_url, &content_b, &replica);
+    assert!(first["deployments_changed"].as_u64().unwrap() >= 3, "{first}");
+    assert!(first["files_downloaded"].as_u64().unwrap() >= 1, "the approved update's files, lazily: {first}");
+    let groups_b: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT group_id, name FROM target_group WHERE NOT is_builtin")
+            .fetch_all(&pool_b)
+            .await
+            .unwrap();
+    assert_eq!(groups_b, vec![(group, "Pilot".to_owned())]);
+    let live_b: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT deployment_id, origin FROM deployment WHERE deleted_at IS NULL ORDER BY deployment_id")
+            .fetch_all(&pool_b)
+            .await
+            .unwrap();
+    let live_a: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT deployment_id FROM deployment WHERE deleted_at IS NULL ORDER BY deployment_id")
+            .fetch_all(&pool_a)
+            .await
+            .unwrap();
+    assert_eq!(live_b.iter().map(|(d, _)| *d).collect::<Vec<_>>(), live_a.iter().map(|(d,)| *d).collect::<Vec<_>>());
+    assert!(live_b.iter().all(|(_, o)| o == "upstream"));
+    assert_eq!(approvals::declined(&pool_b).await.unwrap(), vec![declined]);
+
+    // B's client gets the approval made at A.
+    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    b.wait_ready(&http).await;
+    let mut agent = Agent::new(&b.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    let install: Vec<_> = agent.received.values().filter(|r| r.action == "Install").collect();
+    assert_eq!(install.len(), 1, "the approval for All Computers");
+    assert!(install[0].core.contains(&bundle.to_string()));
+
+    // Removed at A: removed at B by the next sync (a dead deployment).
+    approvals::unapprove(&pool_a, bundle, wsus_store::ALL_COMPUTERS).await.unwrap();
+    let second = sync_with(&db_b, &a.gateway_url, &content_b, &replica);
+    assert!(second["deployments_changed"].as_u64().unwrap() >= 1, "{second}");
+    let (still,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM deployment WHERE deployment_id = $1 AND deleted_at IS NULL")
+            .bind(approved)
+            .fetch_one(&pool_b)
+            .await
+            .unwrap();
+    assert_eq!(still, 0);
+    let (live,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NULL").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(live, 1, "the Pilot approval stays");
+}
