@@ -316,4 +316,45 @@ async fn downstream_server_requests_get_answers_shaped_like_a_real_upstream() {
         }
     }
     assert_eq!(exchanges.len(), 19);
+
+    // Beyond the recording: Ping, and DownloadFiles for a digest this catalog lacks.
+    let post = |op: &'static str, action: String, body: String| {
+        let http = http.clone();
+        let url = format!("{}/ServerSyncWebService/ServerSyncWebService.asmx", system.gateway_url);
+        async move {
+            let r = http
+                .post(url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", action)
+                .body(wsus_soap::wsusss::dss::envelope(&body))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap(), op)
+        }
+    };
+    let (status, text, _) = post(
+        "Ping",
+        "\"http://www.microsoft.com/SoftwareDistribution/Server/IMonitorable/Ping\"".into(),
+        "<Ping xmlns=\"http://www.microsoft.com/SoftwareDistribution/Server/IMonitorable\"><pingLevel>1</pingLevel></Ping>".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("<SuccessFlag>true</SuccessFlag>"), "{text}");
+    let cookie = wsus_soap::wusp::Cookie {
+        expiration: chrono::DateTime::parse_from_rfc3339(&expiration.unwrap()).unwrap().into(),
+        encrypted_data: encrypted,
+    };
+    let unknown = "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    let (status, text, _) = post(
+        "DownloadFiles",
+        wsus_soap::wsusss::dss::action("DownloadFiles"),
+        wsus_soap::wsusss::dss::download_files(&cookie, std::slice::from_ref(&unknown)),
+    )
+    .await;
+    assert_eq!(status, 500);
+    let fault = parse(&text);
+    let detail = fault.child("detail").unwrap();
+    assert_eq!(detail.child("ErrorCode").unwrap().value(), "FileDigestsMissing");
+    assert_eq!(detail.child("Message").unwrap().value(), unknown);
 }

@@ -38,6 +38,25 @@ fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &
     serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
 }
 
+/// Marks the first file of one document as encrypted (SecuredFragment FileDecryption);
+/// returns its file name.
+fn encrypt_one(docs: &Path) -> String {
+    let mut paths: Vec<_> = std::fs::read_dir(docs).unwrap().flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for p in paths {
+        let xml = std::fs::read_to_string(&p).unwrap();
+        let Some(at) = xml.find("<upd:File ") else { continue };
+        let name = xml[at..].split("FileName=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+        let xml = xml.replacen("<upd:File ", "<upd:File IsEncrypted=\"true\" ", 1);
+        let props = xml.find("<upd:Properties ").unwrap();
+        let end = props + xml[props..].find('>').unwrap() + 1;
+        let xml = format!("{}<upd:SecuredFragment>FileDecryption</upd:SecuredFragment>{}", &xml[..end], &xml[end..]);
+        std::fs::write(&p, xml).unwrap();
+        return name;
+    }
+    panic!("no document with a file");
+}
+
 async fn revisions(pool: &PgPool) -> HashSet<(uuid::Uuid, i32)> {
     sqlx::query_as("SELECT update_id, revision_number FROM revision")
         .fetch_all(pool)
@@ -112,12 +131,27 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
     // A new update at A, approved at B: it arrives by delta, with its file.
     let second = wsus_catalog_gen::Options { revisions: 120, seed: 22, ..Default::default() };
     wsus_catalog_gen::write(&second, &dir.path().join("docs-2"), Some(&content_a)).unwrap();
+    // One of them with an encrypted file, whose key the downstream must fetch.
+    let secured = encrypt_one(&dir.path().join("docs-2"));
     import(&db_a, &dir.path().join("docs-2"));
+    let key = vec![7u8; 32];
+    sqlx::query("UPDATE file SET decryption_key = $2 WHERE file_name = $1")
+        .bind(&secured)
+        .bind(&key)
+        .execute(&pool_a)
+        .await
+        .unwrap();
     let added: HashSet<_> = revisions(&pool_a).await.difference(&at_a).copied().collect();
     assert!(!added.is_empty());
     let delta = sync(&db_b, &a.gateway_url, &content_b);
     assert_eq!(delta["revisions_new"].as_u64().unwrap() as usize, added.len(), "only what is new: {delta}");
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
+    let (got,): (Option<Vec<u8>>,) = sqlx::query_as("SELECT decryption_key FROM file WHERE file_name = $1")
+        .bind(&secured)
+        .fetch_one(&pool_b)
+        .await
+        .unwrap();
+    assert_eq!(got, Some(key), "GetUpdateDecryptionData brought the key");
     let bundle = bundle_with_file(&pool_b, &at_a).await;
     approve(&pool_b, bundle).await;
     let content_sync = sync(&db_b, &a.gateway_url, &content_b);
@@ -352,4 +386,51 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
     let (live,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NULL").fetch_one(&pool_b).await.unwrap();
     assert_eq!(live, 1, "the Pilot approval stays");
+
+    // A file A's content service lacks: B asks A for it with DownloadFiles, and A queues
+    // it for its own upstream; B's sync reports the file as not downloaded yet.
+    let next =
+        bundle_with_file(&pool_a, &revisions(&pool_a).await.into_iter().filter(|(u, _)| *u == bundle).collect()).await;
+    let files: Vec<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT DISTINCT f.sha1, f.file_name FROM revision r JOIN bundle_member b ON b.revision_id = r.revision_id \
+         JOIN revision m ON m.update_id = b.member_update_id JOIN revision_file rf ON rf.revision_id = m.revision_id \
+         JOIN file f ON f.sha1 = rf.sha1 WHERE r.update_id = $1",
+    )
+    .bind(next)
+    .fetch_all(&pool_a)
+    .await
+    .unwrap();
+    for (sha1, name) in &files {
+        let sha1: [u8; 20] = sha1.as_slice().try_into().unwrap();
+        let _ = std::fs::remove_file(content_a.join(wsus_content::relative_path(&sha1, name)));
+    }
+    approvals::approve(
+        &pool_a,
+        &Approval {
+            update_id: next,
+            group_id: wsus_store::ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin_name: None,
+        },
+    )
+    .await
+    .unwrap();
+    let env = HashMap::from([
+        ("DATABASE_URL", db_b.clone()),
+        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
+        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
+        ("WSUS_REPLICA", "true".to_owned()),
+    ]);
+    let (ok, out, err) = run_binary("sync-worker", &["sync", "--once"], &env);
+    assert!(!ok, "files are missing upstream: {out}");
+    assert!(err.contains("could not be downloaded"), "{err}");
+    assert_eq!(err.matches("asked the upstream to fetch the file").count(), files.len(), "{err}");
+    // (A's own content service queued them first, on the 404; DownloadFiles keeps them queued.)
+    let (asked,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download WHERE sha1 = ANY($1)")
+        .bind(files.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>())
+        .fetch_one(&pool_a)
+        .await
+        .unwrap();
+    assert_eq!(asked as usize, files.len(), "A queued what B asked for");
 }

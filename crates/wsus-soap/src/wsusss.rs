@@ -505,6 +505,139 @@ impl Deployments {
     }
 }
 
+/// DownloadFiles: the SHA-1 digests (1 to 100) a downstream server wants fetched.
+pub fn decode_download_files(op: &Element) -> Result<Vec<[u8; 20]>, DecodeError> {
+    use base64::Engine as _;
+    let path = "fileDigestList";
+    let list = op.child(path).map(|l| l.children.as_slice()).unwrap_or_default();
+    if list.is_empty() || list.len() > MAX_UPDATES_PER_REQUEST {
+        return Err(DecodeError::new(path, format!("1 to {MAX_UPDATES_PER_REQUEST} digests")));
+    }
+    list.iter()
+        .map(|d| {
+            base64::engine::general_purpose::STANDARD
+                .decode(d.value().trim())
+                .ok()
+                .and_then(|v| <[u8; 20]>::try_from(v).ok())
+                .ok_or_else(|| DecodeError::new(path, format!("{:?} is not a base64 SHA-1", d.value())))
+        })
+        .collect()
+}
+
+pub fn encode_download_files_response() -> String {
+    format!("<DownloadFilesResponse xmlns=\"{SERVER_SYNC_NS}\" />")
+}
+
+/// ServerSyncUpdateFileDecryption: the keys of one revision's encrypted files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDecryption {
+    pub update_id: uuid::Uuid,
+    pub revision_number: i32,
+    /// (base64 SHA-1, base64 key when known).
+    pub files: Vec<(String, Option<String>)>,
+}
+
+pub fn encode_update_decryption_data(updates: &[FileDecryption]) -> String {
+    let mut out =
+        format!("<GetUpdateDecryptionDataResponse xmlns=\"{SERVER_SYNC_NS}\"><GetUpdateDecryptionDataResult>");
+    if updates.is_empty() {
+        out.push_str("<UpdateFileDecryptionData />");
+    } else {
+        out.push_str("<UpdateFileDecryptionData>");
+        for u in updates {
+            let _ = write!(
+                out,
+                "<ServerSyncUpdateFileDecryption><UpdateId><UpdateID>{}</UpdateID><RevisionNumber>{}</RevisionNumber></UpdateId><FileDecryptionData>",
+                u.update_id, u.revision_number
+            );
+            for (digest, key) in &u.files {
+                let _ = write!(out, "<ServerSyncFileDecryption><FileDigest>{}</FileDigest>", escape(digest));
+                if let Some(k) = key {
+                    let _ = write!(out, "<DecryptionKey>{}</DecryptionKey>", escape(k));
+                }
+                out.push_str("</ServerSyncFileDecryption>");
+            }
+            out.push_str("</FileDecryptionData></ServerSyncUpdateFileDecryption>");
+        }
+        out.push_str("</UpdateFileDecryptionData>");
+    }
+    out.push_str("</GetUpdateDecryptionDataResult></GetUpdateDecryptionDataResponse>");
+    out
+}
+
+pub fn decode_update_decryption_data(result: &Element) -> Result<Vec<FileDecryption>, DecodeError> {
+    let path = "UpdateFileDecryptionData";
+    result
+        .child(path)
+        .map(|l| l.children.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|u| {
+            let id = u.child("UpdateId").ok_or_else(|| DecodeError::new(path, "UpdateId is required"))?;
+            let n = text(id, "RevisionNumber", path)?;
+            Ok(FileDecryption {
+                update_id: guid(&text(id, "UpdateID", path)?, path)?,
+                revision_number: n.trim().parse().map_err(|_| DecodeError::new(path, "bad RevisionNumber"))?,
+                files: u
+                    .child("FileDecryptionData")
+                    .map(|l| l.children.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| {
+                        Ok((
+                            text(f, "FileDigest", path)?,
+                            f.child("DecryptionKey").map(|k| k.value().to_owned()).filter(|k| !k.is_empty()),
+                        ))
+                    })
+                    .collect::<Result<_, DecodeError>>()?,
+            })
+        })
+        .collect()
+}
+
+/// Namespace of the Ping (IMonitorable) messages.
+pub const MONITORABLE_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/IMonitorable";
+
+/// The health a Ping reports (MonitoredServicesResponse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingAnswer {
+    pub success: bool,
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub service: String,
+    pub machine: String,
+    pub https: bool,
+    pub configuration_changed: chrono::DateTime<chrono::Utc>,
+    pub database: String,
+}
+
+impl PingAnswer {
+    /// In the WSDL's element order; the configuration-file fields name what this server has
+    /// instead (the time its configuration last changed).
+    pub fn encode(&self) -> String {
+        let mut out = format!("<PingResponse xmlns=\"{MONITORABLE_NS}\"><PingResult>");
+        let _ = write!(
+            out,
+            "<SuccessFlag>{}</SuccessFlag><ServicesTime>{}</ServicesTime>",
+            self.success,
+            datetime(self.now)
+        );
+        asmx(&mut out, "ServicesName", &self.service);
+        asmx(&mut out, "ServicesMachine", &self.machine);
+        let _ = write!(
+            out,
+            "<IsHttps>{}</IsHttps><RequestContentType>text/xml; charset=utf-8</RequestContentType>\
+             <ConfigFileLastModifiedTime>{}</ConfigFileLastModifiedTime><ConfigFileNextExpirationTime>{}</ConfigFileNextExpirationTime>\
+             <ConfigFileExpirationModuloInMinutes>0</ConfigFileExpirationModuloInMinutes>",
+            self.https,
+            datetime(self.configuration_changed),
+            datetime(self.now)
+        );
+        asmx(&mut out, "DatabaseInfo", &self.database);
+        out.push_str("</PingResult></PingResponse>");
+        out
+    }
+}
+
 /// What a DSS sends: request bodies in the WSDL's element order (Microsoft Update wants
 /// exactly that), and readers of the answers, tolerant of element order (a WSUS).
 pub mod dss {
@@ -619,6 +752,22 @@ pub mod dss {
             let _ = write!(out, "<deploymentAnchor>{}</deploymentAnchor>", escape(a));
         }
         let _ = write!(out, "<syncAnchor>{}</syncAnchor></GetDeployments>", escape(sync_anchor));
+        out
+    }
+
+    pub fn get_update_decryption_data(c: &Cookie, ids: &[(uuid::Uuid, i32)]) -> String {
+        get_update_data(c, ids).replace("GetUpdateData", "GetUpdateDecryptionData")
+    }
+
+    /// DownloadFiles for files the upstream's content service lacks (base64 SHA-1 digests).
+    pub fn download_files(c: &Cookie, digests: &[String]) -> String {
+        let mut out = format!("<DownloadFiles xmlns=\"{SERVER_SYNC_NS}\">");
+        cookie(&mut out, "cookie", c);
+        out.push_str("<fileDigestList>");
+        for d in digests {
+            let _ = write!(out, "<base64Binary>{}</base64Binary>", escape(d));
+        }
+        out.push_str("</fileDigestList></DownloadFiles>");
         out
     }
 

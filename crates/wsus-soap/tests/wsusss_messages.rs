@@ -258,3 +258,51 @@ fn spec_request(name: &str) -> wsus_soap::Element {
     let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 1_000_000 };
     wsus_soap::xml::parse(body.as_bytes(), &limits).unwrap()
 }
+
+#[test]
+fn decryption_data_and_download_files_read_back() {
+    let data = vec![FileDecryption {
+        update_id: "266f6222-c89d-43f2-9f8a-69340271e677".parse().unwrap(),
+        revision_number: 200,
+        files: vec![("h/W9BGlYUAaqXTp30cZi/SiV3c0=".to_owned(), Some("AAECAw==".to_owned()))],
+    }];
+    let body = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{}</s:Body></s:Envelope>",
+        encode_update_decryption_data(&data)
+    );
+    let response = op(&body);
+    assert_eq!(decode_update_decryption_data(&response.children[0]).unwrap(), data);
+    let cookie = Cookie { expiration: time("2026-10-04T20:33:26Z"), encrypted_data: Some("AAAA".to_owned()) };
+    let ids = [(data[0].update_id, 200)];
+    let request = op(&dss::envelope(&dss::get_update_decryption_data(&cookie, &ids)));
+    assert_eq!(request.name, "GetUpdateDecryptionData");
+    assert_eq!(decode_update_ids(&request).unwrap(), ids);
+    let request = op(&dss::envelope(&dss::download_files(&cookie, &["h/W9BGlYUAaqXTp30cZi/SiV3c0=".to_owned()])));
+    assert_eq!(decode_download_files(&request).unwrap().len(), 1);
+    let bad = op(&dss::envelope(&dss::download_files(&cookie, &["bm90IGEgc2hhMQ==".to_owned()])));
+    assert_eq!(decode_download_files(&bad).unwrap_err().parameter, "fileDigestList");
+}
+
+#[test]
+fn ping_answers_in_the_wsdl_order() {
+    let answer = PingAnswer {
+        success: true,
+        now: time("2026-10-04T20:33:26Z"),
+        service: "ServerSyncWebService".into(),
+        machine: "uss.example".into(),
+        https: false,
+        configuration_changed: time("2026-10-04T13:16:35.433Z"),
+        database: "PostgreSQL".into(),
+    };
+    let response = op(&format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{}</s:Body></s:Envelope>",
+        answer.encode()
+    ));
+    let names: Vec<&str> = response.children[0].children.iter().map(|c| c.name.as_str()).collect();
+    let wsdl = reference("wsusss/wsdl/ServerSyncWebService.wsdl");
+    let sequence = between(&wsdl, "<s:complexType name=\"MonitoredServicesResponse\">", "</s:complexType>");
+    let declared: Vec<&str> = sequence.split("name=\"").skip(1).filter_map(|s| s.split('"').next()).collect();
+    let in_order: Vec<&str> = declared.iter().copied().filter(|n| names.contains(n)).collect();
+    assert_eq!(names, in_order);
+    assert!(names.starts_with(&["SuccessFlag", "ServicesTime"]));
+}

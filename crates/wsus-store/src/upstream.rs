@@ -189,3 +189,20 @@ pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i
     .await?;
     Ok(rows.into_iter().map(|(d,)| d).collect())
 }
+
+/// The encrypted files of these revisions and their keys: (update, revision, SHA-1, key).
+/// Revisions not in the catalog are left out.
+pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<(Uuid, i32, Vec<u8>, Option<Vec<u8>>)>> {
+    let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
+    let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
+    Ok(sqlx::query_as(
+        "SELECT r.update_id, r.revision_number, f.sha1, f.decryption_key FROM unnest($1::uuid[], $2::int4[]) AS k(u, n) \
+         JOIN revision r ON r.update_id = k.u AND r.revision_number = k.n \
+         JOIN revision_file rf ON rf.revision_id = r.revision_id JOIN file f ON f.sha1 = rf.sha1 \
+         WHERE f.is_encrypted ORDER BY r.update_id, r.revision_number, rf.ordinal",
+    )
+    .bind(&updates)
+    .bind(&revisions)
+    .fetch_all(pool)
+    .await?)
+}

@@ -267,3 +267,29 @@ pub async fn queued_downloads(pool: &PgPool) -> Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download").fetch_one(pool).await?;
     Ok(n)
 }
+
+/// Revisions whose documents say their files are encrypted (SecuredFragment
+/// `FileDecryption`) and which have an encrypted file without its key.
+pub async fn needing_decryption(pool: &PgPool) -> Result<Vec<(Uuid, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT r.update_id, r.revision_number FROM revision r \
+         JOIN revision_file rf ON rf.revision_id = r.revision_id JOIN file f ON f.sha1 = rf.sha1 \
+         WHERE r.secured_fragment = 'FileDecryption' AND f.is_encrypted AND f.decryption_key IS NULL \
+         ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Stores file decryption keys from the upstream.
+pub async fn set_decryption_keys(pool: &PgPool, keys: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+    let (sha1s, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE file f SET decryption_key = k.key FROM unnest($1::bytea[], $2::bytea[]) AS k(sha1, key) WHERE f.sha1 = k.sha1",
+    )
+    .bind(&sha1s)
+    .bind(&values)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

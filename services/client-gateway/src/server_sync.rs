@@ -252,6 +252,57 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
     Ok(wsusss::encode_update_data(&updates, &urls))
 }
 
+/// Ping (IMonitorable): whether this server and its database answer.
+pub async fn ping(gw: &Gateway) -> OpResult {
+    let server = server(gw)?;
+    let database = wsus_store::catalog::version(&gw.pool).await;
+    Ok(wsusss::PingAnswer {
+        success: database.is_ok(),
+        now: Utc::now(),
+        service: "ServerSyncWebService".to_owned(),
+        machine: server.identity.fqdn.clone(),
+        https: false,
+        configuration_changed: database.map(|v| v.changed_at).unwrap_or(server.identity.created_at),
+        database: "PostgreSQL".to_owned(),
+    }
+    .encode())
+}
+
+/// GetUpdateDecryptionData: the keys of the encrypted files of these revisions.
+pub async fn get_update_decryption_data(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
+    let rows = wsus_store::upstream::decryption_data(&gw.pool, &ids).await.map_err(store_error)?;
+    let mut out: Vec<wsusss::FileDecryption> = Vec::new();
+    for (update_id, revision_number, sha1, key) in rows {
+        let file = (b64().encode(&sha1), key.map(|k| b64().encode(k)));
+        match out.last_mut().filter(|u| (u.update_id, u.revision_number) == (update_id, revision_number)) {
+            Some(u) => u.files.push(file),
+            None => out.push(wsusss::FileDecryption { update_id, revision_number, files: vec![file] }),
+        }
+    }
+    Ok(wsusss::encode_update_decryption_data(&out))
+}
+
+/// DownloadFiles: a downstream server found files missing from this content service; they
+/// are queued for sync-worker to fetch from this server's own upstream. Digests this
+/// catalog does not know fail the request (FileDigestsMissing, listed with `|`).
+pub async fn download_files(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let digests = wsusss::decode_download_files(op).map_err(invalid)?;
+    let raw: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
+    let known = wsus_store::revisions::file_names(&gw.pool, &raw).await.map_err(store_error)?;
+    let missing: Vec<String> =
+        raw.iter().filter(|d| !known.iter().any(|(k, _)| k == *d)).map(|d| b64().encode(d)).collect();
+    if !missing.is_empty() {
+        return Err((ErrorCode::FileDigestsMissing, missing.join("|")));
+    }
+    for d in &digests {
+        wsus_store::revisions::request_download(&gw.pool, d, "downstream").await.map_err(store_error)?;
+    }
+    Ok(wsusss::encode_download_files_response())
+}
+
 /// GetDeployments (replica downstream servers): every group, the approvals changed
 /// between the two anchors, those removed, every declined update and accepted EULA.
 pub async fn get_deployments(gw: &Gateway, op: &Element) -> OpResult {

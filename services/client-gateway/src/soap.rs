@@ -209,6 +209,11 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(&gw, element),
         (Service::ServerSync, "GetConfigData") => crate::server_sync::get_config_data(&gw, element).await,
         (Service::ServerSync, "GetRevisionIdList") => crate::server_sync::get_revision_id_list(&gw, element).await,
+        (Service::ServerSync, "GetUpdateDecryptionData") => {
+            crate::server_sync::get_update_decryption_data(&gw, element).await
+        }
+        (Service::ServerSync, "Ping") => crate::server_sync::ping(&gw).await,
+        (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(&gw, element).await,
         (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(&gw, element).await,
         (Service::ServerSync, "GetUpdateData") => crate::server_sync::get_update_data(&gw, &ctx, element).await,
         (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),

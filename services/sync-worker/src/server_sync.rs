@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use chrono::Utc;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -346,6 +347,7 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     }
     let updates = session.revision_ids(&filter).await?;
     fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
+    decryption_keys(&mut session, pool, config.max_updates_per_decryption_request as usize).await?;
     revisions::refresh_derived(pool).await?;
     // Both passes are durable: from now on, only what changed after this anchor.
     if let Some(a) = &categories.anchor {
@@ -356,7 +358,27 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
         }
     }
 
-    content(ctx, &upstream, config.catalog_only_sync, outcome).await
+    content(ctx, &mut session, config.catalog_only_sync, outcome).await
+}
+
+/// GetUpdateDecryptionData for the revisions whose encrypted files lack their keys.
+async fn decryption_keys(session: &mut Session, pool: &PgPool, per_request: usize) -> Result<(), SyncError> {
+    let wanted = upstream_state::needing_decryption(pool).await?;
+    for batch in wanted.chunks(per_request.clamp(1, wsusss::MAX_UPDATES_PER_REQUEST)) {
+        let (_, response) =
+            session.call("GetUpdateDecryptionData", |c| dss::get_update_decryption_data(c, batch)).await?;
+        let data = dss::result(&response, "GetUpdateDecryptionData")
+            .and_then(wsusss::decode_update_decryption_data)
+            .map_err(|e| SyncError::protocol("GetUpdateDecryptionData", e))?;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = data
+            .iter()
+            .flat_map(|u| u.files.iter())
+            .filter_map(|(digest, key)| Some((b64.decode(digest).ok()?, b64.decode(key.as_deref()?).ok()?)))
+            .collect();
+        upstream_state::set_decryption_keys(pool, &keys).await?;
+    }
+    Ok(())
 }
 
 /// GetDeployments, applied in one transaction; then its anchor is committed.
@@ -480,7 +502,7 @@ async fn fetch_batch(upstream: &Upstream, cookie: &Cookie, ids: &[(Uuid, i32)]) 
 /// Queues the files the content mode wants, then works through the queue.
 async fn content(
     ctx: &SyncContext,
-    upstream: &Upstream,
+    session: &mut Session,
     catalog_only_upstream: bool,
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
@@ -490,16 +512,18 @@ async fn content(
         Some("immediate") => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, true).await?,
         _ => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, false).await?,
     }
-    download_queue(ctx, upstream, catalog_only_upstream, outcome).await
+    download_queue(ctx, session, catalog_only_upstream, outcome).await
 }
 
-/// Downloads every due file of the queue, verified before it becomes visible.
-pub async fn download_queue(
+/// Downloads every due file of the queue, verified before it becomes visible. A file the
+/// upstream's content service lacks is asked for with DownloadFiles and retried later.
+async fn download_queue(
     ctx: &SyncContext,
-    upstream: &Upstream,
+    session: &mut Session,
     catalog_only_upstream: bool,
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
+    let upstream = session.upstream.clone();
     let store = Arc::new(wsus_content::ContentStore::new(&ctx.content_dir));
     let total = upstream_state::queued_downloads(&ctx.pool).await?;
     let mut done = 0i64;
@@ -543,8 +567,18 @@ pub async fn download_queue(
                     outcome.files_downloaded += 1;
                     outcome.bytes_received += bytes;
                 }
-                Err(DownloadError { message, mismatch }) => {
+                Err(DownloadError { message, mismatch, not_found }) => {
                     tracing::warn!(sha1 = %hex::encode_upper(&sha1), error = message, "download failed");
+                    if not_found && !catalog_only_upstream {
+                        let digest = base64::engine::general_purpose::STANDARD.encode(&sha1);
+                        match session
+                            .call("DownloadFiles", |c| dss::download_files(c, std::slice::from_ref(&digest)))
+                            .await
+                        {
+                            Ok(_) => tracing::info!(digest, "asked the upstream to fetch the file"),
+                            Err(e) => tracing::warn!(digest, error = %e, "DownloadFiles failed"),
+                        }
+                    }
                     upstream_state::download_failed(&ctx.pool, &sha1, &message, mismatch).await?;
                     outcome.files_failed += 1;
                 }
@@ -559,10 +593,12 @@ pub async fn download_queue(
 struct DownloadError {
     message: String,
     mismatch: bool,
+    /// The source answered 404.
+    not_found: bool,
 }
 
 fn transfer_error(message: String) -> DownloadError {
-    DownloadError { message, mismatch: false }
+    DownloadError { message, mismatch: false, not_found: false }
 }
 
 /// One file into the store.
@@ -574,7 +610,12 @@ async fn download(
 ) -> Result<u64, DownloadError> {
     let response = http.get(url).send().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
     if !response.status().is_success() {
-        return Err(transfer_error(format!("{url}: HTTP {}", response.status())));
+        let not_found = response.status() == reqwest::StatusCode::NOT_FOUND;
+        return Err(DownloadError {
+            message: format!("{url}: HTTP {}", response.status()),
+            mismatch: false,
+            not_found,
+        });
     }
     let bytes = response.bytes().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
     let n = bytes.len() as u64;
@@ -589,6 +630,7 @@ async fn download(
     .await
     .map_err(|e| transfer_error(e.to_string()))?
     .map_err(|e| DownloadError {
+        not_found: false,
         mismatch: matches!(
             e,
             wsus_content::ContentError::DigestMismatch { .. } | wsus_content::ContentError::SizeMismatch { .. }
