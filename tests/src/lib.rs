@@ -354,3 +354,63 @@ pub async fn wait_for_status(client: &reqwest::Client, url: &str, want: u16, wit
     };
     panic!("{url} answered {last}, not {want}, within {within:?}: {body}");
 }
+
+/// Per connection: the first request line and its Proxy-Authorization header.
+pub type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// A forwarding HTTP proxy on loopback that records what went through it.
+pub struct ForwardProxy {
+    pub url: String,
+    pub seen: ProxyLog,
+}
+
+impl ForwardProxy {
+    pub async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: ProxyLog = Default::default();
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let record = record.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let mut lines = text.split("\r\n");
+                    let request_line = lines.next().unwrap_or_default().to_owned();
+                    let auth = lines
+                        .clone()
+                        .find(|l| l.to_ascii_lowercase().starts_with("proxy-authorization:"))
+                        .map(|l| l.split_once(':').unwrap().1.trim().to_owned());
+                    record.lock().unwrap().push((request_line.clone(), auth));
+                    let mut parts = request_line.split(' ');
+                    let (method, target, version) =
+                        (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let Some(rest) = target.strip_prefix("http://") else { return };
+                    let (host, path) =
+                        rest.split_once('/').map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(host).await else { return };
+                    let mut forwarded = format!("{method} {path} {version}\r\n");
+                    for l in lines.filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("proxy-")) {
+                        forwarded.push_str(l);
+                        forwarded.push_str("\r\n");
+                    }
+                    forwarded.push_str("\r\n");
+                    if upstream.write_all(forwarded.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                });
+            }
+        });
+        Self { url, seen }
+    }
+}

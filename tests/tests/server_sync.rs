@@ -434,3 +434,33 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
         .unwrap();
     assert_eq!(asked as usize, files.len(), "A queued what B asked for");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn everything_upstream_goes_through_the_configured_proxy() {
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+    let opts = wsus_catalog_gen::Options { revisions: 100, seed: 51, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
+    import(&db_a, &dir.path().join("docs"));
+    let a = System::start_with(&db_a, Some(&content_a), &[]);
+    let http = reqwest::Client::new();
+    a.wait_ready(&http).await;
+    let proxy = wsus_e2e::ForwardProxy::start().await;
+    let with_credentials = proxy.url.replace("http://", "http://sync:s3cret@");
+    let outcome = sync_with(
+        &db_b,
+        &a.gateway_url,
+        &content_b,
+        &[("WSUS_UPSTREAM_PROXY", with_credentials.as_str()), ("WSUS_CONTENT_MODE", "immediate")],
+    );
+    assert!(outcome["files_downloaded"].as_u64().unwrap() > 0, "{outcome}");
+    let pool_a = PgPool::connect(&db_a).await.unwrap();
+    let pool_b = PgPool::connect(&db_b).await.unwrap();
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|(line, _)| line.contains("/ServerSyncWebService/")), "{seen:?}");
+    // "sync:s3cret", as HTTP Basic credentials to the proxy.
+    assert!(seen.iter().all(|(_, auth)| auth.as_deref() == Some("Basic c3luYzpzM2NyZXQ=")), "{seen:?}");
+}

@@ -414,6 +414,23 @@ pub struct SyncWorkerConfig {
     pub upstream_url: Option<String>,
     /// Replica mode: approvals, groups, declines and EULAs come from the upstream.
     pub replica: bool,
+    /// HTTP(S) proxy for everything upstream, credentials in the URL.
+    pub upstream_proxy: Option<ProxyUrl>,
+    /// A PEM root certificate trusted for the upstream's TLS, besides the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+}
+
+/// A proxy URL whose credentials never reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyUrl(pub String);
+
+impl std::fmt::Debug for ProxyUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.split_once("://").and_then(|(scheme, rest)| Some((scheme, rest.split_once('@')?.1))) {
+            Some((scheme, host)) => write!(f, "{scheme}://***@{host}"),
+            None => f.write_str(&self.0),
+        }
+    }
 }
 
 impl SyncWorkerConfig {
@@ -424,6 +441,8 @@ impl SyncWorkerConfig {
             content_dir: content_dir(vars),
             upstream_url: vars.http_url("WSUS_UPSTREAM_URL")?,
             replica: vars.bool("WSUS_REPLICA", false)?,
+            upstream_proxy: vars.http_url("WSUS_UPSTREAM_PROXY")?.map(ProxyUrl),
+            upstream_ca_file: vars.get("WSUS_UPSTREAM_CA_FILE").map(PathBuf::from),
         })
     }
 }
@@ -530,10 +549,19 @@ mod tests {
         assert_eq!(g.common.server_id.unwrap().to_string(), "6e1c1d2b-2f0b-4c4e-9e2f-1a2b3c4d5e6f");
         assert_eq!(g.common.server_fqdn.as_deref(), Some("wsus.example.org"));
 
-        let map = vars_from(&[DB, ("WSUS_UPSTREAM_URL", "http://uss.example:8530/"), ("WSUS_REPLICA", "true")]);
+        let map = vars_from(&[
+            DB,
+            ("WSUS_UPSTREAM_URL", "http://uss.example:8530/"),
+            ("WSUS_REPLICA", "true"),
+            ("WSUS_UPSTREAM_PROXY", "http://user:secret@proxy.example:3128"),
+        ]);
         let lookup = move |k: &str| map.get(k).cloned();
         let s = SyncWorkerConfig::from_vars(&Vars::new(&lookup)).unwrap();
         assert_eq!(s.upstream_url.as_deref(), Some("http://uss.example:8530"));
+        let proxy = s.upstream_proxy.clone().unwrap();
+        assert_eq!(proxy.0, "http://user:secret@proxy.example:3128");
+        assert_eq!(format!("{proxy:?}"), "http://***@proxy.example:3128");
+        assert!(!format!("{s:?}").contains("secret"));
         assert!(s.replica);
     }
 }

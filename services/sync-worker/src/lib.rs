@@ -16,6 +16,7 @@ use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
+pub mod schedule;
 pub mod server_sync;
 pub mod transfer;
 
@@ -41,6 +42,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn transport(config: &SyncWorkerConfig) -> server_sync::Transport {
+    server_sync::Transport { proxy: config.upstream_proxy.clone(), ca_file: config.upstream_ca_file.clone() }
 }
 
 /// Runs one of sync-worker's own commands.
@@ -76,6 +81,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 content_dir: config.content_dir.clone(),
                 me: server_sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
                 replica: config.replica,
+                transport: transport(&config),
             };
             let outcome = server_sync::sync_once(&ctx, "cli").await?;
             if json {
@@ -105,6 +111,25 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
     let service = Sync::new(shell.pool.clone(), config.clone());
     let http = shell.serve_http(axum::Router::new()).await?;
+    let scheduler = {
+        let (service, stop) = (service.clone(), shell.shutdown.clone());
+        tokio::spawn(async move {
+            // The schedule needs the identity; it exists once start-up is done.
+            let ctx = loop {
+                match service.context().await {
+                    Ok(ctx) => break ctx,
+                    Err(s) if s.code() == tonic::Code::FailedPrecondition => return,
+                    Err(_) => {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        }
+                    }
+                }
+            };
+            schedule::run(ctx, stop).await;
+        })
+    };
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
@@ -112,6 +137,7 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
         .add_service(SyncServiceServer::new(service))
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
+    scheduler.abort();
     let _ = http.await;
     Ok(())
 }
@@ -180,6 +206,7 @@ impl Sync {
             content_dir: self.config.content_dir.clone(),
             me: server_sync::Me { server_id: me.server_id, fqdn: me.fqdn },
             replica: self.config.replica,
+            transport: transport(&self.config),
         })
     }
 

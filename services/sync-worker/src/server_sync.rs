@@ -69,13 +69,30 @@ pub struct Upstream {
     limits: Limits,
 }
 
+/// How to reach the upstream: an optional proxy (credentials in its URL) and an extra
+/// trusted root certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    pub proxy: Option<wsus_config::ProxyUrl>,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
 impl Upstream {
-    pub fn new(base: &str) -> Result<Self, SyncError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(600))
-            .build()
-            .map_err(|e| SyncError::Other(format!("HTTP client: {e}")))?;
+    pub fn new(base: &str, transport: &Transport) -> Result<Self, SyncError> {
+        let mut builder =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(30)).timeout(Duration::from_secs(600));
+        if let Some(p) = &transport.proxy {
+            let proxy = reqwest::Proxy::all(&p.0).map_err(|e| SyncError::Other(format!("WSUS_UPSTREAM_PROXY: {e}")))?;
+            builder = builder.proxy(proxy);
+        }
+        if let Some(path) = &transport.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| SyncError::Other(format!("WSUS_UPSTREAM_CA_FILE {}: {e}", path.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| SyncError::Other(format!("WSUS_UPSTREAM_CA_FILE {}: {e}", path.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|e| SyncError::Other(format!("HTTP client: {e}")))?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -231,6 +248,7 @@ pub struct SyncContext {
     pub me: Me,
     /// Replica mode: groups, approvals, declines and EULAs come from the upstream.
     pub replica: bool,
+    pub transport: Transport,
 }
 
 /// A sync that holds its upstream's lock and has its history row.
@@ -286,7 +304,7 @@ pub async fn sync_once(ctx: &SyncContext, trigger: &str) -> Result<SyncOutcome, 
 async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<(), SyncError> {
     let pool = &ctx.pool;
     let id = outcome.sync_id;
-    let upstream = Upstream::new(url)?;
+    let upstream = Upstream::new(url, &ctx.transport)?;
     sync_history::progress(pool, id, "authorizing", 0, 0).await?;
     let mut session = Session::open(pool, upstream.clone(), url, ctx.me.clone()).await?;
 

@@ -1,0 +1,112 @@
+//! The sync schedule: `syncs_per_day` evenly spaced slots a day, shifted by an offset
+//! derived from the server's id, so many downstream servers of one upstream spread over
+//! the interval instead of all asking at midnight.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+use wsus_store::{settings, sync_history};
+
+use crate::server_sync::{self, SyncContext, SyncError};
+
+/// This server's offset into each interval: stable across restarts and replicas.
+pub fn offset(server_id: Uuid, per_day: u32) -> TimeDelta {
+    let interval = interval(per_day).num_seconds().max(1) as u64;
+    let n = u64::from_le_bytes(server_id.as_bytes()[..8].try_into().expect("16 bytes"));
+    TimeDelta::seconds((n % interval) as i64)
+}
+
+fn interval(per_day: u32) -> TimeDelta {
+    TimeDelta::seconds(86_400 / i64::from(per_day.clamp(1, 24 * 60)))
+}
+
+/// The first slot strictly after `now`.
+pub fn next_slot(now: DateTime<Utc>, per_day: u32, offset: TimeDelta) -> DateTime<Utc> {
+    let interval = interval(per_day);
+    let midnight = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let mut slot = midnight + offset;
+    while slot <= now {
+        slot += interval;
+    }
+    slot
+}
+
+#[derive(serde::Deserialize)]
+struct Schedule {
+    syncs_per_day: u32,
+}
+
+/// Runs scheduled syncs until `stop`; the schedule is re-read before each wait, so a
+/// change takes effect at the next slot.
+pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        let per_day = match settings::get::<Schedule>(&ctx.pool, settings::SYNC_SCHEDULE).await {
+            Ok(s) => s.map_or(0, |s| s.value.syncs_per_day),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sync schedule; retrying in a minute");
+                0
+            }
+        };
+        let wait = if per_day == 0 {
+            Duration::from_secs(60)
+        } else {
+            let now = Utc::now();
+            let slot = next_slot(now, per_day, offset(ctx.me.server_id, per_day));
+            tracing::info!(next = %slot, per_day, "next scheduled sync");
+            (slot - now).to_std().unwrap_or_default().min(Duration::from_secs(3600))
+        };
+        let slot_time = Utc::now() + TimeDelta::from_std(wait).unwrap_or_default();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if per_day == 0 || Utc::now() < slot_time || !is_slot(Utc::now(), per_day, ctx.me.server_id) {
+            continue;
+        }
+        // Another replica may have run this slot already.
+        if let Ok(Some(last)) = sync_history::latest(&ctx.pool).await
+            && Utc::now() - last.started_at < interval(per_day) / 2
+        {
+            continue;
+        }
+        match server_sync::sync_once(&ctx, "schedule").await {
+            Ok(o) => tracing::info!(sync_id = o.sync_id, new = o.revisions_new, "scheduled sync done"),
+            Err(SyncError::Busy(_)) => tracing::info!("a sync is already running; this slot is skipped"),
+            Err(e) => tracing::warn!(error = %e, "scheduled sync failed"),
+        }
+    }
+}
+
+/// Whether `now` is within a minute after one of the slots.
+fn is_slot(now: DateTime<Utc>, per_day: u32, server_id: Uuid) -> bool {
+    let next = next_slot(now - TimeDelta::minutes(1), per_day, offset(server_id, per_day));
+    next <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().into()
+    }
+
+    #[test]
+    fn slots_are_evenly_spaced_and_shifted() {
+        let off = TimeDelta::minutes(90);
+        assert_eq!(next_slot(at("2026-11-26T00:00:00Z"), 4, off), at("2026-11-26T01:30:00Z"));
+        assert_eq!(next_slot(at("2026-11-26T01:30:00Z"), 4, off), at("2026-11-26T07:30:00Z"));
+        assert_eq!(next_slot(at("2026-11-26T23:00:00Z"), 4, off), at("2026-11-27T01:30:00Z"));
+        assert_eq!(next_slot(at("2026-11-26T12:00:00Z"), 1, TimeDelta::zero()), at("2026-11-27T00:00:00Z"));
+    }
+
+    #[test]
+    fn offsets_are_stable_and_inside_the_interval() {
+        let id = Uuid::parse_str("6f1c2f6e-3f0b-4d3a-9b1e-0d2f6a1c5e12").unwrap();
+        assert_eq!(offset(id, 4), offset(id, 4));
+        assert!(offset(id, 4) < TimeDelta::hours(6));
+        assert_ne!(offset(id, 24), offset(Uuid::new_v4(), 24), "servers spread (almost surely)");
+        assert!(is_slot(next_slot(at("2026-11-26T00:00:00Z"), 4, offset(id, 4)), 4, id));
+    }
+}
