@@ -306,3 +306,17 @@ fn ping_answers_in_the_wsdl_order() {
     assert_eq!(names, in_order);
     assert!(names.starts_with(&["SuccessFlag", "ServicesTime"]));
 }
+
+#[test]
+fn a_downstream_reads_microsoft_updates_configuration() {
+    let body = reference("wsusss/examples/microsoft-update/sws-GetConfigData-response-20261006.xml");
+    let response = op(&body);
+    let config = dss::config_data(dss::result(&response, "GetConfigData").unwrap()).unwrap();
+    assert!(config.catalog_only_sync && config.lazy_sync && config.server_hosts_psf_files);
+    assert_eq!(config.max_updates_per_request, 100);
+    assert_eq!(config.max_updates_per_decryption_request, 500);
+    // Microsoft's anchors have no counter: kept as the opaque strings they are.
+    assert_eq!(config.new_config_anchor, "2026-10-05 17:27:44.393");
+    assert_eq!(config.languages.len(), 39);
+    assert_eq!(config.languages.iter().filter(|l| l.enabled).map(|l| l.short.as_str()).collect::<Vec<_>>(), ["all"]);
+}

@@ -102,7 +102,12 @@ impl Upstream {
 
     /// Posts one SOAP request; returns the response text and its operation element.
     async fn call(&self, path: &str, action: &str, op: &str, body: &str) -> Result<(String, Element), SyncError> {
-        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        // A plug-in's ServiceUrl may be absolute (another host); else it is relative to the base.
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}/{}", self.base, path.trim_start_matches('/'))
+        };
         let http_error = |e: reqwest::Error| SyncError::Http { url: url.clone(), message: e.to_string() };
         let response = self
             .http
@@ -130,6 +135,12 @@ impl Upstream {
             }),
         }
     }
+}
+
+/// Whether the upstream is Microsoft Update itself (`*.update.microsoft.com`).
+pub fn is_microsoft_update(url: &str) -> bool {
+    let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or_default();
+    host.eq_ignore_ascii_case("update.microsoft.com") || host.to_ascii_lowercase().ends_with(".update.microsoft.com")
 }
 
 /// An authorized conversation with the upstream.
@@ -178,7 +189,12 @@ impl Session {
             .or(plug_ins.first())
             .cloned()
             .ok_or_else(|| SyncError::protocol("GetAuthConfig", "no authorization plug-in"))?;
-        let body = dss::get_authorization_cookie(&self.me.fqdn, self.me.server_id);
+        // Microsoft Update authorizes anonymously: the all-zero GUID as name and id.
+        let body = if is_microsoft_update(&self.url) {
+            dss::get_authorization_cookie(&Uuid::nil().to_string(), Uuid::nil())
+        } else {
+            dss::get_authorization_cookie(&self.me.fqdn, self.me.server_id)
+        };
         let (_, response) =
             self.upstream.call(&service, &dss::dss_auth_action(), "GetAuthorizationCookie", &body).await?;
         let result = dss::result(&response, "GetAuthorizationCookie")
@@ -349,7 +365,8 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     let filter_json = serde_json::json!({ "products": products, "classifications": classifications });
     let same_filter = state.sync_filter.as_ref() == Some(&filter_json);
     let mut filter = RevisionFilter { anchor: sync_anchor.filter(|_| same_filter), ..Default::default() };
-    if !(products.is_empty() && classifications.is_empty()) {
+    // Microsoft Update lists nothing without a classification: "everything" is spelled out.
+    if !(products.is_empty() && classifications.is_empty()) || is_microsoft_update(url) {
         // Never one list alone (a real WSUS answers that with nothing): an unset kind is
         // every category of that kind the categories pass brought.
         let products =
@@ -656,4 +673,17 @@ async fn download(
         message: e.to_string(),
     })?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microsoft_update_is_recognised_by_host() {
+        assert!(is_microsoft_update("https://sws.update.microsoft.com"));
+        assert!(is_microsoft_update("https://SWS1.update.microsoft.com:443/"));
+        assert!(!is_microsoft_update("http://wsus.example:8530"));
+        assert!(!is_microsoft_update("https://update.microsoft.com.evil.example"));
+    }
 }
