@@ -447,6 +447,19 @@ async fn everything_upstream_goes_through_the_configured_proxy() {
     let a = System::start_with(&db_a, Some(&content_a), &[]);
     let http = reqwest::Client::new();
     a.wait_ready(&http).await;
+    // A download of one file was interrupted half-way before: it resumes with a Range.
+    let pool_a = PgPool::connect(&db_a).await.unwrap();
+    let (sha1, name, size): (Vec<u8>, String, i64) =
+        sqlx::query_as("SELECT sha1, file_name, size FROM file WHERE size > 1 ORDER BY sha1 LIMIT 1")
+            .fetch_one(&pool_a)
+            .await
+            .unwrap();
+    let sha1: [u8; 20] = sha1.try_into().unwrap();
+    let whole = std::fs::read(content_a.join(wsus_content::relative_path(&sha1, &name))).unwrap();
+    let half = size as usize / 2;
+    let partial = wsus_content::ContentStore::new(&content_b).partial_path(&sha1);
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    std::fs::write(&partial, &whole[..half]).unwrap();
     let proxy = wsus_e2e::ForwardProxy::start().await;
     let with_credentials = proxy.url.replace("http://", "http://sync:s3cret@");
     let outcome = sync_with(
@@ -456,7 +469,9 @@ async fn everything_upstream_goes_through_the_configured_proxy() {
         &[("WSUS_UPSTREAM_PROXY", with_credentials.as_str()), ("WSUS_CONTENT_MODE", "immediate")],
     );
     assert!(outcome["files_downloaded"].as_u64().unwrap() > 0, "{outcome}");
-    let pool_a = PgPool::connect(&db_a).await.unwrap();
+    let (total,): (i64,) = sqlx::query_as("SELECT sum(size)::int8 FROM file").fetch_one(&pool_a).await.unwrap();
+    assert_eq!(outcome["bytes_received"].as_i64().unwrap(), total - half as i64, "the rest of the partial file only");
+    assert!(!partial.exists());
     let pool_b = PgPool::connect(&db_b).await.unwrap();
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
     let seen = proxy.seen.lock().unwrap().clone();

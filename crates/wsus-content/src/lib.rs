@@ -73,51 +73,88 @@ impl ContentStore {
         let tmp = incoming.join(format!("{hex}.{}.part", std::process::id()));
         let outcome = (|| {
             let mut file = fs::File::create(&tmp)?;
-            let (mut sha1, mut sha256, mut size) = (sha1::Sha1::new(), sha2::Sha256::new(), 0u64);
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = reader.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                sha1.update(&buf[..n]);
-                sha256.update(&buf[..n]);
-                size += n as u64;
-                file.write_all(&buf[..n])?;
-            }
+            let digests = copy_hashing(&mut reader, Some(&mut file))?;
             file.sync_all()?;
-            let name = expected.file_name.to_owned();
-            if let Some(want) = expected.size.filter(|w| *w != size) {
-                return Err(ContentError::SizeMismatch { name, expected: want, actual: size });
-            }
-            let got1: [u8; 20] = sha1.finalize().into();
-            if &got1 != expected.sha1 {
-                return Err(ContentError::DigestMismatch {
-                    name,
-                    what: "SHA-1",
-                    expected: hex.clone(),
-                    actual: hex::encode_upper(got1),
-                });
-            }
-            let got256: [u8; 32] = sha256.finalize().into();
-            if let Some(want) = expected.sha256.filter(|w| **w != got256) {
-                return Err(ContentError::DigestMismatch {
-                    name,
-                    what: "SHA-256",
-                    expected: hex::encode_upper(want),
-                    actual: hex::encode_upper(got256),
-                });
-            }
-            let dest = self.path(expected.sha1, expected.file_name);
-            fs::create_dir_all(dest.parent().expect("a folder"))?;
-            fs::rename(&tmp, &dest)?;
-            Ok(dest)
+            self.place(expected, digests, &tmp)
         })();
         if outcome.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         outcome
     }
+
+    /// Where a resumable download of this file accumulates: inside the store, never served.
+    pub fn partial_path(&self, sha1: &[u8; 20]) -> PathBuf {
+        self.root.join(".incoming").join(format!("{}.partial", hex::encode_upper(sha1)))
+    }
+
+    /// Verifies a completed download at `path` and moves it into place; a file that does
+    /// not match is removed (the next attempt starts over).
+    pub fn adopt(&self, expected: Expected<'_>, path: &Path) -> Result<PathBuf, ContentError> {
+        let outcome = (|| {
+            let digests = copy_hashing(&mut fs::File::open(path)?, None)?;
+            self.place(expected, digests, path)
+        })();
+        if matches!(outcome, Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. })) {
+            let _ = fs::remove_file(path);
+        }
+        outcome
+    }
+
+    /// Checks the digests of a complete file and renames it into place.
+    fn place(
+        &self,
+        expected: Expected<'_>,
+        (size, got1, got256): Digests,
+        from: &Path,
+    ) -> Result<PathBuf, ContentError> {
+        let name = expected.file_name.to_owned();
+        if let Some(want) = expected.size.filter(|w| *w != size) {
+            return Err(ContentError::SizeMismatch { name, expected: want, actual: size });
+        }
+        if &got1 != expected.sha1 {
+            return Err(ContentError::DigestMismatch {
+                name,
+                what: "SHA-1",
+                expected: hex::encode_upper(expected.sha1),
+                actual: hex::encode_upper(got1),
+            });
+        }
+        if let Some(want) = expected.sha256.filter(|w| **w != got256) {
+            return Err(ContentError::DigestMismatch {
+                name,
+                what: "SHA-256",
+                expected: hex::encode_upper(want),
+                actual: hex::encode_upper(got256),
+            });
+        }
+        let dest = self.path(expected.sha1, expected.file_name);
+        fs::create_dir_all(dest.parent().expect("a folder"))?;
+        fs::rename(from, &dest)?;
+        Ok(dest)
+    }
+}
+
+/// (size, SHA-1, SHA-256) of what was read.
+type Digests = (u64, [u8; 20], [u8; 32]);
+
+/// Reads `reader` to its end, hashing, and copying into `sink` when given.
+fn copy_hashing(reader: &mut impl Read, mut sink: Option<&mut fs::File>) -> io::Result<Digests> {
+    let (mut sha1, mut sha256, mut size) = (sha1::Sha1::new(), sha2::Sha256::new(), 0u64);
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sha1.update(&buf[..n]);
+        sha256.update(&buf[..n]);
+        size += n as u64;
+        if let Some(f) = sink.as_mut() {
+            f.write_all(&buf[..n])?;
+        }
+    }
+    Ok((size, sha1.finalize().into(), sha256.finalize().into()))
 }
 
 #[cfg(test)]
@@ -156,5 +193,24 @@ mod tests {
         let path = store.put(expected, &bytes).unwrap();
         assert_eq!(fs::read(path).unwrap(), bytes);
         assert!(store.contains(&sha1, "x.cab"));
+    }
+
+    #[test]
+    fn resumed_downloads_are_adopted_only_when_they_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::new(dir.path());
+        let bytes = b"a file downloaded in two pieces".to_vec();
+        let (sha1, sha256) = digests(&bytes);
+        let expected =
+            Expected { sha1: &sha1, sha256: Some(&sha256), size: Some(bytes.len() as u64), file_name: "y.exe" };
+        let partial = store.partial_path(&sha1);
+        fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        fs::write(&partial, &bytes[..10]).unwrap();
+        assert!(matches!(store.adopt(expected, &partial), Err(ContentError::SizeMismatch { .. })));
+        assert!(!partial.exists(), "a bad partial file is dropped");
+        fs::write(&partial, &bytes).unwrap();
+        let path = store.adopt(expected, &partial).unwrap();
+        assert_eq!(fs::read(path).unwrap(), bytes);
+        assert!(!partial.exists() && store.contains(&sha1, "y.exe"));
     }
 }

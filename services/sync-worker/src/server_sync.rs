@@ -636,31 +636,62 @@ fn transfer_error(message: String) -> DownloadError {
     DownloadError { message, mismatch: false, not_found: false }
 }
 
-/// One file into the store.
+/// One file into the store, resuming a partial download with a Range request; the bytes
+/// become visible only after they match every digest.
 async fn download(
     http: &reqwest::Client,
     store: &wsus_content::ContentStore,
     url: &str,
     d: &upstream_state::Download,
 ) -> Result<u64, DownloadError> {
-    let response = http.get(url).send().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
-    if !response.status().is_success() {
-        let not_found = response.status() == reqwest::StatusCode::NOT_FOUND;
-        return Err(DownloadError {
-            message: format!("{url}: HTTP {}", response.status()),
-            mismatch: false,
-            not_found,
-        });
-    }
-    let bytes = response.bytes().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
-    let n = bytes.len() as u64;
+    use tokio::io::AsyncWriteExt as _;
     let sha1: [u8; 20] = d.sha1.as_slice().try_into().map_err(|_| transfer_error("bad SHA-1".to_owned()))?;
+    let partial = store.partial_path(&sha1);
+    let io = |e: std::io::Error| transfer_error(format!("{}: {e}", partial.display()));
+    tokio::fs::create_dir_all(partial.parent().expect("a folder")).await.map_err(io)?;
+    let have = tokio::fs::metadata(&partial).await.map(|m| m.len()).unwrap_or(0);
+    let mut request = http.get(url);
+    if have > 0 {
+        request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    }
+    let mut response = request.send().await.map_err(|e| transfer_error(format!("{url}: {e}")))?;
+    let status = response.status();
+    let mut received = 0u64;
+    let complete_already =
+        status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE && u64::try_from(d.size).is_ok_and(|s| s == have);
+    if !complete_already {
+        let append = match status {
+            reqwest::StatusCode::PARTIAL_CONTENT if have > 0 => true,
+            s if s.is_success() => false,
+            s => {
+                if s == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                }
+                let not_found = s == reqwest::StatusCode::NOT_FOUND;
+                return Err(DownloadError { message: format!("{url}: HTTP {s}"), mismatch: false, not_found });
+            }
+        };
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&partial)
+            .await
+            .map_err(io)?;
+        // A dropped connection keeps what arrived: the next attempt asks for the rest.
+        while let Some(chunk) = response.chunk().await.map_err(|e| transfer_error(format!("{url}: {e}")))? {
+            file.write_all(&chunk).await.map_err(io)?;
+            received += chunk.len() as u64;
+        }
+        file.sync_all().await.map_err(io)?;
+    }
     let sha256: Option<[u8; 32]> = d.sha256.as_deref().and_then(|s| s.try_into().ok());
     let store = store.clone();
     let (name, size) = (d.file_name.clone(), u64::try_from(d.size).ok().filter(|s| *s > 0));
     tokio::task::spawn_blocking(move || {
         let expected = wsus_content::Expected { sha1: &sha1, sha256: sha256.as_ref(), size, file_name: &name };
-        store.put(expected, &bytes)
+        store.adopt(expected, &partial)
     })
     .await
     .map_err(|e| transfer_error(e.to_string()))?
@@ -672,7 +703,7 @@ async fn download(
         ),
         message: e.to_string(),
     })?;
-    Ok(n)
+    Ok(received)
 }
 
 #[cfg(test)]
