@@ -243,6 +243,7 @@ impl Drop for Service {
 /// The three services against one database, on free loopback ports.
 pub struct System {
     pub gateway: Service,
+    gateway_env: HashMap<&'static str, String>,
     pub reporting: Service,
     pub sync: Service,
     pub gateway_url: String,
@@ -273,7 +274,7 @@ impl System {
         sync_settings: &[(&'static str, String)],
     ) -> Self {
         let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
-        let common = |http: u16| -> HashMap<&str, String> {
+        let common = |http: u16| -> HashMap<&'static str, String> {
             HashMap::from([
                 ("DATABASE_URL", database_url.to_owned()),
                 ("WSUS_HTTP_ADDR", format!("127.0.0.1:{http}")),
@@ -298,10 +299,17 @@ impl System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),
             gateway: Service::spawn("client-gateway", &gateway_env),
+            gateway_env,
             gateway_url: format!("http://127.0.0.1:{gw}"),
             reporting_url: format!("http://127.0.0.1:{rep}"),
             sync_url: format!("http://127.0.0.1:{sw}"),
         }
+    }
+
+    /// Kills client-gateway outright and starts it again on the same address.
+    pub fn restart_gateway(&mut self) {
+        self.gateway.kill();
+        self.gateway = Service::spawn("client-gateway", &self.gateway_env);
     }
 
     /// Waits until all three answer /readyz with 200.

@@ -238,7 +238,7 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     let opts = wsus_catalog_gen::Options { revisions: resume_catalog_size(), seed: 31, ..Default::default() };
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
     import(&db_a, &dir.path().join("docs"));
-    let a = System::start_with(&db_a, Some(&content_a), &[]);
+    let mut a = System::start_with(&db_a, Some(&content_a), &[]);
     let http = reqwest::Client::new();
     a.wait_ready(&http).await;
     let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
@@ -252,18 +252,27 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
 
     // Killed at pseudo-random points (deterministic per run size), each later than the last.
     let mut seed = opts.seed;
-    let mut kills = 0;
+    let (mut kills, mut upstream_kills) = (0, 0);
     for round in 0..4u64 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let after = std::time::Duration::from_millis(300 + round * 400 + (seed >> 33) % 700);
         let mut b = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
+        if round == 1 {
+            // This time the upstream's gateway dies under the sync instead, and comes back.
+            tokio::time::sleep(after).await;
+            a.restart_gateway();
+            let _ = b.wait(std::time::Duration::from_secs(60));
+            a.wait_ready(&http).await;
+            upstream_kills += 1;
+            continue;
+        }
         tokio::time::sleep(after).await;
         if b.wait(std::time::Duration::ZERO).is_none() {
             b.kill();
             kills += 1;
         }
     }
-    assert!(kills >= 1, "the sync was interrupted at least once");
+    assert!(kills >= 1 && upstream_kills == 1, "the sync was interrupted");
     // Resumed to the end: exactly A's revisions, and every file, verified.
     let outcome = sync(&db_b, &a.gateway_url, &content_b);
     assert_eq!(outcome["files_failed"], 0);
@@ -280,7 +289,8 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     .fetch_one(&pool_b)
     .await
     .unwrap();
-    assert_eq!((running, succeeded), (0, 1), "killed runs are closed as failed by the next one");
+    assert_eq!(running, 0, "killed runs are closed as failed by the next one");
+    assert!(succeeded >= 1);
     // The anchor moved: one more sync brings nothing new.
     let again = sync(&db_b, &a.gateway_url, &content_b);
     assert_eq!(again["revisions_new"], 0);
