@@ -112,8 +112,9 @@ fn map_ids(s: &str, tag: &str, map: &HashMap<i32, i32>) -> String {
     format!("{}{open}{ids}{}", &s[..start], &s[end..])
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn native_requests_get_answers_shaped_like_the_real_servers() {
+/// The system on a database holding the real documents of the lab server the captures
+/// were recorded against.
+async fn with_the_lab_documents() -> (PgCluster, System, reqwest::Client, PgPool) {
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
     let docs = reference("captures/wsus-m0-wsusss/docs");
@@ -124,6 +125,12 @@ async fn native_requests_get_answers_shaped_like_the_real_servers() {
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
     let pool = PgPool::connect(&db).await.unwrap();
+    (pg, system, http, pool)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn native_requests_get_answers_shaped_like_the_real_servers() {
+    let (_pg, system, _http, pool) = with_the_lab_documents().await;
 
     // A valid cookie and authorization cookie of ours, and our LastChange.
     let mut agent = Agent::new(&system.gateway_url);
@@ -214,16 +221,7 @@ fn agent_take_cookie(agent: &mut Agent, response: &Element) {
 /// faults included, and the revisions the real upstream named that this catalog holds.
 #[tokio::test(flavor = "multi_thread")]
 async fn downstream_server_requests_get_answers_shaped_like_a_real_upstream() {
-    let pg = PgCluster::start().unwrap();
-    let db = pg.create_database("wsus").unwrap();
-    let docs = reference("captures/wsus-m0-wsusss/docs");
-    let (ok, out, err) =
-        run_binary("sync-worker", &["import", docs.to_str().unwrap()], &HashMap::from([("DATABASE_URL", db.clone())]));
-    assert!(ok, "{out}{err}");
-    let system = System::start(&db);
-    let http = reqwest::Client::new();
-    system.wait_ready(&http).await;
-    let pool = PgPool::connect(&db).await.unwrap();
+    let (_pg, system, http, pool) = with_the_lab_documents().await;
     let held: HashSet<(String, String)> =
         sqlx::query_as::<_, (uuid::Uuid, i32)>("SELECT update_id, revision_number FROM revision")
             .fetch_all(&pool)
@@ -304,7 +302,7 @@ async fn downstream_server_requests_get_answers_shaped_like_a_real_upstream() {
                 // The document is the imported one, byte for byte.
                 let data = &result.child("updates").unwrap().children[0];
                 let id = data.child("Id").unwrap();
-                let file = docs.join(format!(
+                let file = reference("captures/wsus-m0-wsusss/docs").join(format!(
                     "{}-r{}.xml",
                     id.child("UpdateID").unwrap().value(),
                     id.child("RevisionNumber").unwrap().value()

@@ -95,20 +95,48 @@ async fn bundle_with_file(pool: &PgPool, exclude: &HashSet<(uuid::Uuid, i32)>) -
     rows.into_iter().find(|k| !exclude.contains(k)).expect("a bundle with files").0
 }
 
+/// A: its own database, a generated catalog (and `also`, when given) imported, its files
+/// in its content store, client-gateway running. B: an empty database and content store.
+/// Bind `_pg` and `dir` when destructuring: dropping them stops the database and
+/// removes the files.
+struct Pair {
+    _pg: PgCluster,
+    dir: tempfile::TempDir,
+    db_a: String,
+    db_b: String,
+    content_a: std::path::PathBuf,
+    content_b: std::path::PathBuf,
+    a: System,
+    pool_a: PgPool,
+    pool_b: PgPool,
+    http: reqwest::Client,
+}
+
+impl Pair {
+    async fn start(revisions: usize, seed: u64, also: Option<&Path>) -> Self {
+        let pg = PgCluster::start().unwrap();
+        let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+        let opts = wsus_catalog_gen::Options { revisions, seed, ..Default::default() };
+        wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
+        import(&db_a, &dir.path().join("docs"));
+        if let Some(p) = also {
+            import(&db_a, p);
+        }
+        let pool_a = PgPool::connect(&db_a).await.unwrap();
+        let pool_b = PgPool::connect(&db_b).await.unwrap();
+        let a = System::start_with(&db_a, Some(&content_a), &[]);
+        let http = reqwest::Client::new();
+        a.wait_ready(&http).await;
+        Pair { _pg: pg, dir, db_a, db_b, content_a, content_b, a, pool_a, pool_b, http }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
-    let pg = PgCluster::start().unwrap();
-    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
-    let first = wsus_catalog_gen::Options { revisions: 300, seed: 21, ..Default::default() };
-    wsus_catalog_gen::write(&first, &dir.path().join("docs-1"), Some(&content_a)).unwrap();
-    import(&db_a, &dir.path().join("docs-1"));
-    import(&db_a, &reference("captures/wsus-m0-wsusss/docs"));
-    let a = System::start_with(&db_a, Some(&content_a), &[]);
-    let http = reqwest::Client::new();
-    a.wait_ready(&http).await;
-    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+    let Pair { _pg, dir, db_a, db_b, content_a, content_b, a, pool_a, pool_b, http } =
+        Pair::start(300, 21, Some(&reference("captures/wsus-m0-wsusss/docs"))).await;
 
     // First sync: everything A holds (no products or classifications chosen at B).
     let outcome = sync(&db_b, &a.gateway_url, &content_b);
@@ -222,6 +250,22 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
         }
     }
     assert!(downloaded >= 1, "a file of the approved update came from B");
+
+    // A file lost from B's store: the client's miss is queued, and sync-worker B fetches
+    // it again from A between syncs.
+    let (_, url) = files.iter().find(|(_, u)| u.starts_with(&b.gateway_url)).unwrap();
+    let stored = content_b.join(url.rsplit("/Content/").next().unwrap());
+    std::fs::remove_file(&stored).unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 404);
+    let mut back = false;
+    for _ in 0..100 {
+        if http.get(url).send().await.unwrap().status() == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(back, "fetched again: {}", b.sync.log());
 }
 
 /// Revisions in the kill-and-resume test: CI-sized unless `WSUS_E2E_LONG=1`.
@@ -231,17 +275,9 @@ fn resume_catalog_size() -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
-    let pg = PgCluster::start().unwrap();
-    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
-    let opts = wsus_catalog_gen::Options { revisions: resume_catalog_size(), seed: 31, ..Default::default() };
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
-    import(&db_a, &dir.path().join("docs"));
-    let mut a = System::start_with(&db_a, Some(&content_a), &[]);
-    let http = reqwest::Client::new();
-    a.wait_ready(&http).await;
-    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+    let seed = 31;
+    let Pair { _pg, dir: _dir, db_b, content_b, mut a, pool_a, pool_b, http, .. } =
+        Pair::start(resume_catalog_size(), seed, None).await;
     // Everything approved at B with immediate content: files are part of what must converge.
     let env = HashMap::from([
         ("DATABASE_URL", db_b.clone()),
@@ -251,7 +287,7 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     ]);
 
     // Killed at pseudo-random points (deterministic per run size), each later than the last.
-    let mut seed = opts.seed;
+    let mut seed: u64 = seed;
     let (mut kills, mut upstream_kills) = (0, 0);
     for round in 0..4u64 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -298,14 +334,8 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
-    let pg = PgCluster::start().unwrap();
-    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
-    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 41, ..Default::default() };
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
-    import(&db_a, &dir.path().join("docs"));
-    let (pool_a, pool_b) = (PgPool::connect(&db_a).await.unwrap(), PgPool::connect(&db_b).await.unwrap());
+    let Pair { _pg, dir: _dir, db_b, content_a, content_b, a, pool_a, pool_b, http, .. } =
+        Pair::start(300, 41, None).await;
     // At A: a group, an approval for it and one for everyone, a declined update.
     let group = uuid::Uuid::new_v4();
     approvals::create_group(&pool_a, group, "Pilot", None).await.unwrap();
@@ -344,9 +374,6 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
     .await
     .unwrap();
     approvals::decline(&pool_a, declined, None).await.unwrap();
-    let a = System::start_with(&db_a, Some(&content_a), &[]);
-    let http = reqwest::Client::new();
-    a.wait_ready(&http).await;
 
     let replica = [("WSUS_REPLICA", "true")];
     let first = sync_with(&db_b, &a.gateway_url, &content_b, &replica);
@@ -447,18 +474,8 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn everything_upstream_goes_through_the_configured_proxy() {
-    let pg = PgCluster::start().unwrap();
-    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
-    let opts = wsus_catalog_gen::Options { revisions: 100, seed: 51, ..Default::default() };
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
-    import(&db_a, &dir.path().join("docs"));
-    let a = System::start_with(&db_a, Some(&content_a), &[]);
-    let http = reqwest::Client::new();
-    a.wait_ready(&http).await;
+    let Pair { _pg, dir: _dir, db_b, content_a, content_b, a, pool_a, pool_b, .. } = Pair::start(100, 51, None).await;
     // A download of one file was interrupted half-way before: it resumes with a Range.
-    let pool_a = PgPool::connect(&db_a).await.unwrap();
     let (sha1, name, size): (Vec<u8>, String, i64) =
         sqlx::query_as("SELECT sha1, file_name, size FROM file WHERE size > 1 ORDER BY sha1 LIMIT 1")
             .fetch_one(&pool_a)
@@ -482,7 +499,6 @@ async fn everything_upstream_goes_through_the_configured_proxy() {
     let (total,): (i64,) = sqlx::query_as("SELECT sum(size)::int8 FROM file").fetch_one(&pool_a).await.unwrap();
     assert_eq!(outcome["bytes_received"].as_i64().unwrap(), total - half as i64, "the rest of the partial file only");
     assert!(!partial.exists());
-    let pool_b = PgPool::connect(&db_b).await.unwrap();
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
     let seen = proxy.seen.lock().unwrap().clone();
     assert!(seen.iter().any(|(line, _)| line.contains("/ServerSyncWebService/")), "{seen:?}");

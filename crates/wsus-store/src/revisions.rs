@@ -719,10 +719,14 @@ pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8
 }
 
 /// Asks sync-worker to fetch a file the catalog knows (no-op for unknown files or files
-/// already queued).
+/// already queued). A client's miss proves the store lost a file recorded as present:
+/// it is marked absent again and fetched.
 pub async fn request_download(pool: &PgPool, sha1: &[u8; 20], reason: &str) -> Result<bool> {
     let done = sqlx::query(
-        "INSERT INTO content_download (sha1, reason) SELECT sha1, $2 FROM file WHERE sha1 = $1 AND content_state <> 'present' \
+        "WITH lost AS (UPDATE file SET content_state = 'absent', content_changed_at = now() \
+                       WHERE sha1 = $1 AND $2 = 'client_miss' AND content_state = 'present' RETURNING sha1) \
+         INSERT INTO content_download (sha1, reason) SELECT sha1, $2 FROM file \
+         WHERE sha1 = $1 AND (content_state <> 'present' OR EXISTS (SELECT 1 FROM lost)) \
          ON CONFLICT (sha1) DO NOTHING",
     )
     .bind(sha1.as_slice())

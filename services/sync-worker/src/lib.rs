@@ -83,7 +83,17 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 replica: config.replica,
                 transport: transport(&config),
             };
-            let outcome = server_sync::sync_once(&ctx, "cli").await?;
+            // Another replica's sync or download run holds the upstream: wait for it.
+            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+            let outcome = loop {
+                match server_sync::sync_once(&ctx, "cli").await {
+                    Err(server_sync::SyncError::Busy(url)) if std::time::Instant::now() < deadline => {
+                        tracing::info!(upstream = url, "another sync holds the upstream; waiting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other?,
+                }
+            };
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -127,7 +137,9 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
                     }
                 }
             };
+            let drain = tokio::spawn(schedule::drain_downloads(ctx.clone(), Duration::from_secs(5), stop.clone()));
             schedule::run(ctx, stop).await;
+            let _ = drain.await;
         })
     };
     let incoming = shell.bind_grpc(config.grpc_addr).await?;

@@ -78,6 +78,28 @@ pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
     }
 }
 
+/// Drains the download queue every `every` until `stop` (client misses and downstream
+/// requests should not wait for the next scheduled sync).
+pub async fn drain_downloads(ctx: SyncContext, every: Duration, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match server_sync::drain_downloads(&ctx).await {
+            Ok(o) if o.files_downloaded + o.files_failed > 0 => {
+                tracing::info!(
+                    downloaded = o.files_downloaded,
+                    failed = o.files_failed,
+                    "download queue worked through"
+                )
+            }
+            Ok(_) | Err(SyncError::Busy(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "download queue"),
+        }
+    }
+}
+
 /// Whether `now` is within a minute after one of the slots.
 fn is_slot(now: DateTime<Utc>, per_day: u32, server_id: Uuid) -> bool {
     let next = next_slot(now - TimeDelta::minutes(1), per_day, offset(server_id, per_day));

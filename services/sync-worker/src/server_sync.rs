@@ -317,6 +317,28 @@ pub async fn sync_once(ctx: &SyncContext, trigger: &str) -> Result<SyncOutcome, 
     begin(ctx, trigger).await?.run(ctx).await
 }
 
+/// Works through the download queue between syncs (files clients missed, files a
+/// downstream asked for), under the same lock as a sync; nothing to do returns at once.
+pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError> {
+    let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
+    let mut outcome = SyncOutcome::default();
+    if upstream_state::due_downloads(&ctx.pool, 1).await?.is_empty() {
+        return Ok(outcome);
+    }
+    let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
+        return Err(SyncError::Busy(url));
+    };
+    let result = async {
+        let upstream = Upstream::new(&url, &ctx.transport)?;
+        let state = upstream_state::load(&ctx.pool, &url).await?;
+        let mut session = Session::open(&ctx.pool, upstream, &url, ctx.me.clone()).await?;
+        download_queue(ctx, &mut session, state.catalog_only_sync.unwrap_or(false), &mut outcome).await
+    }
+    .await;
+    upstream_state::unlock(lock, &url).await?;
+    result.map(|()| outcome)
+}
+
 async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<(), SyncError> {
     let pool = &ctx.pool;
     let id = outcome.sync_id;
