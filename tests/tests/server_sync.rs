@@ -441,18 +441,7 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
         let sha1: [u8; 20] = sha1.as_slice().try_into().unwrap();
         let _ = std::fs::remove_file(content_a.join(wsus_content::relative_path(&sha1, name)));
     }
-    approvals::approve(
-        &pool_a,
-        &Approval {
-            update_id: next,
-            group_id: wsus_store::ALL_COMPUTERS,
-            action: Action::Install,
-            deadline: None,
-            admin_name: None,
-        },
-    )
-    .await
-    .unwrap();
+    approve(&pool_a, next).await;
     let env = HashMap::from([
         ("DATABASE_URL", db_b.clone()),
         ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
