@@ -494,3 +494,36 @@ async fn everything_upstream_goes_through_the_configured_proxy() {
     // "sync:s3cret", as HTTP Basic credentials to the proxy.
     assert!(seen.iter().all(|(_, auth)| auth.as_deref() == Some("Basic c3luYzpzM2NyZXQ=")), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalog_only_upstream_sends_its_downstream_to_microsoft_update_urls() {
+    let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, .. } = Pair::start(100, 61, None).await;
+    wsus_store::settings::put(&pool_a, wsus_store::settings::CONTENT_MODE, &"catalog-only", "test").await.unwrap();
+    // The "Microsoft Update" URLs lead to A's files under another host name.
+    let port = a.gateway_url.rsplit(':').next().unwrap();
+    let files: Vec<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT sha1, file_name FROM file").fetch_all(&pool_a).await.unwrap();
+    for (sha1, name) in &files {
+        let rel = wsus_content::relative_path(&sha1.as_slice().try_into().unwrap(), name);
+        sqlx::query("UPDATE file SET mu_url = $2 WHERE sha1 = $1")
+            .bind(sha1)
+            .bind(format!("http://localhost:{port}/Content/{rel}"))
+            .execute(&pool_a)
+            .await
+            .unwrap();
+    }
+    let proxy = wsus_e2e::ForwardProxy::start().await;
+    let outcome = sync_with(
+        &db_b,
+        &a.gateway_url,
+        &content_b,
+        &[("WSUS_UPSTREAM_PROXY", proxy.url.as_str()), ("WSUS_CONTENT_MODE", "immediate")],
+    );
+    assert_eq!(outcome["files_downloaded"].as_u64().unwrap() as usize, files.len(), "{outcome}");
+    let (catalog_only,): (Option<bool>,) =
+        sqlx::query_as("SELECT catalog_only_sync FROM upstream_state").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(catalog_only, Some(true));
+    let seen = proxy.seen.lock().unwrap().clone();
+    let content: Vec<_> = seen.iter().filter(|(line, _)| line.contains("/Content/")).collect();
+    assert!(!content.is_empty() && content.iter().all(|(line, _)| line.contains("//localhost:")), "{seen:?}");
+}
