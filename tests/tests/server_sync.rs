@@ -527,3 +527,89 @@ async fn a_catalog_only_upstream_sends_its_downstream_to_microsoft_update_urls()
     let content: Vec<_> = seen.iter().filter(|(line, _)| line.contains("/Content/")).collect();
     assert!(!content.is_empty() && content.iter().all(|(line, _)| line.contains("//localhost:")), "{seen:?}");
 }
+
+/// POSTs one server-sync request to `base`; (HTTP status, parsed operation or fault).
+async fn call(http: &reqwest::Client, base: &str, path: &str, action: &str, body: &str) -> (u16, wsus_soap::Element) {
+    let r = http
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", action)
+        .body(wsus_soap::wsusss::dss::envelope(body))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let limits = wsus_soap::Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 10_000_000 };
+    (status, wsus_soap::parse_request(text.as_bytes(), &limits).unwrap().operation)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn driver_lists_by_device_hardware_id() {
+    use wsus_soap::wsusss::dss;
+    let Pair { _pg, dir: _dir, a, pool_a, http, .. } = Pair::start(300, 71, None).await;
+    let sync_path = "/ServerSyncWebService/ServerSyncWebService.asmx";
+    let (_, auth) = call(
+        &http,
+        &a.gateway_url,
+        "/DssAuthWebService/DssAuthWebService.asmx",
+        &dss::dss_auth_action(),
+        &dss::get_authorization_cookie("dss.example", uuid::Uuid::new_v4()),
+    )
+    .await;
+    let (_, data) = dss::authorization_cookie(dss::result(&auth, "GetAuthorizationCookie").unwrap()).unwrap();
+    let (_, cookie) = call(
+        &http,
+        &a.gateway_url,
+        sync_path,
+        &dss::action("GetCookie"),
+        &dss::get_cookie("DssTargeting", &data, "1.20"),
+    )
+    .await;
+    let cookie = dss::cookie_of(dss::result(&cookie, "GetCookie").unwrap()).unwrap();
+
+    let hwid = wsus_catalog_gen::driver_hardware_id(0);
+    let expected: Vec<(uuid::Uuid, i32)> = sqlx::query_as(
+        "SELECT DISTINCT r.update_id, r.revision_number FROM driver d JOIN revision r USING (revision_id) \
+         WHERE lower(d.hardware_id) = lower($1) ORDER BY 1, 2",
+    )
+    .bind(&hwid)
+    .fetch_all(&pool_a)
+    .await
+    .unwrap();
+    assert!(!expected.is_empty());
+    let filter = |id: &str| {
+        format!(
+            "<GetDriverIdList xmlns=\"http://www.microsoft.com/SoftwareDistribution\"><cookie><Expiration>{}</Expiration><EncryptedData>{}</EncryptedData></cookie>\
+             <filter><Categories /><ComputerIds /><PnpHardwareIds><HardwareIdAndDelta><Id>{id}</Id><Delta>false</Delta></HardwareIdAndDelta></PnpHardwareIds></filter></GetDriverIdList>",
+            wsus_soap::write::datetime(cookie.expiration),
+            cookie.encrypted_data.clone().unwrap(),
+            id = wsus_soap::write::escape(id)
+        )
+    };
+    let (status, list) =
+        call(&http, &a.gateway_url, sync_path, &dss::action("GetDriverIdList"), &filter(&hwid.to_uppercase())).await;
+    assert_eq!(status, 200, "{list:?}");
+    let result = dss::result(&list, "GetDriverIdList").unwrap();
+    assert_eq!(dss::revision_id_list(result).unwrap().revisions, expected, "matched case-insensitively");
+    let names: Vec<&str> = result.children.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["Anchor", "NewRevisions", "NewDriverSets", "RemovedDriverSets"]);
+    let (_, none) =
+        call(&http, &a.gateway_url, sync_path, &dss::action("GetDriverIdList"), &filter("PCI\\VEN_0000")).await;
+    assert!(dss::revision_id_list(dss::result(&none, "GetDriverIdList").unwrap()).unwrap().revisions.is_empty());
+
+    let sets = |inner: &str| {
+        format!(
+            "<GetDriverSetData xmlns=\"http://www.microsoft.com/SoftwareDistribution\"><cookie><Expiration>{}</Expiration><EncryptedData>{}</EncryptedData></cookie>{inner}</GetDriverSetData>",
+            wsus_soap::write::datetime(cookie.expiration),
+            cookie.encrypted_data.clone().unwrap()
+        )
+    };
+    let (status, empty) =
+        call(&http, &a.gateway_url, sync_path, &dss::action("GetDriverSetData"), &sets("<driverSets />")).await;
+    assert_eq!(status, 200);
+    assert!(dss::result(&empty, "GetDriverSetData").unwrap().child("DriverSets").unwrap().children.is_empty());
+    let (status, fault) = call(&http, &a.gateway_url, sync_path, &dss::action("GetDriverSetData"), &sets("")).await;
+    assert_eq!(status, 500);
+    assert_eq!(fault.child("detail").unwrap().child("ErrorCode").unwrap().value(), "InvalidParameters");
+}

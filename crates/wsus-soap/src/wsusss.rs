@@ -638,6 +638,84 @@ impl PingAnswer {
     }
 }
 
+/// ServerSyncDriverFilter of GetDriverIdList.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DriverFilter {
+    pub anchor: Option<String>,
+    pub categories: Vec<IdAndDelta>,
+    pub computer_ids: Vec<IdAndDelta>,
+    /// (device hardware id, delta).
+    pub pnp_hardware_ids: Vec<(String, bool)>,
+}
+
+impl DriverFilter {
+    pub fn decode(op: &Element) -> Result<Self, DecodeError> {
+        let f = op.child("filter").filter(|f| !f.is_nil()).ok_or_else(|| DecodeError::new("filter", "is required"))?;
+        let list = |name: &str| -> Result<Vec<IdAndDelta>, DecodeError> {
+            f.child(name)
+                .map(|l| l.children.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    Ok(IdAndDelta {
+                        id: guid(&text(c, "Id", "filter")?, "filter")?,
+                        delta: boolean(c, "Delta", "filter")?.unwrap_or(false),
+                    })
+                })
+                .collect()
+        };
+        let pnp = f
+            .child("PnpHardwareIds")
+            .ok_or_else(|| DecodeError::new("filter", "PnpHardwareIds is required"))?
+            .children
+            .iter()
+            .map(|c| Ok((text(c, "Id", "filter")?, boolean(c, "Delta", "filter")?.unwrap_or(false))))
+            .collect::<Result<_, DecodeError>>()?;
+        Ok(Self {
+            anchor: f.child("Anchor").filter(|a| !a.is_nil()).map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
+            categories: list("Categories")?,
+            computer_ids: list("ComputerIds")?,
+            pnp_hardware_ids: pnp,
+        })
+    }
+}
+
+/// DriverSetAndRevisionIdList (this server keeps no driver sets: those lists are empty).
+pub fn encode_driver_id_list(anchor: &str, revisions: &[(uuid::Uuid, i32)], new_sets: &[uuid::Uuid]) -> String {
+    let list = encode_revision_id_list(anchor, revisions)
+        .replace("GetRevisionIdListResponse", "GetDriverIdListResponse")
+        .replace("GetRevisionIdListResult", "GetDriverIdListResult");
+    let mut sets = String::new();
+    guids(&mut sets, "NewDriverSets", new_sets);
+    guids(&mut sets, "RemovedDriverSets", &[]);
+    list.replace("</GetDriverIdListResult>", &format!("{sets}</GetDriverIdListResult>"))
+}
+
+/// GetDriverSetData: the driver sets asked for; absent is an error, empty is not.
+pub fn decode_driver_sets(op: &Element) -> Result<Vec<uuid::Uuid>, DecodeError> {
+    let list =
+        op.child("driverSets").filter(|l| !l.is_nil()).ok_or_else(|| DecodeError::new("driverSets", "is required"))?;
+    list.children.iter().map(|g| guid(g.value(), "driverSets")).collect()
+}
+
+/// ServerDriverSetData: (DriverSetId, DriverSetXml) of each set found.
+pub fn encode_driver_set_data(sets: &[(uuid::Uuid, String)]) -> String {
+    let mut out = format!("<GetDriverSetDataResponse xmlns=\"{SERVER_SYNC_NS}\"><GetDriverSetDataResult>");
+    if sets.is_empty() {
+        out.push_str("<DriverSets />");
+    } else {
+        out.push_str("<DriverSets>");
+        for (id, xml) in sets {
+            let _ = write!(out, "<ServerSyncDriverSetData><DriverSetId>{id}</DriverSetId>");
+            asmx(&mut out, "DriverSetXml", xml);
+            out.push_str("</ServerSyncDriverSetData>");
+        }
+        out.push_str("</DriverSets>");
+    }
+    out.push_str("</GetDriverSetDataResult></GetDriverSetDataResponse>");
+    out
+}
+
 /// What a DSS sends: request bodies in the WSDL's element order (Microsoft Update wants
 /// exactly that), and readers of the answers, tolerant of element order (a WSUS).
 pub mod dss {

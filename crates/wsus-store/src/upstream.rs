@@ -206,3 +206,29 @@ pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<(
     .fetch_all(pool)
     .await?)
 }
+
+/// Driver revisions for device hardware ids (compared case-insensitively): every one for
+/// `all_ids`, those changed after `since` for `delta_ids`; limited to `categories` when
+/// any are given.
+pub async fn driver_revisions(
+    pool: &PgPool,
+    since: Option<i64>,
+    all_ids: &[String],
+    delta_ids: &[String],
+    categories: &[Uuid],
+) -> Result<Vec<(Uuid, i32)>> {
+    let lower = |ids: &[String]| ids.iter().map(|i| i.to_lowercase()).collect::<Vec<_>>();
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT r.update_id, r.revision_number FROM driver d JOIN revision r USING (revision_id) \
+         WHERE (lower(d.hardware_id) = ANY($2) OR (lower(d.hardware_id) = ANY($3) AND ($1::int8 IS NULL OR r.changed_version > $1))) \
+           AND (cardinality($4::uuid[]) = 0 OR EXISTS (SELECT 1 FROM revision_category c \
+                WHERE c.revision_id = r.revision_id AND c.category_update_id = ANY($4))) \
+         ORDER BY 1, 2",
+    )
+    .bind(since)
+    .bind(lower(all_ids))
+    .bind(lower(delta_ids))
+    .bind(categories)
+    .fetch_all(pool)
+    .await?)
+}

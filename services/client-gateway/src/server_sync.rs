@@ -257,6 +257,45 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
     Ok(wsusss::encode_update_data(&updates, &urls))
 }
 
+/// Hard caps on GetDriverIdList lists (this server announces 0, "no stated limit", as
+/// WSUS does; these keep a request bounded anyway).
+const MAX_DRIVER_FILTER_IDS: usize = 1000;
+
+/// GetDriverIdList: the driver revisions for the device hardware ids asked about. This
+/// server keeps no driver sets (computer-model targeting documents), so those lists are
+/// empty and ComputerIds select nothing.
+pub async fn get_driver_id_list(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let filter = wsusss::DriverFilter::decode(op).map_err(invalid)?;
+    if filter.computer_ids.len() > MAX_DRIVER_FILTER_IDS || filter.pnp_hardware_ids.len() > MAX_DRIVER_FILTER_IDS {
+        return Err((ErrorCode::InvalidParameters, "filter".to_owned()));
+    }
+    let since = match filter.anchor.as_deref() {
+        None => None,
+        Some(a) => Some(parse_anchor(a).ok_or((ErrorCode::InvalidParameters, "filter".to_owned()))?),
+    };
+    let now = wsus_store::catalog::version(&gw.pool).await.map_err(store_error)?;
+    let anchor = format_anchor(now.version, Utc::now());
+    let (delta, all): (Vec<_>, Vec<_>) = filter.pnp_hardware_ids.iter().partition(|(_, d)| *d && since.is_some());
+    let ids = |v: Vec<&(String, bool)>| v.into_iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
+    let categories: Vec<Uuid> = filter.categories.iter().map(|c| c.id).collect();
+    let revisions = wsus_store::upstream::driver_revisions(&gw.pool, since, &ids(all), &ids(delta), &categories)
+        .await
+        .map_err(store_error)?;
+    Ok(wsusss::encode_driver_id_list(&anchor, &revisions, &[]))
+}
+
+/// GetDriverSetData: no driver sets are kept here, so every requested set is unknown and
+/// the answer lists none.
+pub fn get_driver_set_data(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op)?;
+    let sets = wsusss::decode_driver_sets(op).map_err(invalid)?;
+    if sets.len() > MAX_DRIVER_FILTER_IDS {
+        return Err((ErrorCode::TooManyIds, "driverSets".to_owned()));
+    }
+    Ok(wsusss::encode_driver_set_data(&[]))
+}
+
 /// Ping (IMonitorable): whether this server and its database answer.
 pub async fn ping(gw: &Gateway) -> OpResult {
     let server = server(gw)?;

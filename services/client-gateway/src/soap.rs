@@ -212,6 +212,8 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         (Service::ServerSync, "GetUpdateDecryptionData") => {
             crate::server_sync::get_update_decryption_data(&gw, element).await
         }
+        (Service::ServerSync, "GetDriverIdList") => crate::server_sync::get_driver_id_list(&gw, element).await,
+        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(&gw, element),
         (Service::ServerSync, "Ping") => crate::server_sync::ping(&gw).await,
         (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(&gw, element).await,
         (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(&gw, element).await,
