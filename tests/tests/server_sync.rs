@@ -278,12 +278,22 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     let seed = 31;
     let Pair { _pg, dir: _dir, db_b, content_b, mut a, pool_a, pool_b, http, .. } =
         Pair::start(resume_catalog_size(), seed, None).await;
-    // Everything approved at B with immediate content: files are part of what must converge.
+    // Replica mode with approvals at A, and immediate content: revisions, deployments and
+    // files must all converge.
+    let bundles: Vec<(uuid::Uuid,)> =
+        sqlx::query_as("SELECT DISTINCT update_id FROM revision WHERE is_bundle ORDER BY update_id LIMIT 25")
+            .fetch_all(&pool_a)
+            .await
+            .unwrap();
+    for (b,) in &bundles {
+        approve(&pool_a, *b).await;
+    }
     let env = HashMap::from([
         ("DATABASE_URL", db_b.clone()),
         ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
         ("WSUS_CONTENT_DIR", content_b.display().to_string()),
         ("WSUS_CONTENT_MODE", "immediate".to_owned()),
+        ("WSUS_REPLICA", "true".to_owned()),
     ]);
 
     // Killed at pseudo-random points (deterministic per run size), each later than the last.
@@ -309,10 +319,18 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
         }
     }
     assert!(kills >= 1 && upstream_kills == 1, "the sync was interrupted");
-    // Resumed to the end: exactly A's revisions, and every file, verified.
-    let outcome = sync(&db_b, &a.gateway_url, &content_b);
+    // Resumed to the end: exactly A's revisions and approvals, and every file, verified.
+    let outcome = sync_with(&db_b, &a.gateway_url, &content_b, &[("WSUS_REPLICA", "true")]);
     assert_eq!(outcome["files_failed"], 0);
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await, "B converged to A");
+    let live = "SELECT deployment_id, update_id, group_id, action FROM deployment WHERE deleted_at IS NULL ORDER BY 1";
+    let deployments_a: Vec<(uuid::Uuid, uuid::Uuid, uuid::Uuid, String)> =
+        sqlx::query_as(live).fetch_all(&pool_a).await.unwrap();
+    assert_eq!(deployments_a.len(), bundles.len());
+    assert_eq!(
+        sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, uuid::Uuid, String)>(live).fetch_all(&pool_b).await.unwrap(),
+        deployments_a
+    );
     let (files_a,): (i64,) = sqlx::query_as("SELECT count(*) FROM file").fetch_one(&pool_a).await.unwrap();
     let (present_b,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM file WHERE content_state = 'present'").fetch_one(&pool_b).await.unwrap();
@@ -328,8 +346,9 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     assert_eq!(running, 0, "killed runs are closed as failed by the next one");
     assert!(succeeded >= 1);
     // The anchor moved: one more sync brings nothing new.
-    let again = sync(&db_b, &a.gateway_url, &content_b);
+    let again = sync_with(&db_b, &a.gateway_url, &content_b, &[("WSUS_REPLICA", "true")]);
     assert_eq!(again["revisions_new"], 0);
+    assert_eq!(again["deployments_changed"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -88,9 +88,14 @@ impl Upstream {
         if let Some(path) = &transport.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| SyncError::Other(format!("WSUS_UPSTREAM_CA_FILE {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| SyncError::Other(format!("WSUS_UPSTREAM_CA_FILE {}: {e}", path.display())))?;
-            builder = builder.add_root_certificate(cert);
+            let bad = |why: String| SyncError::Other(format!("WSUS_UPSTREAM_CA_FILE {}: {why}", path.display()));
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("holds no PEM certificate".to_owned()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(|e| SyncError::Other(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -731,6 +736,26 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_extra_root_certificate_is_loaded_or_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        // Any real root will do: the first of the system bundle.
+        let bundle = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap();
+        let end = "-----END CERTIFICATE-----";
+        let first = &bundle[bundle.find("-----BEGIN CERTIFICATE-----").unwrap()..bundle.find(end).unwrap() + end.len()];
+        let good = dir.path().join("root.pem");
+        std::fs::write(&good, first).unwrap();
+        let transport = Transport { proxy: None, ca_file: Some(good) };
+        assert!(Upstream::new("https://sws.update.microsoft.com", &transport).is_ok());
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        for path in [bad, dir.path().join("missing.pem")] {
+            let transport = Transport { proxy: None, ca_file: Some(path) };
+            let err = Upstream::new("https://sws.update.microsoft.com", &transport).err().unwrap();
+            assert!(err.to_string().contains("WSUS_UPSTREAM_CA_FILE"), "{err}");
+        }
+    }
 
     #[test]
     fn microsoft_update_is_recognised_by_host() {
