@@ -422,3 +422,85 @@ impl ForwardProxy {
         Self { url, seen }
     }
 }
+
+/// A TLS front on loopback (a certificate for `localhost` signed by a throwaway root, both
+/// made with the openssl command)
+/// forwarding to a plain HTTP service: an upstream reachable only over HTTPS.
+pub struct TlsFront {
+    /// `https://localhost:<port>`.
+    pub url: String,
+    /// The root (PEM) a client must trust.
+    pub ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    pub async fn start(target: &str) -> Self {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        // A root, and a certificate for localhost it signs, as an internal CA would.
+        let p = |n: &str| dir.path().join(n);
+        let openssl = |args: &[&str]| {
+            let ok = Command::new("openssl").args(args).current_dir(dir.path()).stderr(Stdio::null()).status().unwrap();
+            assert!(ok.success(), "openssl {args:?}");
+        };
+        openssl(
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test Root"]
+                .iter()
+                .copied()
+                .chain(["-keyout", "ca.key", "-out", "ca.pem"])
+                .collect::<Vec<_>>(),
+        );
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "srv.csr",
+        ]);
+        std::fs::write(p("ext.cnf"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "cert.pem",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let (cert, key) = (p("cert.pem"), p("key.pem"));
+        let chain: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap().collect::<Result<_, _>>().unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+        let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = target.trim_start_matches("http://").to_owned();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, target) = (acceptor.clone(), target.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(&target).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Self { url: format!("https://localhost:{port}"), ca_file: p("ca.pem"), _dir: dir }
+    }
+}

@@ -632,3 +632,29 @@ async fn driver_lists_by_device_hardware_id() {
     assert_eq!(status, 500);
     assert_eq!(fault.child("detail").unwrap().child("ErrorCode").unwrap().value(), "InvalidParameters");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_upstream_is_trusted_through_the_configured_root_certificate() {
+    let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, .. } = Pair::start(100, 81, None).await;
+    let front = wsus_e2e::TlsFront::start(&a.gateway_url).await;
+    // Without the root, the upstream's certificate is refused.
+    let env = HashMap::from([
+        ("DATABASE_URL", db_b.clone()),
+        ("WSUS_UPSTREAM_URL", front.url.clone()),
+        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
+        ("WSUS_CONTENT_MODE", "immediate".to_owned()),
+    ]);
+    let (ok, _, err) = run_binary("sync-worker", &["sync", "--once"], &env);
+    assert!(!ok);
+    assert!(err.lines().last().unwrap().contains("certificate"), "the reason is said: {err}");
+    // With it, the whole sync runs over TLS, files included.
+    let ca = front.ca_file.display().to_string();
+    let outcome = sync_with(
+        &db_b,
+        &front.url,
+        &content_b,
+        &[("WSUS_UPSTREAM_CA_FILE", ca.as_str()), ("WSUS_CONTENT_MODE", "immediate")],
+    );
+    assert!(outcome["files_downloaded"].as_u64().unwrap() > 0, "{outcome}");
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
+}

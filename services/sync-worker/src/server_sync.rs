@@ -113,7 +113,7 @@ impl Upstream {
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         };
-        let http_error = |e: reqwest::Error| SyncError::Http { url: url.clone(), message: e.to_string() };
+        let http_error = |e: reqwest::Error| SyncError::Http { url: url.clone(), message: causes(&e) };
         let response = self
             .http
             .post(&url)
@@ -140,6 +140,18 @@ impl Upstream {
             }),
         }
     }
+}
+
+/// An error with its causes (a TLS failure hides two levels down in reqwest's).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// Whether the upstream is Microsoft Update itself (`*.update.microsoft.com`).
