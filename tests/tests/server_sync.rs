@@ -658,3 +658,56 @@ async fn an_https_upstream_is_trusted_through_the_configured_root_certificate() 
     assert!(outcome["files_downloaded"].as_u64().unwrap() > 0, "{outcome}");
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
 }
+
+/// The schedule runs syncs by itself (here every minute, the finest it allows), and two
+/// syncs asked for at once run one after the other under the per-upstream lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_and_concurrent_syncs() {
+    let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, http, .. } = Pair::start(100, 91, None).await;
+    // Two at once from the command line: both succeed, never overlapping.
+    let env = HashMap::from([
+        ("DATABASE_URL", db_b.clone()),
+        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
+        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
+    ]);
+    let mut first = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
+    let mut second = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
+    let within = std::time::Duration::from_secs(120);
+    assert!(first.wait(within).unwrap().success(), "{}", first.log());
+    assert!(second.wait(within).unwrap().success(), "{}", second.log());
+    let runs: Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT started_at, finished_at FROM sync_history WHERE result = 'succeeded' ORDER BY started_at",
+    )
+    .fetch_all(&pool_b)
+    .await
+    .unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs[0].1 <= runs[1].0, "one after the other: {runs:?}");
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await);
+
+    wsus_store::settings::put(
+        &pool_b,
+        wsus_store::settings::SYNC_SCHEDULE,
+        &serde_json::json!({"syncs_per_day": 1440}),
+        "test",
+    )
+    .await
+    .unwrap();
+    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    b.wait_ready(&http).await;
+    // A slot comes within a minute; one too close to the syncs above is skipped.
+    let mut scheduled = None;
+    for _ in 0..150 {
+        scheduled = sqlx::query_as::<_, (String,)>(
+            "SELECT result FROM sync_history WHERE trigger = 'schedule' AND result <> 'running'",
+        )
+        .fetch_optional(&pool_b)
+        .await
+        .unwrap();
+        if scheduled.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert_eq!(scheduled, Some(("succeeded".to_owned(),)), "{}", b.sync.log());
+}
