@@ -209,22 +209,30 @@ pub struct RevisionFilter {
     pub languages: Vec<(i32, bool)>,
 }
 
+/// The `filter` of a GetRevisionIdList or GetDriverIdList.
+fn filter_of(op: &Element) -> Result<&Element, DecodeError> {
+    op.child("filter").filter(|f| !f.is_nil()).ok_or_else(|| DecodeError::new("filter", "is required"))
+}
+
+/// An ArrayOfIdAndDelta child of a filter (absent = empty).
+fn id_and_deltas(f: &Element, name: &str) -> Result<Vec<IdAndDelta>, DecodeError> {
+    f.child(name)
+        .map(|l| l.children.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            Ok(IdAndDelta {
+                id: guid(&text(c, "Id", "filter")?, "filter")?,
+                delta: boolean(c, "Delta", "filter")?.unwrap_or(false),
+            })
+        })
+        .collect()
+}
+
 impl RevisionFilter {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        let f = op.child("filter").filter(|f| !f.is_nil()).ok_or_else(|| DecodeError::new("filter", "is required"))?;
-        let list = |name: &str| -> Result<Vec<IdAndDelta>, DecodeError> {
-            f.child(name)
-                .map(|l| l.children.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    Ok(IdAndDelta {
-                        id: guid(&text(c, "Id", "filter")?, "filter")?,
-                        delta: boolean(c, "Delta", "filter")?.unwrap_or(false),
-                    })
-                })
-                .collect()
-        };
+        let f = filter_of(op)?;
+        let list = |name: &str| id_and_deltas(f, name);
         let languages = f
             .child("Languages")
             .map(|l| l.children.as_slice())
@@ -650,20 +658,8 @@ pub struct DriverFilter {
 
 impl DriverFilter {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        let f = op.child("filter").filter(|f| !f.is_nil()).ok_or_else(|| DecodeError::new("filter", "is required"))?;
-        let list = |name: &str| -> Result<Vec<IdAndDelta>, DecodeError> {
-            f.child(name)
-                .map(|l| l.children.as_slice())
-                .unwrap_or_default()
-                .iter()
-                .map(|c| {
-                    Ok(IdAndDelta {
-                        id: guid(&text(c, "Id", "filter")?, "filter")?,
-                        delta: boolean(c, "Delta", "filter")?.unwrap_or(false),
-                    })
-                })
-                .collect()
-        };
+        let f = filter_of(op)?;
+        let list = |name: &str| id_and_deltas(f, name);
         let pnp = f
             .child("PnpHardwareIds")
             .ok_or_else(|| DecodeError::new("filter", "PnpHardwareIds is required"))?
