@@ -1,0 +1,160 @@
+//! A computer's status per update, derived from the events its agent reported, the way a
+//! real WSUS was seen to derive it (notes/observed-behaviour.md §7): the client status
+//! event 156 carries lists of update ids per state, and single events move one update.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// An update's state on one computer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UpdateState {
+    /// Offered, and the computer has not yet reported a complete scan.
+    Unknown,
+    /// Offered, the computer reported a complete scan, and never named the update.
+    NotApplicable,
+    /// Needed and not installed.
+    Needed,
+    Downloaded,
+    Failed,
+    Installed,
+    InstalledPendingReboot,
+}
+
+impl UpdateState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Unknown => "Unknown",
+            UpdateState::NotApplicable => "NotApplicable",
+            UpdateState::Needed => "Needed",
+            UpdateState::Downloaded => "Downloaded",
+            UpdateState::Failed => "Failed",
+            UpdateState::Installed => "Installed",
+            UpdateState::InstalledPendingReboot => "InstalledPendingReboot",
+        }
+    }
+}
+
+/// Where a state comes from: a list in the `MiscData` of event 156, or an event about
+/// one update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `<key>=<ID;ID;…>` in event 156.
+    StatusList(&'static str),
+    /// An event id whose UpdateID is the update.
+    Event(i32),
+}
+
+/// The one table of what each report means.
+pub const MAPPING: &[(Source, UpdateState)] = &[
+    (Source::StatusList("U"), UpdateState::Needed),
+    (Source::StatusList("V"), UpdateState::Installed),
+    (Source::StatusList("W"), UpdateState::InstalledPendingReboot),
+    (Source::StatusList("g"), UpdateState::Failed),
+    (Source::StatusList("h"), UpdateState::Downloaded),
+    (Source::Event(162), UpdateState::Downloaded),
+    (Source::Event(182), UpdateState::Failed),
+    (Source::Event(183), UpdateState::Installed),
+    (Source::Event(201), UpdateState::InstalledPendingReboot),
+];
+
+/// Event 147: the agent finished a scan (detected N updates).
+pub const SCAN_COMPLETE: i32 = 147;
+/// Event 156: the client status, with the lists.
+pub const CLIENT_STATUS: i32 = 156;
+
+/// One stored event, as much as status needs.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub event_id: i32,
+    /// The update the event is about (None for the all-zero id).
+    pub update_id: Option<Uuid>,
+    pub time: DateTime<Utc>,
+    pub misc_data: &'a [String],
+}
+
+/// What a computer's events say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Derived {
+    /// Per update: its state and the time of the report that set it.
+    pub states: HashMap<Uuid, (UpdateState, DateTime<Utc>)>,
+    /// The last complete scan.
+    pub last_scan: Option<DateTime<Utc>>,
+    /// The last event that changed a state.
+    pub last_status: Option<DateTime<Utc>>,
+}
+
+impl Derived {
+    /// The state of an update the computer was offered.
+    pub fn state_of(&self, update_id: Uuid) -> UpdateState {
+        match self.states.get(&update_id) {
+            Some((s, _)) => *s,
+            None if self.last_scan.is_some() => UpdateState::NotApplicable,
+            None => UpdateState::Unknown,
+        }
+    }
+}
+
+fn list_state(key: &str) -> Option<UpdateState> {
+    MAPPING.iter().find(|(s, _)| matches!(s, Source::StatusList(k) if *k == key)).map(|(_, st)| *st)
+}
+
+fn event_state(event_id: i32) -> Option<UpdateState> {
+    MAPPING.iter().find(|(s, _)| *s == Source::Event(event_id)).map(|(_, st)| *st)
+}
+
+/// Applies events in time order (ties keep their given order): a later report about an
+/// update replaces an earlier one. Malformed list entries are skipped.
+pub fn derive(events: &[Event<'_>]) -> Derived {
+    let mut order: Vec<&Event<'_>> = events.iter().collect();
+    order.sort_by_key(|e| e.time);
+    let mut out = Derived::default();
+    for e in order {
+        if e.event_id == SCAN_COMPLETE {
+            out.last_scan = out.last_scan.max(Some(e.time));
+        }
+        if e.event_id == CLIENT_STATUS {
+            for entry in e.misc_data {
+                let Some((key, ids)) = entry.split_once('=') else { continue };
+                let Some(state) = list_state(key) else { continue };
+                for id in ids.split(';').filter_map(|i| Uuid::parse_str(i.trim()).ok()) {
+                    out.states.insert(id, (state, e.time));
+                }
+                out.last_status = out.last_status.max(Some(e.time));
+            }
+        } else if let (Some(state), Some(id)) = (event_state(e.event_id), e.update_id) {
+            out.states.insert(id, (state, e.time));
+            out.last_status = out.last_status.max(Some(e.time));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().into()
+    }
+
+    #[test]
+    fn later_reports_win_and_unreported_offers_depend_on_a_scan() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let lists = vec![format!("U={};{}", a.to_string().to_uppercase(), b), format!("V={c}"), "x=1".to_owned()];
+        let none: Vec<String> = vec![];
+        let events = [
+            Event { event_id: 183, update_id: Some(a), time: at("2026-10-06T15:00:00Z"), misc_data: &none },
+            Event { event_id: 156, update_id: None, time: at("2026-10-06T14:00:00Z"), misc_data: &lists },
+        ];
+        let d = derive(&events);
+        assert_eq!(d.state_of(a), UpdateState::Installed, "the install came after the status list");
+        assert_eq!(d.state_of(b), UpdateState::Needed);
+        assert_eq!(d.state_of(c), UpdateState::Installed);
+        assert_eq!(d.state_of(Uuid::new_v4()), UpdateState::Unknown, "no complete scan yet");
+        assert_eq!(d.last_status, Some(at("2026-10-06T15:00:00Z")));
+        let scanned = [Event { event_id: 147, update_id: None, time: at("2026-10-06T13:00:00Z"), misc_data: &none }];
+        assert_eq!(derive(&scanned).state_of(Uuid::new_v4()), UpdateState::NotApplicable);
+    }
+}
