@@ -445,8 +445,10 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
 
     // A file A's content service lacks: B asks A for it with DownloadFiles, and A queues
     // it for its own upstream; B's sync reports the file as not downloaded yet.
-    let next =
-        bundle_with_file(&pool_a, &revisions(&pool_a).await.into_iter().filter(|(u, _)| *u == bundle).collect()).await;
+    // Another bundle: not the one approved above, nor the declined one.
+    let taken = [bundle, other, declined];
+    let taken: HashSet<_> = revisions(&pool_a).await.into_iter().filter(|(u, _)| taken.contains(u)).collect();
+    let next = bundle_with_file(&pool_a, &taken).await;
     let files: Vec<(Vec<u8>, String)> = sqlx::query_as(
         "SELECT DISTINCT f.sha1, f.file_name FROM revision r JOIN bundle_member b ON b.revision_id = r.revision_id \
          JOIN revision m ON m.update_id = b.member_update_id JOIN revision_file rf ON rf.revision_id = m.revision_id \

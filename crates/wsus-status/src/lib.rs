@@ -23,6 +23,19 @@ pub enum UpdateState {
 }
 
 impl UpdateState {
+    /// MS-WSUSSS SummarizationState, as `update_status.status` stores it.
+    pub fn summarization_state(self) -> i16 {
+        match self {
+            UpdateState::Unknown => 0,
+            UpdateState::NotApplicable => 1,
+            UpdateState::Needed => 2,
+            UpdateState::Downloaded => 3,
+            UpdateState::Installed => 4,
+            UpdateState::Failed => 5,
+            UpdateState::InstalledPendingReboot => 6,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             UpdateState::Unknown => "Unknown",
@@ -63,6 +76,21 @@ pub const MAPPING: &[(Source, UpdateState)] = &[
 pub const SCAN_COMPLETE: i32 = 147;
 /// Event 156: the client status, with the lists.
 pub const CLIENT_STATUS: i32 = 156;
+
+/// Every event id status is derived from.
+pub fn relevant_events() -> Vec<i32> {
+    let mut ids: Vec<i32> = MAPPING
+        .iter()
+        .filter_map(|(s, _)| match s {
+            Source::Event(id) => Some(*id),
+            Source::StatusList(_) => None,
+        })
+        .chain([SCAN_COMPLETE, CLIENT_STATUS])
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
 
 /// One stored event, as much as status needs.
 #[derive(Debug, Clone)]

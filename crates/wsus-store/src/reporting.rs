@@ -254,3 +254,54 @@ pub async fn event_count(pool: &PgPool, computer_id: &str) -> Result<i64> {
         .await?;
     Ok(n)
 }
+
+/// An event as status derivation reads it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StatusEvent {
+    pub event_id: i16,
+    pub update_id: Option<Uuid>,
+    pub time_at_target: DateTime<Utc>,
+    pub misc_data: Vec<String>,
+}
+
+/// A computer's events of the given ids, oldest first.
+pub async fn events_of(pool: &PgPool, computer_id: &str, event_ids: &[i32]) -> Result<Vec<StatusEvent>> {
+    Ok(sqlx::query_as(
+        "SELECT event_id, update_id, time_at_target, misc_data FROM reporting_event \
+         WHERE computer_id = $1 AND event_id = ANY($2::int2[]) ORDER BY time_at_target, event_instance_id",
+    )
+    .bind(computer_id)
+    .bind(event_ids.iter().map(|i| *i as i16).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Stores a computer's derived statuses: (update, SummarizationState, time of the report);
+/// a row changes only when its state does.
+pub async fn store_statuses(pool: &PgPool, computer_id: &str, rows: &[(Uuid, i16, DateTime<Utc>)]) -> Result<()> {
+    let updates: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+    let states: Vec<i16> = rows.iter().map(|r| r.1).collect();
+    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
+    sqlx::query(
+        "INSERT INTO update_status (computer_id, update_id, status, last_change_time) \
+         SELECT $1, u, s, t FROM unnest($2::uuid[], $3::int2[], $4::timestamptz[]) AS x(u, s, t) \
+         WHERE EXISTS (SELECT 1 FROM computer WHERE computer_id = $1) \
+         ON CONFLICT (computer_id, update_id) DO UPDATE SET status = EXCLUDED.status, \
+            last_change_time = EXCLUDED.last_change_time WHERE update_status.status <> EXCLUDED.status",
+    )
+    .bind(computer_id)
+    .bind(&updates)
+    .bind(&states)
+    .bind(&times)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A computer's stored statuses: (update, SummarizationState).
+pub async fn statuses(pool: &PgPool, computer_id: &str) -> Result<Vec<(Uuid, i16)>> {
+    Ok(sqlx::query_as("SELECT update_id, status FROM update_status WHERE computer_id = $1 ORDER BY update_id")
+        .bind(computer_id)
+        .fetch_all(pool)
+        .await?)
+}

@@ -162,6 +162,9 @@ impl ReportingService for Ingest {
         }
         let events = events.into_iter().map(event).collect::<Result<Vec<_>, Status>>()?;
         let new_events = reporting::insert_events(&self.pool, &events).await.map_err(store_status)?;
+        // Also for a re-sent batch: the status of a batch whose first delivery failed half-way
+        // is derived now (it is idempotent).
+        crate::status::refresh_after(&self.pool, &events).await.map_err(store_status)?;
         Ok(Response::new(IngestEventsResponse { accepted: events.len() as u64, new_events }))
     }
 }

@@ -9,6 +9,7 @@ use wsus_service::Shell;
 
 mod api;
 mod ingest;
+mod status;
 
 pub use api::{Api, api_router};
 pub use ingest::Ingest;

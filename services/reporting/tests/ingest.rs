@@ -109,3 +109,35 @@ async fn a_database_outage_is_unavailable_not_an_error(pool: PgPool) {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "the gateway answers ServerBusy and the client retries");
 }
+
+#[sqlx::test(migrations = false)]
+async fn statuses_follow_the_events(pool: PgPool) {
+    let mut client = serve(pool.clone()).await;
+    let computer = ComputerRegistration {
+        computer_id: CLIENT.into(),
+        registered_at: ts("2026-10-04T14:49:05Z"),
+        ..Default::default()
+    };
+    client.register_computer(RegisterComputerRequest { computer: Some(computer) }).await.unwrap();
+    let (needed, other) = ("a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe", "266f6222-c89d-43f2-9f8a-69340271e677");
+    let mut status = event("1d4b3b7e-2f5a-4c61-9a0b-0c1d2e3f4a5b", 156);
+    status.misc_data = vec![format!("U={};{}", needed.to_uppercase(), other.to_uppercase()), "G=1507".into()];
+    let batch = vec![event("2d4b3b7e-2f5a-4c61-9a0b-0c1d2e3f4a5b", 147), status];
+    client.ingest_events(IngestEventsRequest { events: batch }).await.unwrap();
+    let states = |pool: PgPool| async move { wsus_store::reporting::statuses(&pool, CLIENT).await.unwrap() };
+    let both_needed = states(pool.clone()).await;
+    assert_eq!(both_needed.len(), 2);
+    assert!(both_needed.iter().all(|(_, s)| *s == 2), "Needed: {both_needed:?}");
+
+    // Installed later; re-sending the batch changes nothing.
+    let mut installed = event("3d4b3b7e-2f5a-4c61-9a0b-0c1d2e3f4a5b", 183);
+    installed.time_at_target = ts("2026-10-04T15:30:00Z");
+    installed.update_id = Some(needed.into());
+    installed.revision_number = Some(200);
+    for _ in 0..2 {
+        client.ingest_events(IngestEventsRequest { events: vec![installed.clone()] }).await.unwrap();
+        let now = states(pool.clone()).await;
+        let of = |id: &str| now.iter().find(|(u, _)| u.to_string() == id).unwrap().1;
+        assert_eq!((of(needed), of(other)), (4, 2), "Installed and still Needed");
+    }
+}
