@@ -25,7 +25,8 @@ fn sync(db: &str, upstream: &str, content: &Path) -> serde_json::Value {
     sync_with(db, upstream, content, &[])
 }
 
-fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> serde_json::Value {
+/// A downstream sync-worker's settings: its database, upstream and content store, and `extra`.
+fn sync_env(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
     let mut env = HashMap::from([
         ("DATABASE_URL", db.to_owned()),
         ("WSUS_UPSTREAM_URL", upstream.to_owned()),
@@ -33,6 +34,11 @@ fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &
         ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
     ]);
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    env
+}
+
+fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> serde_json::Value {
+    let env = sync_env(db, upstream, content, extra);
     let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], &env);
     assert!(ok, "sync failed: {out}{err}");
     serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
@@ -288,13 +294,8 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     for (b,) in &bundles {
         approve(&pool_a, *b).await;
     }
-    let env = HashMap::from([
-        ("DATABASE_URL", db_b.clone()),
-        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
-        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
-        ("WSUS_CONTENT_MODE", "immediate".to_owned()),
-        ("WSUS_REPLICA", "true".to_owned()),
-    ]);
+    let env =
+        sync_env(&db_b, &a.gateway_url, &content_b, &[("WSUS_CONTENT_MODE", "immediate"), ("WSUS_REPLICA", "true")]);
 
     // Killed at pseudo-random points (deterministic per run size), each later than the last.
     let mut seed: u64 = seed;
@@ -463,12 +464,7 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
         let _ = std::fs::remove_file(content_a.join(wsus_content::relative_path(&sha1, name)));
     }
     approve(&pool_a, next).await;
-    let env = HashMap::from([
-        ("DATABASE_URL", db_b.clone()),
-        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
-        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
-        ("WSUS_REPLICA", "true".to_owned()),
-    ]);
+    let env = sync_env(&db_b, &a.gateway_url, &content_b, &[("WSUS_REPLICA", "true")]);
     let (ok, out, err) = run_binary("sync-worker", &["sync", "--once"], &env);
     assert!(!ok, "files are missing upstream: {out}");
     assert!(err.contains("could not be downloaded"), "{err}");
@@ -640,12 +636,7 @@ async fn an_https_upstream_is_trusted_through_the_configured_root_certificate() 
     let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, .. } = Pair::start(100, 81, None).await;
     let front = wsus_e2e::TlsFront::start(&a.gateway_url).await;
     // Without the root, the upstream's certificate is refused.
-    let env = HashMap::from([
-        ("DATABASE_URL", db_b.clone()),
-        ("WSUS_UPSTREAM_URL", front.url.clone()),
-        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
-        ("WSUS_CONTENT_MODE", "immediate".to_owned()),
-    ]);
+    let env = sync_env(&db_b, &front.url, &content_b, &[("WSUS_CONTENT_MODE", "immediate")]);
     let (ok, _, err) = run_binary("sync-worker", &["sync", "--once"], &env);
     assert!(!ok);
     assert!(err.lines().last().unwrap().contains("certificate"), "the reason is said: {err}");
@@ -667,11 +658,7 @@ async fn an_https_upstream_is_trusted_through_the_configured_root_certificate() 
 async fn scheduled_and_concurrent_syncs() {
     let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, http, .. } = Pair::start(100, 91, None).await;
     // Two at once from the command line: both succeed, never overlapping.
-    let env = HashMap::from([
-        ("DATABASE_URL", db_b.clone()),
-        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
-        ("WSUS_CONTENT_DIR", content_b.display().to_string()),
-    ]);
+    let env = sync_env(&db_b, &a.gateway_url, &content_b, &[]);
     let mut first = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
     let mut second = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
     let within = std::time::Duration::from_secs(120);

@@ -133,6 +133,13 @@ impl Writer {
         self.0.extend_from_slice(bytes);
         self
     }
+    /// A presence byte, then the string when present.
+    fn opt_str(&mut self, v: Option<&str>) -> &mut Self {
+        match v {
+            Some(s) => self.u8(1).str(s),
+            None => self.u8(0),
+        }
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -162,6 +169,13 @@ impl Reader<'_> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| CookieError::Invalid)
     }
+    fn opt_str(&mut self) -> Result<Option<String>, CookieError> {
+        Ok(if self.u8()? == 1 { Some(self.str()?) } else { None })
+    }
+    /// The format version every cookie starts with.
+    fn version(&mut self, expected: u8) -> Result<(), CookieError> {
+        if self.u8()? != expected { Err(CookieError::Invalid) } else { Ok(()) }
+    }
 }
 
 /// What SimpleAuth's CookieData carries: who the client is and the group it asked for.
@@ -189,26 +203,24 @@ impl AuthorizationCookie {
     /// Sealed for `purpose` (a downstream server's authorization uses [`Purpose::ServerAuthorization`]).
     pub fn seal_for(&self, keys: &Keys, purpose: Purpose) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u8(1).uuid(&self.server_id).str(&self.client_id).str(&self.dns_name);
-        match &self.target_group_name {
-            Some(g) => w.u8(1).str(g),
-            None => w.u8(0),
-        };
-        w.i64(self.issued_at);
+        w.u8(1)
+            .uuid(&self.server_id)
+            .str(&self.client_id)
+            .str(&self.dns_name)
+            .opt_str(self.target_group_name.as_deref())
+            .i64(self.issued_at);
         keys.seal(purpose, &w.0)
     }
 
     pub fn open_for(keys: &Keys, purpose: Purpose, sealed: &[u8]) -> Result<Self, CookieError> {
         let plain = keys.open(purpose, sealed)?;
         let mut r = Reader(&plain);
-        if r.u8()? != 1 {
-            return Err(CookieError::Invalid);
-        }
+        r.version(1)?;
         Ok(Self {
             server_id: r.uuid()?,
             client_id: r.str()?,
             dns_name: r.str()?,
-            target_group_name: if r.u8()? == 1 { Some(r.str()?) } else { None },
+            target_group_name: r.opt_str()?,
             issued_at: r.i64()?,
         })
     }
@@ -248,12 +260,11 @@ impl ClientCookie {
     /// Sealed for `purpose` (a downstream server's Cookie uses [`Purpose::Server`]).
     pub fn seal_for(&self, keys: &Keys, purpose: Purpose) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u8(1).uuid(&self.server_id).str(&self.client_id);
-        match &self.target_group_name {
-            Some(g) => w.u8(1).str(g),
-            None => w.u8(0),
-        };
-        w.u32(self.protocol_version.0)
+        w.u8(1)
+            .uuid(&self.server_id)
+            .str(&self.client_id)
+            .opt_str(self.target_group_name.as_deref())
+            .u32(self.protocol_version.0)
             .u32(self.protocol_version.1)
             .i64(self.config_last_change)
             .i64(self.expires_at)
@@ -266,13 +277,11 @@ impl ClientCookie {
     pub fn open_for(keys: &Keys, purpose: Purpose, sealed: &[u8]) -> Result<Self, CookieError> {
         let plain = keys.open(purpose, sealed)?;
         let mut r = Reader(&plain);
-        if r.u8()? != 1 {
-            return Err(CookieError::Invalid);
-        }
+        r.version(1)?;
         Ok(Self {
             server_id: r.uuid()?,
             client_id: r.str()?,
-            target_group_name: if r.u8()? == 1 { Some(r.str()?) } else { None },
+            target_group_name: r.opt_str()?,
             protocol_version: (r.u32()?, r.u32()?),
             config_last_change: r.i64()?,
             expires_at: r.i64()?,

@@ -20,7 +20,7 @@ use crate::state::Server;
 /// How long a cookie lives, as on the real server.
 const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
 
-fn b64() -> base64::engine::GeneralPurpose {
+pub(crate) fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
@@ -28,7 +28,8 @@ fn busy(what: &str) -> OpError {
     (ErrorCode::ServerBusy, format!("{what} not loaded yet"))
 }
 
-fn server(gw: &Gateway) -> Result<std::sync::Arc<Server>, OpError> {
+/// This server's identity and keys, once loaded (ServerBusy before).
+pub(crate) fn server(gw: &Gateway) -> Result<std::sync::Arc<Server>, OpError> {
     gw.memory.server.load_full().ok_or_else(|| busy("server identity"))
 }
 

@@ -13,8 +13,8 @@ use wsus_soap::wusp::Cookie;
 use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
+use crate::client::{b64, server};
 use crate::soap::{Context, OpError, OpResult, invalid};
-use crate::state::Server;
 
 /// A downstream server's Cookie lives this long (the most MS-WSUSSS allows).
 const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::minutes(240);
@@ -22,14 +22,6 @@ const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::minutes(240);
 const AUTHORIZATION_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
 /// What a real WSUS announces for GetUpdateDecryptionData.
 const MAX_UPDATES_PER_DECRYPTION_REQUEST: u32 = 100;
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-fn server(gw: &Gateway) -> Result<std::sync::Arc<Server>, OpError> {
-    gw.memory.server.load_full().ok_or((ErrorCode::ServerBusy, "server identity not loaded yet".to_owned()))
-}
 
 fn store_error(e: wsus_store::StoreError) -> OpError {
     tracing::warn!(error = %e, "store");

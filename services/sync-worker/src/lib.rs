@@ -44,8 +44,23 @@ pub enum Command {
     },
 }
 
-fn transport(config: &SyncWorkerConfig) -> server_sync::Transport {
-    server_sync::Transport { proxy: config.upstream_proxy.clone(), ca_file: config.upstream_ca_file.clone() }
+/// What a sync needs, from the configuration and this server's identity.
+fn sync_context(
+    config: &SyncWorkerConfig,
+    pool: PgPool,
+    identity: &wsus_store::identity::Identity,
+) -> server_sync::SyncContext {
+    server_sync::SyncContext {
+        pool,
+        upstream_url: config.upstream_url.clone(),
+        content_dir: config.content_dir.clone(),
+        me: server_sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
+        replica: config.replica,
+        transport: server_sync::Transport {
+            proxy: config.upstream_proxy.clone(),
+            ca_file: config.upstream_ca_file.clone(),
+        },
+    }
 }
 
 /// Runs one of sync-worker's own commands.
@@ -75,14 +90,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 anyhow::bail!("`sync` runs one sync: pass --once (the service syncs on its schedule)");
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
-            let ctx = server_sync::SyncContext {
-                pool: pool.clone(),
-                upstream_url: config.upstream_url.clone(),
-                content_dir: config.content_dir.clone(),
-                me: server_sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
-                replica: config.replica,
-                transport: transport(&config),
-            };
+            let ctx = sync_context(&config, pool.clone(), &identity);
             // Another replica's sync or download run holds the upstream: wait for it.
             let deadline = std::time::Instant::now() + Duration::from_secs(3600);
             let outcome = loop {
@@ -212,14 +220,7 @@ impl Sync {
             .await
             .map_err(status_from_store)?
             .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
-        Ok(server_sync::SyncContext {
-            pool: self.pool.clone(),
-            upstream_url: self.config.upstream_url.clone(),
-            content_dir: self.config.content_dir.clone(),
-            me: server_sync::Me { server_id: me.server_id, fqdn: me.fqdn },
-            replica: self.config.replica,
-            transport: transport(&self.config),
-        })
+        Ok(sync_context(&self.config, self.pool.clone(), &me))
     }
 
     async fn status(&self) -> Result<SyncStatus, StoreError> {

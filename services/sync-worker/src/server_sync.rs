@@ -170,11 +170,17 @@ struct Session {
 }
 
 impl Session {
-    async fn open(pool: &PgPool, upstream: Upstream, url: &str, me: Me) -> Result<Self, SyncError> {
-        let state = upstream_state::load(pool, url).await?;
-        let saved = match (state.cookie_expiration, state.cookie_encrypted_data) {
+    /// Reuses the cookie in `state` while it has time left, else authorizes.
+    async fn open(
+        pool: &PgPool,
+        upstream: Upstream,
+        url: &str,
+        me: Me,
+        state: &upstream_state::UpstreamState,
+    ) -> Result<Self, SyncError> {
+        let saved = match (state.cookie_expiration, &state.cookie_encrypted_data) {
             (Some(exp), Some(data)) if exp > Utc::now() + COOKIE_MARGIN => {
-                Some(Cookie { expiration: exp, encrypted_data: Some(String::from_utf8_lossy(&data).into_owned()) })
+                Some(Cookie { expiration: exp, encrypted_data: Some(String::from_utf8_lossy(data).into_owned()) })
             }
             _ => None,
         };
@@ -348,7 +354,7 @@ pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError
     let result = async {
         let upstream = Upstream::new(&url, &ctx.transport)?;
         let state = upstream_state::load(&ctx.pool, &url).await?;
-        let mut session = Session::open(&ctx.pool, upstream, &url, ctx.me.clone()).await?;
+        let mut session = Session::open(&ctx.pool, upstream, &url, ctx.me.clone(), &state).await?;
         download_queue(ctx, &mut session, state.catalog_only_sync.unwrap_or(false), &mut outcome).await
     }
     .await;
@@ -361,10 +367,10 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     let id = outcome.sync_id;
     let upstream = Upstream::new(url, &ctx.transport)?;
     sync_history::progress(pool, id, "authorizing", 0, 0).await?;
-    let mut session = Session::open(pool, upstream.clone(), url, ctx.me.clone()).await?;
+    let state = upstream_state::load(pool, url).await?;
+    let mut session = Session::open(pool, upstream, url, ctx.me.clone(), &state).await?;
 
     sync_history::progress(pool, id, "configuration", 0, 0).await?;
-    let state = upstream_state::load(pool, url).await?;
     let anchor = state.config_anchor.clone();
     let (_, response) = session.call("GetConfigData", |c| dss::get_config_data(c, anchor.as_deref())).await?;
     let config = dss::result(&response, "GetConfigData")
