@@ -61,6 +61,8 @@ impl FileMeta {
 pub struct Received {
     pub action: String,
     pub deployment_id: i32,
+    /// Deployment/Deadline as sent, when there is one.
+    pub deadline: Option<String>,
     pub is_leaf: bool,
     pub core: String,
 }
@@ -344,6 +346,7 @@ impl Agent {
                             .and_then(|d| d.child("ID"))
                             .and_then(|i| i.value().parse().ok())
                             .unwrap_or_default(),
+                        deadline: dep.and_then(|d| d.child("Deadline")).map(|d| d.value().to_owned()),
                         is_leaf,
                         core,
                     },
@@ -352,13 +355,11 @@ impl Agent {
             }
             for info in result.child("ChangedUpdates").map(|n| n.children.as_slice()).unwrap_or_default() {
                 let id: i32 = info.child("ID").and_then(|i| i.value().parse().ok()).unwrap_or_default();
-                let action = info
-                    .child("Deployment")
-                    .and_then(|d| d.child("Action"))
-                    .map(|a| a.value().to_owned())
-                    .unwrap_or_default();
+                let dep = info.child("Deployment");
+                let action = dep.and_then(|d| d.child("Action")).map(|a| a.value().to_owned()).unwrap_or_default();
                 if let Some(r) = self.received.get_mut(&id) {
                     r.action = action.clone();
+                    r.deadline = dep.and_then(|d| d.child("Deadline")).map(|d| d.value().to_owned());
                 }
                 outcome.changed.push((id, action));
             }

@@ -36,6 +36,12 @@ impl SyncService for Counting {
     ) -> Result<tonic::Response<Self::WatchSyncStream>, tonic::Status> {
         Ok(tonic::Response::new(tokio_stream::empty()))
     }
+    async fn list_sync_history(
+        &self,
+        _: tonic::Request<ListSyncHistoryRequest>,
+    ) -> Result<tonic::Response<SyncHistoryPage>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
 }
 
 async fn serve(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {

@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod fault;
+pub mod rollup;
 pub mod write;
 pub mod wsusss;
 pub mod wusp;

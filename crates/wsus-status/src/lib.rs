@@ -23,6 +23,26 @@ pub enum UpdateState {
 }
 
 impl UpdateState {
+    pub const ALL: [UpdateState; 7] = [
+        UpdateState::Unknown,
+        UpdateState::NotApplicable,
+        UpdateState::Needed,
+        UpdateState::Downloaded,
+        UpdateState::Installed,
+        UpdateState::Failed,
+        UpdateState::InstalledPendingReboot,
+    ];
+
+    /// The state a stored SummarizationState stands for.
+    pub fn from_summarization_state(code: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.summarization_state() == code)
+    }
+
+    /// The state of this name ([`UpdateState::as_str`]), any letter case.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(name))
+    }
+
     /// MS-WSUSSS SummarizationState, as `update_status.status` stores it.
     pub fn summarization_state(self) -> i16 {
         match self {

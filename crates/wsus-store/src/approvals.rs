@@ -107,6 +107,10 @@ pub enum ApprovalError {
     UnknownGroup(Uuid),
     #[error("update {0} is declined")]
     Declined(Uuid),
+    #[error(
+        "update {update_id} needs its license terms (EULA {eula_id}) accepted before it can be approved for install"
+    )]
+    EulaNotAccepted { update_id: Uuid, eula_id: Uuid },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -131,12 +135,19 @@ pub struct Approval {
 /// replacing the group's previous approval of it. Returns the deployment id.
 pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, ApprovalError> {
     let mut tx = pool.begin().await?;
-    let latest: Option<(i32,)> =
-        sqlx::query_as("SELECT max(revision_number) FROM revision WHERE update_id = $1 HAVING count(*) > 0")
-            .bind(a.update_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((revision_number,)) = latest else { return Err(ApprovalError::UnknownUpdate(a.update_id)) };
+    let latest: Option<(i32, Option<Uuid>, bool)> = sqlx::query_as(
+        "SELECT revision_number, eula_id, EXISTS (SELECT 1 FROM accepted_eula e WHERE e.eula_id = r.eula_id) \
+         FROM revision r WHERE update_id = $1 ORDER BY revision_number DESC LIMIT 1",
+    )
+    .bind(a.update_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((revision_number, eula_id, eula_accepted)) = latest else {
+        return Err(ApprovalError::UnknownUpdate(a.update_id));
+    };
+    if let (Some(eula_id), false, Action::Install | Action::OptionalInstall) = (eula_id, eula_accepted, a.action) {
+        return Err(ApprovalError::EulaNotAccepted { update_id: a.update_id, eula_id });
+    }
     let group: Option<(Uuid,)> = sqlx::query_as("SELECT group_id FROM target_group WHERE group_id = $1")
         .bind(a.group_id)
         .fetch_optional(&mut *tx)
@@ -226,6 +237,194 @@ pub async fn decline(pool: &PgPool, update_id: Uuid, by: Option<&str>) -> Result
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    Ok(true)
+}
+
+/// Takes an update out of the declined ones; false when it was not declined.
+pub async fn undecline(pool: &PgPool, update_id: Uuid) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    catalog::bump(&mut *tx).await?;
+    let done =
+        sqlx::query("DELETE FROM declined_update WHERE update_id = $1").bind(update_id).execute(&mut *tx).await?;
+    if done.rows_affected() == 0 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Live approvals of one update.
+pub async fn approvals_of(pool: &PgPool, update_id: Uuid) -> Result<Vec<Deployment>> {
+    let rows: Vec<DeploymentRow> = sqlx::query_as(
+        "SELECT deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, download_priority, \
+         admin_name, last_change_time FROM deployment WHERE update_id = $1 AND deleted_at IS NULL ORDER BY group_id",
+    )
+    .bind(update_id)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter().map(Deployment::try_from).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("target group {0} does not exist")]
+    Unknown(Uuid),
+    #[error("the built-in groups cannot be renamed, moved or deleted")]
+    Builtin,
+    #[error("a target group named {0:?} already exists")]
+    NameTaken(String),
+    #[error("a group cannot be nested under itself or its own subgroups")]
+    Cycle,
+    #[error("a group name has 1 to 256 characters")]
+    BadName,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for GroupError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.constraint() == Some("target_group_name") => {
+                GroupError::NameTaken(String::new())
+            }
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => GroupError::Unknown(Uuid::nil()),
+            sqlx::Error::Database(d) if d.is_check_violation() => GroupError::BadName,
+            _ => GroupError::Store(e.into()),
+        }
+    }
+}
+
+/// One group.
+pub async fn group(pool: &PgPool, group_id: Uuid) -> Result<Option<Group>> {
+    Ok(sqlx::query_as("SELECT group_id, name, parent_group_id, is_builtin FROM target_group WHERE group_id = $1")
+        .bind(group_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// A page of groups by name (a tree through `parent_group_id`).
+pub async fn groups_page(
+    pool: &PgPool,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<(Vec<Group>, Option<(String, Uuid)>)> {
+    let (name, id) = after.unwrap_or_default();
+    let rows: Vec<Group> = sqlx::query_as(
+        "SELECT group_id, name, parent_group_id, is_builtin FROM target_group \
+         WHERE (lower(name), group_id) > ($1, $2) ORDER BY lower(name), group_id LIMIT $3",
+    )
+    .bind(name)
+    .bind(id)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(crate::computers::keyset(rows, limit, |g| (g.name.to_lowercase(), g.group_id), |g| g))
+}
+
+/// Creates a group, checking the name and parent first.
+pub async fn add_group(pool: &PgPool, name: &str, parent: Option<Uuid>) -> std::result::Result<Group, GroupError> {
+    let name = checked_name(name)?;
+    let parent = parent.unwrap_or(crate::ALL_COMPUTERS);
+    if parent == crate::UNASSIGNED_COMPUTERS {
+        return Err(GroupError::Builtin);
+    }
+    if group(pool, parent).await?.is_none() {
+        return Err(GroupError::Unknown(parent));
+    }
+    let group_id = Uuid::new_v4();
+    create_group(pool, group_id, name, Some(parent)).await.map_err(|e| match e {
+        StoreError::Database(d) => named(GroupError::from(d), name),
+        other => GroupError::Store(other),
+    })?;
+    Ok(Group { group_id, name: name.to_owned(), parent_group_id: Some(parent), is_builtin: false })
+}
+
+fn checked_name(name: &str) -> std::result::Result<&str, GroupError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 256 {
+        return Err(GroupError::BadName);
+    }
+    Ok(name)
+}
+
+fn named(e: GroupError, name: &str) -> GroupError {
+    match e {
+        GroupError::NameTaken(_) => GroupError::NameTaken(name.to_owned()),
+        other => other,
+    }
+}
+
+/// Renames and/or moves a group.
+pub async fn change_group(
+    pool: &PgPool,
+    group_id: Uuid,
+    name: Option<&str>,
+    parent: Option<Uuid>,
+) -> std::result::Result<Group, GroupError> {
+    let current = group(pool, group_id).await?.ok_or(GroupError::Unknown(group_id))?;
+    if current.is_builtin {
+        return Err(GroupError::Builtin);
+    }
+    let name = name.map(checked_name).transpose()?;
+    let mut tx = pool.begin().await?;
+    if let Some(parent) = parent {
+        if parent == crate::UNASSIGNED_COMPUTERS {
+            return Err(GroupError::Builtin);
+        }
+        // The new parent must exist and must not be the group or one of its descendants.
+        let (exists, inside): (bool, bool) = sqlx::query_as(
+            "WITH RECURSIVE sub(g) AS (SELECT $1::uuid UNION SELECT t.group_id FROM target_group t JOIN sub ON t.parent_group_id = sub.g) \
+             SELECT EXISTS (SELECT 1 FROM target_group WHERE group_id = $2), $2 IN (SELECT g FROM sub)",
+        )
+        .bind(group_id)
+        .bind(parent)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !exists {
+            return Err(GroupError::Unknown(parent));
+        }
+        if inside {
+            return Err(GroupError::Cycle);
+        }
+    }
+    let version = catalog::bump(&mut *tx).await?;
+    let changed: Group = sqlx::query_as(
+        "UPDATE target_group SET name = COALESCE($2, name), parent_group_id = COALESCE($3, parent_group_id), \
+            changed_version = $4 WHERE group_id = $1 RETURNING group_id, name, parent_group_id, is_builtin",
+    )
+    .bind(group_id)
+    .bind(name)
+    .bind(parent)
+    .bind(version)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| named(GroupError::from(e), name.unwrap_or_default()))?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// Deletes a group and its subgroups with their approvals (a replica drops them too, as
+/// it keeps only the groups its upstream lists); their computers fall back to Unassigned
+/// Computers. False when there was no such group.
+pub async fn delete_group(pool: &PgPool, group_id: Uuid) -> std::result::Result<bool, GroupError> {
+    let Some(current) = group(pool, group_id).await? else { return Ok(false) };
+    if current.is_builtin {
+        return Err(GroupError::Builtin);
+    }
+    let mut tx = pool.begin().await?;
+    catalog::bump(&mut *tx).await?;
+    let members: Vec<(String,)> = sqlx::query_as(
+        "WITH RECURSIVE sub(g) AS (SELECT $1::uuid UNION SELECT t.group_id FROM target_group t JOIN sub ON t.parent_group_id = sub.g) \
+         SELECT DISTINCT computer_id FROM computer_group_membership WHERE group_id IN (SELECT g FROM sub)",
+    )
+    .bind(group_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM target_group WHERE group_id = $1").bind(group_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    let members: Vec<String> = members.into_iter().map(|(m,)| m).collect();
+    crate::computers::notify_computers(pool, &members).await?;
     Ok(true)
 }
 

@@ -71,7 +71,7 @@ async fn apply_seed(tx: &mut sqlx::PgConnection, fqdn: &str, seed: &Seed) -> Res
     settings::put_if_absent(
         &mut *tx,
         settings::SYNC_SCHEDULE,
-        &serde_json::json!({ "syncs_per_day": seed.syncs_per_day }),
+        &settings::Schedule { syncs_per_day: seed.syncs_per_day },
     )
     .await?;
     settings::put_if_absent(&mut *tx, settings::CONTENT_MODE, &seed.content_mode).await?;

@@ -8,14 +8,18 @@ use sqlx::postgres::PgPoolOptions;
 
 pub mod approvals;
 pub mod catalog;
+pub mod computers;
+pub mod downstream;
 pub mod identity;
 pub mod index;
 pub mod listen;
 pub mod migrate;
 pub mod reporting;
 pub mod revisions;
+pub mod rules;
 pub mod settings;
 pub mod sync_history;
+pub mod updates;
 pub mod upstream;
 pub mod upstream_state;
 

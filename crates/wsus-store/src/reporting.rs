@@ -277,12 +277,12 @@ pub async fn events_of(pool: &PgPool, computer_id: &str, event_ids: &[i32]) -> R
 }
 
 /// Stores a computer's derived statuses: (update, SummarizationState, time of the report);
-/// a row changes only when its state does.
-pub async fn store_statuses(pool: &PgPool, computer_id: &str, rows: &[(Uuid, i16, DateTime<Utc>)]) -> Result<()> {
+/// a row changes only when its state does. Returns how many rows changed.
+pub async fn store_statuses(pool: &PgPool, computer_id: &str, rows: &[(Uuid, i16, DateTime<Utc>)]) -> Result<u64> {
     let updates: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     let states: Vec<i16> = rows.iter().map(|r| r.1).collect();
     let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO update_status (computer_id, update_id, status, last_change_time) \
          SELECT $1, u, s, t FROM unnest($2::uuid[], $3::int2[], $4::timestamptz[]) AS x(u, s, t) \
          WHERE EXISTS (SELECT 1 FROM computer WHERE computer_id = $1) \
@@ -295,7 +295,7 @@ pub async fn store_statuses(pool: &PgPool, computer_id: &str, rows: &[(Uuid, i16
     .bind(&times)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected())
 }
 
 /// A computer's stored statuses: (update, SummarizationState).

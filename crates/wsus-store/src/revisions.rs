@@ -24,6 +24,9 @@ pub struct NewRevision {
     pub creation_date: Option<DateTime<Utc>>,
     pub eula_id: Option<Uuid>,
     pub secured_fragment: Option<String>,
+    /// English title (else the first), for search and reports.
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
     pub xml: String,
     pub xml_sha256: [u8; 32],
     /// (kind, locale, body): Core, Extended, LocalizedProperties per language, Eula.
@@ -60,6 +63,13 @@ impl NewRevision {
             creation_date: u.creation_date,
             eula_id: u.eula_id,
             secured_fragment: u.secured_fragment.clone(),
+            title: u
+                .localized
+                .iter()
+                .find(|l| l.language.eq_ignore_ascii_case("en"))
+                .or(u.localized.first())
+                .map(|l| l.title.clone()),
+            kb_article_id: u.kb_article_id.clone(),
             xml_sha256: sha2::Sha256::digest(u.xml.as_bytes()).into(),
             xml: u.xml.clone(),
             fragments: frags,
@@ -152,6 +162,15 @@ pub async fn import_batch(pool: &PgPool, batch: &[NewRevision]) -> Result<Import
         stored.extend(changed.iter().copied());
     }
     outcome.files = insert_children(&mut tx, &stored).await?;
+    sqlx::query(
+        "UPDATE revision r SET title = x.t, kb_article_id = x.k \
+         FROM unnest($1::int4[], $2::text[], $3::text[]) AS x(id, t, k) WHERE r.revision_id = x.id",
+    )
+    .bind(stored.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(stored.iter().map(|(_, r)| r.title.clone()).collect::<Vec<_>>())
+    .bind(stored.iter().map(|(_, r)| r.kb_article_id.clone()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(outcome)
 }

@@ -17,6 +17,26 @@ pub const SYNC_CLASSIFICATIONS: &str = "sync.classifications";
 pub const SYNC_SCHEDULE: &str = "sync.schedule";
 /// `"lazy"`, `"immediate"` or `"catalog-only"`.
 pub const CONTENT_MODE: &str = "content.mode";
+/// How long things are kept ([`Retention`]).
+pub const RETENTION: &str = "retention";
+
+/// How long data is kept before cleanup removes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Retention {
+    /// Raw client events.
+    pub event_days: u32,
+    /// Synchronisation history.
+    pub sync_history_days: u32,
+    /// Computers that have not contacted this server (or been rolled up) for this long are removed; 0 = never.
+    pub stale_computer_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { event_days: 90, sync_history_days: 365, stale_computer_days: 0 }
+    }
+}
 
 /// What GetConfig tells clients, apart from the protocol constants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +49,9 @@ pub struct ClientConfig {
     pub client_reporting_level: u32,
     /// Updates per SyncUpdates page (a real Windows Server 2025 WSUS sends 30).
     pub sync_updates_page_size: u32,
+    /// Client-side targeting: a computer's group is the one it names (Group Policy
+    /// "Enable client-side targeting"); otherwise groups are set through the API.
+    pub client_side_targeting: bool,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +63,7 @@ impl Default for ClientConfig {
             package_server_share: None,
             client_reporting_level: 2,
             sync_updates_page_size: 30,
+            client_side_targeting: false,
         }
     }
 }
@@ -143,4 +167,59 @@ pub async fn generated_cookie_key(pool: &PgPool) -> Result<[u8; 32]> {
     b64.decode(stored.value.as_bytes()).ok().and_then(|v| <[u8; 32]>::try_from(v).ok()).ok_or_else(|| {
         StoreError::BadSetting { key: GENERATED_COOKIE_KEY.into(), message: "not 32 bytes of base64".into() }
     })
+}
+
+/// `{"syncs_per_day": n}` under [`SYNC_SCHEDULE`]; 0 = manual only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub syncs_per_day: u32,
+}
+
+/// Enables exactly these languages (short names); Err with the unknown ones, changing nothing.
+pub async fn set_enabled_languages(
+    pool: &PgPool,
+    short_names: &[String],
+) -> Result<std::result::Result<(), Vec<String>>> {
+    let mut tx = pool.begin().await?;
+    let unknown: Vec<(String,)> = sqlx::query_as(
+        "SELECT n FROM unnest($1::text[]) AS n WHERE NOT EXISTS (SELECT 1 FROM language WHERE short_name = lower(n))",
+    )
+    .bind(short_names)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !unknown.is_empty() {
+        return Ok(Err(unknown.into_iter().map(|(n,)| n).collect()));
+    }
+    let version = crate::catalog::bump(&mut *tx).await?;
+    let lower: Vec<String> = short_names.iter().map(|n| n.to_lowercase()).collect();
+    sqlx::query(
+        "UPDATE language SET enabled = short_name = ANY($1), changed_version = $2 WHERE enabled <> (short_name = ANY($1))",
+    )
+    .bind(&lower)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
+/// A product or classification the catalog knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct Category {
+    pub category_id: Uuid,
+    /// Company, ProductFamily, Product or UpdateClassification.
+    pub category_type: Option<String>,
+    pub title: Option<String>,
+}
+
+/// Categories of the catalog (all, or of one type), by title.
+pub async fn categories(pool: &PgPool, category_type: Option<&str>) -> Result<Vec<Category>> {
+    Ok(sqlx::query_as(
+        "SELECT DISTINCT ON (update_id) update_id AS category_id, category_type, title FROM revision \
+         WHERE update_type = 'Category' AND ($1::text IS NULL OR category_type = $1) \
+         ORDER BY update_id, revision_number DESC",
+    )
+    .bind(category_type)
+    .fetch_all(pool)
+    .await?)
 }

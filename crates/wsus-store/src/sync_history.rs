@@ -40,6 +40,21 @@ pub async fn latest(pool: &PgPool) -> Result<Option<SyncRecord>> {
         .await?)
 }
 
+/// Attempts older than `before` (all when None), newest first, and the id to continue
+/// before when more follow.
+pub async fn page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec<SyncRecord>, Option<i64>)> {
+    let rows: Vec<SyncRecord> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM sync_history WHERE $1::int8 IS NULL OR sync_id < $1 ORDER BY sync_id DESC LIMIT $2"
+    ))
+    .bind(before)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(crate::computers::keyset(rows, limit, |r| r.sync_id, |r| r))
+}
+
 /// The most recent finished attempt.
 pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
     Ok(sqlx::query_as(concat!(

@@ -201,12 +201,15 @@ pub fn start_category_scan(gw: &Gateway, op: &Element) -> OpResult {
     Ok(wusp::encode_start_category_scan(&preferred, &in_error))
 }
 
-/// The groups a client's approvals come from.
+/// The groups a client's approvals come from: with client-side targeting the group it
+/// names (when that group exists), else those the administrator put it in.
 fn client_groups(gw: &Gateway, catalog: &wsus_catalog::index::CatalogIndex, cookie: &ClientCookie) -> Vec<uuid::Uuid> {
-    let mut groups = gw.memory.groups_of(&cookie.client_id);
-    if let Some(g) = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n)) {
-        groups.push(g);
-    }
+    let client_side = gw.memory.settings.load().as_ref().is_some_and(|s| s.client_side_targeting);
+    let named = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n));
+    let mut groups = match named {
+        Some(g) if client_side => vec![g],
+        _ => gw.memory.groups_of(&cookie.client_id),
+    };
     if groups.is_empty() {
         groups.push(wsus_store::UNASSIGNED_COMPUTERS);
     }

@@ -7,7 +7,7 @@ use wsus_config::ReportingConfig;
 use wsus_rpc::reporting::reporting_service_server::ReportingServiceServer;
 use wsus_service::Shell;
 
-mod api;
+pub mod api;
 mod ingest;
 mod status;
 
@@ -17,7 +17,7 @@ pub use ingest::Ingest;
 /// Serves until shutdown.
 pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> {
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
-    let api = Api::new(sync, &config.api_tokens);
+    let api = Api::new(shell.pool.clone(), sync, &config.api_tokens);
     let http = shell.serve_http(api_router(Arc::new(api))).await?;
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();

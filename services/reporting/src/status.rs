@@ -30,5 +30,6 @@ async fn refresh(pool: &PgPool, computer_id: &str, relevant: &[i32]) -> Result<(
         .collect();
     let derived = wsus_status::derive(&events);
     let rows: Vec<_> = derived.states.iter().map(|(u, (s, t))| (*u, s.summarization_state(), *t)).collect();
-    reporting::store_statuses(pool, computer_id, &rows).await
+    let changed = reporting::store_statuses(pool, computer_id, &rows).await?;
+    wsus_store::computers::record_status_times(pool, computer_id, derived.last_scan, changed > 0).await
 }

@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 use wsus_config::SyncWorkerConfig;
 use wsus_rpc::sync::sync_service_server::{SyncService, SyncServiceServer};
 use wsus_rpc::sync::{
-    GetSyncStatusRequest, StartSyncRequest, StartSyncResponse, SyncRun, SyncStatus, WatchSyncRequest,
+    GetSyncStatusRequest, ListSyncHistoryRequest, StartSyncRequest, StartSyncResponse, SyncHistoryPage, SyncRun,
+    SyncStatus, WatchSyncRequest,
 };
 use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
@@ -291,5 +292,23 @@ impl SyncService for Sync {
             }
         });
         Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn list_sync_history(
+        &self,
+        request: Request<ListSyncHistoryRequest>,
+    ) -> Result<Response<SyncHistoryPage>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n @ 1..=1000 => i64::from(n),
+            n => return Err(Status::invalid_argument(format!("limit {n} is not within 1..1000"))),
+        };
+        let before = (r.before_sync_id > 0).then_some(r.before_sync_id);
+        let (runs, next) = sync_history::page(&self.pool, before, limit).await.map_err(status_from_store)?;
+        Ok(Response::new(SyncHistoryPage {
+            runs: runs.into_iter().map(run_of).collect(),
+            next_before_sync_id: next.unwrap_or(0),
+        }))
     }
 }

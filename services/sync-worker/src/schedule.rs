@@ -32,16 +32,11 @@ pub fn next_slot(now: DateTime<Utc>, per_day: u32, offset: TimeDelta) -> DateTim
     slot
 }
 
-#[derive(serde::Deserialize)]
-struct Schedule {
-    syncs_per_day: u32,
-}
-
 /// Runs scheduled syncs until `stop`; the schedule is re-read before each wait, so a
 /// change takes effect at the next slot.
 pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
     loop {
-        let per_day = match settings::get::<Schedule>(&ctx.pool, settings::SYNC_SCHEDULE).await {
+        let per_day = match settings::get::<settings::Schedule>(&ctx.pool, settings::SYNC_SCHEDULE).await {
             Ok(s) => s.map_or(0, |s| s.value.syncs_per_day),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the sync schedule; retrying in a minute");

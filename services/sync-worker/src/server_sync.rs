@@ -437,6 +437,11 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
             replicate(&mut session, pool, url, state.deployment_anchor.as_deref(), a, outcome).await?;
         }
     }
+    if !ctx.replica {
+        // New revisions meet the automatic approval rules; expired ones are declined.
+        let applied = wsus_store::rules::apply(pool, None, false).await?;
+        outcome.deployments_changed += applied.approved + applied.revisions_followed;
+    }
 
     content(ctx, &mut session, config.catalog_only_sync, outcome).await
 }

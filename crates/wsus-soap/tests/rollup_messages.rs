@@ -1,0 +1,156 @@
+//! Reporting rollup (MS-WSUSSS 3.1.4.13-17) against the specification's example messages:
+//! each request decodes on the upstream's side, what a downstream server encodes decodes
+//! to the same values, and each answer decodes on the downstream's side.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use uuid::{Uuid, uuid};
+use wsus_soap::rollup::*;
+use wsus_soap::{Limits, parse_request};
+
+fn spec(name: &str) -> wsus_soap::Element {
+    let root = std::env::var_os("WSUS_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
+    let body = std::fs::read(root.join("wsusss/examples/spec").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    without_layout(parse_request(&body, &Limits::default()).unwrap().operation)
+}
+
+/// The examples are laid out on lines: drop the whitespace between elements.
+fn without_layout(mut e: wsus_soap::Element) -> wsus_soap::Element {
+    if !e.children.is_empty() && e.text.trim().is_empty() {
+        e.text.clear();
+    }
+    e.children = e.children.into_iter().map(without_layout).collect();
+    e
+}
+
+fn ours(body: &str) -> wsus_soap::Element {
+    let envelope = wsus_soap::wsusss::dss::envelope(body);
+    parse_request(envelope.as_bytes(), &Limits::default()).unwrap().operation
+}
+
+fn time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().into()
+}
+
+const DSS: Uuid = uuid!("050cee4a-aaff-470c-8fc3-7a94cb3a4293");
+
+#[test]
+fn rollup_configuration_example() {
+    let request = spec("spec-15-GetRollupConfiguration-request.xml");
+    assert_eq!(request.name, "GetRollupConfiguration");
+    assert_eq!(ours(&get_rollup_configuration()), request, "the reporting cookie, as in the example");
+    let response = spec("spec-16-GetRollupConfiguration-response.xml");
+    let config = rollup_configuration(response.child("GetRollupConfigurationResult").unwrap()).unwrap();
+    assert_eq!(
+        config,
+        RollupConfiguration::windows(
+            uuid!("059ab167-8a19-4bab-befc-daaab5b1d82b"),
+            uuid!("3277f62c-fa08-468f-873f-2f9867bcf9e5")
+        )
+    );
+    let ours = ours(&encode_rollup_configuration(&config));
+    assert_eq!(rollup_configuration(ours.child("GetRollupConfigurationResult").unwrap()).unwrap(), config);
+}
+
+#[test]
+fn rollup_downstream_servers_example() {
+    let request = spec("spec-17-RollupDownstreamServers-request.xml");
+    assert_eq!(decode_client_time(&request).unwrap(), time("2007-03-06T03:28:02.5507362Z"));
+    let servers = decode_downstream_servers(&request, 5000).unwrap();
+    assert_eq!(servers.len(), 1);
+    let s = &servers[0];
+    assert_eq!((s.server_id, s.full_domain_name.as_str()), (DSS, "yasufs64.ntdev.corp.microsoft.com"));
+    assert_eq!(s.last_sync_time, None, "year 1 is never");
+    assert_eq!((s.parent_server_id, s.version.as_str(), s.is_replica), (Uuid::nil(), "3.0.6000.354", true));
+    assert_eq!(s.summary[0], 1002);
+    assert_eq!(s.summary[6], 953);
+    assert_eq!(s.summary[14..], [1, 1, 0, 0]);
+    assert_eq!(s.clients.len(), 1);
+    let c = &s.clients[0];
+    assert_eq!(
+        (c.os_major_version, c.os_build_number, c.os_locale.as_str(), c.suite_mask, c.count),
+        (5, 3790, "en-US", 272, 1)
+    );
+    assert_eq!(
+        c.activity,
+        vec![ActivitySummary {
+            update_id: uuid!("63ee225f-897d-42ae-841e-4a383c92f350"),
+            revision_number: 101,
+            install_success_count: 1,
+            install_failure_count: 0
+        }]
+    );
+    assert!(decode_downstream_servers(&request, 0).is_err(), "more summaries than the batch size");
+    // What a downstream server of ours sends decodes to the same.
+    let again = ours(&rollup_downstream_servers(time("2007-03-06T03:28:02.5507362Z"), &servers));
+    assert_eq!(decode_downstream_servers(&again, 5000).unwrap(), servers);
+    assert_eq!(ours(&encode_downstream_servers_response()), spec("spec-18-RollupDownstreamServers-response.xml"));
+}
+
+#[test]
+fn rollup_computers_example() {
+    let request = spec("spec-19-RollupComputers-request.xml");
+    let computers = decode_computers(&request, 1500).unwrap();
+    let c = &computers[0];
+    assert_eq!(c.computer_id, "d07a4d51-7cb2-46d1-ad86-91195cb4325a");
+    assert_eq!((c.last_sync_time, c.last_sync_result), (Some(time("2007-03-06T03:22:28.137Z")), 1));
+    assert_eq!((c.last_reported_reboot_time, c.last_inventory_time), (None, None));
+    assert_eq!(c.parent_server_id, DSS);
+    let d = c.details.as_ref().unwrap();
+    assert_eq!(d.full_domain_name.as_deref(), Some("yasufs64.ntdev.corp.microsoft.com"));
+    assert_eq!((d.os_major_version, d.os_build_number, d.suite_mask), (Some(5), Some(3790), Some(272)));
+    assert_eq!(d.computer_model.as_deref(), Some("HP Compaq dc7600 Convertible Minitower"));
+    assert_eq!(d.bios_release_date, Some(time("2005-05-18T00:00:00Z")));
+    assert_eq!(d.target_group_ids, vec![uuid!("b73ca6ed-5727-47f3-84de-015e03f6a88a")]);
+    assert_eq!(d.requested_target_group_names, vec!["Windows Server 2003", "Servers"]);
+    let again = ours(&rollup_computers(time("2007-03-06T03:28:02.9726004Z"), &computers));
+    assert_eq!(decode_computers(&again, 1500).unwrap(), computers);
+    assert!(decode_computers(&request, 0).is_err());
+
+    let response = spec("spec-20-RollupComputers-response.xml");
+    assert_eq!(changed_computers(response.child("RollupComputersResult").unwrap()).unwrap(), vec![]);
+    assert_eq!(ours(&encode_computers_response(&[])), response);
+    let changed = vec![("a".to_owned(), Change::NewParent), ("b\"<".to_owned(), Change::Deleted)];
+    let answer = ours(&encode_computers_response(&changed));
+    assert_eq!(changed_computers(answer.child("RollupComputersResult").unwrap()).unwrap(), changed);
+}
+
+#[test]
+fn out_of_sync_computers_example() {
+    let request = spec("spec-21-GetOutOfSyncComputers-request.xml");
+    assert_eq!(decode_parent_server_id(&request).unwrap(), DSS);
+    let numbers = decode_last_rollup_numbers(&request, 20000).unwrap();
+    assert_eq!(numbers, vec![("d07a4d51-7cb2-46d1-ad86-91195cb4325a".to_owned(), 2)]);
+    assert_eq!(ours(&get_out_of_sync_computers(DSS, &numbers)), request);
+    let response = spec("spec-22-GetOutOfSyncComputers-response.xml");
+    assert!(out_of_sync_computers(response.child("GetOutOfSyncComputersResult").unwrap()).is_empty());
+    assert_eq!(ours(&encode_out_of_sync_computers(&[])), response);
+    let some = ours(&encode_out_of_sync_computers(&["x".to_owned(), "y".to_owned()]));
+    assert_eq!(out_of_sync_computers(some.child("GetOutOfSyncComputersResult").unwrap()), vec!["x", "y"]);
+}
+
+#[test]
+fn computer_status_example() {
+    let request = spec("spec-23-RollupComputerStatus-request.xml");
+    assert_eq!(decode_parent_server_id(&request).unwrap(), DSS);
+    let computers = decode_computer_statuses(&request, 500).unwrap();
+    let c = &computers[0];
+    assert_eq!(
+        (c.instance_id, c.computer_id.as_str()),
+        (uuid!("14720b83-5998-41f7-b586-6088cd8acd0c"), "d07a4d51-7cb2-46d1-ad86-91195cb4325a")
+    );
+    assert_eq!((c.rollup_number, c.is_full_rollup), (3, true));
+    assert_eq!(c.effective_last_detection_time, Some(time("2007-03-06T01:47:46.42Z")));
+    assert_eq!(c.statuses.iter().map(|s| s.summarization_state).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(c.statuses[0].update_id, uuid!("09de7a79-5c09-4f3a-972e-cc1bbb7ca7e4"));
+    let again = ours(&rollup_computer_status(time("2007-03-06T03:39:24.2520342Z"), DSS, &computers));
+    assert_eq!(decode_computer_statuses(&again, 500).unwrap(), computers);
+    let response = spec("spec-24-RollupComputerStatus-response.xml");
+    assert!(computer_status_accepted(response.child("RollupComputerStatusResult").unwrap()).unwrap());
+    assert_eq!(ours(&encode_computer_status_response(true)), response);
+    let busy = ours(&encode_computer_status_response(false));
+    assert!(!computer_status_accepted(busy.child("RollupComputerStatusResult").unwrap()).unwrap());
+}

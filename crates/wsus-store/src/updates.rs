@@ -1,0 +1,211 @@
+//! Updates as the management API shows them: search by KB, title, classification and
+//! product; one update's details, approvals and status counts; per-update and
+//! per-computer summaries (WSUS's GetSummariesPerUpdate / GetSummariesPerComputerTarget).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Result;
+use crate::computers::{StatusCounts, keyset, like_pattern};
+
+/// An update (its latest revision), as lists show it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Update {
+    pub update_id: Uuid,
+    pub revision_number: i32,
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
+    pub update_type: String,
+    pub publication_state: String,
+    pub creation_date: Option<DateTime<Utc>>,
+    pub eula_id: Option<Uuid>,
+    pub eula_accepted: bool,
+    pub declined: bool,
+    /// Groups with a live approval.
+    pub approved_group_ids: Vec<Uuid>,
+    /// Classification and product ids it belongs to.
+    pub category_ids: Vec<Uuid>,
+    /// Updates in the catalog that supersede it.
+    pub superseded_by: Vec<Uuid>,
+}
+
+/// Which approval state to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalFilter {
+    Approved,
+    Unapproved,
+    Declined,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UpdateFilter {
+    /// Part of the title or the KB number.
+    pub search: Option<String>,
+    pub kb: Option<String>,
+    /// A classification or product (category update id); more than one = all of them.
+    pub categories: Vec<Uuid>,
+    pub approval: Option<ApprovalFilter>,
+    pub after: Option<Uuid>,
+    pub limit: i64,
+}
+
+const SELECT_UPDATE: &str = "\
+    SELECT r.update_id, r.revision_number, r.title, r.kb_article_id, r.update_type, r.publication_state, \
+        r.creation_date, r.eula_id, \
+        EXISTS (SELECT 1 FROM accepted_eula e WHERE e.eula_id = r.eula_id) AS eula_accepted, \
+        EXISTS (SELECT 1 FROM declined_update d WHERE d.update_id = r.update_id) AS declined, \
+        COALESCE((SELECT array_agg(DISTINCT p.group_id) FROM deployment p \
+                  WHERE p.update_id = r.update_id AND p.deleted_at IS NULL), '{}') AS approved_group_ids, \
+        COALESCE((SELECT array_agg(DISTINCT c.category_update_id) FROM revision_category c \
+                  WHERE c.revision_id = r.revision_id), '{}') AS category_ids, \
+        COALESCE((SELECT array_agg(DISTINCT s.update_id) FROM supersedence x JOIN revision s ON s.revision_id = x.revision_id \
+                  WHERE x.superseded_update_id = r.update_id), '{}') AS superseded_by \
+    FROM (SELECT DISTINCT ON (update_id) * FROM revision WHERE update_type IN ('Software', 'Driver') \
+          ORDER BY update_id, revision_number DESC) r ";
+
+/// A page of updates (latest revisions of software and drivers), by update id.
+pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Option<Uuid>)> {
+    let mut sql = format!("{SELECT_UPDATE} WHERE ($1::uuid IS NULL OR r.update_id > $1)");
+    if f.search.is_some() {
+        sql.push_str(" AND (r.title ILIKE $2 OR r.kb_article_id ILIKE $2)");
+    }
+    if f.kb.is_some() {
+        sql.push_str(" AND r.kb_article_id = $3");
+    }
+    if !f.categories.is_empty() {
+        sql.push_str(
+            " AND (SELECT count(DISTINCT c.category_update_id) FROM revision_category c \
+               WHERE c.revision_id = r.revision_id AND c.category_update_id = ANY($4)) = cardinality($4)",
+        );
+    }
+    match f.approval {
+        Some(ApprovalFilter::Approved) => sql.push_str(
+            " AND EXISTS (SELECT 1 FROM deployment p WHERE p.update_id = r.update_id AND p.deleted_at IS NULL)",
+        ),
+        Some(ApprovalFilter::Unapproved) => sql.push_str(
+            " AND NOT EXISTS (SELECT 1 FROM deployment p WHERE p.update_id = r.update_id AND p.deleted_at IS NULL) \
+              AND NOT EXISTS (SELECT 1 FROM declined_update d WHERE d.update_id = r.update_id)",
+        ),
+        Some(ApprovalFilter::Declined) => {
+            sql.push_str(" AND EXISTS (SELECT 1 FROM declined_update d WHERE d.update_id = r.update_id)")
+        }
+        None => {}
+    }
+    sql.push_str(" ORDER BY r.update_id LIMIT $5");
+    let kb = f.kb.as_deref().map(|k| k.trim_start_matches("KB").trim_start_matches("kb").to_owned());
+    let rows: Vec<Update> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(f.after)
+        .bind(f.search.as_deref().map(like_pattern))
+        .bind(kb)
+        .bind(&f.categories)
+        .bind(f.limit + 1)
+        .fetch_all(pool)
+        .await?;
+    Ok(keyset(rows, f.limit, |u| u.update_id, |u| u))
+}
+
+/// One update; None when not in the catalog (as software or a driver).
+pub async fn get(pool: &PgPool, update_id: Uuid) -> Result<Option<Update>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_UPDATE} WHERE r.update_id = $1")))
+        .bind(update_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The EULA text of an update's latest revision, in a language (falling back to English, then any).
+pub async fn eula_text(pool: &PgPool, update_id: Uuid, language: &str) -> Result<Option<(Uuid, String)>> {
+    let row: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT r.eula_id, f.body FROM (SELECT * FROM revision WHERE update_id = $1 ORDER BY revision_number DESC LIMIT 1) r \
+         JOIN fragment f ON f.revision_id = r.revision_id AND f.kind = 'Eula' \
+         WHERE r.eula_id IS NOT NULL AND f.compression = 'none' \
+         ORDER BY f.locale = $2 DESC, f.locale = 'en' DESC, f.locale LIMIT 1",
+    )
+    .bind(update_id)
+    .bind(language)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id, body)| (id, String::from_utf8_lossy(&body).into_owned())))
+}
+
+/// How many computers are in each state for one update. Computers with no stored status
+/// are NotApplicable once they reported a complete scan, Unknown before.
+pub async fn status_counts(pool: &PgPool, update_id: Uuid, group_id: Option<Uuid>) -> Result<StatusCounts> {
+    let (mut counts,): (sqlx::types::Json<StatusCounts>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT to_jsonb(x) FROM ({}) x",
+        per_update_counts("$1::uuid", "$2")
+    )))
+    .bind(update_id)
+    .bind(group_id)
+    .fetch_one(pool)
+    .await?;
+    counts.0.not_applicable = counts.0.not_applicable.max(0);
+    counts.0.unknown = counts.0.unknown.max(0);
+    Ok(counts.0)
+}
+
+/// SQL of the counts of one update (`update` is an SQL expression), over the computers in
+/// group `group` (a uuid parameter; NULL = every computer), with its subgroups.
+fn per_update_counts(update: &str, group: &str) -> String {
+    format!(
+        "WITH RECURSIVE sub(g) AS (SELECT {group}::uuid UNION SELECT t.group_id FROM target_group t JOIN sub ON t.parent_group_id = sub.g), \
+         scope AS (SELECT c.computer_id, c.effective_last_detection_time IS NOT NULL AS scanned FROM computer c \
+                   WHERE {group}::uuid IS NULL OR EXISTS (SELECT 1 FROM computer_group_membership m \
+                         WHERE m.computer_id = c.computer_id AND m.group_id IN (SELECT g FROM sub))), \
+         st AS (SELECT s.scanned, u.status FROM scope s JOIN update_status u ON u.computer_id = s.computer_id AND u.update_id = {update}) \
+         SELECT (SELECT count(*) FROM st WHERE status = 4) AS installed, \
+                (SELECT count(*) FROM st WHERE status = 2) AS needed, \
+                (SELECT count(*) FROM st WHERE status = 3) AS downloaded, \
+                (SELECT count(*) FROM st WHERE status = 5) AS failed, \
+                (SELECT count(*) FROM st WHERE status = 6) AS installed_pending_reboot, \
+                (SELECT count(*) FROM st WHERE status = 1) \
+                  + (SELECT count(*) FROM scope WHERE scanned) - (SELECT count(*) FROM st WHERE scanned) AS not_applicable, \
+                (SELECT count(*) FROM st WHERE status = 0) \
+                  + (SELECT count(*) FROM scope WHERE NOT scanned) - (SELECT count(*) FROM st WHERE NOT scanned) AS unknown"
+    )
+}
+
+/// One update's summary (GetSummariesPerUpdate).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpdateSummary {
+    pub update_id: Uuid,
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
+    #[serde(flatten)]
+    pub counts: StatusCounts,
+}
+
+/// A page of per-update summaries over the updates that are approved or that some
+/// computer reported, by update id.
+pub async fn summaries_per_update(
+    pool: &PgPool,
+    group_id: Option<Uuid>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<(Vec<UpdateSummary>, Option<Uuid>)> {
+    let ids: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM (SELECT update_id AS id FROM deployment WHERE deleted_at IS NULL \
+                         UNION SELECT DISTINCT update_id FROM update_status) x \
+         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let (ids, next) = keyset(ids, limit, |(u,)| *u, |(u,)| u);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let counts = status_counts(pool, id, group_id).await?;
+        let named: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT title, kb_article_id FROM revision WHERE update_id = $1 ORDER BY revision_number DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+        let (title, kb_article_id) = named.unwrap_or_default();
+        out.push(UpdateSummary { update_id: id, title, kb_article_id, counts });
+    }
+    Ok((out, next))
+}

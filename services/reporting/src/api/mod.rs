@@ -1,0 +1,260 @@
+//! The management REST API (JSON) under `/api/v1/`, described by the OpenAPI document
+//! served at `/api/openapi.json`, behind bearer tokens (`WSUS_API_TOKENS`, roles admin
+//! and reader). Every list is a keyset page: `limit` (1..1000, default 100) and the
+//! opaque `cursor` a previous page returned as `next_cursor`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, get, on};
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wsus_config::{ApiToken, Role};
+use wsus_rpc::SyncClient;
+use wsus_store::{PgPool, StoreError};
+
+mod computers;
+mod groups;
+pub mod openapi;
+mod reports;
+mod rules;
+mod settings;
+mod sync;
+mod updates;
+
+pub struct Api {
+    pool: PgPool,
+    sync: SyncClient,
+    /// SHA-256 of each configured token: the tokens themselves are not kept.
+    tokens: Vec<(Role, [u8; 32])>,
+}
+
+impl Api {
+    pub fn new(pool: PgPool, sync: SyncClient, tokens: &[ApiToken]) -> Self {
+        let tokens = tokens.iter().map(|t| (t.role, Sha256::digest(t.token.as_bytes()).into())).collect();
+        Self { pool, sync, tokens }
+    }
+
+    /// The role of a presented token. Compares with every configured token in constant time.
+    fn role_of(&self, presented: &str) -> Option<Role> {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for (role, hash) in &self.tokens {
+            let differs = hash.iter().zip(&presented).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+            if differs == 0 {
+                found = Some(*role);
+            }
+        }
+        found
+    }
+}
+
+/// What the API answers when something is wrong: `{"error": "..."}` with a status.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Conflict(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        (status, Json(ErrorBody { error: message })).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable(format!("the database is unavailable: {e}"))
+        } else {
+            tracing::error!(error = %e, "management API: store error");
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A query string, with a JSON 400 when it does not parse.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Q(q.0))
+            .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))
+    }
+}
+
+/// Path parameters, with a JSON 400 when they do not parse.
+pub struct P<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| P(p.0))
+            .map_err(|e| ApiError::BadRequest(format!("path: {}", e.body_text())))
+    }
+}
+
+/// A JSON body, with a JSON 400 when it does not parse.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|j| Body(j.0))
+            .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+    }
+}
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(100),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(n) => Err(ApiError::BadRequest(format!("limit {n} is not within 1..1000"))),
+        }
+    }
+
+    /// The key the cursor carries.
+    pub fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
+        let Some(cursor) = &self.cursor else { return Ok(None) };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("cursor: not one this API returned".into()))
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn new<K: Serialize>(items: Vec<T>, next: Option<K>) -> Self {
+        let next_cursor = next.map(|k| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&k).unwrap_or_default())
+        });
+        Self { items, next_cursor }
+    }
+}
+
+/// The router and the (method, path) pairs it serves, so the OpenAPI document can be
+/// checked against what is really routed.
+pub struct Routes {
+    router: Router<Arc<Api>>,
+    pub served: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self { router: Router::new(), served: Vec::new() }
+    }
+
+    fn add<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<Api>>,
+        T: 'static,
+    {
+        let filter = match method {
+            "GET" => MethodFilter::GET,
+            "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
+            "PATCH" => MethodFilter::PATCH,
+            "DELETE" => MethodFilter::DELETE,
+            other => panic!("unsupported method {other}"),
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.served.push((method, path));
+        self
+    }
+}
+
+/// Every operation under `/api/v1/`.
+pub fn routes() -> Routes {
+    let r = Routes::new();
+    let r = computers::routes(r);
+    let r = groups::routes(r);
+    let r = updates::routes(r);
+    let r = rules::routes(r);
+    let r = settings::routes(r);
+    let r = sync::routes(r);
+    reports::routes(r)
+}
+
+pub fn api_router(api: Arc<Api>) -> Router {
+    let v1 = routes()
+        .router
+        .fallback(|| async { ApiError::NotFound("no such endpoint (see /api/openapi.json)".into()) })
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
+        .with_state(api);
+    Router::new().route("/api/openapi.json", get(|| async { Json(openapi::document()) })).merge(v1)
+}
+
+/// Any valid token may read; changes need the admin role.
+async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(role) = presented.and_then(|t| api.role_of(t)) else {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(ErrorBody { error: "a valid bearer token is required (WSUS_API_TOKENS)".into() }),
+        )
+            .into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return r;
+    };
+    let reads = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
+    if !reads && role != Role::Admin {
+        return (StatusCode::FORBIDDEN, Json(ErrorBody { error: "the reader role cannot change anything".into() }))
+            .into_response();
+    }
+    request.extensions_mut().insert(role);
+    next.run(request).await
+}

@@ -1,0 +1,139 @@
+//! An administrator's day through `wsusctl` against the real binaries: a group, a
+//! computer in it, an approval with a deadline the simulated client receives; the client
+//! installs and reports; the status report shows Installed (and a re-sent report changes
+//! no count); a decline takes the update out of scope at the next scan.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use wsus_e2e::agent::Agent;
+use wsus_e2e::{ADMIN_TOKEN, PgCluster, READER_TOKEN, System, run_binary};
+
+fn wsusctl(system: &System, token: &str, args: &[&str]) -> (bool, String, String) {
+    let env = HashMap::from([("WSUS_API_URL", system.reporting_url.clone()), ("WSUS_API_TOKEN", token.to_owned())]);
+    run_binary("wsusctl", args, &env)
+}
+
+/// Runs wsusctl as the admin and insists on success.
+fn admin(system: &System, args: &[&str]) -> String {
+    let (ok, out, err) = wsusctl(system, ADMIN_TOKEN, args);
+    assert!(ok, "wsusctl {args:?}: {out}{err}");
+    out
+}
+
+fn admin_json(system: &System, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&admin(system, &all)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_administrator_approves_and_declines_through_wsusctl() {
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 5, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["import", dir.path().join("docs").to_str().unwrap()],
+        &HashMap::from([("DATABASE_URL", db.clone())]),
+    );
+    assert!(ok, "{out}{err}");
+    let pool = PgPool::connect(&db).await.unwrap();
+    let (bundle, bundle_rev): (uuid::Uuid, i32) = sqlx::query_as(
+        "SELECT update_id, revision_id FROM revision WHERE is_bundle AND update_type = 'Software' \
+         ORDER BY revision_id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let bundle_id = bundle.to_string();
+
+    let system = System::start(&db);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+    let mut agent = Agent::new(&system.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    assert_eq!(agent.received[&bundle_rev].action, "Evaluate", "not approved yet");
+
+    // A group, the computer in it, the update approved for it with a deadline.
+    assert!(admin(&system, &["groups", "create", "Pilot"]).contains("created group Pilot"));
+    admin(&system, &["groups", "create", "Ring 2", "--parent", "pilot"]);
+    let tree = admin(&system, &["groups", "list"]);
+    assert!(tree.contains("All Computers") && tree.contains("\n    Ring 2"), "{tree}");
+    admin(&system, &["groups", "add", "Pilot", &agent.client_id]);
+    let members = admin_json(&system, &["groups", "members", "Pilot"]);
+    assert_eq!(members[0]["computer_id"], agent.client_id.as_str());
+    let (ok, _, err) = wsusctl(
+        &system,
+        READER_TOKEN,
+        &["updates", "approve", &bundle_id, "--group", "Pilot", "--deadline", "2026-12-24T18:00:00Z"],
+    );
+    assert!(!ok && err.contains("403"), "a reader cannot approve: {err}");
+    admin(&system, &["updates", "approve", &bundle_id, "--group", "Pilot", "--deadline", "2026-12-24T18:00:00Z"]);
+
+    // The next scan brings the approval and its deadline.
+    let mut changed = Vec::new();
+    for _ in 0..100 {
+        changed = agent.scan().await.unwrap().changed;
+        if !changed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(changed, vec![(bundle_rev, "Install".to_owned())]);
+    let deadline = agent.received[&bundle_rev].deadline.clone().unwrap_or_default();
+    assert!(deadline.starts_with("2026-12-24T18:00:00"), "{deadline}");
+
+    // The client installs it and reports; the report shows Installed.
+    let nil = "00000000-0000-0000-0000-000000000000";
+    let events: &[(i32, &str, &[&str])] = &[(147, nil, &["0"]), (156, nil, &["U="]), (183, &bundle_id, &[])];
+    let sent = agent.report(events, None).await.unwrap();
+    let installed = |report: &Value| {
+        report.as_array().unwrap().iter().find(|u| u["update_id"] == bundle_id.as_str()).map(|u| u["installed"].clone())
+    };
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        report = admin_json(&system, &["reports", "updates"]);
+        if installed(&report) == Some(Value::from(1)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(installed(&report), Some(Value::from(1)), "{report}");
+    let statuses = admin_json(&system, &["computers", "updates", &agent.client_id, "--status", "Installed"]);
+    assert_eq!(statuses[0]["update_id"], bundle_id.as_str(), "{statuses}");
+    let table = admin(&system, &["reports", "computers", "--group", "Pilot"]);
+    assert!(table.contains(&agent.client_id) && table.contains("up_to_date"), "{table}");
+
+    // A re-sent batch (the client did not hear the answer) changes no count.
+    agent.report(events, Some(&sent)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = admin_json(&system, &["reports", "updates"]);
+    assert_eq!(again, report);
+    let (events_stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM reporting_event WHERE computer_id = $1")
+        .bind(&agent.client_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events_stored, 3);
+
+    // Declined: out of scope at the next scan.
+    admin(&system, &["updates", "decline", &bundle_id]);
+    let mut gone = Vec::new();
+    for _ in 0..100 {
+        gone = agent.scan().await.unwrap().out_of_scope;
+        if !gone.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone.contains(&bundle_rev), "{gone:?}");
+    let shown = admin_json(&system, &["updates", "show", &bundle_id]);
+    assert_eq!(shown["declined"], true);
+    assert_eq!(shown["approved_group_ids"], serde_json::json!([]));
+}

@@ -1,0 +1,292 @@
+//! The command line: `wsusctl [--url URL] [--token TOKEN] [--json] <noun> <verb> ...`.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "wsusctl", version, about = "Administers a WSUS server through its management API")]
+pub struct Cli {
+    /// Base URL of the management API (the reporting service).
+    #[arg(long, env = "WSUS_API_URL", default_value = "http://localhost:8080", global = true)]
+    pub url: String,
+    /// Bearer token (an admin or reader token of WSUS_API_TOKENS).
+    #[arg(long, env = "WSUS_API_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Client computers and their update status.
+    #[command(subcommand)]
+    Computers(Computers),
+    /// Target groups and their members.
+    #[command(subcommand)]
+    Groups(Groups),
+    /// Updates: search, details, approvals, declines.
+    #[command(subcommand)]
+    Updates(Updates),
+    /// License terms of updates.
+    #[command(subcommand)]
+    Eula(Eula),
+    /// Automatic approval rules.
+    #[command(subcommand)]
+    Rules(Rules),
+    /// Administrator settings.
+    #[command(subcommand)]
+    Settings(Settings),
+    /// Synchronisation with the upstream server.
+    #[command(subcommand)]
+    Sync(Sync),
+    /// Status summaries.
+    #[command(subcommand)]
+    Reports(Reports),
+    /// Downstream servers that roll up to this one.
+    DownstreamServers(PageArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct PageArgs {
+    /// Fetch every page, not only the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Page size.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ComputerFilter {
+    /// A group (id or name): its members and those of its subgroups.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// up_to_date, needs_updates, with_errors or not_reported.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Part of the name or id.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only computers rolled up from this downstream server (id).
+    #[arg(long)]
+    pub downstream_server: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Computers {
+    /// List computers.
+    List(ComputerFilter),
+    /// One computer.
+    Show { computer: String },
+    /// A computer's per-update statuses.
+    Updates {
+        computer: String,
+        /// Installed, Needed, Downloaded, Failed, InstalledPendingReboot, NotApplicable or Unknown.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Forget a computer.
+    Delete { computer: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Groups {
+    /// List groups as a tree.
+    List,
+    /// Create a group (under All Computers unless --parent).
+    Create {
+        name: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    Rename {
+        group: String,
+        name: String,
+    },
+    /// Nest a group under another.
+    Move {
+        group: String,
+        parent: String,
+    },
+    /// Delete a group, its subgroups and their approvals.
+    Delete {
+        group: String,
+    },
+    /// Put computers in a group.
+    Add {
+        group: String,
+        #[arg(required = true)]
+        computers: Vec<String>,
+    },
+    /// Take a computer out of a group.
+    Remove {
+        group: String,
+        computer: String,
+    },
+    /// Computers in a group and its subgroups.
+    Members {
+        group: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Updates {
+    /// Search updates.
+    List {
+        /// Part of the title or KB number.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long)]
+        kb: Option<String>,
+        #[arg(long)]
+        classification: Option<String>,
+        #[arg(long)]
+        product: Option<String>,
+        /// approved, unapproved or declined.
+        #[arg(long)]
+        approval: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// One update (id or KB number) with its approvals and status counts.
+    Show {
+        update: String,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Approve an update for a group.
+    Approve {
+        update: String,
+        #[arg(long)]
+        group: String,
+        /// Install or Uninstall.
+        #[arg(long, default_value = "Install")]
+        action: String,
+        /// Install by this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
+        #[arg(long)]
+        deadline: Option<String>,
+        /// Accept the update's license terms.
+        #[arg(long)]
+        accept_eula: bool,
+    },
+    /// Remove a group's own approval (it inherits its parent's again).
+    Unapprove {
+        update: String,
+        #[arg(long)]
+        group: String,
+    },
+    Decline {
+        update: String,
+    },
+    Undecline {
+        update: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Eula {
+    /// Print an update's license terms.
+    Show {
+        update: String,
+        #[arg(long)]
+        language: Option<String>,
+    },
+    /// Accept an update's license terms.
+    Accept { update: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Rules {
+    List,
+    /// Create a rule: updates in any --classification AND any --product are approved for each --group.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "classification")]
+        classifications: Vec<String>,
+        #[arg(long = "product")]
+        products: Vec<String>,
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+        /// Deadline this many hours after each approval.
+        #[arg(long)]
+        deadline_hours: Option<i32>,
+        #[arg(long)]
+        disabled: bool,
+    },
+    Delete {
+        rule: String,
+    },
+    /// Apply rules now.
+    Apply {
+        #[arg(long)]
+        rule: Option<String>,
+        /// Over the whole catalog, not only new revisions.
+        #[arg(long)]
+        everything: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Settings {
+    Show,
+    /// Change settings; the others stay.
+    Set {
+        /// Comma-separated product ids (empty = all).
+        #[arg(long)]
+        products: Option<String>,
+        /// Comma-separated classification ids (empty = all).
+        #[arg(long)]
+        classifications: Option<String>,
+        /// Comma-separated language short names, e.g. en,de.
+        #[arg(long)]
+        languages: Option<String>,
+        #[arg(long)]
+        syncs_per_day: Option<u32>,
+        /// lazy, immediate or catalog-only.
+        #[arg(long)]
+        content_mode: Option<String>,
+        /// server or client.
+        #[arg(long)]
+        targeting: Option<String>,
+        #[arg(long)]
+        event_days: Option<u32>,
+        #[arg(long)]
+        sync_history_days: Option<u32>,
+        #[arg(long)]
+        stale_computer_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sync {
+    /// Start a synchronisation.
+    Start {
+        /// Wait for it to finish, showing progress; exit 1 if it fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    Status,
+    History(PageArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Reports {
+    /// Status counts per update.
+    Updates {
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Status counts per computer.
+    Computers(ComputerFilter),
+}
