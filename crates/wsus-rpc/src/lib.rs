@@ -15,6 +15,8 @@ pub mod reporting {
     tonic::include_proto!("wsus.reporting.v1");
 }
 
+pub mod rollup;
+
 pub mod sync {
     tonic::include_proto!("wsus.sync.v1");
 }

@@ -152,8 +152,31 @@ fn event_state(event_id: i32) -> Option<UpdateState> {
     MAPPING.iter().find(|(s, _)| *s == Source::Event(event_id)).map(|(_, st)| *st)
 }
 
-/// Applies events in time order (ties keep their given order): a later report about an
-/// update replaces an earlier one. Malformed list entries are skipped.
+/// How far along the install an update is: of two reports with the same time (a client
+/// stamps a whole batch alike), the one further along wins.
+fn lifecycle(state: UpdateState) -> u8 {
+    match state {
+        UpdateState::Unknown | UpdateState::NotApplicable => 0,
+        UpdateState::Needed => 1,
+        UpdateState::Downloaded => 2,
+        UpdateState::Failed => 3,
+        UpdateState::Installed => 4,
+        UpdateState::InstalledPendingReboot => 5,
+    }
+}
+
+fn record(states: &mut HashMap<Uuid, (UpdateState, DateTime<Utc>)>, id: Uuid, state: UpdateState, time: DateTime<Utc>) {
+    match states.get(&id) {
+        Some((held, at)) if *at == time && lifecycle(*held) > lifecycle(state) => {}
+        _ => {
+            states.insert(id, (state, time));
+        }
+    }
+}
+
+/// Applies events in time order: a later report about an update replaces an earlier one;
+/// at the same time, the state further along the install wins. Malformed list entries
+/// are skipped.
 pub fn derive(events: &[Event<'_>]) -> Derived {
     let mut order: Vec<&Event<'_>> = events.iter().collect();
     order.sort_by_key(|e| e.time);
@@ -167,12 +190,12 @@ pub fn derive(events: &[Event<'_>]) -> Derived {
                 let Some((key, ids)) = entry.split_once('=') else { continue };
                 let Some(state) = list_state(key) else { continue };
                 for id in ids.split(';').filter_map(|i| Uuid::parse_str(i.trim()).ok()) {
-                    out.states.insert(id, (state, e.time));
+                    record(&mut out.states, id, state, e.time);
                 }
                 out.last_status = out.last_status.max(Some(e.time));
             }
         } else if let (Some(state), Some(id)) = (event_state(e.event_id), e.update_id) {
-            out.states.insert(id, (state, e.time));
+            record(&mut out.states, id, state, e.time);
             out.last_status = out.last_status.max(Some(e.time));
         }
     }
@@ -202,6 +225,14 @@ mod tests {
         assert_eq!(d.state_of(c), UpdateState::Installed);
         assert_eq!(d.state_of(Uuid::new_v4()), UpdateState::Unknown, "no complete scan yet");
         assert_eq!(d.last_status, Some(at("2026-10-06T15:00:00Z")));
+        // One batch, one time: download, then install, in either stored order.
+        let t = at("2026-10-06T16:00:00Z");
+        let batch = [
+            Event { event_id: 183, update_id: Some(b), time: t, misc_data: &none },
+            Event { event_id: 162, update_id: Some(b), time: t, misc_data: &none },
+            Event { event_id: 156, update_id: None, time: t, misc_data: &lists },
+        ];
+        assert_eq!(derive(&batch).state_of(b), UpdateState::Installed);
         let scanned = [Event { event_id: 147, update_id: None, time: at("2026-10-06T13:00:00Z"), misc_data: &none }];
         assert_eq!(derive(&scanned).state_of(Uuid::new_v4()), UpdateState::NotApplicable);
     }

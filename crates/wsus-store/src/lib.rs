@@ -16,6 +16,7 @@ pub mod listen;
 pub mod migrate;
 pub mod reporting;
 pub mod revisions;
+pub mod rollup;
 pub mod rules;
 pub mod settings;
 pub mod sync_history;

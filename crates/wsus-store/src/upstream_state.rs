@@ -293,3 +293,28 @@ pub async fn set_decryption_keys(pool: &PgPool, keys: &[(Vec<u8>, Vec<u8>)]) -> 
     .await?;
     Ok(())
 }
+
+/// What the last rollup to this upstream left: its RollupResetGuid and when it ran.
+pub async fn rollup_state(pool: &PgPool, url: &str) -> Result<(Option<Uuid>, Option<DateTime<Utc>>)> {
+    let row: Option<(Option<Uuid>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT rollup_reset_guid, last_rollup_time FROM upstream_state WHERE upstream_url = $1")
+            .bind(url)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.unwrap_or_default())
+}
+
+/// Records a completed rollup.
+pub async fn save_rollup(pool: &PgPool, url: &str, reset_guid: Uuid, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO upstream_state (upstream_url, rollup_reset_guid, last_rollup_time) VALUES ($1, $2, $3) \
+         ON CONFLICT (upstream_url) DO UPDATE SET rollup_reset_guid = EXCLUDED.rollup_reset_guid, \
+            last_rollup_time = EXCLUDED.last_rollup_time",
+    )
+    .bind(url)
+    .bind(reset_guid)
+    .bind(at)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -146,6 +146,7 @@ pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
         client_version: info.client_version,
         requested_target_group_names: cookie.target_group_name.clone().into_iter().collect(),
         registered_at: Some(wsus_rpc::timestamp(Utc::now())),
+        ..Default::default()
     };
     let mut reporting = gw.reporting.clone();
     // Acknowledged only once durable; if reporting cannot say so, the client retries.

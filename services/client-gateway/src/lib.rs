@@ -11,6 +11,7 @@ mod auth;
 mod client;
 mod content;
 mod reports;
+mod rollup;
 mod server_sync;
 mod soap;
 mod state;

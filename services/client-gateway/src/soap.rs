@@ -202,6 +202,11 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         }
         (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(&gw, element),
         (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(&gw, element),
+        (Service::Reporting, "GetRollupConfiguration") => crate::rollup::get_rollup_configuration(&gw, element).await,
+        (Service::Reporting, "RollupDownstreamServers") => crate::rollup::rollup_downstream_servers(&gw, element).await,
+        (Service::Reporting, "RollupComputers") => crate::rollup::rollup_computers(&gw, element).await,
+        (Service::Reporting, "GetOutOfSyncComputers") => crate::rollup::get_out_of_sync_computers(&gw, element).await,
+        (Service::Reporting, "RollupComputerStatus") => crate::rollup::rollup_computer_status(&gw, element).await,
         (Service::DssAuth, "GetAuthorizationCookie") => {
             crate::server_sync::get_authorization_cookie(&gw, element).await
         }

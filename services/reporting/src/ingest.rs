@@ -6,8 +6,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use wsus_rpc::reporting::reporting_service_server::ReportingService;
 use wsus_rpc::reporting::{
-    ClientEvent, ComputerRegistration, IngestEventsRequest, IngestEventsResponse, RecordClientSyncsRequest,
-    RecordClientSyncsResponse, RegisterComputerRequest, RegisterComputerResponse,
+    ClientEvent, ComputerRegistration, GetOutOfSyncComputersRequest, GetOutOfSyncComputersResponse,
+    GetRollupConfigurationRequest, IngestEventsRequest, IngestEventsResponse, RecordClientSyncsRequest,
+    RecordClientSyncsResponse, RegisterComputerRequest, RegisterComputerResponse, RollupComputerStatusRequest,
+    RollupComputerStatusResponse, RollupComputersRequest, RollupComputersResponse, RollupConfiguration,
+    RollupDownstreamServersRequest, RollupDownstreamServersResponse,
 };
 use wsus_store::reporting::{self, ClientSync, Event, Registration};
 use wsus_store::{PgPool, StoreError};
@@ -26,7 +29,7 @@ impl Ingest {
     }
 }
 
-fn store_status(e: StoreError) -> Status {
+pub(crate) fn store_status(e: StoreError) -> Status {
     if e.is_unavailable() {
         Status::unavailable(format!("database unavailable: {e}"))
     } else {
@@ -166,5 +169,44 @@ impl ReportingService for Ingest {
         // is derived now (it is idempotent).
         crate::status::refresh_after(&self.pool, &events).await.map_err(store_status)?;
         Ok(Response::new(IngestEventsResponse { accepted: events.len() as u64, new_events }))
+    }
+
+    async fn get_rollup_configuration(
+        &self,
+        _request: Request<GetRollupConfigurationRequest>,
+    ) -> Result<Response<RollupConfiguration>, Status> {
+        crate::rollup::configuration(&self.pool).await.map(Response::new)
+    }
+
+    async fn rollup_downstream_servers(
+        &self,
+        request: Request<RollupDownstreamServersRequest>,
+    ) -> Result<Response<RollupDownstreamServersResponse>, Status> {
+        crate::rollup::downstream_servers(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(RollupDownstreamServersResponse {}))
+    }
+
+    async fn rollup_computers(
+        &self,
+        request: Request<RollupComputersRequest>,
+    ) -> Result<Response<RollupComputersResponse>, Status> {
+        let changed = crate::rollup::computers(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(RollupComputersResponse { changed }))
+    }
+
+    async fn get_out_of_sync_computers(
+        &self,
+        request: Request<GetOutOfSyncComputersRequest>,
+    ) -> Result<Response<GetOutOfSyncComputersResponse>, Status> {
+        let computer_ids = crate::rollup::out_of_sync(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(GetOutOfSyncComputersResponse { computer_ids }))
+    }
+
+    async fn rollup_computer_status(
+        &self,
+        request: Request<RollupComputerStatusRequest>,
+    ) -> Result<Response<RollupComputerStatusResponse>, Status> {
+        crate::rollup::computer_status(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(RollupComputerStatusResponse { accepted: true }))
     }
 }

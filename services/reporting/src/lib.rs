@@ -9,6 +9,7 @@ use wsus_service::Shell;
 
 pub mod api;
 mod ingest;
+mod rollup;
 mod status;
 
 pub use api::{Api, api_router};

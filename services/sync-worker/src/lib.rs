@@ -17,6 +17,7 @@ use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
+pub mod rollup;
 pub mod schedule;
 pub mod server_sync;
 pub mod transfer;
@@ -34,6 +35,16 @@ pub enum Command {
     },
     /// Export the catalog, files list, groups, approvals, declines and EULAs to one tar file.
     Export { file: std::path::PathBuf },
+    /// Roll up this server's status, its computers and those of the servers below it to
+    /// WSUS_UPSTREAM_URL (MS-WSUSSS reporting rollup).
+    Rollup {
+        /// Run one complete rollup and exit (0 on success).
+        #[arg(long)]
+        once: bool,
+        /// Print one JSON summary line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Synchronise from WSUS_UPSTREAM_URL: metadata, then content.
     Sync {
         /// Run one complete sync and exit (0 on success).
@@ -85,6 +96,35 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
         Command::Export { file } => {
             let manifest = transfer::export(&pool, &file).await?;
             println!("exported {}: {:?}", file.display(), manifest.counts);
+        }
+        Command::Rollup { once, json } => {
+            if !once {
+                anyhow::bail!("`rollup` runs one rollup: pass --once (the service rolls up after each sync)");
+            }
+            let identity = wsus_service::command_identity(&pool, &config.common).await?;
+            let ctx = sync_context(&config, pool.clone(), &identity);
+            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+            let outcome = loop {
+                match rollup::rollup_once(&ctx).await {
+                    Err(server_sync::SyncError::Busy(url)) if std::time::Instant::now() < deadline => {
+                        tracing::info!(upstream = url, "another rollup to the upstream is running; waiting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other?,
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&outcome)?);
+            } else {
+                println!(
+                    "rollup{}: {} servers, {} computers ({} with details), {} computer statuses",
+                    if outcome.full { " (full)" } else { "" },
+                    outcome.servers,
+                    outcome.computers,
+                    outcome.computers_with_details,
+                    outcome.statuses
+                );
+            }
         }
         Command::Sync { once, json } => {
             if !once {
@@ -147,8 +187,10 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
                 }
             };
             let drain = tokio::spawn(schedule::drain_downloads(ctx.clone(), Duration::from_secs(5), stop.clone()));
+            let rollups = tokio::spawn(schedule::rollups(ctx.clone(), stop.clone()));
             schedule::run(ctx, stop).await;
             let _ = drain.await;
+            let _ = rollups.await;
         })
     };
     let incoming = shell.bind_grpc(config.grpc_addr).await?;

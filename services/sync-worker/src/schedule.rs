@@ -95,6 +95,35 @@ pub async fn drain_downloads(ctx: SyncContext, every: Duration, stop: tokio_util
     }
 }
 
+/// Rolls up to the upstream when the last rollup is older than [`ROLLUP_EVERY`] (besides
+/// the rollup after each sync), checking every ten minutes until `stop`.
+pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
+    let Some(url) = ctx.upstream_url.clone().filter(|u| !server_sync::is_microsoft_update(u)) else { return };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+        let due = match wsus_store::upstream_state::rollup_state(&ctx.pool, &url).await {
+            Ok((_, last)) => last.is_none_or(|t| Utc::now() - t > ROLLUP_EVERY),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the rollup state");
+                false
+            }
+        };
+        if due {
+            match crate::rollup::rollup_once(&ctx).await {
+                Ok(o) => tracing::info!(computers = o.computers, statuses = o.statuses, "scheduled rollup done"),
+                Err(SyncError::Busy(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled rollup failed"),
+            }
+        }
+    }
+}
+
+/// The longest time between two rollups.
+pub const ROLLUP_EVERY: TimeDelta = TimeDelta::hours(6);
+
 /// Whether `now` is within a minute after one of the slots.
 fn is_slot(now: DateTime<Utc>, per_day: u32, server_id: Uuid) -> bool {
     let next = next_slot(now - TimeDelta::minutes(1), per_day, offset(server_id, per_day));

@@ -45,7 +45,7 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    fn protocol(operation: &str, message: impl ToString) -> Self {
+    pub(crate) fn protocol(operation: &str, message: impl ToString) -> Self {
         SyncError::Protocol { operation: operation.to_owned(), message: message.to_string() }
     }
 
@@ -106,7 +106,13 @@ impl Upstream {
     }
 
     /// Posts one SOAP request; returns the response text and its operation element.
-    async fn call(&self, path: &str, action: &str, op: &str, body: &str) -> Result<(String, Element), SyncError> {
+    pub(crate) async fn call(
+        &self,
+        path: &str,
+        action: &str,
+        op: &str,
+        body: &str,
+    ) -> Result<(String, Element), SyncError> {
         // A plug-in's ServiceUrl may be absolute (another host); else it is relative to the base.
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
@@ -330,6 +336,14 @@ impl Started {
         let verdict = if error.is_none() { "succeeded" } else { "failed" };
         sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
         upstream_state::unlock(self.lock, &self.url).await?;
+        // Reporting follows each successful sync (Microsoft Update takes none).
+        if result.is_ok() && !is_microsoft_update(&self.url) {
+            match crate::rollup::rollup_once(ctx).await {
+                Ok(r) => tracing::info!(computers = r.computers, statuses = r.statuses, "rollup after sync done"),
+                Err(SyncError::Busy(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "rollup after sync failed; the next one sends it"),
+            }
+        }
         result.map(|()| outcome)
     }
 }

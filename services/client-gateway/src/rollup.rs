@@ -1,0 +1,133 @@
+//! Reporting rollup from downstream servers (MS-WSUSSS 3.1.4.13-17), this server acting as
+//! their upstream: decoded here, handed to reporting over gRPC, answered as WSUS does.
+//! The reporting cookie carries nothing (3.1.4.13.2.1): a caller is trusted as far as
+//! the server ids it names were admitted by DssAuth (and `WSUS_DSS_ALLOWLIST`) before.
+
+use std::time::Duration;
+
+use wsus_rpc::reporting::{
+    ComputerRollupNumber, GetOutOfSyncComputersRequest, GetRollupConfigurationRequest, RollupComputerStatusRequest,
+    RollupComputersRequest, RollupDownstreamServersRequest,
+};
+use wsus_soap::rollup::{self, Change, RollupConfiguration};
+use wsus_soap::{Element, ErrorCode};
+
+use crate::Gateway;
+use crate::soap::{OpError, OpResult, invalid};
+
+/// The batch sizes this server announces: those of a real WSUS.
+fn limits() -> RollupConfiguration {
+    RollupConfiguration::windows(uuid::Uuid::nil(), uuid::Uuid::nil())
+}
+
+fn cookie_present(op: &Element) -> Result<(), OpError> {
+    op.child("cookie").map(|_| ()).ok_or_else(|| (ErrorCode::InvalidCookie, "cookie".to_owned()))
+}
+
+fn rpc_error(status: tonic::Status) -> OpError {
+    match status.code() {
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
+            (ErrorCode::InvalidParameters, status.message().to_owned())
+        }
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            (ErrorCode::ServerBusy, format!("reporting unavailable: {}", status.message()))
+        }
+        _ => (ErrorCode::InternalServerError, String::new()),
+    }
+}
+
+async fn call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, OpError> {
+    match tokio::time::timeout(Duration::from_secs(30), call).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(status)) => Err(rpc_error(status)),
+        Err(_) => Err((ErrorCode::ServerBusy, "reporting did not answer in time".to_owned())),
+    }
+}
+
+fn guid(raw: &str) -> Result<uuid::Uuid, OpError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| (ErrorCode::InternalServerError, String::new()))
+}
+
+pub async fn get_rollup_configuration(gw: &Gateway, op: &Element) -> OpResult {
+    cookie_present(op)?;
+    let mut reporting = gw.reporting.clone();
+    let c = call(reporting.get_rollup_configuration(GetRollupConfigurationRequest {})).await?;
+    let config = RollupConfiguration {
+        server_id: guid(&c.server_id)?,
+        rollup_reset_guid: guid(&c.rollup_reset_guid)?,
+        ..limits()
+    };
+    Ok(rollup::encode_rollup_configuration(&config))
+}
+
+pub async fn rollup_downstream_servers(gw: &Gateway, op: &Element) -> OpResult {
+    cookie_present(op)?;
+    let client_time = rollup::decode_client_time(op).map_err(invalid)?;
+    let servers = rollup::decode_downstream_servers(op, limits().downstream_servers_batch as usize).map_err(invalid)?;
+    let request = RollupDownstreamServersRequest {
+        client_time: Some(wsus_rpc::timestamp(client_time)),
+        servers: servers.iter().map(wsus_rpc::rollup::server_to_pb).collect(),
+    };
+    let mut reporting = gw.reporting.clone();
+    call(reporting.rollup_downstream_servers(request)).await?;
+    Ok(rollup::encode_downstream_servers_response())
+}
+
+pub async fn rollup_computers(gw: &Gateway, op: &Element) -> OpResult {
+    cookie_present(op)?;
+    let client_time = rollup::decode_client_time(op).map_err(invalid)?;
+    let computers = rollup::decode_computers(op, limits().computers_batch as usize).map_err(invalid)?;
+    let request = RollupComputersRequest {
+        client_time: Some(wsus_rpc::timestamp(client_time)),
+        computers: computers.iter().map(wsus_rpc::rollup::computer_to_pb).collect(),
+    };
+    let mut reporting = gw.reporting.clone();
+    let answer = call(reporting.rollup_computers(request)).await?;
+    let changed: Vec<(String, Change)> = answer
+        .changed
+        .into_iter()
+        .map(|c| (c.computer_id, if c.deleted { Change::Deleted } else { Change::NewParent }))
+        .collect();
+    Ok(rollup::encode_computers_response(&changed))
+}
+
+pub async fn get_out_of_sync_computers(gw: &Gateway, op: &Element) -> OpResult {
+    cookie_present(op)?;
+    let parent = rollup::decode_parent_server_id(op).map_err(invalid)?;
+    let numbers = rollup::decode_last_rollup_numbers(op, limits().out_of_sync_batch as usize).map_err(invalid)?;
+    let request = GetOutOfSyncComputersRequest {
+        parent_server_id: parent.to_string(),
+        numbers: numbers
+            .into_iter()
+            .map(|(computer_id, rollup_number)| ComputerRollupNumber { computer_id, rollup_number })
+            .collect(),
+    };
+    let mut reporting = gw.reporting.clone();
+    let answer = call(reporting.get_out_of_sync_computers(request)).await?;
+    Ok(rollup::encode_out_of_sync_computers(&answer.computer_ids))
+}
+
+/// A busy reporting service answers false, as the protocol defines: the downstream
+/// server tries again later.
+pub async fn rollup_computer_status(gw: &Gateway, op: &Element) -> OpResult {
+    cookie_present(op)?;
+    let client_time = rollup::decode_client_time(op).map_err(invalid)?;
+    let parent = rollup::decode_parent_server_id(op).map_err(invalid)?;
+    let computers = rollup::decode_computer_statuses(op, limits().computer_status_batch as usize).map_err(invalid)?;
+    let request = RollupComputerStatusRequest {
+        client_time: Some(wsus_rpc::timestamp(client_time)),
+        parent_server_id: parent.to_string(),
+        computers: computers.iter().map(wsus_rpc::rollup::status_to_pb).collect(),
+    };
+    let mut reporting = gw.reporting.clone();
+    match call(reporting.rollup_computer_status(request)).await {
+        Ok(answer) => Ok(rollup::encode_computer_status_response(answer.accepted)),
+        Err((ErrorCode::ServerBusy, message)) => {
+            tracing::info!(message, "rollup of computer status deferred: reporting is busy");
+            Ok(rollup::encode_computer_status_response(false))
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,144 @@
+//! Seed flow 2: a simulated client registers with downstream server B and reports; B rolls
+//! up to upstream A (`sync-worker rollup --once`); A's management API lists the computer,
+//! its operating system and update statuses, under B. Then only what changed goes again,
+//! and a rollup from a server A does not know is refused.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use wsus_e2e::agent::Agent;
+use wsus_e2e::{PgCluster, READER_TOKEN, System, read_reference, run_binary};
+
+fn env(db: &str, upstream: &str, content: &Path) -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("DATABASE_URL", db.to_owned()),
+        ("WSUS_UPSTREAM_URL", upstream.to_owned()),
+        ("WSUS_CONTENT_DIR", content.display().to_string()),
+        ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
+    ])
+}
+
+fn sync_worker(args: &[&str], env: &HashMap<&'static str, String>) -> Value {
+    let (ok, out, err) = run_binary("sync-worker", args, env);
+    assert!(ok, "sync-worker {args:?}: {out}{err}");
+    serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
+}
+
+async fn api(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    let r = http.get(format!("{base}{path}")).bearer_auth(READER_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn computers_of_a_downstream_server_reach_the_upstream() {
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 200, seed: 31, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["import", dir.path().join("docs").to_str().unwrap()],
+        &HashMap::from([("DATABASE_URL", db_a.clone())]),
+    );
+    assert!(ok, "{out}{err}");
+    let a = System::start(&db_a);
+    let http = reqwest::Client::new();
+    a.wait_ready(&http).await;
+
+    // B synchronises from A (A now knows B), then serves a client of its own.
+    let content_b = dir.path().join("content-b");
+    let b_env = env(&db_b, &a.gateway_url, &content_b);
+    sync_worker(&["sync", "--once", "--json"], &b_env);
+    let b = System::start(&db_b);
+    b.wait_ready(&http).await;
+    let mut agent = Agent::new(&b.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    let pool_b = PgPool::connect(&db_b).await.unwrap();
+    let updates: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT update_id FROM revision WHERE update_type = 'Software' AND is_bundle ORDER BY update_id LIMIT 3",
+    )
+    .fetch_all(&pool_b)
+    .await
+    .unwrap();
+    let (installed, needed) = (updates[0].0, [updates[1].0, updates[2].0]);
+    agent.report_scan_and_installs(&needed, &[installed]).await.unwrap();
+    let mut stored = Vec::new();
+    for _ in 0..100 {
+        stored = wsus_store::reporting::statuses(&pool_b, &agent.client_id).await.unwrap();
+        if stored.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(stored.len(), 3, "B derived the statuses: {stored:?}");
+
+    // B rolls up to A.
+    let outcome = sync_worker(&["rollup", "--once", "--json"], &b_env);
+    assert_eq!(outcome["computers"], 1, "{outcome}");
+    assert_eq!(outcome["computers_with_details"], 1, "{outcome}");
+    assert_eq!(outcome["statuses"], 1, "{outcome}");
+
+    // A's API: B, the computer under it, its OS and statuses.
+    let servers = api(&http, &a.reporting_url, "/api/v1/downstream-servers").await;
+    let server = &servers["items"][0];
+    assert_eq!(server["name"], "dss.e2e.test", "{servers}");
+    assert_eq!(server["computer_count"], 1);
+    assert_eq!(server["computer_target_count"], 1);
+    assert!(server["last_rollup_time"].is_string());
+    let server_id = server["server_id"].as_str().unwrap().to_owned();
+    let listed = api(&http, &a.reporting_url, &format!("/api/v1/computers?downstream_server_id={server_id}")).await;
+    let computer = &listed["items"][0];
+    assert_eq!(computer["computer_id"], agent.client_id.as_str(), "{listed}");
+    assert_eq!(computer["downstream_server_name"], "dss.e2e.test");
+    assert_eq!(computer["os_version"], "10.0.26200", "{computer}");
+    assert_eq!(computer["counts"]["installed"], 1, "{computer}");
+    assert_eq!(computer["counts"]["needed"], 2, "{computer}");
+    assert_eq!(computer["state"], "needs_updates");
+    let all = api(&http, &a.reporting_url, "/api/v1/computers").await;
+    assert!(all["items"].as_array().unwrap().iter().any(|c| c["computer_id"] == agent.client_id.as_str()));
+    let statuses = api(&http, &a.reporting_url, &format!("/api/v1/computers/{}/updates", agent.client_id)).await;
+    let installed_at_a: Vec<&Value> =
+        statuses["items"].as_array().unwrap().iter().filter(|s| s["status"] == "Installed").collect();
+    assert_eq!(installed_at_a.len(), 1);
+    assert_eq!(installed_at_a[0]["update_id"], installed.to_string());
+
+    // Nothing changed: nothing goes again but B's own line and the computer list.
+    let quiet = sync_worker(&["rollup", "--once", "--json"], &b_env);
+    assert_eq!((quiet["statuses"].as_u64(), quiet["computers_with_details"].as_u64()), (Some(0), Some(0)), "{quiet}");
+    assert_eq!(quiet["full"], false);
+
+    // The client installs another update: the next rollup carries that computer's status.
+    agent.report_scan_and_installs(&[needed[1]], &[needed[0]]).await.unwrap();
+    let mut rolled = Value::Null;
+    for _ in 0..50 {
+        rolled = sync_worker(&["rollup", "--once", "--json"], &b_env);
+        if rolled["statuses"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rolled["statuses"], 1, "{rolled}");
+    let computer = api(&http, &a.reporting_url, &format!("/api/v1/computers/{}", agent.client_id)).await;
+    assert_eq!((computer["counts"]["installed"].as_i64(), computer["counts"]["needed"].as_i64()), (Some(2), Some(1)));
+
+    // A server A never authorised cannot roll up (the specification's example comes from one).
+    let body = read_reference("wsusss/examples/spec/spec-21-GetOutOfSyncComputers-request.xml");
+    let r = http
+        .post(format!("{}/ReportingWebService/ReportingWebService.asmx", a.gateway_url))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", "\"http://www.microsoft.com/SoftwareDistribution/GetOutOfSyncComputers\"")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let fault = r.text().await.unwrap();
+    assert!(fault.contains("<ErrorCode>InvalidParameters</ErrorCode>") && fault.contains("not known here"), "{fault}");
+    drop(pg);
+}
