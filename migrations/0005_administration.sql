@@ -36,3 +36,18 @@ EXCEPTION WHEN check_violation THEN
 END $$;
 COMMENT ON FUNCTION reporting_event_partition(date) IS
     'Creates (if absent) the partition of reporting_event for one UTC day and returns its name; NULL when the default partition already holds rows of that day.';
+
+CREATE TABLE cleanup_run (
+    run_id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    trigger      text        NOT NULL CHECK (trigger IN ('schedule', 'manual', 'cli')),
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    result       text        NOT NULL DEFAULT 'running' CHECK (result IN ('running', 'succeeded', 'failed')),
+    job          text,
+    counts       jsonb       NOT NULL DEFAULT '{}',
+    error        text
+);
+COMMENT ON TABLE cleanup_run IS
+    'Runs of the continuous cleanup (sync-worker): each job works in small committed batches, so a run that stops is resumed by the next.';
+COMMENT ON COLUMN cleanup_run.job IS 'The job running now (or that failed).';
+COMMENT ON COLUMN cleanup_run.counts IS 'Rows (or files) each job removed or declined, by job name.';

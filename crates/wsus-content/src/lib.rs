@@ -59,6 +59,15 @@ impl ContentStore {
         self.path(sha1, file_name).is_file()
     }
 
+    /// Removes a stored file; false when it was not there.
+    pub fn remove(&self, sha1: &[u8; 20], file_name: &str) -> std::io::Result<bool> {
+        match std::fs::remove_file(self.path(sha1, file_name)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores `bytes` after checking them against `expected`.
     pub fn put(&self, expected: Expected<'_>, bytes: &[u8]) -> Result<PathBuf, ContentError> {
         self.put_reader(expected, bytes)

@@ -42,6 +42,12 @@ impl SyncService for Counting {
     ) -> Result<tonic::Response<SyncHistoryPage>, tonic::Status> {
         Err(tonic::Status::unimplemented("test"))
     }
+    async fn start_cleanup(
+        &self,
+        _: tonic::Request<StartCleanupRequest>,
+    ) -> Result<tonic::Response<StartCleanupResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
 }
 
 async fn serve(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {

@@ -8,6 +8,7 @@ use sqlx::postgres::PgPoolOptions;
 
 pub mod approvals;
 pub mod catalog;
+pub mod cleanup;
 pub mod computers;
 pub mod downstream;
 pub mod identity;

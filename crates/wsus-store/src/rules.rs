@@ -151,6 +151,19 @@ pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Resul
     Ok(applied)
 }
 
+/// Declines every update whose newest revision is expired (cleanup runs this besides the
+/// rules); returns how many.
+pub async fn decline_expired(pool: &PgPool) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state FOR UPDATE").fetch_one(&mut *tx).await?;
+    let n = decline_expired_in(&mut tx, version + 1).await?;
+    if n > 0 {
+        catalog::bump(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Declines every update whose newest revision is expired, and removes its approvals.
 async fn decline_expired_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, version: i64) -> Result<u64> {
     let declined: Vec<(Uuid,)> = sqlx::query_as(

@@ -20,6 +20,7 @@ pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> 
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
     let api = Api::new(shell.pool.clone(), sync, &config.api_tokens);
     let http = shell.serve_http(api_router(Arc::new(api))).await?;
+    let partitions = tokio::spawn(keep_event_partitions(shell.pool.clone(), shell.shutdown.clone()));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
@@ -27,6 +28,25 @@ pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> 
         .add_service(ReportingServiceServer::new(Ingest::new(shell.pool.clone())))
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
+    partitions.abort();
     let _ = http.await;
     Ok(())
+}
+
+/// Creates the daily partitions of raw events a week ahead, at start and every six hours,
+/// so events land in dated partitions that cleanup drops whole.
+async fn keep_event_partitions(pool: wsus_store::PgPool, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        if let Err(e) = wsus_store::cleanup::ensure_event_partitions(&pool, 7).await {
+            tracing::debug!(error = %e, "cannot create event partitions yet");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => continue,
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(6 * 3600)) => {}
+        }
+    }
 }

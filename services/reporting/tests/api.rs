@@ -396,6 +396,18 @@ async fn the_administrators_levers(pool: PgPool) {
     let (_, products) = api.get("/api/v1/categories?type=Product").await;
     assert_eq!(products["items"][0]["category_id"], "dd78b8a1-0b20-45c1-add6-4da72e9364cf");
 
+    // Cleanup runs and downstream servers, as the document describes them.
+    let run = wsus_store::cleanup::start_run(&pool, "cli").await.unwrap();
+    wsus_store::cleanup::progress(&pool, run.run_id, "superseded_declined", 3).await.unwrap();
+    wsus_store::cleanup::finish_run(&pool, run.run_id, None).await.unwrap();
+    let (_, runs) = api.get("/api/v1/cleanup/runs").await;
+    conforms(&doc, "CleanupRun", &runs["items"][0]);
+    assert_eq!(runs["items"][0]["counts"]["superseded_declined"], 3);
+    wsus_store::upstream::record_downstream_server(&pool, uuid::Uuid::new_v4(), "dss.contoso.test").await.unwrap();
+    let (_, servers) = api.get("/api/v1/downstream-servers").await;
+    conforms(&doc, "DownstreamServer", &servers["items"][0]);
+    assert_eq!(api.call(Method::POST, "/api/v1/cleanup/start", "reader-token-1", None).await.0, 403);
+
     // Deleting a group puts its computers back in Unassigned Computers.
     assert_eq!(api.admin(Method::DELETE, &format!("/api/v1/groups/{pilot_id}"), None).await.0, 204);
     let (_, c1) = api.get("/api/v1/computers/c1").await;

@@ -10,13 +10,14 @@ use tonic::{Request, Response, Status};
 use wsus_config::SyncWorkerConfig;
 use wsus_rpc::sync::sync_service_server::{SyncService, SyncServiceServer};
 use wsus_rpc::sync::{
-    GetSyncStatusRequest, ListSyncHistoryRequest, StartSyncRequest, StartSyncResponse, SyncHistoryPage, SyncRun,
-    SyncStatus, WatchSyncRequest,
+    GetSyncStatusRequest, ListSyncHistoryRequest, StartCleanupRequest, StartCleanupResponse, StartSyncRequest,
+    StartSyncResponse, SyncHistoryPage, SyncRun, SyncStatus, WatchSyncRequest,
 };
 use wsus_service::Shell;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
+pub mod cleanup;
 pub mod rollup;
 pub mod schedule;
 pub mod server_sync;
@@ -39,6 +40,16 @@ pub enum Command {
     /// WSUS_UPSTREAM_URL (MS-WSUSSS reporting rollup).
     Rollup {
         /// Run one complete rollup and exit (0 on success).
+        #[arg(long)]
+        once: bool,
+        /// Print one JSON summary line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decline expired and superseded updates no computer needs, delete obsolete revisions
+    /// and unreferenced content, forget silent computers, purge history and old events.
+    Cleanup {
+        /// Run one complete cleanup and exit (0 on success).
         #[arg(long)]
         once: bool,
         /// Print one JSON summary line.
@@ -126,6 +137,27 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 );
             }
         }
+        Command::Cleanup { once, json } => {
+            if !once {
+                anyhow::bail!("`cleanup` runs one cleanup: pass --once (the service cleans up every day)");
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+            let outcome = loop {
+                match cleanup::run_once(&pool, &config.content_dir, "cli").await {
+                    Err(server_sync::SyncError::Busy(_)) if std::time::Instant::now() < deadline => {
+                        tracing::info!("another cleanup is running; waiting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    other => break other?,
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string(&outcome)?);
+            } else {
+                let done: Vec<String> = outcome.counts.iter().map(|(job, n)| format!("{job} {n}")).collect();
+                println!("cleanup {}: {}", outcome.run_id, done.join(", "));
+            }
+        }
         Command::Sync { once, json } => {
             if !once {
                 anyhow::bail!("`sync` runs one sync: pass --once (the service syncs on its schedule)");
@@ -170,6 +202,9 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
     let service = Sync::new(shell.pool.clone(), config.clone());
     let http = shell.serve_http(axum::Router::new()).await?;
+    // Cleanup runs whether or not there is an upstream.
+    let cleanups =
+        tokio::spawn(schedule::cleanups(shell.pool.clone(), config.content_dir.clone(), shell.shutdown.clone()));
     let scheduler = {
         let (service, stop) = (service.clone(), shell.shutdown.clone());
         tokio::spawn(async move {
@@ -201,6 +236,7 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     scheduler.abort();
+    cleanups.abort();
     let _ = http.await;
     Ok(())
 }
@@ -352,5 +388,20 @@ impl SyncService for Sync {
             runs: runs.into_iter().map(run_of).collect(),
             next_before_sync_id: next.unwrap_or(0),
         }))
+    }
+
+    async fn start_cleanup(
+        &self,
+        _request: Request<StartCleanupRequest>,
+    ) -> Result<Response<StartCleanupResponse>, Status> {
+        let started = cleanup::begin(&self.pool, "manual").await.map_err(status_from_sync)?;
+        let run_id = started.run_id;
+        let (pool, content_dir) = (self.pool.clone(), self.config.content_dir.clone());
+        tokio::spawn(async move {
+            if let Err(e) = started.run(&pool, &content_dir).await {
+                tracing::warn!(error = %e, "cleanup failed");
+            }
+        });
+        Ok(Response::new(StartCleanupResponse { run_id }))
     }
 }

@@ -121,6 +121,37 @@ pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken
     }
 }
 
+/// Runs a cleanup when none ran for a day, checking every ten minutes until `stop`.
+pub async fn cleanups(
+    pool: wsus_store::PgPool,
+    content_dir: std::path::PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+        let due = match wsus_store::cleanup::runs_page(&pool, None, 1).await {
+            Ok((runs, _)) => runs.first().is_none_or(|r| Utc::now() - r.started_at > CLEANUP_EVERY),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the cleanup runs");
+                false
+            }
+        };
+        if due {
+            match crate::cleanup::run_once(&pool, &content_dir, "schedule").await {
+                Ok(o) => tracing::info!(run_id = o.run_id, counts = ?o.counts, "scheduled cleanup done"),
+                Err(SyncError::Busy(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "scheduled cleanup failed"),
+            }
+        }
+    }
+}
+
+/// The longest time between two cleanups.
+pub const CLEANUP_EVERY: TimeDelta = TimeDelta::hours(24);
+
 /// The longest time between two rollups.
 pub const ROLLUP_EVERY: TimeDelta = TimeDelta::hours(6);
 

@@ -30,7 +30,8 @@ const COOKIE_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 pub enum SyncError {
     #[error("WSUS_UPSTREAM_URL is not set: there is no upstream server to synchronise from")]
     NoUpstream,
-    #[error("another sync of {0} is running")]
+    /// Another run holds the lock of this work (a sync or rollup of the named upstream, or cleanup).
+    #[error("{0}: another run is in progress")]
     Busy(String),
     #[error("upstream {url}: {message}")]
     Http { url: String, message: String },

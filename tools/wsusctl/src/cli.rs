@@ -44,6 +44,9 @@ pub enum Command {
     /// Status summaries.
     #[command(subcommand)]
     Reports(Reports),
+    /// Cleanup of declined, superseded and obsolete updates, content, computers and history.
+    #[command(subcommand)]
+    Cleanup(Cleanup),
     /// Downstream servers that roll up to this one.
     DownstreamServers(PageArgs),
 }
@@ -289,4 +292,16 @@ pub enum Reports {
     },
     /// Status counts per computer.
     Computers(ComputerFilter),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cleanup {
+    /// Start a cleanup run.
+    Start {
+        /// Wait for it to finish; exit 1 if it fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Past runs and what they removed.
+    Runs(PageArgs),
 }

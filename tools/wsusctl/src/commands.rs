@@ -311,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
         },
         Command::Sync(s) => return sync(&api, s, j).await,
+        Command::Cleanup(c) => return cleanup(&api, c, j).await,
         Command::Reports(r) => match r {
             cli::Reports::Updates { group, page } => {
                 let mut q = Vec::new();
@@ -616,5 +617,50 @@ async fn wait_for(api: &ApiClient, id: i64, quiet: bool) -> anyhow::Result<Value
             last_phase = phase;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn cleanup(api: &ApiClient, c: cli::Cleanup, j: bool) -> anyhow::Result<bool> {
+    match c {
+        cli::Cleanup::Runs(page) => {
+            let items = api.items("/api/v1/cleanup/runs", &[], &page).await?;
+            list(
+                items,
+                j,
+                &["ID", "TRIGGER", "STARTED", "FINISHED", "RESULT", "COUNTS", "ERROR"],
+                &["run_id", "trigger", "started_at", "finished_at", "result", "counts", "error"],
+            );
+            Ok(true)
+        }
+        cli::Cleanup::Start { wait } => {
+            let started = api.request(Method::POST, "/api/v1/cleanup/start", &[], None).await?;
+            let id = started["run_id"].as_i64().unwrap_or_default();
+            if !wait {
+                if j {
+                    print_json(&started)
+                } else {
+                    println!("started cleanup {id}")
+                }
+                return Ok(true);
+            }
+            loop {
+                let runs = api.get("/api/v1/cleanup/runs", &[("limit", "20".to_owned())]).await?;
+                let run =
+                    runs["items"].as_array().and_then(|r| r.iter().find(|r| r["run_id"].as_i64() == Some(id)).cloned());
+                if let Some(run) = run.filter(|r| r["result"] != "running") {
+                    if j {
+                        print_json(&run);
+                    } else {
+                        let counts: Vec<String> = run["counts"]
+                            .as_object()
+                            .map(|o| o.iter().map(|(k, v)| format!("{k} {v}")).collect())
+                            .unwrap_or_default();
+                        println!("cleanup {id} {}: {}", cell(&run["result"]), counts.join(", "));
+                    }
+                    return Ok(run["result"] == "succeeded");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     }
 }

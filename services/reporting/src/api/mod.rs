@@ -21,6 +21,7 @@ use wsus_config::{ApiToken, Role};
 use wsus_rpc::SyncClient;
 use wsus_store::{PgPool, StoreError};
 
+mod cleanup;
 mod computers;
 mod groups;
 pub mod openapi;
@@ -221,6 +222,7 @@ pub fn routes() -> Routes {
     let r = rules::routes(r);
     let r = settings::routes(r);
     let r = sync::routes(r);
+    let r = cleanup::routes(r);
     reports::routes(r)
 }
 

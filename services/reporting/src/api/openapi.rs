@@ -438,6 +438,24 @@ fn operations() -> Vec<Op> {
         },
         Op {
             method: "GET",
+            path: "/api/v1/cleanup/runs",
+            summary: "Cleanup runs, newest first, with what each job removed or declined",
+            tag: "cleanup",
+            params: page_params(),
+            body: None,
+            ok: (200, page_of("CleanupRun")),
+        },
+        Op {
+            method: "POST",
+            path: "/api/v1/cleanup/start",
+            summary: "Start a cleanup run now (409 when one is running)",
+            tag: "cleanup",
+            params: vec![],
+            body: None,
+            ok: (202, object(&["run_id"], json!({ "run_id": { "type": "integer" } }))),
+        },
+        Op {
+            method: "GET",
             path: "/api/v1/reports/updates",
             summary: "Status counts per update (GetSummariesPerUpdate), over approved or reported updates",
             tag: "reports",
@@ -606,6 +624,14 @@ fn schemas() -> Value {
             "last": { "oneOf": [schema_ref("SyncRun"), { "type": "null" }] }
         })),
         "UpdateSummary": object(&summary_required, summary),
+        "CleanupRun": object(&["run_id", "trigger", "started_at", "finished_at", "result", "job", "counts", "error"], json!({
+            "run_id": { "type": "integer" }, "trigger": { "enum": ["schedule", "manual", "cli"] },
+            "started_at": { "type": "string", "format": "date-time" }, "finished_at": nullable_format("string", "date-time"),
+            "result": { "enum": ["running", "succeeded", "failed"] }, "job": nullable("string"),
+            "counts": { "type": "object", "additionalProperties": { "type": "integer" },
+                        "description": "By job: expired_declined, superseded_declined, obsolete_revisions_deleted, content_files_deleted, computers_removed, downstream_servers_removed, history_purged, events_purged." },
+            "error": nullable("string")
+        })),
         "DownstreamServer": object(&["server_id", "name", "parent_server_id", "version", "is_replica", "last_sync_time",
                                      "last_rollup_time", "computer_count", "computer_target_count",
                                      "computer_targets_needing_updates_count", "computer_targets_with_update_errors_count",

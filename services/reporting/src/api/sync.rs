@@ -94,7 +94,9 @@ fn from_sync_error(status: tonic::Status) -> ApiError {
 }
 
 /// Calls sync-worker, giving up after 5 s.
-async fn call<T>(call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>) -> ApiResult<T> {
+pub(super) async fn call<T>(
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> ApiResult<T> {
     match tokio::time::timeout(Duration::from_secs(5), call).await {
         Ok(Ok(r)) => Ok(r.into_inner()),
         Ok(Err(status)) => Err(from_sync_error(status)),
