@@ -90,6 +90,8 @@ pub struct Agent {
     /// The simulated machine: non-leaf updates (detectoids, categories) it evaluates as
     /// NOT installed. Everything else non-leaf evaluates as installed.
     pub absent: std::collections::HashSet<uuid::Uuid>,
+    /// The group the machine asks for (Group Policy client-side targeting).
+    pub target_group: Option<String>,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -132,6 +134,7 @@ impl Agent {
             received: HashMap::new(),
             xpress_responses: Default::default(),
             absent: Default::default(),
+            target_group: None,
         }
     }
 
@@ -226,20 +229,34 @@ impl Agent {
                 &format!("/{service_url}"),
                 &format!("{AUTH_NS}/GetAuthorizationCookie"),
                 &format!(
-                    "<GetAuthorizationCookie xmlns=\"{AUTH_NS}\"><clientId>{}</clientId><dnsName>{}</dnsName></GetAuthorizationCookie>",
-                    self.client_id, self.dns_name
+                    "<GetAuthorizationCookie xmlns=\"{AUTH_NS}\"><clientId>{}</clientId>{}<dnsName>{}</dnsName></GetAuthorizationCookie>",
+                    self.client_id,
+                    self.target_group
+                        .as_deref()
+                        .map(|g| format!("<targetGroupName>{}</targetGroupName>", xml_escape(g)))
+                        .unwrap_or_default(),
+                    self.dns_name
                 ),
             )
             .await?;
         let plug_in = descendant(&auth, "PlugInId").map(|e| e.value().to_owned()).unwrap_or_default();
         let data = descendant(&auth, "CookieData").map(|e| e.value().to_owned()).unwrap_or_default();
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        // A client that had a cookie sends it back, as WUA does after ConfigChanged.
+        let old_cookie = match &self.cookie {
+            Some((expiration, data)) => {
+                format!(
+                    "<oldCookie><Expiration>{expiration}</Expiration><EncryptedData>{data}</EncryptedData></oldCookie>"
+                )
+            }
+            None => format!("<oldCookie><Expiration>{now}</Expiration></oldCookie>"),
+        };
         let cookie = self
             .call(
                 "/ClientWebService/client.asmx",
                 &format!("{CLIENT_NS}/GetCookie"),
                 &format!(
-                    "<GetCookie xmlns=\"{CLIENT_NS}\"><authCookies><AuthorizationCookie><PlugInId>{plug_in}</PlugInId><CookieData>{data}</CookieData></AuthorizationCookie></authCookies><oldCookie><Expiration>{now}</Expiration></oldCookie><lastChange>{last_change}</lastChange><currentTime>{now}</currentTime><protocolVersion>2.90</protocolVersion></GetCookie>"
+                    "<GetCookie xmlns=\"{CLIENT_NS}\"><authCookies><AuthorizationCookie><PlugInId>{plug_in}</PlugInId><CookieData>{data}</CookieData></AuthorizationCookie></authCookies>{old_cookie}<lastChange>{last_change}</lastChange><currentTime>{now}</currentTime><protocolVersion>2.90</protocolVersion></GetCookie>"
                 ),
             )
             .await?;

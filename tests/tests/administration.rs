@@ -136,4 +136,38 @@ async fn an_administrator_approves_and_declines_through_wsusctl() {
     let shown = admin_json(&system, &["updates", "show", &bundle_id]);
     assert_eq!(shown["declined"], true);
     assert_eq!(shown["approved_group_ids"], serde_json::json!([]));
+
+    // Client-side targeting: a machine that names a group gets that group's approvals
+    // once the administrator switches targeting to the client.
+    let (other, other_rev): (uuid::Uuid, i32) = sqlx::query_as(
+        "SELECT update_id, revision_id FROM revision WHERE is_bundle AND update_type = 'Software' AND update_id <> $1 \
+         ORDER BY revision_id DESC LIMIT 1",
+    )
+    .bind(bundle)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    admin(&system, &["groups", "create", "Kiosks"]);
+    admin(&system, &["updates", "approve", &other.to_string(), "--group", "Kiosks"]);
+    let mut kiosk = Agent::new(&system.gateway_url);
+    kiosk.target_group = Some("kiosks".into());
+    kiosk.handshake(true).await.unwrap();
+    kiosk.scan().await.unwrap();
+    assert_eq!(kiosk.received[&other_rev].action, "Evaluate", "server-side targeting ignores the asked-for group");
+    let changed = admin_json(&system, &["settings", "set", "--targeting", "client"]);
+    assert_eq!(changed["targeting"], "client");
+    // The configuration changed: the client is told so and gets a new cookie, as WUA does.
+    let mut changed = Vec::new();
+    for _ in 0..100 {
+        match kiosk.scan().await {
+            Err(f) if f.error_code == "ConfigChanged" => kiosk.handshake(false).await.unwrap(),
+            Err(f) => panic!("{f}"),
+            Ok(o) if !o.changed.is_empty() => {
+                changed = o.changed;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert_eq!(changed, vec![(other_rev, "Install".to_owned())]);
 }

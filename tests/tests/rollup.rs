@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::PgPool;
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, READER_TOKEN, System, read_reference, run_binary};
+use wsus_e2e::{ADMIN_TOKEN, PgCluster, READER_TOKEN, System, read_reference, run_binary};
 
 fn env(db: &str, upstream: &str, content: &Path) -> HashMap<&'static str, String> {
     HashMap::from([
@@ -54,7 +54,8 @@ async fn computers_of_a_downstream_server_reach_the_upstream() {
     let content_b = dir.path().join("content-b");
     let b_env = env(&db_b, &a.gateway_url, &content_b);
     sync_worker(&["sync", "--once", "--json"], &b_env);
-    let b = System::start(&db_b);
+    let upstream = [("WSUS_UPSTREAM_URL", a.gateway_url.clone())];
+    let b = System::start_full(&db_b, Some(&content_b), &[], &upstream);
     b.wait_ready(&http).await;
     let mut agent = Agent::new(&b.gateway_url);
     agent.handshake(true).await.unwrap();
@@ -140,5 +141,25 @@ async fn computers_of_a_downstream_server_reach_the_upstream() {
     assert_eq!(r.status(), 500);
     let fault = r.text().await.unwrap();
     assert!(fault.contains("<ErrorCode>InvalidParameters</ErrorCode>") && fault.contains("not known here"), "{fault}");
+
+    // An administrator of B starts a sync and waits for it; a rollup follows it.
+    let ctl = HashMap::from([("WSUS_API_URL", b.reporting_url.clone()), ("WSUS_API_TOKEN", ADMIN_TOKEN.to_owned())]);
+    let before =
+        api(&http, &a.reporting_url, "/api/v1/downstream-servers").await["items"][0]["last_rollup_time"].clone();
+    let (ok, out, err) = run_binary("wsusctl", &["sync", "start", "--wait"], &ctl);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("succeeded"), "{out}");
+    let (ok, out, err) = run_binary("wsusctl", &["sync", "history"], &ctl);
+    assert!(ok && out.lines().nth(1).is_some_and(|l| l.contains("manual") && l.contains("succeeded")), "{out}{err}");
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after =
+            api(&http, &a.reporting_url, "/api/v1/downstream-servers").await["items"][0]["last_rollup_time"].clone();
+        if after != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(after, before, "the sync was followed by a rollup");
     drop(pg);
 }

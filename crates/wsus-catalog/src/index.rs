@@ -119,6 +119,9 @@ pub struct ScanRequest<'a> {
     /// The catalog version the client last scanned at: changes after it are reported.
     /// 0 (a client with no scan on record) reports none: it is told everything fresh.
     pub since_version: i64,
+    /// The client's groups differ from those of its last scan: every cached update that has
+    /// approvals anywhere is told its deployment again.
+    pub groups_changed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -401,8 +404,12 @@ impl CatalogIndex {
             .iter()
             .filter(|_| req.since_version > 0)
             .filter(|&&i| cached.contains(&self.revs[i as usize].revision_id))
+            .filter(|&&i| {
+                let r = &self.revs[i as usize];
+                (req.groups_changed && self.approval_changes.contains_key(&r.update_id))
+                    || self.deployment_for(&groups, i).changed_version > req.since_version
+            })
             .map(|&i| self.offered(&groups, i))
-            .filter(|o| o.deployment.changed_version > req.since_version)
             .collect();
         // A category scan sees only part of the catalog: what lies outside it is out of
         // scope only when it is not deployed at all, and is reported apart when the client

@@ -177,6 +177,7 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
         other_cached: &cached,
         page_size: 30,
         since_version: 2,
+        groups_changed: false,
         ..Default::default()
     });
     assert!(again.new_updates.is_empty() && again.changed.is_empty() && again.out_of_scope.is_empty());
@@ -204,6 +205,7 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
         other_cached: &stale,
         page_size: 30,
         since_version: 2,
+        groups_changed: false,
         ..Default::default()
     });
     assert_eq!(r.out_of_scope, vec![99]);
@@ -315,6 +317,7 @@ fn a_category_scan_tells_deployed_out_of_scope_apart() {
             need_two_group_out_of_scope: two_groups,
             page_size: 100,
             since_version: 2,
+            groups_changed: false,
             ..Default::default()
         })
     };

@@ -245,6 +245,9 @@ pub struct ClientCookie {
     pub last_driver_sync: i64,
     /// The catalog version of the last scan: what the client has already been told.
     pub catalog_version: i64,
+    /// Digest of the groups the last scan's approvals came from (0 = not recorded): when
+    /// the groups change, approvals are told again.
+    pub groups_digest: i64,
 }
 
 impl ClientCookie {
@@ -270,7 +273,8 @@ impl ClientCookie {
             .i64(self.expires_at)
             .i64(self.last_sync)
             .i64(self.last_driver_sync)
-            .i64(self.catalog_version);
+            .i64(self.catalog_version)
+            .i64(self.groups_digest);
         keys.seal(purpose, &w.0)
     }
 
@@ -288,6 +292,8 @@ impl ClientCookie {
             last_sync: r.i64()?,
             last_driver_sync: r.i64()?,
             catalog_version: r.i64()?,
+            // Absent from cookies sealed before it was kept.
+            groups_digest: if r.0.is_empty() { 0 } else { r.i64()? },
         })
     }
 }
@@ -311,6 +317,7 @@ mod tests {
             last_sync: 0,
             last_driver_sync: 0,
             catalog_version: 42,
+            groups_digest: 7,
         }
     }
 

@@ -122,14 +122,6 @@ pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Resul
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    sqlx::query(
-        "UPDATE auto_approval_rule SET applied_version = $2 WHERE enabled AND ($1::uuid IS NULL OR rule_id = $1)",
-    )
-    .bind(only)
-    .bind(next)
-    .execute(&mut *tx)
-    .await?;
-
     // Approvals are keyed to the update; the revision they name follows the newest.
     let revisions_followed = sqlx::query(
         "UPDATE deployment p SET revision_number = l.n, changed_version = $1, last_change_time = now() \
@@ -143,10 +135,21 @@ pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Resul
 
     let expired_declined = decline_expired_in(&mut tx, next).await?;
     let applied = Applied { approved, revisions_followed, expired_declined };
-    if applied != Applied::default() {
+    // The rules have seen the catalog up to the version this run leaves.
+    let seen = if applied != Applied::default() {
         let v = catalog::bump(&mut *tx).await?;
         debug_assert_eq!(v, next);
-    }
+        next
+    } else {
+        version
+    };
+    sqlx::query(
+        "UPDATE auto_approval_rule SET applied_version = $2 WHERE enabled AND ($1::uuid IS NULL OR rule_id = $1)",
+    )
+    .bind(only)
+    .bind(seen)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(applied)
 }

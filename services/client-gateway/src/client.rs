@@ -107,6 +107,7 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
         last_sync: old.as_ref().map_or(0, |o| o.last_sync),
         last_driver_sync: old.as_ref().map_or(0, |o| o.last_driver_sync),
         catalog_version: old.as_ref().map_or(0, |o| o.catalog_version),
+        groups_digest: old.as_ref().map_or(0, |o| o.groups_digest),
     };
     Ok(encode_cookie_response("GetCookie", &seal(&server, &cookie)))
 }
@@ -200,6 +201,19 @@ pub fn start_category_scan(gw: &Gateway, op: &Element) -> OpResult {
         }
     }
     Ok(wusp::encode_start_category_scan(&preferred, &in_error))
+}
+
+/// A stable digest of a set of groups (FNV-1a over the sorted ids; never 0, which means
+/// "not recorded").
+fn groups_digest(groups: &[uuid::Uuid]) -> i64 {
+    let mut sorted = groups.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sorted.iter().flat_map(|g| g.as_bytes()) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    if h == 0 { 1 } else { h as i64 }
 }
 
 /// The groups a client's approvals come from: with client-side targeting the group it
@@ -340,10 +354,12 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         need_two_group_out_of_scope: req.need_two_group_out_of_scope && cookie.protocol_version >= (1, 7),
         page_size: settings.sync_updates_page_size.max(1) as usize,
         since_version: cookie.catalog_version,
+        groups_changed: cookie.groups_digest != groups_digest(&groups),
     });
     let scan_done = !result.truncated && result.new_updates.iter().all(|u| u.is_leaf);
     if scan_done {
         cookie.catalog_version = catalog.version;
+        cookie.groups_digest = groups_digest(&groups);
         cookie.last_sync = Utc::now().timestamp();
         gw.syncs.record(&cookie.client_id);
     }

@@ -114,6 +114,31 @@ async fn status_reflects_the_history(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(abandoned, "failed");
+
+    // The history, newest first, a page at a time.
+    let page = |cursor: Option<String>| {
+        let http = http.clone();
+        let url =
+            format!("{base}/api/v1/sync/history?limit=2{}", cursor.map(|c| format!("&cursor={c}")).unwrap_or_default());
+        async move {
+            http.get(url).bearer_auth("reader-token-1").send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let first = page(None).await;
+    let ids: Vec<i64> = first["items"].as_array().unwrap().iter().map(|r| r["sync_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![started, run.sync_id]);
+    let rest = page(first["next_cursor"].as_str().map(str::to_owned)).await;
+    assert_eq!(rest["items"][0]["sync_id"], done.sync_id);
+    assert!(rest["next_cursor"].is_null());
+    assert_eq!(
+        http.get(format!("{base}/api/v1/sync/history?limit=5000"))
+            .bearer_auth("reader-token-1")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
 }
 
 /// The OpenAPI document lists exactly the operations the router serves, and every
