@@ -7,6 +7,15 @@ COMMENT ON COLUMN revision.title IS
     'LocalizedProperties/Title in English (or the first language when there is no English one), for search and reports; NULL for revisions imported before it was kept.';
 COMMENT ON COLUMN revision.kb_article_id IS '/Update/Properties/KBArticleID, digits only (e.g. 5034441).';
 CREATE INDEX revision_kb_article_id ON revision (kb_article_id) WHERE kb_article_id IS NOT NULL;
+-- Revisions already stored: titles from their LocalizedProperties fragment, KB numbers
+-- from their document (both kept uncompressed so far).
+UPDATE revision r SET title = (
+    SELECT substring(convert_from(f.body, 'UTF8') FROM '<Title>([^<]*)</Title>') FROM fragment f
+    WHERE f.revision_id = r.revision_id AND f.kind = 'LocalizedProperties' AND f.compression = 'none'
+    ORDER BY f.locale = 'en' DESC, f.locale LIMIT 1);
+UPDATE revision r SET kb_article_id = (
+    SELECT substring(convert_from(x.body, 'UTF8') FROM '<(?:[A-Za-z]+:)?KBArticleID>([0-9]+)</') FROM revision_xml x
+    WHERE x.revision_id = r.revision_id AND x.compression = 'none');
 
 ALTER TABLE auto_approval_rule ADD COLUMN applied_version bigint NOT NULL DEFAULT 0;
 COMMENT ON COLUMN auto_approval_rule.applied_version IS
