@@ -320,6 +320,14 @@ impl System {
     }
 }
 
+/// Imports update documents (a directory, a file or an export) into a database with
+/// `sync-worker import`, insisting on success.
+pub fn import(database_url: &str, path: &Path) {
+    let env = HashMap::from([("DATABASE_URL", database_url.to_owned())]);
+    let (ok, out, err) = run_binary("sync-worker", &["import", &path.display().to_string()], &env);
+    assert!(ok, "sync-worker import {}: {out}{err}", path.display());
+}
+
 /// Runs a binary to completion with `env`; returns (success, stdout, stderr).
 pub fn run_binary(name: &str, args: &[&str], env: &HashMap<&str, String>) -> (bool, String, String) {
     let out = Command::new(binary(name))

@@ -36,12 +36,7 @@ async fn an_administrator_approves_and_declines_through_wsusctl() {
     let dir = tempfile::tempdir().unwrap();
     let opts = wsus_catalog_gen::Options { revisions: 300, seed: 5, ..Default::default() };
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
-    let (ok, out, err) = run_binary(
-        "sync-worker",
-        &["import", dir.path().join("docs").to_str().unwrap()],
-        &HashMap::from([("DATABASE_URL", db.clone())]),
-    );
-    assert!(ok, "{out}{err}");
+    wsus_e2e::import(&db, &dir.path().join("docs"));
     let pool = PgPool::connect(&db).await.unwrap();
     let (bundle, bundle_rev): (uuid::Uuid, i32) = sqlx::query_as(
         "SELECT update_id, revision_id FROM revision WHERE is_bundle AND update_type = 'Software' \

@@ -31,9 +31,7 @@ async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
     let docs = dir.path().join("docs");
     let opts = wsus_catalog_gen::Options { revisions: 600, seed: 41, ..Default::default() };
     wsus_catalog_gen::write(&opts, &docs, Some(&content)).unwrap();
-    let (ok, out, err) =
-        run_binary("sync-worker", &["import", docs.to_str().unwrap()], &HashMap::from([("DATABASE_URL", db.clone())]));
-    assert!(ok, "{out}{err}");
+    wsus_e2e::import(&db, &docs);
 
     // What the documents say, read independently of the store: the updates a newer one supersedes.
     let mut latest: HashMap<Uuid, (i32, Vec<Uuid>)> = HashMap::new();

@@ -2,12 +2,11 @@
 //! a generated catalog with one approval, extended info, reports; then a rescan, and the
 //! approval removed; and the faults a bad client gets.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, System, run_binary};
+use wsus_e2e::{PgCluster, System};
 use wsus_store::approvals::{self, Action, Approval};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -18,12 +17,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     let opts = wsus_catalog_gen::Options { revisions: 1200, seed: 11, ..Default::default() };
     let content = dir.path().join("content");
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content)).unwrap();
-    let (ok, out, err) = run_binary(
-        "sync-worker",
-        &["import", dir.path().join("docs").to_str().unwrap()],
-        &HashMap::from([("DATABASE_URL", db.clone())]),
-    );
-    assert!(ok, "{out}{err}");
+    wsus_e2e::import(&db, &dir.path().join("docs"));
 
     let pool = PgPool::connect(&db).await.unwrap();
     let (bundle,): (uuid::Uuid,) =

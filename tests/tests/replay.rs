@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use sqlx::PgPool;
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, System, reference, run_binary};
+use wsus_e2e::{PgCluster, System, reference};
 use wsus_soap::{Element, Limits};
 
 /// Containers that hold what depends on the catalog: present or absent with it.
@@ -118,9 +118,7 @@ async fn with_the_lab_documents() -> (PgCluster, System, reqwest::Client, PgPool
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
     let docs = reference("captures/wsus-m0-wsusss/docs");
-    let (ok, out, err) =
-        run_binary("sync-worker", &["import", docs.to_str().unwrap()], &HashMap::from([("DATABASE_URL", db.clone())]));
-    assert!(ok, "{out}{err}");
+    wsus_e2e::import(&db, &docs);
     let system = System::start(&db);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;

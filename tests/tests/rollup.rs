@@ -40,12 +40,7 @@ async fn computers_of_a_downstream_server_reach_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let opts = wsus_catalog_gen::Options { revisions: 200, seed: 31, ..Default::default() };
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
-    let (ok, out, err) = run_binary(
-        "sync-worker",
-        &["import", dir.path().join("docs").to_str().unwrap()],
-        &HashMap::from([("DATABASE_URL", db_a.clone())]),
-    );
-    assert!(ok, "{out}{err}");
+    wsus_e2e::import(&db_a, &dir.path().join("docs"));
     let a = System::start(&db_a);
     let http = reqwest::Client::new();
     a.wait_ready(&http).await;

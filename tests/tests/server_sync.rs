@@ -12,15 +12,6 @@ use wsus_e2e::agent::{Agent, FileMeta};
 use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, reference, run_binary};
 use wsus_store::approvals::{self, Action, Approval};
 
-fn import(db: &str, path: &Path) {
-    let (ok, out, err) = run_binary(
-        "sync-worker",
-        &["import", path.to_str().unwrap()],
-        &HashMap::from([("DATABASE_URL", db.to_owned())]),
-    );
-    assert!(ok, "{out}{err}");
-}
-
 fn sync(db: &str, upstream: &str, content: &Path) -> serde_json::Value {
     sync_with(db, upstream, content, &[])
 }
@@ -126,9 +117,9 @@ impl Pair {
         let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
         let opts = wsus_catalog_gen::Options { revisions, seed, ..Default::default() };
         wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
-        import(&db_a, &dir.path().join("docs"));
+        wsus_e2e::import(&db_a, &dir.path().join("docs"));
         if let Some(p) = also {
-            import(&db_a, p);
+            wsus_e2e::import(&db_a, p);
         }
         let pool_a = PgPool::connect(&db_a).await.unwrap();
         let pool_b = PgPool::connect(&db_b).await.unwrap();
@@ -167,7 +158,7 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
     wsus_catalog_gen::write(&second, &dir.path().join("docs-2"), Some(&content_a)).unwrap();
     // One of them with an encrypted file, whose key the downstream must fetch.
     let secured = encrypt_one(&dir.path().join("docs-2"));
-    import(&db_a, &dir.path().join("docs-2"));
+    wsus_e2e::import(&db_a, &dir.path().join("docs-2"));
     let key = vec![7u8; 32];
     sqlx::query("UPDATE file SET decryption_key = $2 WHERE file_name = $1")
         .bind(&secured)

@@ -143,65 +143,53 @@ pub async fn receive_servers(
     Ok(())
 }
 
-async fn store_client_summaries(tx: &mut sqlx::PgConnection, server_id: Uuid, clients: &[ClientSummary]) -> Result<()> {
-    for c in clients {
-        let os = (
-            c.os_major_version,
-            c.os_minor_version,
-            c.os_build_number,
-            c.os_service_pack_major_number,
-            c.os_service_pack_minor_number,
-        );
-        sqlx::query(
-            "INSERT INTO downstream_client_summary (server_id, os_major_version, os_minor_version, os_build_number, \
-                os_service_pack_major_number, os_service_pack_minor_number, os_locale, suite_mask, old_product_type, \
-                new_product_type, system_metrics, processor_architecture, computer_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT ON CONSTRAINT downstream_client_summary_pkey DO UPDATE SET computer_count = EXCLUDED.computer_count",
-        )
-        .bind(server_id)
-        .bind(os.0)
-        .bind(os.1)
-        .bind(os.2)
-        .bind(os.3)
-        .bind(os.4)
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds $1..$12: the server and the operating system a client summary is about.
+fn bind_os<'q>(q: PgQuery<'q>, server_id: Uuid, c: &'q ClientSummary) -> PgQuery<'q> {
+    q.bind(server_id)
+        .bind(c.os_major_version)
+        .bind(c.os_minor_version)
+        .bind(c.os_build_number)
+        .bind(c.os_service_pack_major_number)
+        .bind(c.os_service_pack_minor_number)
         .bind(&c.os_locale)
         .bind(c.suite_mask)
         .bind(i16::from(c.old_product_type))
         .bind(c.new_product_type)
         .bind(c.system_metrics)
         .bind(&c.processor_architecture)
-        .bind(c.count)
-        .execute(&mut *tx)
-        .await?;
-        for a in &c.activity {
-            sqlx::query(
-                "INSERT INTO client_activity_summary AS s (update_id, server_id, os_major_version, os_minor_version, \
-                    os_build_number, os_service_pack_major_number, os_service_pack_minor_number, os_locale, suite_mask, \
-                    old_product_type, new_product_type, system_metrics, processor_architecture, install_success_count, \
-                    install_failure_count) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                 ON CONFLICT ON CONSTRAINT client_activity_summary_pkey DO UPDATE SET \
-                    install_success_count = s.install_success_count + EXCLUDED.install_success_count, \
-                    install_failure_count = s.install_failure_count + EXCLUDED.install_failure_count",
-            )
-            .bind(a.update_id)
-            .bind(server_id)
-            .bind(os.0)
-            .bind(os.1)
-            .bind(os.2)
-            .bind(os.3)
-            .bind(os.4)
-            .bind(&c.os_locale)
-            .bind(c.suite_mask)
-            .bind(i16::from(c.old_product_type))
-            .bind(c.new_product_type)
-            .bind(c.system_metrics)
-            .bind(&c.processor_architecture)
-            .bind(a.install_success_count)
-            .bind(a.install_failure_count)
+}
+
+const OS_COLUMNS: &str = "server_id, os_major_version, os_minor_version, os_build_number, \
+    os_service_pack_major_number, os_service_pack_minor_number, os_locale, suite_mask, old_product_type, \
+    new_product_type, system_metrics, processor_architecture";
+
+async fn store_client_summaries(tx: &mut sqlx::PgConnection, server_id: Uuid, clients: &[ClientSummary]) -> Result<()> {
+    let counts = format!(
+        "INSERT INTO downstream_client_summary ({OS_COLUMNS}, computer_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT ON CONSTRAINT downstream_client_summary_pkey DO UPDATE SET computer_count = EXCLUDED.computer_count"
+    );
+    let activity = format!(
+        "INSERT INTO client_activity_summary AS s ({OS_COLUMNS}, update_id, install_success_count, install_failure_count) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT ON CONSTRAINT client_activity_summary_pkey DO UPDATE SET \
+            install_success_count = s.install_success_count + EXCLUDED.install_success_count, \
+            install_failure_count = s.install_failure_count + EXCLUDED.install_failure_count"
+    );
+    for c in clients {
+        bind_os(sqlx::query(sqlx::AssertSqlSafe(counts.as_str())), server_id, c)
+            .bind(c.count)
             .execute(&mut *tx)
             .await?;
+        for a in &c.activity {
+            bind_os(sqlx::query(sqlx::AssertSqlSafe(activity.as_str())), server_id, c)
+                .bind(a.update_id)
+                .bind(a.install_success_count)
+                .bind(a.install_failure_count)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     Ok(())

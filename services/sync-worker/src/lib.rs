@@ -86,6 +86,25 @@ fn sync_context(
     }
 }
 
+/// Runs `attempt` again while another replica's run holds its lock (for up to an hour),
+/// as a command run by hand should rather wait than fail.
+async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, server_sync::SyncError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, server_sync::SyncError>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        match attempt().await {
+            Err(server_sync::SyncError::Busy(what)) if std::time::Instant::now() < deadline => {
+                tracing::info!(what, "another run holds it; waiting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs one of sync-worker's own commands.
 pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<()> {
     let pool = wsus_service::command_pool(&config.common).await?;
@@ -114,16 +133,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
             let ctx = sync_context(&config, pool.clone(), &identity);
-            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
-            let outcome = loop {
-                match rollup::rollup_once(&ctx).await {
-                    Err(server_sync::SyncError::Busy(url)) if std::time::Instant::now() < deadline => {
-                        tracing::info!(upstream = url, "another rollup to the upstream is running; waiting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    other => break other?,
-                }
-            };
+            let outcome = when_free(|| rollup::rollup_once(&ctx)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -141,16 +151,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             if !once {
                 anyhow::bail!("`cleanup` runs one cleanup: pass --once (the service cleans up every day)");
             }
-            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
-            let outcome = loop {
-                match cleanup::run_once(&pool, &config.content_dir, "cli").await {
-                    Err(server_sync::SyncError::Busy(_)) if std::time::Instant::now() < deadline => {
-                        tracing::info!("another cleanup is running; waiting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    other => break other?,
-                }
-            };
+            let outcome = when_free(|| cleanup::run_once(&pool, &config.content_dir, "cli")).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -164,17 +165,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
             let ctx = sync_context(&config, pool.clone(), &identity);
-            // Another replica's sync or download run holds the upstream: wait for it.
-            let deadline = std::time::Instant::now() + Duration::from_secs(3600);
-            let outcome = loop {
-                match server_sync::sync_once(&ctx, "cli").await {
-                    Err(server_sync::SyncError::Busy(url)) if std::time::Instant::now() < deadline => {
-                        tracing::info!(upstream = url, "another sync holds the upstream; waiting");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    other => break other?,
-                }
-            };
+            let outcome = when_free(|| server_sync::sync_once(&ctx, "cli")).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
