@@ -200,6 +200,11 @@ impl Agent {
         self.take_cookie(response);
     }
 
+    /// Forgets the cookie, as a client told InvalidCookie does before authorising again.
+    pub fn drop_cookie(&mut self) {
+        self.cookie = None;
+    }
+
     /// Replaces the cookie's sealed data (to test how the server treats bad cookies).
     pub fn set_cookie_data(&mut self, data: &str) {
         if let Some(c) = &mut self.cookie {

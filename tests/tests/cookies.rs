@@ -54,7 +54,8 @@ async fn bad_cookies_get_the_specified_faults() {
     agent.set_cookie_data("not base64 at all!");
     assert_eq!(agent.sync_updates_page().await.unwrap_err().error_code, "InvalidCookie");
 
-    // A client told ConfigChanged recovers by doing the handshake again.
+    // A client told InvalidCookie drops its cookie and recovers by doing the handshake again.
+    agent.drop_cookie();
     agent.handshake(false).await.unwrap();
     agent.scan().await.unwrap();
 }
