@@ -123,8 +123,13 @@ fn ints(name: &str, ids: &[i32]) -> String {
 
 impl Agent {
     pub fn new(base: &str) -> Self {
+        Self::with_http(base, reqwest::Client::new())
+    }
+
+    /// With an HTTP client of the caller's (one that trusts a test root, say).
+    pub fn with_http(base: &str, http: reqwest::Client) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http,
             base: base.trim_end_matches('/').to_owned(),
             client_id: uuid::Uuid::new_v4().to_string(),
             dns_name: "desktop-sim.lab.test".to_owned(),

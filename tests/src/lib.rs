@@ -431,35 +431,39 @@ impl ForwardProxy {
     }
 }
 
-/// A TLS front on loopback (a certificate for `localhost` signed by a throwaway root, both
-/// made with the openssl command)
-/// forwarding to a plain HTTP service: an upstream reachable only over HTTPS.
-pub struct TlsFront {
-    /// `https://localhost:<port>`.
-    pub url: String,
-    /// The root (PEM) a client must trust.
+/// A throwaway root and a certificate for `localhost` it signs (PEM files made with the
+/// openssl command), as an internal CA would issue.
+pub struct TestCertificate {
+    /// The root a client must trust.
     pub ca_file: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl TlsFront {
-    pub async fn start(target: &str) -> Self {
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
+impl TestCertificate {
+    pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        // A root, and a certificate for localhost it signs, as an internal CA would.
         let p = |n: &str| dir.path().join(n);
         let openssl = |args: &[&str]| {
             let ok = Command::new("openssl").args(args).current_dir(dir.path()).stderr(Stdio::null()).status().unwrap();
             assert!(ok.success(), "openssl {args:?}");
         };
-        openssl(
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test Root"]
-                .iter()
-                .copied()
-                .chain(["-keyout", "ca.key", "-out", "ca.pem"])
-                .collect::<Vec<_>>(),
-        );
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test Root",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
         openssl(&[
             "req",
             "-newkey",
@@ -490,10 +494,41 @@ impl TlsFront {
             "-extfile",
             "ext.cnf",
         ]);
-        let (cert, key) = (p("cert.pem"), p("key.pem"));
+        Self { ca_file: p("ca.pem"), cert: p("cert.pem"), key: p("key.pem"), _dir: dir }
+    }
+
+    /// An HTTP client that trusts the root.
+    pub fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(&self.ca_file).unwrap();
+        reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap()
+    }
+}
+
+impl Default for TestCertificate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A TLS front on loopback (a [`TestCertificate`] for `localhost`) forwarding to a plain
+/// HTTP service: an upstream reachable only over HTTPS.
+pub struct TlsFront {
+    /// `https://localhost:<port>`.
+    pub url: String,
+    /// The root (PEM) a client must trust.
+    pub ca_file: PathBuf,
+    _certificate: TestCertificate,
+}
+
+impl TlsFront {
+    pub async fn start(target: &str) -> Self {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let certificate = TestCertificate::new();
+        let (cert, key) = (&certificate.cert, &certificate.key);
         let chain: Vec<_> =
-            rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap().collect::<Result<_, _>>().unwrap();
-        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+            rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<_, _>>().unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
         let config = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(chain, key).unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -509,6 +544,10 @@ impl TlsFront {
                 });
             }
         });
-        Self { url: format!("https://localhost:{port}"), ca_file: p("ca.pem"), _dir: dir }
+        Self {
+            url: format!("https://localhost:{port}"),
+            ca_file: certificate.ca_file.clone(),
+            _certificate: certificate,
+        }
     }
 }

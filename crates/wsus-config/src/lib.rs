@@ -366,6 +366,26 @@ pub struct GatewayConfig {
     pub soap_max_body_bytes: usize,
     pub soap_max_depth: usize,
     pub soap_max_elements: usize,
+    /// HTTPS for clients (Windows clients use 8531), when a certificate is given.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A TLS listener: where, and the PEM certificate chain and private key it presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub addr: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn tls(vars: &Vars) -> Result<Option<TlsConfig>> {
+    let addr = vars.socket_addr("WSUS_TLS_ADDR", "0.0.0.0:8531")?;
+    match (vars.get("WSUS_TLS_CERT"), vars.get("WSUS_TLS_KEY")) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsConfig { addr, cert: cert.into(), key: key.into() })),
+        (Some(_), None) => Err(ConfigError::new("WSUS_TLS_KEY", "is required when WSUS_TLS_CERT is set")),
+        (None, Some(_)) => Err(ConfigError::new("WSUS_TLS_CERT", "is required when WSUS_TLS_KEY is set")),
+    }
 }
 
 impl GatewayConfig {
@@ -380,6 +400,7 @@ impl GatewayConfig {
             soap_max_body_bytes: vars.number("WSUS_SOAP_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024..=1024 * 1024 * 1024)?,
             soap_max_depth: vars.number("WSUS_SOAP_MAX_DEPTH", 64, 8..=1024)?,
             soap_max_elements: vars.number("WSUS_SOAP_MAX_ELEMENTS", 200_000, 100..=50_000_000)?,
+            tls: tls(vars)?,
         })
     }
 }
@@ -476,6 +497,10 @@ mod tests {
         assert_eq!(g.common.admin_addr, None);
         assert!(g.common.migrate_on_start);
         assert_eq!(g.reporting_grpc, "http://127.0.0.1:50051");
+        assert_eq!(g.tls, None, "TLS only with a certificate");
+        let with_tls = gateway(&[DB, ("WSUS_TLS_CERT", "/tls/tls.crt"), ("WSUS_TLS_KEY", "/tls/tls.key")]).unwrap();
+        assert_eq!(with_tls.tls.unwrap().addr, "0.0.0.0:8531".parse().unwrap());
+        assert_eq!(gateway(&[DB, ("WSUS_TLS_CERT", "/tls/tls.crt")]).unwrap_err().variable, "WSUS_TLS_KEY");
         assert_eq!(g.common.seed.languages, vec!["en"]);
         assert_eq!(g.common.seed.content_mode, ContentMode::Lazy);
 

@@ -23,6 +23,7 @@ use wsus_store::settings::Seed;
 
 mod health;
 mod metrics;
+pub mod tls;
 
 pub use health::health_router;
 pub use metrics::{Metrics, RouteLabel};
@@ -272,6 +273,31 @@ impl Shell {
         Ok(tokio::spawn(async move {
             for h in handles {
                 let _ = h.await;
+            }
+        }))
+    }
+
+    /// Serves `app` over HTTPS on `addr` with the certificate and key given (PEM); every
+    /// request carries the [`tls::Scheme`] `https`.
+    pub async fn serve_https(
+        &self,
+        app: Router,
+        addr: SocketAddr,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<JoinHandle<()>> {
+        let config = tls::server_config(cert, key)?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let listener = tls::TlsListener::new(listener, config)?;
+        tracing::info!(%addr, "listening (HTTPS)");
+        let app = metrics::instrument(app, self.metrics.clone()).layer(axum::Extension(tls::Scheme("https")));
+        let shutdown = self.shutdown.clone();
+        Ok(tokio::spawn(async move {
+            let served = axum::serve(listener, app.into_make_service())
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(%addr, error = %e, "HTTPS server failed");
             }
         }))
     }

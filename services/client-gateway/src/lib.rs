@@ -41,8 +41,15 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
     let gateway =
         Gateway { config, memory, limits: wsus_soap::Limits::default(), pool: shell.pool.clone(), reporting, syncs };
+    let https = match &gateway.config.tls {
+        Some(tls) => Some(shell.serve_https(router(gateway.clone()), tls.addr, &tls.cert, &tls.key).await?),
+        None => None,
+    };
     let server = shell.serve_http(router(gateway)).await?;
     let _ = server.await;
+    if let Some(https) = https {
+        let _ = https.await;
+    }
     refresher.abort();
     flusher.abort();
     Ok(())

@@ -95,8 +95,9 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "not found\n").into_response();
     };
     if request.method() == Method::GET && crate::wsdl::is_wsdl_query(request.uri().query()) {
-        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost").to_owned();
-        let mut response = crate::wsdl::serve(service, "http", &host);
+        let host = request_host(request.headers(), request.uri()).unwrap_or_else(|| "localhost".to_owned());
+        let scheme = request.extensions().get::<wsus_service::tls::Scheme>().map_or("http", |s| s.0);
+        let mut response = crate::wsdl::serve(service, scheme, &host);
         response.extensions_mut().insert(RouteLabel(service.label()));
         return response;
     }
@@ -152,13 +153,8 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     let action = soap_action(&parts.headers);
     let style = service.style();
     let ctx = Context {
-        host: parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .unwrap_or_else(|| gw.config.common.http_addr.to_string()),
-        scheme: "http",
+        host: request_host(&parts.headers, &parts.uri).unwrap_or_else(|| gw.config.common.http_addr.to_string()),
+        scheme: parts.extensions.get::<wsus_service::tls::Scheme>().map_or("http", |s| s.0),
     };
     let actor = service.actor(ctx.scheme, &ctx.host);
     let fault = |code: ErrorCode, message: String, version: SoapVersion| {
@@ -229,6 +225,16 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         Ok(body) => soap_ok(style.wrap_for(request.version, &body), service, request.version),
         Err((code, message)) => fault(code, message, request.version),
     }
+}
+
+/// `host[:port]` the client addressed: the Host header (HTTP/1.1), or the authority of
+/// the request URI (HTTP/2 sends no Host header).
+fn request_host(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
 }
 
 fn soap_action(headers: &HeaderMap) -> Option<String> {
