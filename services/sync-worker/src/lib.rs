@@ -18,6 +18,7 @@ use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
 pub mod cleanup;
+pub mod lease;
 pub mod rollup;
 pub mod schedule;
 pub mod server_sync;
@@ -72,6 +73,7 @@ fn sync_context(
     config: &SyncWorkerConfig,
     pool: PgPool,
     identity: &wsus_store::identity::Identity,
+    lease: Option<Arc<lease::LeaseLock>>,
 ) -> server_sync::SyncContext {
     server_sync::SyncContext {
         pool,
@@ -83,6 +85,7 @@ fn sync_context(
             proxy: config.upstream_proxy.clone(),
             ca_file: config.upstream_ca_file.clone(),
         },
+        lease,
     }
 }
 
@@ -132,7 +135,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 anyhow::bail!("`rollup` runs one rollup: pass --once (the service rolls up after each sync)");
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
-            let ctx = sync_context(&config, pool.clone(), &identity);
+            let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
             let outcome = when_free(|| rollup::rollup_once(&ctx)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
@@ -164,7 +167,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 anyhow::bail!("`sync` runs one sync: pass --once (the service syncs on its schedule)");
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
-            let ctx = sync_context(&config, pool.clone(), &identity);
+            let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
             let outcome = when_free(|| server_sync::sync_once(&ctx, "cli")).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
@@ -192,6 +195,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
 /// Serves until shutdown.
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
     let service = Sync::new(shell.pool.clone(), config.clone());
+    let lease_on_exit = service.lease.clone();
     let http = shell.serve_http(axum::Router::new()).await?;
     // Cleanup runs whether or not there is an upstream.
     let cleanups =
@@ -228,6 +232,12 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
         .await?;
     scheduler.abort();
     cleanups.abort();
+    // A sync cut short by shutdown leaves the Lease: give it back rather than wait out its expiry.
+    if let Some(lease) = &lease_on_exit
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %e, "cannot give the sync Lease back on shutdown");
+    }
     let _ = http.await;
     Ok(())
 }
@@ -236,6 +246,7 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
 pub struct Sync {
     pool: PgPool,
     config: Arc<SyncWorkerConfig>,
+    lease: Option<Arc<lease::LeaseLock>>,
 }
 
 fn status_from_store(e: StoreError) -> Status {
@@ -278,8 +289,13 @@ fn run_of(r: SyncRecord) -> SyncRun {
 }
 
 impl Sync {
+    /// In a cluster, syncs take the Lease ([`lease::LeaseLock::in_cluster`]).
     pub fn new(pool: PgPool, config: SyncWorkerConfig) -> Self {
-        Self { pool, config: Arc::new(config) }
+        Self::with_lease(pool, config, lease::LeaseLock::in_cluster().map(Arc::new))
+    }
+
+    pub fn with_lease(pool: PgPool, config: SyncWorkerConfig, lease: Option<Arc<lease::LeaseLock>>) -> Self {
+        Self { pool, config: Arc::new(config), lease }
     }
 
     async fn context(&self) -> Result<server_sync::SyncContext, Status> {
@@ -290,7 +306,7 @@ impl Sync {
             .await
             .map_err(status_from_store)?
             .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
-        Ok(sync_context(&self.config, self.pool.clone(), &me))
+        Ok(sync_context(&self.config, self.pool.clone(), &me, self.lease.clone()))
     }
 
     async fn status(&self) -> Result<SyncStatus, StoreError> {

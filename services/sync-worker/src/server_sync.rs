@@ -295,6 +295,8 @@ pub struct SyncContext {
     /// Replica mode: groups, approvals, declines and EULAs come from the upstream.
     pub replica: bool,
     pub transport: Transport,
+    /// In a cluster, the Lease a replica must hold to sync.
+    pub lease: Option<std::sync::Arc<crate::lease::LeaseLock>>,
 }
 
 /// A sync that holds its upstream's lock and has its history row.
@@ -302,6 +304,30 @@ pub struct Started {
     lock: sqlx::pool::PoolConnection<sqlx::Postgres>,
     url: String,
     pub sync_id: i64,
+    /// Keeps the Lease renewed while the sync runs.
+    renewal: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Takes the Lease when running in a cluster; Busy when another replica holds it.
+async fn take_lease(ctx: &SyncContext, url: &str) -> Result<Option<tokio::task::JoinHandle<()>>, SyncError> {
+    let Some(lease) = &ctx.lease else { return Ok(None) };
+    match lease.try_acquire().await {
+        Ok(true) => Ok(Some(lease.keep_renewed())),
+        Ok(false) => Err(SyncError::Busy(format!("{url} (another sync-worker holds the Lease)"))),
+        Err(e) => Err(SyncError::Other(format!("the sync Lease: {e}"))),
+    }
+}
+
+/// Gives the Lease back (its renewal stops first).
+async fn give_back_lease(ctx: &SyncContext, renewal: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(r) = renewal {
+        r.abort();
+    }
+    if let Some(lease) = &ctx.lease
+        && let Err(e) = lease.release().await
+    {
+        tracing::warn!(error = %e, "cannot give the sync Lease back; it expires by itself");
+    }
 }
 
 /// Takes the per-upstream lock and opens the history row; Busy when another replica or
@@ -311,10 +337,17 @@ pub async fn begin(ctx: &SyncContext, trigger: &str) -> Result<Started, SyncErro
     let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
         return Err(SyncError::Busy(url));
     };
+    let renewal = match take_lease(ctx, &url).await {
+        Ok(r) => r,
+        Err(e) => {
+            upstream_state::unlock(lock, &url).await?;
+            return Err(e);
+        }
+    };
     // A run that died without finishing its history row is over: the lock proves it.
     sync_history::fail_abandoned(&ctx.pool, chrono::Duration::zero()).await?;
     let record = sync_history::start(&ctx.pool, &url, trigger).await?;
-    Ok(Started { lock, url, sync_id: record.sync_id })
+    Ok(Started { lock, url, sync_id: record.sync_id, renewal })
 }
 
 impl Started {
@@ -336,6 +369,7 @@ impl Started {
         sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
         let verdict = if error.is_none() { "succeeded" } else { "failed" };
         sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
+        give_back_lease(ctx, self.renewal).await;
         upstream_state::unlock(self.lock, &self.url).await?;
         // Reporting follows each successful sync (Microsoft Update takes none).
         if result.is_ok() && !is_microsoft_update(&self.url) {
@@ -366,6 +400,13 @@ pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError
     let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
         return Err(SyncError::Busy(url));
     };
+    let renewal = match take_lease(ctx, &url).await {
+        Ok(r) => r,
+        Err(e) => {
+            upstream_state::unlock(lock, &url).await?;
+            return Err(e);
+        }
+    };
     let result = async {
         let upstream = Upstream::new(&url, &ctx.transport)?;
         let state = upstream_state::load(&ctx.pool, &url).await?;
@@ -373,6 +414,7 @@ pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError
         download_queue(ctx, &mut session, state.catalog_only_sync.unwrap_or(false), &mut outcome).await
     }
     .await;
+    give_back_lease(ctx, renewal).await;
     upstream_state::unlock(lock, &url).await?;
     result.map(|()| outcome)
 }
