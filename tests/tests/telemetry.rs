@@ -66,3 +66,91 @@ async fn one_trace_spans_reporting_and_sync_worker() {
         "sync-worker's gRPC span is in the same trace: {spans:?}"
     );
 }
+
+/// One client scan (the calls made with the cookie its GetCookie issued) is one trace, in
+/// spans from client-gateway and from reporting; the operations are counted and timed.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_scan_is_one_trace_across_gateway_and_reporting() {
+    let collector = Collector::default();
+    let otlp = collector.start().await.unwrap();
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 150, seed: 9, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    wsus_e2e::import(&db, &dir.path().join("docs"));
+
+    let (gw, rep, rep_grpc) = (free_port(), free_port(), free_port());
+    let mut reporting = Service::spawn(
+        "reporting",
+        &HashMap::from([
+            ("DATABASE_URL", db.clone()),
+            ("WSUS_HTTP_ADDR", format!("127.0.0.1:{rep}")),
+            ("WSUS_GRPC_ADDR", format!("127.0.0.1:{rep_grpc}")),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone()),
+        ]),
+    );
+    let mut gateway = Service::spawn(
+        "client-gateway",
+        &HashMap::from([
+            ("DATABASE_URL", db.clone()),
+            ("WSUS_HTTP_ADDR", format!("127.0.0.1:{gw}")),
+            ("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}")),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone()),
+        ]),
+    );
+    let http = reqwest::Client::new();
+    for port in [rep, gw] {
+        wait_for_status(&http, &format!("http://127.0.0.1:{port}/readyz"), 200, Duration::from_secs(60)).await;
+    }
+    let mut agent = wsus_e2e::agent::Agent::new(&format!("http://127.0.0.1:{gw}"));
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    agent.report_scan_and_installs(&[], &[]).await.unwrap();
+
+    // RED metrics per SOAP operation and per gRPC method.
+    let metrics = |port: u16| {
+        let http = http.clone();
+        async move { http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap() }
+    };
+    let gateway_metrics = metrics(gw).await;
+    assert!(
+        gateway_metrics.lines().any(|l| l.starts_with("wsus_soap_requests_total")
+            && l.contains("operation=\"SyncUpdates\"")
+            && l.contains("outcome=\"ok\"")),
+        "{gateway_metrics}"
+    );
+    assert!(gateway_metrics.contains("wsus_soap_request_seconds_bucket"), "{gateway_metrics}");
+    assert!(gateway_metrics.contains("wsus_catalog_revisions") && gateway_metrics.contains("wsus_catalog_cache_bytes"));
+    let reporting_metrics = metrics(rep).await;
+    assert!(
+        reporting_metrics.lines().any(|l| l.starts_with("wsus_grpc_requests_total")
+            && l.contains("operation=\"IngestEvents\"")
+            && l.contains("outcome=\"Ok\"")),
+        "{reporting_metrics}"
+    );
+    assert!(
+        reporting_metrics.lines().any(|l| l.starts_with("wsus_events_stored_total") && l.ends_with(" 2")),
+        "{reporting_metrics}"
+    );
+
+    for s in [&mut gateway, &mut reporting] {
+        assert!(s.terminate(Duration::from_secs(20)).is_some_and(|e| e.success()), "{}", s.log());
+    }
+    let spans = collector.spans();
+    let start = spans
+        .iter()
+        .find(|s| s.service == "client-gateway" && s.name == "GetCookie")
+        .unwrap_or_else(|| panic!("no GetCookie span: {spans:?}"));
+    let scan: Vec<_> = spans.iter().filter(|s| s.trace_id == start.trace_id).collect();
+    for op in ["RegisterComputer", "SyncUpdates", "ReportEventBatch"] {
+        assert!(
+            scan.iter().any(|s| s.service == "client-gateway" && s.name == op),
+            "{op} in the scan's trace: {scan:?}"
+        );
+    }
+    assert!(
+        scan.iter().any(|s| s.service == "reporting" && s.name == "grpc"),
+        "reporting's spans are in the same trace: {scan:?}"
+    );
+}

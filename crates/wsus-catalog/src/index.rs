@@ -246,6 +246,24 @@ impl CatalogIndex {
         self.revs.len()
     }
 
+    /// Roughly how many bytes the revisions hold (their fragments, category and
+    /// prerequisite lists and lookup entries), for the cache-memory metric.
+    pub fn approx_bytes(&self) -> usize {
+        let per_rev: usize = self
+            .revs
+            .iter()
+            .map(|r| {
+                std::mem::size_of::<Rev>()
+                    + r.core_escaped.len()
+                    + r.category_type.as_ref().map_or(0, String::len)
+                    + r.categories.capacity() * 16
+                    + r.clauses.iter().map(|c| 24 + c.capacity() * 16).sum::<usize>()
+            })
+            .sum();
+        // The hash maps from revision id, identity and update id to a revision.
+        per_rev + self.revs.len() * 3 * 48
+    }
+
     pub fn has_drivers(&self) -> bool {
         self.has_drivers
     }

@@ -248,6 +248,9 @@ pub struct ClientCookie {
     /// Digest of the groups the last scan's approvals came from (0 = not recorded): when
     /// the groups change, approvals are told again.
     pub groups_digest: i64,
+    /// The trace this cookie's scan belongs to, (trace id, parent span id); 0 = none. Set
+    /// at GetCookie, so the calls of one scan form one trace.
+    pub trace: (u128, u64),
 }
 
 impl ClientCookie {
@@ -274,7 +277,9 @@ impl ClientCookie {
             .i64(self.last_sync)
             .i64(self.last_driver_sync)
             .i64(self.catalog_version)
-            .i64(self.groups_digest);
+            .i64(self.groups_digest)
+            .uuid(&Uuid::from_u128(self.trace.0))
+            .i64(self.trace.1 as i64);
         keys.seal(purpose, &w.0)
     }
 
@@ -292,8 +297,9 @@ impl ClientCookie {
             last_sync: r.i64()?,
             last_driver_sync: r.i64()?,
             catalog_version: r.i64()?,
-            // Absent from cookies sealed before it was kept.
+            // Absent from cookies sealed before they were kept.
             groups_digest: if r.0.is_empty() { 0 } else { r.i64()? },
+            trace: if r.0.is_empty() { (0, 0) } else { (r.uuid()?.as_u128(), r.i64()? as u64) },
         })
     }
 }
@@ -318,6 +324,7 @@ mod tests {
             last_driver_sync: 0,
             catalog_version: 42,
             groups_digest: 7,
+            trace: (0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c, 0xb7ad_6b71_6920_3331),
         }
     }
 

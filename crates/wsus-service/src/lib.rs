@@ -26,7 +26,9 @@ mod metrics;
 pub mod tls;
 
 pub use health::health_router;
-pub use metrics::{Metrics, RouteLabel};
+pub use metrics::{GrpcMetricsLayer, Metrics, RouteLabel};
+/// Metric types services register their own metrics with.
+pub use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 #[derive(Debug, Parser)]
 struct Cli<X: Subcommand> {

@@ -26,10 +26,32 @@ struct HttpLabels {
     status: u16,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    service: String,
+    operation: String,
+    /// `ok`, or the fault's ErrorCode / the gRPC status code.
+    outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationTimeLabels {
+    service: String,
+    operation: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     http_requests: Family<HttpLabels, Counter>,
     http_seconds: Family<HttpLabels, Histogram>,
+    soap_requests: Family<OperationLabels, Counter>,
+    soap_seconds: Family<OperationTimeLabels, Histogram>,
+    grpc_requests: Family<OperationLabels, Counter>,
+    grpc_seconds: Family<OperationTimeLabels, Histogram>,
     ready: Gauge,
 }
 
@@ -41,10 +63,27 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.0005, 2.0, 16))
         });
         let ready = Gauge::default();
+        let soap_requests = Family::<OperationLabels, Counter>::default();
+        let soap_seconds = Family::<OperationTimeLabels, Histogram>::new_with_constructor(latency_histogram);
+        let grpc_requests = Family::<OperationLabels, Counter>::default();
+        let grpc_seconds = Family::<OperationTimeLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register("http_requests", "HTTP requests answered", http_requests.clone());
         registry.register("http_request_seconds", "Time to answer an HTTP request", http_seconds.clone());
+        registry.register("soap_requests", "SOAP operations answered, by outcome", soap_requests.clone());
+        registry.register("soap_request_seconds", "Time to answer a SOAP operation", soap_seconds.clone());
+        registry.register("grpc_requests", "gRPC calls answered, by status", grpc_requests.clone());
+        registry.register("grpc_request_seconds", "Time to answer a gRPC call", grpc_seconds.clone());
         registry.register("ready", "1 when /readyz last answered 200", ready.clone());
-        Self { registry: Mutex::new(registry), http_requests, http_seconds, ready }
+        Self {
+            registry: Mutex::new(registry),
+            http_requests,
+            http_seconds,
+            soap_requests,
+            soap_seconds,
+            grpc_requests,
+            grpc_seconds,
+            ready,
+        }
     }
 
     /// Adds a service-specific metric.
@@ -61,6 +100,28 @@ impl Metrics {
         let registry = self.registry.lock().expect("metrics registry");
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+
+    /// One SOAP operation answered (`operation` from a fixed set: bounded cardinality).
+    pub fn observe_soap(&self, service: &str, operation: &str, outcome: &str, took: std::time::Duration) {
+        let labels = OperationLabels {
+            service: service.to_owned(),
+            operation: operation.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.soap_requests.get_or_create(&labels).inc();
+        let time = OperationTimeLabels { service: service.to_owned(), operation: operation.to_owned() };
+        self.soap_seconds.get_or_create(&time).observe(took.as_secs_f64());
+    }
+
+    /// One gRPC call answered; `path` is `/package.Service/Method`.
+    pub fn observe_grpc(&self, path: &str, status: &str, took: std::time::Duration) {
+        let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("unknown", path));
+        let labels =
+            OperationLabels { service: service.to_owned(), operation: method.to_owned(), outcome: status.to_owned() };
+        self.grpc_requests.get_or_create(&labels).inc();
+        let time = OperationTimeLabels { service: service.to_owned(), operation: method.to_owned() };
+        self.grpc_seconds.get_or_create(&time).observe(took.as_secs_f64());
     }
 
     fn observe(&self, route: &str, status: u16, seconds: f64) {
@@ -92,4 +153,68 @@ pub(crate) fn instrument(router: Router, metrics: Arc<Metrics>) -> Router {
         }
         .instrument(span)
     }))
+}
+
+/// Counts and times every call of a gRPC server (a tonic `Server::builder().layer(..)`), by
+/// method and status. Paths of services not in `services` count as `unknown`: the path
+/// comes from the caller.
+#[derive(Clone)]
+pub struct GrpcMetricsLayer {
+    metrics: Arc<Metrics>,
+    services: &'static [&'static str],
+}
+
+impl GrpcMetricsLayer {
+    pub fn new(metrics: Arc<Metrics>, services: &'static [&'static str]) -> Self {
+        Self { metrics, services }
+    }
+}
+
+impl<S> tower::Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner, layer: self.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+    layer: GrpcMetricsLayer,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let known = path.trim_start_matches('/').split('/').next().is_some_and(|s| self.layer.services.contains(&s));
+        let path = if known { path.to_owned() } else { "/unknown/unknown".to_owned() };
+        let metrics = self.layer.metrics.clone();
+        let start = Instant::now();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await;
+            if let Ok(r) = &response {
+                // A handler's error comes back in the headers (trailers-only); success in trailers.
+                let code =
+                    r.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse::<i32>().ok()).unwrap_or(0);
+                metrics.observe_grpc(&path, &format!("{:?}", tonic::Code::from(code)), start.elapsed());
+            }
+            response
+        })
+    }
 }

@@ -55,6 +55,15 @@ pub async fn page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec
     Ok(crate::computers::keyset(rows, limit, |r| r.sync_id, |r| r))
 }
 
+/// When the last successful attempt ended.
+pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
+    let row: Option<(Option<DateTime<Utc>>,)> =
+        sqlx::query_as("SELECT max(finished_at) FROM sync_history WHERE result = 'succeeded'")
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(t,)| t))
+}
+
 /// The most recent finished attempt.
 pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
     Ok(sqlx::query_as(concat!(

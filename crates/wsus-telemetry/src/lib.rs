@@ -198,6 +198,28 @@ fn adopt(span: &tracing::Span, cx: Context) {
     }
 }
 
+/// The trace a span belongs to and its own id; None when spans are not traced.
+pub fn span_ids(span: &tracing::Span) -> Option<(u128, u64)> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| (u128::from_be_bytes(sc.trace_id().to_bytes()), u64::from_be_bytes(sc.span_id().to_bytes())))
+}
+
+/// Makes the span `(trace id, span id)` (recorded earlier, e.g. in a client's cookie) the
+/// parent of `span`, so work spread over several requests forms one trace.
+pub fn adopt_ids(span: &tracing::Span, trace_id: u128, span_id: u64) {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+    let sc = SpanContext::new(
+        TraceId::from_bytes(trace_id.to_be_bytes()),
+        SpanId::from_bytes(span_id.to_be_bytes()),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    adopt(span, Context::new().with_remote_span_context(sc));
+}
+
 /// Writes the current span's trace context into outgoing HTTP headers.
 pub fn inject_http(headers: &mut http::HeaderMap) {
     let cx = tracing::Span::current().context();

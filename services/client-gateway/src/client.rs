@@ -108,6 +108,8 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
         last_driver_sync: old.as_ref().map_or(0, |o| o.last_driver_sync),
         catalog_version: old.as_ref().map_or(0, |o| o.catalog_version),
         groups_digest: old.as_ref().map_or(0, |o| o.groups_digest),
+        // A scan begins here: its later calls join this call's trace.
+        trace: wsus_telemetry::span_ids(&tracing::Span::current()).unwrap_or((0, 0)),
     };
     Ok(encode_cookie_response("GetCookie", &seal(&server, &cookie)))
 }

@@ -28,6 +28,7 @@ pub struct Gateway {
     pub pool: wsus_store::PgPool,
     pub reporting: wsus_rpc::ReportingClient,
     pub syncs: reports::SyncRecords,
+    pub metrics: Arc<wsus_service::Metrics>,
 }
 
 /// Serves until shutdown.
@@ -39,8 +40,16 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
     let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
-    let gateway =
-        Gateway { config, memory, limits: wsus_soap::Limits::default(), pool: shell.pool.clone(), reporting, syncs };
+    let gateway = Gateway {
+        config,
+        memory,
+        limits: wsus_soap::Limits::default(),
+        pool: shell.pool.clone(),
+        reporting,
+        syncs,
+        metrics: shell.metrics.clone(),
+    };
+    let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {
         Some(tls) => Some(shell.serve_https(router(gateway.clone()), tls.addr, &tls.cert, &tls.key).await?),
         None => None,
@@ -52,7 +61,25 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     }
     refresher.abort();
     flusher.abort();
+    gauges.abort();
     Ok(())
+}
+
+/// Keeps the catalog gauges (revisions served, catalog version, bytes held) current.
+async fn catalog_gauges(memory: Memory, metrics: Arc<wsus_service::Metrics>) {
+    use wsus_service::Gauge;
+    let (revisions, version, bytes) = (Gauge::<i64>::default(), Gauge::<i64>::default(), Gauge::<i64>::default());
+    metrics.register("catalog_revisions", "Revisions in the in-memory catalog", revisions.clone());
+    metrics.register("catalog_version", "Catalog version served", version.clone());
+    metrics.register("catalog_cache_bytes", "Approximate bytes the in-memory catalog holds", bytes.clone());
+    loop {
+        if let Some(c) = memory.catalog.load_full() {
+            revisions.set(c.revision_count() as i64);
+            version.set(c.version);
+            bytes.set(c.approx_bytes() as i64);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
 }
 
 /// Every path goes through one dispatcher: IIS answers the SOAP paths in any letter case,

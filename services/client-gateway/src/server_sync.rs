@@ -105,6 +105,7 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
         last_driver_sync: 0,
         catalog_version: 0,
         groups_digest: 0,
+        trace: (0, 0),
     };
     let sealed = Cookie {
         expiration: DateTime::from_timestamp(cookie.expires_at, 0).unwrap_or_else(Utc::now),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use wsus_service::RouteLabel;
 use wsus_soap::envelope::EnvelopeError;
-use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, SoapVersion};
+use wsus_soap::{Element, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
 
 use crate::Gateway;
 
@@ -179,48 +179,23 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
     }
     let element = &request.operation;
-    let result = match (service, op) {
-        (Service::Client, "GetConfig") => crate::client::get_config(&gw, element),
-        (Service::Client, "GetCookie") => crate::client::get_cookie(&gw, element),
-        (Service::Client, "RegisterComputer") => crate::client::register_computer(&gw, element).await,
-        (Service::Client, "SyncUpdates") => crate::client::sync_updates(&gw, element),
-        (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(&gw, &ctx, element).await,
-        (Service::Client, "StartCategoryScan") => crate::client::start_category_scan(&gw, element),
-        (Service::Client, "GetExtendedUpdateInfo2") => {
-            crate::client::get_extended_update_info2(&gw, &ctx, element).await
-        }
-        (Service::Client, "SyncPrinterCatalog") => crate::client::sync_printer_catalog(&gw, element),
-        (Service::Client, "RefreshCache") => crate::client::refresh_cache(&gw, element),
-        (Service::Client, "GetFileLocations") => crate::client::get_file_locations(&gw, &ctx, element).await,
-        (Service::SimpleAuth, "GetAuthorizationCookie") => crate::auth::get_authorization_cookie(&gw, element),
-        (Service::Reporting, "ReportEventBatch" | "ReportEventBatch2") => {
-            crate::reports::report_event_batch(&gw, element).await
-        }
-        (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(&gw, element),
-        (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(&gw, element),
-        (Service::Reporting, "GetRollupConfiguration") => crate::rollup::get_rollup_configuration(&gw, element).await,
-        (Service::Reporting, "RollupDownstreamServers") => crate::rollup::rollup_downstream_servers(&gw, element).await,
-        (Service::Reporting, "RollupComputers") => crate::rollup::rollup_computers(&gw, element).await,
-        (Service::Reporting, "GetOutOfSyncComputers") => crate::rollup::get_out_of_sync_computers(&gw, element).await,
-        (Service::Reporting, "RollupComputerStatus") => crate::rollup::rollup_computer_status(&gw, element).await,
-        (Service::DssAuth, "GetAuthorizationCookie") => {
-            crate::server_sync::get_authorization_cookie(&gw, element).await
-        }
-        (Service::ServerSync, "GetAuthConfig") => crate::server_sync::get_auth_config(&gw),
-        (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(&gw, element),
-        (Service::ServerSync, "GetConfigData") => crate::server_sync::get_config_data(&gw, element).await,
-        (Service::ServerSync, "GetRevisionIdList") => crate::server_sync::get_revision_id_list(&gw, element).await,
-        (Service::ServerSync, "GetUpdateDecryptionData") => {
-            crate::server_sync::get_update_decryption_data(&gw, element).await
-        }
-        (Service::ServerSync, "GetDriverIdList") => crate::server_sync::get_driver_id_list(&gw, element).await,
-        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(&gw, element),
-        (Service::ServerSync, "Ping") => crate::server_sync::ping(&gw).await,
-        (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(&gw, element).await,
-        (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(&gw, element).await,
-        (Service::ServerSync, "GetUpdateData") => crate::server_sync::get_update_data(&gw, &ctx, element).await,
-        (_, other) => Err((ErrorCode::InvalidParameters, format!("unknown operation {other}"))),
+    // One span per operation; a client's calls carrying one cookie join the trace its
+    // GetCookie began, so a scan is one trace.
+    let span = tracing::info_span!("soap_operation", "otel.name" = op, service = service.label());
+    if let Some((trace_id, span_id)) = scan_trace(&gw, element) {
+        wsus_telemetry::adopt_ids(&span, trace_id, span_id);
+    }
+    let started = std::time::Instant::now();
+    let (result, known) = match perform(&gw, &ctx, service, op, element).instrument(span).await {
+        Some(r) => (r, true),
+        None => (Err((ErrorCode::InvalidParameters, format!("unknown operation {op}"))), false),
     };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err((code, _)) => code.as_str(),
+    };
+    // Only known operations name a series: the name comes from the request.
+    gw.metrics.observe_soap(service.label(), if known { op } else { "unknown" }, outcome, started.elapsed());
     match result {
         Ok(body) => soap_ok(style.wrap_for(request.version, &body), service, request.version),
         Err((code, message)) => fault(code, message, request.version),
@@ -235,6 +210,55 @@ fn request_host(headers: &HeaderMap, uri: &axum::http::Uri) -> Option<String> {
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
+}
+
+/// The scan trace a client's cookie carries, if the request has a client cookie.
+fn scan_trace(gw: &Gateway, op: &Element) -> Option<(u128, u64)> {
+    let cookie = wsus_soap::wusp::request_cookie(op).ok()?;
+    let (_, cookie) = crate::client::open_cookie(gw, &cookie).ok()?;
+    (cookie.trace.0 != 0).then_some(cookie.trace)
+}
+
+/// Runs a known operation; None for an operation this service does not have.
+async fn perform(gw: &Gateway, ctx: &Context, service: Service, op: &str, element: &Element) -> Option<OpResult> {
+    Some(match (service, op) {
+        (Service::Client, "GetConfig") => crate::client::get_config(gw, element),
+        (Service::Client, "GetCookie") => crate::client::get_cookie(gw, element),
+        (Service::Client, "RegisterComputer") => crate::client::register_computer(gw, element).await,
+        (Service::Client, "SyncUpdates") => crate::client::sync_updates(gw, element),
+        (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(gw, ctx, element).await,
+        (Service::Client, "StartCategoryScan") => crate::client::start_category_scan(gw, element),
+        (Service::Client, "GetExtendedUpdateInfo2") => crate::client::get_extended_update_info2(gw, ctx, element).await,
+        (Service::Client, "SyncPrinterCatalog") => crate::client::sync_printer_catalog(gw, element),
+        (Service::Client, "RefreshCache") => crate::client::refresh_cache(gw, element),
+        (Service::Client, "GetFileLocations") => crate::client::get_file_locations(gw, ctx, element).await,
+        (Service::SimpleAuth, "GetAuthorizationCookie") => crate::auth::get_authorization_cookie(gw, element),
+        (Service::Reporting, "ReportEventBatch" | "ReportEventBatch2") => {
+            crate::reports::report_event_batch(gw, element).await
+        }
+        (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(gw, element),
+        (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(gw, element),
+        (Service::Reporting, "GetRollupConfiguration") => crate::rollup::get_rollup_configuration(gw, element).await,
+        (Service::Reporting, "RollupDownstreamServers") => crate::rollup::rollup_downstream_servers(gw, element).await,
+        (Service::Reporting, "RollupComputers") => crate::rollup::rollup_computers(gw, element).await,
+        (Service::Reporting, "GetOutOfSyncComputers") => crate::rollup::get_out_of_sync_computers(gw, element).await,
+        (Service::Reporting, "RollupComputerStatus") => crate::rollup::rollup_computer_status(gw, element).await,
+        (Service::DssAuth, "GetAuthorizationCookie") => crate::server_sync::get_authorization_cookie(gw, element).await,
+        (Service::ServerSync, "GetAuthConfig") => crate::server_sync::get_auth_config(gw),
+        (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(gw, element),
+        (Service::ServerSync, "GetConfigData") => crate::server_sync::get_config_data(gw, element).await,
+        (Service::ServerSync, "GetRevisionIdList") => crate::server_sync::get_revision_id_list(gw, element).await,
+        (Service::ServerSync, "GetUpdateDecryptionData") => {
+            crate::server_sync::get_update_decryption_data(gw, element).await
+        }
+        (Service::ServerSync, "GetDriverIdList") => crate::server_sync::get_driver_id_list(gw, element).await,
+        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(gw, element),
+        (Service::ServerSync, "Ping") => crate::server_sync::ping(gw).await,
+        (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(gw, element).await,
+        (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(gw, element).await,
+        (Service::ServerSync, "GetUpdateData") => crate::server_sync::get_update_data(gw, ctx, element).await,
+        _ => return None,
+    })
 }
 
 fn soap_action(headers: &HeaderMap) -> Option<String> {

@@ -21,11 +21,21 @@ const MAX_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct Ingest {
     pool: PgPool,
+    /// Events received, and of those, new ones stored.
+    received: wsus_service::Counter,
+    stored: wsus_service::Counter,
 }
 
 impl Ingest {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, received: Default::default(), stored: Default::default() }
+    }
+
+    /// Counts events in `metrics` (`wsus_events_received_total`, `wsus_events_stored_total`).
+    pub fn counting(self, metrics: &wsus_service::Metrics) -> Self {
+        metrics.register("events_received", "Client events received (re-sent ones included)", self.received.clone());
+        metrics.register("events_stored", "Client events stored for the first time", self.stored.clone());
+        self
     }
 }
 
@@ -165,6 +175,8 @@ impl ReportingService for Ingest {
         }
         let events = events.into_iter().map(event).collect::<Result<Vec<_>, Status>>()?;
         let new_events = reporting::insert_events(&self.pool, &events).await.map_err(store_status)?;
+        self.received.inc_by(events.len() as u64);
+        self.stored.inc_by(new_events);
         // Also for a re-sent batch: the status of a batch whose first delivery failed half-way
         // is derived now (it is idempotent).
         crate::status::refresh_after(&self.pool, &events).await.map_err(store_status)?;

@@ -24,8 +24,9 @@ pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> 
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
+        .layer(wsus_service::GrpcMetricsLayer::new(shell.metrics.clone(), &["wsus.reporting.v1.ReportingService"]))
         .trace_fn(wsus_rpc::server_span)
-        .add_service(ReportingServiceServer::new(Ingest::new(shell.pool.clone())))
+        .add_service(ReportingServiceServer::new(Ingest::new(shell.pool.clone()).counting(&shell.metrics)))
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     partitions.abort();

@@ -225,13 +225,16 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
     };
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
+    let gauges = tokio::spawn(schedule::sync_gauges(shell.pool.clone(), shell.metrics.clone()));
     tonic::transport::Server::builder()
+        .layer(wsus_service::GrpcMetricsLayer::new(shell.metrics.clone(), &["wsus.sync.v1.SyncService"]))
         .trace_fn(wsus_rpc::server_span)
         .add_service(SyncServiceServer::new(service))
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     scheduler.abort();
     cleanups.abort();
+    gauges.abort();
     // A sync cut short by shutdown leaves the Lease: give it back rather than wait out its expiry.
     if let Some(lease) = &lease_on_exit
         && let Err(e) = lease.release().await

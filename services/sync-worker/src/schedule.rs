@@ -149,6 +149,44 @@ pub async fn cleanups(
     }
 }
 
+/// Keeps the sync gauges current from the sync history (any replica may be the one
+/// syncing): whether a sync runs and how far it is, when the last one succeeded and how
+/// long ago (the lag), and how many files wait to download.
+pub async fn sync_gauges(pool: wsus_store::PgPool, metrics: std::sync::Arc<wsus_service::Metrics>) {
+    use wsus_service::Gauge;
+    let running = Gauge::<i64>::default();
+    let (done, total) = (Gauge::<i64>::default(), Gauge::<i64>::default());
+    let last_success = Gauge::<i64>::default();
+    let lag = Gauge::<i64>::default();
+    let queued = Gauge::<i64>::default();
+    metrics.register("sync_running", "1 while a synchronisation runs", running.clone());
+    metrics.register("sync_progress_done", "Items done in the running synchronisation's phase", done.clone());
+    metrics.register("sync_progress_total", "Items in the running synchronisation's phase", total.clone());
+    metrics.register(
+        "sync_last_success_timestamp_seconds",
+        "When the last successful synchronisation ended",
+        last_success.clone(),
+    );
+    metrics.register("sync_lag_seconds", "Seconds since the last successful synchronisation ended", lag.clone());
+    metrics.register("content_downloads_queued", "Files waiting to download", queued.clone());
+    loop {
+        if let Ok(latest) = sync_history::latest(&pool).await {
+            let run = latest.filter(|r| r.result == "running");
+            running.set(i64::from(run.is_some()));
+            done.set(run.as_ref().map_or(0, |r| r.done));
+            total.set(run.as_ref().map_or(0, |r| r.total));
+        }
+        if let Ok(Some(at)) = sync_history::last_success(&pool).await {
+            last_success.set(at.timestamp());
+            lag.set((Utc::now() - at).num_seconds());
+        }
+        if let Ok(n) = wsus_store::upstream_state::queued_downloads(&pool).await {
+            queued.set(n);
+        }
+        tokio::time::sleep(Duration::from_secs(15)).await;
+    }
+}
+
 /// The longest time between two cleanups.
 pub const CLEANUP_EVERY: TimeDelta = TimeDelta::hours(24);
 
