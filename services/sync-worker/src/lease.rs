@@ -11,7 +11,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 
-/// The Lease sync-worker replicas share.
+/// The Lease sync-worker replicas share, unless `WSUS_LEASE_NAME` names another (the
+/// Helm chart names it after the release, so two releases in a namespace do not meet).
 pub const LEASE_NAME: &str = "wsus-sync-worker";
 /// How long a Lease holds without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(30);
@@ -53,8 +54,10 @@ impl LeaseLock {
         let holder = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
-        tracing::info!(namespace, holder, lease = LEASE_NAME, "in a cluster: syncs take the Lease");
-        Some(Self::new(client, &namespace, LEASE_NAME, &holder, LEASE_DURATION))
+        let name =
+            std::env::var("WSUS_LEASE_NAME").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| LEASE_NAME.to_owned());
+        tracing::info!(namespace, holder, lease = name, "in a cluster: syncs take the Lease");
+        Some(Self::new(client, &namespace, &name, &holder, LEASE_DURATION))
     }
 
     pub fn holder(&self) -> &str {
