@@ -27,7 +27,9 @@ EVERYTHING = {
     "contentBaseUrl": "https://cdn.example.com",
     "content": {"persistence": {"existingClaim": "wsus-content"}},
     "otel": {"endpoint": "http://tempo.monitoring:4317"},
-    "clientGateway": {"autoscaling": {"enabled": True}, "tls": {"enabled": True, "secretName": "wsus-tls"},
+    "clientGateway": {"autoscaling": {"enabled": True},
+                      "tls": {"enabled": True, "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                              "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
                       "service": {"type": "LoadBalancer"}},
     "reporting": {"autoscaling": {"enabled": True}},
     "syncWorker": {"replicas": 2, "autoscaling": {"enabled": True}, "pdb": {"enabled": True}},
@@ -97,7 +99,8 @@ def main():
     print(f"== values without a schema: {missing or 'none'}")
     everything = "\n".join(rendered_all.values())
     features = ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy",
-                "ServiceMonitor", "grafana_dashboard", "kind: Job", "WSUS_TLS_CERT", "WSUS_UPSTREAM_CA_FILE"]
+                "ServiceMonitor", "grafana_dashboard", "kind: Job", "WSUS_TLS_CERT", "WSUS_UPSTREAM_CA_FILE",
+                "kubernetes.io/tls"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
     good = ok_default and ok_all and refused and not missing and not absent

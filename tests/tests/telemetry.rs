@@ -154,3 +154,41 @@ async fn one_client_scan_is_one_trace_across_gateway_and_reporting() {
         "reporting's spans are in the same trace: {scan:?}"
     );
 }
+
+/// A sync is one trace in sync-worker: the sync's span, one per phase, and one per batch.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_is_one_trace_with_its_phases_and_batches() {
+    let collector = Collector::default();
+    let otlp = collector.start().await.unwrap();
+    let pg = PgCluster::start().unwrap();
+    let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 250, seed: 13, ..Default::default() };
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
+    wsus_e2e::import(&db_a, &dir.path().join("docs"));
+    let a = wsus_e2e::System::start(&db_a);
+    a.wait_ready(&reqwest::Client::new()).await;
+
+    let env = HashMap::from([
+        ("DATABASE_URL", db_b.clone()),
+        ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
+        ("WSUS_CONTENT_DIR", dir.path().join("content-b").display().to_string()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.clone()),
+    ]);
+    let (ok, out, err) = wsus_e2e::run_binary("sync-worker", &["sync", "--once"], &env);
+    assert!(ok, "{out}{err}");
+
+    let spans = collector.spans();
+    let sync = spans
+        .iter()
+        .find(|s| s.service == "sync-worker" && s.name == "sync")
+        .unwrap_or_else(|| panic!("no sync span: {spans:?}"));
+    let trace: Vec<&str> = spans.iter().filter(|s| s.trace_id == sync.trace_id).map(|s| s.name.as_str()).collect();
+    for phase in ["authorizing", "configuration", "categories", "updates", "content"] {
+        assert!(trace.contains(&phase), "phase {phase} in the sync's trace: {trace:?}");
+    }
+    let batches = trace.iter().filter(|n| **n == "GetUpdateData").count();
+    assert!(batches >= 3, "one span per GetUpdateData batch (250 revisions, 100 a batch): {trace:?}");
+    assert_eq!(batches, trace.iter().filter(|n| **n == "store").count(), "{trace:?}");
+    drop(pg);
+}

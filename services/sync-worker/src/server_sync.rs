@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use chrono::Utc;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 use uuid::Uuid;
 use wsus_soap::wsusss::{self, IdAndDelta, RevisionFilter, dss};
 use wsus_soap::wusp::Cookie;
@@ -354,7 +355,9 @@ impl Started {
     /// Runs the sync to its end, records the outcome, releases the lock.
     pub async fn run(self, ctx: &SyncContext) -> Result<SyncOutcome, SyncError> {
         let mut outcome = SyncOutcome { sync_id: self.sync_id, ..Default::default() };
-        let result = run(ctx, &self.url, &mut outcome).await;
+        // A sync is a trace of its own, whoever started it.
+        let span = tracing::info_span!(parent: None, "sync", sync_id = self.sync_id, upstream = %self.url);
+        let result = run(ctx, &self.url, &mut outcome).instrument(span).await;
         if let Err(e) = &result {
             tracing::warn!(upstream = %self.url, error = %e, "sync failed");
         }
@@ -425,11 +428,15 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     let upstream = Upstream::new(url, &ctx.transport)?;
     sync_history::progress(pool, id, "authorizing", 0, 0).await?;
     let state = upstream_state::load(pool, url).await?;
-    let mut session = Session::open(pool, upstream, url, ctx.me.clone(), &state).await?;
+    let mut session =
+        Session::open(pool, upstream, url, ctx.me.clone(), &state).instrument(phase("authorizing")).await?;
 
     sync_history::progress(pool, id, "configuration", 0, 0).await?;
     let anchor = state.config_anchor.clone();
-    let (_, response) = session.call("GetConfigData", |c| dss::get_config_data(c, anchor.as_deref())).await?;
+    let (_, response) = session
+        .call("GetConfigData", |c| dss::get_config_data(c, anchor.as_deref()))
+        .instrument(phase("configuration"))
+        .await?;
     let config = dss::result(&response, "GetConfigData")
         .and_then(dss::config_data)
         .map_err(|e| SyncError::protocol("GetConfigData", e))?;
@@ -458,8 +465,13 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     // Categories pass: categories and detectoids changed since the last committed anchor.
     let sync_anchor = state.sync_anchor.clone();
     let categories_filter = RevisionFilter { anchor: sync_anchor.clone(), get_config: true, ..Default::default() };
-    let categories = session.revision_ids(&categories_filter).await?;
-    fetch_documents(&mut session, pool, id, "categories", &categories.revisions, per_request, outcome).await?;
+    let categories = async {
+        let categories = session.revision_ids(&categories_filter).await?;
+        fetch_documents(&mut session, pool, id, "categories", &categories.revisions, per_request, outcome).await?;
+        Ok::<_, SyncError>(categories)
+    }
+    .instrument(phase("categories"))
+    .await?;
 
     // Updates pass, with the administrator's products and classifications.
     let products = setting_ids(pool, settings::SYNC_PRODUCTS).await?;
@@ -482,25 +494,37 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
         filter.categories = products.into_iter().map(|id| IdAndDelta { id, delta }).collect();
         filter.classifications = classifications.into_iter().map(|id| IdAndDelta { id, delta }).collect();
     }
-    let updates = session.revision_ids(&filter).await?;
-    fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
-    decryption_keys(&mut session, pool, config.max_updates_per_decryption_request as usize).await?;
-    revisions::refresh_derived(pool).await?;
+    async {
+        let updates = session.revision_ids(&filter).await?;
+        fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
+        decryption_keys(&mut session, pool, config.max_updates_per_decryption_request as usize).await?;
+        revisions::refresh_derived(pool).await?;
+        Ok::<_, SyncError>(())
+    }
+    .instrument(phase("updates"))
+    .await?;
     // Both passes are durable: from now on, only what changed after this anchor.
     if let Some(a) = &categories.anchor {
         upstream_state::save_sync_anchor(pool, url, a, &filter_json).await?;
         if ctx.replica {
             sync_history::progress(pool, id, "deployments", 0, 0).await?;
-            replicate(&mut session, pool, url, state.deployment_anchor.as_deref(), a, outcome).await?;
+            replicate(&mut session, pool, url, state.deployment_anchor.as_deref(), a, outcome)
+                .instrument(phase("deployments"))
+                .await?;
         }
     }
     if !ctx.replica {
         // New revisions meet the automatic approval rules; expired ones are declined.
-        let applied = wsus_store::rules::apply(pool, None, false).await?;
+        let applied = wsus_store::rules::apply(pool, None, false).instrument(phase("rules")).await?;
         outcome.deployments_changed += applied.approved + applied.revisions_followed;
     }
 
-    content(ctx, &mut session, config.catalog_only_sync, outcome).await
+    content(ctx, &mut session, config.catalog_only_sync, outcome).instrument(phase("content")).await
+}
+
+/// A span for one phase of a sync (a child of the sync's span).
+fn phase(name: &'static str) -> tracing::Span {
+    tracing::info_span!("sync_phase", "otel.name" = name)
 }
 
 /// GetUpdateDecryptionData for the revisions whose encrypted files lack their keys.
@@ -601,7 +625,8 @@ async fn fetch_documents(
         while running.len() < PARALLEL_BATCHES {
             let Some(batch) = batches.next() else { break };
             let (upstream, cookie) = (session.upstream.clone(), session.cookie.clone());
-            running.spawn(async move { fetch_batch(&upstream, &cookie, &batch).await });
+            let span = tracing::info_span!("sync_batch", "otel.name" = "GetUpdateData", revisions = batch.len());
+            running.spawn(async move { fetch_batch(&upstream, &cookie, &batch).await }.instrument(span));
         }
         let Some(joined) = running.join_next().await else { break };
         let revisions = match joined.map_err(|e| SyncError::Other(e.to_string()))? {
@@ -616,7 +641,9 @@ async fn fetch_documents(
             Err(e) => return Err(e),
         };
         let n = revisions.len() as i64;
-        let stored = revisions::import_batch(pool, &revisions).await?;
+        let stored = revisions::import_batch(pool, &revisions)
+            .instrument(tracing::info_span!("sync_batch", "otel.name" = "store", revisions = revisions.len()))
+            .await?;
         outcome.revisions_new += stored.new;
         outcome.revisions_updated += stored.updated;
         done += n;
