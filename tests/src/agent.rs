@@ -11,7 +11,7 @@ use wsus_soap::{Element, Limits};
 const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
 const AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
 const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
-const USER_AGENT: &str = "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90";
+pub const USER_AGENT: &str = "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90";
 
 /// A SOAP fault as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct Agent {
     pub absent: std::collections::HashSet<uuid::Uuid>,
     /// The group the machine asks for (Group Policy client-side targeting).
     pub target_group: Option<String>,
+    /// (operation, time to the whole answer) of every call, for benchmarks.
+    pub timings: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -140,11 +142,13 @@ impl Agent {
             xpress_responses: Default::default(),
             absent: Default::default(),
             target_group: None,
+            timings: Default::default(),
         }
     }
 
     /// Posts a SOAP call; returns the operation's response element or the fault.
     pub async fn call(&self, path: &str, action: &str, body: &str) -> Result<Element, Fault> {
+        let started = std::time::Instant::now();
         let response = self
             .http
             .post(format!("{}{path}", self.base))
@@ -159,6 +163,8 @@ impl Agent {
         let status = response.status().as_u16();
         let xpress = response.headers().get("content-encoding").is_some_and(|v| v == "xpress");
         let raw = response.bytes().await.unwrap_or_default();
+        let op = action.rsplit('/').next().unwrap_or(action).to_owned();
+        self.timings.lock().expect("timings").push((op, started.elapsed()));
         if xpress {
             self.xpress_responses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -287,13 +293,26 @@ impl Agent {
     }
 
     /// One SyncUpdates call (software pass) with the agent's cached ids.
-    pub async fn sync_updates_page(&mut self) -> Result<Element, Fault> {
-        let body = format!(
+    /// The SyncUpdates request this agent would send now: (path, SOAPAction, envelope).
+    pub fn sync_updates_request(&self) -> (String, String, String) {
+        (
+            "/ClientWebService/client.asmx".to_owned(),
+            format!("\"{CLIENT_NS}/SyncUpdates\""),
+            envelope(&self.sync_updates_body()),
+        )
+    }
+
+    fn sync_updates_body(&self) -> String {
+        format!(
             "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}{}<SkipSoftwareSync>false</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec/><ProductsParameters><SyncCurrentVersionOnly>false</SyncCurrentVersionOnly><DeviceAttributes>App=WU_OS;OSVersion=10.0.26200.8037</DeviceAttributes><CallerAttributes>Interactive=0;Id=Sim</CallerAttributes><Products/></ProductsParameters></parameters></SyncUpdates>",
             self.cookie_xml("cookie"),
             ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
             ints("OtherCachedUpdateIDs", &self.other_cached),
-        );
+        )
+    }
+
+    pub async fn sync_updates_page(&mut self) -> Result<Element, Fault> {
+        let body = self.sync_updates_body();
         let result = self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/SyncUpdates"), &body).await?;
         if let Some(c) = descendant(&result, "NewCookie") {
             self.take_cookie(c);
