@@ -23,6 +23,9 @@ struct Cli {
     /// Seconds each side of the echo comparison runs.
     #[arg(long, default_value_t = 10)]
     echo_seconds: u64,
+    /// Record a perf profile of client-gateway answering the repeated SyncUpdates into this file.
+    #[arg(long)]
+    perf: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         concurrency: cli.concurrency,
         revisions: cli.revisions,
         echo_seconds: cli.echo_seconds,
+        perf: cli.perf,
     };
     let rows = runtime.block_on(storm::run(&config))?;
     println!("Machine: {} CPUs, {}", proc::cpus(), memory());

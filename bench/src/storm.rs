@@ -30,6 +30,8 @@ pub struct StormConfig {
     pub revisions: usize,
     /// How long each side of the echo comparison runs.
     pub echo_seconds: u64,
+    /// Record a CPU profile of client-gateway (perf) while it answers the repeated SyncUpdates.
+    pub perf: Option<std::path::PathBuf>,
 }
 
 /// One line of the results table.
@@ -315,7 +317,21 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let (path, action, body) = agents[0].sync_updates_request();
     let request = Request1 { url: format!("{base_url}{path}"), action, body };
     let answer = echo::record(&request).await?;
+    let recorder = cfg.perf.as_ref().map(|out| {
+        std::process::Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-o"])
+            .arg(out)
+            .args(["-p", &gateway.pid().to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    });
     let against_gateway = echo::blast(&request, cfg.concurrency.min(64), Duration::from_secs(cfg.echo_seconds)).await;
+    if let Some(Ok(mut perf)) = recorder {
+        // perf writes its file when interrupted.
+        let _ = std::process::Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+        let _ = perf.wait();
+    }
     let echo_port = free_port();
     let answer_file = dir.path().join("answer.bin");
     std::fs::write(&answer_file, &answer.body)?;

@@ -3,7 +3,9 @@
 //! Built once per catalog version and swapped whole; a scan is set arithmetic on integer
 //! revision ids, with no database round trip.
 
-use std::collections::{HashMap, HashSet};
+// FxHash: the scan hashes thousands of ids per request; SipHash's DoS resistance buys
+// nothing for keys that come from the catalog or are bounded per request.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -78,6 +80,12 @@ struct Rev {
     /// Each clause: update ids, at least one of which must be installed. A clause naming
     /// only updates absent from the catalog can never be satisfied.
     clauses: Vec<Vec<Uuid>>,
+    /// The same clauses as dense update slots (`NO_SLOT` for an update absent from the
+    /// catalog), so a scan tests them against a bitset instead of hashing.
+    clause_slots: Vec<Vec<u32>>,
+    /// This revision's update, as a dense slot.
+    slot: u32,
+    declined: bool,
     in_bundle: bool,
     changed: NaiveDate,
     changed_version: i64,
@@ -143,12 +151,47 @@ pub struct CatalogIndex {
     latest_by_update: HashMap<Uuid, u32>,
     deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>>,
     declined: HashSet<Uuid>,
+    /// How many distinct updates the catalog holds (dense slots 0..slot_count).
+    slot_count: usize,
+    needed_cache: std::sync::Mutex<HashMap<Bits, Arc<Needed>>>,
     parents: HashMap<Uuid, Option<Uuid>>,
     group_names: HashMap<String, Uuid>,
     approval_changes: HashMap<Uuid, i64>,
     drivers: DriverIndex,
     has_drivers: bool,
 }
+
+/// The slot of an update the catalog does not hold: never installed.
+const NO_SLOT: u32 = u32::MAX;
+
+/// A set of small integers, one bit each.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(len: usize) -> Self {
+        Bits(vec![0; len.div_ceil(64)])
+    }
+    fn set(&mut self, i: u32) {
+        if let Some(w) = self.0.get_mut(i as usize / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+    fn has(&self, i: u32) -> bool {
+        self.0.get(i as usize / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// What a machine with a given set of installed non-leaf updates needs (before any
+/// category filter): its latest revisions, as a list and as bits.
+struct Needed {
+    list: Vec<u32>,
+    bits: Bits,
+}
+
+/// Machines alike (the same installed non-leaf updates) need the same: in a scan storm
+/// most clients are alike, so the last answers are kept, a few dozen at most.
+const NEEDED_CACHE: usize = 64;
 
 /// Escapes a fragment for element content, once.
 pub fn escape_xml(text: &str) -> String {
@@ -180,8 +223,8 @@ fn wire_action(action: &str) -> &'static str {
 
 impl CatalogIndex {
     pub fn build(input: IndexInput) -> Self {
-        let mut latest_by_update: HashMap<Uuid, u32> = HashMap::new();
-        let mut by_identity: HashMap<UpdateIdentity, u32> = HashMap::new();
+        let mut latest_by_update: HashMap<Uuid, u32> = HashMap::default();
+        let mut by_identity: HashMap<UpdateIdentity, u32> = HashMap::default();
         for (i, r) in input.revisions.iter().enumerate() {
             by_identity.insert(r.identity, i as u32);
             let e = latest_by_update.entry(r.identity.update_id).or_insert(i as u32);
@@ -189,7 +232,7 @@ impl CatalogIndex {
                 *e = i as u32;
             }
         }
-        let mut in_bundle: HashSet<u32> = HashSet::new();
+        let mut in_bundle: HashSet<u32> = HashSet::default();
         for &i in latest_by_update.values() {
             for m in &input.revisions[i as usize].bundled {
                 if let Some(&mi) = by_identity.get(m) {
@@ -198,6 +241,13 @@ impl CatalogIndex {
             }
         }
         let has_drivers = input.revisions.iter().any(|r| r.update_type == UpdateType::Driver);
+        // Dense slots for the updates the catalog holds.
+        let mut slots: HashMap<Uuid, u32> = HashMap::default();
+        for r in &input.revisions {
+            let next = slots.len() as u32;
+            slots.entry(r.identity.update_id).or_insert(next);
+        }
+        let declined: HashSet<Uuid> = input.declined.into_iter().collect();
         let revs: Vec<Rev> = input
             .revisions
             .into_iter()
@@ -210,7 +260,15 @@ impl CatalogIndex {
                 is_leaf: r.is_leaf,
                 core_escaped: Arc::from(escape_xml(&r.core)),
                 categories: r.categories,
+                clause_slots: r
+                    .prerequisites
+                    .iter()
+                    .filter(|c| !c.update_ids.is_empty())
+                    .map(|c| c.update_ids.iter().map(|u| slots.get(u).copied().unwrap_or(NO_SLOT)).collect())
+                    .collect(),
                 clauses: r.prerequisites.into_iter().map(|c| c.update_ids).filter(|c| !c.is_empty()).collect(),
+                slot: slots[&r.identity.update_id],
+                declined: declined.contains(&r.identity.update_id),
                 in_bundle: in_bundle.contains(&(i as u32)),
                 changed: r.changed,
                 changed_version: r.changed_version,
@@ -221,7 +279,7 @@ impl CatalogIndex {
         let drivers = DriverIndex::build(input.drivers, &by_revision_id);
         let mut latest: Vec<u32> = latest_by_update.values().copied().collect();
         latest.sort_unstable_by_key(|&i| revs[i as usize].revision_id);
-        let mut deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>> = HashMap::new();
+        let mut deployments: HashMap<Uuid, HashMap<Uuid, IndexDeployment>> = HashMap::default();
         for d in input.deployments {
             deployments.entry(d.group_id).or_default().insert(d.update_id, d);
         }
@@ -233,7 +291,9 @@ impl CatalogIndex {
             latest,
             latest_by_update,
             deployments,
-            declined: input.declined.into_iter().collect(),
+            slot_count: slots.len(),
+            needed_cache: Default::default(),
+            declined,
             parents: input.groups.into_iter().collect(),
             group_names: input.group_names.into_iter().map(|(n, id)| (n.to_lowercase(), id)).collect(),
             approval_changes: input.approval_changes.into_iter().collect(),
@@ -361,7 +421,7 @@ impl CatalogIndex {
     /// Latest revisions in scope for a category scan: those in (or being) the filter
     /// categories, plus everything their prerequisites lead to.
     fn in_filter(&self, filter: &[Uuid]) -> HashSet<u32> {
-        let mut scope: HashSet<u32> = HashSet::new();
+        let mut scope: HashSet<u32> = HashSet::default();
         let mut todo: Vec<u32> = self
             .latest
             .iter()
@@ -382,33 +442,71 @@ impl CatalogIndex {
         scope
     }
 
+    /// The latest software revisions whose prerequisites `installed` satisfies (not
+    /// declined), from the cache when a machine alike asked before.
+    fn needed_by(&self, installed: Bits) -> Arc<Needed> {
+        if let Some(n) = self.needed_cache.lock().expect("needed cache").get(&installed) {
+            return n.clone();
+        }
+        let mut list = Vec::new();
+        let mut bits = Bits::new(self.revs.len());
+        for &i in &self.latest {
+            let r = &self.revs[i as usize];
+            if r.update_type == UpdateType::Driver || r.declined {
+                continue;
+            }
+            if r.clause_slots.iter().all(|c| c.iter().any(|&s| s != NO_SLOT && installed.has(s))) {
+                list.push(i);
+                bits.set(i);
+            }
+        }
+        let needed = Arc::new(Needed { list, bits });
+        let mut cache = self.needed_cache.lock().expect("needed cache");
+        if cache.len() >= NEEDED_CACHE {
+            // Forget one (any): the cache only has to hold the machines of the moment.
+            if let Some(k) = cache.keys().next().cloned() {
+                cache.remove(&k);
+            }
+        }
+        cache.insert(installed, needed.clone());
+        needed
+    }
+
     /// The software pass of SyncUpdates (MS-WUSP 3.1.5.7): what the client needs now, one
     /// prerequisite level per round, a page at a time.
     pub fn scan(&self, req: &ScanRequest<'_>) -> ScanResult {
         let groups = self.effective_groups(req.groups);
-        let installed: HashSet<Uuid> = req.installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
+        let mut installed = Bits::new(self.slot_count);
+        for id in req.installed_non_leaf {
+            if let Some(&i) = self.by_revision_id.get(id) {
+                installed.set(self.revs[i as usize].slot);
+            }
+        }
         let cached: HashSet<i32> = req.installed_non_leaf.iter().chain(req.other_cached).copied().collect();
         let scope = (!req.filter_categories.is_empty()).then(|| self.in_filter(req.filter_categories));
 
+        let all = self.needed_by(installed);
         let mut needed: Vec<u32> = Vec::new();
         // Deployed to the client whatever the filter (only a category scan needs it apart).
-        let mut deployed_anywhere: HashSet<i32> = HashSet::new();
-        for &i in &self.latest {
-            let r = &self.revs[i as usize];
-            if r.update_type == UpdateType::Driver || self.declined.contains(&r.update_id) {
-                continue;
+        let mut deployed_anywhere: HashSet<i32> = HashSet::default();
+        for &i in &all.list {
+            if let Some(scope) = &scope {
+                deployed_anywhere.insert(self.revs[i as usize].revision_id);
+                if !scope.contains(&i) {
+                    continue;
+                }
             }
-            if !r.clauses.iter().all(|c| c.iter().any(|u| installed.contains(u))) {
-                continue;
-            }
-            if scope.as_ref().is_some_and(|s| !s.contains(&i)) {
-                deployed_anywhere.insert(r.revision_id);
-                continue;
-            }
-            deployed_anywhere.insert(r.revision_id);
             needed.push(i);
         }
-        let needed_ids: HashSet<i32> = needed.iter().map(|&i| self.revs[i as usize].revision_id).collect();
+        let needed_bits = match &scope {
+            None => all.bits.clone(),
+            Some(_) => {
+                let mut b = Bits::new(self.revs.len());
+                needed.iter().for_each(|&i| b.set(i));
+                b
+            }
+        };
+        let is_needed = |id: &i32| self.by_revision_id.get(id).is_some_and(|&i| needed_bits.has(i));
 
         // Non-leaves first (the client evaluates them and reports them installed), then
         // leaves, each in revision id order.
@@ -432,7 +530,7 @@ impl CatalogIndex {
         // A category scan sees only part of the catalog: what lies outside it is out of
         // scope only when it is not deployed at all, and is reported apart when the client
         // asks for two groups; otherwise it is left alone.
-        let outside: Vec<i32> = cached.iter().copied().filter(|id| !needed_ids.contains(id)).collect();
+        let outside: Vec<i32> = cached.iter().copied().filter(|id| !is_needed(id)).collect();
         let (mut out_of_scope, mut deployed_out_of_scope): (Vec<i32>, Vec<i32>) = match scope {
             None => (outside, Vec::new()),
             Some(_) if req.need_two_group_out_of_scope => {
@@ -504,7 +602,7 @@ pub(crate) struct DriverIndex {
 
 impl DriverIndex {
     pub(crate) fn build(drivers: Vec<IndexDriver>, by_revision_id: &HashMap<i32, u32>) -> Self {
-        let mut by_hardware_id: HashMap<String, Vec<(u32, IndexDriver)>> = HashMap::new();
+        let mut by_hardware_id: HashMap<String, Vec<(u32, IndexDriver)>> = HashMap::default();
         for d in drivers {
             if let Some(&i) = by_revision_id.get(&d.revision_id) {
                 by_hardware_id.entry(d.hardware_id.to_lowercase()).or_default().push((i, d));

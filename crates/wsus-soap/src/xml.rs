@@ -46,7 +46,8 @@ pub enum XmlError {
 /// One element: namespace URI, local name, attributes by local name, children, text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Element {
-    pub ns: Option<String>,
+    /// Shared by the elements of one namespace (parsing allocates it once).
+    pub ns: Option<std::sync::Arc<str>>,
     pub name: String,
     pub attrs: Vec<(String, String)>,
     pub children: Vec<Element>,
@@ -114,6 +115,8 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    // The namespaces seen so far: a document uses a handful, thousands of times.
+    let mut namespaces: Vec<std::sync::Arc<str>> = Vec::new();
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
         match event {
@@ -129,7 +132,17 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Element, XmlError> {
                     return Err(XmlError::TooDeep { limit: limits.max_depth });
                 }
                 let ns = match ns {
-                    ResolveResult::Bound(n) => Some(n.as_ref().to_owned()),
+                    ResolveResult::Bound(n) => {
+                        let uri = n.as_ref();
+                        match namespaces.iter().find(|k| &***k == uri) {
+                            Some(known) => Some(known.clone()),
+                            None => {
+                                let new: std::sync::Arc<str> = uri.into();
+                                namespaces.push(new.clone());
+                                Some(new)
+                            }
+                        }
+                    }
                     ResolveResult::Unbound => None,
                     ResolveResult::Unknown(p) => {
                         return Err(XmlError::UnknownPrefix(p.to_string()));
