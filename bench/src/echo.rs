@@ -46,6 +46,16 @@ pub struct Request1 {
     pub body: String,
 }
 
+/// The request as a Windows client sends it.
+fn post(http: &reqwest::Client, request: &Request1) -> reqwest::RequestBuilder {
+    http.post(&request.url)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("User-Agent", wsus_e2e::agent::USER_AGENT)
+        .header("SOAPAction", &request.action)
+        .header("Accept-Encoding", "xpress")
+        .body(request.body.clone())
+}
+
 /// Sends `request` from `concurrency` loops for `duration`; returns answers per second.
 pub async fn blast(request: &Request1, concurrency: usize, duration: Duration) -> f64 {
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().expect("HTTP client");
@@ -57,15 +67,7 @@ pub async fn blast(request: &Request1, concurrency: usize, duration: Duration) -
         let (http, request, done) = (http.clone(), request.clone(), done.clone());
         tasks.spawn(async move {
             while Instant::now() < deadline {
-                let sent = http
-                    .post(&request.url)
-                    .header("Content-Type", "text/xml; charset=utf-8")
-                    .header("User-Agent", wsus_e2e::agent::USER_AGENT)
-                    .header("SOAPAction", &request.action)
-                    .header("Accept-Encoding", "xpress")
-                    .body(request.body.clone())
-                    .send()
-                    .await;
+                let sent = post(&http, &request).send().await;
                 if let Ok(r) = sent
                     && r.status().is_success()
                     && r.bytes().await.is_ok()
@@ -81,15 +83,7 @@ pub async fn blast(request: &Request1, concurrency: usize, duration: Duration) -
 
 /// The raw answer the server gives `request` (as sent on the wire).
 pub async fn record(request: &Request1) -> anyhow::Result<Answer> {
-    let r = reqwest::Client::new()
-        .post(&request.url)
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .header("User-Agent", wsus_e2e::agent::USER_AGENT)
-        .header("SOAPAction", &request.action)
-        .header("Accept-Encoding", "xpress")
-        .body(request.body.clone())
-        .send()
-        .await?;
+    let r = post(&reqwest::Client::new(), request).send().await?;
     anyhow::ensure!(r.status().is_success(), "the gateway answered {}", r.status());
     let xpress = r.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v == "xpress");
     Ok(Answer { body: r.bytes().await?.to_vec(), xpress })
