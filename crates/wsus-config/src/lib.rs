@@ -368,6 +368,8 @@ pub struct GatewayConfig {
     pub soap_max_elements: usize,
     /// HTTPS for clients (Windows clients use 8531), when a certificate is given.
     pub tls: Option<TlsConfig>,
+    /// Bytes of fragments and file lists kept in memory for GetExtendedUpdateInfo.
+    pub fragment_cache_bytes: usize,
 }
 
 /// A TLS listener: where, and the PEM certificate chain and private key it presents.
@@ -401,6 +403,11 @@ impl GatewayConfig {
             soap_max_depth: vars.number("WSUS_SOAP_MAX_DEPTH", 64, 8..=1024)?,
             soap_max_elements: vars.number("WSUS_SOAP_MAX_ELEMENTS", 200_000, 100..=50_000_000)?,
             tls: tls(vars)?,
+            fragment_cache_bytes: vars.number(
+                "WSUS_FRAGMENT_CACHE_BYTES",
+                256 * 1024 * 1024,
+                0..=64 * 1024 * 1024 * 1024,
+            )?,
         })
     }
 }

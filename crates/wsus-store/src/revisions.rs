@@ -737,6 +737,17 @@ pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8
     .await?)
 }
 
+/// The files of each of these revisions: (revision id, SHA-1, file name).
+pub async fn files_by_revision(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(i32, Vec<u8>, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT rf.revision_id, f.sha1, f.file_name FROM revision_file rf JOIN file f USING (sha1) \
+         WHERE rf.revision_id = ANY($1) ORDER BY rf.revision_id, rf.ordinal",
+    )
+    .bind(revision_ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Asks sync-worker to fetch a file the catalog knows (no-op for unknown files or files
 /// already queued). A client's miss proves the store lost a file recorded as present:
 /// it is marked absent again and fetched.

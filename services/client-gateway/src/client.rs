@@ -476,28 +476,30 @@ async fn extended_info(
         })
         .collect();
     let unavailable = |e: wsus_store::StoreError| (ErrorCode::ServerBusy, format!("catalog store: {e}"));
-    let stored = wsus_store::revisions::fragments_of(&gw.pool, known, &kinds).await.map_err(unavailable)?;
+    let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    let stored = gw.fragments.get(&gw.pool, catalog.version, known).await.map_err(unavailable)?;
     let mut updates: Vec<(i32, String)> = Vec::new();
+    let mut files: Vec<(Vec<u8>, String)> = Vec::new();
     for id in known {
+        let Some(extra) = stored.get(id) else { continue };
         for kind in &kinds {
-            let mine: Vec<&(i32, String, String, String)> =
-                stored.iter().filter(|(r, k, _, _)| r == id && k == kind).collect();
+            let mine: Vec<&(String, String, String)> = extra.fragments.iter().filter(|(k, _, _)| k == kind).collect();
             if matches!(*kind, "Core" | "Extended") {
-                updates.extend(mine.first().map(|(_, _, _, body)| (*id, body.clone())));
+                updates.extend(mine.first().map(|(_, _, body)| (*id, body.clone())));
             } else {
-                let available: Vec<String> = mine.iter().map(|(_, _, l, _)| l.clone()).collect();
+                let available: Vec<String> = mine.iter().map(|(_, l, _)| l.clone()).collect();
                 if let Some(l) = pick_locale(locales, &available) {
-                    updates
-                        .extend(mine.iter().find(|(_, _, ll, _)| ll == l).map(|(_, _, _, body)| (*id, body.clone())));
+                    updates.extend(mine.iter().find(|(_, ll, _)| ll == l).map(|(_, _, body)| (*id, body.clone())));
                 }
             }
         }
+        if with_files {
+            files.extend(extra.files.iter().cloned());
+        }
     }
-    let files = if with_files {
-        wsus_store::revisions::files_of(&gw.pool, known).await.map_err(unavailable)?
-    } else {
-        Vec::new()
-    };
+    // Each file once, as the store listed them.
+    files.sort();
+    files.dedup();
     let locations = file_locations(gw, ctx, &files);
     let refs: Vec<(i32, &str)> = updates.iter().map(|(id, x)| (*id, x.as_str())).collect();
     Ok(encode_extended_update_info(op, &refs, &locations, out_of_scope))

@@ -10,6 +10,7 @@ use wsus_service::Shell;
 mod auth;
 mod client;
 mod content;
+mod fragments;
 mod reports;
 mod rollup;
 mod server_sync;
@@ -29,10 +30,12 @@ pub struct Gateway {
     pub reporting: wsus_rpc::ReportingClient,
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
+    pub fragments: Arc<fragments::FragmentCache>,
 }
 
 /// Serves until shutdown.
 pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
+    let config_bytes = config.fragment_cache_bytes;
     let config = Arc::new(config);
     let memory = Memory::default();
     let probe = memory.clone();
@@ -48,8 +51,9 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         reporting,
         syncs,
         metrics: shell.metrics.clone(),
+        fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
     };
-    let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), shell.metrics.clone()));
+    let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), gateway.fragments.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {
         Some(tls) => Some(shell.serve_https(router(gateway.clone()), tls.addr, &tls.cert, &tls.key).await?),
         None => None,
@@ -66,18 +70,25 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
 }
 
 /// Keeps the catalog gauges (revisions served, catalog version, bytes held) current.
-async fn catalog_gauges(memory: Memory, metrics: Arc<wsus_service::Metrics>) {
+async fn catalog_gauges(memory: Memory, fragments: Arc<fragments::FragmentCache>, metrics: Arc<wsus_service::Metrics>) {
     use wsus_service::Gauge;
     let (revisions, version, bytes) = (Gauge::<i64>::default(), Gauge::<i64>::default(), Gauge::<i64>::default());
     metrics.register("catalog_revisions", "Revisions in the in-memory catalog", revisions.clone());
     metrics.register("catalog_version", "Catalog version served", version.clone());
     metrics.register("catalog_cache_bytes", "Approximate bytes the in-memory catalog holds", bytes.clone());
+    let fragment_bytes = Gauge::<i64>::default();
+    metrics.register(
+        "fragment_cache_bytes",
+        "Bytes of the fragment cache (bounded by WSUS_FRAGMENT_CACHE_BYTES)",
+        fragment_bytes.clone(),
+    );
     loop {
         if let Some(c) = memory.catalog.load_full() {
             revisions.set(c.revision_count() as i64);
             version.set(c.version);
             bytes.set(c.approx_bytes() as i64);
         }
+        fragment_bytes.set(fragments.bytes() as i64);
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     }
 }
