@@ -498,12 +498,14 @@ impl CatalogIndex {
             }
             needed.push(i);
         }
+        let scoped_bits;
         let needed_bits = match &scope {
-            None => all.bits.clone(),
+            None => &all.bits,
             Some(_) => {
                 let mut b = Bits::new(self.revs.len());
                 needed.iter().for_each(|&i| b.set(i));
-                b
+                scoped_bits = b;
+                &scoped_bits
             }
         };
         let is_needed = |id: &i32| self.by_revision_id.get(id).is_some_and(|&i| needed_bits.has(i));

@@ -319,7 +319,7 @@ pub async fn groups_page(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(crate::computers::keyset(rows, limit, |g| (g.name.to_lowercase(), g.group_id), |g| g))
+    Ok(crate::keyset(rows, limit, |g| (g.name.to_lowercase(), g.group_id), |g| g))
 }
 
 /// Creates a group, checking the name and parent first.

@@ -266,7 +266,7 @@ pub async fn runs_page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(crate::computers::keyset(rows, limit, |r| r.run_id, |r| r))
+    Ok(crate::keyset(rows, limit, |r| r.run_id, |r| r))
 }
 
 /// Takes the cleanup lock (one run at a time across replicas); None when another holds it.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, keyset, like_pattern};
 
 /// A computer's overall state, as the WSUS console groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -178,25 +178,6 @@ pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, O
         .fetch_all(pool)
         .await?;
     Ok(keyset(rows, f.limit, |r| (r.sort_name.clone(), r.computer.computer_id.clone()), |r| r.computer))
-}
-
-/// `%part%` with LIKE's wildcards in `part` escaped.
-pub(crate) fn like_pattern(part: &str) -> String {
-    let escaped = part.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("%{escaped}%")
-}
-
-/// Cuts a `limit + 1` fetch to a page and the key of its last row when more follow.
-pub(crate) fn keyset<R, K, T>(
-    mut rows: Vec<R>,
-    limit: i64,
-    key: impl Fn(&R) -> K,
-    item: impl Fn(R) -> T,
-) -> (Vec<T>, Option<K>) {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    let next = if more { rows.last().map(&key) } else { None };
-    (rows.into_iter().map(item).collect(), next)
 }
 
 /// One computer; None when unknown.

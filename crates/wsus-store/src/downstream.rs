@@ -45,5 +45,5 @@ pub async fn page(
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(crate::computers::keyset(rows, limit, |d| (d.name.to_lowercase(), d.server_id), |d| d))
+    Ok(crate::keyset(rows, limit, |d| (d.name.to_lowercase(), d.server_id), |d| d))
 }

@@ -68,6 +68,25 @@ pub fn connect_lazy(database_url: &str, max_connections: u32) -> Result<PgPool> 
         .connect_lazy(database_url)?)
 }
 
+/// `%part%` with LIKE's wildcards in `part` escaped.
+pub(crate) fn like_pattern(part: &str) -> String {
+    let escaped = part.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Cuts a `limit + 1` fetch to a page and the key of its last row when more follow.
+pub(crate) fn keyset<R, K, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    key: impl Fn(&R) -> K,
+    item: impl Fn(R) -> T,
+) -> (Vec<T>, Option<K>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit.max(0) as usize);
+    let next = if more { rows.last().map(&key) } else { None };
+    (rows.into_iter().map(item).collect(), next)
+}
+
 /// Whether the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;

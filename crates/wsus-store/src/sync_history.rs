@@ -52,7 +52,7 @@ pub async fn page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec
     .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    Ok(crate::computers::keyset(rows, limit, |r| r.sync_id, |r| r))
+    Ok(crate::keyset(rows, limit, |r| r.sync_id, |r| r))
 }
 
 /// When the last successful attempt ended.

@@ -8,7 +8,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Result;
-use crate::computers::{StatusCounts, keyset, like_pattern};
+use crate::computers::StatusCounts;
+use crate::{keyset, like_pattern};
 
 /// An update (its latest revision), as lists show it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
