@@ -182,8 +182,7 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     // One span per operation; a client's calls carrying one cookie join the trace its
     // GetCookie began, so a scan is one trace.
     let span = tracing::info_span!("soap_operation", "otel.name" = op, service = service.label());
-    // Opening the cookie here is only worth it when spans are exported.
-    if let Some((trace_id, span_id)) = wsus_telemetry::span_ids(&span).and_then(|_| scan_trace(&gw, element)) {
+    if let Some((trace_id, span_id)) = scan_trace(&gw, element) {
         wsus_telemetry::adopt_ids(&span, trace_id, span_id);
     }
     let started = std::time::Instant::now();
