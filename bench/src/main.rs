@@ -1,31 +1,71 @@
 //! wsus-bench: runs the benchmarks against the release binaries and prints the results
 //! table (markdown). `scripts/bench` builds and runs it.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+mod content;
 mod echo;
+mod import;
+mod ingest;
+mod memory;
 mod proc;
+mod servers;
 mod stats;
 mod storm;
+mod table;
+
+/// The benchmarks, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bench {
+    Storm,
+    Memory,
+    Import,
+    Ingest,
+    Content,
+}
 
 #[derive(Parser)]
 #[command(name = "wsus-bench", about = "Benchmarks of the WSUS services on this machine")]
-struct Cli {
+pub struct Cli {
+    /// Which benchmarks to run (all when not given).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Bench>,
     /// Simulated clients in the storm.
     #[arg(long, default_value_t = 2000)]
-    clients: usize,
+    pub clients: usize,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    pub concurrency: usize,
     /// Revisions of the generated catalog.
     #[arg(long, default_value_t = 25_000)]
-    revisions: usize,
+    pub revisions: usize,
     /// Seconds each side of the echo comparison runs.
     #[arg(long, default_value_t = 10)]
-    echo_seconds: u64,
+    pub echo_seconds: u64,
     /// Record a perf profile of client-gateway answering the repeated SyncUpdates into this file.
     #[arg(long)]
-    perf: Option<std::path::PathBuf>,
+    pub perf: Option<std::path::PathBuf>,
+    /// Revisions of the catalog the memory benchmark loads.
+    #[arg(long, default_value_t = 150_000)]
+    pub memory_revisions: usize,
+    /// Revisions of the memory benchmark's Windows-sized profile.
+    #[arg(long, default_value_t = 8000)]
+    pub memory_windows_revisions: usize,
+    /// Core fragment of each leaf update in the Windows-sized profile, in KiB.
+    #[arg(long, default_value_t = 225)]
+    pub core_kib: usize,
+    /// Catalog sizes the sync import benchmark syncs (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "25000,150000")]
+    pub import_revisions: Vec<usize>,
+    /// Events the ingestion benchmark sends.
+    #[arg(long, default_value_t = 400_000)]
+    pub events: usize,
+    /// Size of the file the content benchmark serves, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub content_mib: usize,
+    /// Seconds each side of the content comparison runs.
+    #[arg(long, default_value_t = 10)]
+    pub content_seconds: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -58,26 +98,33 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: set before any other thread reads the environment.
         unsafe { std::env::set_var("WSUS_BIN_DIR", dir) };
     }
-    let config = storm::StormConfig {
-        clients: cli.clients,
-        concurrency: cli.concurrency,
-        revisions: cli.revisions,
-        echo_seconds: cli.echo_seconds,
-        perf: cli.perf,
-    };
-    let rows = runtime.block_on(storm::run(&config))?;
+    let wanted = |b: Bench| cli.only.is_empty() || cli.only.contains(&b);
+    let mut rows = Vec::new();
+    if wanted(Bench::Storm) {
+        let config = storm::StormConfig {
+            clients: cli.clients,
+            concurrency: cli.concurrency,
+            revisions: cli.revisions,
+            echo_seconds: cli.echo_seconds,
+            perf: cli.perf.clone(),
+        };
+        rows.extend(runtime.block_on(storm::run(&config))?);
+    }
+    if wanted(Bench::Memory) {
+        rows.extend(runtime.block_on(memory::run(&cli))?);
+    }
+    if wanted(Bench::Import) {
+        rows.extend(runtime.block_on(import::run(&cli))?);
+    }
+    if wanted(Bench::Ingest) {
+        rows.extend(runtime.block_on(ingest::run(&cli))?);
+    }
+    if wanted(Bench::Content) {
+        rows.extend(runtime.block_on(content::run(&cli))?);
+    }
     println!("Machine: {} CPUs, {}", proc::cpus(), memory());
     println!();
-    println!("| benchmark | measured | target | met |");
-    println!("| --- | --- | --- | --- |");
-    for r in rows {
-        let met = match r.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "",
-        };
-        println!("| {} | {} | {} | {met} |", r.what, r.result, r.target);
-    }
+    table::print(&rows);
     Ok(())
 }
 

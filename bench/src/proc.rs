@@ -16,6 +16,22 @@ fn clock_ticks() -> f64 {
     100.0
 }
 
+/// CPU seconds of a process and its children now running (Postgres's backends, say).
+pub fn tree_cpu_seconds(pid: u32) -> f64 {
+    let mut total = cpu_seconds(pid);
+    let Ok(entries) = std::fs::read_dir("/proc") else { return total };
+    for e in entries.flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        // The parent is the second field after the command.
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            total += cpu_seconds(child);
+        }
+    }
+    total
+}
+
 /// (resident now, peak resident) in bytes.
 pub fn rss(pid: u32) -> (u64, u64) {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return (0, 0) };

@@ -12,12 +12,13 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, Service, free_port, wait_for_status};
+use wsus_e2e::{PgCluster, free_port};
 use wsus_store::approvals::{self, Action, Approval};
 
 use crate::echo::{self, Request1};
 use crate::proc;
 use crate::stats::{ms, percentile};
+use crate::table::{Row, row};
 
 /// About how many updates a real Windows client holds.
 const TARGET_CACHED: usize = 1400;
@@ -32,18 +33,6 @@ pub struct StormConfig {
     pub echo_seconds: u64,
     /// Record a CPU profile of client-gateway (perf) while it answers the repeated SyncUpdates.
     pub perf: Option<std::path::PathBuf>,
-}
-
-/// One line of the results table.
-pub struct Row {
-    pub what: String,
-    pub result: String,
-    pub target: String,
-    pub met: Option<bool>,
-}
-
-fn row(what: impl Into<String>, result: impl Into<String>, target: impl Into<String>, met: Option<bool>) -> Row {
-    Row { what: what.into(), result: result.into(), target: target.into(), met }
 }
 
 /// Writes the generated catalog: all but the last ten documents to `base`, those ten (the
@@ -86,6 +75,18 @@ async fn approve_latest_bundles(pool: &PgPool, how_many: i64) -> anyhow::Result<
     Ok(())
 }
 
+/// The root detectoid of each product of a generated catalog: a machine without it has
+/// none of the product's updates.
+pub async fn product_roots(pool: &PgPool) -> anyhow::Result<Vec<uuid::Uuid>> {
+    let roots: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT r.update_id FROM revision r WHERE r.update_type = 'Detectoid' \
+         AND NOT EXISTS (SELECT 1 FROM prerequisite p WHERE p.revision_id = r.revision_id) ORDER BY r.update_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(roots.into_iter().map(|(u,)| u).collect())
+}
+
 pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let pg = PgCluster::start()?;
@@ -99,44 +100,18 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let pool = PgPool::connect(&db).await?;
     approve_latest_bundles(&pool, 20).await?;
 
-    let (gw, rep, rep_grpc) = (free_port(), free_port(), free_port());
-    let reporting = Service::spawn(
-        "reporting",
-        &HashMap::from([
-            ("DATABASE_URL", db.clone()),
-            ("WSUS_HTTP_ADDR", format!("127.0.0.1:{rep}")),
-            ("WSUS_GRPC_ADDR", format!("127.0.0.1:{rep_grpc}")),
-            ("RUST_LOG", "warn".to_owned()),
-        ]),
-    );
-    let gateway = Service::spawn(
-        "client-gateway",
-        &HashMap::from([
-            ("DATABASE_URL", db.clone()),
-            ("WSUS_HTTP_ADDR", format!("127.0.0.1:{gw}")),
-            ("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{rep_grpc}")),
-            ("RUST_LOG", "warn".to_owned()),
-        ]),
-    );
+    let servers = crate::servers::start(&db, &[]).await?;
+    let (gateway, reporting, base_url) = (servers.gateway, servers.reporting, servers.base_url);
     // The servers on the first core, the load generator on the second.
     proc::pin(gateway.pid(), 0);
     proc::pin(reporting.pid(), 0);
     proc::pin(std::process::id(), 1);
     let http = reqwest::Client::new();
-    for port in [rep, gw] {
-        wait_for_status(&http, &format!("http://127.0.0.1:{port}/readyz"), 200, Duration::from_secs(120)).await;
-    }
-    let base_url = format!("http://127.0.0.1:{gw}");
 
     // The client every simulated one is a copy of: a machine with a few of the catalog's
     // products (the root detectoid of each other product evaluates as not installed), so
     // it holds about as many updates as a real Windows client (~1,400), after a full scan.
-    let roots: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT r.update_id FROM revision r WHERE r.update_type = 'Detectoid' \
-         AND NOT EXISTS (SELECT 1 FROM prerequisite p WHERE p.revision_id = r.revision_id) ORDER BY r.update_id",
-    )
-    .fetch_all(&pool)
-    .await?;
+    let roots: Vec<(uuid::Uuid,)> = product_roots(&pool).await?.into_iter().map(|u| (u,)).collect();
     let keep = ((roots.len() * TARGET_CACHED).div_ceil(cfg.revisions)).clamp(1, roots.len().max(1));
     // The products of the coming Patch Tuesday are among the machine's.
     let mut needed: Vec<uuid::Uuid> = Vec::new();

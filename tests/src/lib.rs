@@ -53,11 +53,22 @@ pub struct PgCluster {
     bin: PathBuf,
     pub port: u16,
     root: bool,
+    /// fsync and synchronous commit on (durability benchmarks); off for tests.
+    durable: bool,
 }
 
 impl PgCluster {
     /// initdb and start. As root the server runs as the `postgres` user (initdb refuses root).
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_durability(false)
+    }
+
+    /// A cluster that flushes every commit to disk, as a production server does.
+    pub fn start_durable() -> anyhow::Result<Self> {
+        Self::start_with_durability(true)
+    }
+
+    fn start_with_durability(durable: bool) -> anyhow::Result<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")?
             .flatten()
             .map(|e| e.path().join("bin"))
@@ -80,7 +91,7 @@ impl PgCluster {
             }
             run(Command::new("chown").arg("postgres").arg(dir.path()))?;
         }
-        let cluster = Self { port: free_port(), bin, dir, root };
+        let cluster = Self { port: free_port(), bin, dir, root, durable };
         run(cluster.as_pg(&cluster.bin.join("initdb")).arg("-D").arg(cluster.data()).args([
             "-U",
             "postgres",
@@ -111,8 +122,9 @@ impl PgCluster {
 
     /// Starts the (stopped) server again on the same port.
     pub fn resume(&self) -> anyhow::Result<()> {
+        let sync = if self.durable { "on" } else { "off" };
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={sync} -c synchronous_commit={sync} -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
@@ -123,6 +135,12 @@ impl PgCluster {
             .arg("-l")
             .arg(self.dir.path().join("server.log"))
             .args(["-w", "-t", "30", "-o", &opts, "start"]))
+    }
+
+    /// The server's main process (its backends are its children), for benchmarks to read.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
     }
 
     /// Stops the server (fast shutdown: connections are cut).

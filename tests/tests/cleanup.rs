@@ -89,7 +89,7 @@ async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
         namespace_id: 1,
         ..Default::default()
     };
-    wsus_store::reporting::insert_events(&pool, &[old]).await.unwrap();
+    wsus_store::reporting::insert_events(&pool, &[old], &Default::default()).await.unwrap();
     let (obsolete_revisions,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM revision r WHERE r.revision_number < (SELECT max(revision_number) FROM revision x WHERE x.update_id = r.update_id)",
     )

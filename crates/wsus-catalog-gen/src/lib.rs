@@ -26,6 +26,11 @@ pub struct Options {
     pub languages: Vec<String>,
     /// File sizes are drawn from this range (bytes).
     pub file_size: (u64, u64),
+    /// At least this many bytes of applicability rules in each leaf update's Core
+    /// fragment (0: as few as the rules need). Real Windows updates carry hundreds of
+    /// kilobytes; rules that are never true are added to IsInstallable's blocked list, so
+    /// what applies is unchanged.
+    pub core_bytes: usize,
 }
 
 impl Default for Options {
@@ -35,6 +40,7 @@ impl Default for Options {
             revisions: 1000,
             languages: vec!["en".into(), "de".into(), "fr".into()],
             file_size: (512, 4096),
+            core_bytes: 0,
         }
     }
 }
@@ -357,11 +363,24 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
             );
             w.localized(&mut xml, &format!("Contoso update {n}.{l} for product {pi}"), None);
             relationships(&mut xml, &[], &[(vec![detectoid], false), (vec![product], false)], &[]);
+            let mut blocked = registry_rule(&format!("Product{pi}"), &format!("Blocked{n}_{l}"), 1);
+            if blocked.len() < opts.core_bytes {
+                let mut rules = String::with_capacity(opts.core_bytes + 512);
+                rules.push_str("<lar:Or>");
+                rules.push_str(&blocked);
+                let mut k = 0;
+                while rules.len() < opts.core_bytes {
+                    rules.push_str(&registry_rule(&format!("Product{pi}"), &format!("Blocked{n}_{l}_{k}"), 1));
+                    k += 1;
+                }
+                rules.push_str("</lar:Or>");
+                blocked = rules;
+            }
             let _ = write!(
                 xml,
                 "<upd:ApplicabilityRules><upd:IsInstalled>{}</upd:IsInstalled><upd:IsInstallable><lar:Not>{}</lar:Not></upd:IsInstallable></upd:ApplicabilityRules><upd:Files><upd:File Digest=\"{}\" DigestAlgorithm=\"SHA1\" FileName=\"{}\" Size=\"{size}\" Modified=\"2026-10-04T09:39:26Z\"><upd:AdditionalDigest Algorithm=\"SHA256\">{}</upd:AdditionalDigest></upd:File></upd:Files><upd:HandlerSpecificData xsi:type=\"cmd:CommandLineInstallation\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><cmd:InstallCommand Program=\"{}\" Arguments=\"/quiet\" xmlns:cmd=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation\"><cmd:ReturnCode Code=\"0\" Result=\"Succeeded\" /></cmd:InstallCommand></upd:HandlerSpecificData></upd:Update>",
                 registry_rule(&format!("Product{pi}"), &format!("Update{n}_{l}"), 1),
-                registry_rule(&format!("Product{pi}"), &format!("Blocked{n}_{l}"), 1),
+                blocked,
                 b64.encode(file.sha1),
                 file.file_name,
                 b64.encode(file.sha256),

@@ -24,6 +24,10 @@ struct Args {
     min_file_size: u64,
     #[arg(long, default_value_t = 4096)]
     max_file_size: u64,
+    /// Pad each leaf update's applicability rules to at least this many bytes (Windows
+    /// updates carry about 225 KB of Core XML).
+    #[arg(long, default_value_t = 0)]
+    core_bytes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         revisions: a.revisions,
         languages: a.languages.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
         file_size: (a.min_file_size, a.max_file_size),
+        core_bytes: a.core_bytes,
     };
     anyhow::ensure!(!opts.languages.is_empty(), "--languages names none");
     let (docs, files) = wsus_catalog_gen::write(&opts, &a.out, a.content.as_deref())?;

@@ -1,7 +1,8 @@
 //! The in-memory catalog a gateway answers SyncUpdates from: revisions with their
-//! pre-escaped Core fragments and resolved prerequisites, approvals per group, declines.
-//! Built once per catalog version and swapped whole; a scan is set arithmetic on integer
-//! revision ids, with no database round trip.
+//! resolved prerequisites, approvals per group, declines. Built once per catalog version
+//! and swapped whole; a scan is set arithmetic on integer revision ids, with no database
+//! round trip. Core fragments are not held here: they are most of a catalog's bytes
+//! (about 225 KB a revision for Windows), so the gateway keeps them in a bounded cache.
 
 // FxHash: the scan hashes thousands of ids per request; SipHash's DoS resistance buys
 // nothing for keys that come from the catalog or are bounded per request.
@@ -26,8 +27,6 @@ pub struct IndexRevision {
     /// Company, ProductFamily, Product, UpdateClassification... for categories.
     pub category_type: Option<String>,
     pub is_leaf: bool,
-    /// The Core fragment, as derived (not escaped).
-    pub core: String,
     /// Products and classifications it belongs to (directly or through bundles).
     pub categories: Vec<Uuid>,
     pub prerequisites: Vec<PrerequisiteClause>,
@@ -75,7 +74,6 @@ struct Rev {
     update_type: UpdateType,
     category_type: Option<String>,
     is_leaf: bool,
-    core_escaped: Arc<str>,
     categories: Vec<Uuid>,
     /// Each clause: update ids, at least one of which must be installed. A clause naming
     /// only updates absent from the catalog can never be satisfied.
@@ -106,7 +104,6 @@ pub struct DeploymentView {
 pub struct Offered {
     pub revision_id: i32,
     pub is_leaf: bool,
-    pub core_escaped: Arc<str>,
     pub deployment: DeploymentView,
     /// For drivers: the hardware id the driver was matched by.
     pub hardware_ids: Vec<String>,
@@ -258,7 +255,6 @@ impl CatalogIndex {
                 update_type: r.update_type,
                 category_type: r.category_type,
                 is_leaf: r.is_leaf,
-                core_escaped: Arc::from(escape_xml(&r.core)),
                 categories: r.categories,
                 clause_slots: r
                     .prerequisites
@@ -306,15 +302,14 @@ impl CatalogIndex {
         self.revs.len()
     }
 
-    /// Roughly how many bytes the revisions hold (their fragments, category and
-    /// prerequisite lists and lookup entries), for the cache-memory metric.
+    /// Roughly how many bytes the revisions hold (their category and prerequisite lists
+    /// and lookup entries), for the cache-memory metric.
     pub fn approx_bytes(&self) -> usize {
         let per_rev: usize = self
             .revs
             .iter()
             .map(|r| {
                 std::mem::size_of::<Rev>()
-                    + r.core_escaped.len()
                     + r.category_type.as_ref().map_or(0, String::len)
                     + r.categories.capacity() * 16
                     + r.clauses.iter().map(|c| 24 + c.capacity() * 16).sum::<usize>()
@@ -412,7 +407,6 @@ impl CatalogIndex {
         Offered {
             revision_id: r.revision_id,
             is_leaf: r.is_leaf,
-            core_escaped: r.core_escaped.clone(),
             deployment: self.deployment_for(groups, i),
             hardware_ids: Vec::new(),
         }

@@ -368,7 +368,8 @@ pub struct GatewayConfig {
     pub soap_max_elements: usize,
     /// HTTPS for clients (Windows clients use 8531), when a certificate is given.
     pub tls: Option<TlsConfig>,
-    /// Bytes of fragments and file lists kept in memory for GetExtendedUpdateInfo.
+    /// Bytes of Core fragments (SyncUpdates) and of fragments and file lists
+    /// (GetExtendedUpdateInfo) kept in memory.
     pub fragment_cache_bytes: usize,
 }
 

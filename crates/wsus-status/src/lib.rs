@@ -154,7 +154,7 @@ fn event_state(event_id: i32) -> Option<UpdateState> {
 
 /// How far along the install an update is: of two reports with the same time (a client
 /// stamps a whole batch alike), the one further along wins.
-fn lifecycle(state: UpdateState) -> u8 {
+pub fn lifecycle(state: UpdateState) -> u8 {
     match state {
         UpdateState::Unknown | UpdateState::NotApplicable => 0,
         UpdateState::Needed => 1,
@@ -163,6 +163,16 @@ fn lifecycle(state: UpdateState) -> u8 {
         UpdateState::Installed => 4,
         UpdateState::InstalledPendingReboot => 5,
     }
+}
+
+/// [`lifecycle`] of each SummarizationState, indexed by the state (0..=6), for the store
+/// to compare a held status with a report.
+pub fn lifecycle_by_summarization_state() -> Vec<i16> {
+    let mut out = vec![0; UpdateState::ALL.len()];
+    for s in UpdateState::ALL {
+        out[s.summarization_state() as usize] = i16::from(lifecycle(s));
+    }
+    out
 }
 
 fn record(states: &mut HashMap<Uuid, (UpdateState, DateTime<Utc>)>, id: Uuid, state: UpdateState, time: DateTime<Utc>) {

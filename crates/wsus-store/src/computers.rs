@@ -311,23 +311,3 @@ pub(crate) async fn notify_computers(pool: &PgPool, computer_ids: &[String]) -> 
         .await?;
     Ok(())
 }
-
-/// Records what a computer's events say about its scans and statuses.
-pub async fn record_status_times(
-    pool: &PgPool,
-    computer_id: &str,
-    last_scan: Option<DateTime<Utc>>,
-    status_changed: bool,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE computer SET effective_last_detection_time = GREATEST(effective_last_detection_time, $2), \
-            last_status_change_at = CASE WHEN $3 THEN now() ELSE last_status_change_at END \
-         WHERE computer_id = $1",
-    )
-    .bind(computer_id)
-    .bind(last_scan)
-    .bind(status_changed)
-    .execute(pool)
-    .await?;
-    Ok(())
-}

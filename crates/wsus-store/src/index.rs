@@ -19,13 +19,12 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state").fetch_one(&mut *tx).await?;
-    type Row = (i32, Uuid, i32, String, Option<String>, bool, i64, NaiveDate, Option<Vec<u8>>, Vec<Uuid>);
+    type Row = (i32, Uuid, i32, String, Option<String>, bool, i64, NaiveDate, Vec<Uuid>);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT r.revision_id, r.update_id, r.revision_number, r.update_type, r.category_type, r.is_leaf, r.changed_version, \
-                r.imported_at::date, f.body, \
+                r.imported_at::date, \
                 COALESCE((SELECT array_agg(c.category_update_id) FROM revision_category c WHERE c.revision_id = r.revision_id), '{}') \
-         FROM revision r LEFT JOIN fragment f ON f.revision_id = r.revision_id AND f.kind = 'Core' AND f.locale = '' \
-         ORDER BY r.revision_id",
+         FROM revision r ORDER BY r.revision_id",
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -33,7 +32,7 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     let mut revisions: Vec<IndexRevision> = rows
         .into_iter()
         .enumerate()
-        .map(|(i, (rid, u, n, t, category_type, leaf, cv, imported, core, cats))| {
+        .map(|(i, (rid, u, n, t, category_type, leaf, cv, imported, cats))| {
             at.insert(rid, i);
             IndexRevision {
                 revision_id: rid,
@@ -41,7 +40,6 @@ pub async fn load(pool: &PgPool) -> Result<IndexInput> {
                 update_type: crate::revisions::parse_type(&t),
                 category_type,
                 is_leaf: leaf,
-                core: core.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
                 categories: cats,
                 prerequisites: Vec::new(),
                 bundled: Vec::new(),

@@ -2,7 +2,7 @@
 //! Every write is idempotent, so a batch re-sent after a timeout changes nothing.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, QueryBuilder};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::Result;
@@ -168,60 +168,155 @@ pub struct Event {
     pub device_id: Option<String>,
 }
 
-/// Rows per INSERT statement: keeps bind parameters under Postgres's 65,535.
-const EVENTS_PER_STATEMENT: usize = 1000;
+/// Separates the strings of a string list passed as one text (a control character XML
+/// cannot carry, so no event string holds it: reporting refuses those that do).
+pub const LIST_SEPARATOR: char = '\u{1f}';
 
-/// Stores events durably in one transaction; returns how many were new (the rest were
-/// already stored: same EventInstanceID and TimeAtTarget).
-pub async fn insert_events(pool: &PgPool, events: &[Event]) -> Result<u64> {
-    if events.is_empty() {
-        return Ok(0);
+/// One text per list: each string preceded by the separator (so `[""]` and `[]` differ).
+fn joined(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
+    lists
+        .map(|l| {
+            let mut out = String::with_capacity(l.iter().map(|s| s.len() + 1).sum());
+            for s in l {
+                out.push(LIST_SEPARATOR);
+                out.push_str(&s);
+            }
+            out
+        })
+        .collect()
+}
+
+/// Inserts events as columns of arrays: one statement of one shape whatever the batch
+/// size, so it is planned once per connection.
+async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[Event]) -> Result<Vec<Uuid>> {
+    fn col<T, F: Fn(&Event) -> T>(events: &[Event], f: F) -> Vec<T> {
+        events.iter().map(f).collect()
     }
-    let mut tx = pool.begin().await?;
-    let mut inserted = 0;
-    for chunk in events.chunks(EVENTS_PER_STATEMENT) {
-        let mut q = QueryBuilder::new(
-            "INSERT INTO reporting_event (event_instance_id, time_at_target, computer_id, namespace_id, \
+    let new: Vec<(Uuid,)> = sqlx::query_as(
+        "INSERT INTO reporting_event (event_instance_id, time_at_target, computer_id, namespace_id, \
              event_id, source_id, update_id, revision_number, win32_hresult, app_name, replacement_strings, \
              misc_data, computer_brand, computer_model, bios_revision, processor_architecture, os_version, \
-             os_locale_id, device_id) ",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.event_instance_id)
-                .push_bind(e.time_at_target)
-                .push_bind(&e.computer_id)
-                .push_bind(e.namespace_id)
-                .push_bind(e.event_id)
-                .push_bind(e.source_id)
-                .push_bind(e.update_id)
-                .push_bind(e.revision_number)
-                .push_bind(e.win32_hresult)
-                .push_bind(&e.app_name)
-                .push_bind(&e.replacement_strings)
-                .push_bind(&e.misc_data)
-                .push_bind(&e.computer_brand)
-                .push_bind(&e.computer_model)
-                .push_bind(&e.bios_revision)
-                .push_bind(&e.processor_architecture)
-                .push_bind(&e.os_version)
-                .push_bind(e.os_locale_id)
-                .push_bind(&e.device_id);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        inserted += q.build().execute(&mut *tx).await?.rows_affected();
+             os_locale_id, device_id) \
+         SELECT i, t, c, n, e, s, u, r, h, a, (string_to_array(rs, chr(31)))[2:], (string_to_array(md, chr(31)))[2:], \
+                cb, cm, br, pa, ov, ol, di \
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::int2[], $5::int2[], $6::int2[], $7::uuid[], \
+                     $8::int4[], $9::int4[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+                     $15::text[], $16::text[], $17::text[], $18::int4[], $19::text[]) \
+              AS x(i, t, c, n, e, s, u, r, h, a, rs, md, cb, cm, br, pa, ov, ol, di) \
+         ON CONFLICT DO NOTHING RETURNING event_instance_id",
+    )
+    .bind(col(events, |e| e.event_instance_id))
+    .bind(col(events, |e| e.time_at_target))
+    .bind(col(events, |e| e.computer_id.clone()))
+    .bind(col(events, |e| e.namespace_id))
+    .bind(col(events, |e| e.event_id))
+    .bind(col(events, |e| e.source_id))
+    .bind(col(events, |e| e.update_id))
+    .bind(col(events, |e| e.revision_number))
+    .bind(col(events, |e| e.win32_hresult))
+    .bind(col(events, |e| e.app_name.clone()))
+    .bind(joined(events.iter().map(|e| e.replacement_strings.clone())))
+    .bind(joined(events.iter().map(|e| e.misc_data.clone())))
+    .bind(col(events, |e| e.computer_brand.clone()))
+    .bind(col(events, |e| e.computer_model.clone()))
+    .bind(col(events, |e| e.bios_revision.clone()))
+    .bind(col(events, |e| e.processor_architecture.clone()))
+    .bind(col(events, |e| e.os_version.clone()))
+    .bind(col(events, |e| e.os_locale_id))
+    .bind(col(events, |e| e.device_id.clone()))
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(new.into_iter().map(|(id,)| id).collect())
+}
+
+/// What a batch of events says about statuses, stored with the events.
+#[derive(Debug, Clone, Default)]
+pub struct StatusFold {
+    /// (computer, update, SummarizationState, time of the report): the batch's latest
+    /// report per computer and update.
+    pub reports: Vec<(String, Uuid, i16, DateTime<Utc>)>,
+    /// (computer, time of its last complete scan in the batch).
+    pub last_scans: Vec<(String, DateTime<Utc>)>,
+    /// How far along the install each SummarizationState is (indexed by the state): of two
+    /// reports at one time, the one further along wins.
+    pub lifecycle: Vec<i16>,
+}
+
+/// Stores events durably in one transaction with what they say about statuses; returns
+/// the EventInstanceIDs of the events that were new (the rest were already stored: same
+/// EventInstanceID and TimeAtTarget). Folding a status report in twice changes nothing,
+/// so a re-sent batch is harmless.
+pub async fn insert_events(pool: &PgPool, events: &[Event], fold: &StatusFold) -> Result<Vec<Uuid>> {
+    if events.is_empty() && fold.reports.is_empty() && fold.last_scans.is_empty() {
+        return Ok(Vec::new());
     }
+    let mut tx = pool.begin().await?;
+    let inserted = if events.is_empty() { Vec::new() } else { insert_rows(&mut tx, events).await? };
+    let changed = fold_statuses(&mut tx, fold).await?;
     let mut ids: Vec<&str> = events.iter().map(|e| e.computer_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
+    let (scanned, scans): (Vec<&str>, Vec<DateTime<Utc>>) =
+        fold.last_scans.iter().map(|(c, t)| (c.as_str(), *t)).unzip();
     sqlx::query(
-        "UPDATE computer SET last_reported_status_time = now(), last_contact_at = GREATEST(last_contact_at, now()) \
-         WHERE computer_id = ANY($1)",
+        "UPDATE computer c SET \
+            last_reported_status_time = CASE WHEN c.computer_id = ANY($1) THEN now() ELSE c.last_reported_status_time END, \
+            last_contact_at = CASE WHEN c.computer_id = ANY($1) THEN GREATEST(c.last_contact_at, now()) ELSE c.last_contact_at END, \
+            effective_last_detection_time = GREATEST(c.effective_last_detection_time, \
+                (SELECT max(t) FROM unnest($2::text[], $3::timestamptz[]) AS s(id, t) WHERE s.id = c.computer_id)), \
+            last_status_change_at = CASE WHEN c.computer_id = ANY($4) THEN now() ELSE c.last_status_change_at END \
+         WHERE c.computer_id = ANY($1) OR c.computer_id = ANY($2) OR c.computer_id = ANY($4)",
     )
     .bind(&ids)
+    .bind(&scanned)
+    .bind(&scans)
+    .bind(&changed)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(inserted)
+}
+
+/// Folds status reports into update_status: a report replaces the held one when it is
+/// later, or as late and further along the install. Returns the computers a status of
+/// which changed.
+async fn fold_statuses(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, fold: &StatusFold) -> Result<Vec<String>> {
+    if fold.reports.is_empty() {
+        return Ok(Vec::new());
+    }
+    let computers: Vec<&str> = fold.reports.iter().map(|r| r.0.as_str()).collect();
+    let updates: Vec<Uuid> = fold.reports.iter().map(|r| r.1).collect();
+    let states: Vec<i16> = fold.reports.iter().map(|r| r.2).collect();
+    let times: Vec<DateTime<Utc>> = fold.reports.iter().map(|r| r.3).collect();
+    // The CTE `held` reads the rows as they were before the upsert (one snapshot), which
+    // tells a changed status from a newer report of the same one.
+    let changed: Vec<(String,)> = sqlx::query_as(
+        "WITH incoming AS ( \
+            SELECT * FROM unnest($1::text[], $2::uuid[], $3::int2[], $4::timestamptz[]) AS x(computer_id, update_id, status, reported_at) \
+            WHERE EXISTS (SELECT 1 FROM computer c WHERE c.computer_id = x.computer_id)), \
+         held AS ( \
+            SELECT i.computer_id, i.update_id, u.status FROM incoming i \
+            JOIN update_status u ON u.computer_id = i.computer_id AND u.update_id = i.update_id), \
+         folded AS ( \
+            INSERT INTO update_status AS u (computer_id, update_id, status, last_change_time, reported_at) \
+            SELECT computer_id, update_id, status, reported_at, reported_at FROM incoming \
+            ON CONFLICT (computer_id, update_id) DO UPDATE SET status = EXCLUDED.status, reported_at = EXCLUDED.reported_at, \
+                last_change_time = CASE WHEN u.status <> EXCLUDED.status THEN EXCLUDED.reported_at ELSE u.last_change_time END \
+            WHERE (EXCLUDED.reported_at, ($5::int2[])[EXCLUDED.status + 1]) \
+                > (COALESCE(u.reported_at, u.last_change_time), ($5::int2[])[u.status + 1]) \
+            RETURNING u.computer_id, u.update_id, u.status) \
+         SELECT DISTINCT f.computer_id FROM folded f \
+         LEFT JOIN held h ON h.computer_id = f.computer_id AND h.update_id = f.update_id \
+         WHERE h.status IS DISTINCT FROM f.status",
+    )
+    .bind(&computers)
+    .bind(&updates)
+    .bind(&states)
+    .bind(&times)
+    .bind(&fold.lifecycle)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(changed.into_iter().map(|(c,)| c).collect())
 }
 
 /// A computer as stored (the fields the services read back so far).
@@ -253,49 +348,6 @@ pub async fn event_count(pool: &PgPool, computer_id: &str) -> Result<i64> {
         .fetch_one(pool)
         .await?;
     Ok(n)
-}
-
-/// An event as status derivation reads it.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StatusEvent {
-    pub event_id: i16,
-    pub update_id: Option<Uuid>,
-    pub time_at_target: DateTime<Utc>,
-    pub misc_data: Vec<String>,
-}
-
-/// A computer's events of the given ids, oldest first.
-pub async fn events_of(pool: &PgPool, computer_id: &str, event_ids: &[i32]) -> Result<Vec<StatusEvent>> {
-    Ok(sqlx::query_as(
-        "SELECT event_id, update_id, time_at_target, misc_data FROM reporting_event \
-         WHERE computer_id = $1 AND event_id = ANY($2::int2[]) ORDER BY time_at_target, event_instance_id",
-    )
-    .bind(computer_id)
-    .bind(event_ids.iter().map(|i| *i as i16).collect::<Vec<_>>())
-    .fetch_all(pool)
-    .await?)
-}
-
-/// Stores a computer's derived statuses: (update, SummarizationState, time of the report);
-/// a row changes only when its state does. Returns how many rows changed.
-pub async fn store_statuses(pool: &PgPool, computer_id: &str, rows: &[(Uuid, i16, DateTime<Utc>)]) -> Result<u64> {
-    let updates: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let states: Vec<i16> = rows.iter().map(|r| r.1).collect();
-    let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
-    let done = sqlx::query(
-        "INSERT INTO update_status (computer_id, update_id, status, last_change_time) \
-         SELECT $1, u, s, t FROM unnest($2::uuid[], $3::int2[], $4::timestamptz[]) AS x(u, s, t) \
-         WHERE EXISTS (SELECT 1 FROM computer WHERE computer_id = $1) \
-         ON CONFLICT (computer_id, update_id) DO UPDATE SET status = EXCLUDED.status, \
-            last_change_time = EXCLUDED.last_change_time WHERE update_status.status <> EXCLUDED.status",
-    )
-    .bind(computer_id)
-    .bind(&updates)
-    .bind(&states)
-    .bind(&times)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// A computer's stored statuses: (update, SummarizationState).

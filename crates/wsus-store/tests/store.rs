@@ -220,9 +220,103 @@ async fn client_reports_are_idempotent(pool: PgPool) {
             ..Default::default()
         })
         .collect();
-    assert_eq!(reporting::insert_events(&pool, &events).await.unwrap(), 3);
-    assert_eq!(reporting::insert_events(&pool, &events).await.unwrap(), 0, "a re-sent batch changes nothing");
+    let none = reporting::StatusFold::default();
+    assert_eq!(reporting::insert_events(&pool, &events, &none).await.unwrap().len(), 3);
+    assert!(
+        reporting::insert_events(&pool, &events, &none).await.unwrap().is_empty(),
+        "a re-sent batch changes nothing"
+    );
     assert_eq!(reporting::event_count(&pool, &id).await.unwrap(), 3);
+
+    // String lists arrive as they were sent, empty strings and empty lists included.
+    let lists: Vec<Vec<String>> = vec![vec![], vec![String::new()], vec!["U=a;b".into(), String::new(), "V=".into()]];
+    let events: Vec<Event> = lists
+        .iter()
+        .map(|l| Event {
+            event_instance_id: Uuid::new_v4(),
+            time_at_target: newer,
+            computer_id: id.clone(),
+            event_id: 156,
+            misc_data: l.clone(),
+            replacement_strings: l.iter().rev().cloned().collect(),
+            ..Default::default()
+        })
+        .collect();
+    reporting::insert_events(&pool, &events, &none).await.unwrap();
+    for (e, l) in events.iter().zip(&lists) {
+        let (misc, strings): (Vec<String>, Vec<String>) =
+            sqlx::query_as("SELECT misc_data, replacement_strings FROM reporting_event WHERE event_instance_id = $1")
+                .bind(e.event_instance_id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(&misc, l);
+        assert_eq!(strings, l.iter().rev().cloned().collect::<Vec<_>>());
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn status_reports_fold_in_by_time_and_late_ones_do_not_roll_back(pool: PgPool) {
+    migrated(&pool).await;
+    let id = "5d0c7a10-2222-4b4b-8d8d-0123456789ab".to_string();
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 10, 18, 0, 0).unwrap();
+    let reg = Registration { computer_id: id.clone(), registered_at: t0, ..Default::default() };
+    reporting::register_computer(&pool, &reg).await.unwrap();
+    // SummarizationState -> how far along the install (wsus-status lifecycle).
+    let lifecycle = vec![0, 0, 1, 2, 4, 3, 5];
+    let (needed, downloaded, installed) = (2, 3, 4);
+    let update = Uuid::new_v4();
+    let fold = |state: i16, at| reporting::StatusFold {
+        reports: vec![(id.clone(), update, state, at)],
+        last_scans: vec![(id.clone(), at)],
+        lifecycle: lifecycle.clone(),
+    };
+    let held = || async {
+        let row: (i16, chrono::DateTime<Utc>) = sqlx::query_as(
+            "SELECT status, last_change_time FROM update_status WHERE computer_id = $1 AND update_id = $2",
+        )
+        .bind(&id)
+        .bind(update)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        row
+    };
+    let t1 = t0 + Duration::minutes(1);
+    let t2 = t0 + Duration::minutes(2);
+    let t3 = t0 + Duration::minutes(3);
+    reporting::insert_events(&pool, &[], &fold(installed, t1)).await.unwrap();
+    assert_eq!(held().await, (installed, t1));
+    // The same state reported later: the change time stays, the report time moves on...
+    reporting::insert_events(&pool, &[], &fold(installed, t3)).await.unwrap();
+    assert_eq!(held().await, (installed, t1));
+    // ...so a late report from between the two does not roll the state back.
+    reporting::insert_events(&pool, &[], &fold(needed, t2)).await.unwrap();
+    assert_eq!(held().await, (installed, t1));
+    // At one time, the state further along wins, whichever arrives first.
+    reporting::insert_events(&pool, &[], &fold(downloaded, t3)).await.unwrap();
+    assert_eq!(held().await, (installed, t1));
+    let t4 = t0 + Duration::minutes(4);
+    reporting::insert_events(&pool, &[], &fold(needed, t4)).await.unwrap();
+    assert_eq!(held().await, (needed, t4), "a later report wins");
+    let (scan, changed): (Option<chrono::DateTime<Utc>>, Option<chrono::DateTime<Utc>>) = sqlx::query_as(
+        "SELECT effective_last_detection_time, last_status_change_at FROM computer WHERE computer_id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(scan, Some(t4));
+    assert!(changed.is_some());
+    // A computer that is not registered gets no status rows.
+    let stranger = reporting::StatusFold {
+        reports: vec![("unknown".into(), update, installed, t4)],
+        last_scans: vec![],
+        lifecycle,
+    };
+    reporting::insert_events(&pool, &[], &stranger).await.unwrap();
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM update_status").fetch_one(&pool).await.unwrap();
+    assert_eq!(rows, 1);
 }
 
 #[sqlx::test(migrations = false)]

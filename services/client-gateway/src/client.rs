@@ -284,7 +284,7 @@ pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> Op
     Ok(wusp::encode_file_locations(&file_locations(gw, ctx, &names), &seal(&server, &cookie)))
 }
 
-pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
+pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     if cookie.config_last_change != config_last_change(gw)?.timestamp_micros() {
         return Err((ErrorCode::ConfigChanged, "cookie".to_owned()));
@@ -322,6 +322,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
             computer_hardware_ids: &req.computer_hardware_ids,
             feature_score_key: req.feature_score_key.as_deref(),
         });
+        let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
         cookie.last_driver_sync = Utc::now().timestamp();
         // Hardware ids on driver deployments are understood from client protocol 1.6.
         let with_hardware_ids = cookie.protocol_version >= (1, 6);
@@ -330,7 +331,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
                 .new_updates
                 .iter()
                 .map(|o| {
-                    let mut info = UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) };
+                    let mut info = UpdateInfo { core_escaped: core(&cores, o), ..info_of(o) };
                     if !with_hardware_ids {
                         info.deployment.hardware_ids.clear();
                     }
@@ -358,6 +359,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         since_version: cookie.catalog_version,
         groups_changed: cookie.groups_digest != groups_digest(&groups),
     });
+    let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
     let scan_done = !result.truncated && result.new_updates.iter().all(|u| u.is_leaf);
     if scan_done {
         cookie.catalog_version = catalog.version;
@@ -369,7 +371,7 @@ pub fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         new_updates: result
             .new_updates
             .iter()
-            .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..info_of(o) })
+            .map(|o| UpdateInfo { core_escaped: core(&cores, o), ..info_of(o) })
             .collect(),
         out_of_scope: result.out_of_scope.clone(),
         changed: result.changed.iter().map(info_of).collect(),
@@ -506,16 +508,17 @@ async fn extended_info(
 }
 
 /// SyncPrinterCatalog (MS-WUSP 3.1.5.12), used by the Add Printer wizard.
-pub fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
+pub async fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
     let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let (installed, printers) = wusp::decode_sync_printer_catalog(op).map_err(invalid)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
     let result = catalog.printer_catalog(&client_groups(gw, &catalog, &cookie), &installed, &printers);
+    let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
     let info = SyncInfo {
         new_updates: result
             .new_updates
             .iter()
-            .map(|o| UpdateInfo { core_escaped: &o.core_escaped, ..update_info(o) })
+            .map(|o| UpdateInfo { core_escaped: core(&cores, o), ..update_info(o) })
             .collect(),
         out_of_scope: result.out_of_scope.clone(),
         changed: vec![],
@@ -525,6 +528,29 @@ pub fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
         driver_sync_not_needed: true,
     };
     Ok(info.encode_as("SyncPrinterCatalog"))
+}
+
+/// The escaped Core fragments of offered revisions, from the fragment cache.
+async fn cores_of(
+    gw: &Gateway,
+    version: i64,
+    offered: &[wsus_catalog::index::Offered],
+) -> Result<std::collections::HashMap<i32, std::sync::Arc<str>>, OpError> {
+    if offered.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<i32> = offered.iter().map(|o| o.revision_id).collect();
+    gw.fragments
+        .cores(&gw.pool, version, &ids)
+        .await
+        .map_err(|e| (ErrorCode::ServerBusy, format!("catalog store: {e}")))
+}
+
+fn core<'a>(
+    cores: &'a std::collections::HashMap<i32, std::sync::Arc<str>>,
+    o: &wsus_catalog::index::Offered,
+) -> &'a str {
+    cores.get(&o.revision_id).map_or("", |c| c)
 }
 
 /// An offered revision as an UpdateInfo (without its Core fragment).

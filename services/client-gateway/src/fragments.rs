@@ -1,7 +1,9 @@
-//! What GetExtendedUpdateInfo serves of a revision (its fragments and files), kept in
-//! memory up to `WSUS_FRAGMENT_CACHE_BYTES` so a scan storm does not read the same rows
-//! from Postgres for every client. Emptied when the catalog version moves (a changed
-//! document keeps its revision id).
+//! Fragments a gateway serves, kept in memory up to `WSUS_FRAGMENT_CACHE_BYTES` (least
+//! recently used out) so a scan storm does not read the same rows from Postgres for every
+//! client, and so the catalog's size does not set the gateway's memory: a Core fragment
+//! (escaped, for SyncUpdates) and what GetExtendedUpdateInfo serves of a revision (its
+//! fragments and files) are read on first use. Emptied when the catalog version moves (a
+//! changed document keeps its revision id).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,10 +25,34 @@ impl Extra {
     }
 }
 
+/// What of a revision an entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    /// The Core fragment, escaped for a SyncUpdates answer.
+    Core,
+    /// Everything GetExtendedUpdateInfo serves.
+    Extra,
+}
+
+#[derive(Clone)]
+enum Entry {
+    Core(Arc<str>),
+    Extra(Arc<Extra>),
+}
+
+impl Entry {
+    fn bytes(&self) -> usize {
+        match self {
+            Entry::Core(c) => c.len() + 64,
+            Entry::Extra(e) => e.bytes(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     version: i64,
-    entries: HashMap<i32, (Arc<Extra>, u64)>,
+    entries: HashMap<(i32, Part), (Entry, u64)>,
     bytes: usize,
     tick: u64,
 }
@@ -47,27 +73,44 @@ impl FragmentCache {
         self.inner.lock().expect("fragment cache").bytes
     }
 
-    /// What each of `ids` has, at catalog `version`: from memory, or read (and kept).
-    pub async fn get(&self, pool: &PgPool, version: i64, ids: &[i32]) -> Result<HashMap<i32, Arc<Extra>>, StoreError> {
-        let mut found = HashMap::new();
-        let mut missing = Vec::new();
-        {
-            let mut inner = self.inner.lock().expect("fragment cache");
-            if inner.version != version {
-                *inner = Inner { version, ..Inner::default() };
-            }
-            inner.tick += 1;
-            let tick = inner.tick;
-            for id in ids {
-                match inner.entries.get_mut(id) {
-                    Some((extra, used)) => {
-                        *used = tick;
-                        found.insert(*id, extra.clone());
-                    }
-                    None => missing.push(*id),
-                }
+    /// The escaped Core fragment of each of `ids` at catalog `version` (empty for a
+    /// revision stored without one).
+    pub async fn cores(&self, pool: &PgPool, version: i64, ids: &[i32]) -> Result<HashMap<i32, Arc<str>>, StoreError> {
+        let (found, missing) = self.lookup(version, Part::Core, ids);
+        let mut found: HashMap<i32, Arc<str>> = found
+            .into_iter()
+            .filter_map(|(id, e)| match e {
+                Entry::Core(c) => Some((id, c)),
+                Entry::Extra(_) => None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let mut loaded: HashMap<i32, Arc<str>> = HashMap::with_capacity(missing.len());
+        for (id, _, locale, body) in revisions::fragments_of(pool, &missing, &["Core"]).await? {
+            if locale.is_empty() {
+                loaded.insert(id, Arc::from(wsus_catalog::index::escape_xml(&body)));
             }
         }
+        for id in missing {
+            loaded.entry(id).or_insert_with(|| Arc::from(""));
+        }
+        self.keep(version, Part::Core, loaded.iter().map(|(id, c)| (*id, Entry::Core(c.clone()))));
+        found.extend(loaded);
+        Ok(found)
+    }
+
+    /// What each of `ids` has, at catalog `version`: from memory, or read (and kept).
+    pub async fn get(&self, pool: &PgPool, version: i64, ids: &[i32]) -> Result<HashMap<i32, Arc<Extra>>, StoreError> {
+        let (found, missing) = self.lookup(version, Part::Extra, ids);
+        let mut found: HashMap<i32, Arc<Extra>> = found
+            .into_iter()
+            .filter_map(|(id, e)| match e {
+                Entry::Extra(x) => Some((id, x)),
+                Entry::Core(_) => None,
+            })
+            .collect();
         if missing.is_empty() {
             return Ok(found);
         }
@@ -83,21 +126,54 @@ impl FragmentCache {
                 e.files.push((sha1, name));
             }
         }
+        let loaded: HashMap<i32, Arc<Extra>> = loaded.into_iter().map(|(id, e)| (id, Arc::new(e))).collect();
+        self.keep(version, Part::Extra, loaded.iter().map(|(id, e)| (*id, Entry::Extra(e.clone()))));
+        found.extend(loaded);
+        Ok(found)
+    }
+
+    /// The entries held for `ids` (marked used) and the ids not held.
+    fn lookup(&self, version: i64, part: Part, ids: &[i32]) -> (Vec<(i32, Entry)>, Vec<i32>) {
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
         let mut inner = self.inner.lock().expect("fragment cache");
-        let keep = inner.version == version && self.bound > 0;
+        if inner.version != version {
+            *inner = Inner { version, ..Inner::default() };
+        }
+        inner.tick += 1;
         let tick = inner.tick;
-        for (id, extra) in loaded {
-            let extra = Arc::new(extra);
-            if keep && !inner.entries.contains_key(&id) {
-                inner.bytes += extra.bytes();
-                inner.entries.insert(id, (extra.clone(), tick));
+        for id in ids {
+            match inner.entries.get_mut(&(*id, part)) {
+                Some((entry, used)) => {
+                    *used = tick;
+                    found.push((*id, entry.clone()));
+                }
+                None => missing.push(*id),
             }
-            found.insert(id, extra);
+        }
+        (found, missing)
+    }
+
+    /// Keeps what was read, unless the catalog moved on meanwhile; evicts down to the bound.
+    fn keep(&self, version: i64, part: Part, loaded: impl Iterator<Item = (i32, Entry)>) {
+        if self.bound == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("fragment cache");
+        if inner.version != version {
+            return;
+        }
+        let tick = inner.tick;
+        for (id, entry) in loaded {
+            if let std::collections::hash_map::Entry::Vacant(v) = inner.entries.entry((id, part)) {
+                let size = entry.bytes();
+                v.insert((entry, tick));
+                inner.bytes += size;
+            }
         }
         if inner.bytes > self.bound {
             evict(&mut inner, self.bound);
         }
-        Ok(found)
     }
 }
 
@@ -105,14 +181,14 @@ impl FragmentCache {
 /// come in batches rather than on every insert.
 fn evict(inner: &mut Inner, bound: usize) {
     let target = bound - bound / 10;
-    let mut by_age: Vec<(u64, i32)> = inner.entries.iter().map(|(id, (_, used))| (*used, *id)).collect();
-    by_age.sort_unstable();
-    for (_, id) in by_age {
+    let mut by_age: Vec<(u64, (i32, Part))> = inner.entries.iter().map(|(key, (_, used))| (*used, *key)).collect();
+    by_age.sort_unstable_by_key(|(used, _)| *used);
+    for (_, key) in by_age {
         if inner.bytes <= target {
             break;
         }
-        if let Some((extra, _)) = inner.entries.remove(&id) {
-            inner.bytes -= extra.bytes();
+        if let Some((entry, _)) = inner.entries.remove(&key) {
+            inner.bytes -= entry.bytes();
         }
     }
 }
@@ -121,8 +197,11 @@ fn evict(inner: &mut Inner, bound: usize) {
 mod tests {
     use super::*;
 
-    fn entry(body: usize) -> Arc<Extra> {
-        Arc::new(Extra { fragments: vec![("Extended".into(), String::new(), "x".repeat(body))], files: vec![] })
+    fn entry(body: usize) -> Entry {
+        Entry::Extra(Arc::new(Extra {
+            fragments: vec![("Extended".into(), String::new(), "x".repeat(body))],
+            files: vec![],
+        }))
     }
 
     #[test]
@@ -131,12 +210,15 @@ mod tests {
         for id in 0..10 {
             let e = entry(1000);
             inner.bytes += e.bytes();
-            inner.entries.insert(id, (e, id as u64));
+            inner.entries.insert((id, if id % 2 == 0 { Part::Core } else { Part::Extra }), (e, id as u64));
         }
         let one = entry(1000).bytes();
         evict(&mut inner, one * 5);
         assert!(inner.bytes <= one * 5 - one * 5 / 10);
-        assert!(!inner.entries.contains_key(&0) && inner.entries.contains_key(&9), "oldest out, newest in");
+        assert!(
+            !inner.entries.contains_key(&(0, Part::Core)) && inner.entries.contains_key(&(9, Part::Extra)),
+            "oldest out, newest in"
+        );
         assert_eq!(inner.bytes, inner.entries.values().map(|(e, _)| e.bytes()).sum::<usize>());
     }
 }

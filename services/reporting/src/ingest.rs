@@ -2,6 +2,7 @@
 //! before the call returns. Bad input is INVALID_ARGUMENT; a database outage is
 //! UNAVAILABLE, so the gateway answers ServerBusy and the client retries.
 
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use wsus_rpc::reporting::reporting_service_server::ReportingService;
@@ -21,6 +22,7 @@ const MAX_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct Ingest {
     pool: PgPool,
+    writer: EventWriter,
     /// Events received, and of those, new ones stored.
     received: wsus_service::Counter,
     stored: wsus_service::Counter,
@@ -28,7 +30,12 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool, received: Default::default(), stored: Default::default() }
+        Self {
+            writer: EventWriter::start(pool.clone()),
+            pool,
+            received: Default::default(),
+            stored: Default::default(),
+        }
     }
 
     /// Counts events in `metrics` (`wsus_events_received_total`, `wsus_events_stored_total`).
@@ -36,6 +43,97 @@ impl Ingest {
         metrics.register("events_received", "Client events received (re-sent ones included)", self.received.clone());
         metrics.register("events_stored", "Client events stored for the first time", self.stored.clone());
         self
+    }
+}
+
+/// Writes event batches in groups: the batches that arrive while one group commits go
+/// into the next, in one transaction. With every commit flushed to disk (a couple of
+/// milliseconds here), a commit per batch would cap ingestion at a few hundred batches
+/// a second; a group commit shares the flush. A batch is answered once its group is
+/// committed, so what is acknowledged is durable.
+#[derive(Clone)]
+struct EventWriter {
+    tx: mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<u64, Status>>,
+}
+
+/// Groups committed at once: one fills while another waits for its flush.
+const WRITERS: usize = 3;
+/// Events in one group at most (a batch is at most MAX_BATCH).
+const GROUP_EVENTS: usize = 20_000;
+/// Batches waiting for a writer; callers wait (and the gateway answers ServerBusy when
+/// that takes too long) beyond it.
+const QUEUED_BATCHES: usize = 1024;
+
+impl EventWriter {
+    fn start(pool: PgPool) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUED_BATCHES);
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_groups(pool.clone(), rx.clone()));
+        }
+        Self { tx }
+    }
+
+    /// Stores a batch (with its statuses); returns how many of its events were new.
+    async fn write(&self, events: Vec<Event>) -> Result<u64, Status> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Pending { events, reply }).await.map_err(|_| Status::unavailable("shutting down"))?;
+        answer.await.map_err(|_| Status::unavailable("shutting down"))?
+    }
+}
+
+async fn write_groups(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        // One writer gathers a group while the others commit theirs.
+        let group = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut size = first.events.len();
+            let mut group = vec![first];
+            while size < GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(p) => {
+                        size += p.events.len();
+                        group.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            group
+        };
+        write_group(&pool, group).await;
+    }
+}
+
+async fn write_group(pool: &PgPool, group: Vec<Pending>) {
+    let all: Vec<Event> = group.iter().flat_map(|p| p.events.iter().cloned()).collect();
+    // Events and the statuses they imply are stored in one transaction.
+    let fold = crate::status::fold(&all);
+    match reporting::insert_events(pool, &all, &fold).await {
+        Ok(new) => {
+            let new: std::collections::HashSet<Uuid> = new.into_iter().collect();
+            for p in group {
+                let count = p.events.iter().filter(|e| new.contains(&e.event_instance_id)).count();
+                let _ = p.reply.send(Ok(count as u64));
+            }
+        }
+        // One batch's rows may be what the database refused: each alone, so only it fails.
+        Err(e) if group.len() > 1 && !e.is_unavailable() => {
+            for p in group {
+                Box::pin(write_group(pool, vec![p])).await;
+            }
+        }
+        Err(e) => {
+            let status = store_status(e);
+            for p in group {
+                let _ = p.reply.send(Err(status.clone()));
+            }
+        }
     }
 }
 
@@ -108,6 +206,12 @@ fn event(e: ClientEvent) -> Result<Event, Status> {
             (!id.is_nil()).then_some(id)
         }
     };
+    // XML cannot carry other control characters; the store relies on it for its lists.
+    for (field, list) in [("replacement_strings", &e.replacement_strings), ("misc_data", &e.misc_data)] {
+        if list.iter().any(|s| s.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))) {
+            return Err(Status::invalid_argument(format!("{field}: holds a control character")));
+        }
+    }
     Ok(Event {
         event_instance_id,
         time_at_target: time(e.time_at_target.as_ref(), "time_at_target")?,
@@ -174,13 +278,11 @@ impl ReportingService for Ingest {
             return Err(Status::invalid_argument(format!("events: more than {MAX_BATCH}")));
         }
         let events = events.into_iter().map(event).collect::<Result<Vec<_>, Status>>()?;
-        let new_events = reporting::insert_events(&self.pool, &events).await.map_err(store_status)?;
-        self.received.inc_by(events.len() as u64);
+        let accepted = events.len() as u64;
+        let new_events = self.writer.write(events).await?;
+        self.received.inc_by(accepted);
         self.stored.inc_by(new_events);
-        // Also for a re-sent batch: the status of a batch whose first delivery failed half-way
-        // is derived now (it is idempotent).
-        crate::status::refresh_after(&self.pool, &events).await.map_err(store_status)?;
-        Ok(Response::new(IngestEventsResponse { accepted: events.len() as u64, new_events }))
+        Ok(Response::new(IngestEventsResponse { accepted, new_events }))
     }
 
     async fn get_rollup_configuration(

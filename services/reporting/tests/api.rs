@@ -355,9 +355,12 @@ async fn the_administrators_levers(pool: PgPool) {
     // Statuses and reports: c1 installed it, c2 scanned and never named it.
     let kb: uuid::Uuid = KB2267602.parse().unwrap();
     let now = chrono::Utc::now();
-    wsus_store::reporting::store_statuses(&pool, "c1", &[(kb, 4, now)]).await.unwrap();
-    wsus_store::computers::record_status_times(&pool, "c1", Some(now), true).await.unwrap();
-    wsus_store::computers::record_status_times(&pool, "c2", Some(now), false).await.unwrap();
+    let fold = wsus_store::reporting::StatusFold {
+        reports: vec![("c1".into(), kb, 4, now)],
+        last_scans: vec![("c1".into(), now), ("c2".into(), now)],
+        lifecycle: wsus_status::lifecycle_by_summarization_state(),
+    };
+    wsus_store::reporting::insert_events(&pool, &[], &fold).await.unwrap();
     let (_, detail) = api.get(&format!("/api/v1/updates/{KB2267602}")).await;
     assert_eq!(
         detail["status_counts"],
