@@ -26,28 +26,6 @@ const TARGET: f64 = 0.8;
 /// slow the load generator, enough to catch a wrong offset.
 const PROBE: usize = 64;
 
-/// splitmix64: reproducible file bytes and offsets without another dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
-    let mut data = vec![0u8; len];
-    for chunk in data.chunks_mut(8) {
-        chunk.copy_from_slice(&rng.next().to_le_bytes()[..chunk.len()]);
-    }
-    data
-}
-
 /// Upper-case hex SHA-1 of a file (coreutils: the bench has no digest crate of its own).
 fn sha1_hex(path: &Path) -> anyhow::Result<String> {
     let out = std::process::Command::new("sha1sum").arg(path).output().context("sha1sum")?;
@@ -182,8 +160,8 @@ async fn verify(http: &reqwest::Client, url: &str, data: &[u8], label: &str) -> 
     let size = data.len() as u64;
     let piece = PIECE.min(size);
     let mut ranges = vec![(0, piece), (size - piece, piece), (size / 3 + 7, (size / 2).clamp(1, 100_003))];
-    let mut rng = Rng(7);
-    ranges.extend((0..8).map(|_| ((rng.next() % (size / piece)) * piece, piece)));
+    let mut rng = wsus_catalog_gen::Rng::new(7);
+    ranges.extend((0..8).map(|_| ((rng.next_u64() % (size / piece)) * piece, piece)));
     for (start, len) in ranges {
         let len = len.min(size - start);
         fetch(http, url, start, len, data, usize::MAX)
@@ -257,9 +235,9 @@ async fn measure(target: &Target<'_>, data: &Arc<Vec<u8>>, connections: usize, d
         let (bytes, requests, failures, first_failure) =
             (bytes.clone(), requests.clone(), failures.clone(), first_failure.clone());
         tasks.spawn(async move {
-            let mut rng = Rng(seed.wrapping_mul(1000) + i as u64);
+            let mut rng = wsus_catalog_gen::Rng::new(seed.wrapping_mul(1000) + i as u64);
             while Instant::now() < deadline {
-                let offset = (rng.next() % pieces) * piece;
+                let offset = (rng.next_u64() % pieces) * piece;
                 match fetch(&http, &url, offset, piece, &data, PROBE).await {
                     Ok(()) => {
                         bytes.fetch_add(piece, Ordering::Relaxed);
@@ -305,7 +283,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let store = dir.path().join("Content");
     eprintln!("content: writing a {mib} MiB file");
-    let data = Arc::new(random_bytes(mib << 20, 42));
+    let data = Arc::new(wsus_catalog_gen::file_bytes(42, (mib as u64) << 20));
     let staged = dir.path().join("staged.cab");
     std::fs::write(&staged, data.as_slice())?;
     let hex = sha1_hex(&staged)?;

@@ -71,7 +71,7 @@ async fn one_size(pg: &PgCluster, n: usize, i: usize) -> anyhow::Result<Vec<Row>
     anyhow::ensure!(ok, "sync-worker migrate: {out}{err}");
     let pool_b = PgPool::connect(&db_b).await?;
     let before = row_counts(&pool_b).await?;
-    let postmaster = postmaster_pid(&pool_b).await?;
+    let postmaster = pg.postmaster_pid().context("the postmaster's pid")?;
     // Both timed parts start with no dirty pages of earlier work left to write.
     sqlx::query("CHECKPOINT").execute(&pool_b).await?;
 
@@ -94,7 +94,7 @@ async fn one_size(pg: &PgCluster, n: usize, i: usize) -> anyhow::Result<Vec<Row>
     // Other work on the machine skews a wall-clock rate: say how much there was.
     let load = std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split(' ').next().map(str::to_owned));
     let (gw_cpu0, pg_cpu0, children0) =
-        (proc::cpu_seconds(upstream.gateway.pid()), cluster_cpu(postmaster), reaped_children_cpu());
+        (proc::cpu_seconds(upstream.gateway.pid()), proc::tree_cpu_seconds(postmaster), proc::reaped_children_cpu());
     let at = Instant::now();
     let child = tokio::process::Command::new(wsus_e2e::binary("sync-worker"))
         .args(["sync", "--once", "--json"])
@@ -122,9 +122,9 @@ async fn one_size(pg: &PgCluster, n: usize, i: usize) -> anyhow::Result<Vec<Row>
     let output = child.wait_with_output().await?;
     let sync_secs = at.elapsed().as_secs_f64();
     // Only sync-worker was reaped meanwhile: the growth of the children's time is its CPU.
-    let sync_cpu = reaped_children_cpu() - children0;
+    let sync_cpu = proc::reaped_children_cpu() - children0;
     let gw_cpu = proc::cpu_seconds(upstream.gateway.pid()) - gw_cpu0;
-    let pg_cpu = cluster_cpu(postmaster) - pg_cpu0;
+    let pg_cpu = proc::tree_cpu_seconds(postmaster) - pg_cpu0;
     if let Some(mut perf) = perf {
         // perf writes its file when interrupted.
         let _ = std::process::Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
@@ -266,44 +266,6 @@ async fn copy_baseline(pool: &PgPool, url: &str, tables: &[(String, i64)]) -> an
         sqlx::query(AssertSqlSafe(format!("DROP TABLE {copy}"))).execute(pool).await?;
     }
     Ok(Copied { seconds, bytes: data.iter().map(|(_, b)| b.len()).sum() })
-}
-
-/// The postmaster of the cluster: the parent of any backend.
-async fn postmaster_pid(pool: &PgPool) -> anyhow::Result<u32> {
-    let (backend,): (i32,) = sqlx::query_as("SELECT pg_backend_pid()").fetch_one(pool).await?;
-    stat(backend as u32).and_then(|f| f.get(1)?.parse().ok()).context("the postmaster's pid")
-}
-
-/// The fields of /proc/<pid>/stat after the command name (the state first).
-fn stat(pid: u32) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(text.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
-}
-
-fn ticks(fields: &[String], at: &[usize]) -> f64 {
-    at.iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum::<f64>() / 100.0
-}
-
-/// CPU seconds of the children this process has waited for.
-fn reaped_children_cpu() -> f64 {
-    stat(std::process::id()).map(|f| ticks(&f, &[13, 14])).unwrap_or(0.0)
-}
-
-/// CPU seconds of a Postgres cluster: the postmaster, the backends it has reaped and
-/// those still running.
-fn cluster_cpu(postmaster: u32) -> f64 {
-    let own = stat(postmaster).map(|f| ticks(&f, &[11, 12, 13, 14])).unwrap_or(0.0);
-    let parent = postmaster.to_string();
-    let live: f64 = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(stat)
-        .filter(|f| f.get(1) == Some(&parent))
-        .map(|f| ticks(&f, &[11, 12]))
-        .sum();
-    own + live
 }
 
 /// A number field of sync-worker's one-line JSON summary.

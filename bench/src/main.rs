@@ -14,14 +14,14 @@ mod stats;
 mod storm;
 mod table;
 
-/// The benchmarks, in the order they run.
+/// The benchmarks, in the order they run: those that write gigabytes last.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Bench {
     Storm,
-    Memory,
-    Import,
     Ingest,
     Content,
+    Memory,
+    Import,
 }
 
 #[derive(Parser)]
@@ -98,29 +98,27 @@ fn main() -> anyhow::Result<()> {
         // SAFETY: set before any other thread reads the environment.
         unsafe { std::env::set_var("WSUS_BIN_DIR", dir) };
     }
-    let wanted = |b: Bench| cli.only.is_empty() || cli.only.contains(&b);
     let mut rows = Vec::new();
-    if wanted(Bench::Storm) {
-        let config = storm::StormConfig {
-            clients: cli.clients,
-            concurrency: cli.concurrency,
-            revisions: cli.revisions,
-            echo_seconds: cli.echo_seconds,
-            perf: cli.perf.clone(),
-        };
-        rows.extend(runtime.block_on(storm::run(&config))?);
-    }
-    if wanted(Bench::Memory) {
-        rows.extend(runtime.block_on(memory::run(&cli))?);
-    }
-    if wanted(Bench::Import) {
-        rows.extend(runtime.block_on(import::run(&cli))?);
-    }
-    if wanted(Bench::Ingest) {
-        rows.extend(runtime.block_on(ingest::run(&cli))?);
-    }
-    if wanted(Bench::Content) {
-        rows.extend(runtime.block_on(content::run(&cli))?);
+    for bench in Bench::value_variants() {
+        if !cli.only.is_empty() && !cli.only.contains(bench) {
+            continue;
+        }
+        // What the last benchmark wrote is on disk before the next starts: the durable
+        // ones time their flushes.
+        let _ = std::process::Command::new("sync").status();
+        rows.extend(match bench {
+            Bench::Storm => runtime.block_on(storm::run(&storm::StormConfig {
+                clients: cli.clients,
+                concurrency: cli.concurrency,
+                revisions: cli.revisions,
+                echo_seconds: cli.echo_seconds,
+                perf: cli.perf.clone(),
+            }))?,
+            Bench::Ingest => runtime.block_on(ingest::run(&cli))?,
+            Bench::Content => runtime.block_on(content::run(&cli))?,
+            Bench::Memory => runtime.block_on(memory::run(&cli))?,
+            Bench::Import => runtime.block_on(import::run(&cli))?,
+        });
     }
     println!("Machine: {} CPUs, {}", proc::cpus(), memory());
     println!();

@@ -64,7 +64,13 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let mut opts = wsus_catalog_gen::Options { revisions, seed: 12, ..Default::default() };
     let mut leaves = 0usize;
     wsus_catalog_gen::generate(&opts, |d| {
-        leaves += usize::from(d.file.is_some());
+        // Software updates with a file: the documents the generator pads (not drivers).
+        leaves += usize::from(
+            d.file.is_some()
+                && d.xml.contains(
+                    "Handler=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation\"",
+                ),
+        );
         Ok(())
     })?;
     opts.core_bytes = cli.core_kib * 1024 * revisions / leaves.max(1);

@@ -1,35 +1,42 @@
 //! What /proc says about a process: CPU time used and memory held.
 
+/// The fields of /proc/<pid>/stat after the command name (which may hold spaces), the
+/// state first: utime and stime are at 11 and 12, the reaped children's at 13 and 14.
+fn stat(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(text.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
+}
+
+/// Clock ticks at `at` in seconds (sysconf(_SC_CLK_TCK) is 100 on Linux everywhere this runs).
+fn ticks(fields: &[String], at: &[usize]) -> f64 {
+    at.iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum::<f64>() / 100.0
+}
+
 /// User + system CPU seconds of a process so far.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / clock_ticks()
+    stat(pid).map(|f| ticks(&f, &[11, 12])).unwrap_or(0.0)
 }
 
-fn clock_ticks() -> f64 {
-    // sysconf(_SC_CLK_TCK) is 100 on Linux for every architecture this runs on.
-    100.0
+/// CPU seconds of the children this process has waited for.
+pub fn reaped_children_cpu() -> f64 {
+    stat(std::process::id()).map(|f| ticks(&f, &[13, 14])).unwrap_or(0.0)
 }
 
-/// CPU seconds of a process and its children now running (Postgres's backends, say).
+/// CPU seconds of a process with its children: those it has reaped and those still
+/// running (a Postgres cluster: the postmaster and its backends).
 pub fn tree_cpu_seconds(pid: u32) -> f64 {
-    let mut total = cpu_seconds(pid);
-    let Ok(entries) = std::fs::read_dir("/proc") else { return total };
-    for e in entries.flatten() {
-        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        // The parent is the second field after the command.
-        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
-            total += cpu_seconds(child);
-        }
-    }
-    total
+    let own = stat(pid).map(|f| ticks(&f, &[11, 12, 13, 14])).unwrap_or(0.0);
+    let parent = pid.to_string();
+    let live: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(stat)
+        .filter(|f| f.get(1) == Some(&parent))
+        .map(|f| ticks(&f, &[11, 12]))
+        .sum();
+    own + live
 }
 
 /// (resident now, peak resident) in bytes.

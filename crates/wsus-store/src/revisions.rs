@@ -162,15 +162,6 @@ pub async fn import_batch(pool: &PgPool, batch: &[NewRevision]) -> Result<Import
         stored.extend(changed.iter().copied());
     }
     outcome.files = insert_children(&mut tx, &stored).await?;
-    sqlx::query(
-        "UPDATE revision r SET title = x.t, kb_article_id = x.k \
-         FROM unnest($1::int4[], $2::text[], $3::text[]) AS x(id, t, k) WHERE r.revision_id = x.id",
-    )
-    .bind(stored.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(stored.iter().map(|(_, r)| r.title.clone()).collect::<Vec<_>>())
-    .bind(stored.iter().map(|(_, r)| r.kb_article_id.clone()).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -185,10 +176,10 @@ async fn insert_revisions<'a>(
     }
     let rows: Vec<(i32, Uuid, i32)> = sqlx::query_as(
         "INSERT INTO revision (update_id, revision_number, update_type, category_type, publication_state, \
-            default_language, creation_date, eula_id, secured_fragment, is_bundle, changed_version) \
-         SELECT u, n, t, ct, ps, dl, cd, e, sf, b, $11 \
+            default_language, creation_date, eula_id, secured_fragment, is_bundle, changed_version, title, kb_article_id) \
+         SELECT u, n, t, ct, ps, dl, cd, e, sf, b, $11, ti, kb \
          FROM unnest($1::uuid[], $2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], \
-                     $8::uuid[], $9::text[], $10::bool[]) AS x(u, n, t, ct, ps, dl, cd, e, sf, b) \
+                     $8::uuid[], $9::text[], $10::bool[], $12::text[], $13::text[]) AS x(u, n, t, ct, ps, dl, cd, e, sf, b, ti, kb) \
          RETURNING revision_id, update_id, revision_number",
     )
     .bind(new.iter().map(|r| r.identity.update_id).collect::<Vec<_>>())
@@ -202,6 +193,8 @@ async fn insert_revisions<'a>(
     .bind(new.iter().map(|r| r.secured_fragment.clone()).collect::<Vec<_>>())
     .bind(new.iter().map(|r| !r.bundled.is_empty()).collect::<Vec<_>>())
     .bind(version)
+    .bind(new.iter().map(|r| r.title.clone()).collect::<Vec<_>>())
+    .bind(new.iter().map(|r| r.kb_article_id.clone()).collect::<Vec<_>>())
     .fetch_all(&mut **tx)
     .await?;
     let by_identity: HashMap<UpdateIdentity, &NewRevision> = new.iter().map(|r| (r.identity, *r)).collect();
@@ -232,9 +225,9 @@ async fn update_revisions(
     sqlx::query(
         "UPDATE revision r SET update_type = x.t, category_type = x.ct, publication_state = x.ps, \
             default_language = x.dl, creation_date = x.cd, eula_id = x.e, secured_fragment = x.sf, \
-            is_bundle = x.b, changed_version = $11 \
+            is_bundle = x.b, changed_version = $11, title = x.ti, kb_article_id = x.kb \
          FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::uuid[], \
-                     $8::text[], $9::bool[], $10::int4[]) AS x(id, t, ct, ps, dl, cd, e, sf, b, unused) \
+                     $8::text[], $9::bool[], $10::text[], $12::text[]) AS x(id, t, ct, ps, dl, cd, e, sf, b, ti, kb) \
          WHERE r.revision_id = x.id",
     )
     .bind(&rids)
@@ -246,8 +239,9 @@ async fn update_revisions(
     .bind(changed.iter().map(|(_, r)| r.eula_id).collect::<Vec<_>>())
     .bind(changed.iter().map(|(_, r)| r.secured_fragment.clone()).collect::<Vec<_>>())
     .bind(changed.iter().map(|(_, r)| !r.bundled.is_empty()).collect::<Vec<_>>())
-    .bind(&rids)
+    .bind(changed.iter().map(|(_, r)| r.title.clone()).collect::<Vec<_>>())
     .bind(version)
+    .bind(changed.iter().map(|(_, r)| r.kb_article_id.clone()).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await?;
     for statement in CHILD_TABLES {

@@ -619,6 +619,7 @@ async fn fetch_documents(
     let total = missing.len() as i64;
     sync_history::progress(pool, sync_id, phase, 0, total).await?;
     let mut done = 0i64;
+    let mut last_progress = std::time::Instant::now();
     let mut batches = missing.chunks(per_request).map(<[_]>::to_vec).collect::<Vec<_>>().into_iter();
     let mut running: JoinSet<Result<Vec<NewRevision>, SyncError>> = JoinSet::new();
     loop {
@@ -628,18 +629,27 @@ async fn fetch_documents(
             let span = tracing::info_span!("sync_batch", "otel.name" = "GetUpdateData", revisions = batch.len());
             running.spawn(async move { fetch_batch(&upstream, &cookie, &batch).await }.instrument(span));
         }
-        let Some(joined) = running.join_next().await else { break };
-        let revisions = match joined.map_err(|e| SyncError::Other(e.to_string()))? {
-            Ok(r) => r,
-            Err(e) if e.is_cookie_fault() => {
-                // Renew once, then let the remaining batches use the new cookie; the
-                // failed batch is simply not stored, and the anchor not advanced.
-                running.abort_all();
-                session.authorize().await?;
-                return Box::pin(fetch_documents(session, pool, sync_id, phase, ids, per_request, outcome)).await;
+        let Some(first) = running.join_next().await else { break };
+        // Every answer that has arrived is stored in one transaction: fewer, larger
+        // commits, and the upstream keeps answering meanwhile.
+        let mut arrived = vec![first];
+        while let Some(more) = running.try_join_next() {
+            arrived.push(more);
+        }
+        let mut revisions = Vec::new();
+        for joined in arrived {
+            match joined.map_err(|e| SyncError::Other(e.to_string()))? {
+                Ok(r) => revisions.extend(r),
+                Err(e) if e.is_cookie_fault() => {
+                    // Renew once, then let the remaining batches use the new cookie; the
+                    // failed batch is simply not stored, and the anchor not advanced.
+                    running.abort_all();
+                    session.authorize().await?;
+                    return Box::pin(fetch_documents(session, pool, sync_id, phase, ids, per_request, outcome)).await;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
+        }
         let n = revisions.len() as i64;
         let stored = revisions::import_batch(pool, &revisions)
             .instrument(tracing::info_span!("sync_batch", "otel.name" = "store", revisions = revisions.len()))
@@ -647,7 +657,11 @@ async fn fetch_documents(
         outcome.revisions_new += stored.new;
         outcome.revisions_updated += stored.updated;
         done += n;
-        sync_history::progress(pool, sync_id, phase, done, total).await?;
+        // Progress is for people watching: once a second is enough.
+        if last_progress.elapsed() >= std::time::Duration::from_secs(1) || done == total {
+            sync_history::progress(pool, sync_id, phase, done, total).await?;
+            last_progress = std::time::Instant::now();
+        }
     }
     Ok(())
 }
