@@ -106,6 +106,9 @@ fn main() -> anyhow::Result<()> {
         // What the last benchmark wrote is on disk before the next starts: the durable
         // ones time their flushes.
         let _ = std::process::Command::new("sync").status();
+        // A benchmark pins the load generator to a core, and processes started later
+        // would inherit it.
+        proc::unpin(std::process::id());
         rows.extend(match bench {
             Bench::Storm => runtime.block_on(storm::run(&storm::StormConfig {
                 clients: cli.clients,

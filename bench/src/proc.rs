@@ -74,3 +74,13 @@ pub fn pin(pid: u32, cpu: usize) {
         .stderr(std::process::Stdio::null())
         .status();
 }
+
+/// Lets a process (all its threads) run on every CPU again; what it starts afterwards
+/// inherits that, not an earlier benchmark's pinning.
+pub fn unpin(pid: u32) {
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-cp", &format!("0-{}", cpus() - 1), &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
