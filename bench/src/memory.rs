@@ -64,16 +64,25 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let mut opts = wsus_catalog_gen::Options { revisions, seed: 12, ..Default::default() };
     let mut leaves = 0usize;
     wsus_catalog_gen::generate(&opts, |d| {
-        // Software updates with a file: the documents the generator pads (not drivers).
-        leaves += usize::from(
-            d.file.is_some()
-                && d.xml.contains(
-                    "Handler=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation\"",
-                ),
-        );
+        leaves += usize::from(padded(&d));
         Ok(())
     })?;
-    opts.core_bytes = cli.core_kib * 1024 * revisions / leaves.max(1);
+    let per_leaf = cli.core_kib * 1024 * revisions / leaves.max(1);
+    // The Core fragment keeps less of the rules than the document holds (each rule's
+    // repeated namespace declaration goes): measure it on one padded leaf and scale.
+    opts.core_bytes = per_leaf;
+    let mut sampled = None;
+    let _ = wsus_catalog_gen::generate(&opts, |d| {
+        if padded(&d) {
+            let core = wsus_metadata::fragments::core(&wsus_metadata::Update::parse(d.xml)?).len();
+            sampled = Some(core);
+            anyhow::bail!("sampled");
+        }
+        Ok(())
+    });
+    if let Some(core) = sampled.filter(|c| *c > 0) {
+        opts.core_bytes = (per_leaf as f64 * per_leaf as f64 / core as f64) as usize;
+    }
     wsus_catalog_gen::write(&opts, dir.path(), None)?;
     wsus_e2e::import(&db, dir.path());
     drop(dir);
@@ -166,4 +175,11 @@ async fn measure(db: &str, bound: u64, machines: usize, revisions: usize) -> any
         .unwrap_or(0.0) as u64;
     drop(servers);
     Ok(Measured { loaded, after, peak, cache, pages, core_served, average_core: average_core.unwrap_or(0.0) as u64 })
+}
+
+/// Software updates with a file: the documents the generator pads (not drivers).
+fn padded(d: &wsus_catalog_gen::Document) -> bool {
+    d.file.is_some()
+        && d.xml
+            .contains("Handler=\"http://schemas.microsoft.com/msus/2002/12/UpdateHandlers/CommandLineInstallation\"")
 }
