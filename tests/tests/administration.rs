@@ -38,8 +38,11 @@ async fn an_administrator_approves_and_declines_through_wsusctl() {
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), None).unwrap();
     wsus_e2e::import(&db, &dir.path().join("docs"));
     let pool = PgPool::connect(&db).await.unwrap();
+    // The latest revision of its update: a client is offered only that one (the generator
+    // keeps an earlier revision of some bundles, and import order sets revision ids).
     let (bundle, bundle_rev): (uuid::Uuid, i32) = sqlx::query_as(
-        "SELECT update_id, revision_id FROM revision WHERE is_bundle AND update_type = 'Software' \
+        "SELECT update_id, revision_id FROM revision r WHERE is_bundle AND update_type = 'Software' \
+         AND revision_number = (SELECT max(revision_number) FROM revision x WHERE x.update_id = r.update_id) \
          ORDER BY revision_id DESC LIMIT 1",
     )
     .fetch_one(&pool)
@@ -135,7 +138,8 @@ async fn an_administrator_approves_and_declines_through_wsusctl() {
     // Client-side targeting: a machine that names a group gets that group's approvals
     // once the administrator switches targeting to the client.
     let (other, other_rev): (uuid::Uuid, i32) = sqlx::query_as(
-        "SELECT update_id, revision_id FROM revision WHERE is_bundle AND update_type = 'Software' AND update_id <> $1 \
+        "SELECT update_id, revision_id FROM revision r WHERE is_bundle AND update_type = 'Software' AND update_id <> $1 \
+         AND revision_number = (SELECT max(revision_number) FROM revision x WHERE x.update_id = r.update_id) \
          ORDER BY revision_id DESC LIMIT 1",
     )
     .bind(bundle)
