@@ -173,13 +173,13 @@ pub struct Event {
 pub const LIST_SEPARATOR: char = '\u{1f}';
 
 /// One text per list: each string preceded by the separator (so `[""]` and `[]` differ).
-fn joined(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
+fn joined<'a>(lists: impl Iterator<Item = &'a [String]>) -> Vec<String> {
     lists
         .map(|l| {
             let mut out = String::with_capacity(l.iter().map(|s| s.len() + 1).sum());
             for s in l {
                 out.push(LIST_SEPARATOR);
-                out.push_str(&s);
+                out.push_str(s);
             }
             out
         })
@@ -189,7 +189,7 @@ fn joined(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
 /// Inserts events as columns of arrays: one statement of one shape whatever the batch
 /// size, so it is planned once per connection.
 async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[Event]) -> Result<Vec<Uuid>> {
-    fn col<T, F: Fn(&Event) -> T>(events: &[Event], f: F) -> Vec<T> {
+    fn col<'a, T, F: Fn(&'a Event) -> T>(events: &'a [Event], f: F) -> Vec<T> {
         events.iter().map(f).collect()
     }
     let new: Vec<(Uuid,)> = sqlx::query_as(
@@ -207,23 +207,23 @@ async fn insert_rows(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, events: &[E
     )
     .bind(col(events, |e| e.event_instance_id))
     .bind(col(events, |e| e.time_at_target))
-    .bind(col(events, |e| e.computer_id.clone()))
+    .bind(col(events, |e| e.computer_id.as_str()))
     .bind(col(events, |e| e.namespace_id))
     .bind(col(events, |e| e.event_id))
     .bind(col(events, |e| e.source_id))
     .bind(col(events, |e| e.update_id))
     .bind(col(events, |e| e.revision_number))
     .bind(col(events, |e| e.win32_hresult))
-    .bind(col(events, |e| e.app_name.clone()))
-    .bind(joined(events.iter().map(|e| e.replacement_strings.clone())))
-    .bind(joined(events.iter().map(|e| e.misc_data.clone())))
-    .bind(col(events, |e| e.computer_brand.clone()))
-    .bind(col(events, |e| e.computer_model.clone()))
-    .bind(col(events, |e| e.bios_revision.clone()))
-    .bind(col(events, |e| e.processor_architecture.clone()))
-    .bind(col(events, |e| e.os_version.clone()))
+    .bind(col(events, |e| e.app_name.as_deref()))
+    .bind(joined(events.iter().map(|e| e.replacement_strings.as_slice())))
+    .bind(joined(events.iter().map(|e| e.misc_data.as_slice())))
+    .bind(col(events, |e| e.computer_brand.as_deref()))
+    .bind(col(events, |e| e.computer_model.as_deref()))
+    .bind(col(events, |e| e.bios_revision.as_deref()))
+    .bind(col(events, |e| e.processor_architecture.as_deref()))
+    .bind(col(events, |e| e.os_version.as_deref()))
     .bind(col(events, |e| e.os_locale_id))
-    .bind(col(events, |e| e.device_id.clone()))
+    .bind(col(events, |e| e.device_id.as_deref()))
     .fetch_all(&mut **tx)
     .await?;
     Ok(new.into_iter().map(|(id,)| id).collect())

@@ -76,14 +76,10 @@ impl FragmentCache {
     /// The escaped Core fragment of each of `ids` at catalog `version` (empty for a
     /// revision stored without one).
     pub async fn cores(&self, pool: &PgPool, version: i64, ids: &[i32]) -> Result<HashMap<i32, Arc<str>>, StoreError> {
-        let (found, missing) = self.lookup(version, Part::Core, ids);
-        let mut found: HashMap<i32, Arc<str>> = found
-            .into_iter()
-            .filter_map(|(id, e)| match e {
-                Entry::Core(c) => Some((id, c)),
-                Entry::Extra(_) => None,
-            })
-            .collect();
+        let (mut found, missing) = self.lookup(version, Part::Core, ids, |e| match e {
+            Entry::Core(c) => Some(c.clone()),
+            Entry::Extra(_) => None,
+        });
         if missing.is_empty() {
             return Ok(found);
         }
@@ -103,14 +99,10 @@ impl FragmentCache {
 
     /// What each of `ids` has, at catalog `version`: from memory, or read (and kept).
     pub async fn get(&self, pool: &PgPool, version: i64, ids: &[i32]) -> Result<HashMap<i32, Arc<Extra>>, StoreError> {
-        let (found, missing) = self.lookup(version, Part::Extra, ids);
-        let mut found: HashMap<i32, Arc<Extra>> = found
-            .into_iter()
-            .filter_map(|(id, e)| match e {
-                Entry::Extra(x) => Some((id, x)),
-                Entry::Core(_) => None,
-            })
-            .collect();
+        let (mut found, missing) = self.lookup(version, Part::Extra, ids, |e| match e {
+            Entry::Extra(x) => Some(x.clone()),
+            Entry::Core(_) => None,
+        });
         if missing.is_empty() {
             return Ok(found);
         }
@@ -132,9 +124,15 @@ impl FragmentCache {
         Ok(found)
     }
 
-    /// The entries held for `ids` (marked used) and the ids not held.
-    fn lookup(&self, version: i64, part: Part, ids: &[i32]) -> (Vec<(i32, Entry)>, Vec<i32>) {
-        let mut found = Vec::with_capacity(ids.len());
+    /// What is held for `ids` (marked used), as `take` reads an entry, and the ids not held.
+    fn lookup<T>(
+        &self,
+        version: i64,
+        part: Part,
+        ids: &[i32],
+        take: impl Fn(&Entry) -> Option<T>,
+    ) -> (HashMap<i32, T>, Vec<i32>) {
+        let mut found = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
         let mut inner = self.inner.lock().expect("fragment cache");
         if inner.version != version {
@@ -146,7 +144,7 @@ impl FragmentCache {
             match inner.entries.get_mut(&(*id, part)) {
                 Some((entry, used)) => {
                     *used = tick;
-                    found.push((*id, entry.clone()));
+                    found.extend(take(entry).map(|v| (*id, v)));
                 }
                 None => missing.push(*id),
             }

@@ -111,27 +111,38 @@ async fn write_groups(pool: PgPool, rx: std::sync::Arc<tokio::sync::Mutex<mpsc::
 }
 
 async fn write_group(pool: &PgPool, group: Vec<Pending>) {
-    let all: Vec<Event> = group.iter().flat_map(|p| p.events.iter().cloned()).collect();
+    // The batches' events end to end, each batch's reply with how many are its own.
+    let mut all: Vec<Event> = Vec::with_capacity(group.iter().map(|p| p.events.len()).sum());
+    let mut waiting = Vec::with_capacity(group.len());
+    for p in group {
+        waiting.push((p.reply, p.events.len()));
+        all.extend(p.events);
+    }
     // Events and the statuses they imply are stored in one transaction.
     let fold = crate::status::fold(&all);
     match reporting::insert_events(pool, &all, &fold).await {
         Ok(new) => {
             let new: std::collections::HashSet<Uuid> = new.into_iter().collect();
-            for p in group {
-                let count = p.events.iter().filter(|e| new.contains(&e.event_instance_id)).count();
-                let _ = p.reply.send(Ok(count as u64));
+            let mut rest = all.as_slice();
+            for (reply, n) in waiting {
+                let (mine, tail) = rest.split_at(n);
+                rest = tail;
+                let count = mine.iter().filter(|e| new.contains(&e.event_instance_id)).count();
+                let _ = reply.send(Ok(count as u64));
             }
         }
         // One batch's rows may be what the database refused: each alone, so only it fails.
-        Err(e) if group.len() > 1 && !e.is_unavailable() => {
-            for p in group {
-                Box::pin(write_group(pool, vec![p])).await;
+        Err(e) if waiting.len() > 1 && !e.is_unavailable() => {
+            let mut events = all.into_iter();
+            for (reply, n) in waiting {
+                let events = events.by_ref().take(n).collect();
+                Box::pin(write_group(pool, vec![Pending { events, reply }])).await;
             }
         }
         Err(e) => {
             let status = store_status(e);
-            for p in group {
-                let _ = p.reply.send(Err(status.clone()));
+            for (reply, _) in waiting {
+                let _ = reply.send(Err(status.clone()));
             }
         }
     }
