@@ -14,6 +14,7 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
 
+mod cabinet;
 pub mod fragments;
 pub mod tree;
 
@@ -185,6 +186,12 @@ pub fn decode_compressed_blob(base64_text: &str) -> Result<String, MetadataError
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(clean.as_bytes())
         .map_err(|e| MetadataError::Blob(format!("not base64: {e}")))?;
+    decode_cabinet(&bytes)
+}
+
+/// The document inside a Cabinet (the decoded form of `XmlUpdateBlobCompressed`).
+pub fn decode_cabinet(bytes: &[u8]) -> Result<String, MetadataError> {
+    cabinet::check(bytes).map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
     let mut cabinet = cab::Cabinet::new(std::io::Cursor::new(bytes))
         .map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
     let name = cabinet

@@ -13,8 +13,10 @@ use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
+use serde::Serialize;
+use wsus_export::{
+    ADMIN, FILES, FORMAT, FORMAT_VERSION, FileLine, MANIFEST, Manifest, Member, REVISIONS_PREFIX, RevisionLine,
+};
 use wsus_metadata::{Update, decode_compressed_blob};
 use wsus_store::PgPool;
 use wsus_store::approvals::{self, AdminState};
@@ -22,43 +24,6 @@ use wsus_store::revisions::{self, ImportOutcome, NewRevision};
 
 /// Revisions stored per transaction.
 pub const BATCH: usize = 500;
-const MANIFEST: &str = "manifest.json";
-const ADMIN: &str = "admin.json";
-const FILES: &str = "files.ndjson";
-const FORMAT: &str = "wsus-export";
-const FORMAT_VERSION: u32 = 1;
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Manifest {
-    pub format: String,
-    pub format_version: u32,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub counts: BTreeMap<String, u64>,
-    pub members: Vec<Member>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
-pub struct Member {
-    pub name: String,
-    pub sha256: String,
-    pub size: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RevisionLine {
-    update_id: uuid::Uuid,
-    revision_number: i32,
-    xml: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct FileLine {
-    sha1: String,
-    sha256: Option<String>,
-    size: i64,
-    file_name: String,
-    mu_url: Option<String>,
-}
 
 /// The summary an import prints (`--json`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -307,10 +272,6 @@ fn base64_sha1(b64: &str) -> Option<[u8; 20]> {
     base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok().and_then(|v| v.try_into().ok())
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 /// Reads an export file: verifies every member against the manifest first, then
 /// imports revisions, file locations and the administrative state.
 async fn import_export_file(pool: &PgPool, path: &Path) -> anyhow::Result<Summary> {
@@ -323,9 +284,9 @@ async fn import_export_file(pool: &PgPool, path: &Path) -> anyhow::Result<Summar
     for entry in archive.entries()? {
         let entry = entry?;
         let name = entry.path()?.to_string_lossy().into_owned();
-        if name.starts_with("revisions/") {
+        if name.starts_with(REVISIONS_PREFIX) {
             for line in BufReader::new(entry).lines() {
-                let line: RevisionLine = serde_json::from_str(&line?).with_context(|| format!("{name}: bad line"))?;
+                let line = RevisionLine::decode(&name, &line?)?;
                 let parsed = Update::parse(line.xml).and_then(|u| {
                     if u.identity.update_id == line.update_id && u.identity.revision_number == line.revision_number {
                         Ok(u)
@@ -337,9 +298,9 @@ async fn import_export_file(pool: &PgPool, path: &Path) -> anyhow::Result<Summar
             }
         } else if name == FILES {
             for line in BufReader::new(entry).lines() {
-                let f: FileLine = serde_json::from_str(&line?).with_context(|| format!("{name}: bad line"))?;
+                let (f, sha1) = FileLine::decode(&name, &line?)?;
                 if let Some(url) = f.mu_url {
-                    file_urls.push((hex::decode(&f.sha1).with_context(|| format!("{name}: bad sha1"))?, url));
+                    file_urls.push((sha1.to_vec(), url));
                 }
             }
         } else if name == ADMIN {
@@ -356,48 +317,8 @@ async fn import_export_file(pool: &PgPool, path: &Path) -> anyhow::Result<Summar
 
 /// Checks every member of an export against its manifest; returns the manifest.
 pub fn verify_export(path: &Path) -> anyhow::Result<Manifest> {
-    let mut archive = tar::Archive::new(File::open(path).with_context(|| format!("cannot open {}", path.display()))?);
-    let mut entries = archive.entries()?;
-    let mut first = entries.next().ok_or_else(|| anyhow!("{}: empty archive", path.display()))??;
-    if first.path()?.to_string_lossy() != MANIFEST {
-        bail!("{}: the first member is not {MANIFEST}", path.display());
-    }
-    let mut raw = Vec::new();
-    first.read_to_end(&mut raw)?;
-    let manifest: Manifest = serde_json::from_slice(&raw).context("manifest.json is not valid")?;
-    if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
-        bail!("unsupported export format {} version {}", manifest.format, manifest.format_version);
-    }
-    let mut expected: BTreeMap<String, &Member> = manifest.members.iter().map(|m| (m.name.clone(), m)).collect();
-    for entry in entries {
-        let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().into_owned();
-        let member = expected.remove(&name).ok_or_else(|| anyhow!("member {name} is not in the manifest: refused"))?;
-        let mut hasher = sha2::Sha256::new();
-        let size = std::io::copy(&mut entry, &mut HashWriter(&mut hasher))?;
-        let digest = hex::encode(hasher.finalize());
-        if digest != member.sha256 || size != member.size {
-            bail!(
-                "member {name} does not match the manifest (SHA-256 {digest}, {size} bytes): the file was altered; refused"
-            );
-        }
-    }
-    if let Some(missing) = expected.keys().next() {
-        bail!("member {missing} named by the manifest is missing: refused");
-    }
-    Ok(manifest)
-}
-
-struct HashWriter<'a>(&'a mut sha2::Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    wsus_export::verify(BufReader::new(file)).with_context(|| format!("{}", path.display()))
 }
 
 /// Exports the catalog and the administrative state to `out` (written to a temporary
@@ -483,23 +404,15 @@ fn stage(dir: &Path, name: &str, body: &[u8]) -> anyhow::Result<Member> {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().expect("a folder"))?;
     std::fs::write(&path, body)?;
-    Ok(Member { name: name.to_owned(), sha256: sha256_hex(body), size: body.len() as u64 })
+    Ok(Member::of(name, body))
 }
 
 fn append_bytes<W: Write>(builder: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-    builder.append_data(&mut header(bytes.len() as u64), name, bytes)?;
+    builder.append_data(&mut wsus_export::header(bytes.len() as u64), name, bytes)?;
     Ok(())
 }
 
 fn append_file<W: Write>(builder: &mut tar::Builder<W>, name: &str, path: &Path, size: u64) -> anyhow::Result<()> {
-    builder.append_data(&mut header(size), name, File::open(path)?)?;
+    builder.append_data(&mut wsus_export::header(size), name, File::open(path)?)?;
     Ok(())
-}
-
-fn header(size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h
 }

@@ -1,0 +1,155 @@
+//! A structural check of a Cabinet (MS-CAB) before the `cab` crate reads it: that crate
+//! indexes its data blocks by the offsets a file entry claims and panics when a file
+//! reaches past its folder's data. An upstream controls these bytes, so every offset,
+//! count and index is checked here first and a lying cabinet is an error, not a panic.
+
+const FLAG_PREV_CABINET: u16 = 0x0001;
+const FLAG_NEXT_CABINET: u16 = 0x0002;
+const FLAG_RESERVE_PRESENT: u16 = 0x0004;
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn at(bytes: &'a [u8], at: usize) -> Result<Self, String> {
+        if at > bytes.len() {
+            return Err(format!("offset {at} is past the end ({} bytes)", bytes.len()));
+        }
+        Ok(Reader { bytes, at })
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or("truncated")?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn c_string(&mut self) -> Result<(), String> {
+        let rest = &self.bytes[self.at..];
+        let len = rest.iter().position(|&b| b == 0).ok_or("an unterminated name")?;
+        self.at += len + 1;
+        Ok(())
+    }
+}
+
+/// Checks that every folder's data blocks lie inside the cabinet and that every file
+/// lies inside the uncompressed data of the folder it names.
+pub fn check(bytes: &[u8]) -> Result<(), String> {
+    let mut r = Reader::at(bytes, 0)?;
+    if r.take(4)? != b"MSCF" {
+        return Err("no MSCF signature".into());
+    }
+    r.take(12)?; // reserved1, cbCabinet, reserved2
+    let files_offset = r.u32()? as usize;
+    r.take(6)?; // reserved3, version
+    let (folders, files, flags) = (r.u16()?, r.u16()?, r.u16()?);
+    r.take(4)?; // setID, iCabinet
+    let (mut folder_reserve, mut data_reserve) = (0usize, 0usize);
+    if flags & FLAG_RESERVE_PRESENT != 0 {
+        let header_reserve = r.u16()? as usize;
+        folder_reserve = r.u8()? as usize;
+        data_reserve = r.u8()? as usize;
+        r.take(header_reserve)?;
+    }
+    for flag in [FLAG_PREV_CABINET, FLAG_NEXT_CABINET] {
+        if flags & flag != 0 {
+            r.c_string()?;
+            r.c_string()?;
+        }
+    }
+    // Each folder: where its data blocks start, how many, and their uncompressed total.
+    let mut folder_sizes = Vec::with_capacity(folders as usize);
+    for i in 0..folders {
+        let start = r.u32()? as usize;
+        let blocks = r.u16()?;
+        r.take(2 + folder_reserve)?; // typeCompress, abReserve
+        let mut data = Reader::at(bytes, start).map_err(|e| format!("folder {i}: {e}"))?;
+        let mut total = 0u64;
+        for b in 0..blocks {
+            let inside = |e: String| format!("folder {i}, data block {b}: {e}");
+            data.take(4).map_err(inside)?; // checksum
+            let (compressed, uncompressed) = (data.u16().map_err(inside)?, data.u16().map_err(inside)?);
+            data.take(data_reserve + compressed as usize).map_err(inside)?;
+            total += u64::from(uncompressed);
+        }
+        folder_sizes.push(total);
+    }
+    let mut r = Reader::at(bytes, files_offset).map_err(|e| format!("the file list: {e}"))?;
+    for i in 0..files {
+        let size = u64::from(r.u32()?);
+        let offset = u64::from(r.u32()?);
+        let folder = r.u16()?;
+        r.take(6)?; // date, time, attributes
+        r.c_string()?;
+        // 0xFFFD..=0xFFFF continue a file from or into another cabinet: never in a blob.
+        let total = folder_sizes.get(folder as usize).ok_or_else(|| format!("file {i} names folder {folder}"))?;
+        if offset + size > *total {
+            return Err(format!("file {i} ({offset}+{size}) reaches past its folder's {total} bytes"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    /// A cabinet with one stored (uncompressed) folder of `data`, and one file `blob`
+    /// claiming `offset` and `size` within it.
+    fn cabinet(data: &[u8], offset: u32, size: u32) -> Vec<u8> {
+        let files_offset = 36 + 8;
+        let name = b"blob\0";
+        let data_offset = files_offset + 16 + name.len();
+        let mut c = Vec::new();
+        c.extend(b"MSCF");
+        c.extend(0u32.to_le_bytes());
+        c.extend(((data_offset + 8 + data.len()) as u32).to_le_bytes());
+        c.extend(0u32.to_le_bytes());
+        c.extend((files_offset as u32).to_le_bytes());
+        c.extend(0u32.to_le_bytes());
+        c.extend([3, 1]);
+        c.extend(1u16.to_le_bytes()); // folders
+        c.extend(1u16.to_le_bytes()); // files
+        c.extend(0u16.to_le_bytes()); // flags
+        c.extend([0, 0, 0, 0]);
+        c.extend((data_offset as u32).to_le_bytes());
+        c.extend(1u16.to_le_bytes()); // data blocks
+        c.extend(0u16.to_le_bytes()); // stored
+        c.extend(size.to_le_bytes());
+        c.extend(offset.to_le_bytes());
+        c.extend(0u16.to_le_bytes()); // folder 0
+        c.extend([0; 6]);
+        c.extend(name);
+        c.extend(0u32.to_le_bytes());
+        c.extend((data.len() as u16).to_le_bytes());
+        c.extend((data.len() as u16).to_le_bytes());
+        c.extend(data);
+        c
+    }
+
+    #[test]
+    fn a_file_inside_its_folder_passes_and_one_reaching_past_it_does_not() {
+        let doc = "<a/>".encode_utf16().flat_map(|u| u.to_le_bytes()).collect::<Vec<u8>>();
+        let good = cabinet(&doc, 0, doc.len() as u32);
+        assert_eq!(check(&good), Ok(()));
+        assert_eq!(crate::decode_cabinet(&good).unwrap(), "<a/>", "the cab crate reads what passes");
+        let past = cabinet(&doc, 2, doc.len() as u32);
+        assert!(check(&past).unwrap_err().contains("reaches past"));
+        assert!(crate::decode_cabinet(&past).is_err());
+        assert!(check(&good[..good.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(check(b"MSCF").is_err());
+        assert!(check(b"").is_err());
+    }
+}
