@@ -3,10 +3,14 @@
 (helm-python-sdk) with default values and with every optional feature on, lints it
 strictly (no findings allowed), and validates every rendered manifest of a built-in kind
 against the Kubernetes 1.33 schemas (kubernetes-validate). Custom kinds have no schema
-there; they are listed as unchecked. Exit 0 when all is well."""
+there; they are listed as unchecked. Then it asserts least privilege on what was rendered
+(security(): non-root, read-only root, no capabilities, one token and one Role, only for
+sync-worker's Lease, and NetworkPolicies that admit only what each service needs).
+Exit 0 when all is well."""
 
 import json
 import pathlib
+import re
 import sys
 
 import helm_python as helm
@@ -27,11 +31,11 @@ EVERYTHING = {
     "contentBaseUrl": "https://cdn.example.com",
     "content": {"persistence": {"existingClaim": "wsus-content"}},
     "otel": {"endpoint": "http://tempo.monitoring:4317"},
-    "clientGateway": {"autoscaling": {"enabled": True},
+    "clientGateway": {"autoscaling": {"enabled": True}, "admission": {"maxInflight": 32, "maxQueued": 256},
                       "tls": {"enabled": True, "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
                               "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
                       "service": {"type": "LoadBalancer"}},
-    "reporting": {"autoscaling": {"enabled": True}},
+    "reporting": {"autoscaling": {"enabled": True}, "tls": {"enabled": True, "secretName": "wsus-api-tls"}},
     "syncWorker": {"replicas": 2, "autoscaling": {"enabled": True}, "pdb": {"enabled": True}},
     "ingress": {"enabled": True, "className": "nginx", "tls": [{"secretName": "wsus-tls", "hosts": ["wsus.example.com"]}]},
     "httpRoute": {"enabled": True, "parentRefs": [{"name": "edge", "namespace": "gateways"}], "hostnames": ["wsus.example.com"]},
@@ -41,6 +45,25 @@ EVERYTHING = {
 }
 
 BAD = {"settings": {"contentMode": "eager"}}
+
+# The fewest privileges the chart can run with: no Lease (so no token and no Role), no
+# accounts of its own, no volume.
+LEAST = {
+    "serviceAccount": {"create": False},
+    "syncWorker": {"lease": {"enabled": False}, "serviceAccount": {"create": False}},
+    "content": {"persistence": {"enabled": False}},
+}
+
+ROOT = CHART.parent.parent
+LEASE_RS = ROOT / "services" / "sync-worker" / "src" / "lease.rs"
+# kube::Api methods and the RBAC verbs they need.
+KUBE_VERBS = {"get": "get", "get_opt": "get", "get_metadata": "get", "replace": "update", "create": "create",
+              "patch": "patch", "delete": "delete", "list": "list", "watch": "watch", "replace_status": "update",
+              "patch_status": "patch", "delete_collection": "deletecollection"}
+# What the Lease Role grants: reading and replacing the one Lease the chart creates (so it
+# needs no "create", which RBAC cannot limit to a name).
+LEASE_VERBS = ["get", "update"]
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
 
 def check(name, values):
@@ -70,12 +93,209 @@ def check(name, values):
         print(f"  {n} x {k}{'  (no schema: unchecked)' if k in unchecked else ''}")
     for i in invalid:
         print(f"  INVALID {i}")
-    return not findings and not invalid, rendered
+    problems = security(rendered, values)
+    for p in problems:
+        print(f"  INSECURE {p}")
+    return not findings and not invalid and not problems, rendered
+
+
+def docs(rendered):
+    for path, text in sorted(rendered.items()):
+        if path.endswith(".yaml"):
+            yield from (d for d in yaml.safe_load_all(text) if d)
+
+
+def pod_spec(doc):
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]
+
+
+def dockerfile_user():
+    m = re.findall(r"^USER\s+(\d+):(\d+)\s*$", (ROOT / "Dockerfile").read_text(), re.M)
+    return tuple(int(x) for x in m[-1]) if m else None
+
+
+def lease_verbs():
+    """The RBAC verbs lease.rs's calls on its kube::Api need."""
+    calls = set(re.findall(r"\.api\.(\w+)\(", LEASE_RS.read_text()))
+    unknown = calls - KUBE_VERBS.keys()
+    return {KUBE_VERBS[c] for c in calls if c in KUBE_VERBS}, unknown
+
+
+def security(rendered, values):
+    """Least-privilege findings on one rendering (empty = none)."""
+    bad = []
+    all_docs = list(docs(rendered))
+    by_kind = {}
+    for d in all_docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    lease_on = values.get("syncWorker", {}).get("lease", {}).get("enabled", True)
+    image_user = dockerfile_user()
+    if image_user is None or 0 in image_user:
+        bad.append(f"Dockerfile: the image must end with a numeric non-root USER uid:gid, not {image_user}")
+
+    # Pods and containers.
+    accounts = {}
+    lease_name = None
+    for d in all_docs:
+        if d["kind"] not in WORKLOADS:
+            continue
+        name = f"{d['kind']} {d['metadata']['name']}"
+        template = pod_spec(d)
+        spec = template["spec"]
+        component = template["metadata"]["labels"].get("app.kubernetes.io/component")
+        psc = spec.get("securityContext") or {}
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            if spec.get(host):
+                bad.append(f"{name}: {host}")
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for v in volumes.values():
+            if "hostPath" in v:
+                bad.append(f"{name}: hostPath volume {v['name']}")
+        if any("persistentVolumeClaim" in v for v in volumes.values()) and not psc.get("fsGroup"):
+            bad.append(f"{name}: mounts a claim but sets no fsGroup")
+        sa = spec.get("serviceAccountName", "default")
+        accounts.setdefault(sa, []).append(component)
+        token = spec.get("automountServiceAccountToken")
+        if component == "sync-worker":
+            if token is not lease_on:
+                bad.append(f"{name}: automountServiceAccountToken is {token}, the Lease is {'on' if lease_on else 'off'}")
+        elif token is not False:
+            bad.append(f"{name}: automountServiceAccountToken must be false (only sync-worker uses the API)")
+        containers = spec.get("containers", []) + spec.get("initContainers", [])
+        for c in containers:
+            cname = f"{name} container {c['name']}"
+            sc = c.get("securityContext") or {}
+
+            def effective(key):
+                return sc[key] if key in sc else psc.get(key)
+
+            if effective("runAsNonRoot") is not True:
+                bad.append(f"{cname}: runAsNonRoot is not true")
+            for key in ("runAsUser", "runAsGroup"):
+                v = effective(key)
+                if not isinstance(v, int) or v <= 0:
+                    bad.append(f"{cname}: {key} must be a fixed non-root id, not {v}")
+            if (effective("runAsUser"), effective("runAsGroup")) != image_user:
+                bad.append(f"{cname}: runs as {effective('runAsUser')}:{effective('runAsGroup')}, "
+                           f"the image's USER is {image_user}")
+            if (effective("seccompProfile") or {}).get("type") != "RuntimeDefault":
+                bad.append(f"{cname}: seccompProfile is not RuntimeDefault")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                bad.append(f"{cname}: allowPrivilegeEscalation is not false")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                bad.append(f"{cname}: readOnlyRootFilesystem is not true")
+            if sc.get("privileged"):
+                bad.append(f"{cname}: privileged")
+            caps = sc.get("capabilities") or {}
+            if "ALL" not in caps.get("drop", []) or caps.get("add"):
+                bad.append(f"{cname}: capabilities must drop ALL and add none, not {caps}")
+            if any("hostPort" in p for p in c.get("ports", [])):
+                bad.append(f"{cname}: hostPort")
+            # Writable places: emptyDirs, and the content claim for sync-worker only.
+            writable = {}
+            for m in c.get("volumeMounts", []):
+                v = volumes.get(m["name"], {})
+                ro = m.get("readOnly") or (v.get("persistentVolumeClaim") or {}).get("readOnly")
+                if not ro:
+                    writable[m["mountPath"]] = v
+            for path, v in writable.items():
+                if "emptyDir" in v:
+                    continue
+                if "persistentVolumeClaim" in v and component == "sync-worker" and path == "/var/lib/wsus/content":
+                    continue
+                bad.append(f"{cname}: {path} is writable and not an emptyDir")
+            if component in ("client-gateway", "reporting", "sync-worker") and "/tmp" not in writable:
+                bad.append(f"{cname}: no writable /tmp (the root filesystem is read-only)")
+            if component == "sync-worker":
+                if "/var/lib/wsus/content" not in writable:
+                    bad.append(f"{cname}: the content directory is not writable")
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                lease_name = env.get("WSUS_LEASE_NAME")
+            if component == "client-gateway" and "/var/lib/wsus/content" in writable:
+                bad.append(f"{cname}: client-gateway only reads the content")
+
+    # Accounts: only sync-worker's may hold a token or a Role, and it is its own.
+    sync_accounts = [sa for sa, comps in accounts.items() if "sync-worker" in comps]
+    for sa in sync_accounts:
+        others = sorted(set(accounts[sa]) - {"sync-worker"})
+        if others and lease_on:
+            bad.append(f"ServiceAccount {sa}: sync-worker shares it with {others}")
+    for d in by_kind.get("ServiceAccount", []):
+        if d.get("automountServiceAccountToken") is not False:
+            bad.append(f"ServiceAccount {d['metadata']['name']}: automountServiceAccountToken must be false")
+    for kind in ("ClusterRole", "ClusterRoleBinding"):
+        for d in by_kind.get(kind, []):
+            bad.append(f"{kind} {d['metadata']['name']}: the chart needs no cluster-wide permission")
+    roles, bindings, leases = by_kind.get("Role", []), by_kind.get("RoleBinding", []), by_kind.get("Lease", [])
+    needed, unknown = lease_verbs()
+    if unknown:
+        bad.append(f"lease.rs calls kube::Api methods this check does not know: {sorted(unknown)}")
+    if not needed - {"create"} <= set(LEASE_VERBS):
+        bad.append(f"lease.rs needs {sorted(needed)}; the Role grants {LEASE_VERBS} (create: the chart's Lease)")
+    if not lease_on:
+        for d in roles + bindings + leases:
+            bad.append(f"{d['kind']} {d['metadata']['name']}: rendered while the Lease is off")
+    else:
+        expected_rules = [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                           "resourceNames": [lease_name], "verbs": LEASE_VERBS}]
+        if len(roles) != 1 or roles[0].get("rules") != expected_rules:
+            bad.append(f"Roles: want exactly one, with rules {expected_rules}; got "
+                       f"{[(r['metadata']['name'], r.get('rules')) for r in roles]}")
+        if [d["metadata"]["name"] for d in leases] != [lease_name]:
+            bad.append(f"Lease: want exactly {lease_name} (sync-worker's WSUS_LEASE_NAME) rendered, got "
+                       f"{[d['metadata']['name'] for d in leases]}")
+        want_subjects = [{"kind": "ServiceAccount", "name": sa, "namespace": "wsus"} for sa in sync_accounts]
+        if (len(bindings) != 1 or len(roles) != 1
+                or bindings[0]["roleRef"] != {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                              "name": roles[0]["metadata"]["name"]}
+                or bindings[0].get("subjects") != want_subjects):
+            bad.append(f"RoleBindings: want exactly one, of the Role to {want_subjects}")
+
+    # NetworkPolicies: every service's pods selected, no rule open on every port, gRPC only
+    # from its one caller, egress limited except for sync-worker.
+    if values.get("networkPolicy", {}).get("enabled", True):
+        policies = {}
+        for d in by_kind.get("NetworkPolicy", []):
+            comp = d["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component")
+            policies[comp] = d["spec"]
+        callers = {"reporting": "client-gateway", "sync-worker": "reporting"}
+        for comp in ("client-gateway", "reporting", "sync-worker"):
+            p = policies.get(comp)
+            if p is None:
+                bad.append(f"NetworkPolicy: none selects {comp}")
+                continue
+            types = p.get("policyTypes", [])
+            if "Ingress" not in types:
+                bad.append(f"NetworkPolicy {comp}: does not limit ingress")
+            for rule in p.get("ingress", []):
+                ports = [x.get("port") for x in rule.get("ports", [])]
+                if not ports:
+                    bad.append(f"NetworkPolicy {comp}: an ingress rule opens every port")
+                if "grpc" in ports:
+                    peers = rule.get("from", [])
+                    want = callers[comp] if comp in callers else None
+                    got = [x.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                           for x in peers]
+                    if want is None:
+                        bad.append(f"NetworkPolicy {comp}: admits gRPC, which {comp} does not serve")
+                    elif ports != ["grpc"] or got != [want]:
+                        bad.append(f"NetworkPolicy {comp}: gRPC must be reachable from {want} only, not {peers}")
+            if comp in ("client-gateway", "reporting"):
+                if "Egress" not in types:
+                    bad.append(f"NetworkPolicy {comp}: does not limit egress")
+                for rule in p.get("egress", []):
+                    if not rule.get("ports"):
+                        bad.append(f"NetworkPolicy {comp}: an egress rule opens every port")
+    return bad
 
 
 def main():
     ok_default, rendered = check("default values", {})
     ok_all, rendered_all = check("every optional feature on", EVERYTHING)
+    ok_least, _ = check("fewest privileges (no Lease, no accounts, no volume)", LEAST)
     # The schema refuses what no service would accept.
     try:
         report = helm.lint(str(CHART), BAD, strict=True, kube_version=f"v{KUBE}")
@@ -100,10 +320,10 @@ def main():
     everything = "\n".join(rendered_all.values())
     features = ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy",
                 "ServiceMonitor", "grafana_dashboard", "kind: Job", "WSUS_TLS_CERT", "WSUS_UPSTREAM_CA_FILE",
-                "kubernetes.io/tls"]
+                "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
-    good = ok_default and ok_all and refused and not missing and not absent
+    good = ok_default and ok_all and ok_least and refused and not missing and not absent
     print("chart: OK" if good else "chart: FAILED")
     return 0 if good else 1
 

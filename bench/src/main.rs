@@ -8,6 +8,7 @@ mod echo;
 mod import;
 mod ingest;
 mod memory;
+mod overload;
 mod proc;
 mod servers;
 mod stats;
@@ -18,6 +19,7 @@ mod table;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Bench {
     Storm,
+    Overload,
     Ingest,
     Content,
     Memory,
@@ -45,6 +47,12 @@ pub struct Cli {
     /// Record a perf profile of client-gateway answering the repeated SyncUpdates into this file.
     #[arg(long)]
     pub perf: Option<std::path::PathBuf>,
+    /// Revisions of the overload benchmark's catalog.
+    #[arg(long, default_value_t = 2000)]
+    pub overload_revisions: usize,
+    /// Seconds each phase of the overload benchmark (closed loop, then twice its rate) runs.
+    #[arg(long, default_value_t = 10)]
+    pub overload_seconds: u64,
     /// Revisions of the catalog the memory benchmark loads.
     #[arg(long, default_value_t = 150_000)]
     pub memory_revisions: usize,
@@ -117,6 +125,7 @@ fn main() -> anyhow::Result<()> {
                 echo_seconds: cli.echo_seconds,
                 perf: cli.perf.clone(),
             }))?,
+            Bench::Overload => runtime.block_on(overload::run(&cli))?,
             Bench::Ingest => runtime.block_on(ingest::run(&cli))?,
             Bench::Content => runtime.block_on(content::run(&cli))?,
             Bench::Memory => runtime.block_on(memory::run(&cli))?,

@@ -1,11 +1,14 @@
 //! Cookies a client should not have: tampered, expired, sealed by another server, from an
 //! older configuration. Each gets the MS-WUSP fault a client knows how to recover from.
+//! And cookie keys rotate (`WSUS_COOKIE_KEYS`) without clients noticing.
+
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use uuid::Uuid;
 use wsus_cookie::{ClientCookie, Keys};
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, System};
+use wsus_e2e::{PgCluster, Service, System};
 
 const KEY: [u8; 32] = [42; 32];
 
@@ -58,4 +61,77 @@ async fn bad_cookies_get_the_specified_faults() {
     agent.drop_cookie();
     agent.handshake(false).await.unwrap();
     agent.scan().await.unwrap();
+}
+
+/// Kills `service` and starts it again with its environment changed by `changes` (read
+/// back from /proc: the harness keeps its own copy to itself).
+fn respawn(service: &mut Service, changes: &[(&str, String)]) {
+    let environ = std::fs::read(format!("/proc/{}/environ", service.pid())).unwrap();
+    let mut vars: Vec<(String, String)> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    vars.retain(|(k, _)| !changes.iter().any(|(c, _)| c == k));
+    vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let env: HashMap<&str, String> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    service.kill();
+    *service = Service::spawn(service.name, &env);
+}
+
+fn setting(keys: &[(&str, [u8; 32])]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    keys.iter().map(|(id, k)| format!("{id}:{}", b64.encode(k))).collect::<Vec<_>>().join(",")
+}
+
+fn opens(keys: &Keys, data: &str) -> Option<ClientCookie> {
+    ClientCookie::open(keys, &base64::engine::general_purpose::STANDARD.decode(data).ok()?).ok()
+}
+
+/// A new key goes first (it seals) with the old one after it (it still opens): clients
+/// keep their cookies and are moved to the new key on their next call. Once the old key
+/// is retired, a cookie only it opens is InvalidCookie, and the client authorises again.
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_keys_rotate_without_logging_clients_out() {
+    const NEW: [u8; 32] = [43; 32];
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let mut system = System::start_with(&db, None, &[("WSUS_COOKIE_KEYS", setting(&[("k1", KEY)]))]);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+    let (only_old, only_new) =
+        (Keys::new(&[("k1".to_owned(), KEY)]).unwrap(), Keys::new(&[("k2".to_owned(), NEW)]).unwrap());
+
+    let mut agent = Agent::new(&system.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    let (_, sealed_by_old) = agent.cookie().unwrap();
+    let before = opens(&only_old, &sealed_by_old).expect("sealed with k1");
+    assert!(opens(&only_new, &sealed_by_old).is_none());
+
+    // Rotation: k2 seals, k1 still opens. The client's cookie is taken, and the one it gets
+    // back is sealed with k2 and carries the same client and scan state.
+    respawn(&mut system.gateway, &[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW), ("k1", KEY)]))]);
+    system.wait_ready(&http).await;
+    agent.sync_updates_page().await.expect("a k1 cookie is still accepted");
+    let (_, resealed) = agent.cookie().unwrap();
+    let after = opens(&only_new, &resealed).expect("the renewed cookie is sealed with k2");
+    assert!(opens(&only_old, &resealed).is_none());
+    assert_eq!((after.client_id.as_str(), after.server_id), (before.client_id.as_str(), before.server_id));
+    assert!(after.catalog_version >= before.catalog_version);
+
+    // k1 retired: the k2 cookie keeps working; one only k1 opens is InvalidCookie.
+    respawn(&mut system.gateway, &[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW)]))]);
+    system.wait_ready(&http).await;
+    agent.sync_updates_page().await.expect("a k2 cookie is accepted");
+    agent.set_cookie_data(&sealed_by_old);
+    let fault = agent.sync_updates_page().await.unwrap_err();
+    assert_eq!((fault.status, fault.error_code.as_str()), (500, "InvalidCookie"));
+
+    // The client recovers as WUA does: a new handshake, and a cookie sealed with k2.
+    agent.drop_cookie();
+    agent.handshake(false).await.unwrap();
+    agent.scan().await.unwrap();
+    let (_, fresh) = agent.cookie().unwrap();
+    assert_eq!(opens(&only_new, &fresh).expect("sealed with k2").client_id, agent.client_id);
+    drop(pg);
 }

@@ -270,6 +270,26 @@ fn resume_catalog_size() -> usize {
     if std::env::var("WSUS_E2E_LONG").is_ok_and(|v| v == "1") { 20_000 } else { 3_000 }
 }
 
+/// Of the files `pool` knows, how many are stored whole under their served names in
+/// `content`, and which are there but not exactly their bytes.
+async fn files_on_disk(pool: &PgPool, content: &Path) -> (usize, Vec<String>) {
+    use sha1::Digest as _;
+    let files: Vec<(Vec<u8>, String, i64)> =
+        sqlx::query_as("SELECT sha1, file_name, size FROM file").fetch_all(pool).await.unwrap();
+    let (mut whole, mut broken) = (0, Vec::new());
+    for (sha1, name, size) in files {
+        let sha1: [u8; 20] = sha1.try_into().unwrap();
+        let path = content.join(wsus_content::relative_path(&sha1, &name));
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        if bytes.len() as i64 == size && sha1::Sha1::digest(&bytes)[..] == sha1[..] {
+            whole += 1;
+        } else {
+            broken.push(format!("{}: {} of {size} bytes", path.display(), bytes.len()));
+        }
+    }
+    (whole, broken)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     let seed = 31;
@@ -311,6 +331,10 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
         }
     }
     assert!(kills >= 1 && upstream_kills == 1, "the sync was interrupted");
+    // Whatever the kills left under a served name is whole: downloads accumulate apart.
+    let (whole, broken) = files_on_disk(&pool_b, &content_b).await;
+    assert_eq!(broken, Vec::<String>::new(), "no partial or corrupt file under a served name");
+    eprintln!("{whole} files whole on disk when the sync resumed");
     // Resumed to the end: exactly A's revisions and approvals, and every file, verified.
     let outcome = sync_with(&db_b, &a.gateway_url, &content_b, &[("WSUS_REPLICA", "true")]);
     assert_eq!(outcome["files_failed"], 0);
@@ -327,6 +351,7 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     let (present_b,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM file WHERE content_state = 'present'").fetch_one(&pool_b).await.unwrap();
     assert_eq!(present_b, files_a, "every file downloaded once and verified");
+    assert_eq!(files_on_disk(&pool_b, &content_b).await, (files_a as usize, Vec::new()), "and each is on disk, whole");
     let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download").fetch_one(&pool_b).await.unwrap();
     assert_eq!(queued, 0);
     let (running, succeeded): (i64, i64) = sqlx::query_as(

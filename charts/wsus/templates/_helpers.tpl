@@ -48,6 +48,20 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* sync-worker's own account: the only one bound to a Role (its Lease). */}}
+{{- define "wsus.syncWorkerServiceAccountName" -}}
+{{- if .Values.syncWorker.serviceAccount.create -}}
+{{- default (printf "%s-sync-worker" (include "wsus.fullname" .)) .Values.syncWorker.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.syncWorker.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Lease sync-worker replicas take before a sync (WSUS_LEASE_NAME). */}}
+{{- define "wsus.leaseName" -}}
+{{- printf "%s-sync-worker" (include "wsus.fullname" .) -}}
+{{- end -}}
+
 {{- define "wsus.secretName" -}}
 {{- default (printf "%s-secrets" (include "wsus.fullname" .)) .Values.secrets.existingSecret -}}
 {{- end -}}

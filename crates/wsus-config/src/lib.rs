@@ -105,13 +105,15 @@ impl<'a> Vars<'a> {
 }
 
 fn parse_http_url(name: &'static str, raw: &str) -> Result<String> {
-    let uri: http::Uri = raw.parse().map_err(|e| ConfigError::new(name, format!("{raw:?} is not a URL: {e}")))?;
+    // Errors name the value without its credentials (they end up in logs).
+    let shown = redact_url(raw);
+    let uri: http::Uri = raw.parse().map_err(|e| ConfigError::new(name, format!("{shown:?} is not a URL: {e}")))?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
-        _ => return Err(ConfigError::new(name, format!("{raw:?} must start with http:// or https://"))),
+        _ => return Err(ConfigError::new(name, format!("{shown:?} must start with http:// or https://"))),
     }
     if uri.authority().is_none() {
-        return Err(ConfigError::new(name, format!("{raw:?} has no host")));
+        return Err(ConfigError::new(name, format!("{shown:?} has no host")));
     }
     Ok(raw.trim_end_matches('/').to_owned())
 }
@@ -371,6 +373,23 @@ pub struct GatewayConfig {
     /// Bytes of Core fragments (SyncUpdates) and of fragments and file lists
     /// (GetExtendedUpdateInfo) kept in memory.
     pub fragment_cache_bytes: usize,
+    /// Admission control of the SOAP services: requests in their handlers at once...
+    pub soap_max_inflight: usize,
+    /// ...requests more waiting for a slot...
+    pub soap_max_queued: usize,
+    /// ...and how long each may wait; beyond either, a ServerBusy fault.
+    pub soap_queue_wait: std::time::Duration,
+    /// The Retry-After (seconds) sent with every ServerBusy fault.
+    pub retry_after_seconds: usize,
+}
+
+/// Admission defaults scale with the cores. Handlers are mostly CPU work on the
+/// in-memory catalog with short waits on the database or reporting, so a few requests a
+/// core keep the cores busy; the rest wait without a body read (a connection and a few
+/// KB each), enough to ride out a burst that the cores clear in well under a second.
+fn admission_defaults() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (8 * cores, 64 * cores)
 }
 
 /// A TLS listener: where, and the PEM certificate chain and private key it presents.
@@ -381,8 +400,9 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-fn tls(vars: &Vars) -> Result<Option<TlsConfig>> {
-    let addr = vars.socket_addr("WSUS_TLS_ADDR", "0.0.0.0:8531")?;
+/// `WSUS_TLS_*`: none = plain HTTP only; a certificate needs its key and the other way round.
+fn tls(vars: &Vars, default_addr: &str) -> Result<Option<TlsConfig>> {
+    let addr = vars.socket_addr("WSUS_TLS_ADDR", default_addr)?;
     match (vars.get("WSUS_TLS_CERT"), vars.get("WSUS_TLS_KEY")) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => Ok(Some(TlsConfig { addr, cert: cert.into(), key: key.into() })),
@@ -393,6 +413,7 @@ fn tls(vars: &Vars) -> Result<Option<TlsConfig>> {
 
 impl GatewayConfig {
     pub fn from_vars(vars: &Vars) -> Result<Self> {
+        let (inflight, queued) = admission_defaults();
         Ok(Self {
             common: CommonConfig::read(vars, "0.0.0.0:8530")?,
             reporting_grpc: vars.http_url_or("WSUS_REPORTING_GRPC", "http://127.0.0.1:50051")?,
@@ -403,12 +424,23 @@ impl GatewayConfig {
             soap_max_body_bytes: vars.number("WSUS_SOAP_MAX_BODY_BYTES", 8 * 1024 * 1024, 1024..=1024 * 1024 * 1024)?,
             soap_max_depth: vars.number("WSUS_SOAP_MAX_DEPTH", 64, 8..=1024)?,
             soap_max_elements: vars.number("WSUS_SOAP_MAX_ELEMENTS", 200_000, 100..=50_000_000)?,
-            tls: tls(vars)?,
+            tls: tls(vars, "0.0.0.0:8531")?,
             fragment_cache_bytes: vars.number(
                 "WSUS_FRAGMENT_CACHE_BYTES",
                 256 * 1024 * 1024,
                 0..=64 * 1024 * 1024 * 1024,
             )?,
+            soap_max_inflight: vars.number("WSUS_SOAP_MAX_INFLIGHT", inflight, 1..=65_536)?,
+            soap_max_queued: vars.number("WSUS_SOAP_MAX_QUEUED", queued, 0..=1_000_000)?,
+            // Longer than a busy handler takes, shorter than a client's patience.
+            soap_queue_wait: std::time::Duration::from_millis(vars.number(
+                "WSUS_SOAP_QUEUE_WAIT_MS",
+                2000,
+                0..=60_000,
+            )? as u64),
+            // A storm clears in seconds once shed requests back off; clients told to wait
+            // longer would leave the server idle afterwards.
+            retry_after_seconds: vars.number("WSUS_RETRY_AFTER_SECONDS", 10, 1..=3600)?,
         })
     }
 }
@@ -420,6 +452,9 @@ pub struct ReportingConfig {
     pub grpc_addr: SocketAddr,
     pub sync_grpc: String,
     pub api_tokens: Vec<ApiToken>,
+    /// HTTPS for the management API, when a certificate is given (then `/api` is served
+    /// there only).
+    pub tls: Option<TlsConfig>,
 }
 
 impl ReportingConfig {
@@ -429,6 +464,7 @@ impl ReportingConfig {
             grpc_addr: vars.socket_addr("WSUS_GRPC_ADDR", "0.0.0.0:50051")?,
             sync_grpc: vars.http_url_or("WSUS_SYNC_GRPC", "http://127.0.0.1:50052")?,
             api_tokens: api_tokens(vars)?,
+            tls: tls(vars, "0.0.0.0:8443")?,
         })
     }
 }
@@ -499,6 +535,15 @@ mod tests {
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:secret@localhost/wsus");
 
     #[test]
+    fn url_errors_never_show_credentials() {
+        for bad in ["http://user:proxy secret@host", "ftp://user:proxy-secret@host", "http://user:proxy-secret@"] {
+            let e = parse_http_url("WSUS_UPSTREAM_PROXY", bad).unwrap_err();
+            assert!(!e.to_string().contains("secret"), "{e}");
+            assert_eq!(e.variable, "WSUS_UPSTREAM_PROXY");
+        }
+    }
+
+    #[test]
     fn defaults_follow_the_fixed_names() {
         let g = gateway(&[DB]).unwrap();
         assert_eq!(g.common.http_addr, "0.0.0.0:8530".parse().unwrap());
@@ -509,8 +554,16 @@ mod tests {
         let with_tls = gateway(&[DB, ("WSUS_TLS_CERT", "/tls/tls.crt"), ("WSUS_TLS_KEY", "/tls/tls.key")]).unwrap();
         assert_eq!(with_tls.tls.unwrap().addr, "0.0.0.0:8531".parse().unwrap());
         assert_eq!(gateway(&[DB, ("WSUS_TLS_CERT", "/tls/tls.crt")]).unwrap_err().variable, "WSUS_TLS_KEY");
+        let map = vars_from(&[DB, ("WSUS_TLS_CERT", "/tls/tls.crt"), ("WSUS_TLS_KEY", "/tls/tls.key")]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        let reporting = ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(reporting.tls.unwrap().addr, "0.0.0.0:8443".parse().unwrap(), "the management API's own port");
         assert_eq!(g.common.seed.languages, vec!["en"]);
         assert_eq!(g.common.seed.content_mode, ContentMode::Lazy);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!((g.soap_max_inflight, g.soap_max_queued), (8 * cores, 64 * cores));
+        assert_eq!(g.soap_queue_wait, std::time::Duration::from_secs(2));
+        assert_eq!(g.retry_after_seconds, 10);
 
         let map = vars_from(&[DB]);
         let lookup = move |k: &str| map.get(k).cloned();
@@ -542,6 +595,10 @@ mod tests {
             ("WSUS_CONTENT_MODE", "eager"),
             ("WSUS_SOAP_MAX_BODY_BYTES", "12"),
             ("WSUS_SOAP_MAX_DEPTH", "deep"),
+            ("WSUS_SOAP_MAX_INFLIGHT", "0"),
+            ("WSUS_SOAP_MAX_QUEUED", "-1"),
+            ("WSUS_SOAP_QUEUE_WAIT_MS", "2s"),
+            ("WSUS_RETRY_AFTER_SECONDS", "0"),
         ] {
             let err = gateway(&[DB, (name, bad)]).unwrap_err();
             assert_eq!(err.variable, name, "{err}");

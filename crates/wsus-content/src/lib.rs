@@ -4,6 +4,8 @@
 //! corrupt file is never visible. A directory today; the interface leaves room for an
 //! object store.
 
+pub mod request;
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,10 @@ pub enum ContentError {
     DigestMismatch { name: String, what: &'static str, expected: String, actual: String },
     #[error("size mismatch for {name}: expected {expected} bytes, got {actual}")]
     SizeMismatch { name: String, expected: u64, actual: u64 },
+    /// A resumable download holds fewer bytes than the file has: it stopped early (a
+    /// full volume, a dropped connection) and is kept for the next attempt to finish.
+    #[error("{name} is incomplete: {actual} of {expected} bytes; the rest is fetched next time")]
+    Incomplete { name: String, expected: u64, actual: u64 },
 }
 
 /// What a stored file must be.
@@ -98,9 +104,15 @@ impl ContentStore {
     }
 
     /// Verifies a completed download at `path` and moves it into place; a file that does
-    /// not match is removed (the next attempt starts over).
+    /// not match is removed (the next attempt starts over). One that is only short stays
+    /// where it is, for the next attempt to resume.
     pub fn adopt(&self, expected: Expected<'_>, path: &Path) -> Result<PathBuf, ContentError> {
         let outcome = (|| {
+            let have = fs::metadata(path)?.len();
+            if let Some(want) = expected.size.filter(|w| have < *w) {
+                let name = expected.file_name.to_owned();
+                return Err(ContentError::Incomplete { name, expected: want, actual: have });
+            }
             let digests = copy_hashing(&mut fs::File::open(path)?, None)?;
             self.place(expected, digests, path)
         })();
@@ -215,8 +227,16 @@ mod tests {
         let partial = store.partial_path(&sha1);
         fs::create_dir_all(partial.parent().unwrap()).unwrap();
         fs::write(&partial, &bytes[..10]).unwrap();
+        assert!(matches!(store.adopt(expected, &partial), Err(ContentError::Incomplete { actual: 10, .. })));
+        assert!(partial.exists() && !store.contains(&sha1, "y.exe"), "a short one is kept, not served");
+        let mut longer = bytes.clone();
+        longer.push(b'!');
+        fs::write(&partial, &longer).unwrap();
         assert!(matches!(store.adopt(expected, &partial), Err(ContentError::SizeMismatch { .. })));
         assert!(!partial.exists(), "a bad partial file is dropped");
+        fs::write(&partial, b"A file downloaded in two pieces").unwrap();
+        assert!(matches!(store.adopt(expected, &partial), Err(ContentError::DigestMismatch { .. })));
+        assert!(!partial.exists(), "a corrupt partial file is dropped");
         fs::write(&partial, &bytes).unwrap();
         let path = store.adopt(expected, &partial).unwrap();
         assert_eq!(fs::read(path).unwrap(), bytes);

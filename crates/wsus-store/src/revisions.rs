@@ -743,18 +743,26 @@ pub async fn files_by_revision(pool: &PgPool, revision_ids: &[i32]) -> Result<Ve
 }
 
 /// Asks sync-worker to fetch a file the catalog knows (no-op for unknown files or files
-/// already queued). A client's miss proves the store lost a file recorded as present:
-/// it is marked absent again and fetched.
-pub async fn request_download(pool: &PgPool, sha1: &[u8; 20], reason: &str) -> Result<bool> {
+/// already queued). A client's miss at `missed_at` proves the store lost a file recorded
+/// as present before then: it is marked absent again and fetched. A file that became
+/// present after the miss (sync-worker finished it meanwhile) is left alone.
+pub async fn request_download(
+    pool: &PgPool,
+    sha1: &[u8; 20],
+    reason: &str,
+    missed_at: Option<DateTime<Utc>>,
+) -> Result<bool> {
     let done = sqlx::query(
         "WITH lost AS (UPDATE file SET content_state = 'absent', content_changed_at = now() \
-                       WHERE sha1 = $1 AND $2 = 'client_miss' AND content_state = 'present' RETURNING sha1) \
+                       WHERE sha1 = $1 AND $2 = 'client_miss' AND content_state = 'present' \
+                       AND content_changed_at < $3 RETURNING sha1) \
          INSERT INTO content_download (sha1, reason) SELECT sha1, $2 FROM file \
          WHERE sha1 = $1 AND (content_state <> 'present' OR EXISTS (SELECT 1 FROM lost)) \
          ON CONFLICT (sha1) DO NOTHING",
     )
     .bind(sha1.as_slice())
     .bind(reason)
+    .bind(missed_at)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() > 0)

@@ -131,6 +131,15 @@ pub async fn record_downstream_server(pool: &PgPool, server_id: Uuid, fqdn: &str
     Ok(())
 }
 
+/// The name a downstream server last authorised with.
+pub async fn downstream_server_fqdn(pool: &PgPool, server_id: Uuid) -> Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT fqdn FROM downstream_server WHERE server_id = $1")
+        .bind(server_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|(f,)| f))
+}
+
 /// Languages changed after `since` (all for None): (LCID, short, long, enabled), "all" first.
 pub async fn languages(pool: &PgPool, since: Option<i64>) -> Result<Vec<(i32, String, String, bool)>> {
     Ok(sqlx::query_as(

@@ -219,3 +219,33 @@ async fn titles_and_kb_numbers_of_stored_revisions_are_filled_in(pool: PgPool) {
     // XML escapes stay escaped in the SQL fill; the real titles here have none.
     assert_eq!(filled, imported);
 }
+
+/// A client's miss marks a file recorded as present lost only when it was present before
+/// the miss: a file sync-worker finished in between is not fetched again.
+#[sqlx::test(migrations = false)]
+async fn a_client_miss_only_loses_files_present_before_it(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let sha1 = [9u8; 20];
+    sqlx::query(
+        "INSERT INTO file (sha1, size, file_name, content_state, content_changed_at) \
+         VALUES ($1, 1, 'a.cab', 'present', now())",
+    )
+    .bind(sha1.as_slice())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let state = || async {
+        let (s,): (String,) = sqlx::query_as("SELECT content_state FROM file WHERE sha1 = $1")
+            .bind(sha1.as_slice())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        s
+    };
+    let before = chrono::Utc::now() - chrono::Duration::seconds(10);
+    assert!(!revisions::request_download(&pool, &sha1, "client_miss", Some(before)).await.unwrap());
+    assert_eq!(state().await, "present", "finished after the miss: left alone");
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert!(revisions::request_download(&pool, &sha1, "client_miss", Some(after)).await.unwrap());
+    assert_eq!(state().await, "absent", "present before the miss, missing now: lost, and queued");
+}

@@ -7,6 +7,7 @@ use axum::Router;
 use wsus_config::GatewayConfig;
 use wsus_service::Shell;
 
+mod admission;
 mod auth;
 mod client;
 mod content;
@@ -31,6 +32,7 @@ pub struct Gateway {
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
     pub fragments: Arc<fragments::FragmentCache>,
+    pub admission: Arc<admission::Admission>,
 }
 
 /// Serves until shutdown.
@@ -43,15 +45,29 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
     let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
+    let limits = wsus_soap::Limits {
+        max_body_bytes: config.soap_max_body_bytes,
+        max_depth: config.soap_max_depth,
+        max_elements: config.soap_max_elements,
+    };
+    let admission = Arc::new(admission::Admission::new(
+        admission::Limits {
+            max_inflight: config.soap_max_inflight,
+            max_queued: config.soap_max_queued,
+            wait: config.soap_queue_wait,
+        },
+        &shell.metrics,
+    ));
     let gateway = Gateway {
         config,
         memory,
-        limits: wsus_soap::Limits::default(),
+        limits,
         pool: shell.pool.clone(),
         reporting,
         syncs,
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
+        admission,
     };
     let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), gateway.fragments.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {

@@ -1,7 +1,8 @@
 //! Reporting rollup from downstream servers (MS-WSUSSS 3.1.4.13-17), this server acting as
 //! their upstream: decoded here, handed to reporting over gRPC, answered as WSUS does.
 //! The reporting cookie carries nothing (3.1.4.13.2.1): a caller is trusted as far as
-//! the server ids it names were admitted by DssAuth (and `WSUS_DSS_ALLOWLIST`) before.
+//! the server ids it names were admitted by DssAuth, and the servers that call directly
+//! (their parent is this server) are still on `WSUS_DSS_ALLOWLIST`.
 
 use std::time::Duration;
 
@@ -22,6 +23,11 @@ fn limits() -> RollupConfiguration {
 
 fn cookie_present(op: &Element) -> Result<(), OpError> {
     op.child("cookie").map(|_| ()).ok_or_else(|| (ErrorCode::InvalidCookie, "cookie".to_owned()))
+}
+
+/// Refuses a caller taken off `WSUS_DSS_ALLOWLIST` since it was admitted.
+async fn caller_allowed(gw: &Gateway, server_id: uuid::Uuid) -> Result<(), OpError> {
+    crate::server_sync::still_allowed(gw, &server_id.to_string()).await
 }
 
 fn rpc_error(status: tonic::Status) -> OpError {
@@ -66,6 +72,12 @@ pub async fn rollup_downstream_servers(gw: &Gateway, op: &Element) -> OpResult {
     cookie_present(op)?;
     let client_time = rollup::decode_client_time(op).map_err(invalid)?;
     let servers = rollup::decode_downstream_servers(op, limits().downstream_servers_batch as usize).map_err(invalid)?;
+    if let Some(own) = gw.memory.server.load_full().map(|s| s.identity.server_id) {
+        // A direct child names its parent as nil (its upstream) or as this server.
+        for direct in servers.iter().filter(|s| s.parent_server_id.is_nil() || s.parent_server_id == own) {
+            caller_allowed(gw, direct.server_id).await?;
+        }
+    }
     let request = RollupDownstreamServersRequest {
         client_time: Some(wsus_rpc::timestamp(client_time)),
         servers: servers.iter().map(wsus_rpc::rollup::server_to_pb).collect(),
@@ -96,6 +108,7 @@ pub async fn rollup_computers(gw: &Gateway, op: &Element) -> OpResult {
 pub async fn get_out_of_sync_computers(gw: &Gateway, op: &Element) -> OpResult {
     cookie_present(op)?;
     let parent = rollup::decode_parent_server_id(op).map_err(invalid)?;
+    caller_allowed(gw, parent).await?;
     let numbers = rollup::decode_last_rollup_numbers(op, limits().out_of_sync_batch as usize).map_err(invalid)?;
     let request = GetOutOfSyncComputersRequest {
         parent_server_id: parent.to_string(),
@@ -115,6 +128,7 @@ pub async fn rollup_computer_status(gw: &Gateway, op: &Element) -> OpResult {
     cookie_present(op)?;
     let client_time = rollup::decode_client_time(op).map_err(invalid)?;
     let parent = rollup::decode_parent_server_id(op).map_err(invalid)?;
+    caller_allowed(gw, parent).await?;
     let computers = rollup::decode_computer_statuses(op, limits().computer_status_batch as usize).map_err(invalid)?;
     let request = RollupComputerStatusRequest {
         client_time: Some(wsus_rpc::timestamp(client_time)),

@@ -114,8 +114,27 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
     Ok(wsusss::encode_cookie("GetCookie", &sealed))
 }
 
+/// Whether a server admitted before is still on `WSUS_DSS_ALLOWLIST`, by its GUID or by
+/// the name it authorised with. Checked on every call, so taking a server off the list
+/// shuts it out at once rather than when its cookie expires.
+pub(crate) async fn still_allowed(gw: &Gateway, server_id: &str) -> Result<(), OpError> {
+    if gw.config.dss_allowlist.is_empty() || allowed(gw, server_id, "") {
+        return Ok(());
+    }
+    let fqdn = match Uuid::parse_str(server_id) {
+        Ok(id) => wsus_store::upstream::downstream_server_fqdn(&gw.pool, id).await.map_err(store_error)?,
+        Err(_) => None,
+    };
+    if fqdn.is_some_and(|f| !f.is_empty() && allowed(gw, server_id, &f)) {
+        return Ok(());
+    }
+    tracing::info!(server_id, "downstream server no longer in WSUS_DSS_ALLOWLIST");
+    // InvalidCookie sends it back to DssAuth, which refuses it by name.
+    Err((ErrorCode::InvalidCookie, "not an allowed downstream server".to_owned()))
+}
+
 /// The downstream server a request's `cookie` names.
-fn authenticate(gw: &Gateway, op: &Element) -> Result<ClientCookie, OpError> {
+async fn authenticate(gw: &Gateway, op: &Element) -> Result<ClientCookie, OpError> {
     let bad = || (ErrorCode::InvalidCookie, String::new());
     let cookie = wsus_soap::wusp::request_cookie_named(op, "cookie").map_err(|_| bad())?;
     let server = server(gw)?;
@@ -127,11 +146,12 @@ fn authenticate(gw: &Gateway, op: &Element) -> Result<ClientCookie, OpError> {
     if cookie.expires_at < Utc::now().timestamp() {
         return Err((ErrorCode::CookieExpired, String::new()));
     }
+    still_allowed(gw, &cookie.client_id).await?;
     Ok(cookie)
 }
 
 pub async fn get_config_data(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let since = match op.child("configAnchor").map(Element::value).filter(|a| !a.is_empty()) {
         None => None,
         Some(a) => Some(parse_anchor(a).ok_or((ErrorCode::InvalidParameters, "configAnchor".to_owned()))?),
@@ -191,7 +211,7 @@ pub fn revision_query(filter: &RevisionFilter, since: Option<i64>) -> Option<Rev
 }
 
 pub async fn get_revision_id_list(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let filter = RevisionFilter::decode(op).map_err(invalid)?;
     let since = match filter.anchor.as_deref() {
         None => None,
@@ -218,7 +238,7 @@ pub async fn get_revision_id_list(gw: &Gateway, op: &Element) -> OpResult {
 /// server got without one (an import), its address here, so a downstream server set to
 /// fetch from Microsoft Update still finds it.
 pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
     // All or nothing: an unknown revision fails the whole request, as on a real WSUS.
     let Some(docs) = wsus_store::upstream::documents(&gw.pool, &ids).await.map_err(store_error)? else {
@@ -259,7 +279,7 @@ const MAX_DRIVER_FILTER_IDS: usize = 1000;
 /// server keeps no driver sets (computer-model targeting documents), so those lists are
 /// empty and ComputerIds select nothing.
 pub async fn get_driver_id_list(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let filter = wsusss::DriverFilter::decode(op).map_err(invalid)?;
     if filter.computer_ids.len() > MAX_DRIVER_FILTER_IDS || filter.pnp_hardware_ids.len() > MAX_DRIVER_FILTER_IDS {
         return Err((ErrorCode::InvalidParameters, "filter".to_owned()));
@@ -281,8 +301,8 @@ pub async fn get_driver_id_list(gw: &Gateway, op: &Element) -> OpResult {
 
 /// GetDriverSetData: no driver sets are kept here, so every requested set is unknown and
 /// the answer lists none.
-pub fn get_driver_set_data(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+pub async fn get_driver_set_data(gw: &Gateway, op: &Element) -> OpResult {
+    authenticate(gw, op).await?;
     let sets = wsusss::decode_driver_sets(op).map_err(invalid)?;
     if sets.len() > MAX_DRIVER_FILTER_IDS {
         return Err((ErrorCode::TooManyIds, "driverSets".to_owned()));
@@ -308,7 +328,7 @@ pub async fn ping(gw: &Gateway) -> OpResult {
 
 /// GetUpdateDecryptionData: the keys of the encrypted files of these revisions.
 pub async fn get_update_decryption_data(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
     let rows = wsus_store::upstream::decryption_data(&gw.pool, &ids).await.map_err(store_error)?;
     let mut out: Vec<wsusss::FileDecryption> = Vec::new();
@@ -326,7 +346,7 @@ pub async fn get_update_decryption_data(gw: &Gateway, op: &Element) -> OpResult 
 /// are queued for sync-worker to fetch from this server's own upstream. Digests this
 /// catalog does not know fail the request (FileDigestsMissing, listed with `|`).
 pub async fn download_files(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let digests = wsusss::decode_download_files(op).map_err(invalid)?;
     let raw: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
     let known = wsus_store::revisions::file_names(&gw.pool, &raw).await.map_err(store_error)?;
@@ -336,7 +356,7 @@ pub async fn download_files(gw: &Gateway, op: &Element) -> OpResult {
         return Err((ErrorCode::FileDigestsMissing, missing.join("|")));
     }
     for d in &digests {
-        wsus_store::revisions::request_download(&gw.pool, d, "downstream").await.map_err(store_error)?;
+        wsus_store::revisions::request_download(&gw.pool, d, "downstream", None).await.map_err(store_error)?;
     }
     Ok(wsusss::encode_download_files_response())
 }
@@ -344,7 +364,7 @@ pub async fn download_files(gw: &Gateway, op: &Element) -> OpResult {
 /// GetDeployments (replica downstream servers): every group, the approvals changed
 /// between the two anchors, those removed, every declined update and accepted EULA.
 pub async fn get_deployments(gw: &Gateway, op: &Element) -> OpResult {
-    authenticate(gw, op)?;
+    authenticate(gw, op).await?;
     let req = wsusss::DeploymentsRequest::decode(op).map_err(invalid)?;
     let bad = |p: &str| (ErrorCode::InvalidParameters, p.to_owned());
     let upto = parse_anchor(&req.sync_anchor).ok_or_else(|| bad("syncAnchor"))?;

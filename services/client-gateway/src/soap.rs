@@ -2,7 +2,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use wsus_service::RouteLabel;
@@ -10,6 +10,7 @@ use wsus_soap::envelope::EnvelopeError;
 use wsus_soap::{Element, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
 
 use crate::Gateway;
+use crate::admission::Shed;
 
 /// The web services this gateway answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,9 +105,45 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
     if request.method() != Method::POST {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
-    let span = tracing::info_span!("soap", service = service.label(), operation = tracing::field::Empty);
-    let mut response = handle(gw, service, request).instrument(span).await;
+    // Admitted before the body is read: a refused request costs no more than its headers.
+    let mut response = match gw.admission.clone().admit().await {
+        Ok(slot) => {
+            let span = tracing::info_span!("soap", service = service.label(), operation = tracing::field::Empty);
+            let response = handle(gw, service, request).instrument(span).await;
+            drop(slot);
+            response
+        }
+        Err(why) => shed(&gw, service, &request, why),
+    };
     response.extensions_mut().insert(RouteLabel(service.label()));
+    response
+}
+
+/// The ServerBusy fault for a request refused by admission control, written from its
+/// headers alone.
+fn shed(gw: &Gateway, service: Service, request: &Request, why: Shed) -> Response {
+    let headers = request.headers();
+    let action = soap_action(headers);
+    let host = request_host(headers, request.uri()).unwrap_or_else(|| gw.config.common.http_addr.to_string());
+    let scheme = request.extensions().get::<wsus_service::tls::Scheme>().map_or("http", |s| s.0);
+    // The body says which SOAP version; its Content-Type says so too.
+    let soap12 = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/soap+xml"));
+    let version = if soap12 { SoapVersion::Soap12 } else { SoapVersion::Soap11 };
+    let message = match why {
+        Shed::QueueFull => "server busy: too many requests",
+        Shed::WaitedTooLong => "server busy: no capacity in time",
+    };
+    let mut fault = Fault::new(ErrorCode::ServerBusy, Some(message.to_owned()), action.as_deref());
+    fault.actor = service.actor(scheme, &host);
+    let mut response = fault_response(fault, version, service.style(), gw.config.retry_after_seconds);
+    // The body was left unread, so the connection cannot carry another request; saying
+    // so keeps the client from sending its next one down a connection being closed.
+    if request.version() <= Version::HTTP_11 {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 
@@ -158,9 +195,10 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     };
     let actor = service.actor(ctx.scheme, &ctx.host);
     let fault = |code: ErrorCode, message: String, version: SoapVersion| {
+        tracing::info!(error_code = code.as_str(), message, "SOAP fault");
         let mut fault = Fault::new(code, Some(message), action.as_deref());
         fault.actor = actor.clone();
-        fault_response(fault, version, style)
+        fault_response(fault, version, style, gw.config.retry_after_seconds)
     };
     let bytes = match to_bytes(Body::new(body), gw.limits.max_body_bytes).await {
         Ok(b) => b,
@@ -252,7 +290,7 @@ async fn perform(gw: &Gateway, ctx: &Context, service: Service, op: &str, elemen
             crate::server_sync::get_update_decryption_data(gw, element).await
         }
         (Service::ServerSync, "GetDriverIdList") => crate::server_sync::get_driver_id_list(gw, element).await,
-        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(gw, element),
+        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(gw, element).await,
         (Service::ServerSync, "Ping") => crate::server_sync::ping(gw).await,
         (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(gw, element).await,
         (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(gw, element).await,
@@ -293,18 +331,23 @@ fn soap_ok(body: String, service: Service, version: SoapVersion) -> Response {
         .into_response()
 }
 
-fn fault_response(fault: Fault, version: SoapVersion, style: EnvelopeStyle) -> Response {
-    tracing::info!(error_code = fault.code.as_str(), message = fault.message.as_deref().unwrap_or(""), "SOAP fault");
+/// A fault as WSUS sends it (HTTP 500); a ServerBusy one also says when to come back
+/// (`Retry-After`, seconds), for clients and proxies that honour it.
+fn fault_response(fault: Fault, version: SoapVersion, style: EnvelopeStyle, retry_after_seconds: usize) -> Response {
     let content_type = match version {
         SoapVersion::Soap11 => "text/xml; charset=utf-8",
         SoapVersion::Soap12 => "application/soap+xml; charset=utf-8",
     };
-    (
+    let mut response = (
         StatusCode::INTERNAL_SERVER_ERROR,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         fault.to_xml(version, style),
     )
-        .into_response()
+        .into_response();
+    if fault.code == ErrorCode::ServerBusy {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! reporting: takes in what clients report (gRPC ReportingService, from client-gateway)
-//! and serves the management REST API under `/api/v1/`.
+//! and serves the management REST API under `/api/v1/`, over HTTPS when configured.
 
 use std::sync::Arc;
 
-use wsus_config::ReportingConfig;
 use wsus_rpc::reporting::reporting_service_server::ReportingServiceServer;
 use wsus_service::Shell;
 
 pub mod api;
+mod https;
 mod ingest;
 mod rollup;
 mod status;
@@ -16,10 +16,16 @@ pub use api::{Api, api_router};
 pub use ingest::Ingest;
 
 /// Serves until shutdown.
-pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> {
+pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow::Result<()> {
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
-    let api = Api::new(shell.pool.clone(), sync, &config.api_tokens);
-    let http = shell.serve_http(api_router(Arc::new(api))).await?;
+    let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens)));
+    let (http, https) = match &config.tls {
+        None => (shell.serve_http(api).await?, None),
+        Some(tls) => {
+            let https = shell.serve_https(api, tls.addr, &tls.cert, &tls.key).await?;
+            (shell.serve_http(https::plain_api_refusal()).await?, Some(https))
+        }
+    };
     let partitions = tokio::spawn(keep_event_partitions(shell.pool.clone(), shell.shutdown.clone()));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
@@ -31,6 +37,9 @@ pub async fn serve(config: ReportingConfig, shell: Shell) -> anyhow::Result<()> 
         .await?;
     partitions.abort();
     let _ = http.await;
+    if let Some(https) = https {
+        let _ = https.await;
+    }
     Ok(())
 }
 

@@ -832,6 +832,8 @@ async fn download(
             file.write_all(&chunk).await.map_err(io)?;
             received += chunk.len() as u64;
         }
+        // The last write's error (a full volume, say) surfaces on flush; sync_all drops it.
+        file.flush().await.map_err(io)?;
         file.sync_all().await.map_err(io)?;
     }
     let sha256: Option<[u8; 32]> = d.sha256.as_deref().and_then(|s| s.try_into().ok());

@@ -11,6 +11,10 @@ pub struct Cli {
     /// Bearer token (an admin or reader token of WSUS_API_TOKENS).
     #[arg(long, env = "WSUS_API_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// A PEM root certificate to trust for an https:// URL, besides the system roots
+    /// (reporting serving the API over TLS with a certificate of an internal CA).
+    #[arg(long, env = "WSUS_API_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! What each command asks the management API, and how its answer is printed.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -16,9 +17,21 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
-    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(url: &str, token: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Self> {
         let token = token.context("no token: pass --token or set WSUS_API_TOKEN")?;
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).with_context(|| format!("--ca-file {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-file {}: not PEM certificates", path.display()))?;
+            if certs.is_empty() {
+                bail!("--ca-file {}: holds no PEM certificate", path.display());
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build()?;
         Ok(Self { http, base: url.trim_end_matches('/').to_owned(), token })
     }
 
@@ -216,7 +229,7 @@ fn ids(list: &Option<String>) -> Option<Value> {
 
 /// Runs one command; Ok(false) when it ran but the outcome is a failure (exit 1).
 pub async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let api = ApiClient::new(&cli.url, cli.token)?;
+    let api = ApiClient::new(&cli.url, cli.token, cli.ca_file.as_deref())?;
     let j = cli.json;
     match cli.command {
         Command::Computers(c) => match c {

@@ -241,8 +241,9 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        // The scheme's name is case-insensitive (RFC 9110 11.1).
+        .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()));
     let Some(role) = presented.and_then(|t| api.role_of(t)) else {
         let mut r = (
             StatusCode::UNAUTHORIZED,
