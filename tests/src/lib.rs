@@ -188,6 +188,8 @@ pub fn binary(name: &str) -> PathBuf {
 /// A running service binary; killed when dropped. Its stdout+stderr go to a log file.
 pub struct Service {
     pub name: &'static str,
+    args: Vec<String>,
+    env: HashMap<String, String>,
     child: Child,
     log: PathBuf,
     _logdir: tempfile::TempDir,
@@ -213,7 +215,20 @@ impl Service {
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Self { name, child, log, _logdir: logdir }
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        Self { name, args: args.iter().map(|a| a.to_string()).collect(), env, child, log, _logdir: logdir }
+    }
+
+    /// Kills it and starts it again with the same arguments and its environment changed by
+    /// `changes` (a new log).
+    pub fn restart_with(&mut self, changes: &[(&str, String)]) {
+        let mut env = self.env.clone();
+        env.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let env: HashMap<&str, String> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let args = self.args.clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.kill();
+        *self = Service::spawn_args(self.name, &args, &env);
     }
 
     pub fn log(&self) -> String {
@@ -261,7 +276,6 @@ impl Drop for Service {
 /// The three services against one database, on free loopback ports.
 pub struct System {
     pub gateway: Service,
-    gateway_env: HashMap<&'static str, String>,
     pub reporting: Service,
     pub sync: Service,
     pub gateway_url: String,
@@ -317,7 +331,6 @@ impl System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),
             gateway: Service::spawn("client-gateway", &gateway_env),
-            gateway_env,
             gateway_url: format!("http://127.0.0.1:{gw}"),
             reporting_url: format!("http://127.0.0.1:{rep}"),
             sync_url: format!("http://127.0.0.1:{sw}"),
@@ -326,8 +339,7 @@ impl System {
 
     /// Kills client-gateway outright and starts it again on the same address.
     pub fn restart_gateway(&mut self) {
-        self.gateway.kill();
-        self.gateway = Service::spawn("client-gateway", &self.gateway_env);
+        self.gateway.restart_with(&[]);
     }
 
     /// Waits until all three answer /readyz with 200.

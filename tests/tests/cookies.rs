@@ -2,13 +2,11 @@
 //! older configuration. Each gets the MS-WUSP fault a client knows how to recover from.
 //! And cookie keys rotate (`WSUS_COOKIE_KEYS`) without clients noticing.
 
-use std::collections::HashMap;
-
 use base64::Engine as _;
 use uuid::Uuid;
 use wsus_cookie::{ClientCookie, Keys};
 use wsus_e2e::agent::Agent;
-use wsus_e2e::{PgCluster, Service, System};
+use wsus_e2e::{PgCluster, System};
 
 const KEY: [u8; 32] = [42; 32];
 
@@ -63,21 +61,6 @@ async fn bad_cookies_get_the_specified_faults() {
     agent.scan().await.unwrap();
 }
 
-/// Kills `service` and starts it again with its environment changed by `changes` (read
-/// back from /proc: the harness keeps its own copy to itself).
-fn respawn(service: &mut Service, changes: &[(&str, String)]) {
-    let environ = std::fs::read(format!("/proc/{}/environ", service.pid())).unwrap();
-    let mut vars: Vec<(String, String)> = environ
-        .split(|b| *b == 0)
-        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    vars.retain(|(k, _)| !changes.iter().any(|(c, _)| c == k));
-    vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let env: HashMap<&str, String> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    service.kill();
-    *service = Service::spawn(service.name, &env);
-}
-
 fn setting(keys: &[(&str, [u8; 32])]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     keys.iter().map(|(id, k)| format!("{id}:{}", b64.encode(k))).collect::<Vec<_>>().join(",")
@@ -110,7 +93,7 @@ async fn cookie_keys_rotate_without_logging_clients_out() {
 
     // Rotation: k2 seals, k1 still opens. The client's cookie is taken, and the one it gets
     // back is sealed with k2 and carries the same client and scan state.
-    respawn(&mut system.gateway, &[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW), ("k1", KEY)]))]);
+    system.gateway.restart_with(&[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW), ("k1", KEY)]))]);
     system.wait_ready(&http).await;
     agent.sync_updates_page().await.expect("a k1 cookie is still accepted");
     let (_, resealed) = agent.cookie().unwrap();
@@ -120,7 +103,7 @@ async fn cookie_keys_rotate_without_logging_clients_out() {
     assert!(after.catalog_version >= before.catalog_version);
 
     // k1 retired: the k2 cookie keeps working; one only k1 opens is InvalidCookie.
-    respawn(&mut system.gateway, &[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW)]))]);
+    system.gateway.restart_with(&[("WSUS_COOKIE_KEYS", setting(&[("k2", NEW)]))]);
     system.wait_ready(&http).await;
     agent.sync_updates_page().await.expect("a k2 cookie is accepted");
     agent.set_cookie_data(&sealed_by_old);

@@ -15,21 +15,6 @@ use wsus_e2e::{
     run_binary, wait_for_status,
 };
 
-/// Kills `service` and starts it again with its environment changed by `changes`. The
-/// environment is read back from /proc: the harness keeps its own copy to itself.
-fn respawn(service: &mut Service, changes: &[(&str, String)]) {
-    let environ = std::fs::read(format!("/proc/{}/environ", service.pid())).unwrap();
-    let mut vars: Vec<(String, String)> = environ
-        .split(|b| *b == 0)
-        .filter_map(|kv| String::from_utf8_lossy(kv).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    vars.retain(|(k, _)| !changes.iter().any(|(c, _)| c == k));
-    vars.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
-    let env: HashMap<&str, String> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    service.kill();
-    *service = Service::spawn(service.name, &env);
-}
-
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, String) {
     let r = request.timeout(Duration::from_secs(10)).send().await.unwrap();
     (r.status(), r.text().await.unwrap_or_default())
@@ -297,7 +282,7 @@ async fn only_allowed_downstream_servers_are_served() {
     assert!(!names.contains(&"dss2.e2e.test") && !names.contains(&RECORDED_DSS.1), "{servers}");
 
     // Taken off the list, a server's authorisation no longer buys it a cookie.
-    respawn(&mut system.gateway, &[("WSUS_DSS_ALLOWLIST", "named.dss.e2e.test".to_owned())]);
+    system.gateway.restart_with(&[("WSUS_DSS_ALLOWLIST", "named.dss.e2e.test".to_owned())]);
     system.wait_ready(&http).await;
     let (status, body) = soap(&http, &base, "000003", with_auth(auth_cookie)).await;
     assert_eq!(status, 500, "{body}");
@@ -333,7 +318,7 @@ async fn no_secret_reaches_the_logs() {
     let verbose = [("RUST_LOG", "debug,h2=info,hyper=info,hyper_util=info,tower=info,rustls=info".to_owned())];
     let gateway = [("WSUS_COOKIE_KEYS", cookie_keys), verbose[0].clone()];
     let mut system = System::start_full(&db, None, &gateway, &verbose);
-    respawn(&mut system.reporting, &verbose);
+    system.reporting.restart_with(&verbose);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
 
