@@ -1,7 +1,11 @@
-//! A structural check of a Cabinet (MS-CAB) before the `cab` crate reads it: that crate
-//! indexes its data blocks by the offsets a file entry claims and panics when a file
-//! reaches past its folder's data. An upstream controls these bytes, so every offset,
-//! count and index is checked here first and a lying cabinet is an error, not a panic.
+//! Reading the one member of a Cabinet (MS-CAB). An upstream controls these bytes, and
+//! the `cab` crate trusts them: it indexes data blocks by the offsets a file entry claims
+//! and panics when a file reaches past its folder's data, or when a stored block holds
+//! fewer bytes than it declares. So every offset, count and index is checked here first,
+//! and whatever panic the crate may still have in it is contained: a lying cabinet is an
+//! error, never a crashed process.
+
+use std::io::Read as _;
 
 const FLAG_PREV_CABINET: u16 = 0x0001;
 const FLAG_NEXT_CABINET: u16 = 0x0002;
@@ -74,13 +78,17 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
     for i in 0..folders {
         let start = r.u32()? as usize;
         let blocks = r.u16()?;
-        r.take(2 + folder_reserve)?; // typeCompress, abReserve
+        let stored = r.u16()? & 0x000F == 0; // typeCompress: none
+        r.take(folder_reserve)?;
         let mut data = Reader::at(bytes, start).map_err(|e| format!("folder {i}: {e}"))?;
         let mut total = 0u64;
         for b in 0..blocks {
             let inside = |e: String| format!("folder {i}, data block {b}: {e}");
             data.take(4).map_err(inside)?; // checksum
             let (compressed, uncompressed) = (data.u16().map_err(inside)?, data.u16().map_err(inside)?);
+            if stored && compressed != uncompressed {
+                return Err(inside(format!("stored, yet {compressed} bytes declared as {uncompressed}")));
+            }
             data.take(data_reserve + compressed as usize).map_err(inside)?;
             total += u64::from(uncompressed);
         }
@@ -100,6 +108,28 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The bytes of the member named `blob` (any case), at most `limit` of them.
+pub fn read_blob(bytes: &[u8], limit: u64) -> Result<Vec<u8>, String> {
+    check(bytes).map_err(|e| format!("not a Cabinet: {e}"))?;
+    let read = || -> Result<Vec<u8>, String> {
+        let mut cabinet = cab::Cabinet::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a Cabinet: {e}"))?;
+        let name = cabinet
+            .folder_entries()
+            .flat_map(|f| f.file_entries())
+            .map(|f| f.name().to_owned())
+            .find(|n| n.eq_ignore_ascii_case("blob"))
+            .ok_or("no member named blob")?;
+        let mut reader = cabinet.read_file(&name).map_err(|e| format!("cannot read blob: {e}"))?;
+        let mut raw = Vec::new();
+        (&mut reader).take(limit + 1).read_to_end(&mut raw).map_err(|e| format!("cannot decompress blob: {e}"))?;
+        if raw.len() as u64 > limit {
+            return Err(format!("blob larger than {limit} bytes"));
+        }
+        Ok(raw)
+    };
+    std::panic::catch_unwind(read).unwrap_or_else(|_| Err("a Cabinet the cab crate cannot read (malformed)".into()))
 }
 
 #[cfg(test)]
@@ -149,6 +179,11 @@ mod tests {
         assert!(check(&past).unwrap_err().contains("reaches past"));
         assert!(crate::decode_cabinet(&past).is_err());
         assert!(check(&good[..good.len() - 1]).unwrap_err().contains("truncated"));
+        // A stored block declaring more bytes than it holds (the cab crate subtracted past zero).
+        let mut short = good.clone();
+        let uncompressed_at = 36 + 8 + 16 + 5 + 6;
+        short[uncompressed_at..uncompressed_at + 2].copy_from_slice(&((doc.len() + 4) as u16).to_le_bytes());
+        assert!(check(&short).unwrap_err().contains("stored, yet"));
         assert!(check(b"MSCF").is_err());
         assert!(check(b"").is_err());
     }

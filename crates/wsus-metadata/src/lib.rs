@@ -8,8 +8,6 @@
 //! whole document is kept, so nothing it does not interpret is lost. [`fragments`]
 //! derives what MS-WUSP serves from it.
 
-use std::io::Read as _;
-
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
@@ -189,32 +187,16 @@ pub fn decode_compressed_blob(base64_text: &str) -> Result<String, MetadataError
     decode_cabinet(&bytes)
 }
 
-/// The document inside a Cabinet (the decoded form of `XmlUpdateBlobCompressed`).
+/// The document inside a Cabinet (the decoded form of `XmlUpdateBlobCompressed`):
+/// its member `blob`, in UTF-16LE as specified (UTF-8 accepted).
 pub fn decode_cabinet(bytes: &[u8]) -> Result<String, MetadataError> {
-    cabinet::check(bytes).map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
-    let mut cabinet = cab::Cabinet::new(std::io::Cursor::new(bytes))
-        .map_err(|e| MetadataError::Blob(format!("not a Cabinet: {e}")))?;
-    let name = cabinet
-        .folder_entries()
-        .flat_map(|f| f.file_entries())
-        .map(|f| f.name().to_owned())
-        .find(|n| n.eq_ignore_ascii_case("blob"))
-        .ok_or_else(|| MetadataError::Blob("no member named blob".into()))?;
-    let mut reader = cabinet.read_file(&name).map_err(|e| MetadataError::Blob(format!("cannot read blob: {e}")))?;
-    let mut raw = Vec::new();
-    (&mut reader)
-        .take(MAX_BLOB_BYTES + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| MetadataError::Blob(format!("cannot decompress blob: {e}")))?;
-    if raw.len() as u64 > MAX_BLOB_BYTES {
-        return Err(MetadataError::Blob(format!("blob larger than {MAX_BLOB_BYTES} bytes")));
-    }
-    match raw.as_slice() {
-        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] | [0xEF, 0xBB, 0xBF, ..] => decode_text(&raw),
-        _ if raw.len() >= 2 && raw[1] == 0 => decode_text(&raw),
-        // Specified as UTF-16LE; be lenient with UTF-8.
-        _ => decode_text(&raw),
-    }
+    let raw = cabinet::read_blob(bytes, MAX_BLOB_BYTES).map_err(MetadataError::Blob)?;
+    decode_text(&raw)
+}
+
+/// Whether a Cabinet's structure is sound (what [`decode_cabinet`] checks before reading).
+pub fn check_cabinet(bytes: &[u8]) -> Result<(), String> {
+    cabinet::check(bytes)
 }
 
 fn guid(what: &'static str, value: &str) -> Result<Uuid, MetadataError> {
