@@ -452,6 +452,9 @@ pub struct ReportingConfig {
     pub grpc_addr: SocketAddr,
     pub sync_grpc: String,
     pub api_tokens: Vec<ApiToken>,
+    /// Keys of the web console's session cookies (`WSUS_COOKIE_KEYS`, as the gateway's);
+    /// empty = the key generated in the database, shared by every replica.
+    pub cookie_keys: Vec<CookieKey>,
     /// HTTPS for the management API, when a certificate is given (then `/api` is served
     /// there only).
     pub tls: Option<TlsConfig>,
@@ -464,6 +467,7 @@ impl ReportingConfig {
             grpc_addr: vars.socket_addr("WSUS_GRPC_ADDR", "0.0.0.0:50051")?,
             sync_grpc: vars.http_url_or("WSUS_SYNC_GRPC", "http://127.0.0.1:50052")?,
             api_tokens: api_tokens(vars)?,
+            cookie_keys: cookie_keys(vars)?,
             tls: tls(vars, "0.0.0.0:8443")?,
         })
     }
@@ -623,6 +627,15 @@ mod tests {
         let r = ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap();
         assert_eq!(r.api_tokens[0].role, Role::Admin);
         assert_eq!(r.api_tokens[1].token, "r3ad-only");
+        assert!(r.cookie_keys.is_empty(), "optional: the generated key stands in");
+        let map = vars_from(&[DB, ("WSUS_COOKIE_KEYS", &format!("console:{key}"))]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        let r = ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap();
+        assert_eq!(r.cookie_keys, vec![CookieKey { id: "console".into(), key: [7u8; 32] }]);
+        assert!(!format!("{r:?}").contains(&key), "keys never reach logs");
+        let map = vars_from(&[DB, ("WSUS_COOKIE_KEYS", "k1:short")]);
+        let lookup = move |k: &str| map.get(k).cloned();
+        assert_eq!(ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap_err().variable, "WSUS_COOKIE_KEYS");
         let map = vars_from(&[DB, ("WSUS_API_TOKENS", "root:whatever123")]);
         let lookup = move |k: &str| map.get(k).cloned();
         assert_eq!(ReportingConfig::from_vars(&Vars::new(&lookup)).unwrap_err().variable, "WSUS_API_TOKENS");

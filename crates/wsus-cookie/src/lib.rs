@@ -4,8 +4,8 @@
 //! Sealed form: `version (1) | key id length (1) | key id | nonce (12) | ciphertext+tag`.
 //! The key id names the key that sealed it: the first configured key seals, every key
 //! opens, so keys rotate without invalidating cookies in flight. The purpose (an
-//! authorization cookie, or a client cookie) is bound as associated data, so one cannot
-//! stand in for the other.
+//! authorization cookie, a client cookie, a console session) is bound as associated data,
+//! so one cannot stand in for another.
 
 use std::collections::HashMap;
 
@@ -46,6 +46,8 @@ pub enum Purpose {
     Server,
     /// MS-WSUSSS authorization cookies of downstream servers.
     ServerAuthorization,
+    /// A signed-in session of the web console (reporting).
+    ConsoleSession,
 }
 
 impl Purpose {
@@ -55,6 +57,7 @@ impl Purpose {
             Purpose::Client => b"wsus/client",
             Purpose::Server => b"wsus/server",
             Purpose::ServerAuthorization => b"wsus/server-authorization",
+            Purpose::ConsoleSession => b"wsus/console-session",
         }
     }
 }
@@ -127,6 +130,10 @@ impl Writer {
         self.0.extend_from_slice(v.as_bytes());
         self
     }
+    fn bytes16(&mut self, v: &[u8; 16]) -> &mut Self {
+        self.0.extend_from_slice(v);
+        self
+    }
     fn str(&mut self, v: &str) -> &mut Self {
         let bytes = &v.as_bytes()[..v.len().min(u16::MAX as usize)];
         self.0.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
@@ -164,6 +171,9 @@ impl Reader<'_> {
     }
     fn uuid(&mut self) -> Result<Uuid, CookieError> {
         Ok(Uuid::from_slice(self.take(16)?).expect("16 bytes"))
+    }
+    fn bytes16(&mut self) -> Result<[u8; 16], CookieError> {
+        Ok(self.take(16)?.try_into().expect("16 bytes"))
     }
     fn str(&mut self) -> Result<String, CookieError> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
@@ -304,6 +314,59 @@ impl ClientCookie {
     }
 }
 
+/// How long a console session lasts: a working day, then the token is asked for again.
+pub const CONSOLE_SESSION_SECONDS: i64 = 8 * 3600;
+
+/// How far in the future a session's issue time may lie: replicas' clocks differ a little.
+const CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// What the web console's session cookie carries. Not the token: a fingerprint of it, so
+/// the role is looked up afresh on every request and removing a token ends its sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// The first 16 bytes of the SHA-256 of the token that signed in.
+    pub fingerprint: [u8; 16],
+    /// Unix seconds.
+    pub issued_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The session's CSRF token, echoed by every form it posts.
+    pub csrf: [u8; 16],
+}
+
+impl ConsoleSession {
+    const VERSION: u8 = 1;
+
+    /// A fresh session issued at `now` (Unix seconds), with a random CSRF token.
+    pub fn new(fingerprint: [u8; 16], now: i64) -> Self {
+        let mut csrf = [0u8; 16];
+        getrandom::fill(&mut csrf).expect("the operating system provides randomness");
+        Self { fingerprint, issued_at: now, expires_at: now.saturating_add(CONSOLE_SESSION_SECONDS), csrf }
+    }
+
+    /// False once expired, or when issued further in the future than clocks drift.
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        now < self.expires_at && self.issued_at <= now.saturating_add(CLOCK_SKEW_SECONDS)
+    }
+
+    pub fn seal(&self, keys: &Keys) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(Self::VERSION).bytes16(&self.fingerprint).i64(self.issued_at).i64(self.expires_at).bytes16(&self.csrf);
+        keys.seal(Purpose::ConsoleSession, &w.0)
+    }
+
+    pub fn open(keys: &Keys, sealed: &[u8]) -> Result<Self, CookieError> {
+        let plain = keys.open(Purpose::ConsoleSession, sealed)?;
+        let mut r = Reader(&plain);
+        r.version(Self::VERSION)?;
+        let session = Self { fingerprint: r.bytes16()?, issued_at: r.i64()?, expires_at: r.i64()?, csrf: r.bytes16()? };
+        if !r.0.is_empty() {
+            return Err(CookieError::Invalid);
+        }
+        Ok(session)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +434,41 @@ mod tests {
         assert_eq!(ClientCookie::open(&k, &auth.seal(&k)), Err(CookieError::Invalid));
         assert_eq!(ClientCookie::open(&keys(&[("k1", 9)]), &sealed), Err(CookieError::Invalid), "same id, other key");
         assert_ne!(client().seal(&k), sealed, "a fresh nonce every time");
+    }
+
+    #[test]
+    fn console_sessions_round_trip_and_expire() {
+        let k = keys(&[("k1", 1)]);
+        let session = ConsoleSession::new([3u8; 16], 1_000_000);
+        assert_eq!(session.expires_at, 1_000_000 + 8 * 3600);
+        assert_ne!(ConsoleSession::new([3u8; 16], 0).csrf, session.csrf, "a random CSRF token per session");
+        let sealed = session.seal(&k);
+        assert_eq!(ConsoleSession::open(&k, &sealed).unwrap(), session);
+        assert!(session.is_valid_at(1_000_000));
+        assert!(session.is_valid_at(session.expires_at - 1));
+        assert!(!session.is_valid_at(session.expires_at), "expired");
+        assert!(!session.is_valid_at(1_000_000 - 3600), "issued in the future");
+    }
+
+    #[test]
+    fn console_sessions_refuse_tampering_and_other_purposes() {
+        let k = keys(&[("k1", 1)]);
+        let sealed = ConsoleSession::new([3u8; 16], 5).seal(&k);
+        for i in 0..sealed.len() {
+            let mut t = sealed.clone();
+            t[i] ^= 0x80;
+            assert_eq!(ConsoleSession::open(&k, &t), Err(CookieError::Invalid), "byte {i}");
+        }
+        assert_eq!(ConsoleSession::open(&keys(&[("k1", 2)]), &sealed), Err(CookieError::Invalid), "other key");
+        // A client's cookie never opens as a session, nor a session as a client cookie,
+        // even when the plaintext would parse.
+        let as_client = k.seal(Purpose::Client, &k.open(Purpose::ConsoleSession, &sealed).unwrap());
+        assert_eq!(ConsoleSession::open(&k, &as_client), Err(CookieError::Invalid));
+        assert_eq!(ConsoleSession::open(&k, &client().seal(&k)), Err(CookieError::Invalid));
+        assert_eq!(ClientCookie::open(&k, &sealed), Err(CookieError::Invalid));
+        // Another format version is not read as this one.
+        let mut plain = k.open(Purpose::ConsoleSession, &sealed).unwrap();
+        plain[0] = 2;
+        assert_eq!(ConsoleSession::open(&k, &k.seal(Purpose::ConsoleSession, &plain)), Err(CookieError::Invalid));
     }
 }

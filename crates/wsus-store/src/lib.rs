@@ -20,6 +20,7 @@ pub mod revisions;
 pub mod rollup;
 pub mod rules;
 pub mod settings;
+pub mod summary;
 pub mod sync_history;
 pub mod updates;
 pub mod upstream;

@@ -6,7 +6,9 @@ use uuid::Uuid;
 use wsus_store::listen::{Change, forward_changes};
 use wsus_store::reporting::{self, ClientSync, Event, Registration};
 use wsus_store::settings::{self, ClientConfig, Seed};
-use wsus_store::{ALL_COMPUTERS, UNASSIGNED_COMPUTERS, catalog, identity, migrate, sync_history};
+use wsus_store::{
+    ALL_COMPUTERS, UNASSIGNED_COMPUTERS, approvals, catalog, computers, identity, migrate, summary, sync_history,
+};
 
 fn seed() -> Seed {
     Seed {
@@ -350,4 +352,52 @@ async fn an_older_binary_accepts_a_newer_schema(pool: PgPool) {
     .unwrap();
     assert!(migrate::run(&pool).await.unwrap().is_empty(), "starting the older binary still works");
     assert!(migrate::pending(&pool).await.unwrap().is_empty(), "and it is ready");
+}
+
+/// The overview's counts: each computer in exactly one compliance state (errors before
+/// needs before up to date), per group, statuses by state, the most needed updates.
+#[sqlx::test(migrations = false)]
+async fn the_overview_counts_every_computer_once(pool: PgPool) {
+    migrated(&pool).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, scanned) in [("failing", true), ("needing", true), ("current", true), ("silent", false)] {
+        sqlx::query(
+            "INSERT INTO computer (computer_id, last_contact_at, effective_last_detection_time) \
+             VALUES ($1, now(), CASE WHEN $2 THEN now() END)",
+        )
+        .bind(id)
+        .bind(scanned)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // failing: one failed and one needed; needing: a needs b (downloaded) too; current: installed.
+    for (c, u, s) in [("failing", a, 5i16), ("failing", b, 2), ("needing", a, 2), ("needing", b, 3), ("current", a, 4)]
+    {
+        sqlx::query("INSERT INTO update_status (computer_id, update_id, status) VALUES ($1, $2, $3)")
+            .bind(c)
+            .bind(u)
+            .bind(s)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let all = summary::compliance(&pool).await.unwrap();
+    assert_eq!(
+        all,
+        summary::Compliance { up_to_date: 1, needs_updates: 1, with_errors: 1, not_reported: 1 },
+        "one state each"
+    );
+    let group = approvals::add_group(&pool, "Ring 1", None).await.unwrap();
+    computers::add_members(&pool, group.group_id, &["needing".to_owned(), "silent".to_owned()]).await.unwrap();
+    let by_group = summary::compliance_by_group(&pool).await.unwrap();
+    assert_eq!(by_group.len(), 1, "only groups with members");
+    assert_eq!(by_group[0].2, summary::Compliance { needs_updates: 1, not_reported: 1, ..Default::default() });
+    assert_eq!(summary::status_distribution(&pool).await.unwrap(), [0, 0, 2, 1, 1, 1, 0]);
+    let needed = summary::most_needed(&pool, 10).await.unwrap();
+    let counts: Vec<(Uuid, i64)> = needed.iter().map(|n| (n.update_id, n.computers)).collect();
+    assert_eq!(counts, vec![(b, 2), (a, 1)], "b is needed by two (needed and downloaded)");
+    let hours = summary::last_contact_by_hour(&pool, 24).await.unwrap();
+    assert_eq!(hours.len(), 24);
+    assert_eq!(hours.iter().map(|(_, n)| n).sum::<i64>(), 4, "every computer contacted in the last hour");
 }

@@ -1,5 +1,6 @@
 //! reporting: takes in what clients report (gRPC ReportingService, from client-gateway)
-//! and serves the management REST API under `/api/v1/`, over HTTPS when configured.
+//! and serves the management REST API under `/api/v1/` and the web console under
+//! `/console/`, over HTTPS when configured.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use wsus_rpc::reporting::reporting_service_server::ReportingServiceServer;
 use wsus_service::Shell;
 
 pub mod api;
+pub mod console;
 mod https;
 mod ingest;
 mod rollup;
@@ -18,7 +20,10 @@ pub use ingest::Ingest;
 /// Serves until shutdown.
 pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow::Result<()> {
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
-    let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens)));
+    let sessions = Arc::new(console::Sessions::new(None, &config.api_tokens));
+    let keys = tokio::spawn(load_session_keys(config.cookie_keys.clone(), shell.pool.clone(), sessions.clone()));
+    let console = console::router(console::Console { pool: shell.pool.clone(), sessions });
+    let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),
         Some(tls) => {
@@ -36,11 +41,28 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     partitions.abort();
+    keys.abort();
     let _ = http.await;
     if let Some(https) = https {
         let _ = https.await;
     }
     Ok(())
+}
+
+/// The console's session keys: at once when configured, else (the key the gateways share,
+/// kept in the database) as soon as the database answers.
+async fn load_session_keys(
+    configured: Vec<wsus_config::CookieKey>,
+    pool: wsus_store::PgPool,
+    sessions: Arc<console::Sessions>,
+) {
+    loop {
+        match console::session::session_keys(&configured, &pool).await {
+            Ok(keys) => return sessions.set_keys(keys),
+            Err(e) => tracing::debug!(error = %e, "console: cannot load the session keys yet"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 /// Creates the daily partitions of raw events a week ahead, at start and every six hours,

@@ -1,0 +1,122 @@
+//! What the console's overview shows at a glance: computers by compliance (all of them,
+//! and per group), stored statuses by state, the updates most computers need, when
+//! computers last made contact.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::Result;
+
+/// Computers by compliance, as `Computer::state` classifies one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Compliance {
+    pub up_to_date: i64,
+    pub needs_updates: i64,
+    pub with_errors: i64,
+    pub not_reported: i64,
+}
+
+impl Compliance {
+    pub fn total(&self) -> i64 {
+        self.up_to_date + self.needs_updates + self.with_errors + self.not_reported
+    }
+}
+
+/// Per computer: failed, needed (incl. downloaded and pending reboot), installed, then
+/// the same rule as `Computer::state`.
+const COMPLIANCE_OF_COMPUTERS: &str = "\
+    WITH s AS (SELECT computer_id, bool_or(status = 5) AS failed, bool_or(status IN (2, 3, 6)) AS needed, \
+                      bool_or(status = 4) AS installed \
+               FROM update_status GROUP BY computer_id), \
+    k AS (SELECT c.computer_id, CASE \
+              WHEN COALESCE(s.failed, false) THEN 2 \
+              WHEN COALESCE(s.needed, false) THEN 1 \
+              WHEN c.last_reported_status_time IS NOT NULL OR c.effective_last_detection_time IS NOT NULL \
+                   OR COALESCE(s.installed, false) THEN 0 \
+              ELSE 3 END AS compliance \
+          FROM computer c LEFT JOIN s USING (computer_id)) ";
+
+const COUNTS: &str = "\
+    count(*) FILTER (WHERE k.compliance = 0) AS up_to_date, count(*) FILTER (WHERE k.compliance = 1) AS needs_updates, \
+    count(*) FILTER (WHERE k.compliance = 2) AS with_errors, count(*) FILTER (WHERE k.compliance = 3) AS not_reported";
+
+/// Every computer known here (rolled-up ones included).
+pub async fn compliance(pool: &PgPool) -> Result<Compliance> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{COMPLIANCE_OF_COMPUTERS} SELECT {COUNTS} FROM k")))
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Per target group, its direct members (server-side membership); groups without
+/// members are left out.
+pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Compliance)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        group_id: Uuid,
+        name: String,
+        #[sqlx(flatten)]
+        counts: Compliance,
+    }
+    // Only constants are joined into this SQL.
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{COMPLIANCE_OF_COMPUTERS} SELECT g.group_id, g.name, {COUNTS} FROM k \
+         JOIN computer_group_membership m USING (computer_id) JOIN target_group g ON g.group_id = m.group_id \
+         GROUP BY g.group_id, g.name ORDER BY lower(g.name), g.group_id"
+    )))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.group_id, r.name, r.counts)).collect())
+}
+
+/// Stored statuses by SummarizationState (index 0 Unknown … 6 InstalledPendingReboot).
+pub async fn status_distribution(pool: &PgPool) -> Result<[i64; 7]> {
+    let rows: Vec<(i16, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM update_status GROUP BY status").fetch_all(pool).await?;
+    let mut out = [0i64; 7];
+    for (status, n) in rows {
+        if let Some(slot) = usize::try_from(status).ok().and_then(|s| out.get_mut(s)) {
+            *slot = n;
+        }
+    }
+    Ok(out)
+}
+
+/// An update and how many computers need it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Needed {
+    pub update_id: Uuid,
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
+    pub computers: i64,
+}
+
+/// The updates needed (or downloaded, or pending a reboot) by most computers.
+pub async fn most_needed(pool: &PgPool, limit: i64) -> Result<Vec<Needed>> {
+    Ok(sqlx::query_as(
+        "SELECT n.update_id, r.title, r.kb_article_id, n.computers FROM \
+           (SELECT update_id, count(*) AS computers FROM update_status WHERE status IN (2, 3, 6) \
+            GROUP BY update_id ORDER BY count(*) DESC, update_id LIMIT $1) n \
+         LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = n.update_id \
+                            ORDER BY revision_number DESC LIMIT 1) r ON true \
+         ORDER BY n.computers DESC, n.update_id",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Computers by the hour of their last contact, over the last `hours` hours (oldest
+/// first, every hour present).
+pub async fn last_contact_by_hour(pool: &PgPool, hours: i32) -> Result<Vec<(DateTime<Utc>, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT h.hour, count(c.computer_id) FROM \
+           generate_series(date_trunc('hour', now()) - make_interval(hours => $1 - 1), date_trunc('hour', now()), \
+                           interval '1 hour') AS h(hour) \
+         LEFT JOIN computer c ON date_trunc('hour', c.last_contact_at) = h.hour \
+         GROUP BY h.hour ORDER BY h.hour",
+    )
+    .bind(hours)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,70 @@
+//! Synchronizations: the history (newest first, paginated), and a running sync's progress,
+//! which the page's script polls.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use maud::html;
+use serde::{Deserialize, Serialize};
+use wsus_store::sync_history;
+
+use crate::console::layout::{self, Nav};
+use crate::console::session::Session;
+use crate::console::{Console, PageError, PageResult};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryQuery {
+    before: Option<i64>,
+}
+
+async fn history(console: &Console, session: &Session, before: Option<i64>) -> PageResult {
+    let (runs, next) = sync_history::page(&console.pool, before, 50).await?;
+    let running = sync_history::latest(&console.pool).await?.filter(|r| r.result == "running");
+    let body = html! {
+        h1 { "Synchronizations" }
+        section.card #sync-progress data-running=(running.is_some()) {
+            @match &running {
+                Some(r) => {
+                    p { "Running since " (layout::when(Some(r.started_at))) ": " span.phase { (r.phase.as_deref().unwrap_or("starting")) } }
+                    progress max=(r.total.max(1)) value=(r.done) {}
+                    p.counts { (r.done) " of " (r.total) }
+                }
+                None => p { "No synchronization is running." }
+            }
+        }
+        table #sync-history {
+            thead { tr { th { "#" } th { "Started" } th { "Took" } th { "Result" } th { "Trigger" } th.num { "New" }
+                         th.num { "Changed" } th.num { "Received" } } }
+            tbody { @for r in &runs { tr {
+                td { (r.sync_id) } td { (layout::when(Some(r.started_at))) }
+                td { @if let Some(f) = r.finished_at { ((f - r.started_at).num_seconds()) " s" } }
+                td { span class={ "result " (r.result) } { (r.result) } @if let Some(e) = &r.error { br; span.error { (e) } } }
+                td { (r.trigger) } td.num { (r.revisions_new) } td.num { (r.revisions_updated) }
+                td.num { (layout::bytes(r.bytes_received)) }
+            } } }
+        }
+        @if runs.is_empty() { p { "No synchronization yet." } }
+        @if let Some(before) = next { (layout::next_link("/console/sync", &[("before", before.to_string())])) }
+    };
+    Ok(crate::console::page("Synchronizations", session, Nav::Sync, body))
+}
+
+pub async fn page(State(console): State<Console>, session: Session, Query(q): Query<HistoryQuery>) -> PageResult {
+    history(&console, &session, q.before).await
+}
+
+/// What the page's script shows while a sync runs.
+#[derive(Debug, Serialize)]
+pub struct Progress {
+    running: bool,
+    phase: Option<String>,
+    done: i64,
+    total: i64,
+}
+
+pub async fn progress(State(console): State<Console>, _session: Session) -> Result<Json<Progress>, PageError> {
+    let latest = sync_history::latest(&console.pool).await?;
+    Ok(Json(match latest.filter(|r| r.result == "running") {
+        Some(r) => Progress { running: true, phase: r.phase, done: r.done, total: r.total },
+        None => Progress { running: false, phase: None, done: 0, total: 0 },
+    }))
+}

@@ -1,0 +1,213 @@
+//! Updates: search (paginated by update id), one update with its status counts per group
+//! and its approvals, and the admin's approve (with a deadline) and decline.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{NaiveDateTime, TimeZone as _, Utc};
+use maud::html;
+use serde::Deserialize;
+use uuid::Uuid;
+use wsus_store::approvals::{self, Action, Approval, ApprovalError};
+use wsus_store::updates::{self, ApprovalFilter, UpdateFilter};
+
+use crate::console::layout::{self, Nav};
+use crate::console::session::{Admin, CsrfForm, Session};
+use crate::console::{Console, PageError, PageResult, page};
+
+const PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    q: Option<String>,
+    approval: Option<String>,
+    after: Option<Uuid>,
+}
+
+pub async fn list(State(console): State<Console>, session: Session, Query(q): Query<ListQuery>) -> PageResult {
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let approval = match q.approval.as_deref().filter(|s| !s.is_empty()) {
+        Some("approved") => Some(ApprovalFilter::Approved),
+        Some("unapproved") => Some(ApprovalFilter::Unapproved),
+        Some("declined") => Some(ApprovalFilter::Declined),
+        Some(other) => return Err(PageError::bad_request(format!("unknown approval filter {other:?}"))),
+        None => None,
+    };
+    let filter =
+        UpdateFilter { search: search.map(str::to_owned), approval, after: q.after, limit: PAGE, ..Default::default() };
+    let (rows, next) = updates::list(&console.pool, &filter).await?;
+    let body = html! {
+        h1 { "Updates" }
+        form.filters method="get" action="/console/updates" {
+            label { "Title or KB " input type="search" name="q" value=(search.unwrap_or("")); }
+            label { "Approval "
+                select name="approval" {
+                    option value="" { "any" }
+                    @for (v, l) in [("approved", "approved"), ("unapproved", "not approved"), ("declined", "declined")] {
+                        option value=(v) selected[q.approval.as_deref() == Some(v)] { (l) }
+                    }
+                }
+            }
+            button type="submit" { "Search" }
+        }
+        table #updates {
+            thead { tr { th { "Title" } th { "KB" } th { "Type" } th { "Released" } th { "Approval" } } }
+            tbody { @for u in &rows { tr {
+                td { a href={ "/console/updates/" (u.update_id) } { (u.title.as_deref().unwrap_or("(untitled)")) } }
+                td { (u.kb_article_id.as_deref().unwrap_or("")) }
+                td { (u.update_type) }
+                td { (layout::when(u.creation_date)) }
+                td { @if u.declined { "declined" } @else if u.approved_group_ids.is_empty() { "not approved" }
+                     @else { "approved for " (u.approved_group_ids.len()) " group(s)" } }
+            } } }
+        }
+        @if rows.is_empty() { p { "No update matches." } }
+        @if let Some(after) = next {
+            (layout::next_link("/console/updates", &[
+                ("q", search.unwrap_or("").to_owned()),
+                ("approval", q.approval.clone().unwrap_or_default()),
+                ("after", after.to_string()),
+            ]))
+        }
+    };
+    Ok(page("Updates", &session, Nav::Updates, body))
+}
+
+pub async fn detail(State(console): State<Console>, session: Session, Path(id): Path<Uuid>) -> PageResult {
+    let pool = &console.pool;
+    let u = updates::get(pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
+    let groups = approvals::groups(pool).await?;
+    let deployments = approvals::approvals_of(pool, id).await?;
+    let mut per_group = Vec::with_capacity(groups.len());
+    for g in &groups {
+        per_group.push((g, updates::status_counts(pool, id, Some(g.group_id)).await?));
+    }
+    let name_of = |gid: Uuid| groups.iter().find(|g| g.group_id == gid).map_or("(deleted group)", |g| g.name.as_str());
+    let admin = session.role == wsus_config::Role::Admin;
+    let body = html! {
+        h1 { (u.title.as_deref().unwrap_or("(untitled)")) }
+        section.card #update {
+            dl {
+                dt { "Update id" } dd { code { (u.update_id) } " revision " (u.revision_number) }
+                dt { "KB" } dd { (u.kb_article_id.as_deref().unwrap_or("")) }
+                dt { "Type" } dd { (u.update_type) }
+                dt { "Released" } dd { (layout::when(u.creation_date)) }
+                dt { "Declined" } dd { @if u.declined { "yes" } @else { "no" } }
+                @if u.eula_id.is_some() { dt { "License terms" } dd { @if u.eula_accepted { "accepted" } @else { "not accepted" } } }
+                @if !u.superseded_by.is_empty() { dt { "Superseded by" } dd { @for s in &u.superseded_by {
+                    a href={ "/console/updates/" (s) } { (s) } " " } } }
+            }
+        }
+        h2 { "Status per group" }
+        table #status-by-group {
+            thead { tr { th { "Group" } th.num { "Installed" } th.num { "Needed" } th.num { "Failed" }
+                         th.num { "Not applicable" } th.num { "Unknown" } } }
+            tbody { @for (g, c) in &per_group { tr {
+                td { a href={ "/console/groups/" (g.group_id) } { (g.name) } }
+                td.num { (c.installed + c.installed_pending_reboot) } td.num { (c.needed + c.downloaded) }
+                td.num { (c.failed) } td.num { (c.not_applicable) } td.num { (c.unknown) }
+            } } }
+        }
+        h2 { "Approvals" }
+        table #approvals {
+            thead { tr { th { "Group" } th { "Action" } th { "Deadline" } th { "By" } th { "Changed" } } }
+            tbody { @for d in &deployments { tr {
+                td { (name_of(d.group_id)) } td { (d.action.as_str()) } td { (layout::when(d.deadline)) }
+                td { (d.admin_name.as_deref().unwrap_or("")) } td { (layout::when(Some(d.last_change_time))) }
+            } } }
+        }
+        @if deployments.is_empty() { p { "Not approved for any group." } }
+        @if admin && !u.declined {
+            form #approve method="post" action={ "/console/updates/" (u.update_id) "/approve" } {
+                h2 { "Approve for install" }
+                input type="hidden" name="_csrf" value=(session.csrf);
+                label { "Group "
+                    select name="group" required { @for g in &groups { option value=(g.group_id) { (g.name) } } }
+                }
+                label { "Deadline (UTC, optional) " input type="datetime-local" name="deadline"; }
+                @if u.eula_id.is_some() && !u.eula_accepted {
+                    label { input type="checkbox" name="accept_eula" value="true"; " Accept the license terms" }
+                }
+                button type="submit" { "Approve" }
+            }
+            form #decline method="post" action={ "/console/updates/" (u.update_id) "/decline" }
+                data-confirm="Decline this update? It is taken out of every computer's scan." {
+                input type="hidden" name="_csrf" value=(session.csrf);
+                button.danger type="submit" { "Decline" }
+            }
+        }
+    };
+    Ok(page("Update", &session, Nav::Updates, body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ApproveForm {
+    group: Uuid,
+    #[serde(default)]
+    deadline: String,
+    #[serde(default)]
+    accept_eula: Option<String>,
+}
+
+/// `datetime-local` gives minutes (or seconds) without a zone; the page says UTC.
+fn deadline(raw: &str) -> Result<Option<chrono::DateTime<Utc>>, PageError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
+        .map(|t| Some(Utc.from_utc_datetime(&t)))
+        .map_err(|_| PageError::bad_request(format!("deadline {raw:?} is not a date and time")))
+}
+
+pub async fn approve(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<ApproveForm>,
+) -> Result<Response, PageError> {
+    let pool = &console.pool;
+    let u = updates::get(pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
+    if let (Some(_), Some(eula_id)) = (form.accept_eula.as_deref(), u.eula_id) {
+        approvals::accept_eula(pool, eula_id, Some("console:admin")).await?;
+    }
+    let approval = Approval {
+        update_id: id,
+        group_id: form.group,
+        action: Action::Install,
+        deadline: deadline(&form.deadline)?,
+        admin_name: Some("console:admin".into()),
+    };
+    approvals::approve(pool, &approval).await.map_err(|e| match e {
+        ApprovalError::Store(s) => s.into(),
+        other => PageError::conflict(other.to_string()),
+    })?;
+    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+pub async fn decline(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
+    approvals::decline(&console.pool, id, Some("console:admin")).await?;
+    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deadline;
+
+    #[test]
+    fn deadlines_are_read_as_utc_minutes_or_seconds() {
+        assert_eq!(deadline("").ok().flatten(), None);
+        assert_eq!(deadline("2030-01-02T03:04").ok().flatten().unwrap().to_rfc3339(), "2030-01-02T03:04:00+00:00");
+        assert!(deadline("2030-01-02T03:04:05").ok().flatten().is_some());
+        assert!(deadline("tomorrow").is_err());
+    }
+}
