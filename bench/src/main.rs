@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod console;
 mod content;
 mod echo;
 mod import;
@@ -20,6 +21,7 @@ mod table;
 pub enum Bench {
     Storm,
     Overload,
+    Console,
     Ingest,
     Content,
     Memory,
@@ -47,6 +49,9 @@ pub struct Cli {
     /// Record a perf profile of client-gateway answering the repeated SyncUpdates into this file.
     #[arg(long)]
     pub perf: Option<std::path::PathBuf>,
+    /// Computers of the console benchmark's estate.
+    #[arg(long, default_value_t = 150_000)]
+    pub console_computers: usize,
     /// Revisions of the overload benchmark's catalog.
     #[arg(long, default_value_t = 2000)]
     pub overload_revisions: usize,
@@ -126,6 +131,7 @@ fn main() -> anyhow::Result<()> {
                 perf: cli.perf.clone(),
             }))?,
             Bench::Overload => runtime.block_on(overload::run(&cli))?,
+            Bench::Console => runtime.block_on(console::run(&cli))?,
             Bench::Ingest => runtime.block_on(ingest::run(&cli))?,
             Bench::Content => runtime.block_on(content::run(&cli))?,
             Bench::Memory => runtime.block_on(memory::run(&cli))?,

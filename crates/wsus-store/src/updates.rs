@@ -147,6 +147,52 @@ pub async fn status_counts(pool: &PgPool, update_id: Uuid, group_id: Option<Uuid
     Ok(counts.0)
 }
 
+/// How many of each group's direct members are in each state for one update, every group
+/// at once (the per-group form of [`status_counts`], without subgroups: a computer in two
+/// subgroups would otherwise count twice in their parent). Read through the update's
+/// statuses (an index range) and each group's member and scan counts.
+pub async fn status_counts_by_group(pool: &PgPool, update_id: Uuid) -> Result<Vec<(Uuid, StatusCounts)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        group_id: Uuid,
+        #[sqlx(flatten)]
+        counts: StatusCounts,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH members AS (SELECT m.group_id, count(*) AS computers, \
+                                 count(*) FILTER (WHERE c.effective_last_detection_time IS NOT NULL) AS scanned \
+                          FROM computer_group_membership m JOIN computer c USING (computer_id) GROUP BY m.group_id), \
+              st AS (SELECT m.group_id, u.status, c.effective_last_detection_time IS NOT NULL AS scanned \
+                     FROM update_status u JOIN computer_group_membership m USING (computer_id) \
+                     JOIN computer c USING (computer_id) WHERE u.update_id = $1) \
+         SELECT g.group_id, \
+                count(st.status) FILTER (WHERE st.status = 4) AS installed, \
+                count(st.status) FILTER (WHERE st.status = 2) AS needed, \
+                count(st.status) FILTER (WHERE st.status = 3) AS downloaded, \
+                count(st.status) FILTER (WHERE st.status = 5) AS failed, \
+                count(st.status) FILTER (WHERE st.status = 6) AS installed_pending_reboot, \
+                count(st.status) FILTER (WHERE st.status = 1) \
+                  + COALESCE(max(mb.scanned), 0) - count(st.status) FILTER (WHERE st.scanned) AS not_applicable, \
+                count(st.status) FILTER (WHERE st.status = 0) \
+                  + COALESCE(max(mb.computers - mb.scanned), 0) - count(st.status) FILTER (WHERE NOT st.scanned) AS unknown \
+         FROM target_group g LEFT JOIN members mb ON mb.group_id = g.group_id \
+         LEFT JOIN st ON st.group_id = g.group_id \
+         GROUP BY g.group_id ORDER BY g.group_id",
+    )
+    .bind(update_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut c = r.counts;
+            c.not_applicable = c.not_applicable.max(0);
+            c.unknown = c.unknown.max(0);
+            (r.group_id, c)
+        })
+        .collect())
+}
+
 /// SQL of the counts of one update (`update` is an SQL expression), over the computers in
 /// group `group` (a uuid parameter; NULL = every computer), with its subgroups.
 fn per_update_counts(update: &str, group: &str) -> String {

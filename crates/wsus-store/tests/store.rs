@@ -393,6 +393,10 @@ async fn the_overview_counts_every_computer_once(pool: PgPool) {
     let by_group = summary::compliance_by_group(&pool).await.unwrap();
     assert_eq!(by_group.len(), 1, "only groups with members");
     assert_eq!(by_group[0].2, summary::Compliance { needs_updates: 1, not_reported: 1, ..Default::default() });
+    // Per group for one update: "needing" needs a, "silent" never scanned (unknown).
+    let per_group = wsus_store::updates::status_counts_by_group(&pool, a).await.unwrap();
+    let ring = per_group.iter().find(|(g, _)| *g == group.group_id).unwrap().1;
+    assert_eq!((ring.needed, ring.unknown, ring.not_applicable, ring.installed), (1, 1, 0, 0));
     assert_eq!(summary::status_distribution(&pool).await.unwrap(), [0, 0, 2, 1, 1, 1, 0]);
     let needed = summary::most_needed(&pool, 10).await.unwrap();
     let counts: Vec<(Uuid, i64)> = needed.iter().map(|n| (n.update_id, n.computers)).collect();

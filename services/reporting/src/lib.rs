@@ -22,7 +22,9 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
     let sessions = Arc::new(console::Sessions::new(None, &config.api_tokens));
     let keys = tokio::spawn(load_session_keys(config.cookie_keys.clone(), shell.pool.clone(), sessions.clone()));
-    let console = console::router(console::Console { pool: shell.pool.clone(), sessions });
+    let counts = Arc::new(console::counts::CountsCache::default());
+    let counting = tokio::spawn(counts.clone().keep_fresh(shell.pool.clone()));
+    let console = console::router(console::Console { pool: shell.pool.clone(), sessions, counts });
     let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),
@@ -42,6 +44,7 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         .await?;
     partitions.abort();
     keys.abort();
+    counting.abort();
     let _ = http.await;
     if let Some(https) = https {
         let _ = https.await;

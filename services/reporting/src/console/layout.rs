@@ -141,8 +141,8 @@ pub fn next_link(base: &str, params: &[(&str, String)]) -> Markup {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, so the result is safe
-/// in any query component ('+' and ' ' included).
-fn encode(s: &str) -> String {
+/// in any query component ('+' and ' ' included) and as one path segment.
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -252,6 +252,12 @@ mod tests {
         assert!(!plain.contains("role=\"alert\"") && !plain.contains("id=\"nav\""));
         let failed = login_page(Some("Unknown <token>")).into_string();
         assert!(failed.contains(r#"<p class="error" role="alert">Unknown &lt;token&gt;</p>"#));
+    }
+
+    #[test]
+    fn client_chosen_ids_are_one_path_segment() {
+        assert_eq!(encode("a/b c%?#"), "a%2Fb%20c%25%3F%23");
+        assert_eq!(encode("4b1e-Host.x_~"), "4b1e-Host.x_~");
     }
 
     #[test]

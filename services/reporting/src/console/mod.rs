@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use maud::Markup;
 use wsus_store::PgPool;
 
+pub mod counts;
 mod layout;
 mod pages;
 pub mod session;
@@ -25,6 +26,7 @@ pub use session::Sessions;
 pub struct Console {
     pub pool: PgPool,
     pub sessions: Arc<Sessions>,
+    pub counts: Arc<counts::CountsCache>,
 }
 
 impl FromRef<Console> for Arc<Sessions> {

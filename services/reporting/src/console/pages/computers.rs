@@ -85,7 +85,7 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
                 @for c in &rows {
                     @let (label, class) = state_label(c.state());
                     tr {
-                        td { a href={ "/console/computers/" (urlencode(&c.computer_id)) } { (c.name.as_deref().unwrap_or(&c.computer_id)) } }
+                        td { a href={ "/console/computers/" (layout::encode(&c.computer_id)) } { (c.name.as_deref().unwrap_or(&c.computer_id)) } }
                         td { span class={ "badge " (class) } { (label) } }
                         td { (c.os_description.as_deref().unwrap_or("")) }
                         td.num { (c.counts.needed + c.counts.downloaded + c.counts.installed_pending_reboot) }
@@ -106,16 +106,6 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
         }
     };
     Ok(page("Computers", &session, Nav::Computers, body))
-}
-
-/// Percent-encodes a path segment (computer ids are client-chosen text).
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -166,7 +156,7 @@ pub async fn detail(
             } } }
         }
         @if let Some(after) = next {
-            (layout::next_link(&format!("/console/computers/{}", urlencode(&c.computer_id)), &[("after", after.to_string())]))
+            (layout::next_link(&format!("/console/computers/{}", layout::encode(&c.computer_id)), &[("after", after.to_string())]))
         }
         section #history {
             h2 { "History" }
@@ -178,13 +168,4 @@ pub async fn detail(
         }
     };
     Ok(page("Computer", &session, Nav::Computers, body))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn computer_ids_are_encoded_as_one_path_segment() {
-        assert_eq!(super::urlencode("a/b c%"), "a%2Fb%20c%25");
-        assert_eq!(super::urlencode("4b1e-Host.x"), "4b1e-Host.x");
-    }
 }

@@ -56,7 +56,7 @@ pub async fn members(
         table #members {
             thead { tr { th { "Computer" } th { "Operating system" } th { "Last contact" } } }
             tbody { @for c in &rows { tr {
-                td { a href={ "/console/computers/" (c.computer_id) } { (c.name.as_deref().unwrap_or(&c.computer_id)) } }
+                td { a href={ "/console/computers/" (layout::encode(&c.computer_id)) } { (c.name.as_deref().unwrap_or(&c.computer_id)) } }
                 td { (c.os_description.as_deref().unwrap_or("")) }
                 td { (layout::when(c.last_contact_at)) }
             } } }

@@ -21,11 +21,9 @@ fn compliance_parts(c: &summary::Compliance) -> Vec<Part<'static>> {
 
 pub async fn page(State(console): State<Console>, session: Session) -> PageResult {
     let pool = &console.pool;
-    let compliance = summary::compliance(pool).await?;
-    let by_group = summary::compliance_by_group(pool).await?;
-    let statuses = summary::status_distribution(pool).await?;
-    let needed = summary::most_needed(pool, 10).await?;
-    let contacts = summary::last_contact_by_hour(pool, 24).await?;
+    let counts = console.counts.get(pool).await?;
+    let (compliance, by_group, statuses, needed, contacts) =
+        (&counts.compliance, &counts.by_group, counts.statuses, &counts.most_needed, &counts.contacts);
     let (history, _) = sync_history::page(pool, None, 30).await?;
     let last = sync_history::latest(pool).await?;
     let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?;
@@ -51,11 +49,12 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
 
     let body = html! {
         h1 { "Overview" }
+        p.note #counted { "Counts as of " (layout::when(Some(counts.counted_at))) " (UTC), refreshed in the background." }
         div.grid {
             section.card #compliance {
                 h2 { "Computers" }
                 p.big { (compliance.total()) " computers" }
-                (svg::donut("compliance-chart", "Computers by compliance", &compliance_parts(&compliance)))
+                (svg::donut("compliance-chart", "Computers by compliance", &compliance_parts(compliance)))
             }
             section.card #status-distribution {
                 h2 { "Update statuses" }
@@ -103,7 +102,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
             @if needed.is_empty() { p { "No computer needs an update." } } @else {
                 table {
                     thead { tr { th { "Update" } th { "KB" } th.num { "Computers" } } }
-                    tbody { @for n in &needed { tr {
+                    tbody { @for n in needed { tr {
                         td { a href={ "/console/updates/" (n.update_id) } { (n.title.as_deref().unwrap_or("(untitled)")) } }
                         td { (n.kb_article_id.as_deref().unwrap_or("")) }
                         td.num { (n.computers) }

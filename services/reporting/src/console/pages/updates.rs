@@ -77,10 +77,18 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
     let u = updates::get(pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
     let groups = approvals::groups(pool).await?;
     let deployments = approvals::approvals_of(pool, id).await?;
-    let mut per_group = Vec::with_capacity(groups.len());
-    for g in &groups {
-        per_group.push((g, updates::status_counts(pool, id, Some(g.group_id)).await?));
-    }
+    let counts = updates::status_counts_by_group(pool, id).await?;
+    let everyone = updates::status_counts(pool, id, None).await?;
+    // Membership of the built-in groups is implied, never stored: All Computers gets the
+    // counts over every computer, Unassigned Computers no row.
+    let per_group: Vec<(&approvals::Group, wsus_store::computers::StatusCounts)> = groups
+        .iter()
+        .filter(|g| g.group_id != wsus_store::UNASSIGNED_COMPUTERS)
+        .map(|g| {
+            let direct = counts.iter().find(|(gid, _)| *gid == g.group_id).map(|(_, c)| *c).unwrap_or_default();
+            (g, if g.group_id == wsus_store::ALL_COMPUTERS { everyone } else { direct })
+        })
+        .collect();
     let name_of = |gid: Uuid| groups.iter().find(|g| g.group_id == gid).map_or("(deleted group)", |g| g.name.as_str());
     let admin = session.role == wsus_config::Role::Admin;
     let body = html! {
@@ -98,6 +106,7 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
             }
         }
         h2 { "Status per group" }
+        p.note { "Direct members of each group (a subgroup's computers are counted in the subgroup); All Computers counts every computer." }
         table #status-by-group {
             thead { tr { th { "Group" } th.num { "Installed" } th.num { "Needed" } th.num { "Failed" }
                          th.num { "Not applicable" } th.num { "Unknown" } } }
