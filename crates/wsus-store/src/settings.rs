@@ -175,6 +175,37 @@ pub struct Schedule {
     pub syncs_per_day: u32,
 }
 
+impl Schedule {
+    /// The time between two slots.
+    pub fn interval(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(86_400 / i64::from(self.syncs_per_day.clamp(1, 24 * 60)))
+    }
+
+    /// A server's offset into each interval, derived from its id: stable across restarts
+    /// and replicas, and spreading many downstream servers of one upstream over the
+    /// interval instead of all asking at midnight.
+    pub fn offset(&self, server_id: Uuid) -> chrono::TimeDelta {
+        let interval = self.interval().num_seconds().max(1) as u64;
+        let n = u64::from_le_bytes(server_id.as_bytes()[..8].try_into().expect("16 bytes"));
+        chrono::TimeDelta::seconds((n % interval) as i64)
+    }
+
+    /// The first slot strictly after `now` for `server_id`; None when syncs are manual only.
+    pub fn next_after(&self, now: DateTime<Utc>, server_id: Uuid) -> Option<DateTime<Utc>> {
+        (self.syncs_per_day > 0).then(|| next_slot(now, self.interval(), self.offset(server_id)))
+    }
+}
+
+/// The first of the slots `midnight + offset + k * interval` strictly after `now`.
+pub fn next_slot(now: DateTime<Utc>, interval: chrono::TimeDelta, offset: chrono::TimeDelta) -> DateTime<Utc> {
+    let midnight = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let mut slot = midnight + offset;
+    while slot <= now {
+        slot += interval;
+    }
+    slot
+}
+
 /// Enables exactly these languages (short names); Err with the unknown ones, changing nothing.
 pub async fn set_enabled_languages(
     pool: &PgPool,
@@ -222,4 +253,21 @@ pub async fn categories(pool: &PgPool, category_type: Option<&str>) -> Result<Ve
     .bind(category_type)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_slot_follows_the_schedule_and_manual_has_none() {
+        let id = Uuid::new_v4();
+        let now = "2026-11-26T11:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(Schedule { syncs_per_day: 0 }.next_after(now, id), None);
+        let four = Schedule { syncs_per_day: 4 };
+        let next = four.next_after(now, id).unwrap();
+        assert!(next > now && next - now <= four.interval(), "{next}");
+        let midnight = now.date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert_eq!((next - midnight - four.offset(id)).num_seconds() % four.interval().num_seconds(), 0, "on a slot");
+    }
 }

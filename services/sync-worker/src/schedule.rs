@@ -12,24 +12,12 @@ use crate::server_sync::{self, SyncContext, SyncError};
 
 /// This server's offset into each interval: stable across restarts and replicas.
 pub fn offset(server_id: Uuid, per_day: u32) -> TimeDelta {
-    let interval = interval(per_day).num_seconds().max(1) as u64;
-    let n = u64::from_le_bytes(server_id.as_bytes()[..8].try_into().expect("16 bytes"));
-    TimeDelta::seconds((n % interval) as i64)
-}
-
-fn interval(per_day: u32) -> TimeDelta {
-    TimeDelta::seconds(86_400 / i64::from(per_day.clamp(1, 24 * 60)))
+    settings::Schedule { syncs_per_day: per_day }.offset(server_id)
 }
 
 /// The first slot strictly after `now`.
 pub fn next_slot(now: DateTime<Utc>, per_day: u32, offset: TimeDelta) -> DateTime<Utc> {
-    let interval = interval(per_day);
-    let midnight = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-    let mut slot = midnight + offset;
-    while slot <= now {
-        slot += interval;
-    }
-    slot
+    settings::next_slot(now, settings::Schedule { syncs_per_day: per_day }.interval(), offset)
 }
 
 /// Runs scheduled syncs until `stop`; the schedule is re-read before each wait, so a
@@ -61,7 +49,7 @@ pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
         }
         // Another replica may have run this slot already.
         if let Ok(Some(last)) = sync_history::latest(&ctx.pool).await
-            && Utc::now() - last.started_at < interval(per_day) / 2
+            && Utc::now() - last.started_at < (settings::Schedule { syncs_per_day: per_day }).interval() / 2
         {
             continue;
         }

@@ -26,7 +26,9 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
         (&counts.compliance, &counts.by_group, counts.statuses, &counts.most_needed, &counts.contacts);
     let (history, _) = sync_history::page(pool, None, 30).await?;
     let last = sync_history::latest(pool).await?;
-    let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?;
+    let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?.map(|s| s.value);
+    let me = wsus_store::identity::current(pool).await?;
+    let next_sync = schedule.zip(me).and_then(|(s, me)| s.next_after(chrono::Utc::now(), me.server_id));
     let (servers, _) = downstream::page(pool, None, 10).await?;
 
     let status_parts: Vec<Part> =
@@ -73,10 +75,10 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                     None => p { "No synchronization yet." }
                 }
                 p.schedule {
-                    @match schedule.map(|s| s.value.syncs_per_day) {
-                        Some(0) => { "Scheduled: manual only" }
-                        Some(n) => { "Scheduled: " (n) " a day" }
-                        None => { "Scheduled: not set" }
+                    @match (schedule.map(|s| s.syncs_per_day), next_sync) {
+                        (Some(n), Some(next)) => { "Next: " (layout::when(Some(next))) " (" (n) " a day)" }
+                        (Some(_), None) => { "Scheduled: manual only" }
+                        (None, _) => { "Scheduled: not set" }
                     }
                 }
                 p { a href="/console/sync" { "History" } }
