@@ -34,22 +34,47 @@ mod updates;
 pub struct Api {
     pool: PgPool,
     sync: SyncClient,
-    /// SHA-256 of each configured token: the tokens themselves are not kept.
-    tokens: Vec<(Role, [u8; 32])>,
+    tokens: TokenTable,
 }
 
 impl Api {
     pub fn new(pool: PgPool, sync: SyncClient, tokens: &[ApiToken]) -> Self {
-        let tokens = tokens.iter().map(|t| (t.role, Sha256::digest(t.token.as_bytes()).into())).collect();
-        Self { pool, sync, tokens }
+        Self { pool, sync, tokens: TokenTable::new(tokens) }
+    }
+}
+
+/// The configured tokens by their SHA-256 (the tokens themselves are not kept), for the
+/// API's bearer tokens and the console's sessions alike.
+#[derive(Clone)]
+pub struct TokenTable(Vec<(Role, [u8; 32])>);
+
+impl TokenTable {
+    pub fn new(tokens: &[ApiToken]) -> Self {
+        Self(tokens.iter().map(|t| (t.role, Sha256::digest(t.token.as_bytes()).into())).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The role of a presented token. Compares with every configured token in constant time.
-    fn role_of(&self, presented: &str) -> Option<Role> {
+    pub fn role_of(&self, presented: &str) -> Option<Role> {
         let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.role_matching(&presented)
+    }
+
+    /// The role of the token whose hash starts with `presented` (a whole hash, or the
+    /// fingerprint a console session keeps; at most 32 bytes). Every hash is compared, so
+    /// timing tells nothing.
+    pub fn role_matching(&self, presented: &[u8]) -> Option<Role> {
         let mut found = None;
-        for (role, hash) in &self.tokens {
-            let differs = hash.iter().zip(&presented).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        for (role, hash) in &self.0 {
+            let Some(prefix) = hash.get(..presented.len()) else { continue };
+            let differs = prefix.iter().zip(presented).fold(0u8, |acc, (x, y)| acc | (x ^ y));
             if differs == 0 {
                 found = Some(*role);
             }
@@ -244,7 +269,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
         .and_then(|v| v.split_once(' '))
         // The scheme's name is case-insensitive (RFC 9110 11.1).
         .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()));
-    let Some(role) = presented.and_then(|t| api.role_of(t)) else {
+    let Some(role) = presented.and_then(|t| api.tokens.role_of(t)) else {
         let mut r = (
             StatusCode::UNAUTHORIZED,
             Json(ErrorBody { error: "a valid bearer token is required (WSUS_API_TOKENS)".into() }),

@@ -56,8 +56,7 @@ pub struct Sessions {
     /// Loaded once the database answers when they come from it: reporting serves before
     /// its database is reachable, and the console is "starting" until then.
     keys: arc_swap::ArcSwapOption<Keys>,
-    /// SHA-256 of each configured token, as the API keeps them: not the tokens.
-    tokens: Vec<(Role, [u8; 32])>,
+    tokens: crate::api::TokenTable,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -68,8 +67,7 @@ impl std::fmt::Debug for Sessions {
 
 impl Sessions {
     pub fn new(keys: Option<Keys>, tokens: &[ApiToken]) -> Self {
-        let tokens = tokens.iter().map(|t| (t.role, Sha256::digest(t.token.as_bytes()).into())).collect();
-        Self { keys: arc_swap::ArcSwapOption::from_pointee(keys), tokens }
+        Self { keys: arc_swap::ArcSwapOption::from_pointee(keys), tokens: crate::api::TokenTable::new(tokens) }
     }
 
     /// The keys, once known (see `session_keys`).
@@ -82,27 +80,14 @@ impl Sessions {
         self.keys.load().is_some()
     }
 
-    /// The role of a presented token. Compares with every configured token in constant time.
+    /// The role of a presented token (in constant time).
     pub fn role_of(&self, token: &str) -> Option<Role> {
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.role_matching(&presented)
+        self.tokens.role_of(token)
     }
 
     /// The role of the token a session was opened with, if it is still configured.
     fn role_of_fingerprint(&self, fingerprint: &[u8; 16]) -> Option<Role> {
-        self.role_matching(fingerprint)
-    }
-
-    /// The role of the token whose hash starts with `presented` (a whole hash or a
-    /// fingerprint, at most 32 bytes). Every hash is compared, so timing tells nothing.
-    fn role_matching(&self, presented: &[u8]) -> Option<Role> {
-        let mut found = None;
-        for (role, hash) in &self.tokens {
-            if constant_time_eq(&hash[..presented.len()], presented) {
-                found = Some(*role);
-            }
-        }
-        found
+        self.tokens.role_matching(fingerprint)
     }
 
     /// A sealed session for a valid token, as the cookie's value; `None` for any other.
