@@ -75,6 +75,18 @@ pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
     .bind(statuses_each)
     .execute(&pool)
     .await?;
+    // Each computer's history: ten download and install events (every update-bearing
+    // event is in the history's index).
+    sqlx::query(
+        "INSERT INTO reporting_event (event_instance_id, time_at_target, computer_id, event_id, update_id, win32_hresult) \
+         SELECT gen_random_uuid(), now() - (i % 2880) * interval '1 minute' - k * interval '1 second', 'pc-' || i, \
+                (ARRAY[167, 162, 181, 183, 182])[1 + k % 5], s.update_id, CASE WHEN k % 5 = 4 THEN -2145099769 ELSE 0 END \
+         FROM generate_series(1, $1) i, generate_series(0, 9) k, \
+              LATERAL (SELECT update_id FROM update_status WHERE computer_id = 'pc-' || i LIMIT 1) s",
+    )
+    .bind(computers as i64)
+    .execute(&pool)
+    .await?;
     sqlx::query("VACUUM (ANALYZE)").execute(&pool).await?;
     let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM update_status").fetch_one(&pool).await?;
     eprintln!("console: seeded {rows} statuses in {:.0} s", seeded.elapsed().as_secs_f64());
@@ -85,7 +97,7 @@ pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
     wsus_store::summary::compliance_by_group(&pool).await?;
     wsus_store::summary::status_distribution(&pool).await?;
     wsus_store::summary::most_needed(&pool, 10).await?;
-    wsus_store::summary::last_contact_by_hour(&pool, 24).await?;
+    wsus_store::summary::contacts_by_hour(&pool, 24).await?;
     let count_took = started.elapsed();
     anyhow::ensure!(compliance.total() == computers as i64, "counted {} computers", compliance.total());
 
@@ -131,6 +143,7 @@ pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
         ("computers with errors", "/console/computers?state=with_errors"),
         ("computers by name", "/console/computers?q=pc-0420"),
         ("updates, first page", "/console/updates"),
+        ("a computer (statuses, history)", "/console/computers/pc-1"),
         ("a group's members", ""),
     ] {
         let path = if path.is_empty() {

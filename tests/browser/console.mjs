@@ -201,6 +201,22 @@ const pathOf = (page) => new URL(page.url()).pathname;
 /** A form's submit control (a <button> without a type submits too). */
 const submit = (form) => `${form} button:not([type]), ${form} [type=submit]`;
 
+/** Submits a form (accepting its confirmation prompt when asked) and checks the POST
+ * answered 303 and the page it led to 200, cleanly. */
+async function post(session, formSelector, { confirm = false } = {}) {
+  const { page } = session;
+  if (confirm) page.once('dialog', (d) => d.accept());
+  const posted = page.waitForResponse((r) => r.request().method() === 'POST');
+  const [landed] = await Promise.all([
+    page.waitForNavigation({ waitUntil: 'load' }),
+    page.locator(submit(formSelector)).first().click(),
+  ]);
+  const r = await posted;
+  check(r.status() === 303, `POST ${r.url()} (${formSelector}) answered ${r.status()}, not 303`);
+  check(landed && landed.status() === 200, `after POST ${r.url()}, the page answered ${landed?.status()}`);
+  await session.watch.assertClean(page, `POST ${r.url()}`);
+}
+
 async function visit(session, path, expectStatus = 200) {
   const response = await session.page.goto(url(path), { waitUntil: 'load' });
   check(response, `GET ${path}: no response`);
@@ -417,6 +433,13 @@ async function main() {
       const drawn = (await chart.locator('svg, table.sr-only').count()) >= 1;
       if (drawn) await chartNumbers(page, id);
     }
+    if (COMPUTERS !== null) {
+      // Every computer registered in the last hour or two: each counts in the hour it was
+      // in contact (in two, if the run crossed an hour).
+      const hours = await chartNumbers(page, 'contacts');
+      const sum = hours.reduce((a, h) => a + h.count, 0);
+      check(sum >= COMPUTERS, `#contacts counts ${sum} contacts; ${COMPUTERS} computers were in contact: ${JSON.stringify(hours)}`);
+    }
     const statuses = await chartNumbers(page, 'status-distribution');
     check(
       statuses.filter((n) => n.count > 0).length >= 3,
@@ -504,6 +527,12 @@ async function main() {
       check(
         statuses.some((cells) => cells.some((c) => /\bfailed\b/i.test(c))),
         `table#computer-updates of ${COMPUTER_ID} shows no failed update: ${JSON.stringify(statuses.slice(0, 5))}`,
+      );
+      // Its history has the failed install, with the update and the error code.
+      const history = await tableRows(page, 'table#computer-history');
+      check(
+        history.some((cells) => cells.some((c) => /installation failed/i.test(c)) && cells.some((c) => c === '0x80246007')),
+        `table#computer-history of ${COMPUTER_ID} has no failed installation with its error: ${JSON.stringify(history.slice(0, 5))}`,
       );
       await admin.watch.assertClean(page, `the page of computer ${COMPUTER_ID}`);
     }
@@ -632,6 +661,69 @@ async function main() {
     await admin.watch.assertClean(page, 'approving');
   });
 
+  await step('a new group: a computer joins and leaves it, an approval for it is removed, it is deleted', async () => {
+    const name = 'Browser ring';
+    await visit(admin, '/console/groups');
+    await page.locator('form#new-group input[name=name]').fill(name);
+    await post(admin, 'form#new-group');
+    const groupPath = pathOf(page).toLowerCase();
+    check(/^\/console\/groups\/[0-9a-f-]{36}$/.test(groupPath), `creating a group led to ${page.url()}`);
+    const newGroup = groupPath.split('/').pop();
+    check((await page.locator('main h1').first().innerText()).includes(name), `the new group's page does not name "${name}"`);
+    check((await tableRows(page, 'table#members')).length === 0, 'the new group has members already');
+
+    if (COMPUTER_ID) {
+      const computer = `/console/computers/${encodeURIComponent(COMPUTER_ID)}`;
+      await visit(admin, computer);
+      await page.locator('form#join select[name=group]').selectOption(newGroup);
+      await post(admin, 'form#join');
+      check(pathOf(page).toLowerCase() === computer.toLowerCase(), `joining a group led to ${page.url()}, not ${computer}`);
+      check((await page.locator('#computer-groups').innerText()).includes(name), `#computer-groups does not list "${name}"`);
+      await writeFile(join(ARTIFACT_DIR, 'computer.png'), await page.screenshot({ fullPage: true }));
+      await visit(admin, groupPath);
+      const members = (await tableLinks(page, 'table#members')).map((l) => l.toLowerCase());
+      check(members.includes(computer.toLowerCase()), `the group's members are ${JSON.stringify(members)}, not ${computer}`);
+      await visit(admin, computer);
+      await post(admin, `#computer-groups .member:has-text("${name}") form.leave`);
+      check(!(await page.locator('#computer-groups').innerText()).includes(name), `the computer is still in "${name}"`);
+    }
+
+    const detail = `/console/updates/${UPDATE_ID}`;
+    await visit(admin, detail);
+    await page.locator('form#approve select[name=group]').selectOption(newGroup);
+    await post(admin, 'form#approve');
+    check((await page.locator('table#approvals').innerText()).includes(name), `table#approvals does not list "${name}"`);
+    await writeFile(join(ARTIFACT_DIR, 'update.png'), await page.screenshot({ fullPage: true }));
+    await post(admin, `table#approvals tr:has-text("${name}") form.unapprove`);
+    const left = await page.locator('table#approvals').innerText();
+    check(!left.includes(name), `the approval for "${name}" is still listed: ${left}`);
+    check(left.includes(groupName), `removing one approval removed "${groupName}"'s too: ${left}`);
+
+    await visit(admin, groupPath);
+    await post(admin, 'form#delete-group', { confirm: true });
+    check(pathOf(page) === '/console/groups', `deleting the group led to ${page.url()}`);
+    check(!(await page.locator('#group-tree').innerText()).includes(name), `#group-tree still lists "${name}"`);
+  });
+
+  await step('declining an update and undeclining it', async () => {
+    await visit(admin, '/console/updates');
+    const detail = `/console/updates/${UPDATE_ID}`;
+    const other = (await tableLinks(page, 'table#updates')).find(
+      (l) => l.startsWith('/console/updates/') && l.toLowerCase() !== detail,
+    );
+    check(other, 'table#updates lists no update but the approved one');
+    await visit(admin, other);
+    await post(admin, 'form#decline', { confirm: true });
+    await one(page, 'form#undecline', `the declined update ${other}`);
+    await absent(page, 'form#approve', `the declined update ${other}`);
+    await visit(admin, `/console/updates?approval=declined`);
+    check((await tableLinks(page, 'table#updates')).includes(other), `the declined list does not have ${other}`);
+    await visit(admin, other);
+    await post(admin, 'form#undecline');
+    await one(page, 'form#approve', `the undeclined update ${other}`);
+    await absent(page, 'form#undecline', `the undeclined update ${other}`);
+  });
+
   let lightShot;
   await step('a full-page screenshot of the overview (light)', async () => {
     await visit(admin, '/console/');
@@ -673,6 +765,14 @@ async function main() {
     await one(reader.page, 'table#approvals', 'the update page (reader)');
     await absent(reader.page, 'form#approve', 'the update page (reader)');
     await absent(reader.page, 'form#decline', 'the update page (reader)');
+    await absent(reader.page, 'form.unapprove', 'the update page (reader)');
+    await visit(reader, '/console/groups');
+    await absent(reader.page, 'form#new-group', 'the groups page (reader)');
+    if (COMPUTER_ID) {
+      await visit(reader, `/console/computers/${encodeURIComponent(COMPUTER_ID)}`);
+      await absent(reader.page, 'form#join', 'the computer page (reader)');
+    }
+    await visit(reader, detail);
     await reader.watch.assertClean(reader.page, 'the update page (reader)');
     // A form the reader makes: the session's own CSRF token (from the logout form), so
     // only the role can stop it.

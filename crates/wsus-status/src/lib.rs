@@ -97,6 +97,55 @@ pub const SCAN_COMPLETE: i32 = 147;
 /// Event 156: the client status, with the lists.
 pub const CLIENT_STATUS: i32 = 156;
 
+/// What an MS-WUSP event says, in the words of the specification's event table (MS-WUSP
+/// 2.2.2.3.4's EventID list), for the events that name an update; None for the others.
+pub fn describe_event(event_id: i32) -> Option<&'static str> {
+    Some(match event_id {
+        161 => "Download failed",
+        162 => "Downloaded",
+        163 => "Download canceled",
+        164 => "Downloaded (partly from a peer)",
+        165 => "Download paused",
+        166 => "Download resumed",
+        167 => "Download started",
+        168 => "Download queued",
+        169 => "Download heartbeat",
+        170 => "Download progress",
+        181 => "Installation started",
+        182 => "Installation failed",
+        183 => "Installed",
+        184 => "Installed, restart required",
+        185 => "Hidden",
+        186 => "Installation canceled",
+        187 => "Installation timed out",
+        188 | 189 => "Ready to install",
+        190 | 197 => "Installed (scheduled)",
+        191 | 199 => "Installed (scheduled), restart required",
+        192 | 200 => "Scheduled installation timed out",
+        193 | 194 => "Restart required",
+        195 | 198 => "Scheduled installation failed",
+        196 => "Unhidden",
+        201 => "Installation pending",
+        202 => "Restart completed",
+        203 | 204 => "Installation failed after restart",
+        221 => "Uninstallation failed",
+        222 => "Uninstalled",
+        223 => "Uninstallation canceled",
+        224 => "Uninstalled, restart required",
+        225 => "Uninstallation timed out",
+        // Not in the specification's table; native uninstalls sent it first (226, 222, 224, 221).
+        226 => "Uninstallation started",
+        521..=525 => "Commit",
+        541..=546 => "Revert",
+        _ => return None,
+    })
+}
+
+/// Whether an event reports a failure (its Win32HResult is the error).
+pub fn is_failure_event(event_id: i32) -> bool {
+    matches!(event_id, 161 | 182 | 187 | 192 | 195 | 198 | 200 | 203 | 204 | 221 | 225)
+}
+
 /// Every event id status is derived from.
 pub fn relevant_events() -> Vec<i32> {
     let mut ids: Vec<i32> = MAPPING
@@ -215,6 +264,19 @@ pub fn derive(events: &[Event<'_>]) -> Derived {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_that_moves_a_status_is_described() {
+        for (source, _) in MAPPING {
+            if let Source::Event(id) = source {
+                assert!(describe_event(*id).is_some(), "event {id}");
+            }
+        }
+        assert_eq!(describe_event(SCAN_COMPLETE), None, "a scan names no update");
+        assert_eq!(describe_event(CLIENT_STATUS), None);
+        assert!(is_failure_event(182) && !is_failure_event(183));
+        assert!(describe_event(182).is_some_and(|d| d.contains("failed")));
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().into()

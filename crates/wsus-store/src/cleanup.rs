@@ -127,7 +127,8 @@ pub async fn remove_stale_downstream_servers(pool: &PgPool, days: i32, limit: i6
     Ok(done.rows_affected())
 }
 
-/// Deletes up to `limit` finished sync and cleanup records older than `days`.
+/// Deletes up to `limit` finished sync and cleanup records older than `days`, and up to
+/// `limit` contact hours older than [`CONTACT_DAYS`].
 pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let syncs = sqlx::query(
         "DELETE FROM sync_history WHERE sync_id IN (SELECT sync_id FROM sync_history \
@@ -145,8 +146,20 @@ pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> 
     .bind(limit)
     .execute(pool)
     .await?;
-    Ok(syncs.rows_affected() + runs.rows_affected())
+    // The console charts the last day; a week of contacts is plenty.
+    let contacts = sqlx::query(
+        "DELETE FROM computer_contact_hour WHERE (hour, computer_id) IN (SELECT hour, computer_id \
+             FROM computer_contact_hour WHERE hour < now() - make_interval(days => $1) LIMIT $2)",
+    )
+    .bind(CONTACT_DAYS)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(syncs.rows_affected() + runs.rows_affected() + contacts.rows_affected())
 }
+
+/// How long the hours computers were in contact are kept.
+pub const CONTACT_DAYS: i32 = 8;
 
 /// Creates the daily partitions of reporting_event from today (UTC) to `days_ahead` days on.
 pub async fn ensure_event_partitions(pool: &PgPool, days_ahead: i32) -> Result<()> {

@@ -142,7 +142,15 @@ struct ComputerRow {
 /// A page of computers, sorted by name, and the key to continue after (None at the end).
 pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, Option<(String, String)>)> {
     let mut sql = format!("SELECT * FROM ({SELECT_COMPUTER} WHERE true");
-    if f.group_id.is_some() {
+    if f.group_id == Some(crate::ALL_COMPUTERS) {
+        // Everyone is in All Computers.
+        sql.push_str(" AND $1::uuid IS NOT NULL");
+    } else if f.group_id == Some(crate::UNASSIGNED_COMPUTERS) {
+        sql.push_str(
+            " AND $1::uuid IS NOT NULL \
+              AND NOT EXISTS (SELECT 1 FROM computer_group_membership m WHERE m.computer_id = c.computer_id)",
+        );
+    } else if f.group_id.is_some() {
         sql.push_str(
             " AND EXISTS (SELECT 1 FROM computer_group_membership m WHERE m.computer_id = c.computer_id AND m.group_id IN \
                (WITH RECURSIVE sub(g) AS (SELECT $1::uuid UNION SELECT t.group_id FROM target_group t JOIN sub ON t.parent_group_id = sub.g) \
@@ -232,6 +240,51 @@ pub async fn statuses(
     .fetch_all(pool)
     .await?;
     Ok(keyset(rows, limit, |r| r.update_id, |r| r))
+}
+
+/// One of a computer's update-bearing events (download, install, uninstall), as its
+/// history shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ComputerEvent {
+    pub time_at_target: DateTime<Utc>,
+    pub event_instance_id: Uuid,
+    /// MS-WUSP EventID (162 downloaded, 183 installed, 182 install failed, …).
+    pub event_id: i16,
+    pub update_id: Uuid,
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
+    pub win32_hresult: Option<i32>,
+}
+
+/// Where a page of a computer's events continues: the last event shown.
+pub type EventKey = (DateTime<Utc>, Uuid);
+
+/// A page of a computer's update-bearing events, newest first (index
+/// reporting_event_update_history); events go as the event retention ages them out.
+pub async fn events(
+    pool: &PgPool,
+    computer_id: &str,
+    before: Option<EventKey>,
+    limit: i64,
+) -> Result<(Vec<ComputerEvent>, Option<EventKey>)> {
+    let rows: Vec<ComputerEvent> = sqlx::query_as(
+        "SELECT e.time_at_target, e.event_instance_id, e.event_id, e.update_id, r.title, r.kb_article_id, \
+            e.win32_hresult FROM \
+           (SELECT time_at_target, event_instance_id, event_id, update_id, win32_hresult FROM reporting_event \
+            WHERE computer_id = $1 AND update_id IS NOT NULL \
+              AND ($2::timestamptz IS NULL OR (time_at_target, event_instance_id) < ($2, $3)) \
+            ORDER BY time_at_target DESC, event_instance_id DESC LIMIT $4) e \
+         LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = e.update_id \
+                            ORDER BY revision_number DESC LIMIT 1) r ON true \
+         ORDER BY e.time_at_target DESC, e.event_instance_id DESC",
+    )
+    .bind(computer_id)
+    .bind(before.map(|b| b.0))
+    .bind(before.map(|b| b.1))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(keyset(rows, limit, |e| (e.time_at_target, e.event_instance_id), |e| e))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,12 @@ pub use sqlx::PgPool;
 pub const ALL_COMPUTERS: uuid::Uuid = uuid::uuid!("a0a08746-4dbe-4a37-9adf-9e7652c0b421");
 pub const UNASSIGNED_COMPUTERS: uuid::Uuid = uuid::uuid!("b73ca6ed-5727-47f3-84de-015e03f6a88a");
 
+/// (computer_id, group_id) of every computer's direct groups, with Unassigned Computers
+/// for a computer in none (membership of it is implied, never stored).
+pub(crate) const DIRECT_GROUPS: &str = "(SELECT computer_id, group_id FROM computer_group_membership \
+     UNION ALL SELECT c.computer_id, 'b73ca6ed-5727-47f3-84de-015e03f6a88a'::uuid FROM computer c \
+     WHERE NOT EXISTS (SELECT 1 FROM computer_group_membership x WHERE x.computer_id = c.computer_id))";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::Result;
+use crate::{DIRECT_GROUPS, Result};
 
 /// Computers by compliance, as `Computer::state` classifies one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -48,8 +48,8 @@ pub async fn compliance(pool: &PgPool) -> Result<Compliance> {
         .await?)
 }
 
-/// Per target group, its direct members (server-side membership); groups without
-/// members are left out.
+/// Per target group, its direct members (server-side membership; Unassigned Computers
+/// holds the computers in no group); groups without members are left out.
 pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Compliance)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -61,7 +61,7 @@ pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Com
     // Only constants are joined into this SQL.
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{COMPLIANCE_OF_COMPUTERS} SELECT g.group_id, g.name, {COUNTS} FROM k \
-         JOIN computer_group_membership m USING (computer_id) JOIN target_group g ON g.group_id = m.group_id \
+         JOIN {DIRECT_GROUPS} m USING (computer_id) JOIN target_group g ON g.group_id = m.group_id \
          GROUP BY g.group_id, g.name ORDER BY lower(g.name), g.group_id"
     )))
     .fetch_all(pool)
@@ -106,15 +106,15 @@ pub async fn most_needed(pool: &PgPool, limit: i64) -> Result<Vec<Needed>> {
     .await?)
 }
 
-/// Computers by the hour of their last contact, over the last `hours` hours (oldest
-/// first, every hour present).
-pub async fn last_contact_by_hour(pool: &PgPool, hours: i32) -> Result<Vec<(DateTime<Utc>, i64)>> {
+/// Computers in contact in each of the last `hours` UTC hours (oldest first, every hour
+/// present), from computer_contact_hour: a computer that scans every hour counts in
+/// every hour.
+pub async fn contacts_by_hour(pool: &PgPool, hours: i32) -> Result<Vec<(DateTime<Utc>, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT h.hour, count(c.computer_id) FROM \
-           generate_series(date_trunc('hour', now()) - make_interval(hours => $1 - 1), date_trunc('hour', now()), \
-                           interval '1 hour') AS h(hour) \
-         LEFT JOIN computer c ON date_trunc('hour', c.last_contact_at) = h.hour \
-         GROUP BY h.hour ORDER BY h.hour",
+        "SELECT h.hour, (SELECT count(*) FROM computer_contact_hour c WHERE c.hour = h.hour) FROM \
+           generate_series(date_trunc('hour', now(), 'UTC') - make_interval(hours => $1 - 1), \
+                           date_trunc('hour', now(), 'UTC'), interval '1 hour') AS h(hour) \
+         ORDER BY h.hour",
     )
     .bind(hours)
     .fetch_all(pool)

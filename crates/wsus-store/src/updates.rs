@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::computers::StatusCounts;
-use crate::{keyset, like_pattern};
+use crate::{DIRECT_GROUPS, keyset, like_pattern};
 
 /// An update (its latest revision), as lists show it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -158,12 +158,13 @@ pub async fn status_counts_by_group(pool: &PgPool, update_id: Uuid) -> Result<Ve
         #[sqlx(flatten)]
         counts: StatusCounts,
     }
-    let rows: Vec<Row> = sqlx::query_as(
+    // Only a constant is joined into this SQL.
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH members AS (SELECT m.group_id, count(*) AS computers, \
                                  count(*) FILTER (WHERE c.effective_last_detection_time IS NOT NULL) AS scanned \
-                          FROM computer_group_membership m JOIN computer c USING (computer_id) GROUP BY m.group_id), \
+                          FROM {DIRECT_GROUPS} m JOIN computer c USING (computer_id) GROUP BY m.group_id), \
               st AS (SELECT m.group_id, u.status, c.effective_last_detection_time IS NOT NULL AS scanned \
-                     FROM update_status u JOIN computer_group_membership m USING (computer_id) \
+                     FROM update_status u JOIN {DIRECT_GROUPS} m USING (computer_id) \
                      JOIN computer c USING (computer_id) WHERE u.update_id = $1) \
          SELECT g.group_id, \
                 count(st.status) FILTER (WHERE st.status = 4) AS installed, \
@@ -177,8 +178,8 @@ pub async fn status_counts_by_group(pool: &PgPool, update_id: Uuid) -> Result<Ve
                   + COALESCE(max(mb.computers - mb.scanned), 0) - count(st.status) FILTER (WHERE NOT st.scanned) AS unknown \
          FROM target_group g LEFT JOIN members mb ON mb.group_id = g.group_id \
          LEFT JOIN st ON st.group_id = g.group_id \
-         GROUP BY g.group_id ORDER BY g.group_id",
-    )
+         GROUP BY g.group_id ORDER BY g.group_id"
+    )))
     .bind(update_id)
     .fetch_all(pool)
     .await?;

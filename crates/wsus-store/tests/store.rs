@@ -391,17 +391,90 @@ async fn the_overview_counts_every_computer_once(pool: PgPool) {
     let group = approvals::add_group(&pool, "Ring 1", None).await.unwrap();
     computers::add_members(&pool, group.group_id, &["needing".to_owned(), "silent".to_owned()]).await.unwrap();
     let by_group = summary::compliance_by_group(&pool).await.unwrap();
-    assert_eq!(by_group.len(), 1, "only groups with members");
+    let names: Vec<&str> = by_group.iter().map(|g| g.1.as_str()).collect();
+    assert_eq!(names, ["Ring 1", "Unassigned Computers"], "only groups with members; the rest are unassigned");
     assert_eq!(by_group[0].2, summary::Compliance { needs_updates: 1, not_reported: 1, ..Default::default() });
-    // Per group for one update: "needing" needs a, "silent" never scanned (unknown).
+    assert_eq!(by_group[1].2, summary::Compliance { up_to_date: 1, with_errors: 1, ..Default::default() });
+    // Per group for one update: "needing" needs a, "silent" never scanned (unknown);
+    // unassigned, "failing" failed a and "current" installed it.
     let per_group = wsus_store::updates::status_counts_by_group(&pool, a).await.unwrap();
     let ring = per_group.iter().find(|(g, _)| *g == group.group_id).unwrap().1;
     assert_eq!((ring.needed, ring.unknown, ring.not_applicable, ring.installed), (1, 1, 0, 0));
+    let rest = per_group.iter().find(|(g, _)| *g == UNASSIGNED_COMPUTERS).unwrap().1;
+    assert_eq!((rest.failed, rest.installed, rest.needed, rest.unknown), (1, 1, 0, 0));
+    // The built-in groups' members are implied: everyone, and those in no group.
+    let pool_ref = &pool;
+    let members = |g| async move {
+        let f = computers::ComputerFilter { group_id: Some(g), limit: 10, ..Default::default() };
+        computers::list(pool_ref, &f).await.unwrap().0.into_iter().map(|c| c.computer_id).collect::<Vec<_>>()
+    };
+    assert_eq!(members(ALL_COMPUTERS).await, ["current", "failing", "needing", "silent"]);
+    assert_eq!(members(UNASSIGNED_COMPUTERS).await, ["current", "failing"]);
+    assert_eq!(members(group.group_id).await, ["needing", "silent"]);
     assert_eq!(summary::status_distribution(&pool).await.unwrap(), [0, 0, 2, 1, 1, 1, 0]);
     let needed = summary::most_needed(&pool, 10).await.unwrap();
     let counts: Vec<(Uuid, i64)> = needed.iter().map(|n| (n.update_id, n.computers)).collect();
     assert_eq!(counts, vec![(b, 2), (a, 1)], "b is needed by two (needed and downloaded)");
-    let hours = summary::last_contact_by_hour(&pool, 24).await.unwrap();
+    let hours = summary::contacts_by_hour(&pool, 24).await.unwrap();
     assert_eq!(hours.len(), 24);
     assert_eq!(hours.iter().map(|(_, n)| n).sum::<i64>(), 4, "every computer contacted in the last hour");
+}
+
+/// Clients contacting per hour: every hour a computer was in contact counts it once,
+/// whichever writer moved last_contact_at (registration, scans, event batches); a week
+/// on, cleanup forgets the hour. A computer's history is its update-bearing events,
+/// newest first, a page at a time.
+#[sqlx::test(migrations = false)]
+async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
+    use chrono::DurationRound as _;
+    migrated(&pool).await;
+    let now = Utc::now();
+    let then = (now - Duration::hours(3)).duration_trunc(Duration::hours(1)).unwrap();
+    for id in ["a", "b"] {
+        let reg =
+            Registration { computer_id: id.into(), registered_at: then + Duration::minutes(5), ..Default::default() };
+        reporting::register_computer(&pool, &reg).await.unwrap();
+    }
+    let scan = |t| ClientSync { computer_id: "a".into(), synced_at: t, succeeded: true };
+    // Two more contacts in the registration hour, then one now.
+    reporting::record_client_syncs(&pool, &[scan(then + Duration::minutes(20))]).await.unwrap();
+    reporting::record_client_syncs(&pool, &[scan(then + Duration::minutes(40))]).await.unwrap();
+    reporting::record_client_syncs(&pool, &[scan(now)]).await.unwrap();
+    let (u162, u183) = (Uuid::new_v4(), Uuid::new_v4());
+    let event = |event_id: i16, update_id: Option<Uuid>, secs: i64| Event {
+        event_instance_id: Uuid::new_v4(),
+        time_at_target: now - Duration::seconds(secs),
+        computer_id: "b".into(),
+        namespace_id: 1,
+        event_id,
+        update_id,
+        win32_hresult: Some(0),
+        ..Default::default()
+    };
+    let events = [event(147, None, 3), event(162, Some(u162), 2), event(183, Some(u183), 1)];
+    let none = reporting::StatusFold::default();
+    reporting::insert_events(&pool, &events, &none).await.unwrap();
+    reporting::insert_events(&pool, &[event(147, None, 0)], &none).await.unwrap();
+
+    let hours = summary::contacts_by_hour(&pool, 24).await.unwrap();
+    let at = |t: chrono::DateTime<Utc>| hours.iter().find(|(h, _)| *h == t).map(|(_, n)| *n);
+    assert_eq!(at(then), Some(2), "a and b registered then; a's later scans in that hour count once");
+    assert_eq!(at(now.duration_trunc(Duration::hours(1)).unwrap()), Some(2), "a scanned now, b reported now");
+    assert_eq!(hours.iter().map(|(_, n)| n).sum::<i64>(), 4);
+
+    let (first, next) = computers::events(&pool, "b", None, 1).await.unwrap();
+    assert_eq!(first.iter().map(|e| (e.event_id, e.update_id)).collect::<Vec<_>>(), vec![(183, u183)]);
+    let (second, next) = computers::events(&pool, "b", next, 1).await.unwrap();
+    assert_eq!(second.iter().map(|e| (e.event_id, e.update_id)).collect::<Vec<_>>(), vec![(162, u162)]);
+    assert!(next.is_none(), "events without an update are not history");
+
+    let old = ClientSync { computer_id: "c".into(), synced_at: now - Duration::days(10), succeeded: true };
+    reporting::record_client_syncs(&pool, &[old]).await.unwrap();
+    let stored = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM computer_contact_hour").fetch_one(&pool).await.unwrap();
+        n
+    };
+    assert_eq!(stored().await, 5);
+    wsus_store::cleanup::purge_history(&pool, 365, 100).await.unwrap();
+    assert_eq!(stored().await, 4, "contacts older than a week go, recent ones stay");
 }

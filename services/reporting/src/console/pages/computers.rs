@@ -1,13 +1,15 @@
 //! Computers: a filterable, paginated list (by name, keyset), and one computer with its
-//! per-update statuses.
+//! per-update statuses and its history (the download and install events it reported);
+//! an admin adds it to a group or takes it out of one.
 
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 use wsus_store::computers::{self, ComputerFilter, ComputerState};
 
 use crate::console::layout::{self, Nav};
-use crate::console::session::Session;
+use crate::console::session::{Admin, CsrfForm, Session};
 use crate::console::{Console, PageError, PageResult, page};
 
 const PAGE: i64 = 50;
@@ -110,7 +112,19 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailQuery {
+    /// The statuses' keyset: the last update id shown.
     after: Option<uuid::Uuid>,
+    /// The history's keyset: the last event shown, as "<Unix microseconds>.<EventInstanceID>".
+    before: Option<String>,
+}
+
+fn event_key(e: &computers::EventKey) -> String {
+    format!("{}.{}", e.0.timestamp_micros(), e.1)
+}
+
+fn parse_event_key(s: &str) -> Option<computers::EventKey> {
+    let (micros, id) = s.split_once('.')?;
+    Some((chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }
 
 pub async fn detail(
@@ -119,14 +133,25 @@ pub async fn detail(
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
 ) -> PageResult {
+    let before = match q.before.as_deref().filter(|b| !b.is_empty()) {
+        Some(b) => {
+            Some(parse_event_key(b).ok_or_else(|| PageError::bad_request(format!("bad history position {b:?}")))?)
+        }
+        None => None,
+    };
     let c = computers::get(&console.pool, &id).await?.ok_or_else(|| PageError::not_found("computer"))?;
     let (statuses, next) = computers::statuses(&console.pool, &id, None, q.after, PAGE).await?;
+    let (events, older) = computers::events(&console.pool, &id, before, PAGE).await?;
     let groups = wsus_store::approvals::groups(&console.pool).await?;
-    let names: Vec<&str> =
-        groups.iter().filter(|g| c.group_ids.contains(&g.group_id)).map(|g| g.name.as_str()).collect();
+    let member_of: Vec<&wsus_store::approvals::Group> =
+        groups.iter().filter(|g| c.group_ids.contains(&g.group_id)).collect();
+    let names: Vec<&str> = member_of.iter().map(|g| g.name.as_str()).collect();
+    // Membership of the built-in groups is implied; a computer joins the others.
+    let joinable: Vec<&wsus_store::approvals::Group> =
+        groups.iter().filter(|g| !g.is_builtin && !c.group_ids.contains(&g.group_id)).collect();
+    let admin = session.role == wsus_config::Role::Admin;
     let (label, class) = state_label(c.state());
-    let mut history: Vec<&computers::UpdateStatusRow> = statuses.iter().collect();
-    history.sort_by_key(|s| std::cmp::Reverse(s.last_change_time));
+    let base = format!("/console/computers/{}", layout::encode(&c.computer_id));
     let body = html! {
         h1 { (c.name.as_deref().unwrap_or(&c.computer_id)) }
         section.card #computer {
@@ -136,13 +161,35 @@ pub async fn detail(
                 dt { "IP address" } dd { (c.ip_address.as_deref().unwrap_or("")) }
                 dt { "Operating system" } dd { (c.os_description.as_deref().unwrap_or("")) " " (c.os_version.as_deref().unwrap_or("")) }
                 dt { "Make and model" } dd { (c.manufacturer.as_deref().unwrap_or("")) " " (c.model.as_deref().unwrap_or("")) }
-                dt { "Groups" } dd { @if names.is_empty() { "Unassigned" } @else { (names.join(", ")) } }
+                dt { "Groups" } dd #computer-groups {
+                    @if names.is_empty() { "Unassigned Computers" }
+                    @for g in &member_of {
+                        span.member { a href={ "/console/groups/" (g.group_id) } { (g.name) }
+                            @if admin {
+                                form.inline.leave method="post" action={ (base) "/groups/remove" } {
+                                    input type="hidden" name="_csrf" value=(session.csrf);
+                                    input type="hidden" name="group" value=(g.group_id);
+                                    button type="submit" title={ "Remove from " (g.name) } { "Remove" }
+                                }
+                            }
+                        } " "
+                    }
+                }
                 dt { "Via" } dd { (c.downstream_server_name.as_deref().unwrap_or("this server")) }
                 dt { "Registered" } dd { (layout::when(c.registered_at)) }
                 dt { "Last contact" } dd { (layout::when(c.last_contact_at)) }
                 dt { "Last status report" } dd { (layout::when(c.last_reported_status_time)) }
                 dt { "Counts" } dd { (c.counts.installed) " installed, " (c.counts.needed) " needed, "
                                      (c.counts.failed) " failed, " (c.counts.not_applicable) " not applicable" }
+            }
+        }
+        @if admin && !joinable.is_empty() {
+            form #join method="post" action={ (base) "/groups" } {
+                input type="hidden" name="_csrf" value=(session.csrf);
+                label { "Add to group "
+                    select name="group" required { @for g in &joinable { option value=(g.group_id) { (g.name) } } }
+                }
+                button type="submit" { "Add" }
             }
         }
         h2 { "Updates" }
@@ -156,16 +203,71 @@ pub async fn detail(
             } } }
         }
         @if let Some(after) = next {
-            (layout::next_link(&format!("/console/computers/{}", layout::encode(&c.computer_id)), &[("after", after.to_string())]))
+            (layout::next_link(&base, &[("after", after.to_string())]))
         }
         section #history {
             h2 { "History" }
-            p.note { "Status changes on this page, latest first." }
-            ol { @for s in history.iter().take(20) {
-                li { (layout::when(Some(s.last_change_time))) ": " (s.title.as_deref().unwrap_or("(untitled)")) " — "
-                     (super::state_name(s.status)) }
-            } }
+            p.note { "Download and install events the computer reported, newest first (its own clock, UTC), for as long as events are kept." }
+            @if events.is_empty() { p { "No download or install event." } } @else {
+                table #computer-history {
+                    thead { tr { th { "When" } th { "Event" } th { "Update" } th { "Result" } } }
+                    tbody { @for e in &events {
+                        @let failed = wsus_status::is_failure_event(i32::from(e.event_id));
+                        tr {
+                            td { (layout::when(Some(e.time_at_target))) }
+                            td { @if failed { span.badge.s-failed { (event_label(e.event_id)) } } @else { (event_label(e.event_id)) } }
+                            td { a href={ "/console/updates/" (e.update_id) } { (e.title.as_deref().unwrap_or("(not in the catalog)")) } }
+                            td { @match e.win32_hresult { Some(h) if h != 0 || failed => code { (format!("0x{:08X}", h as u32)) }, _ => "" } }
+                        }
+                    } }
+                }
+            }
+            @if let Some(older) = older {
+                (layout::next_link(&base, &[("before", event_key(&older))]))
+            }
         }
     };
     Ok(page("Computer", &session, Nav::Computers, body))
+}
+
+pub async fn add_to_group(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<super::GroupForm>,
+) -> Result<Response, PageError> {
+    computers::add_members(&console.pool, form.group, std::slice::from_ref(&id)).await.map_err(|e| match e {
+        computers::MembershipError::Store(s) => PageError::from(s),
+        computers::MembershipError::UnknownComputers(_) => PageError::not_found("computer"),
+        other => PageError::bad_request(other.to_string()),
+    })?;
+    Ok(Redirect::to(&format!("/console/computers/{}", layout::encode(&id))).into_response())
+}
+
+pub async fn remove_from_group(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<super::GroupForm>,
+) -> Result<Response, PageError> {
+    computers::remove_member(&console.pool, form.group, &id).await?;
+    Ok(Redirect::to(&format!("/console/computers/{}", layout::encode(&id))).into_response())
+}
+
+fn event_label(event_id: i16) -> String {
+    wsus_status::describe_event(i32::from(event_id)).map_or_else(|| format!("Event {event_id}"), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_positions_round_trip_and_bad_ones_are_refused() {
+        let key = (chrono::DateTime::from_timestamp_micros(1_764_158_400_123_456).unwrap(), uuid::Uuid::new_v4());
+        assert_eq!(parse_event_key(&event_key(&key)), Some(key));
+        for bad in ["", "1", "x.y", "1.not-a-uuid", "99999999999999999999.00000000-0000-0000-0000-000000000000"] {
+            assert_eq!(parse_event_key(bad), None, "{bad:?}");
+        }
+    }
 }

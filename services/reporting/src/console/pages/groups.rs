@@ -1,14 +1,16 @@
-//! Target groups: the tree, and a group's members (paginated).
+//! Target groups: the tree, and a group's members (paginated); an admin creates and
+//! deletes groups (membership is changed on a computer's page).
 
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::approvals::{self, Group};
+use wsus_store::approvals::{self, Group, GroupError};
 use wsus_store::computers::{self, ComputerFilter};
 
 use crate::console::layout::{self, Nav};
-use crate::console::session::Session;
+use crate::console::session::{Admin, CsrfForm, Session};
 use crate::console::{Console, PageError, PageResult, page};
 
 fn branch(groups: &[Group], parent: Option<Uuid>) -> Markup {
@@ -28,9 +30,25 @@ fn branch(groups: &[Group], parent: Option<Uuid>) -> Markup {
 
 pub async fn tree(State(console): State<Console>, session: Session) -> PageResult {
     let groups = approvals::groups(&console.pool).await?;
+    let admin = session.role == wsus_config::Role::Admin;
     let body = html! {
         h1 { "Groups" }
         nav #group-tree aria-label="Target groups" { (branch(&groups, None)) }
+        @if admin {
+            form #new-group method="post" action="/console/groups" {
+                h2 { "New group" }
+                input type="hidden" name="_csrf" value=(session.csrf);
+                label { "Name " input type="text" name="name" required maxlength="256"; }
+                label { "Under "
+                    select name="parent" {
+                        @for g in groups.iter().filter(|g| g.group_id != wsus_store::UNASSIGNED_COMPUTERS) {
+                            option value=(g.group_id) selected[g.group_id == wsus_store::ALL_COMPUTERS] { (g.name) }
+                        }
+                    }
+                }
+                button type="submit" { "Create" }
+            }
+        }
     };
     Ok(page("Groups", &session, Nav::Groups, body))
 }
@@ -62,9 +80,50 @@ pub async fn members(
             } } }
         }
         @if rows.is_empty() { p { "No members." } }
+        @if session.role == wsus_config::Role::Admin && !group.is_builtin {
+            form #delete-group method="post" action={ "/console/groups/" (id) "/delete" }
+                data-confirm={ "Delete the group " (group.name) " and its subgroups? Their approvals go with them; their computers stay, in whichever groups remain." } {
+                input type="hidden" name="_csrf" value=(session.csrf);
+                button.danger type="submit" { "Delete group" }
+            }
+        }
         @if let Some((name, cid)) = next {
             (layout::next_link(&format!("/console/groups/{id}"), &[("after", format!("{name}\n{cid}"))]))
         }
     };
     Ok(page("Group", &session, Nav::Groups, body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewGroup {
+    name: String,
+    parent: Option<Uuid>,
+}
+
+fn refused(e: GroupError) -> PageError {
+    match e {
+        GroupError::Store(s) => s.into(),
+        GroupError::Unknown(_) => PageError::not_found("group"),
+        GroupError::NameTaken(_) => PageError::conflict(e.to_string()),
+        other => PageError::bad_request(other.to_string()),
+    }
+}
+
+pub async fn create(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    CsrfForm(form): CsrfForm<NewGroup>,
+) -> Result<Response, PageError> {
+    let group = approvals::add_group(&console.pool, form.name.trim(), form.parent).await.map_err(refused)?;
+    Ok(Redirect::to(&format!("/console/groups/{}", group.group_id)).into_response())
+}
+
+pub async fn delete(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<super::Empty>,
+) -> Result<Response, PageError> {
+    approvals::delete_group(&console.pool, id).await.map_err(refused)?;
+    Ok(Redirect::to("/console/groups").into_response())
 }

@@ -7,6 +7,16 @@ pub mod overview;
 pub mod sync;
 pub mod updates;
 
+/// A form with nothing but its CSRF token.
+#[derive(Debug, serde::Deserialize)]
+pub struct Empty {}
+
+/// A form naming one target group.
+#[derive(Debug, serde::Deserialize)]
+pub struct GroupForm {
+    pub group: uuid::Uuid,
+}
+
 /// SummarizationState names (MS-WSUSSS), by value, with the CSS class of their colour.
 pub const STATES: [(&str, &str); 7] = [
     ("Unknown", "s-unknown"),

@@ -51,7 +51,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
 
     let body = html! {
         h1 { "Overview" }
-        p.note #counted { "Counts as of " (layout::when(Some(counts.counted_at))) " (UTC), refreshed in the background." }
+        p.note #counted { "Counts as of " (layout::when(Some(counts.counted_at))) " (UTC), refreshed in the background while the overview is in use." }
         div.grid {
             section.card #compliance {
                 h2 { "Computers" }
@@ -115,8 +115,8 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
         div.grid {
             section.card #contacts {
                 h2 { "Clients contacting per hour" }
-                p.note { "Computers by the hour of their last contact, over the last 24 hours." }
-                (svg::columns("contacts-chart", "Computers by hour of last contact", &contact_points, "computers"))
+                p.note { "Computers in contact (scans, reports, registrations, rollups) in each of the last 24 hours, UTC." }
+                (svg::columns("contacts-chart", "Computers in contact per hour", &contact_points, "computers"))
             }
             section.card #sync-trend {
                 h2 { "Synchronizations" }

@@ -1,5 +1,6 @@
 //! Updates: search (paginated by update id), one update with its status counts per group
-//! and its approvals, and the admin's approve (with a deadline) and decline.
+//! and its approvals, and the admin's approve (with a deadline), remove approval, decline
+//! and undecline.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -79,11 +80,10 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
     let deployments = approvals::approvals_of(pool, id).await?;
     let counts = updates::status_counts_by_group(pool, id).await?;
     let everyone = updates::status_counts(pool, id, None).await?;
-    // Membership of the built-in groups is implied, never stored: All Computers gets the
-    // counts over every computer, Unassigned Computers no row.
+    // All Computers gets the counts over every computer (its members are implied); the
+    // other groups (Unassigned Computers included) count their direct members.
     let per_group: Vec<(&approvals::Group, wsus_store::computers::StatusCounts)> = groups
         .iter()
-        .filter(|g| g.group_id != wsus_store::UNASSIGNED_COMPUTERS)
         .map(|g| {
             let direct = counts.iter().find(|(gid, _)| *gid == g.group_id).map(|(_, c)| *c).unwrap_or_default();
             (g, if g.group_id == wsus_store::ALL_COMPUTERS { everyone } else { direct })
@@ -118,13 +118,26 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
         }
         h2 { "Approvals" }
         table #approvals {
-            thead { tr { th { "Group" } th { "Action" } th { "Deadline" } th { "By" } th { "Changed" } } }
+            thead { tr { th { "Group" } th { "Action" } th { "Deadline" } th { "By" } th { "Changed" } @if admin { th { } } } }
             tbody { @for d in &deployments { tr {
                 td { (name_of(d.group_id)) } td { (d.action.as_str()) } td { (layout::when(d.deadline)) }
                 td { (d.admin_name.as_deref().unwrap_or("")) } td { (layout::when(Some(d.last_change_time))) }
+                @if admin { td {
+                    form.inline.unapprove method="post" action={ "/console/updates/" (u.update_id) "/unapprove" } {
+                        input type="hidden" name="_csrf" value=(session.csrf);
+                        input type="hidden" name="group" value=(d.group_id);
+                        button type="submit" { "Remove approval" }
+                    }
+                } }
             } } }
         }
         @if deployments.is_empty() { p { "Not approved for any group." } }
+        @if admin && u.declined {
+            form #undecline method="post" action={ "/console/updates/" (u.update_id) "/undecline" } {
+                input type="hidden" name="_csrf" value=(session.csrf);
+                p { "Declined: computers do not see it. " button type="submit" { "Undecline" } }
+            }
+        }
         @if admin && !u.declined {
             form #approve method="post" action={ "/console/updates/" (u.update_id) "/approve" } {
                 h2 { "Approve for install" }
@@ -194,17 +207,36 @@ pub async fn approve(
     Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
-
 pub async fn decline(
     State(console): State<Console>,
     Admin(_): Admin,
     Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<super::Empty>,
 ) -> Result<Response, PageError> {
     updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
     approvals::decline(&console.pool, id, Some("console:admin")).await?;
+    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+}
+
+pub async fn unapprove(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(form): CsrfForm<super::GroupForm>,
+) -> Result<Response, PageError> {
+    // Removing an approval that is not there is harmless (a double submit).
+    approvals::unapprove(&console.pool, id, form.group).await?;
+    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+}
+
+pub async fn undecline(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<super::Empty>,
+) -> Result<Response, PageError> {
+    updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
+    approvals::undecline(&console.pool, id).await?;
     Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
 }
 

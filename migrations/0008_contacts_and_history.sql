@@ -1,0 +1,41 @@
+-- Clients contacting per hour: a computer's row for an hour is written when its
+-- last_contact_at first moves into that hour, by a trigger, so every writer of
+-- last_contact_at (registration, scans, event batches, rollups) is counted and the hot path
+-- pays one insert per computer per hour, not per contact. Rows of different computers never
+-- contend (the computer row is already locked by the statement that fires the trigger).
+CREATE TABLE computer_contact_hour (
+    hour        timestamptz NOT NULL,
+    computer_id text        NOT NULL,
+    PRIMARY KEY (hour, computer_id)
+);
+COMMENT ON TABLE computer_contact_hour IS
+    'One row per computer and UTC hour in which it was in contact (directly, or as rolled up by a downstream server). Written by the computer table''s triggers; kept about a week (cleanup purges older hours). Not a foreign key: a removed computer''s past contacts still happened.';
+COMMENT ON COLUMN computer_contact_hour.hour IS 'The contact time truncated to the UTC hour.';
+
+CREATE FUNCTION note_computer_contact() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO computer_contact_hour (hour, computer_id)
+    VALUES (date_trunc('hour', NEW.last_contact_at, 'UTC'), NEW.computer_id)
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION note_computer_contact() IS
+    'Trigger function: records that NEW.computer_id was in contact in the hour of NEW.last_contact_at.';
+
+CREATE TRIGGER computer_contact_inserted AFTER INSERT ON computer FOR EACH ROW
+    WHEN (NEW.last_contact_at IS NOT NULL)
+    EXECUTE FUNCTION note_computer_contact();
+CREATE TRIGGER computer_contact_advanced AFTER UPDATE OF last_contact_at ON computer FOR EACH ROW
+    WHEN (NEW.last_contact_at IS NOT NULL AND date_trunc('hour', NEW.last_contact_at, 'UTC')
+          IS DISTINCT FROM date_trunc('hour', OLD.last_contact_at, 'UTC'))
+    EXECUTE FUNCTION note_computer_contact();
+
+-- A computer's history in the console is its update-bearing events (downloads, installs,
+-- failures with their HRESULT), newest first. Only those are indexed: the detection and
+-- status events every scan sends (147, 156) carry no update, so the ingestion path pays
+-- for the index only on the rarer download and install events. Built in the migration's
+-- transaction (see README); it reads each partition once.
+CREATE INDEX IF NOT EXISTS reporting_event_update_history
+    ON reporting_event (computer_id, time_at_target DESC) WHERE update_id IS NOT NULL;
