@@ -39,3 +39,17 @@ CREATE TRIGGER computer_contact_advanced AFTER UPDATE OF last_contact_at ON comp
 -- transaction (see README); it reads each partition once.
 CREATE INDEX IF NOT EXISTS reporting_event_update_history
     ON reporting_event (computer_id, time_at_target DESC) WHERE update_id IS NOT NULL;
+
+-- The console lists updates newest first: the latest revisions of software and drivers in
+-- the order of their release date (undated ones last), read along this index a page at
+-- a time (backwards), whatever the catalog's size.
+CREATE INDEX IF NOT EXISTS revision_newest
+    ON revision ((COALESCE(creation_date, '-infinity'::timestamptz)), update_id)
+    WHERE update_type IN ('Software', 'Driver');
+
+-- The console lists computers by last contact (longest silent first, or latest first)
+-- along this index; it replaces the plain index on last_contact_at, which nothing else
+-- reads (a computer update maintains one index on the column, as before).
+CREATE INDEX IF NOT EXISTS computer_sort_contact
+    ON computer ((COALESCE(last_contact_at, 'infinity'::timestamptz)), computer_id);
+DROP INDEX IF EXISTS computer_last_contact;

@@ -504,6 +504,12 @@ async function main() {
     const links = (await tableLinks(page, 'table#computers')).filter((l) => /^\/console\/computers\/[^/]+$/.test(l));
     check(links.length >= 1, 'no row of table#computers links to /console/computers/{id}');
     await admin.watch.assertClean(page, 'the computers page');
+    for (const sort of ['contact_oldest', 'contact_newest']) {
+      await visit(admin, `/console/computers?sort=${sort}`);
+      const sorted = await tableRows(page, 'table#computers');
+      check(sorted.length === rows.length, `sorted by ${sort}, table#computers has ${sorted.length} rows, not ${rows.length}`);
+      await admin.watch.assertClean(page, `the computers page by ${sort}`);
+    }
     await visit(admin, links[0]);
     await assertFrame(admin, 'admin');
     const first = decodeURIComponent(links[0].split('/').pop());
@@ -559,6 +565,9 @@ async function main() {
       }
     }
     await admin.watch.assertClean(page, 'the updates page');
+    await visit(admin, '/console/updates?sort=id');
+    check((await tableRows(page, 'table#updates')).length === rows.length, 'sorted by id, table#updates lists another number of updates');
+    await admin.watch.assertClean(page, 'the updates page by id');
     await visit(admin, `/console/updates/${UPDATE_ID}`);
     await assertFrame(admin, 'admin');
     const update = await one(page, '#update', 'the update page');

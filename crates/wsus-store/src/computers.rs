@@ -89,9 +89,23 @@ pub struct ComputerFilter {
     /// Case-insensitive part of the name or id.
     pub search: Option<String>,
     pub state: Option<ComputerState>,
-    /// Keyset: list after this (sort name, computer id).
+    pub sort: ComputerSort,
+    /// Keyset: list after this (sort key, computer id); the sort key is the lower-case
+    /// name, or for the last-contact orders its Unix microseconds ("" for never).
     pub after: Option<(String, String)>,
     pub limit: i64,
+}
+
+/// The orders of the computer list, each along an index (computer_sort_name,
+/// computer_sort_contact).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ComputerSort {
+    #[default]
+    Name,
+    /// Longest silent first (never contacted last).
+    ContactOldest,
+    /// Latest contact first (never contacted first).
+    ContactNewest,
 }
 
 const SELECT_COMPUTER: &str = "\
@@ -139,7 +153,7 @@ struct ComputerRow {
     sort_name: String,
 }
 
-/// A page of computers, sorted by name, and the key to continue after (None at the end).
+/// A page of computers, in the filter's order, and the key to continue after (None at the end).
 pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, Option<(String, String)>)> {
     let mut sql = format!("SELECT * FROM ({SELECT_COMPUTER} WHERE true");
     if f.group_id == Some(crate::ALL_COMPUTERS) {
@@ -171,21 +185,60 @@ pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, O
         sql.push_str(state_condition(state));
     }
     sql.push_str(") x");
-    if f.after.is_some() {
-        sql.push_str(" WHERE (x.sort_name, x.computer_id) > ($4, $5)");
+    // The contact orders sort on the index's expression: never contacted = +infinity.
+    const CONTACT: &str = "COALESCE(x.last_contact_at, 'infinity'::timestamptz)";
+    let (after_key, after_id) = f.after.clone().unwrap_or_default();
+    let mut after_contact = None;
+    match f.sort {
+        ComputerSort::Name => {
+            if f.after.is_some() {
+                sql.push_str(" WHERE (x.sort_name, x.computer_id) > ($4, $5)");
+            }
+            sql.push_str(" ORDER BY x.sort_name, x.computer_id LIMIT $6");
+        }
+        ComputerSort::ContactOldest | ComputerSort::ContactNewest => {
+            let (cmp, dir) = if f.sort == ComputerSort::ContactOldest { (">", "") } else { ("<", " DESC") };
+            if f.after.is_some() {
+                after_contact = match after_key.as_str() {
+                    "" => None,
+                    micros => Some(
+                        micros
+                            .parse()
+                            .ok()
+                            .and_then(DateTime::from_timestamp_micros)
+                            .ok_or_else(|| StoreError::BadPosition(micros.to_owned()))?,
+                    ),
+                };
+                sql.push_str(&format!(
+                    " WHERE ({CONTACT}, x.computer_id) {cmp} (COALESCE($7::timestamptz, 'infinity'::timestamptz), $5)"
+                ));
+            }
+            sql.push_str(&format!(" ORDER BY {CONTACT}{dir}, x.computer_id{dir} LIMIT $6"));
+        }
     }
-    sql.push_str(" ORDER BY x.sort_name, x.computer_id LIMIT $6");
-    let (after_name, after_id) = f.after.clone().unwrap_or_default();
     let rows: Vec<ComputerRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(f.group_id)
         .bind(f.downstream_server_id)
         .bind(f.search.as_deref().map(like_pattern))
-        .bind(after_name)
+        .bind(after_key)
         .bind(after_id)
         .bind(f.limit + 1)
+        .bind(after_contact)
         .fetch_all(pool)
         .await?;
-    Ok(keyset(rows, f.limit, |r| (r.sort_name.clone(), r.computer.computer_id.clone()), |r| r.computer))
+    let sort = f.sort;
+    Ok(keyset(
+        rows,
+        f.limit,
+        |r| {
+            let key = match sort {
+                ComputerSort::Name => r.sort_name.clone(),
+                _ => r.computer.last_contact_at.map(|t| t.timestamp_micros().to_string()).unwrap_or_default(),
+            };
+            (key, r.computer.computer_id.clone())
+        },
+        |r| r.computer,
+    ))
 }
 
 /// One computer; None when unknown.

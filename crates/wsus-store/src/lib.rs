@@ -48,6 +48,9 @@ pub enum StoreError {
     BadSetting { key: String, message: String },
     #[error("stored {what} has the unexpected value {value:?}")]
     Corrupt { what: &'static str, value: String },
+    /// A caller's page position that does not fit the list's order (a bad request).
+    #[error("bad page position {0:?}")]
+    BadPosition(String),
 }
 
 impl StoreError {

@@ -53,7 +53,8 @@ pub struct UpdateFilter {
     pub limit: i64,
 }
 
-const SELECT_UPDATE: &str = "\
+/// An update's columns over `r`, its latest revision.
+const UPDATE_COLUMNS: &str = "\
     SELECT r.update_id, r.revision_number, r.title, r.kb_article_id, r.update_type, r.publication_state, \
         r.creation_date, r.eula_id, \
         EXISTS (SELECT 1 FROM accepted_eula e WHERE e.eula_id = r.eula_id) AS eula_accepted, \
@@ -63,13 +64,14 @@ const SELECT_UPDATE: &str = "\
         COALESCE((SELECT array_agg(DISTINCT c.category_update_id) FROM revision_category c \
                   WHERE c.revision_id = r.revision_id), '{}') AS category_ids, \
         COALESCE((SELECT array_agg(DISTINCT s.update_id) FROM supersedence x JOIN revision s ON s.revision_id = x.revision_id \
-                  WHERE x.superseded_update_id = r.update_id), '{}') AS superseded_by \
+                  WHERE x.superseded_update_id = r.update_id), '{}') AS superseded_by ";
+
+const LATEST_REVISIONS: &str = "\
     FROM (SELECT DISTINCT ON (update_id) * FROM revision WHERE update_type IN ('Software', 'Driver') \
           ORDER BY update_id, revision_number DESC) r ";
 
-/// A page of updates (latest revisions of software and drivers), by update id.
-pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Option<Uuid>)> {
-    let mut sql = format!("{SELECT_UPDATE} WHERE ($1::uuid IS NULL OR r.update_id > $1)");
+/// The filter's conditions over `r`: $2 search pattern, $3 KB, $4 categories.
+fn conditions(f: &UpdateFilter, sql: &mut String) {
     if f.search.is_some() {
         sql.push_str(" AND (r.title ILIKE $2 OR r.kb_article_id ILIKE $2)");
     }
@@ -95,12 +97,21 @@ pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Optio
         }
         None => {}
     }
+}
+
+fn kb_number(f: &UpdateFilter) -> Option<String> {
+    f.kb.as_deref().map(|k| k.trim_start_matches("KB").trim_start_matches("kb").to_owned())
+}
+
+/// A page of updates (latest revisions of software and drivers), by update id.
+pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Option<Uuid>)> {
+    let mut sql = format!("{UPDATE_COLUMNS}{LATEST_REVISIONS} WHERE ($1::uuid IS NULL OR r.update_id > $1)");
+    conditions(f, &mut sql);
     sql.push_str(" ORDER BY r.update_id LIMIT $5");
-    let kb = f.kb.as_deref().map(|k| k.trim_start_matches("KB").trim_start_matches("kb").to_owned());
     let rows: Vec<Update> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(f.after)
         .bind(f.search.as_deref().map(like_pattern))
-        .bind(kb)
+        .bind(kb_number(f))
         .bind(&f.categories)
         .bind(f.limit + 1)
         .fetch_all(pool)
@@ -108,9 +119,42 @@ pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Optio
     Ok(keyset(rows, f.limit, |u| u.update_id, |u| u))
 }
 
+/// Where a page of updates newest first continues: the last one's release date and id.
+pub type NewestKey = (Option<DateTime<Utc>>, Uuid);
+
+/// A page of updates, newest release first (undated ones last), read in the order of the
+/// index revision_newest so a page costs a page whatever the catalog's size; `f.after`
+/// is ignored, `after` continues.
+pub async fn list_newest(
+    pool: &PgPool,
+    f: &UpdateFilter,
+    after: Option<NewestKey>,
+) -> Result<(Vec<Update>, Option<NewestKey>)> {
+    // The sort key is the index's expression exactly; a revision is listed when it is its
+    // update's latest.
+    let mut sql = format!(
+        "{UPDATE_COLUMNS} FROM revision r WHERE r.update_type IN ('Software', 'Driver') \
+         AND NOT EXISTS (SELECT 1 FROM revision n WHERE n.update_id = r.update_id AND n.revision_number > r.revision_number) \
+         AND ($1::uuid IS NULL OR (COALESCE(r.creation_date, '-infinity'::timestamptz), r.update_id) \
+              < (COALESCE($6::timestamptz, '-infinity'::timestamptz), $1))"
+    );
+    conditions(f, &mut sql);
+    sql.push_str(" ORDER BY COALESCE(r.creation_date, '-infinity'::timestamptz) DESC, r.update_id DESC LIMIT $5");
+    let rows: Vec<Update> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(after.map(|a| a.1))
+        .bind(f.search.as_deref().map(like_pattern))
+        .bind(kb_number(f))
+        .bind(&f.categories)
+        .bind(f.limit + 1)
+        .bind(after.and_then(|a| a.0))
+        .fetch_all(pool)
+        .await?;
+    Ok(keyset(rows, f.limit, |u| (u.creation_date, u.update_id), |u| u))
+}
+
 /// One update; None when not in the catalog (as software or a driver).
 pub async fn get(pool: &PgPool, update_id: Uuid) -> Result<Option<Update>> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_UPDATE} WHERE r.update_id = $1")))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{UPDATE_COLUMNS}{LATEST_REVISIONS} WHERE r.update_id = $1")))
         .bind(update_id)
         .fetch_optional(pool)
         .await?)

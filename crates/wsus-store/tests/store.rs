@@ -478,3 +478,100 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
     wsus_store::cleanup::purge_history(&pool, 365, 100).await.unwrap();
     assert_eq!(stored().await, 4, "contacts older than a week go, recent ones stay");
 }
+
+/// Updates newest first: each update once (its latest revision), by release date, undated
+/// ones last, a page at a time, with the filters of the list by id.
+#[sqlx::test(migrations = false)]
+async fn updates_list_newest_first_by_latest_revision(pool: PgPool) {
+    use wsus_store::updates::{self, UpdateFilter};
+    migrated(&pool).await;
+    let day = |d: u32| Some(Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap());
+    let (old, revised, undated, newest, category) =
+        (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    // `revised` was released on day 2 and revised on day 9; its first revision is not listed.
+    for (id, rev, kind, date, title) in [
+        (old, 1, "Software", day(1), "Old"),
+        (revised, 1, "Software", day(2), "Revised, first"),
+        (revised, 2, "Software", day(9), "Revised"),
+        (undated, 1, "Driver", None, "Undated"),
+        (newest, 1, "Software", day(20), "Newest"),
+        (category, 1, "Category", day(25), "A category"),
+    ] {
+        sqlx::query(
+            "INSERT INTO revision (update_id, revision_number, update_type, creation_date, title, changed_version) \
+             VALUES ($1, $2, $3, $4, $5, 1)",
+        )
+        .bind(id)
+        .bind(rev)
+        .bind(kind)
+        .bind(date)
+        .bind(title)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let filter = UpdateFilter { limit: 1, ..Default::default() };
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let (page, next) = updates::list_newest(&pool, &filter, after).await.unwrap();
+        seen.extend(page.into_iter().map(|u| (u.update_id, u.revision_number)));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "the pages do not end: {seen:?}");
+    }
+    assert_eq!(seen, vec![(newest, 1), (revised, 2), (old, 1), (undated, 1)]);
+    let search = UpdateFilter { search: Some("revised".into()), limit: 10, ..Default::default() };
+    let (found, _) = updates::list_newest(&pool, &search, None).await.unwrap();
+    assert_eq!(found.iter().map(|u| u.update_id).collect::<Vec<_>>(), vec![revised], "the latest revision's title");
+}
+
+/// Computers by last contact: longest silent first (never contacted last) and latest
+/// first, a page at a time; a position that is not a time is refused.
+#[sqlx::test(migrations = false)]
+async fn computers_list_by_last_contact(pool: PgPool) {
+    use wsus_store::computers::{ComputerFilter, ComputerSort};
+    migrated(&pool).await;
+    let t = |h: i64| Some(Utc::now() - Duration::hours(h));
+    for (id, contact) in [("recent", t(1)), ("silent", t(48)), ("never", None), ("also-recent", t(1))] {
+        sqlx::query("INSERT INTO computer (computer_id, last_contact_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(contact)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    // "recent" and "also-recent" contacted at the same time: the id breaks the tie.
+    sqlx::query(
+        "UPDATE computer SET last_contact_at = (SELECT last_contact_at FROM computer WHERE computer_id = 'recent') \
+                 WHERE computer_id = 'also-recent'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let walk = |sort| {
+        let pool = pool.clone();
+        async move {
+            let (mut seen, mut after) = (Vec::new(), None);
+            loop {
+                let f = ComputerFilter { sort, after: after.clone(), limit: 1, ..Default::default() };
+                let (page, next) = computers::list(&pool, &f).await.unwrap();
+                seen.extend(page.into_iter().map(|c| c.computer_id));
+                match next {
+                    Some(n) if seen.len() < 10 => after = Some(n),
+                    _ => break seen,
+                }
+            }
+        }
+    };
+    assert_eq!(walk(ComputerSort::ContactOldest).await, ["silent", "also-recent", "recent", "never"]);
+    assert_eq!(walk(ComputerSort::ContactNewest).await, ["never", "recent", "also-recent", "silent"]);
+    let bad = ComputerFilter {
+        sort: ComputerSort::ContactOldest,
+        after: Some(("yesterday".into(), "x".into())),
+        limit: 1,
+        ..Default::default()
+    };
+    assert!(matches!(computers::list(&pool, &bad).await, Err(wsus_store::StoreError::BadPosition(_))));
+}

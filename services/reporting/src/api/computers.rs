@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use wsus_status::UpdateState;
-use wsus_store::computers::{self, Computer, ComputerFilter, ComputerState};
+use wsus_store::computers::{self, Computer, ComputerFilter, ComputerSort, ComputerState};
 
 use super::{Api, ApiError, ApiResult, P, Page, PageQuery, Q, Routes};
 
@@ -52,6 +52,7 @@ pub(super) async fn page_of(api: &Api, page: &PageQuery, f: Filter) -> ApiResult
         local_only: f.local.unwrap_or(false),
         search: f.search.filter(|s| !s.is_empty()),
         state: f.state,
+        sort: ComputerSort::Name,
         after: page.after()?,
         limit: page.limit()?,
     };

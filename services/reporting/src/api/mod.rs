@@ -113,7 +113,9 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
+        if let StoreError::BadPosition(_) = e {
+            ApiError::BadRequest(e.to_string())
+        } else if e.is_unavailable() {
             ApiError::Unavailable(format!("the database is unavailable: {e}"))
         } else {
             tracing::error!(error = %e, "management API: store error");

@@ -102,7 +102,9 @@ impl PageError {
 
 impl From<wsus_store::StoreError> for PageError {
     fn from(e: wsus_store::StoreError) -> Self {
-        if e.is_unavailable() {
+        if let wsus_store::StoreError::BadPosition(_) = e {
+            PageError::bad_request(e.to_string())
+        } else if e.is_unavailable() {
             PageError(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly".into())
         } else {
             tracing::error!(error = %e, "console: store error");

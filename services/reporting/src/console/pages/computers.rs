@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
-use wsus_store::computers::{self, ComputerFilter, ComputerState};
+use wsus_store::computers::{self, ComputerFilter, ComputerSort, ComputerState};
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::{Admin, CsrfForm, Session};
@@ -19,9 +19,17 @@ pub struct ListQuery {
     q: Option<String>,
     state: Option<String>,
     group: Option<uuid::Uuid>,
-    /// The keyset to continue after: sort name and computer id, joined by a newline.
+    /// "name" (the default), "contact_oldest" or "contact_newest".
+    sort: Option<String>,
+    /// The keyset to continue after: sort key and computer id, joined by a newline.
     after: Option<String>,
 }
+
+const SORTS: [(&str, ComputerSort, &str); 3] = [
+    ("name", ComputerSort::Name, "name"),
+    ("contact_oldest", ComputerSort::ContactOldest, "last contact, longest silent first"),
+    ("contact_newest", ComputerSort::ContactNewest, "last contact, latest first"),
+];
 
 fn state_of(s: &str) -> Option<ComputerState> {
     Some(match s {
@@ -48,11 +56,18 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
         Some(s) => Some(state_of(s).ok_or_else(|| PageError::bad_request(format!("unknown state {s:?}")))?),
         None => None,
     };
+    let sort_name = q.sort.as_deref().filter(|s| !s.is_empty()).unwrap_or("name");
+    let sort = SORTS
+        .iter()
+        .find(|(name, _, _)| *name == sort_name)
+        .map(|(_, sort, _)| *sort)
+        .ok_or_else(|| PageError::bad_request(format!("unknown sort {sort_name:?}")))?;
     let after = q.after.as_deref().and_then(|a| a.split_once('\n')).map(|(n, id)| (n.to_owned(), id.to_owned()));
     let filter = ComputerFilter {
         group_id: q.group,
         search: search.map(str::to_owned),
         state,
+        sort,
         after,
         limit: PAGE,
         ..Default::default()
@@ -76,6 +91,11 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
                 select name="group" {
                     option value="" { "any" }
                     @for g in &groups { option value=(g.group_id) selected[q.group == Some(g.group_id)] { (g.name) } }
+                }
+            }
+            label { "Order "
+                select name="sort" {
+                    @for (value, s, label) in SORTS { option value=(value) selected[s == sort] { (label) } }
                 }
             }
             button type="submit" { "Filter" }
@@ -103,6 +123,7 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
                 ("q", search.unwrap_or("").to_owned()),
                 ("state", q.state.clone().unwrap_or_default()),
                 ("group", q.group.map(|g| g.to_string()).unwrap_or_default()),
+                ("sort", sort_name.to_owned()),
                 ("after", format!("{name}\n{id}")),
             ]))
         }

@@ -1,4 +1,4 @@
-//! Updates: search (paginated by update id), one update with its status counts per group
+//! Updates: search (newest first, or by update id; keyset pages), one update with its status counts per group
 //! and its approvals, and the admin's approve (with a deadline), remove approval, decline
 //! and undecline.
 
@@ -21,7 +21,24 @@ const PAGE: i64 = 50;
 pub struct ListQuery {
     q: Option<String>,
     approval: Option<String>,
-    after: Option<Uuid>,
+    /// "newest" (the default: release date, newest first) or "id" (update id).
+    sort: Option<String>,
+    /// The keyset to continue after: an update id (by id), or "<Unix microseconds or
+    /// nothing>.<update id>" (newest first).
+    after: Option<String>,
+}
+
+fn newest_key(k: &updates::NewestKey) -> String {
+    format!("{}.{}", k.0.map(|t| t.timestamp_micros().to_string()).unwrap_or_default(), k.1)
+}
+
+fn parse_newest_key(s: &str) -> Option<updates::NewestKey> {
+    let (micros, id) = s.split_once('.')?;
+    let date = match micros {
+        "" => None,
+        m => Some(chrono::DateTime::from_timestamp_micros(m.parse().ok()?)?),
+    };
+    Some((date, id.parse().ok()?))
 }
 
 pub async fn list(State(console): State<Console>, session: Session, Query(q): Query<ListQuery>) -> PageResult {
@@ -33,9 +50,23 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
         Some(other) => return Err(PageError::bad_request(format!("unknown approval filter {other:?}"))),
         None => None,
     };
-    let filter =
-        UpdateFilter { search: search.map(str::to_owned), approval, after: q.after, limit: PAGE, ..Default::default() };
-    let (rows, next) = updates::list(&console.pool, &filter).await?;
+    let by_id = match q.sort.as_deref().filter(|s| !s.is_empty()) {
+        None | Some("newest") => false,
+        Some("id") => true,
+        Some(other) => return Err(PageError::bad_request(format!("unknown sort {other:?}"))),
+    };
+    let after = q.after.as_deref().filter(|a| !a.is_empty());
+    let bad_after = || PageError::bad_request(format!("bad page position {:?}", after.unwrap_or_default()));
+    let mut filter = UpdateFilter { search: search.map(str::to_owned), approval, limit: PAGE, ..Default::default() };
+    let (rows, next) = if by_id {
+        filter.after = after.map(|a| a.parse()).transpose().map_err(|_| bad_after())?;
+        let (rows, next) = updates::list(&console.pool, &filter).await?;
+        (rows, next.map(|n| n.to_string()))
+    } else {
+        let after = after.map(|a| parse_newest_key(a).ok_or_else(bad_after)).transpose()?;
+        let (rows, next) = updates::list_newest(&console.pool, &filter, after).await?;
+        (rows, next.as_ref().map(newest_key))
+    };
     let body = html! {
         h1 { "Updates" }
         form.filters method="get" action="/console/updates" {
@@ -46,6 +77,12 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
                     @for (v, l) in [("approved", "approved"), ("unapproved", "not approved"), ("declined", "declined")] {
                         option value=(v) selected[q.approval.as_deref() == Some(v)] { (l) }
                     }
+                }
+            }
+            label { "Order "
+                select name="sort" {
+                    option value="newest" selected[!by_id] { "newest first" }
+                    option value="id" selected[by_id] { "by update id" }
                 }
             }
             button type="submit" { "Search" }
@@ -66,7 +103,8 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
             (layout::next_link("/console/updates", &[
                 ("q", search.unwrap_or("").to_owned()),
                 ("approval", q.approval.clone().unwrap_or_default()),
-                ("after", after.to_string()),
+                ("sort", if by_id { "id" } else { "newest" }.to_owned()),
+                ("after", after),
             ]))
         }
     };
@@ -243,6 +281,18 @@ pub async fn undecline(
 #[cfg(test)]
 mod tests {
     use super::deadline;
+
+    #[test]
+    fn newest_first_positions_round_trip_and_bad_ones_are_refused() {
+        use super::{newest_key, parse_newest_key};
+        let id = uuid::Uuid::new_v4();
+        let dated = (chrono::DateTime::from_timestamp_micros(1_700_000_000_000_001), id);
+        assert_eq!(parse_newest_key(&newest_key(&dated)), Some(dated));
+        assert_eq!(parse_newest_key(&newest_key(&(None, id))), Some((None, id)), "an undated update");
+        for bad in ["", ".", "1.x", "x.00000000-0000-0000-0000-000000000000"] {
+            assert_eq!(parse_newest_key(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn deadlines_are_read_as_utc_minutes_or_seconds() {
