@@ -142,7 +142,9 @@ pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
         ("computers, first page", "/console/computers"),
         ("computers with errors", "/console/computers?state=with_errors"),
         ("computers by name", "/console/computers?q=pc-0420"),
-        ("updates, first page", "/console/updates"),
+        ("computers, longest silent first", "/console/computers?sort=contact_oldest"),
+        ("updates, first page (newest first)", "/console/updates"),
+        ("updates by id", "/console/updates?sort=id"),
         ("a computer (statuses, history)", "/console/computers/pc-1"),
         ("a group's members", ""),
     ] {

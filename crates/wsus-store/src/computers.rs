@@ -295,8 +295,13 @@ pub async fn statuses(
     Ok(keyset(rows, limit, |r| r.update_id, |r| r))
 }
 
-/// One of a computer's update-bearing events (download, install, uninstall), as its
-/// history shows it.
+/// The events a computer's history shows: the outcomes of downloads, installs and
+/// uninstalls (MS-WUSP EventIDs), exactly as the partial index reporting_event_outcome
+/// (migration 0008) lists them, so that the planner can use it.
+pub const HISTORY_EVENTS: &str =
+    "(161, 182, 183, 184, 186, 187, 190, 191, 192, 195, 197, 198, 199, 200, 201, 203, 204, 221, 222, 223, 224, 225)";
+
+/// One download, install or uninstall outcome a computer reported, as its history shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ComputerEvent {
     pub time_at_target: DateTime<Utc>,
@@ -312,25 +317,26 @@ pub struct ComputerEvent {
 /// Where a page of a computer's events continues: the last event shown.
 pub type EventKey = (DateTime<Utc>, Uuid);
 
-/// A page of a computer's update-bearing events, newest first (index
-/// reporting_event_update_history); events go as the event retention ages them out.
+/// A page of a computer's outcome events ([`HISTORY_EVENTS`]) that name an update, newest
+/// first (index reporting_event_outcome); events go as the event retention ages them out.
 pub async fn events(
     pool: &PgPool,
     computer_id: &str,
     before: Option<EventKey>,
     limit: i64,
 ) -> Result<(Vec<ComputerEvent>, Option<EventKey>)> {
-    let rows: Vec<ComputerEvent> = sqlx::query_as(
+    // Only a constant is joined into this SQL.
+    let rows: Vec<ComputerEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT e.time_at_target, e.event_instance_id, e.event_id, e.update_id, r.title, r.kb_article_id, \
             e.win32_hresult FROM \
            (SELECT time_at_target, event_instance_id, event_id, update_id, win32_hresult FROM reporting_event \
-            WHERE computer_id = $1 AND update_id IS NOT NULL \
+            WHERE computer_id = $1 AND event_id IN {HISTORY_EVENTS} AND update_id IS NOT NULL \
               AND ($2::timestamptz IS NULL OR (time_at_target, event_instance_id) < ($2, $3)) \
             ORDER BY time_at_target DESC, event_instance_id DESC LIMIT $4) e \
          LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = e.update_id \
                             ORDER BY revision_number DESC LIMIT 1) r ON true \
-         ORDER BY e.time_at_target DESC, e.event_instance_id DESC",
-    )
+         ORDER BY e.time_at_target DESC, e.event_instance_id DESC"
+    )))
     .bind(computer_id)
     .bind(before.map(|b| b.0))
     .bind(before.map(|b| b.1))

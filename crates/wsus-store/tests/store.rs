@@ -451,7 +451,10 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
         win32_hresult: Some(0),
         ..Default::default()
     };
-    let events = [event(147, None, 3), event(162, Some(u162), 2), event(183, Some(u183), 1)];
+    let u182 = Uuid::new_v4();
+    let mut failed = event(182, Some(u182), 2);
+    failed.win32_hresult = Some(0x8024_6007_u32 as i32);
+    let events = [event(147, None, 4), event(162, Some(u162), 3), failed, event(183, Some(u183), 1)];
     let none = reporting::StatusFold::default();
     reporting::insert_events(&pool, &events, &none).await.unwrap();
     reporting::insert_events(&pool, &[event(147, None, 0)], &none).await.unwrap();
@@ -465,8 +468,28 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
     let (first, next) = computers::events(&pool, "b", None, 1).await.unwrap();
     assert_eq!(first.iter().map(|e| (e.event_id, e.update_id)).collect::<Vec<_>>(), vec![(183, u183)]);
     let (second, next) = computers::events(&pool, "b", next, 1).await.unwrap();
-    assert_eq!(second.iter().map(|e| (e.event_id, e.update_id)).collect::<Vec<_>>(), vec![(162, u162)]);
-    assert!(next.is_none(), "events without an update are not history");
+    assert_eq!(
+        second.iter().map(|e| (e.event_id, e.update_id, e.win32_hresult)).collect::<Vec<_>>(),
+        vec![(182, u182, Some(0x8024_6007_u32 as i32))]
+    );
+    assert!(next.is_none(), "a scan (147) and a download's progress (162) are not history");
+    // The history's event list is the partial index's: the planner reads the index.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
+    let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN SELECT * FROM reporting_event WHERE computer_id = 'b' AND event_id IN {} \
+         ORDER BY time_at_target DESC LIMIT 10",
+        computers::HISTORY_EVENTS
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Index Cond: (computer_id")) && !plan.iter().any(|l| l.contains("Seq Scan")),
+        "the history does not use its index: {plan:#?}"
+    );
+    drop(conn);
 
     let old = ClientSync { computer_id: "c".into(), synced_at: now - Duration::days(10), succeeded: true };
     reporting::record_client_syncs(&pool, &[old]).await.unwrap();

@@ -1,5 +1,6 @@
 //! Computers: a filterable, paginated list (by name, keyset), and one computer with its
-//! per-update statuses and its history (the download and install events it reported);
+//! per-update statuses and its history (the outcomes of the downloads and installs it
+//! reported);
 //! an admin adds it to a group or takes it out of one.
 
 use axum::extract::{Path, Query, State};
@@ -228,8 +229,8 @@ pub async fn detail(
         }
         section #history {
             h2 { "History" }
-            p.note { "Download and install events the computer reported, newest first (its own clock, UTC), for as long as events are kept." }
-            @if events.is_empty() { p { "No download or install event." } } @else {
+            p.note { "What came of each download, install and uninstall the computer reported, newest first (its own clock, UTC), for as long as events are kept." }
+            @if events.is_empty() { p { "Nothing reported yet." } } @else {
                 table #computer-history {
                     thead { tr { th { "When" } th { "Event" } th { "Update" } th { "Result" } } }
                     tbody { @for e in &events {

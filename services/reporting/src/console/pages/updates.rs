@@ -144,7 +144,7 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
             }
         }
         h2 { "Status per group" }
-        p.note { "Direct members of each group (a subgroup's computers are counted in the subgroup); All Computers counts every computer." }
+        p.note { "Direct members of each group (a subgroup's computers are counted in the subgroup, and Unassigned Computers holds those in no group); All Computers counts every computer." }
         table #status-by-group {
             thead { tr { th { "Group" } th.num { "Installed" } th.num { "Needed" } th.num { "Failed" }
                          th.num { "Not applicable" } th.num { "Unknown" } } }
@@ -158,7 +158,8 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
         table #approvals {
             thead { tr { th { "Group" } th { "Action" } th { "Deadline" } th { "By" } th { "Changed" } @if admin { th { } } } }
             tbody { @for d in &deployments { tr {
-                td { (name_of(d.group_id)) } td { (d.action.as_str()) } td { (layout::when(d.deadline)) }
+                td { (name_of(d.group_id)) } td { (d.action.as_str()) }
+                td { @if d.deadline.is_some() { (layout::when(d.deadline)) } @else { "none" } }
                 td { (d.admin_name.as_deref().unwrap_or("")) } td { (layout::when(Some(d.last_change_time))) }
                 @if admin { td {
                     form.inline.unapprove method="post" action={ "/console/updates/" (u.update_id) "/unapprove" } {
@@ -242,7 +243,7 @@ pub async fn approve(
         ApprovalError::Store(s) => s.into(),
         other => PageError::conflict(other.to_string()),
     })?;
-    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+    Ok(back_to(id))
 }
 
 pub async fn decline(
@@ -251,9 +252,26 @@ pub async fn decline(
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<super::Empty>,
 ) -> Result<Response, PageError> {
+    set_declined(&console, id, true).await
+}
+
+pub async fn undecline(
+    State(console): State<Console>,
+    Admin(_): Admin,
+    Path(id): Path<Uuid>,
+    CsrfForm(_): CsrfForm<super::Empty>,
+) -> Result<Response, PageError> {
+    set_declined(&console, id, false).await
+}
+
+async fn set_declined(console: &Console, id: Uuid, declined: bool) -> Result<Response, PageError> {
     updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
-    approvals::decline(&console.pool, id, Some("console:admin")).await?;
-    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+    if declined {
+        approvals::decline(&console.pool, id, Some("console:admin")).await?;
+    } else {
+        approvals::undecline(&console.pool, id).await?;
+    }
+    Ok(back_to(id))
 }
 
 pub async fn unapprove(
@@ -264,18 +282,12 @@ pub async fn unapprove(
 ) -> Result<Response, PageError> {
     // Removing an approval that is not there is harmless (a double submit).
     approvals::unapprove(&console.pool, id, form.group).await?;
-    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+    Ok(back_to(id))
 }
 
-pub async fn undecline(
-    State(console): State<Console>,
-    Admin(_): Admin,
-    Path(id): Path<Uuid>,
-    CsrfForm(_): CsrfForm<super::Empty>,
-) -> Result<Response, PageError> {
-    updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
-    approvals::undecline(&console.pool, id).await?;
-    Ok(Redirect::to(&format!("/console/updates/{id}")).into_response())
+/// After a change, the update's page (post, redirect, get).
+fn back_to(id: Uuid) -> Response {
+    Redirect::to(&format!("/console/updates/{id}")).into_response()
 }
 
 #[cfg(test)]
