@@ -9,7 +9,7 @@ CREATE TABLE computer_contact_hour (
     PRIMARY KEY (hour, computer_id)
 );
 COMMENT ON TABLE computer_contact_hour IS
-    'One row per computer and UTC hour in which it was in contact (directly, or as rolled up by a downstream server). Written by the computer table''s triggers; kept about a week (cleanup purges older hours). Not a foreign key: a removed computer''s past contacts still happened.';
+    'One row per computer and UTC hour in which it was in contact (directly, or as rolled up by a downstream server). Written by the computer table''s triggers; kept eight days (cleanup purges older hours). Not a foreign key: a removed computer''s past contacts still happened.';
 COMMENT ON COLUMN computer_contact_hour.hour IS 'The contact time truncated to the UTC hour.';
 
 CREATE FUNCTION note_computer_contact() RETURNS trigger
@@ -32,16 +32,19 @@ CREATE TRIGGER computer_contact_advanced AFTER UPDATE OF last_contact_at ON comp
           IS DISTINCT FROM date_trunc('hour', OLD.last_contact_at, 'UTC'))
     EXECUTE FUNCTION note_computer_contact();
 
--- A computer's history in the console is the outcome of each download, install and
--- uninstall it reported (failed, succeeded, pending a restart, canceled, timed out), with
--- the HRESULT, newest first. Only those events are indexed: the detection and status
--- events of every scan (147, 156) and the progress events of an install (167 download
--- started, 162 downloaded, 181 install started) are not, so the ingestion path pays for
--- the index on one event in four of a successful install and on none of a scan. The list
--- is wsus-store's HISTORY_EVENTS, which the query repeats. Built in the migration's
--- transaction (see README); it reads each partition once.
+-- A computer's history in the console is the outcome of each install and uninstall it
+-- reported, and each failed download (failed, succeeded, pending a restart, canceled, timed
+-- out), with the HRESULT, newest first. Only those events are indexed: the detection and
+-- status events of every scan (147, 156) and the progress events of an install (167
+-- download started, 162 downloaded, 181 install started) are not, so the ingestion path
+-- pays for the index on one event in four of a successful install and on none of a scan.
+-- The list is wsus-store's computers::HISTORY_EVENTS, which the query repeats.
+-- ON ONLY: building it on every partition here would hold off event ingestion for as long
+-- as reading 90 days of events takes. The partitioned index starts invalid; reporting
+-- builds each partition's index concurrently in the background and attaches it
+-- (wsus-store cleanup::build_outcome_indexes), and it becomes valid once all are.
 CREATE INDEX IF NOT EXISTS reporting_event_outcome
-    ON reporting_event (computer_id, time_at_target DESC)
+    ON ONLY reporting_event (computer_id, time_at_target DESC)
     WHERE event_id IN (161, 182, 183, 184, 186, 187, 190, 191, 192, 195, 197, 198, 199, 200, 201, 203, 204,
                        221, 222, 223, 224, 225);
 

@@ -146,7 +146,7 @@ pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> 
     .bind(limit)
     .execute(pool)
     .await?;
-    // The console charts the last day; a week of contacts is plenty.
+    // The console charts the last day; eight days of contacts is plenty.
     let contacts = sqlx::query(
         "DELETE FROM computer_contact_hour WHERE (hour, computer_id) IN (SELECT hour, computer_id \
              FROM computer_contact_hour WHERE hour < now() - make_interval(days => $1) LIMIT $2)",
@@ -171,6 +171,69 @@ pub async fn ensure_event_partitions(pool: &PgPool, days_ahead: i32) -> Result<(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Builds the index of computers' histories (reporting_event_outcome, migration 0008) on
+/// every partition of reporting_event that lacks it, concurrently (event inserts go on),
+/// and attaches each to the partitioned index, which is valid once all are. One process
+/// at a time (the others skip); a build that failed half-way is dropped and made again.
+/// Returns how many partitions got the index.
+pub async fn build_outcome_indexes(pool: &PgPool) -> Result<u32> {
+    const LOCK: i64 = 0x5753_5553_6f75_7463; // "WSUSoutc"
+    let mut conn = pool.acquire().await?;
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)").bind(LOCK).fetch_one(&mut *conn).await?;
+    if !locked {
+        return Ok(0);
+    }
+    let built = build_missing_outcome_indexes(&mut conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK).execute(&mut *conn).await?;
+    built
+}
+
+async fn build_missing_outcome_indexes(conn: &mut sqlx::PgConnection) -> Result<u32> {
+    let missing: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'reporting_event'::regclass \
+           AND NOT EXISTS (SELECT 1 FROM pg_inherits a JOIN pg_index x ON x.indexrelid = a.inhrelid \
+                           WHERE a.inhparent = 'reporting_event_outcome'::regclass AND x.indrelid = c.oid) \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut built = 0;
+    for (partition,) in missing {
+        // Names are ours (checked here), so they may be spliced into the DDL.
+        let ours = partition == "reporting_event_default"
+            || partition
+                .strip_prefix("reporting_event_")
+                .is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()));
+        if !ours {
+            continue;
+        }
+        let index = format!("{partition}_outcome");
+        let leftover: Option<(bool,)> =
+            sqlx::query_as("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)")
+                .bind(&index)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if leftover.is_some_and(|(valid,)| !valid) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX CONCURRENTLY IF EXISTS \"{index}\"")))
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"{index}\" ON \"{partition}\" (computer_id, time_at_target DESC) \
+             WHERE event_id IN {}",
+            crate::computers::HISTORY_EVENTS
+        )))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER INDEX reporting_event_outcome ATTACH PARTITION \"{index}\"")))
+            .execute(&mut *conn)
+            .await?;
+        built += 1;
+    }
+    Ok(built)
 }
 
 /// Removes events older than `days`, one batch: a whole daily partition when one is past

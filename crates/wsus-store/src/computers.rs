@@ -295,18 +295,19 @@ pub async fn statuses(
     Ok(keyset(rows, limit, |r| r.update_id, |r| r))
 }
 
-/// The events a computer's history shows: the outcomes of downloads, installs and
-/// uninstalls (MS-WUSP EventIDs), exactly as the partial index reporting_event_outcome
+/// The events a computer's history shows: the outcomes of installs and uninstalls, and
+/// failed downloads (MS-WUSP EventIDs), exactly as the partial index reporting_event_outcome
 /// (migration 0008) lists them, so that the planner can use it.
 pub const HISTORY_EVENTS: &str =
     "(161, 182, 183, 184, 186, 187, 190, 191, 192, 195, 197, 198, 199, 200, 201, 203, 204, 221, 222, 223, 224, 225)";
 
-/// One download, install or uninstall outcome a computer reported, as its history shows it.
+/// One outcome a computer reported (of an install, an uninstall, a failed download), as its
+/// history shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ComputerEvent {
     pub time_at_target: DateTime<Utc>,
     pub event_instance_id: Uuid,
-    /// MS-WUSP EventID (162 downloaded, 183 installed, 182 install failed, …).
+    /// MS-WUSP EventID (183 installed, 182 install failed, 161 download failed, …).
     pub event_id: i16,
     pub update_id: Uuid,
     pub title: Option<String>,
@@ -325,13 +326,14 @@ pub async fn events(
     before: Option<EventKey>,
     limit: i64,
 ) -> Result<(Vec<ComputerEvent>, Option<EventKey>)> {
-    // Only a constant is joined into this SQL.
+    // Only constants are joined into this SQL. The position is a condition only when there
+    // is one ("$2 IS NULL OR ..." would not bound the index scan in a generic plan).
+    let position = if before.is_some() { "AND (time_at_target, event_instance_id) < ($2, $3)" } else { "" };
     let rows: Vec<ComputerEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT e.time_at_target, e.event_instance_id, e.event_id, e.update_id, r.title, r.kb_article_id, \
             e.win32_hresult FROM \
            (SELECT time_at_target, event_instance_id, event_id, update_id, win32_hresult FROM reporting_event \
-            WHERE computer_id = $1 AND event_id IN {HISTORY_EVENTS} AND update_id IS NOT NULL \
-              AND ($2::timestamptz IS NULL OR (time_at_target, event_instance_id) < ($2, $3)) \
+            WHERE computer_id = $1 AND event_id IN {HISTORY_EVENTS} AND update_id IS NOT NULL {position} \
             ORDER BY time_at_target DESC, event_instance_id DESC LIMIT $4) e \
          LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = e.update_id \
                             ORDER BY revision_number DESC LIMIT 1) r ON true \

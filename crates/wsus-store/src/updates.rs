@@ -131,13 +131,18 @@ pub async fn list_newest(
     after: Option<NewestKey>,
 ) -> Result<(Vec<Update>, Option<NewestKey>)> {
     // The sort key is the index's expression exactly; a revision is listed when it is its
-    // update's latest.
+    // update's latest. The position is a condition only when there is one: "$1 IS NULL
+    // OR ..." would not bound the index scan in a generic plan.
     let mut sql = format!(
         "{UPDATE_COLUMNS} FROM revision r WHERE r.update_type IN ('Software', 'Driver') \
-         AND NOT EXISTS (SELECT 1 FROM revision n WHERE n.update_id = r.update_id AND n.revision_number > r.revision_number) \
-         AND ($1::uuid IS NULL OR (COALESCE(r.creation_date, '-infinity'::timestamptz), r.update_id) \
-              < (COALESCE($6::timestamptz, '-infinity'::timestamptz), $1))"
+         AND NOT EXISTS (SELECT 1 FROM revision n WHERE n.update_id = r.update_id AND n.revision_number > r.revision_number)"
     );
+    if after.is_some() {
+        sql.push_str(
+            " AND (COALESCE(r.creation_date, '-infinity'::timestamptz), r.update_id) \
+               < (COALESCE($6::timestamptz, '-infinity'::timestamptz), $1)",
+        );
+    }
     conditions(f, &mut sql);
     sql.push_str(" ORDER BY COALESCE(r.creation_date, '-infinity'::timestamptz) DESC, r.update_id DESC LIMIT $5");
     let rows: Vec<Update> = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -473,6 +473,21 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
         vec![(182, u182, Some(0x8024_6007_u32 as i32))]
     );
     assert!(next.is_none(), "a scan (147) and a download's progress (162) are not history");
+    // The history index is built partition by partition after the migration (which only
+    // declares it): on the default partition and today's and tomorrow's; then it is valid.
+    wsus_store::cleanup::ensure_event_partitions(&pool, 1).await.unwrap();
+    let valid = || async {
+        let (v,): (bool,) =
+            sqlx::query_as("SELECT indisvalid FROM pg_index WHERE indexrelid = 'reporting_event_outcome'::regclass")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        v
+    };
+    assert!(!valid().await, "declared, not yet built");
+    assert!(wsus_store::cleanup::build_outcome_indexes(&pool).await.unwrap() >= 1);
+    assert!(valid().await, "built on every partition and attached");
+    assert_eq!(wsus_store::cleanup::build_outcome_indexes(&pool).await.unwrap(), 0, "nothing left to build");
     // The history's event list is the partial index's: the planner reads the index.
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();

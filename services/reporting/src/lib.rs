@@ -69,7 +69,8 @@ async fn load_session_keys(
 }
 
 /// Creates the daily partitions of raw events a week ahead, at start and every six hours,
-/// so events land in dated partitions that cleanup drops whole.
+/// so events land in dated partitions that cleanup drops whole; and builds the history
+/// index on the partitions that lack it (after an upgrade, those of the past days).
 async fn keep_event_partitions(pool: wsus_store::PgPool, stop: tokio_util::sync::CancellationToken) {
     loop {
         if let Err(e) = wsus_store::cleanup::ensure_event_partitions(&pool, 7).await {
@@ -77,6 +78,17 @@ async fn keep_event_partitions(pool: wsus_store::PgPool, stop: tokio_util::sync:
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => continue,
+            }
+        }
+        match wsus_store::cleanup::build_outcome_indexes(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(partitions = n, "built the computer history index on event partitions"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the computer history index yet; next try in ten minutes");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => continue,
+                }
             }
         }
         tokio::select! {

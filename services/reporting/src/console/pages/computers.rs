@@ -1,6 +1,6 @@
 //! Computers: a filterable, paginated list (by name, keyset), and one computer with its
-//! per-update statuses and its history (the outcomes of the downloads and installs it
-//! reported);
+//! per-update statuses and its history (the outcomes of the installs and uninstalls it
+//! reported, and failed downloads);
 //! an admin adds it to a group or takes it out of one.
 
 use axum::extract::{Path, Query, State};
@@ -229,7 +229,7 @@ pub async fn detail(
         }
         section #history {
             h2 { "History" }
-            p.note { "What came of each download, install and uninstall the computer reported, newest first (its own clock, UTC), for as long as events are kept." }
+            p.note { "What came of each install and uninstall the computer reported, and each failed download, newest first (its own clock, UTC), for as long as events are kept." }
             @if events.is_empty() { p { "Nothing reported yet." } } @else {
                 table #computer-history {
                     thead { tr { th { "When" } th { "Event" } th { "Update" } th { "Result" } } }
