@@ -43,6 +43,8 @@ struct Tally {
     /// Answers the probers got: 200s, and ServerBusy faults with a good Retry-After.
     probed_ok: AtomicU64,
     probed_shed: AtomicU64,
+    /// Event reports stored during the storm (reports have their own slots: none is shed).
+    reported: AtomicU64,
     /// Anything else, described.
     failures: std::sync::Mutex<Vec<String>>,
 }
@@ -114,6 +116,23 @@ async fn storm_agent(base: String, tally: Arc<Tally>, storm_ends: Instant, full_
 
 /// Posts SyncUpdates with `agent`'s cookie until the storm ends, checking the HTTP of each
 /// answer: 200, or 500 with a ServerBusy fault, a numeric Retry-After and Connection: close.
+/// Reports events all through the storm: the scans' slots are full, the reports' are not.
+async fn reporter(agent: Agent, tally: Arc<Tally>, storm_ends: Instant) {
+    let nil = "00000000-0000-0000-0000-000000000000";
+    while Instant::now() < storm_ends {
+        match agent.report(&[(147, nil, &["0"] as &[&str])], None).await {
+            Ok(_) => {
+                tally.reported.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(f) => {
+                tally.fail(format!("reporter: {f:?}"));
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn prober(base: String, agent: Agent, tally: Arc<Tally>, storm_ends: Instant) {
     let (path, action, body) = agent.sync_updates_request();
     let http = reqwest::Client::new();
@@ -160,6 +179,14 @@ async fn prober(base: String, agent: Agent, tally: Arc<Tally>, storm_ends: Insta
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(&format!("wsus_{name}{{")) || l.starts_with(&format!("wsus_{name} ")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A metric's value for one admission class.
+fn class_metric(text: &str, name: &str, class: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("wsus_{name}{{")) && l.contains(&format!("class=\"{class}\"")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -217,8 +244,11 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
         agent.handshake(true).await.unwrap();
         probing.push(agent);
     }
+    let mut reporting_agent = Agent::new(&base);
+    reporting_agent.handshake(true).await.unwrap();
     let tally = Arc::new(Tally::default());
     let storm_ends = Instant::now() + STORM;
+    let reporter = tokio::spawn(reporter(reporting_agent, tally.clone(), storm_ends));
     let agents: Vec<_> =
         (0..AGENTS).map(|_| tokio::spawn(storm_agent(base.clone(), tally.clone(), storm_ends, full_catalog))).collect();
     let probers: Vec<_> =
@@ -231,8 +261,8 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
             while sampling.load(Ordering::Relaxed) {
                 if let Ok(r) = http.get(&url).send().await {
                     let text = r.text().await.unwrap_or_default();
-                    in_flight = in_flight.max(metric(&text, "soap_in_flight"));
-                    queued = queued.max(metric(&text, "soap_queued"));
+                    in_flight = in_flight.max(class_metric(&text, "soap_in_flight", "scans"));
+                    queued = queued.max(class_metric(&text, "soap_queued", "scans"));
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -246,6 +276,7 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     for p in probers {
         p.await.unwrap();
     }
+    reporter.await.unwrap();
     let drained = storm_ends.elapsed();
     sampling.store(false, Ordering::Relaxed);
     let (max_in_flight, max_queued) = watcher.await.unwrap();
@@ -260,13 +291,16 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     );
     eprintln!(
         "storm: {} scans by {AGENTS} agents, {shed} ServerBusy to agents; probers {probed_ok} answered, \
-         {probed_shed} ServerBusy; all done {drained:?} after the storm; at most {max_in_flight} in flight, {max_queued} queued; RSS {baseline} KiB before, {} KiB at peak",
+         {probed_shed} ServerBusy; {} event reports stored; all done {drained:?} after the storm; at most {max_in_flight} in flight, {max_queued} queued; RSS {baseline} KiB before, {} KiB at peak",
         scans.iter().sum::<usize>(),
+        tally.reported.load(Ordering::Relaxed),
         peak.load(Ordering::Relaxed)
     );
     assert!(shed > 0, "the agents were never refused: the limits did not bite");
     assert!(probed_shed > 0, "no prober saw a ServerBusy answer's headers");
     assert!(probed_ok > 0, "probers were never admitted");
+    let reported = tally.reported.load(Ordering::Relaxed);
+    assert!(reported > 0, "no event report went through the storm");
     assert!(scans.iter().all(|&n| n >= 1), "every agent completed a full scan: {scans:?}");
     assert!(max_in_flight <= MAX_INFLIGHT as f64, "{max_in_flight} in the handlers at once");
     assert!(max_queued <= MAX_QUEUED as f64, "{max_queued} queued at once");

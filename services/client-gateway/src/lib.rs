@@ -32,7 +32,10 @@ pub struct Gateway {
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
     pub fragments: Arc<fragments::FragmentCache>,
+    /// Admission of every SOAP request but event reports.
     pub admission: Arc<admission::Admission>,
+    /// Admission of event reports (ReportEventBatch).
+    pub report_admission: Arc<admission::Admission>,
 }
 
 /// Serves until shutdown.
@@ -50,14 +53,19 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         max_depth: config.soap_max_depth,
         max_elements: config.soap_max_elements,
     };
-    let admission = Arc::new(admission::Admission::new(
-        admission::Limits {
-            max_inflight: config.soap_max_inflight,
-            max_queued: config.soap_max_queued,
-            wait: config.soap_queue_wait,
-        },
-        &shell.metrics,
-    ));
+    let admission_metrics = admission::AdmissionMetrics::register(&shell.metrics);
+    let scan_limits = admission::Limits {
+        max_inflight: config.soap_max_inflight,
+        max_queued: config.soap_max_queued,
+        wait: config.soap_queue_wait,
+    };
+    let report_limits = admission::Limits {
+        max_inflight: config.soap_max_inflight.saturating_mul(admission::REPORT_FACTOR),
+        max_queued: config.soap_max_queued.saturating_mul(admission::REPORT_FACTOR),
+        ..scan_limits
+    };
+    let admission = Arc::new(admission::Admission::new("scans", scan_limits, &admission_metrics));
+    let report_admission = Arc::new(admission::Admission::new("reports", report_limits, &admission_metrics));
     let gateway = Gateway {
         config,
         memory,
@@ -68,6 +76,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
         admission,
+        report_admission,
     };
     let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), gateway.fragments.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {

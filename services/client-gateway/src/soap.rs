@@ -106,7 +106,8 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
     // Admitted before the body is read: a refused request costs no more than its headers.
-    let mut response = match gw.admission.clone().admit().await {
+    let admission = if service == Service::Reporting { &gw.report_admission } else { &gw.admission };
+    let mut response = match admission.clone().admit().await {
         Ok(slot) => {
             let span = tracing::info_span!("soap", service = service.label(), operation = tracing::field::Empty);
             let response = handle(gw, service, request).instrument(span).await;
