@@ -257,7 +257,15 @@ async fn the_console_shows_the_fleet_and_approves_in_a_browser() {
         out.status,
         artifacts.display()
     );
-    for shot in ["overview-light.png", "overview-dark.png"] {
+    // reporting built the computers' history index on every event partition at start
+    // (migration 0008 only declares it): it is valid.
+    let (valid,): (bool,) =
+        sqlx::query_as("SELECT indisvalid FROM pg_index WHERE indexrelid = 'reporting_event_outcome'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(valid, "reporting did not build the history index on every event partition");
+    for shot in ["overview-light.png", "overview-dark.png", "computer.png", "update.png"] {
         let size = std::fs::metadata(artifacts.join(shot)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{shot} was not saved in {}", artifacts.display());
     }

@@ -33,7 +33,8 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
             (shell.serve_http(https::plain_api_refusal()).await?, Some(https))
         }
     };
-    let partitions = tokio::spawn(keep_event_partitions(shell.pool.clone(), shell.shutdown.clone()));
+    let partitions =
+        tokio::spawn(keep_event_partitions(shell.pool.clone(), shell.startup.clone(), shell.shutdown.clone()));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
@@ -70,8 +71,17 @@ async fn load_session_keys(
 
 /// Creates the daily partitions of raw events a week ahead, at start and every six hours,
 /// so events land in dated partitions that cleanup drops whole; and builds the history
-/// index on the partitions that lack it (after an upgrade, those of the past days).
-async fn keep_event_partitions(pool: wsus_store::PgPool, stop: tokio_util::sync::CancellationToken) {
+/// index on the partitions that lack it (after an upgrade, those of the past days). Starts
+/// once the migrations are applied (the index is declared by one).
+async fn keep_event_partitions(
+    pool: wsus_store::PgPool,
+    startup: wsus_service::Startup,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        _ = startup.wait() => {}
+    }
     loop {
         if let Err(e) = wsus_store::cleanup::ensure_event_partitions(&pool, 7).await {
             tracing::debug!(error = %e, "cannot create event partitions yet");
