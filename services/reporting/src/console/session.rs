@@ -212,6 +212,13 @@ pub struct Session {
     pub csrf: String,
 }
 
+impl Session {
+    /// Whether the session may change things (pages show their forms only then).
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
 /// A signed-in console user with the admin role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin(pub Session);
@@ -287,7 +294,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let session = Session::from_request_parts(parts, state).await?;
-        if session.role != Role::Admin {
+        if !session.is_admin() {
             return Err(Refusal::Reader);
         }
         Ok(Admin(session))

@@ -4,7 +4,7 @@
 //! an admin adds it to a group or takes it out of one.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 use wsus_store::computers::{self, ComputerFilter, ComputerSort, ComputerState};
@@ -141,12 +141,15 @@ pub struct DetailQuery {
 }
 
 fn event_key(e: &computers::EventKey) -> String {
-    format!("{}.{}", e.0.timestamp_micros(), e.1)
+    super::position(Some(e.0), e.1)
 }
 
+/// An event always has a time.
 fn parse_event_key(s: &str) -> Option<computers::EventKey> {
-    let (micros, id) = s.split_once('.')?;
-    Some((chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+    match super::parse_position(s)? {
+        (Some(time), id) => Some((time, id)),
+        (None, _) => None,
+    }
 }
 
 pub async fn detail(
@@ -171,7 +174,7 @@ pub async fn detail(
     // Membership of the built-in groups is implied; a computer joins the others.
     let joinable: Vec<&wsus_store::approvals::Group> =
         groups.iter().filter(|g| !g.is_builtin && !c.group_ids.contains(&g.group_id)).collect();
-    let admin = session.role == wsus_config::Role::Admin;
+    let admin = session.is_admin();
     let (label, class) = state_label(c.state());
     let base = format!("/console/computers/{}", layout::encode(&c.computer_id));
     let body = html! {
@@ -263,7 +266,7 @@ pub async fn add_to_group(
         computers::MembershipError::UnknownComputers(_) => PageError::not_found("computer"),
         other => PageError::bad_request(other.to_string()),
     })?;
-    Ok(Redirect::to(&format!("/console/computers/{}", layout::encode(&id))).into_response())
+    Ok(super::back_to(&format!("/console/computers/{}", layout::encode(&id))))
 }
 
 pub async fn remove_from_group(
@@ -273,7 +276,7 @@ pub async fn remove_from_group(
     CsrfForm(form): CsrfForm<super::GroupForm>,
 ) -> Result<Response, PageError> {
     computers::remove_member(&console.pool, form.group, &id).await?;
-    Ok(Redirect::to(&format!("/console/computers/{}", layout::encode(&id))).into_response())
+    Ok(super::back_to(&format!("/console/computers/{}", layout::encode(&id))))
 }
 
 fn event_label(event_id: i16) -> String {

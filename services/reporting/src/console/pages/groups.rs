@@ -2,7 +2,7 @@
 //! deletes groups (membership is changed on a computer's page).
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ fn branch(groups: &[Group], parent: Option<Uuid>) -> Markup {
 
 pub async fn tree(State(console): State<Console>, session: Session) -> PageResult {
     let groups = approvals::groups(&console.pool).await?;
-    let admin = session.role == wsus_config::Role::Admin;
+    let admin = session.is_admin();
     let body = html! {
         h1 { "Groups" }
         nav #group-tree aria-label="Target groups" { (branch(&groups, None)) }
@@ -80,7 +80,7 @@ pub async fn members(
             } } }
         }
         @if rows.is_empty() { p { "No members." } }
-        @if session.role == wsus_config::Role::Admin && !group.is_builtin {
+        @if session.is_admin() && !group.is_builtin {
             form #delete-group method="post" action={ "/console/groups/" (id) "/delete" }
                 data-confirm={ "Delete the group " (group.name) " and its subgroups? Their approvals go with them; their computers stay, in whichever groups remain." } {
                 input type="hidden" name="_csrf" value=(session.csrf);
@@ -115,7 +115,7 @@ pub async fn create(
     CsrfForm(form): CsrfForm<NewGroup>,
 ) -> Result<Response, PageError> {
     let group = approvals::add_group(&console.pool, form.name.trim(), form.parent).await.map_err(refused)?;
-    Ok(Redirect::to(&format!("/console/groups/{}", group.group_id)).into_response())
+    Ok(super::back_to(&format!("/console/groups/{}", group.group_id)))
 }
 
 pub async fn delete(
@@ -125,5 +125,5 @@ pub async fn delete(
     CsrfForm(_): CsrfForm<super::Empty>,
 ) -> Result<Response, PageError> {
     approvals::delete_group(&console.pool, id).await.map_err(refused)?;
-    Ok(Redirect::to("/console/groups").into_response())
+    Ok(super::back_to("/console/groups"))
 }

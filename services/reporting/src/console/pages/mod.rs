@@ -7,6 +7,31 @@ pub mod overview;
 pub mod sync;
 pub mod updates;
 
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A list position of a time (or none) and an id, as a query parameter: "<Unix
+/// microseconds, or nothing>.<id>" (microseconds: what Postgres keeps).
+pub fn position(time: Option<DateTime<Utc>>, id: Uuid) -> String {
+    format!("{}.{id}", time.map(|t| t.timestamp_micros().to_string()).unwrap_or_default())
+}
+
+/// Reads a [`position`]; None when it is not one.
+pub fn parse_position(s: &str) -> Option<(Option<DateTime<Utc>>, Uuid)> {
+    let (micros, id) = s.split_once('.')?;
+    let time = match micros {
+        "" => None,
+        m => Some(DateTime::from_timestamp_micros(m.parse().ok()?)?),
+    };
+    Some((time, id.parse().ok()?))
+}
+
+/// After a change, the page to show (post, redirect, get).
+pub fn back_to(path: &str) -> Response {
+    Redirect::to(path).into_response()
+}
+
 /// A form with nothing but its CSRF token.
 #[derive(Debug, serde::Deserialize)]
 pub struct Empty {}

@@ -3,7 +3,7 @@
 //! and undecline.
 
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::{NaiveDateTime, TimeZone as _, Utc};
 use maud::html;
 use serde::Deserialize;
@@ -29,16 +29,11 @@ pub struct ListQuery {
 }
 
 fn newest_key(k: &updates::NewestKey) -> String {
-    format!("{}.{}", k.0.map(|t| t.timestamp_micros().to_string()).unwrap_or_default(), k.1)
+    super::position(k.0, k.1)
 }
 
 fn parse_newest_key(s: &str) -> Option<updates::NewestKey> {
-    let (micros, id) = s.split_once('.')?;
-    let date = match micros {
-        "" => None,
-        m => Some(chrono::DateTime::from_timestamp_micros(m.parse().ok()?)?),
-    };
-    Some((date, id.parse().ok()?))
+    super::parse_position(s)
 }
 
 pub async fn list(State(console): State<Console>, session: Session, Query(q): Query<ListQuery>) -> PageResult {
@@ -128,7 +123,7 @@ pub async fn detail(State(console): State<Console>, session: Session, Path(id): 
         })
         .collect();
     let name_of = |gid: Uuid| groups.iter().find(|g| g.group_id == gid).map_or("(deleted group)", |g| g.name.as_str());
-    let admin = session.role == wsus_config::Role::Admin;
+    let admin = session.is_admin();
     let body = html! {
         h1 { (u.title.as_deref().unwrap_or("(untitled)")) }
         section.card #update {
@@ -285,9 +280,9 @@ pub async fn unapprove(
     Ok(back_to(id))
 }
 
-/// After a change, the update's page (post, redirect, get).
+/// After a change, the update's page.
 fn back_to(id: Uuid) -> Response {
-    Redirect::to(&format!("/console/updates/{id}")).into_response()
+    super::back_to(&format!("/console/updates/{id}"))
 }
 
 #[cfg(test)]
