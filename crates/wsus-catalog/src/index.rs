@@ -13,10 +13,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
 
-/// Wire ids of the implied deployments (explicit ones start at 1000).
-pub const EVALUATE_ID: i32 = 1;
-pub const BUNDLE_ID: i32 = 2;
-pub const PRE_DEPLOYMENT_CHECK_ID: i32 = 3;
+/// Implied deployments (the revisions no group approved) get a wire id of their own per
+/// revision, as a real WSUS sends them (189 revisions, 189 distinct Deployment IDs in the
+/// native captures), from this base up; explicit ones are numbered from 1000.
+pub const IMPLIED_ID_BASE: i32 = 1_000_000_000;
+
+/// The wire id of a revision's implied deployment.
+pub fn implied_wire_id(revision_id: i32) -> i32 {
+    IMPLIED_ID_BASE.saturating_add(revision_id.max(0))
+}
 
 /// A revision as the index is built from it.
 #[derive(Debug, Clone)]
@@ -121,8 +126,9 @@ pub struct ScanRequest<'a> {
     /// the scan apart (DeployedOutOfScopeRevisionIds) from those no longer deployed.
     pub need_two_group_out_of_scope: bool,
     pub page_size: usize,
-    /// The catalog version the client last scanned at: changes after it are reported.
-    /// 0 (a client with no scan on record) reports none: it is told everything fresh.
+    /// The catalog version the client was last told its cached revisions' deployments at
+    /// (the cookie's change marker): changes after it are reported. 0 (no marker: a
+    /// cookie fresh from GetCookie) reports every cached revision still offered.
     pub since_version: i64,
     /// The client's groups differ from those of its last scan: every cached update that has
     /// approvals anywhere is told its deployment again.
@@ -197,16 +203,44 @@ pub fn escape_xml(text: &str) -> String {
     out
 }
 
+/// Between approvals that reach a client from unrelated groups (a client in two groups, or
+/// one group and All Computers through another): Install over Uninstall over
+/// OptionalInstall over a status check, a Block last (it overrides only its own group's
+/// ancestors).
 fn action_rank(action: &str) -> u8 {
     match action {
-        "Block" => 5,
-        "Install" => 4,
-        "Uninstall" => 3,
-        "OptionalInstall" => 2,
-        "PreDeploymentCheck" => 1,
+        "Install" => 5,
+        "Uninstall" => 4,
+        "OptionalInstall" => 3,
+        "PreDeploymentCheck" => 2,
+        "Block" => 1,
         _ => 0,
     }
 }
+
+/// Whether approval `a` wins over `b` when they come from unrelated groups: the higher
+/// action, then a deadline over none, then the earlier deadline (then the older approval,
+/// so the answer never depends on map order).
+fn precedes(a: &IndexDeployment, b: &IndexDeployment) -> bool {
+    let key = |d: &IndexDeployment| {
+        (action_rank(&d.action), d.deadline.is_some(), std::cmp::Reverse(d.deadline), std::cmp::Reverse(d.wire_id))
+    };
+    key(a) > key(b)
+}
+
+/// The implied action of an unapproved revision (see `deployment_for`).
+fn implied_action(r: &Rev) -> &'static str {
+    if r.in_bundle {
+        "Bundle"
+    } else if matches!(r.update_type, UpdateType::Software | UpdateType::Driver) {
+        "PreDeploymentCheck"
+    } else {
+        "Evaluate"
+    }
+}
+
+/// A client's groups, each with its ancestors, nearest first.
+struct Chains(Vec<Vec<Uuid>>);
 
 fn wire_action(action: &str) -> &'static str {
     match action {
@@ -349,42 +383,64 @@ impl CatalogIndex {
     /// client holds, for those deployed to it (bundle members are left out: the client
     /// syncs them again, as with the real server).
     pub fn refresh(&self, groups: &[Uuid], identities: &[UpdateIdentity]) -> Vec<(UpdateIdentity, Offered)> {
-        let groups = self.effective_groups(groups);
+        let chains = self.chains(groups);
         identities
             .iter()
             .filter_map(|id| self.by_identity.get(id).map(|&i| (*id, i)))
             .filter(|(_, i)| !self.declined.contains(&self.revs[*i as usize].update_id))
-            .map(|(id, i)| (id, self.offered(&groups, i)))
+            .map(|(id, i)| (id, self.offered(&chains, i)))
             .filter(|(_, o)| o.deployment.action != "Bundle")
             .collect()
     }
 
-    /// The groups whose approvals apply: the given ones, their ancestors, All Computers.
-    fn effective_groups(&self, groups: &[Uuid]) -> Vec<Uuid> {
-        let mut out: Vec<Uuid> = Vec::new();
-        let mut todo: Vec<Uuid> = groups.to_vec();
-        todo.push(crate::ALL_COMPUTERS);
-        while let Some(g) = todo.pop() {
-            if out.contains(&g) {
-                continue;
+    /// The groups whose approvals apply, as one chain per group the client is in: the
+    /// group, then its parent, up to All Computers (which ends every chain).
+    fn chains(&self, groups: &[Uuid]) -> Chains {
+        let mut chains: Vec<Vec<Uuid>> = Vec::with_capacity(groups.len().max(1));
+        for &g in groups.iter().chain(groups.is_empty().then_some(&crate::ALL_COMPUTERS)) {
+            let mut chain = vec![g];
+            while let Some(Some(p)) = self.parents.get(chain.last().expect("never empty")) {
+                if chain.contains(p) {
+                    break; // a cycle in stored data: stop rather than loop
+                }
+                chain.push(*p);
             }
-            out.push(g);
-            if let Some(Some(p)) = self.parents.get(&g) {
-                todo.push(*p);
+            if !chain.contains(&crate::ALL_COMPUTERS) {
+                chain.push(crate::ALL_COMPUTERS);
+            }
+            if !chains.contains(&chain) {
+                chains.push(chain);
             }
         }
-        out
+        Chains(chains)
     }
 
-    /// The deployment a client in `groups` gets for revision `i`.
-    fn deployment_for(&self, groups: &[Uuid], i: u32) -> DeploymentView {
+    /// The approval a client gets for `update` (WSUS's conflict rules, MS-WUSP 3.1.5 leaves
+    /// them to the server): along each of its groups' chains the nearest approval wins (a
+    /// subgroup's approval, a Block included, overrides its parent's); between chains,
+    /// [`precedes`] decides.
+    fn explicit(&self, chains: &Chains, update: Uuid) -> Option<&IndexDeployment> {
+        let mut best: Option<&IndexDeployment> = None;
+        for chain in &chains.0 {
+            let nearest = chain.iter().find_map(|g| self.deployments.get(g).and_then(|m| m.get(&update)));
+            if let Some(d) = nearest
+                && best.is_none_or(|b| precedes(d, b))
+            {
+                best = Some(d);
+            }
+        }
+        best
+    }
+
+    /// The deployment a client in `chains` gets for revision `i`. Unapproved revisions are
+    /// deployed implicitly, as a real WSUS does: updates (software, drivers) for a status
+    /// check (PreDeploymentCheck: evaluated and reported, not offered; 441 of 441
+    /// unapproved software leaves in captures/wsus-m0-cbs/catalog-stats.json), bundle
+    /// members as Bundle, categories and detectoids as Evaluate.
+    fn deployment_for(&self, chains: &Chains, i: u32) -> DeploymentView {
         let r = &self.revs[i as usize];
         let approvals_changed = self.approval_changes.get(&r.update_id).copied().unwrap_or(0);
-        let explicit = groups
-            .iter()
-            .filter_map(|g| self.deployments.get(g).and_then(|m| m.get(&r.update_id)))
-            .max_by_key(|d| action_rank(&d.action));
-        match explicit {
+        match self.explicit(chains, r.update_id) {
             Some(d) => DeploymentView {
                 wire_id: d.wire_id,
                 action: wire_action(&d.action),
@@ -393,8 +449,8 @@ impl CatalogIndex {
                 changed_version: d.changed_version.max(approvals_changed),
             },
             None => DeploymentView {
-                wire_id: if r.in_bundle { BUNDLE_ID } else { EVALUATE_ID },
-                action: if r.in_bundle { "Bundle" } else { "Evaluate" },
+                wire_id: implied_wire_id(r.revision_id),
+                action: implied_action(r),
                 deadline: None,
                 last_change: r.changed,
                 changed_version: r.changed_version.max(approvals_changed),
@@ -402,12 +458,18 @@ impl CatalogIndex {
         }
     }
 
-    fn offered(&self, groups: &[Uuid], i: u32) -> Offered {
+    /// Whether an administrator approved update `update` for a client in `chains` (to
+    /// install, or to install if the user wants).
+    fn approved(&self, chains: &Chains, update: Uuid) -> bool {
+        self.explicit(chains, update).is_some_and(|d| matches!(d.action.as_str(), "Install" | "OptionalInstall"))
+    }
+
+    fn offered(&self, chains: &Chains, i: u32) -> Offered {
         let r = &self.revs[i as usize];
         Offered {
             revision_id: r.revision_id,
             is_leaf: r.is_leaf,
-            deployment: self.deployment_for(groups, i),
+            deployment: self.deployment_for(chains, i),
             hardware_ids: Vec::new(),
         }
     }
@@ -469,7 +531,7 @@ impl CatalogIndex {
     /// The software pass of SyncUpdates (MS-WUSP 3.1.5.7): what the client needs now, one
     /// prerequisite level per round, a page at a time.
     pub fn scan(&self, req: &ScanRequest<'_>) -> ScanResult {
-        let groups = self.effective_groups(req.groups);
+        let chains = self.chains(req.groups);
         let mut installed = Bits::new(self.slot_count);
         for id in req.installed_non_leaf {
             if let Some(&i) = self.by_revision_id.get(id) {
@@ -512,16 +574,20 @@ impl CatalogIndex {
         let truncated = fresh.len() > req.page_size;
         fresh.truncate(req.page_size);
 
+        // With no marker (a cookie fresh from GetCookie) every cached revision still offered
+        // is told again, as the real server does (295 ChangedUpdates at a fresh anchor,
+        // notes/observed-behaviour.md §3): a client whose cookie expired still hears of
+        // approvals made since it cached an update.
         let changed = needed
             .iter()
-            .filter(|_| req.since_version > 0)
             .filter(|&&i| cached.contains(&self.revs[i as usize].revision_id))
             .filter(|&&i| {
                 let r = &self.revs[i as usize];
-                (req.groups_changed && self.approval_changes.contains_key(&r.update_id))
-                    || self.deployment_for(&groups, i).changed_version > req.since_version
+                req.since_version == 0
+                    || (req.groups_changed && self.approval_changes.contains_key(&r.update_id))
+                    || self.deployment_for(&chains, i).changed_version > req.since_version
             })
-            .map(|&i| self.offered(&groups, i))
+            .map(|&i| self.offered(&chains, i))
             .collect();
         // A category scan sees only part of the catalog: what lies outside it is out of
         // scope only when it is not deployed at all, and is reported apart when the client
@@ -537,7 +603,7 @@ impl CatalogIndex {
         out_of_scope.sort_unstable();
         deployed_out_of_scope.sort_unstable();
         ScanResult {
-            new_updates: fresh.into_iter().map(|i| self.offered(&groups, i)).collect(),
+            new_updates: fresh.into_iter().map(|i| self.offered(&chains, i)).collect(),
             out_of_scope,
             deployed_out_of_scope,
             changed,
@@ -562,13 +628,21 @@ pub struct IndexDriver {
     pub computer_hardware_ids: Vec<Uuid>,
 }
 
-/// The driver a device runs now.
+/// The driver a device runs now, as SystemSpec's installedDriver describes it.
 #[derive(Debug, Clone, Default)]
 pub struct InstalledDriverSpec {
+    /// The device id it was installed for (MatchingID).
+    pub matching_id: Option<String>,
     pub date: Option<NaiveDate>,
     pub version: Option<u64>,
+    pub class: Option<String>,
     pub manufacturer: Option<String>,
     pub provider: Option<String>,
+    /// The computer hardware id it was targeted to (MatchingComputerHWID; nil when none).
+    pub matching_computer_hwid: Option<Uuid>,
+    /// DriverRank, 0xSSGGTHHH with the feature score in GG (the captured client sends
+    /// 16711680 = 0x00FF0000, "no feature score"); None when unknown (-1, or absent).
+    pub rank: Option<u32>,
 }
 
 /// One device of a driver scan.
@@ -588,6 +662,8 @@ pub struct DriverScanRequest<'a> {
     pub devices: &'a [DeviceSpec],
     pub computer_hardware_ids: &'a [Uuid],
     pub feature_score_key: Option<&'a str>,
+    /// The driver pass's change marker, as [`ScanRequest::since_version`] for software.
+    pub since_version: i64,
 }
 
 /// Drivers by lower-cased hardware id.
@@ -608,19 +684,84 @@ impl DriverIndex {
     }
 }
 
+/// A driver revision chosen for one or more devices, with the hardware ids it matched.
+type Chosen = (u32, Vec<String>);
+
+/// How well a driver matches a device, by MS-WUSP 3.1.5.7's rules in their order (lower
+/// is better): the more specific computer hardware id (earlier in ComputerSpec; an
+/// untargeted driver ranks after every targeted one), the lower feature score, the more
+/// specific device id (earlier among the device's hardware then compatible ids), the newer
+/// DriverVerDate, the higher DriverVerVersion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct DriverMatch {
+    computer: usize,
+    feature_score: u8,
+    device_id: usize,
+    date: std::cmp::Reverse<Option<NaiveDate>>,
+    version: std::cmp::Reverse<Option<u64>>,
+}
+
+/// The installed driver under the same rules; a rule the client gave no value for is
+/// left out of the comparison.
+struct InstalledMatch {
+    computer: usize,
+    feature_score: Option<u8>,
+    device_id: Option<usize>,
+    date: Option<NaiveDate>,
+    version: Option<u64>,
+}
+
+impl InstalledMatch {
+    fn of(installed: &InstalledDriverSpec, device: &DeviceSpec, computers: &[Uuid]) -> Self {
+        Self {
+            computer: installed
+                .matching_computer_hwid
+                .and_then(|c| computers.iter().position(|x| *x == c))
+                .unwrap_or(computers.len()),
+            feature_score: installed.rank.map(|r| ((r >> 16) & 0xff) as u8),
+            device_id: installed
+                .matching_id
+                .as_deref()
+                .and_then(|m| device.ids.iter().position(|id| id.eq_ignore_ascii_case(m))),
+            date: installed.date,
+            version: installed.version,
+        }
+    }
+
+    /// Whether `m` is a better match than this installed driver.
+    fn is_beaten_by(&self, m: &DriverMatch) -> bool {
+        use std::cmp::Ordering;
+        let rules = [
+            Some(m.computer.cmp(&self.computer)),
+            self.feature_score.map(|s| m.feature_score.cmp(&s)),
+            self.device_id.map(|p| m.device_id.cmp(&p)),
+            self.date.map(|d| m.date.cmp(&std::cmp::Reverse(Some(d)))),
+            self.version.map(|v| m.version.cmp(&std::cmp::Reverse(Some(v)))),
+        ];
+        rules.into_iter().flatten().find(|o| *o != Ordering::Equal) == Some(Ordering::Less)
+    }
+}
+
 impl CatalogIndex {
-    /// The driver pass (MS-WUSP 3.1.5.7): for each device, the best applicable driver,
-    /// offered only when it is better than the one installed. Ranked by the more specific
-    /// computer hardware id, then the lower FeatureScore, then the more specific device
-    /// id, then the newer date, then the higher version.
+    /// The driver pass (MS-WUSP 3.1.5.7): for each device, the best applicable driver —
+    /// among the drivers approved for the client first, then among the rest (offered for a
+    /// status check) — offered only when it is a better match than the installed one
+    /// (by the same rules; for an installed printer driver, only from its provider and
+    /// manufacturer). A driver best for several devices carries every hardware id it was
+    /// matched by. Cached drivers whose deployment changed come back as ChangedUpdates.
     pub fn scan_drivers(&self, req: &DriverScanRequest<'_>) -> ScanResult {
-        let groups = self.effective_groups(req.groups);
+        let chains = self.chains(req.groups);
         let installed: HashSet<Uuid> = req.installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
         let latest: HashSet<u32> = self.latest.iter().copied().collect();
-        let mut best_per_device: Vec<(u32, String)> = Vec::new();
+        let computers = req.computer_hardware_ids;
+        // Each chosen revision with the hardware ids it was chosen by, in the order chosen.
+        let mut chosen: Vec<Chosen> = Vec::new();
         for device in req.devices {
-            type Rank = (usize, u8, usize, std::cmp::Reverse<Option<NaiveDate>>, std::cmp::Reverse<Option<u64>>);
-            let mut best: Option<(Rank, u32, &IndexDriver)> = None;
+            let installed_printer = device
+                .installed
+                .as_ref()
+                .filter(|d| d.class.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("Printer")));
+            let mut best: Option<((bool, DriverMatch), u32, &IndexDriver)> = None;
             for (id_rank, id) in device.ids.iter().enumerate() {
                 for (i, d) in self.drivers.by_hardware_id.get(&id.to_lowercase()).map(Vec::as_slice).unwrap_or_default()
                 {
@@ -632,58 +773,70 @@ impl CatalogIndex {
                         continue;
                     }
                     // Targeted to computer models: only those, the more specific the better.
-                    let computer_rank = if d.computer_hardware_ids.is_empty() {
-                        req.computer_hardware_ids.len()
+                    let computer = if d.computer_hardware_ids.is_empty() {
+                        computers.len()
                     } else {
-                        match req.computer_hardware_ids.iter().position(|c| d.computer_hardware_ids.contains(c)) {
+                        match computers.iter().position(|c| d.computer_hardware_ids.contains(c)) {
                             Some(p) => p,
                             None => continue,
                         }
                     };
-                    // Printers: only from the same provider and manufacturer.
-                    if d.class.as_deref().is_some_and(|c| c.eq_ignore_ascii_case("Printer"))
-                        && let Some(inst) = &device.installed
-                        && (!same(&d.provider, &inst.provider) || !same(&d.manufacturer, &inst.manufacturer))
+                    if let Some(p) = installed_printer
+                        && (!matches(&d.provider, &p.provider) || !matches(&d.manufacturer, &p.manufacturer))
                     {
                         continue;
                     }
-                    let score = req
+                    let feature_score = req
                         .feature_score_key
                         .and_then(|k| d.feature_scores.iter().find(|(os, _)| os.eq_ignore_ascii_case(k)))
-                        .map_or(255, |(_, s)| *s);
-                    let rank = (computer_rank, score, id_rank, std::cmp::Reverse(d.date), std::cmp::Reverse(d.version));
-                    if best.as_ref().is_none_or(|(b, _, _)| rank < *b) {
-                        best = Some((rank, *i, d));
+                        .map_or(u8::MAX, |(_, s)| *s);
+                    let m = DriverMatch {
+                        computer,
+                        feature_score,
+                        device_id: id_rank,
+                        date: std::cmp::Reverse(d.date),
+                        version: std::cmp::Reverse(d.version),
+                    };
+                    let key = (!self.approved(&chains, r.update_id), m);
+                    if best.as_ref().is_none_or(|(b, _, _)| key < *b) {
+                        best = Some((key, *i, d));
                     }
                 }
             }
-            let Some((_, i, d)) = best else { continue };
-            let better = match &device.installed {
-                None => true,
-                Some(inst) => (d.date, d.version) > (inst.date, inst.version),
-            };
-            if better && !best_per_device.iter().any(|(b, _)| *b == i) {
-                best_per_device.push((i, d.hardware_id.clone()));
+            let Some(((_, m), i, d)) = best else { continue };
+            let better = device
+                .installed
+                .as_ref()
+                .is_none_or(|inst| InstalledMatch::of(inst, device, computers).is_beaten_by(&m));
+            if !better {
+                continue;
+            }
+            match chosen.iter_mut().find(|(c, _)| *c == i) {
+                Some((_, ids)) if !ids.iter().any(|h| h.eq_ignore_ascii_case(&d.hardware_id)) => {
+                    ids.push(d.hardware_id.clone())
+                }
+                Some(_) => {}
+                None => chosen.push((i, vec![d.hardware_id.clone()])),
             }
         }
         let cached: HashSet<i32> = req.cached_driver_ids.iter().copied().collect();
-        let needed_ids: HashSet<i32> =
-            best_per_device.iter().map(|(i, _)| self.revs[*i as usize].revision_id).collect();
-        let mut new_updates: Vec<Offered> = best_per_device
-            .iter()
-            .filter(|(i, _)| !cached.contains(&self.revs[*i as usize].revision_id))
-            .map(|(i, hw)| Offered { hardware_ids: vec![hw.clone()], ..self.offered(&groups, *i) })
-            .collect();
+        let needed_ids: HashSet<i32> = chosen.iter().map(|(i, _)| self.revs[*i as usize].revision_id).collect();
+        let offer = |(i, ids): &Chosen| Offered { hardware_ids: ids.clone(), ..self.offered(&chains, *i) };
+        let (held, fresh): (Vec<&Chosen>, Vec<&Chosen>) =
+            chosen.iter().partition(|(i, _)| cached.contains(&self.revs[*i as usize].revision_id));
+        let mut new_updates: Vec<Offered> = fresh.into_iter().map(offer).collect();
         new_updates.sort_by_key(|o| o.revision_id);
+        let mut changed: Vec<Offered> = held
+            .into_iter()
+            .filter(|(i, _)| {
+                req.since_version == 0 || self.deployment_for(&chains, *i).changed_version > req.since_version
+            })
+            .map(offer)
+            .collect();
+        changed.sort_by_key(|o| o.revision_id);
         let mut out_of_scope: Vec<i32> = cached.into_iter().filter(|id| !needed_ids.contains(id)).collect();
         out_of_scope.sort_unstable();
-        ScanResult {
-            new_updates,
-            out_of_scope,
-            deployed_out_of_scope: Vec::new(),
-            changed: Vec::new(),
-            truncated: false,
-        }
+        ScanResult { new_updates, out_of_scope, deployed_out_of_scope: Vec::new(), changed, truncated: false }
     }
 }
 
@@ -691,7 +844,7 @@ impl CatalogIndex {
     /// SyncPrinterCatalog (MS-WUSP 3.1.5.12): the printer drivers applicable to the
     /// client, less those it holds; held ones no longer offered are out of scope.
     pub fn printer_catalog(&self, groups: &[Uuid], installed_non_leaf: &[i32], cached: &[i32]) -> ScanResult {
-        let groups = self.effective_groups(groups);
+        let chains = self.chains(groups);
         let installed: HashSet<Uuid> = installed_non_leaf.iter().filter_map(|id| self.update_of(*id)).collect();
         let latest: HashSet<u32> = self.latest.iter().copied().collect();
         let mut printers: Vec<u32> = self
@@ -718,7 +871,7 @@ impl CatalogIndex {
             new_updates: printers
                 .into_iter()
                 .filter(|&i| !cached_set.contains(&self.revs[i as usize].revision_id))
-                .map(|i| self.offered(&groups, i))
+                .map(|i| self.offered(&chains, i))
                 .collect(),
             out_of_scope,
             deployed_out_of_scope: Vec::new(),
@@ -728,9 +881,12 @@ impl CatalogIndex {
     }
 }
 
-fn same(a: &Option<String>, b: &Option<String>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        _ => true,
+/// Whether a driver's provider (or manufacturer) is the installed printer driver's; an
+/// installed driver that names none constrains nothing.
+fn matches(candidate: &Option<String>, installed: &Option<String>) -> bool {
+    match (candidate, installed) {
+        (_, None) => true,
+        (Some(c), Some(i)) => c.eq_ignore_ascii_case(i),
+        (None, Some(_)) => false,
     }
 }

@@ -169,7 +169,7 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
     assert_eq!(delivered.len(), latest.len() - 1, "every update's latest revision but the declined one");
     let actions = |a: &str| delivered.values().filter(|&&x| x == a).count();
     assert_eq!(actions("Install"), 1);
-    assert!(actions("Bundle") > 0 && actions("Evaluate") > 0);
+    assert!(actions("Bundle") > 0 && actions("Evaluate") > 0 && actions("PreDeploymentCheck") > 0);
 
     // A second scan with everything cached brings nothing new.
     let again = index.scan(&ScanRequest {
@@ -183,7 +183,11 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
     assert!(again.new_updates.is_empty() && again.changed.is_empty() && again.out_of_scope.is_empty());
 
     // The approval is removed at version 3: the client, last told at version 2, hears of
-    // it; a client with no scan on record (version 0) is not told of changes.
+    // it, and the bundle is back to a status check (an unapproved top-level update, as
+    // the real server sends them: captures/wsus-m0-native/flow/000012). A client with no
+    // marker (a cookie fresh from GetCookie) is told every cached revision still offered,
+    // as the real server does (notes/observed-behaviour.md §3: 295 ChangedUpdates at a
+    // fresh anchor).
     let index = index_with_changes(&docs, vec![], vec![declined], vec![(bundle.identity.update_id, 3)]);
     let request = |since_version| ScanRequest {
         installed_non_leaf: &installed,
@@ -194,8 +198,11 @@ fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
     };
     let after = index.scan(&request(2));
     assert_eq!(after.changed.len(), 1);
-    assert_eq!(after.changed[0].deployment.action, "Evaluate");
-    assert!(index.scan(&request(0)).changed.is_empty());
+    assert_eq!(after.changed[0].deployment.action, "PreDeploymentCheck");
+    let fresh = index.scan(&request(0));
+    assert!(fresh.new_updates.is_empty() && fresh.out_of_scope.is_empty());
+    assert_eq!(fresh.changed.len(), installed.len() + cached.len(), "everything held is still offered");
+    assert!(index.scan(&request(3)).changed.is_empty(), "told at version 3: nothing newer");
 
     // An id the server does not know (or an older revision) is out of scope.
     let mut stale = cached.clone();

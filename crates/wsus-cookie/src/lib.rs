@@ -237,7 +237,7 @@ impl AuthorizationCookie {
 }
 
 /// What a client's Cookie (EncryptedData) carries between calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientCookie {
     /// The server that issued it: another server's cookie is refused (ServerChanged).
     pub server_id: Uuid,
@@ -253,11 +253,20 @@ pub struct ClientCookie {
     /// Last completed software / driver scan, Unix seconds (0 = never).
     pub last_sync: i64,
     pub last_driver_sync: i64,
-    /// The catalog version of the last scan: what the client has already been told.
+    /// The change marker of the software pass: the catalog version at which the client was
+    /// last told the deployments of everything it holds (0 = none: tell them all).
     pub catalog_version: i64,
     /// Digest of the groups the last scan's approvals came from (0 = not recorded): when
     /// the groups change, approvals are told again.
     pub groups_digest: i64,
+    /// The marker of category-filtered scans, valid for the filter and groups whose digest
+    /// `filter_digest` holds: such a scan covers only part of the catalog, so it moves this
+    /// marker and leaves the full one alone.
+    pub filter_version: i64,
+    pub filter_digest: i64,
+    /// The driver pass's marker, valid for the groups whose digest `driver_digest` holds.
+    pub driver_version: i64,
+    pub driver_digest: i64,
     /// The trace this cookie's scan belongs to, (trace id, parent span id); 0 = none. Set
     /// at GetCookie, so the calls of one scan form one trace.
     pub trace: (u128, u64),
@@ -289,7 +298,11 @@ impl ClientCookie {
             .i64(self.catalog_version)
             .i64(self.groups_digest)
             .uuid(&Uuid::from_u128(self.trace.0))
-            .i64(self.trace.1 as i64);
+            .i64(self.trace.1 as i64)
+            .i64(self.filter_version)
+            .i64(self.filter_digest)
+            .i64(self.driver_version)
+            .i64(self.driver_digest);
         keys.seal(purpose, &w.0)
     }
 
@@ -310,6 +323,10 @@ impl ClientCookie {
             // Absent from cookies sealed before they were kept.
             groups_digest: if r.0.is_empty() { 0 } else { r.i64()? },
             trace: if r.0.is_empty() { (0, 0) } else { (r.uuid()?.as_u128(), r.i64()? as u64) },
+            filter_version: if r.0.is_empty() { 0 } else { r.i64()? },
+            filter_digest: if r.0.is_empty() { 0 } else { r.i64()? },
+            driver_version: if r.0.is_empty() { 0 } else { r.i64()? },
+            driver_digest: if r.0.is_empty() { 0 } else { r.i64()? },
         })
     }
 }
@@ -388,6 +405,10 @@ mod tests {
             catalog_version: 42,
             groups_digest: 7,
             trace: (0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c, 0xb7ad_6b71_6920_3331),
+            filter_version: 40,
+            filter_digest: 11,
+            driver_version: 41,
+            driver_digest: 7,
         }
     }
 

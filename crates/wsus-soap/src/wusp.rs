@@ -103,6 +103,23 @@ impl Config {
         p
     }
 
+    /// A configuration change time as `LastChange` announces it: to the millisecond, as
+    /// the real server's (`2026-10-04T13:17:07.59Z`, native-capture GetConfig.response.xml),
+    /// so it survives a client that keeps fewer digits than a database timestamp has.
+    pub fn last_change_at(t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{DurationRound, TimeDelta};
+        t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
+    }
+
+    /// Whether a client's `lastChange` (GetCookie) names this configuration. The native
+    /// client echoes the string it was given; one that re-serialises it to fewer digits
+    /// (seconds, rounded or cut) still names the same configuration, so anything within
+    /// the second counts. Configurations changed twice within a second are told apart by
+    /// SyncUpdates, which compares the cookie's copy exactly.
+    pub fn is_current(&self, client_last_change: DateTime<Utc>) -> bool {
+        (client_last_change - self.last_change).abs() < chrono::TimeDelta::seconds(1)
+    }
+
     /// The `GetConfigResponse` element (to wrap with `EnvelopeStyle::Wcf`).
     pub fn encode_response(&self) -> String {
         let mut out = String::with_capacity(1024);
@@ -135,6 +152,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_change_survives_the_clients_echo() {
+        // The real server announced .59Z and the native client sent the same string back
+        // (native-capture GetConfig.response.xml, GetCookie.request.xml).
+        let stored = DateTime::parse_from_rfc3339("2026-10-04T13:17:07.590412Z").unwrap().to_utc();
+        let config = Config {
+            last_change: Config::last_change_at(stored),
+            is_registration_required: true,
+            auth_plug_ins: vec![],
+            properties: vec![],
+        };
+        assert_eq!(crate::write::datetime(config.last_change), "2026-10-04T13:17:07.59Z");
+        let echo = |s: &str| read::time(s, "lastChange").unwrap();
+        for same in
+            ["2026-10-04T13:17:07.59Z", "2026-10-04T13:17:07.5900000Z", "2026-10-04T13:17:07Z", "2026-10-04T13:17:08Z"]
+        {
+            assert!(config.is_current(echo(same)), "{same}");
+        }
+        for other in ["2026-10-04T13:17:06Z", "2026-10-04T13:17:09Z", "2026-10-05T13:17:07.59Z"] {
+            assert!(!config.is_current(echo(other)), "{other}");
+        }
+    }
 
     #[test]
     fn protocol_versions_compare_numerically() {
@@ -416,6 +456,10 @@ pub struct InstalledDriver {
     pub class: Option<String>,
     pub manufacturer: Option<String>,
     pub provider: Option<String>,
+    /// The computer hardware id it was targeted to (nil in the captures: none).
+    pub matching_computer_hwid: Option<uuid::Uuid>,
+    /// DriverRank (0xSSGGTHHH); None for -1 (unknown) or when absent.
+    pub rank: Option<u32>,
 }
 
 /// One device of a driver scan: its hardware ids, most specific first.
@@ -516,6 +560,12 @@ fn decode_devices(p: &Element) -> Result<Vec<Device>, DecodeError> {
                         class: read::opt_text(i, "Class"),
                         manufacturer: read::opt_text(i, "Manufacturer"),
                         provider: read::opt_text(i, "Provider"),
+                        matching_computer_hwid: i
+                            .child("MatchingComputerHWID")
+                            .filter(|c| !c.is_nil() && !c.value().trim().is_empty())
+                            .map(|c| read::guid(c.value(), path))
+                            .transpose()?,
+                        rank: read::opt_num::<i64>(i, "DriverRank", path)?.and_then(|r| u32::try_from(r).ok()),
                     })
                 })
                 .transpose()?;

@@ -41,8 +41,12 @@ pub fn get_config(gw: &Gateway, op: &Element) -> OpResult {
     Ok(config.encode_response())
 }
 
+fn config(gw: &Gateway) -> Result<std::sync::Arc<wusp::Config>, OpError> {
+    gw.memory.client_config.load_full().ok_or_else(|| busy("configuration"))
+}
+
 fn config_last_change(gw: &Gateway) -> Result<DateTime<Utc>, OpError> {
-    Ok(gw.memory.client_config.load_full().ok_or_else(|| busy("configuration"))?.last_change)
+    Ok(config(gw)?.last_change)
 }
 
 fn seal(server: &Server, c: &ClientCookie) -> Cookie {
@@ -80,10 +84,11 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
     if auth.server_id != server.identity.server_id {
         return Err(bad_auth());
     }
-    let last_change = config_last_change(gw)?;
-    if req.last_change.is_some_and(|l| l != last_change) {
+    let config = config(gw)?;
+    if req.last_change.is_some_and(|l| !config.is_current(l)) {
         return Err((ErrorCode::ConfigChanged, "lastChange".to_owned()));
     }
+    let last_change = config.last_change;
     // Carry what the server knew of this client over from an old cookie of ours.
     let old = req.old_cookie.as_ref().filter(|c| c.encrypted_data.is_some()).map(|c| {
         let bytes = b64().decode(c.encrypted_data.as_deref().unwrap_or_default()).map_err(|_| ())?;
@@ -108,6 +113,10 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
         last_driver_sync: old.as_ref().map_or(0, |o| o.last_driver_sync),
         catalog_version: old.as_ref().map_or(0, |o| o.catalog_version),
         groups_digest: old.as_ref().map_or(0, |o| o.groups_digest),
+        filter_version: old.as_ref().map_or(0, |o| o.filter_version),
+        filter_digest: old.as_ref().map_or(0, |o| o.filter_digest),
+        driver_version: old.as_ref().map_or(0, |o| o.driver_version),
+        driver_digest: old.as_ref().map_or(0, |o| o.driver_digest),
         // A scan begins here: its later calls join this call's trace.
         trace: wsus_telemetry::span_ids(&tracing::Span::current()).unwrap_or((0, 0)),
     };
@@ -147,7 +156,7 @@ pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
         device_type: info.device_type,
         mobile_operator: info.mobile_operator,
         client_version: info.client_version,
-        requested_target_group_names: cookie.target_group_name.clone().into_iter().collect(),
+        requested_target_group_names: requested_group_names(cookie.target_group_name.as_deref()),
         registered_at: Some(wsus_rpc::timestamp(Utc::now())),
         ..Default::default()
     };
@@ -205,10 +214,10 @@ pub fn start_category_scan(gw: &Gateway, op: &Element) -> OpResult {
     Ok(wusp::encode_start_category_scan(&preferred, &in_error))
 }
 
-/// A stable digest of a set of groups (FNV-1a over the sorted ids; never 0, which means
-/// "not recorded").
-fn groups_digest(groups: &[uuid::Uuid]) -> i64 {
-    let mut sorted = groups.to_vec();
+/// A stable digest of a set of ids (FNV-1a over the sorted ids; never 0, which means "not
+/// recorded").
+fn digest(ids: &[uuid::Uuid]) -> i64 {
+    let mut sorted = ids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -218,15 +227,34 @@ fn groups_digest(groups: &[uuid::Uuid]) -> i64 {
     if h == 0 { 1 } else { h as i64 }
 }
 
-/// The groups a client's approvals come from: with client-side targeting the group it
-/// names (when that group exists), else those the administrator put it in.
+/// The group names a client asks for: the TargetGroup policy may name several, separated
+/// by semicolons ("If the intranet Microsoft update service supports multiple target
+/// groups, this policy can specify multiple group names separated by semicolons",
+/// Windows' "Enable client-side targeting" policy).
+pub(crate) fn requested_group_names(target_group_name: Option<&str>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in target_group_name.unwrap_or_default().split(';').map(str::trim).filter(|n| !n.is_empty()) {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// The groups a client's approvals come from: with client-side targeting every named
+/// group that exists (when none does, Unassigned Computers, as WSUS puts it there), else
+/// those the administrator put it in.
 fn client_groups(gw: &Gateway, catalog: &wsus_catalog::index::CatalogIndex, cookie: &ClientCookie) -> Vec<uuid::Uuid> {
     let client_side = gw.memory.settings.load().as_ref().is_some_and(|s| s.client_side_targeting);
-    let named = cookie.target_group_name.as_deref().and_then(|n| catalog.group_named(n));
-    let mut groups = match named {
-        Some(g) if client_side => vec![g],
-        _ => gw.memory.groups_of(&cookie.client_id),
+    let mut groups: Vec<uuid::Uuid> = if client_side {
+        requested_group_names(cookie.target_group_name.as_deref())
+            .iter()
+            .filter_map(|n| catalog.group_named(n))
+            .collect()
+    } else {
+        gw.memory.groups_of(&cookie.client_id)
     };
+    groups.dedup();
     if groups.is_empty() {
         groups.push(wsus_store::UNASSIGNED_COMPUTERS);
     }
@@ -297,6 +325,7 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
 
     let groups = client_groups(gw, &catalog, &cookie);
+    let groups_digest = digest(&groups);
     let info_of = update_info;
 
     // The driver pass.
@@ -307,10 +336,14 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
             .map(|d| wsus_catalog::index::DeviceSpec {
                 ids: d.hardware_ids.iter().chain(&d.compatible_ids).cloned().collect(),
                 installed: d.installed.as_ref().map(|i| wsus_catalog::index::InstalledDriverSpec {
+                    matching_id: i.matching_id.clone(),
                     date: i.date,
                     version: i.version,
+                    class: i.class.clone(),
                     manufacturer: i.manufacturer.clone(),
                     provider: i.provider.clone(),
+                    matching_computer_hwid: i.matching_computer_hwid,
+                    rank: i.rank,
                 }),
             })
             .collect();
@@ -321,9 +354,13 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
             devices: &devices,
             computer_hardware_ids: &req.computer_hardware_ids,
             feature_score_key: req.feature_score_key.as_deref(),
+            since_version: if cookie.driver_digest == groups_digest { cookie.driver_version } else { 0 },
         });
         let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
         cookie.last_driver_sync = Utc::now().timestamp();
+        // Each answer tells every cached driver's change: the marker moves with it.
+        cookie.driver_version = catalog.version;
+        cookie.driver_digest = groups_digest;
         // Hardware ids on driver deployments are understood from client protocol 1.6.
         let with_hardware_ids = cookie.protocol_version >= (1, 6);
         let info = SyncInfo {
@@ -339,7 +376,17 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
                 })
                 .collect(),
             out_of_scope: result.out_of_scope.clone(),
-            changed: vec![],
+            changed: result
+                .changed
+                .iter()
+                .map(|o| {
+                    let mut info = info_of(o);
+                    if !with_hardware_ids {
+                        info.deployment.hardware_ids.clear();
+                    }
+                    info
+                })
+                .collect(),
             truncated: false,
             new_cookie: seal(&server, &cookie),
             deployed_out_of_scope: vec![],
@@ -348,6 +395,18 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         return Ok(info.encode_response());
     }
 
+    // The change marker (MS-WUSP 3.1.5.7 NewCookie): every page's ChangedUpdates covers all
+    // the client holds, so every page moves the marker to the catalog it was answered
+    // from, and what a page delivered is not told again on the next. A category scan
+    // covers only its categories: it moves a marker of its own (for that filter and those
+    // groups) and leaves the full scan's alone.
+    let filtered = !req.filter_category_ids.is_empty();
+    let filter_digest = digest(&[req.filter_category_ids.as_slice(), &groups].concat());
+    let (since_version, groups_changed) = if filtered && cookie.filter_digest == filter_digest {
+        (cookie.catalog_version.max(cookie.filter_version), false)
+    } else {
+        (cookie.catalog_version, cookie.groups_digest != groups_digest)
+    };
     let result = catalog.scan(&wsus_catalog::index::ScanRequest {
         groups: &groups,
         installed_non_leaf: &req.installed_non_leaf,
@@ -356,14 +415,19 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
         // StartCategoryScan and its options need client protocol 1.7 (server 3.2).
         need_two_group_out_of_scope: req.need_two_group_out_of_scope && cookie.protocol_version >= (1, 7),
         page_size: settings.sync_updates_page_size.max(1) as usize,
-        since_version: cookie.catalog_version,
-        groups_changed: cookie.groups_digest != groups_digest(&groups),
+        since_version,
+        groups_changed,
     });
     let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
+    if filtered {
+        cookie.filter_version = catalog.version;
+        cookie.filter_digest = filter_digest;
+    } else {
+        cookie.catalog_version = catalog.version;
+        cookie.groups_digest = groups_digest;
+    }
     let scan_done = !result.truncated && result.new_updates.iter().all(|u| u.is_leaf);
     if scan_done {
-        cookie.catalog_version = catalog.version;
-        cookie.groups_digest = groups_digest(&groups);
         cookie.last_sync = Utc::now().timestamp();
         gw.syncs.record(&cookie.client_id);
     }

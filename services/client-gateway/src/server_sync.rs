@@ -101,11 +101,7 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
         protocol_version: (req.protocol_version.major, req.protocol_version.minor),
         config_last_change: 0,
         expires_at: (Utc::now() + COOKIE_LIFETIME).timestamp(),
-        last_sync: 0,
-        last_driver_sync: 0,
-        catalog_version: 0,
-        groups_digest: 0,
-        trace: (0, 0),
+        ..Default::default()
     };
     let sealed = Cookie {
         expiration: DateTime::from_timestamp(cookie.expires_at, 0).unwrap_or_else(Utc::now),

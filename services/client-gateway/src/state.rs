@@ -81,7 +81,7 @@ impl Memory {
             None => (ClientConfig::for_server(&identity.fqdn), identity.created_at),
         };
         let config = Config {
-            last_change,
+            last_change: Config::last_change_at(last_change),
             is_registration_required: cfg.is_registration_required,
             auth_plug_ins: vec![AuthPlugIn::simple_targeting()],
             properties: Config::wsus_properties(
