@@ -12,6 +12,8 @@ const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/Cl
 const AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
 const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 pub const USER_AGENT: &str = "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90";
+/// A shortened DeviceAttributes of the captured client's (the keys a server might read).
+const DEVICE_ATTRIBUTES: &str = "App=WU_OS;AppVer=1507.2601.30012.0;DeviceFamily=Windows.Desktop;InstallationType=Client;OSArchitecture=AMD64;OSSkuId=48;OSVersion=10.0.26200.8037;ProductType=WinNT;";
 
 /// A SOAP fault as the agent sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,110 @@ impl FileMeta {
     }
 }
 
+/// A device of the driver pass's SystemSpec, with what the native client tells of it
+/// (captures/wsus-m0-native/flow/000014).
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    pub hardware_ids: Vec<String>,
+    pub compatible_ids: Vec<String>,
+    pub installed: Option<InstalledDriver>,
+    /// Extension drivers: (ExtensionId, DriverVerDate, DriverVerVersion, Class, DriverRank).
+    pub extension_drivers: Vec<(String, String, String, String, i64)>,
+    /// DeviceFlags (1: not Plug and Play, as printers), when sent.
+    pub flags: Option<u32>,
+}
+
+/// The driver a device runs.
+#[derive(Debug, Clone, Default)]
+pub struct InstalledDriver {
+    pub matching_id: Option<String>,
+    /// `yyyy-mm-dd`.
+    pub date: String,
+    /// Packed four-part version.
+    pub version: String,
+    pub class: Option<String>,
+    pub manufacturer: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// DriverRank; the client sends 16711680 (0x00FF0000, no feature score) for most,
+    /// -1 when unknown.
+    pub rank: i64,
+    /// SkipProviderFiltering and IsGeneric, sent together for in-box generic drivers.
+    pub generic: bool,
+}
+
+impl Device {
+    /// A device known by one hardware id, running a driver of that date and version.
+    pub fn with_driver(hardware_id: &str, installed: Option<(&str, &str)>) -> Self {
+        Self {
+            hardware_ids: vec![hardware_id.to_owned()],
+            installed: installed.map(|(date, version)| InstalledDriver {
+                matching_id: Some(hardware_id.to_owned()),
+                date: date.to_owned(),
+                version: version.to_owned(),
+                class: Some("Net".into()),
+                manufacturer: Some("Contoso".into()),
+                provider: Some("Contoso".into()),
+                model: Some("Contoso Ethernet".into()),
+                rank: 16_711_680,
+                generic: false,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn xml(&self) -> String {
+        let strings = |name: &str, v: &[String]| -> String {
+            if v.is_empty() {
+                return String::new();
+            }
+            let items: String = v.iter().map(|s| format!("<string>{}</string>", xml_escape(s))).collect();
+            format!("<{name}>{items}</{name}>")
+        };
+        let opt = |name: &str, v: &Option<String>| {
+            v.as_deref().map(|v| format!("<{name}>{}</{name}>", xml_escape(v))).unwrap_or_default()
+        };
+        const NIL: &str =
+            "<MatchingComputerHWID a:nil=\"true\" xmlns:a=\"http://www.w3.org/2001/XMLSchema-instance\"/>";
+        let installed = self
+            .installed
+            .as_ref()
+            .map(|d| {
+                format!(
+                    "<installedDriver>{}<DriverVerDate>{}T00:00:00Z</DriverVerDate><DriverVerVersion>{}</DriverVerVersion>{}{}{}{}{NIL}<DriverRank>{}</DriverRank>{}</installedDriver>",
+                    opt("MatchingID", &d.matching_id),
+                    d.date,
+                    d.version,
+                    opt("Class", &d.class),
+                    opt("Manufacturer", &d.manufacturer),
+                    opt("Provider", &d.provider),
+                    opt("Model", &d.model),
+                    d.rank,
+                    if d.generic { "<SkipProviderFiltering>true</SkipProviderFiltering><IsGeneric>true</IsGeneric>" } else { "" },
+                )
+            })
+            .unwrap_or_default();
+        let extensions = if self.extension_drivers.is_empty() {
+            String::new()
+        } else {
+            let items: String = self
+                .extension_drivers
+                .iter()
+                .map(|(id, date, version, class, rank)| {
+                    format!("<ExtensionDriver><ExtensionId>{id}</ExtensionId><DriverVerDate>{date}T00:00:00Z</DriverVerDate><DriverVerVersion>{version}</DriverVerVersion><Class>{class}</Class><DriverRank>{rank}</DriverRank>{NIL}</ExtensionDriver>")
+                })
+                .collect();
+            format!("<extensionDrivers>{items}</extensionDrivers>")
+        };
+        format!(
+            "<Device>{}{}{installed}{extensions}{}</Device>",
+            strings("HardwareIDs", &self.hardware_ids),
+            strings("CompatibleIDs", &self.compatible_ids),
+            self.flags.map(|f| format!("<DeviceFlags>{f}</DeviceFlags>")).unwrap_or_default(),
+        )
+    }
+}
+
 /// One update as the client received it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -92,8 +198,16 @@ pub struct Agent {
     pub absent: std::collections::HashSet<uuid::Uuid>,
     /// The group the machine asks for (Group Policy client-side targeting).
     pub target_group: Option<String>,
+    /// The address a proxy in front of the server says this client calls from
+    /// (X-Forwarded-For), when the agent plays one.
+    pub forwarded_for: Option<String>,
+    /// Categories a category scan is narrowed to (StartCategoryScan, FilterCategoryIds),
+    /// as the captured "OOBE ZDP" scan was; empty for a full scan.
+    pub filter_categories: Vec<uuid::Uuid>,
     /// (operation, time to the whole answer) of every call, for benchmarks.
     pub timings: std::sync::Mutex<Vec<(String, std::time::Duration)>>,
+    /// Calls made to the Client service (the MS-CV sequence).
+    calls: std::sync::atomic::AtomicU32,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -142,24 +256,40 @@ impl Agent {
             xpress_responses: Default::default(),
             absent: Default::default(),
             target_group: None,
+            forwarded_for: None,
+            filter_categories: Vec::new(),
             timings: Default::default(),
+            calls: Default::default(),
         }
     }
 
-    /// Posts a SOAP call; returns the operation's response element or the fault.
+    /// Posts a SOAP call with the native client's headers (captures/wsus-m0-native, e.g.
+    /// GetConfig.request.headers.txt: MS-CV on the Client service only); returns the
+    /// operation's response element or the fault.
     pub async fn call(&self, path: &str, action: &str, body: &str) -> Result<Element, Fault> {
         let started = std::time::Instant::now();
-        let response = self
+        let mut request = self
             .http
             .post(format!("{}{path}", self.base))
+            .header("Cache-Control", "no-cache")
+            .header("Connection", "Keep-Alive")
+            .header("Pragma", "no-cache")
             .header("Content-Type", "text/xml; charset=utf-8")
-            .header("User-Agent", USER_AGENT)
-            .header("SOAPAction", format!("\"{action}\""))
             .header("Accept-Encoding", "xpress")
-            .body(envelope(body))
-            .send()
-            .await
-            .map_err(|e| Fault { status: 0, error_code: "Transport".into(), message: e.to_string() })?;
+            .header("User-Agent", USER_AGENT)
+            .header("SOAPAction", format!("\"{action}\""));
+        if let Some(client) = &self.forwarded_for {
+            request = request.header("X-Forwarded-For", client);
+        }
+        if path.to_ascii_lowercase().starts_with("/clientwebservice/") {
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            request = request.header("MS-CV", format!("me4WAo5lqUCG/53V.1.0.0.2.{n}"));
+        }
+        let response = request.body(envelope(body)).send().await.map_err(|e| Fault {
+            status: 0,
+            error_code: "Transport".into(),
+            message: e.to_string(),
+        })?;
         let status = response.status().as_u16();
         let xpress = response.headers().get("content-encoding").is_some_and(|v| v == "xpress");
         let raw = response.bytes().await.unwrap_or_default();
@@ -229,51 +359,30 @@ impl Agent {
         }
     }
 
+    /// Forgets the cookie once its clear-text Expiration has passed, as WUA does: its next
+    /// call begins with a new handshake (MS-WUSP 3.2.5).
+    pub fn expire_cookie(&mut self) {
+        self.cookie = None;
+    }
+
     /// GetConfig, GetAuthorizationCookie, GetCookie and (when `register`) RegisterComputer.
     pub async fn handshake(&mut self, register: bool) -> Result<(), Fault> {
         let config = self
-            .call(
-                "/ClientWebService/client.asmx",
-                &format!("{CLIENT_NS}/GetConfig"),
-                &format!("<GetConfig xmlns=\"{CLIENT_NS}\"><protocolVersion>2.90</protocolVersion></GetConfig>"),
-            )
+            .call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/GetConfig"), &Self::get_config_body())
             .await?;
         let last_change = descendant(&config, "LastChange").map(|e| e.value().to_owned()).unwrap_or_default();
         let service_url = descendant(&config, "ServiceUrl").map(|e| e.value().to_owned()).unwrap_or_default();
         let auth = self
-            .call(
-                &format!("/{service_url}"),
-                &format!("{AUTH_NS}/GetAuthorizationCookie"),
-                &format!(
-                    "<GetAuthorizationCookie xmlns=\"{AUTH_NS}\"><clientId>{}</clientId>{}<dnsName>{}</dnsName></GetAuthorizationCookie>",
-                    self.client_id,
-                    self.target_group
-                        .as_deref()
-                        .map(|g| format!("<targetGroupName>{}</targetGroupName>", xml_escape(g)))
-                        .unwrap_or_default(),
-                    self.dns_name
-                ),
-            )
+            .call(&format!("/{service_url}"), &format!("{AUTH_NS}/GetAuthorizationCookie"), &self.authorization_body())
             .await?;
         let plug_in = descendant(&auth, "PlugInId").map(|e| e.value().to_owned()).unwrap_or_default();
         let data = descendant(&auth, "CookieData").map(|e| e.value().to_owned()).unwrap_or_default();
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-        // A client that had a cookie sends it back, as WUA does after ConfigChanged.
-        let old_cookie = match &self.cookie {
-            Some((expiration, data)) => {
-                format!(
-                    "<oldCookie><Expiration>{expiration}</Expiration><EncryptedData>{data}</EncryptedData></oldCookie>"
-                )
-            }
-            None => format!("<oldCookie><Expiration>{now}</Expiration></oldCookie>"),
-        };
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let cookie = self
             .call(
                 "/ClientWebService/client.asmx",
                 &format!("{CLIENT_NS}/GetCookie"),
-                &format!(
-                    "<GetCookie xmlns=\"{CLIENT_NS}\"><authCookies><AuthorizationCookie><PlugInId>{plug_in}</PlugInId><CookieData>{data}</CookieData></AuthorizationCookie></authCookies>{old_cookie}<lastChange>{last_change}</lastChange><currentTime>{now}</currentTime><protocolVersion>2.90</protocolVersion></GetCookie>"
-                ),
+                &Self::get_cookie_body(&plug_in, &data, &last_change, &now),
             )
             .await?;
         self.take_cookie(&cookie);
@@ -283,13 +392,76 @@ impl Agent {
         Ok(())
     }
 
+    /// GetConfig as the native client sends it.
+    pub fn get_config_body() -> String {
+        format!("<GetConfig xmlns=\"{CLIENT_NS}\"><protocolVersion>2.90</protocolVersion></GetConfig>")
+    }
+
+    /// GetAuthorizationCookie: the client id, the group policy's target group (when set)
+    /// and the DNS name.
+    pub fn authorization_body(&self) -> String {
+        format!(
+            "<GetAuthorizationCookie xmlns=\"{AUTH_NS}\"><clientId>{}</clientId>{}<dnsName>{}</dnsName></GetAuthorizationCookie>",
+            self.client_id,
+            self.target_group
+                .as_deref()
+                .map(|g| format!("<targetGroupName>{}</targetGroupName>", xml_escape(g)))
+                .unwrap_or_default(),
+            self.dns_name
+        )
+    }
+
+    /// GetCookie exactly as the captured client sends it: an `oldCookie` holding only an
+    /// Expiration (the current time), never its sealed data, whatever cookie it held
+    /// (wusp/examples/native-capture/GetCookie.request.xml).
+    pub fn get_cookie_body(plug_in: &str, data: &str, last_change: &str, now: &str) -> String {
+        format!(
+            "<GetCookie xmlns=\"{CLIENT_NS}\"><authCookies><AuthorizationCookie><PlugInId>{plug_in}</PlugInId><CookieData>{data}</CookieData></AuthorizationCookie></authCookies><oldCookie><Expiration>{now}</Expiration></oldCookie><lastChange>{last_change}</lastChange><currentTime>{now}</currentTime><protocolVersion>2.90</protocolVersion></GetCookie>"
+        )
+    }
+
+    /// StartCategoryScan for the agent's filter categories, one AND group each, as the
+    /// captured category scan (no cookie: the operation takes none).
+    pub fn start_category_scan_body(&self) -> String {
+        let categories: String = self
+            .filter_categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                format!("<CategoryRelationship><IndexOfAndGroup>{i}</IndexOfAndGroup><CategoryId>{c}</CategoryId></CategoryRelationship>")
+            })
+            .collect();
+        format!(
+            "<StartCategoryScan xmlns=\"{CLIENT_NS}\"><requestedCategories>{categories}</requestedCategories></StartCategoryScan>"
+        )
+    }
+
+    /// StartCategoryScan; returns the preferred category ids.
+    pub async fn start_category_scan(&self) -> Result<Vec<uuid::Uuid>, Fault> {
+        let r = self
+            .call(
+                "/ClientWebService/client.asmx",
+                &format!("{CLIENT_NS}/StartCategoryScan"),
+                &self.start_category_scan_body(),
+            )
+            .await?;
+        Ok(descendant(&r, "preferredCategoryIds")
+            .map(|p| p.children.iter().filter_map(|g| g.value().parse().ok()).collect())
+            .unwrap_or_default())
+    }
+
     pub async fn register(&self) -> Result<(), Fault> {
-        let body = format!(
+        let body = self.register_body();
+        self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/RegisterComputer"), &body).await.map(|_| ())
+    }
+
+    /// RegisterComputer with the captured client's ComputerInfo.
+    pub fn register_body(&self) -> String {
+        format!(
             "<RegisterComputer xmlns=\"{CLIENT_NS}\">{}<computerInfo><DnsName>{}</DnsName><OSMajorVersion>10</OSMajorVersion><OSMinorVersion>0</OSMinorVersion><OSBuildNumber>26200</OSBuildNumber><OSServicePackMajorNumber>0</OSServicePackMajorNumber><OSServicePackMinorNumber>0</OSServicePackMinorNumber><OSLocale>en-US</OSLocale><ComputerManufacturer>QEMU</ComputerManufacturer><ComputerModel>Standard PC (Q35 + ICH9, 2009)</ComputerModel><BiosVersion>unknown</BiosVersion><BiosName>unknown</BiosName><BiosReleaseDate>2022-02-02T00:00:00Z</BiosReleaseDate><ProcessorArchitecture>AMD64</ProcessorArchitecture><SuiteMask>256</SuiteMask><OldProductType>1</OldProductType><NewProductType>48</NewProductType><SystemMetrics>0</SystemMetrics><ClientVersionMajorNumber>1507</ClientVersionMajorNumber><ClientVersionMinorNumber>2601</ClientVersionMinorNumber><ClientVersionBuildNumber>30012</ClientVersionBuildNumber><ClientVersionQfeNumber>0</ClientVersionQfeNumber><OSDescription>Windows 10 Pro</OSDescription><OEM>QEMU</OEM><DeviceType>Standard PC (Q35 + ICH9, 2009)</DeviceType><FirmwareVersion>unknown</FirmwareVersion><MobileOperator>Not Present</MobileOperator></computerInfo></RegisterComputer>",
             self.cookie_xml("cookie"),
             self.dns_name
-        );
-        self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/RegisterComputer"), &body).await.map(|_| ())
+        )
     }
 
     /// One SyncUpdates call (software pass) with the agent's cached ids.
@@ -302,12 +474,26 @@ impl Agent {
         )
     }
 
-    fn sync_updates_body(&self) -> String {
+    /// The software pass's SyncUpdates, in the native client's element order
+    /// (captures/wsus-m0-native/scan/000006, flow/000001): the cached-id arrays left out
+    /// while empty, FilterCategoryIds for a category scan.
+    pub fn sync_updates_body(&self) -> String {
+        let filter = if self.filter_categories.is_empty() {
+            String::new()
+        } else {
+            let ids: String = self
+                .filter_categories
+                .iter()
+                .map(|c| format!("<CategoryIdentifier><Id>{c}</Id></CategoryIdentifier>"))
+                .collect();
+            format!("<FilterCategoryIds>{ids}</FilterCategoryIds>")
+        };
         format!(
-            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}{}<SkipSoftwareSync>false</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec/><ProductsParameters><SyncCurrentVersionOnly>false</SyncCurrentVersionOnly><DeviceAttributes>App=WU_OS;OSVersion=10.0.26200.8037</DeviceAttributes><CallerAttributes>Interactive=0;Id=Sim</CallerAttributes><Products/></ProductsParameters></parameters></SyncUpdates>",
+            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}{}<SkipSoftwareSync>false</SkipSoftwareSync>{filter}<NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>{}</AlsoPerformRegularSync><ComputerSpec/><ProductsParameters><SyncCurrentVersionOnly>false</SyncCurrentVersionOnly><DeviceAttributes>{DEVICE_ATTRIBUTES}</DeviceAttributes><CallerAttributes>Interactive=0;SheddingAware=1;Id=Sim;</CallerAttributes><Products/></ProductsParameters></parameters></SyncUpdates>",
             self.cookie_xml("cookie"),
             ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
             ints("OtherCachedUpdateIDs", &self.other_cached),
+            self.filter_categories.is_empty(),
         )
     }
 
@@ -323,28 +509,8 @@ impl Agent {
     /// The driver pass: devices as (hardware id, installed driver (date, version) if any),
     /// with the computer model ids of ComputerSpec. Returns the offered driver revision
     /// ids and DriverSyncNotNeeded.
-    pub async fn driver_pass(
-        &mut self,
-        devices: &[(String, Option<(&str, &str)>)],
-        models: &[&str],
-    ) -> Result<(Vec<i32>, bool), Fault> {
-        let devices: String = devices
-            .iter()
-            .map(|(hwid, installed)| {
-                let installed = installed
-                    .map(|(date, version)| {
-                        format!("<installedDriver><MatchingID>{}</MatchingID><DriverVerDate>{date}T00:00:00Z</DriverVerDate><DriverVerVersion>{version}</DriverVerVersion><Class>Net</Class><Manufacturer>Contoso</Manufacturer><Provider>Contoso</Provider><Model>Contoso Ethernet</Model><DriverRank>0</DriverRank></installedDriver>", xml_escape(hwid))
-                    })
-                    .unwrap_or_default();
-                format!("<Device><HardwareIDs><string>{}</string></HardwareIDs>{installed}<DeviceFlags>0</DeviceFlags></Device>", xml_escape(hwid))
-            })
-            .collect();
-        let models: String = models.iter().map(|m| format!("<guid>{m}</guid>")).collect();
-        let body = format!(
-            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}<SystemSpec>{devices}</SystemSpec><SkipSoftwareSync>true</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec><HardwareIDs>{models}</HardwareIDs></ComputerSpec><FeatureScoreMatchingKey>AMD64.10.0</FeatureScoreMatchingKey></parameters></SyncUpdates>",
-            self.cookie_xml("cookie"),
-            ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
-        );
+    pub async fn driver_pass(&mut self, devices: &[Device], models: &[&str]) -> Result<(Vec<i32>, bool), Fault> {
+        let body = self.driver_pass_body(devices, models);
         let result = self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/SyncUpdates"), &body).await?;
         if let Some(c) = descendant(&result, "NewCookie") {
             self.take_cookie(c);
@@ -354,6 +520,19 @@ impl Agent {
             .unwrap_or_default();
         let not_needed = descendant(&result, "DriverSyncNotNeeded").is_some_and(|d| d.value() == "true");
         Ok((ids, not_needed))
+    }
+
+    /// The driver pass's SyncUpdates as the native client sends it
+    /// (captures/wsus-m0-native/flow/000014): SystemSpec, SkipSoftwareSync true,
+    /// ComputerSpec, FeatureScoreMatchingKey, ProductsParameters; no OtherCachedUpdateIDs.
+    pub fn driver_pass_body(&self, devices: &[Device], models: &[&str]) -> String {
+        let devices: String = devices.iter().map(Device::xml).collect();
+        let models: String = models.iter().map(|m| format!("<guid>{m}</guid>")).collect();
+        format!(
+            "<SyncUpdates xmlns=\"{CLIENT_NS}\">{}<parameters><ExpressQuery>false</ExpressQuery>{}<SystemSpec>{devices}</SystemSpec><SkipSoftwareSync>true</SkipSoftwareSync><NeedTwoGroupOutOfScopeUpdates>true</NeedTwoGroupOutOfScopeUpdates><AlsoPerformRegularSync>false</AlsoPerformRegularSync><ComputerSpec><HardwareIDs>{models}</HardwareIDs></ComputerSpec><FeatureScoreMatchingKey>AMD64.10.0</FeatureScoreMatchingKey><ProductsParameters><SyncCurrentVersionOnly>false</SyncCurrentVersionOnly><DeviceAttributes>{DEVICE_ATTRIBUTES}</DeviceAttributes><CallerAttributes>Interactive=0;SheddingAware=1;Id=Sim;</CallerAttributes><Products/></ProductsParameters></parameters></SyncUpdates>",
+            self.cookie_xml("cookie"),
+            ints("InstalledNonLeafUpdateIDs", &self.installed_non_leaf),
+        )
     }
 
     /// A full software scan: pages until nothing is truncated and no non-leaf came back,
@@ -433,11 +612,7 @@ impl Agent {
     /// GetExtendedUpdateInfo for `ids` (at most 50, as the client batches): the
     /// fragments, and the file locations (SHA-1 base64, URL).
     pub async fn extended_info(&self, ids: &[i32]) -> Result<(Vec<(i32, String)>, Vec<(String, String)>), Fault> {
-        let body = format!(
-            "<GetExtendedUpdateInfo xmlns=\"{CLIENT_NS}\">{}{}<infoTypes><XmlUpdateFragmentType>Extended</XmlUpdateFragmentType><XmlUpdateFragmentType>LocalizedProperties</XmlUpdateFragmentType></infoTypes><locales><string>en-US</string><string>en</string></locales><deviceAttributes>App=WU_OS</deviceAttributes><GeoId>USA</GeoId><callerAttributes>Id=Sim</callerAttributes></GetExtendedUpdateInfo>",
-            self.cookie_xml("cookie"),
-            ints("revisionIDs", ids)
-        );
+        let body = self.extended_info_body(ids);
         let r =
             self.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/GetExtendedUpdateInfo"), &body).await?;
         let updates = descendant(&r, "Updates")
@@ -467,6 +642,17 @@ impl Agent {
             })
             .unwrap_or_default();
         Ok((updates, files))
+    }
+
+    /// GetExtendedUpdateInfo as the native client asks (captures/wsus-m0-native/scan/000010):
+    /// Extended and LocalizedProperties, locales en-US then en, device and caller
+    /// attributes, GeoId.
+    pub fn extended_info_body(&self, ids: &[i32]) -> String {
+        format!(
+            "<GetExtendedUpdateInfo xmlns=\"{CLIENT_NS}\">{}{}<infoTypes><XmlUpdateFragmentType>Extended</XmlUpdateFragmentType><XmlUpdateFragmentType>LocalizedProperties</XmlUpdateFragmentType></infoTypes><locales><string>en-US</string><string>en</string></locales><deviceAttributes>{DEVICE_ATTRIBUTES}</deviceAttributes><GeoId>USA</GeoId><callerAttributes>Interactive=0;SheddingAware=1;Id=Sim;</callerAttributes></GetExtendedUpdateInfo>",
+            self.cookie_xml("cookie"),
+            ints("revisionIDs", ids)
+        )
     }
 
     /// Downloads a file as Delivery Optimization does — Range GETs of `piece` bytes in a
@@ -587,7 +773,9 @@ impl Agent {
         self.report(&refs, None).await.map(|(ids, _)| ids.len())
     }
 
-    /// ReportEventBatch with events `(event id, update id or nil, misc data)`. Returns what
+    /// ReportEventBatch with events `(event id, update id or nil, data)`: `key=value`
+    /// entries go to MiscData, the others to ReplacementStrings (event 147's count), as the
+    /// native client writes them (captures/wsus-m0-native/flow/000016). Returns what
     /// identifies the batch (EventInstanceIDs and TimeAtTarget), which `resend` repeats as
     /// a client does when it did not hear the answer.
     pub async fn report(
@@ -595,19 +783,43 @@ impl Agent {
         events: &[(i32, &str, &[&str])],
         resend: Option<&(Vec<String>, String)>,
     ) -> Result<(Vec<String>, String), Fault> {
+        let (body, ids, now) = self.report_body(events, resend);
+        let r = self
+            .call("/ReportingWebService/ReportingWebService.asmx", &format!("{REPORTING_NS}/ReportEventBatch"), &body)
+            .await?;
+        match descendant(&r, "ReportEventBatchResult").map(|e| e.value().to_owned()) {
+            Some(v) if v == "true" => Ok((ids, now)),
+            other => Err(Fault { status: 200, error_code: "NotAccepted".into(), message: format!("{other:?}") }),
+        }
+    }
+
+    /// The ReportEventBatch body for `events`, with its EventInstanceIDs and time.
+    pub fn report_body(
+        &self,
+        events: &[(i32, &str, &[&str])],
+        resend: Option<&(Vec<String>, String)>,
+    ) -> (String, Vec<String>, String) {
         let now = resend
             .map(|r| r.1.clone())
             .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         let instance_ids = resend.map(|r| r.0.as_slice());
         let mut ids = Vec::new();
         let mut batch = String::new();
-        for (i, (event_id, update_id, misc)) in events.iter().enumerate() {
+        let strings = |items: &[&&str]| -> String {
+            items.iter().map(|m| format!("<string>{}</string>", xml_escape(m))).collect()
+        };
+        for (i, (event_id, update_id, data)) in events.iter().enumerate() {
             let id = instance_ids.and_then(|v| v.get(i).cloned()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let misc: String = misc.iter().map(|m| format!("<string>{}</string>", xml_escape(m))).collect();
+            let (misc, replacement): (Vec<&&str>, Vec<&&str>) = data.iter().partition(|d| d.contains('='));
+            let replacement = match replacement.as_slice() {
+                [] => "<ReplacementStrings/>".to_owned(),
+                r => format!("<ReplacementStrings>{}</ReplacementStrings>", strings(r)),
+            };
+            let misc = strings(&misc);
             // A failed install carries its error, as the native client's did (0x80246007).
             let hresult: i32 = if *event_id == 182 { 0x8024_6007_u32 as i32 } else { 0 };
             batch.push_str(&format!(
-                "<ReportingEvent><BasicData><TargetID><Sid>{}</Sid></TargetID><SequenceNumber>0</SequenceNumber><TimeAtTarget>{now}</TimeAtTarget><EventInstanceID>{id}</EventInstanceID><NamespaceID>1</NamespaceID><EventID>{event_id}</EventID><SourceID>101</SourceID><UpdateID><UpdateID>{update_id}</UpdateID><RevisionNumber>0</RevisionNumber></UpdateID><Win32HResult>{hresult}</Win32HResult><AppName>Sim</AppName></BasicData><ExtendedData><ReplacementStrings/><MiscData>{misc}</MiscData><ComputerBrand>QEMU</ComputerBrand><ComputerModel>Standard PC</ComputerModel><BiosRevision>unknown</BiosRevision><ProcessorArchitecture>Amd64Compatible</ProcessorArchitecture><OSVersion><Major>10</Major><Minor>0</Minor><Build>26200</Build><Revision>8037</Revision><ServicePackMajor>0</ServicePackMajor><ServicePackMinor>0</ServicePackMinor></OSVersion><OSLocaleID>1033</OSLocaleID><DeviceID/></ExtendedData><PrivateData/></ReportingEvent>",
+                "<ReportingEvent><BasicData><TargetID><Sid>{}</Sid></TargetID><SequenceNumber>0</SequenceNumber><TimeAtTarget>{now}</TimeAtTarget><EventInstanceID>{id}</EventInstanceID><NamespaceID>1</NamespaceID><EventID>{event_id}</EventID><SourceID>101</SourceID><UpdateID><UpdateID>{update_id}</UpdateID><RevisionNumber>0</RevisionNumber></UpdateID><Win32HResult>{hresult}</Win32HResult><AppName>Sim</AppName></BasicData><ExtendedData>{replacement}<MiscData>{misc}</MiscData><ComputerBrand>QEMU</ComputerBrand><ComputerModel>Standard PC</ComputerModel><BiosRevision>unknown</BiosRevision><ProcessorArchitecture>Amd64Compatible</ProcessorArchitecture><OSVersion><Major>10</Major><Minor>0</Minor><Build>26200</Build><Revision>8037</Revision><ServicePackMajor>0</ServicePackMajor><ServicePackMinor>0</ServicePackMinor></OSVersion><OSLocaleID>1033</OSLocaleID></ExtendedData><PrivateData/></ReportingEvent>",
                 self.client_id
             ));
             ids.push(id);
@@ -616,12 +828,23 @@ impl Agent {
             "<ReportEventBatch xmlns=\"{REPORTING_NS}\">{}<clientTime>{now}</clientTime><eventBatch>{batch}</eventBatch></ReportEventBatch>",
             self.cookie_xml("cookie")
         );
-        let r = self
-            .call("/ReportingWebService/ReportingWebService.asmx", &format!("{REPORTING_NS}/ReportEventBatch"), &body)
-            .await?;
-        match descendant(&r, "ReportEventBatchResult").map(|e| e.value().to_owned()) {
-            Some(v) if v == "true" => Ok((ids, now)),
-            other => Err(Fault { status: 200, error_code: "NotAccepted".into(), message: format!("{other:?}") }),
-        }
+        (body, ids, now)
+    }
+
+    /// The updates this machine evaluates and reports on: what the server sent for a
+    /// status check or to install (PreDeploymentCheck, Install, OptionalInstall; not
+    /// Evaluate, which is neither offered nor reported, nor bundle members, which follow
+    /// their bundle: MS-WUSP 2.2.2.2.4's actions). Upper case, as the native client lists
+    /// update ids in event 156.
+    pub fn reportable(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .received
+            .values()
+            .filter(|r| r.is_leaf && matches!(r.action.as_str(), "PreDeploymentCheck" | "Install" | "OptionalInstall"))
+            .filter_map(|r| r.core.split("UpdateID=\"").nth(1)?.split('"').next().map(str::to_uppercase))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
-use wsus_e2e::agent::Agent;
+use wsus_e2e::agent::{Agent, Device};
 use wsus_e2e::{PgCluster, System};
 use wsus_store::approvals::{self, Action, Approval};
 
@@ -85,10 +85,11 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     let install: Vec<_> = agent.received.iter().filter(|(_, r)| r.action == "Install").collect();
     assert_eq!(install.len(), 1, "the approved bundle");
     assert!(install[0].1.deployment_id >= 1000);
-    assert!(
-        agent.received.values().any(|r| r.action == "Bundle")
-            && agent.received.values().any(|r| r.action == "Evaluate")
-    );
+    // Unapproved updates come for a status check, categories and detectoids to evaluate,
+    // bundle members as Bundle (captures/wsus-m0-native/flow/000012).
+    for action in ["Bundle", "Evaluate", "PreDeploymentCheck"] {
+        assert!(agent.received.values().any(|r| r.action == action), "{action}");
+    }
     assert!(
         agent.received.values().all(|r| r.core.starts_with("<UpdateIdentity ")),
         "the Core fragment, unescaped by the client"
@@ -104,7 +105,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     // The driver pass: the newest driver for a device with an older one installed.
     let hwid = wsus_catalog_gen::driver_hardware_id(0);
     let (drivers, not_needed) =
-        agent.driver_pass(&[(hwid.clone(), Some(("2025-01-15", "281474976710656")))], &[]).await.unwrap();
+        agent.driver_pass(&[Device::with_driver(&hwid, Some(("2025-01-15", "281474976710656")))], &[]).await.unwrap();
     assert_eq!(drivers.len(), 1, "one driver for the one device");
     assert!(!not_needed, "the catalog holds drivers");
     let (offered,): (String,) =
@@ -114,7 +115,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
             .await
             .unwrap();
     assert_eq!(offered, format!("{hwid} {}", wsus_metadata::pack_driver_version("1.0.2.0").unwrap()));
-    let (none, _) = agent.driver_pass(&[("USB\\VID_0000&PID_0000".to_owned(), None)], &[]).await.unwrap();
+    let (none, _) = agent.driver_pass(&[Device::with_driver("USB\\VID_0000&PID_0000", None)], &[]).await.unwrap();
     assert!(none.is_empty());
 
     // Extended info for a leaf with a file: its fragments and where to download it.
@@ -202,7 +203,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(changed.len(), 1, "{changed:?}");
-    assert_eq!(changed[0].1, "Evaluate");
+    assert_eq!(changed[0].1, "PreDeploymentCheck", "unapproved again: a status check");
 
     // GetExtendedUpdateInfo2 by identity, with file URLs; SyncPrinterCatalog (no printers).
     let (leaf_update, leaf_rev): (uuid::Uuid, i32) =

@@ -171,7 +171,7 @@ async fn the_console_shows_the_fleet_and_approves_in_a_browser() {
     eprintln!("{COMPUTERS} clients scanned and reported in {:?}", started.elapsed());
     for (kind, agent) in clients.iter().filter(|(k, _)| *k != Kind::Silent) {
         let offered = agent.received.get(&approved_rev).map(|r| r.action.as_str());
-        assert_eq!(offered, Some("Evaluate"), "{kind:?} client {} was offered {approved}", agent.client_id);
+        assert_eq!(offered, Some("PreDeploymentCheck"), "{kind:?} client {} was offered {approved}", agent.client_id);
     }
 
     // Every report became statuses.
@@ -290,6 +290,6 @@ async fn the_console_shows_the_fleet_and_approves_in_a_browser() {
     let outsider = clients.iter().position(|(k, a)| *k == Kind::Needing && !ids.contains(&a.client_id));
     let outsider = &mut clients[outsider.unwrap()].1;
     outsider.scan().await.unwrap();
-    assert_eq!(outsider.received[&approved_rev].action, "Evaluate", "the approval is for the group only");
+    assert_eq!(outsider.received[&approved_rev].action, "PreDeploymentCheck", "the approval is for the group only");
     eprintln!("the console test took {:?}", started.elapsed());
 }

@@ -97,6 +97,14 @@ fn cases(cookie: &(String, String)) -> Vec<(&'static str, &'static str, String, 
             get_config.clone(),
             envelope("<GetConfig/>").replace(SOAP_NS, "urn:not-soap").into_bytes(),
         ),
+        (
+            // WCF answers only the contract's namespace (MS-WUSP 2.2.1: the Client service's
+            // elements are qualified by its namespace).
+            "an operation in another namespace",
+            CLIENT,
+            get_config.clone(),
+            envelope("<GetConfig xmlns=\"urn:evil\"><protocolVersion>2.90</protocolVersion></GetConfig>").into_bytes(),
+        ),
         ("truncated XML", CLIENT, get_config.clone(), envelope("<GetConfig>").as_bytes()[..60].to_vec()),
         ("a wrong SOAPAction", CLIENT, "\"urn:nothing/Here\"".to_owned(), envelope("<GetConfig/>").into_bytes()),
         ("invalid UTF-8", CLIENT, get_config.clone(), invalid_utf8),

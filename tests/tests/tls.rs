@@ -1,6 +1,8 @@
 //! HTTPS on the TLS port (8531 by default): a simulated client completes a scan over it
-//! with a test certificate, and the file locations it is given use the scheme and port it
-//! came in on; the plain port keeps answering plain HTTP.
+//! with a test certificate; the file locations it is given are plain HTTP on the content
+//! (plain) port, as a real WSUS configured for SSL gives them ("WSUS uses SSL for metadata
+//! only, not for update files"; MS-WUSP 2.1: content at http://serverUrl:[contentPort]);
+//! the plain port keeps answering plain HTTP.
 
 use wsus_e2e::agent::{Agent, FileMeta};
 use wsus_e2e::{PgCluster, System, TestCertificate, free_port};
@@ -31,13 +33,15 @@ async fn a_client_scans_over_https() {
     let scan = agent.scan().await.unwrap();
     assert!(scan.new.len() > 100, "{} updates", scan.new.len());
 
-    // Extended info for a leaf with a file: its URL is on the HTTPS port, and downloads.
+    // Extended info for a leaf with a file: its URL is plain HTTP on the content port (the
+    // host the client used), and downloads.
     let leaf = agent.received.iter().find(|(_, r)| r.is_leaf && r.action == "Bundle").map(|(id, _)| *id).unwrap();
     let (fragments, files) = agent.extended_info(&[leaf]).await.unwrap();
     let extended = &fragments.iter().find(|(_, x)| x.starts_with("<ExtendedProperties")).unwrap().1;
     let meta = &FileMeta::from_extended(extended)[0];
     let url = &files.iter().find(|(d, _)| *d == meta.sha1).unwrap().1;
-    assert!(url.starts_with(&format!("{https}/Content/")), "{url}");
+    let plain_port = system.gateway_url.rsplit(':').next().unwrap().trim_end_matches('/');
+    assert!(url.starts_with(&format!("http://localhost:{plain_port}/Content/")), "{url}");
     let bytes = agent.download(url, meta, 4096).await.unwrap();
     assert_eq!(bytes.len() as u64, meta.size);
 

@@ -367,6 +367,12 @@ impl CatalogIndex {
         self.by_revision_id.get(&revision_id).map(|&i| self.revs[i as usize].update_id)
     }
 
+    /// Whether a revision is deployed to clients at all: the catalog holds it and its
+    /// update is not declined.
+    pub fn is_deployable(&self, revision_id: i32) -> bool {
+        self.by_revision_id.get(&revision_id).is_some_and(|&i| !self.revs[i as usize].declined)
+    }
+
     /// The revision id of a revision the catalog holds.
     pub fn revision_id_of(&self, identity: &UpdateIdentity) -> Option<i32> {
         self.by_identity.get(identity).map(|&i| self.revs[i as usize].revision_id)

@@ -381,6 +381,10 @@ pub struct GatewayConfig {
     pub soap_queue_wait: std::time::Duration,
     /// The Retry-After (seconds) sent with every ServerBusy fault.
     pub retry_after_seconds: usize,
+    /// Proxies and load balancers whose `X-Forwarded-For` / `Forwarded` name the client
+    /// (`WSUS_TRUSTED_PROXIES`, addresses or CIDR ranges); from anyone else the headers
+    /// are ignored and the connection's peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Admission defaults scale with the cores. Handlers are mostly CPU work on the
@@ -441,8 +445,22 @@ impl GatewayConfig {
             // A storm clears in seconds once shed requests back off; clients told to wait
             // longer would leave the server idle afterwards.
             retry_after_seconds: vars.number("WSUS_RETRY_AFTER_SECONDS", 10, 1..=3600)?,
+            trusted_proxies: trusted_proxies(vars)?,
         })
     }
+}
+
+/// `WSUS_TRUSTED_PROXIES`: `10.0.0.0/8,192.0.2.7,fd00::/8` (a bare address is itself alone).
+fn trusted_proxies(vars: &Vars) -> Result<Vec<ipnet::IpNet>> {
+    vars.list("WSUS_TRUSTED_PROXIES")
+        .iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|n| n.trunc())
+                .map_err(|_| ConfigError::new("WSUS_TRUSTED_PROXIES", format!("{p:?} is not an address or CIDR range")))
+        })
+        .collect()
 }
 
 /// reporting: event ingestion (gRPC) and the management API.
@@ -568,6 +586,10 @@ mod tests {
         assert_eq!((g.soap_max_inflight, g.soap_max_queued), (8 * cores, 64 * cores));
         assert_eq!(g.soap_queue_wait, std::time::Duration::from_secs(2));
         assert_eq!(g.retry_after_seconds, 10);
+        assert!(g.trusted_proxies.is_empty(), "no proxy is trusted unless named");
+        let proxies = gateway(&[DB, ("WSUS_TRUSTED_PROXIES", "10.42.0.0/16, 192.0.2.7,fd00::1/8")]).unwrap();
+        let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+        assert_eq!(proxies.trusted_proxies, vec![net("10.42.0.0/16"), net("192.0.2.7/32"), net("fd00::/8")]);
 
         let map = vars_from(&[DB]);
         let lookup = move |k: &str| map.get(k).cloned();
@@ -600,6 +622,8 @@ mod tests {
             ("WSUS_SOAP_MAX_BODY_BYTES", "12"),
             ("WSUS_SOAP_MAX_DEPTH", "deep"),
             ("WSUS_SOAP_MAX_INFLIGHT", "0"),
+            ("WSUS_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("WSUS_TRUSTED_PROXIES", "ingress"),
             ("WSUS_SOAP_MAX_QUEUED", "-1"),
             ("WSUS_SOAP_QUEUE_WAIT_MS", "2s"),
             ("WSUS_RETRY_AFTER_SECONDS", "0"),

@@ -295,7 +295,7 @@ impl Shell {
         let app = metrics::instrument(app, self.metrics.clone()).layer(axum::Extension(tls::Scheme("https")));
         let shutdown = self.shutdown.clone();
         Ok(tokio::spawn(async move {
-            let served = axum::serve(listener, app.into_make_service())
+            let served = axum::serve(listener, app.into_make_service_with_connect_info::<tls::Peer>())
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
             if let Err(e) = served {
@@ -309,7 +309,7 @@ impl Shell {
         tracing::info!(%addr, "listening (HTTP)");
         let shutdown = self.shutdown.clone();
         Ok(tokio::spawn(async move {
-            let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            let served = axum::serve(listener, router.into_make_service_with_connect_info::<tls::Peer>())
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
             if let Err(e) = served {

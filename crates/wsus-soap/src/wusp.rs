@@ -704,13 +704,23 @@ pub struct GetExtendedUpdateInfoRequest {
 
 impl GetExtendedUpdateInfoRequest {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        read::child(op, "infoTypes", "infoTypes")?;
-        Ok(Self {
-            revision_ids: read::ints(op, "revisionIDs", "revisionIDs")?,
-            info_types: read::strings(op, "infoTypes").into_iter().map(|s| s.trim().to_owned()).collect(),
-            locales: read::strings(op, "locales").into_iter().map(|s| s.trim().to_owned()).collect(),
-        })
+        let (info_types, locales) = info_types_and_locales(op)?;
+        Ok(Self { revision_ids: read::ints(op, "revisionIDs", "revisionIDs")?, info_types, locales })
     }
+}
+
+/// `infoTypes` (required) and `locales`, which "MUST be present, if the infoTypes
+/// parameter contains either the Eula or the LocalizedProperties element" (MS-WUSP
+/// 3.1.5.9: InvalidParameters otherwise).
+fn info_types_and_locales(op: &Element) -> Result<(Vec<String>, Vec<String>), DecodeError> {
+    read::child(op, "infoTypes", "infoTypes")?;
+    let info_types: Vec<String> = read::strings(op, "infoTypes").into_iter().map(|s| s.trim().to_owned()).collect();
+    let localized = info_types.iter().any(|t| t == "LocalizedProperties" || t == "Eula");
+    if localized && op.child("locales").is_none_or(|l| l.is_nil()) {
+        return Err(DecodeError::new("locales", "required for LocalizedProperties and Eula"));
+    }
+    let locales = read::strings(op, "locales").into_iter().map(|s| s.trim().to_owned()).collect();
+    Ok((info_types, locales))
 }
 
 /// ExtendedUpdateInfo, in WSDL order: fragments (revision id, fragment text), file
@@ -758,7 +768,7 @@ pub struct GetExtendedUpdateInfo2Request {
 
 impl GetExtendedUpdateInfo2Request {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        read::child(op, "infoTypes", "infoTypes")?;
+        let (info_types, locales) = info_types_and_locales(op)?;
         let path = "updateIDs";
         Ok(Self {
             update_ids: read::items(op, "updateIDs")
@@ -769,8 +779,8 @@ impl GetExtendedUpdateInfo2Request {
                     ))
                 })
                 .collect::<Result<_, DecodeError>>()?,
-            info_types: read::strings(op, "infoTypes").into_iter().map(|s| s.trim().to_owned()).collect(),
-            locales: read::strings(op, "locales").into_iter().map(|s| s.trim().to_owned()).collect(),
+            info_types,
+            locales,
         })
     }
 }

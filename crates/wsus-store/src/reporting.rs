@@ -98,6 +98,7 @@ pub async fn register_computer(pool: &PgPool, r: &Registration) -> Result<()> {
     .bind(r.registered_at)
     .execute(pool)
     .await?;
+    place_by_requested_groups(pool, std::slice::from_ref(&r.computer_id)).await?;
     // Gateways keep registered computers in memory.
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(crate::index::COMPUTERS_CHANNEL)
@@ -108,14 +109,20 @@ pub async fn register_computer(pool: &PgPool, r: &Registration) -> Result<()> {
 }
 
 /// A completed (or failed) SyncUpdates scan.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientSync {
     pub computer_id: String,
     pub synced_at: DateTime<Utc>,
     pub succeeded: bool,
+    /// Where it called from; None when not known (the address on record stays).
+    pub ip_address: Option<std::net::IpAddr>,
+    /// The groups it asked for (client-side targeting).
+    pub requested_target_group_names: Vec<String>,
 }
 
-/// Records scans; the newest time wins, so replays and reordering are harmless.
+/// Records scans; the newest time wins, so replays and reordering are harmless. The
+/// newest scan's address and requested groups become the computer's (an address that
+/// changed is a detail a rollup sends again).
 pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<()> {
     if syncs.is_empty() {
         return Ok(());
@@ -123,23 +130,87 @@ pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<
     let ids: Vec<&str> = syncs.iter().map(|s| s.computer_id.as_str()).collect();
     let times: Vec<DateTime<Utc>> = syncs.iter().map(|s| s.synced_at).collect();
     let results: Vec<i16> = syncs.iter().map(|s| if s.succeeded { 1 } else { 2 }).collect();
+    let ips: Vec<Option<std::net::IpAddr>> = syncs.iter().map(|s| s.ip_address).collect();
+    // Ragged lists travel as JSON arrays, one per scan.
+    let names: Vec<serde_json::Value> =
+        syncs.iter().map(|s| serde_json::json!(s.requested_target_group_names)).collect();
+    let mut tx = pool.begin().await?;
     // One row per computer (its newest scan) so the upsert touches each row once.
-    sqlx::query(
-        "INSERT INTO computer AS c (computer_id, last_sync_time, last_sync_result, last_contact_at) \
-         SELECT DISTINCT ON (id) id, t, r, t FROM unnest($1::text[], $2::timestamptz[], $3::int2[]) AS s(id, t, r) \
-         ORDER BY id, t DESC \
+    let changed: Vec<(String,)> = sqlx::query_as(
+        "WITH s AS ( \
+            SELECT DISTINCT ON (id) id, t, r, ip, \
+                   ARRAY(SELECT jsonb_array_elements_text(n)) AS names \
+            FROM unnest($1::text[], $2::timestamptz[], $3::int2[], $4::inet[], $5::jsonb[]) AS s(id, t, r, ip, n) \
+            ORDER BY id, t DESC) \
+         INSERT INTO computer AS c (computer_id, last_sync_time, last_sync_result, last_contact_at, ip_address, \
+                                    requested_target_group_names) \
+         SELECT id, t, r, t, ip, names FROM s \
          ON CONFLICT (computer_id) DO UPDATE SET \
             last_sync_result = CASE WHEN c.last_sync_time IS NULL OR EXCLUDED.last_sync_time >= c.last_sync_time \
                                THEN EXCLUDED.last_sync_result ELSE c.last_sync_result END, \
+            ip_address = CASE WHEN EXCLUDED.ip_address IS NOT NULL \
+                                   AND (c.last_sync_time IS NULL OR EXCLUDED.last_sync_time >= c.last_sync_time) \
+                              THEN EXCLUDED.ip_address ELSE c.ip_address END, \
+            details_changed = c.details_changed OR (EXCLUDED.ip_address IS NOT NULL \
+                                   AND EXCLUDED.ip_address IS DISTINCT FROM c.ip_address \
+                                   AND (c.last_sync_time IS NULL OR EXCLUDED.last_sync_time >= c.last_sync_time)), \
+            requested_target_group_names = CASE WHEN c.last_sync_time IS NULL OR EXCLUDED.last_sync_time >= c.last_sync_time \
+                              THEN EXCLUDED.requested_target_group_names ELSE c.requested_target_group_names END, \
             last_sync_time = GREATEST(c.last_sync_time, EXCLUDED.last_sync_time), \
             last_contact_at = GREATEST(c.last_contact_at, EXCLUDED.last_contact_at), \
-            updated_at = now()",
+            updated_at = now() \
+         RETURNING computer_id",
     )
     .bind(&ids)
     .bind(&times)
     .bind(&results)
-    .execute(pool)
+    .bind(&ips)
+    .bind(&names)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
+    let changed: Vec<String> = changed.into_iter().map(|(id,)| id).collect();
+    place_by_requested_groups(pool, &changed).await
+}
+
+/// With client-side targeting (Group Policy "Enable client-side targeting"), puts each
+/// computer in every existing group it asks for and takes it out of those it no longer
+/// asks for ("If client-side targeting is enabled and the group exists, the client is
+/// added to the specified group"; a computer in none is in Unassigned Computers). Names
+/// match in any letter case; the built-in groups are never asked into. Memberships an
+/// administrator made stay.
+pub async fn place_by_requested_groups(pool: &PgPool, computer_ids: &[String]) -> Result<()> {
+    if computer_ids.is_empty() {
+        return Ok(());
+    }
+    let client_side = crate::settings::get::<crate::settings::ClientConfig>(pool, crate::settings::CLIENT_CONFIG)
+        .await?
+        .is_some_and(|s| s.value.client_side_targeting);
+    if !client_side {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    // The groups each computer asks for that exist (not built-in), in any letter case.
+    sqlx::query(
+        "DELETE FROM computer_group_membership m WHERE m.computer_id = ANY($1) AND m.source = 'client' \
+           AND NOT EXISTS (SELECT 1 FROM computer c JOIN target_group g ON g.group_id = m.group_id \
+                           WHERE c.computer_id = m.computer_id AND NOT g.is_builtin \
+                             AND lower(g.name) IN (SELECT lower(n) FROM unnest(c.requested_target_group_names) AS n))",
+    )
+    .bind(computer_ids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO computer_group_membership (computer_id, group_id, source) \
+         SELECT c.computer_id, g.group_id, 'client' FROM computer c \
+         JOIN target_group g ON NOT g.is_builtin \
+          AND lower(g.name) IN (SELECT lower(n) FROM unnest(c.requested_target_group_names) AS n) \
+         WHERE c.computer_id = ANY($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(computer_ids)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 

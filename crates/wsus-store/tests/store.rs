@@ -194,8 +194,8 @@ async fn client_reports_are_idempotent(pool: PgPool) {
     reporting::record_client_syncs(
         &pool,
         &[
-            ClientSync { computer_id: id.clone(), synced_at: newer, succeeded: true },
-            ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false },
+            ClientSync { computer_id: id.clone(), synced_at: newer, succeeded: true, ..Default::default() },
+            ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false, ..Default::default() },
         ],
     )
     .await
@@ -203,7 +203,7 @@ async fn client_reports_are_idempotent(pool: PgPool) {
     // A late, older record does not roll the state back.
     reporting::record_client_syncs(
         &pool,
-        &[ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false }],
+        &[ClientSync { computer_id: id.clone(), synced_at: registered_at, succeeded: false, ..Default::default() }],
     )
     .await
     .unwrap();
@@ -435,7 +435,7 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
             Registration { computer_id: id.into(), registered_at: then + Duration::minutes(5), ..Default::default() };
         reporting::register_computer(&pool, &reg).await.unwrap();
     }
-    let scan = |t| ClientSync { computer_id: "a".into(), synced_at: t, succeeded: true };
+    let scan = |t| ClientSync { computer_id: "a".into(), synced_at: t, succeeded: true, ..Default::default() };
     // Two more contacts in the registration hour, then one now.
     reporting::record_client_syncs(&pool, &[scan(then + Duration::minutes(20))]).await.unwrap();
     reporting::record_client_syncs(&pool, &[scan(then + Duration::minutes(40))]).await.unwrap();
@@ -506,7 +506,12 @@ async fn contacts_count_once_per_computer_and_hour(pool: PgPool) {
     );
     drop(conn);
 
-    let old = ClientSync { computer_id: "c".into(), synced_at: now - Duration::days(10), succeeded: true };
+    let old = ClientSync {
+        computer_id: "c".into(),
+        synced_at: now - Duration::days(10),
+        succeeded: true,
+        ..Default::default()
+    };
     reporting::record_client_syncs(&pool, &[old]).await.unwrap();
     let stored = || async {
         let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM computer_contact_hour").fetch_one(&pool).await.unwrap();

@@ -123,7 +123,7 @@ pub fn get_cookie(gw: &Gateway, op: &Element) -> OpResult {
     Ok(encode_cookie_response("GetCookie", &seal(&server, &cookie)))
 }
 
-pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
+pub async fn register_computer(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
     let (_, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let info = ComputerInfo::decode(op).map_err(invalid)?;
     let settings = gw.memory.settings.load_full().ok_or_else(|| busy("configuration"))?;
@@ -133,7 +133,7 @@ pub async fn register_computer(gw: &Gateway, op: &Element) -> OpResult {
     let computer = wsus_rpc::reporting::ComputerRegistration {
         computer_id: cookie.client_id.clone(),
         dns_name: info.dns_name,
-        ip_address: None,
+        ip_address: ctx.client_address.map(|a| a.to_string()),
         os_major_version: info.os_major_version,
         os_minor_version: info.os_minor_version,
         os_build_number: info.os_build_number,
@@ -284,10 +284,24 @@ pub fn refresh_cache(gw: &Gateway, op: &Element) -> OpResult {
     Ok(wusp::encode_refresh_cache(&entries))
 }
 
-/// Where files are served: `WSUS_CONTENT_BASE_URL`, or the host the client used.
+/// Where files are served: `WSUS_CONTENT_BASE_URL`, or the host the client used over
+/// plain HTTP on this server's HTTP port. A real WSUS "uses SSL for metadata only, not for
+/// update files", and MS-WUSP 2.1 puts content at `http://serverUrl:[contentPort]/Content`
+/// whichever port the web services use (8531 with SSL, note <5>).
 pub(crate) fn content_url(gw: &Gateway, ctx: &Context, sha1: &[u8; 20], file_name: &str) -> String {
-    let base = gw.config.content_base_url.clone().unwrap_or_else(|| format!("{}://{}", ctx.scheme, ctx.host));
+    let base = gw.config.content_base_url.clone().unwrap_or_else(|| match ctx.scheme {
+        "http" => format!("http://{}", ctx.host),
+        _ => format!("http://{}:{}", host_name(&ctx.host), gw.config.common.http_addr.port()),
+    });
     format!("{base}/Content/{}", wsus_content::relative_path(sha1, file_name))
+}
+
+/// The host of a `host[:port]` (an IPv6 literal keeps its brackets).
+fn host_name(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i) if !host[i..].contains(']') => &host[..i],
+        _ => host,
+    }
 }
 
 /// (SHA-1 base64, URL) for stored files given as (SHA-1, file name).
@@ -312,8 +326,12 @@ pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> Op
     Ok(wusp::encode_file_locations(&file_locations(gw, ctx, &names), &seal(&server, &cookie)))
 }
 
-pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
-    let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+/// ConfigChanged when the configuration changed since the cookie was issued,
+/// RegistrationRequired when the client must register and has not (MS-WUSP 3.1.5.7).
+fn check_config_and_registration(
+    gw: &Gateway,
+    cookie: &ClientCookie,
+) -> Result<std::sync::Arc<wsus_store::settings::ClientConfig>, OpError> {
     if cookie.config_last_change != config_last_change(gw)?.timestamp_micros() {
         return Err((ErrorCode::ConfigChanged, "cookie".to_owned()));
     }
@@ -321,6 +339,12 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     if settings.is_registration_required && !gw.memory.is_registered(&cookie.client_id) {
         return Err((ErrorCode::RegistrationRequired, "cookie".to_owned()));
     }
+    Ok(settings)
+}
+
+pub async fn sync_updates(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
+    let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    let settings = check_config_and_registration(gw, &cookie)?;
     let req = SyncUpdatesRequest::decode(op).map_err(invalid)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
 
@@ -429,7 +453,11 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     let scan_done = !result.truncated && result.new_updates.iter().all(|u| u.is_leaf);
     if scan_done {
         cookie.last_sync = Utc::now().timestamp();
-        gw.syncs.record(&cookie.client_id);
+        gw.syncs.record(
+            &cookie.client_id,
+            ctx.client_address,
+            requested_group_names(cookie.target_group_name.as_deref()),
+        );
     }
     let info = SyncInfo {
         new_updates: result
@@ -447,26 +475,37 @@ pub async fn sync_updates(gw: &Gateway, op: &Element) -> OpResult {
     Ok(info.encode_response())
 }
 
-/// The best stored locale for a request's locales: exact, then the language alone, then English.
-fn pick_locale<'a>(requested: &[String], available: &'a [String]) -> Option<&'a String> {
-    let norm = |s: &str| s.to_ascii_lowercase();
-    requested
-        .iter()
-        .flat_map(|l| {
-            let l = norm(l);
-            let lang = l.split('-').next().unwrap_or_default().to_owned();
-            [l, lang]
-        })
-        .chain(["en".to_owned()])
-        .find_map(|want| available.iter().find(|a| norm(a) == want))
+/// The stored locales to answer with: for each requested locale its best match (exact,
+/// then the language alone), and English beside them ("The service SHOULD always return
+/// the EN locale extended metadata", MS-WUSP 2.2.2.2.6). The native client asks for
+/// `en-US` and `en` and was answered `en` alone (captures/wsus-m0-native/flow/000015).
+fn pick_locales<'a>(requested: &[String], available: &'a [String]) -> Vec<&'a String> {
+    let find = |want: &str| available.iter().find(|a| a.eq_ignore_ascii_case(want));
+    let mut picked: Vec<&String> = Vec::new();
+    for l in requested {
+        let language = l.split('-').next().unwrap_or_default();
+        if let Some(a) = find(l).or_else(|| find(language))
+            && !picked.contains(&a)
+        {
+            picked.push(a);
+        }
+    }
+    if let Some(en) = find("en")
+        && !picked.contains(&en)
+    {
+        picked.push(en);
+    }
+    picked
 }
 
 pub async fn get_extended_update_info(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
     open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let req = GetExtendedUpdateInfoRequest::decode(op).map_err(invalid)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
+    // Revisions not deployed to the client (unknown, or declined) are out of scope, with
+    // no fragments and no files (MS-WUSP 3.1.5.9).
     let (known, out_of_scope): (Vec<i32>, Vec<i32>) =
-        req.revision_ids.iter().partition(|id| catalog.update_of(**id).is_some());
+        req.revision_ids.iter().partition(|id| catalog.is_deployable(**id));
     let with_files = req.info_types.iter().any(|t| t == "Extended");
     extended_info(
         gw,
@@ -494,6 +533,7 @@ pub async fn get_extended_update_info2(gw: &Gateway, ctx: &Context, op: &Element
         .filter_map(|(u, n)| {
             catalog.revision_id_of(&wsus_metadata::UpdateIdentity { update_id: *u, revision_number: *n })
         })
+        .filter(|id| catalog.is_deployable(*id))
         .collect();
     let with_files = req.info_types.iter().any(|t| t == "FileUrl" || t == "Extended");
     extended_info(
@@ -544,24 +584,26 @@ async fn extended_info(
     let unavailable = |e: wsus_store::StoreError| (ErrorCode::ServerBusy, format!("catalog store: {e}"));
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
     let stored = gw.fragments.get(&gw.pool, catalog.version, known).await.map_err(unavailable)?;
+    // Grouped by fragment type, each in the order asked (the real answers list every
+    // Extended fragment, then every LocalizedProperties: scan/000010, flow/000015).
     let mut updates: Vec<(i32, String)> = Vec::new();
-    let mut files: Vec<(Vec<u8>, String)> = Vec::new();
-    for id in known {
-        let Some(extra) = stored.get(id) else { continue };
-        for kind in &kinds {
+    for kind in &kinds {
+        for id in known {
+            let Some(extra) = stored.get(id) else { continue };
             let mine: Vec<&(String, String, String)> = extra.fragments.iter().filter(|(k, _, _)| k == kind).collect();
             if matches!(*kind, "Core" | "Extended") {
                 updates.extend(mine.first().map(|(_, _, body)| (*id, body.clone())));
             } else {
                 let available: Vec<String> = mine.iter().map(|(_, l, _)| l.clone()).collect();
-                if let Some(l) = pick_locale(locales, &available) {
+                for l in pick_locales(locales, &available) {
                     updates.extend(mine.iter().find(|(_, ll, _)| ll == l).map(|(_, _, body)| (*id, body.clone())));
                 }
             }
         }
-        if with_files {
-            files.extend(extra.files.iter().cloned());
-        }
+    }
+    let mut files: Vec<(Vec<u8>, String)> = Vec::new();
+    if with_files {
+        files.extend(known.iter().filter_map(|id| stored.get(id)).flat_map(|extra| extra.files.iter().cloned()));
     }
     // Each file once, as the store listed them.
     files.sort();
@@ -574,6 +616,9 @@ async fn extended_info(
 /// SyncPrinterCatalog (MS-WUSP 3.1.5.12), used by the Add Printer wizard.
 pub async fn sync_printer_catalog(gw: &Gateway, op: &Element) -> OpResult {
     let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
+    // "The server MUST check whether the configuration data ... has changed" and "SHOULD
+    // check whether client registration is required" (MS-WUSP 3.1.5.12), as SyncUpdates.
+    check_config_and_registration(gw, &cookie)?;
     let (installed, printers) = wusp::decode_sync_printer_catalog(op).map_err(invalid)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
     let result = catalog.printer_catalog(&client_groups(gw, &catalog, &cookie), &installed, &printers);
@@ -638,12 +683,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locales_fall_back_to_the_language_then_english() {
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("wsus.lab:8531"), "wsus.lab");
+        assert_eq!(host_name("wsus.lab"), "wsus.lab");
+        assert_eq!(host_name("[2001:db8::1]:8531"), "[2001:db8::1]");
+        assert_eq!(host_name("[2001:db8::1]"), "[2001:db8::1]");
+        assert_eq!(host_name("192.0.2.1:8531"), "192.0.2.1");
+    }
+
+    #[test]
+    fn locales_fall_back_to_the_language_and_english_comes_too() {
         let available = vec!["de".to_owned(), "en".to_owned(), "pt-br".to_owned()];
-        assert_eq!(pick_locale(&["en-US".into(), "en".into()], &available), Some(&available[1]));
-        assert_eq!(pick_locale(&["pt-BR".into()], &available), Some(&available[2]));
-        assert_eq!(pick_locale(&["de-AT".into()], &available), Some(&available[0]));
-        assert_eq!(pick_locale(&["ja".into()], &available), Some(&available[1]));
-        assert_eq!(pick_locale(&["ja".into()], &["de".to_owned()]), None);
+        let picked = |asked: &[&str], available: &[String]| -> Vec<String> {
+            let asked: Vec<String> = asked.iter().map(|s| s.to_string()).collect();
+            pick_locales(&asked, available).into_iter().cloned().collect()
+        };
+        // The native client's request, answered with `en` alone (flow/000015).
+        assert_eq!(picked(&["en-US", "en"], &available), ["en"]);
+        assert_eq!(picked(&["pt-BR"], &available), ["pt-br", "en"]);
+        assert_eq!(picked(&["de-AT", "de"], &available), ["de", "en"]);
+        assert_eq!(picked(&["ja"], &available), ["en"]);
+        assert!(picked(&["ja"], &["de".to_owned()]).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use wsus_service::Shell;
 mod admission;
 mod auth;
 mod client;
+mod client_address;
 mod content;
 mod fragments;
 mod reports;

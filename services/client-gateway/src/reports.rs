@@ -125,12 +125,15 @@ impl SyncRecords {
         (Self { tx }, task)
     }
 
-    /// Records a completed scan now; never waits.
-    pub fn record(&self, computer_id: &str) {
+    /// Records a completed scan now, with where the client called from and the groups it
+    /// asked for; never waits.
+    pub fn record(&self, computer_id: &str, address: Option<std::net::IpAddr>, requested_groups: Vec<String>) {
         let record = wsus_rpc::reporting::ClientSync {
             computer_id: computer_id.to_owned(),
             synced_at: Some(wsus_rpc::timestamp(chrono::Utc::now())),
             succeeded: true,
+            ip_address: address.map(|a| a.to_string()),
+            requested_target_group_names: requested_groups,
         };
         if self.tx.try_send(record).is_err() {
             tracing::debug!("scan record queue full; record dropped");

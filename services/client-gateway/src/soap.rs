@@ -44,6 +44,20 @@ impl Service {
         Some(format!("{scheme}://{host}/{path}"))
     }
 
+    /// The namespace an operation of this service is qualified by (MS-WUSP 2.2.1,
+    /// MS-WSUSSS 2.2): the service's, but Ping's (IMonitorable), which every service has.
+    fn namespace(self, op: &str) -> &'static str {
+        use wsus_soap::{wsusss, wusp};
+        match self {
+            _ if op == "Ping" => wsusss::MONITORABLE_NS,
+            Service::Client => wusp::CLIENT_NS,
+            Service::SimpleAuth => wusp::SIMPLE_AUTH_NS,
+            Service::Reporting => wusp::REPORTING_NS,
+            Service::ServerSync => wsusss::SERVER_SYNC_NS,
+            Service::DssAuth => wsusss::DSS_AUTH_NS,
+        }
+    }
+
     /// Client answers like WCF, the others like ASMX, as on the real server.
     fn style(self) -> EnvelopeStyle {
         match self {
@@ -75,6 +89,8 @@ pub struct Context {
     /// `host[:port]` as the client sent it.
     pub host: String,
     pub scheme: &'static str,
+    /// Where the client calls from (behind trusted proxies, the address they name).
+    pub client_address: Option<std::net::IpAddr>,
 }
 
 /// A failed operation: the fault's code and message.
@@ -190,9 +206,11 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let action = soap_action(&parts.headers);
     let style = service.style();
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<wsus_service::tls::Peer>>().map(|c| c.0.0.ip());
     let ctx = Context {
         host: request_host(&parts.headers, &parts.uri).unwrap_or_else(|| gw.config.common.http_addr.to_string()),
         scheme: parts.extensions.get::<wsus_service::tls::Scheme>().map_or("http", |s| s.0),
+        client_address: crate::client_address::client_address(peer, &parts.headers, &gw.config.trusted_proxies),
     };
     let actor = service.actor(ctx.scheme, &ctx.host);
     let fault = |code: ErrorCode, message: String, version: SoapVersion| {
@@ -218,6 +236,13 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
     }
     let element = &request.operation;
+    // An operation element of another namespace is not this service's operation, whatever
+    // its local name: refused, as WCF and ASMX refuse it, rather than answered.
+    let expected = service.namespace(op);
+    if element.ns.as_deref() != Some(expected) {
+        let got = element.ns.as_deref().unwrap_or("no namespace");
+        return fault(ErrorCode::InvalidParameters, format!("{op} in {got}, not {expected}"), request.version);
+    }
     // One span per operation; a client's calls carrying one cookie join the trace its
     // GetCookie began, so a scan is one trace.
     let span = tracing::info_span!("soap_operation", "otel.name" = op, service = service.label());
@@ -263,8 +288,8 @@ async fn perform(gw: &Gateway, ctx: &Context, service: Service, op: &str, elemen
     Some(match (service, op) {
         (Service::Client, "GetConfig") => crate::client::get_config(gw, element),
         (Service::Client, "GetCookie") => crate::client::get_cookie(gw, element),
-        (Service::Client, "RegisterComputer") => crate::client::register_computer(gw, element).await,
-        (Service::Client, "SyncUpdates") => crate::client::sync_updates(gw, element).await,
+        (Service::Client, "RegisterComputer") => crate::client::register_computer(gw, ctx, element).await,
+        (Service::Client, "SyncUpdates") => crate::client::sync_updates(gw, ctx, element).await,
         (Service::Client, "GetExtendedUpdateInfo") => crate::client::get_extended_update_info(gw, ctx, element).await,
         (Service::Client, "StartCategoryScan") => crate::client::start_category_scan(gw, element),
         (Service::Client, "GetExtendedUpdateInfo2") => crate::client::get_extended_update_info2(gw, ctx, element).await,

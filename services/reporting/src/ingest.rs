@@ -273,6 +273,15 @@ impl ReportingService for Ingest {
                     computer_id: computer_id(&s.computer_id, "computer_id")?,
                     synced_at: time(s.synced_at.as_ref(), "synced_at")?,
                     succeeded: s.succeeded,
+                    ip_address: s
+                        .ip_address
+                        .as_deref()
+                        .map(|a| {
+                            a.parse()
+                                .map_err(|_| Status::invalid_argument(format!("ip_address: {a:?} is not an address")))
+                        })
+                        .transpose()?,
+                    requested_target_group_names: s.requested_target_group_names,
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;

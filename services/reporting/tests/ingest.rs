@@ -59,6 +59,7 @@ async fn registrations_and_scans_are_stored(pool: PgPool) {
                 computer_id: CLIENT.into(),
                 synced_at: ts("2026-10-04T15:03:40Z"),
                 succeeded: true,
+                ..Default::default()
             }],
         })
         .await
