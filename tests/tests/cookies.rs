@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use uuid::Uuid;
-use wsus_cookie::{ClientCookie, Keys};
+use wsus_cookie::{ClientCookie, Keys, Purpose};
 use wsus_e2e::agent::Agent;
 use wsus_e2e::{PgCluster, System};
 
@@ -59,6 +59,31 @@ async fn bad_cookies_get_the_specified_faults() {
     agent.drop_cookie();
     agent.handshake(false).await.unwrap();
     agent.scan().await.unwrap();
+
+    // A downstream server's expired cookie is InvalidCookie: MS-WSUSSS 2.2.9.3 lists the
+    // codes a server-to-server fault may carry, and CookieExpired is not among them; a
+    // real downstream authorizes again on InvalidCookie and stops on what it does not know.
+    let server_cookie = ClientCookie {
+        client_id: Uuid::new_v4().to_string(),
+        expires_at: chrono::Utc::now().timestamp() - 10,
+        ..mine.clone()
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(server_cookie.seal_for(&keys, Purpose::Server));
+    let ns = "http://www.microsoft.com/SoftwareDistribution";
+    let body = format!(
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><GetConfigData xmlns=\"{ns}\"><cookie><Expiration>2026-10-04T20:09:26Z</Expiration><EncryptedData>{data}</EncryptedData></cookie></GetConfigData></soap:Body></soap:Envelope>"
+    );
+    let answer = http
+        .post(format!("{}/ServerSyncWebService/ServerSyncWebService.asmx", system.gateway_url))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", format!("\"{ns}/GetConfigData\""))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 500);
+    let text = answer.text().await.unwrap();
+    assert!(text.contains("<ErrorCode>InvalidCookie</ErrorCode>"), "{text}");
 }
 
 fn setting(keys: &[(&str, [u8; 32])]) -> String {

@@ -105,8 +105,8 @@ pub fn wsusss_request(data: &[u8]) {
         if let Ok(v) = rollup::decode_last_rollup_numbers(&op, limit) {
             assert!(v.len() <= limit, "rollup numbers over the batch limit");
         }
-        if let Ok(v) = rollup::decode_computer_statuses(&op, limit) {
-            assert!(v.len() <= limit, "statuses over the batch limit");
+        if let Ok(r) = wsus_soap::rollup_status::read_computer_status_request(data, &Limits::default(), limit) {
+            assert!(r.computers.len() <= limit, "statuses over the batch limit");
         }
     }
 }

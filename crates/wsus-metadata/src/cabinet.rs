@@ -132,6 +132,22 @@ pub fn read_blob(bytes: &[u8], limit: u64) -> Result<Vec<u8>, String> {
     std::panic::catch_unwind(read).unwrap_or_else(|_| Err("a Cabinet the cab crate cannot read (malformed)".into()))
 }
 
+/// A Cabinet holding `data` as its one member `blob`, MSZIP-compressed: the form of an
+/// `XmlUpdateBlobCompressed`. A real WSUS writes LZX, which no maintained encoder writes;
+/// Windows reads a Cabinet through its cabinet API, which decodes MSZIP as well (FDI's
+/// tcompTYPE_MSZIP), as do `expand.exe` and `cabextract`, which Microsoft's own MS-WSUSSS
+/// client calls.
+pub fn write_blob(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut builder = cab::CabinetBuilder::new();
+    builder.add_folder(cab::CompressionType::MsZip).add_file("blob");
+    let mut writer = builder.build(std::io::Cursor::new(Vec::new()))?;
+    while let Some(mut member) = writer.next_file()? {
+        member.write_all(data)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;
@@ -167,6 +183,20 @@ mod tests {
         c.extend((data.len() as u16).to_le_bytes());
         c.extend(data);
         c
+    }
+
+    #[test]
+    fn written_blobs_read_back() {
+        let doc: String = std::iter::repeat("<upd:Update xmlns:upd=\"x\"/>").take(2000).collect();
+        let utf16: Vec<u8> = doc.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+        let cabinet = super::write_blob(&utf16).unwrap();
+        assert_eq!(check(&cabinet), Ok(()));
+        assert!(cabinet.len() < utf16.len() / 10, "compressed: {} of {}", cabinet.len(), utf16.len());
+        assert_eq!(crate::decode_cabinet(&cabinet).unwrap(), doc);
+        // A folder's data is cut into 32 KiB blocks: a larger document spans several.
+        let large: Vec<u8> = (0..200_000u32).flat_map(|i| ((i * 7919) as u16).to_le_bytes()).collect();
+        let cabinet = super::write_blob(&large).unwrap();
+        assert_eq!(super::read_blob(&cabinet, 1 << 20).unwrap(), large);
     }
 
     #[test]

@@ -187,6 +187,15 @@ pub fn decode_compressed_blob(base64_text: &str) -> Result<String, MetadataError
     decode_cabinet(&bytes)
 }
 
+/// A document as an `XmlUpdateBlobCompressed`: base64 of a Cabinet whose one member,
+/// `blob`, is the document in UTF-16LE without a byte order mark (as a real WSUS sends
+/// it, captures/wsus-m0-wsusss/exchanges/000014), compressed with MSZIP.
+pub fn compress_blob(document: &str) -> String {
+    let utf16: Vec<u8> = document.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let cabinet = cabinet::write_blob(&utf16).expect("writing a Cabinet to memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(cabinet)
+}
+
 /// The document inside a Cabinet (the decoded form of `XmlUpdateBlobCompressed`):
 /// its member `blob`, in UTF-16LE as specified (UTF-8 accepted).
 pub fn decode_cabinet(bytes: &[u8]) -> Result<String, MetadataError> {

@@ -9,6 +9,7 @@
 pub mod envelope;
 pub mod fault;
 pub mod rollup;
+pub mod rollup_status;
 pub mod write;
 pub mod wsusss;
 pub mod wusp;

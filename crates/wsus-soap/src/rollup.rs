@@ -41,6 +41,36 @@ impl RollupConfiguration {
     }
 }
 
+/// The RollupComputerStatus batch this server announces, smaller than Windows' 500
+/// (the value is "implementation-specific", MS-WSUSSS 3.1.4.13): a computer's full rollup
+/// names every update it has a status for, so 500 of them with a few thousand statuses
+/// each is a request of hundreds of MB, which a downstream resends unchanged after every
+/// refusal.
+pub const ANNOUNCED_COMPUTER_STATUS_BATCH: u32 = 100;
+/// The statuses a computer is expected to carry at most in one rollup (sizes the limits
+/// below): more than a Windows client's applicable updates across its products.
+pub const STATUSES_PER_COMPUTER: usize = 2_500;
+
+impl RollupConfiguration {
+    /// The batch sizes this server announces: Windows' (MS-WSUSSS endnotes <46>-<49>),
+    /// but RollupComputerStatus's ([`ANNOUNCED_COMPUTER_STATUS_BATCH`]).
+    pub fn announced(server_id: Uuid, rollup_reset_guid: Uuid) -> Self {
+        Self { computer_status_batch: ANNOUNCED_COMPUTER_STATUS_BATCH, ..Self::windows(server_id, rollup_reset_guid) }
+    }
+}
+
+/// What a RollupComputerStatus is read within: a full batch of computers at
+/// [`STATUSES_PER_COMPUTER`] each, with room to spare (a status is about 230 bytes and 4
+/// elements as this server and the specification's examples write one).
+pub fn computer_status_limits() -> crate::Limits {
+    let batch = ANNOUNCED_COMPUTER_STATUS_BATCH as usize;
+    crate::Limits {
+        max_body_bytes: 64 * 1024 * 1024,
+        max_depth: 16,
+        max_elements: batch * (STATUSES_PER_COMPUTER * 4 + 16) + 64,
+    }
+}
+
 /// The 18 counts of DownstreamServerRollupServerSummary, in WSDL order.
 pub const SERVER_SUMMARY_FIELDS: [&str; 18] = [
     "UpdateCount",
@@ -181,7 +211,8 @@ fn never_is_none(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (t.format("%Y").to_string().parse::<i32>().unwrap_or(0) > 1753).then_some(t)
 }
 
-fn opt_time(raw: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, DecodeError> {
+/// An optional time; "never" (SQL Server's smallest datetime, or earlier) is None.
+pub(crate) fn optional_time(raw: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, DecodeError> {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => read::time(s, path).map(never_is_none),
@@ -297,14 +328,14 @@ pub fn decode_downstream_servers(op: &Element, limit: usize) -> Result<Vec<Downs
             Ok(DownstreamServerInfo {
                 server_id: read::guid(&read::text(s, "ServerId", path)?, path)?,
                 full_domain_name: read::opt_text(s, "FullDomainName").unwrap_or_default(),
-                last_sync_time: opt_time(read::opt_text(s, "LastSyncTime").as_deref(), path)?,
+                last_sync_time: optional_time(read::opt_text(s, "LastSyncTime").as_deref(), path)?,
                 parent_server_id: read::opt_text(s, "ParentServerId")
                     .map(|p| read::guid(&p, path))
                     .transpose()?
                     .unwrap_or(Uuid::nil()),
                 version: read::opt_text(s, "Version").unwrap_or_default(),
                 is_replica: read::bool_or(s, "IsReplica", path, false)?,
-                last_rollup_time: opt_time(read::opt_text(s, "LastRollupTime").as_deref(), path)?,
+                last_rollup_time: optional_time(read::opt_text(s, "LastRollupTime").as_deref(), path)?,
                 summary,
                 clients,
             })
@@ -349,7 +380,7 @@ pub fn decode_computers(op: &Element, limit: usize) -> Result<Vec<ComputerInfo>,
                         computer_model: s("ComputerModel"),
                         bios_version: s("BiosVersion"),
                         bios_name: s("BiosName"),
-                        bios_release_date: opt_time(d.attr("BiosReleaseDate"), path)?,
+                        bios_release_date: optional_time(d.attr("BiosReleaseDate"), path)?,
                         processor_architecture: s("ProcessorArchitecture"),
                         suite_mask: attr_num(d, "SuiteMask", path)?,
                         old_product_type: attr_num(d, "OldProductType", path)?,
@@ -365,11 +396,11 @@ pub fn decode_computers(op: &Element, limit: usize) -> Result<Vec<ComputerInfo>,
                 .transpose()?;
             Ok(ComputerInfo {
                 computer_id,
-                last_sync_time: opt_time(c.attr("LastSyncTime"), path)?,
+                last_sync_time: optional_time(c.attr("LastSyncTime"), path)?,
                 last_sync_result: attr_num(c, "LastSyncResult", path)?.unwrap_or(0),
-                last_reported_reboot_time: opt_time(c.attr("LastReportedRebootTime"), path)?,
-                last_reported_status_time: opt_time(c.attr("LastReportedStatusTime"), path)?,
-                last_inventory_time: opt_time(c.attr("LastInventoryTime"), path)?,
+                last_reported_reboot_time: optional_time(c.attr("LastReportedRebootTime"), path)?,
+                last_reported_status_time: optional_time(c.attr("LastReportedStatusTime"), path)?,
+                last_inventory_time: optional_time(c.attr("LastInventoryTime"), path)?,
                 parent_server_id: read::guid(c.attr("ParentServerId").unwrap_or_default(), path)?,
                 details,
             })
@@ -419,44 +450,6 @@ pub fn encode_out_of_sync_computers(ids: &[String]) -> String {
     }
     out.push_str("</GetOutOfSyncComputersResponse>");
     out
-}
-
-/// RollupComputerStatus.
-pub fn decode_computer_statuses(op: &Element, limit: usize) -> Result<Vec<ComputerStatus>, DecodeError> {
-    let path = "computers";
-    let computers = read::items(op, "computers")
-        .map(|c| {
-            let statuses = read::items(c, "UpdateStatus")
-                .map(|s| {
-                    let state: i16 = num_of(s, "SummarizationState", path)?;
-                    if !(0..=6).contains(&state) {
-                        return Err(DecodeError::new(path, format!("SummarizationState {state} is not 0..6")));
-                    }
-                    Ok(UpdateStatus {
-                        update_id: read::guid(&read::text(s, "UpdateId", path)?, path)?,
-                        summarization_state: state,
-                        last_change_time: read::time(&read::text(s, "LastChangeTime", path)?, path)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, DecodeError>>()?;
-            let computer_id = read::text(c, "ComputerId", path)?;
-            if computer_id.is_empty() || computer_id.len() > 256 {
-                return Err(DecodeError::new(path, "ComputerId is required (at most 256 characters)"));
-            }
-            Ok(ComputerStatus {
-                instance_id: read::guid(&read::text(c, "InstanceId", path)?, path)?,
-                computer_id,
-                effective_last_detection_time: opt_time(
-                    read::opt_text(c, "EffectiveLastDetectionTime").as_deref(),
-                    path,
-                )?,
-                rollup_number: num_of(c, "RollupNumber", path)?,
-                is_full_rollup: bool_of(c, "IsFullRollup", path)?,
-                statuses,
-            })
-        })
-        .collect::<Result<Vec<_>, DecodeError>>()?;
-    at_most(computers, limit, path)
 }
 
 /// `accepted` false = busy: the downstream server tries again later.
@@ -567,7 +560,8 @@ pub fn rollup_computers(client_time: DateTime<Utc>, computers: &[ComputerInfo]) 
                 }
             };
             let n = |v: Option<i64>| v.map(|v| v.to_string());
-            a("IPAddress", d.ip_address.clone());
+            // "This field MUST be present" (MS-WSUSSS 3.1.4.15.3.3): empty when not known.
+            a("IPAddress", Some(d.ip_address.clone().unwrap_or_default()));
             a("FullDomainName", d.full_domain_name.clone());
             a("OSMajorVersion", n(d.os_major_version.map(i64::from)));
             a("OSMinorVersion", n(d.os_minor_version.map(i64::from)));

@@ -291,20 +291,38 @@ pub struct UpdateData<'a> {
     pub revision_number: i32,
     pub file_digests: Vec<String>,
     pub xml: &'a str,
+    /// The document as `XmlUpdateBlobCompressed` (base64 of a Cabinet), sent instead of
+    /// the plain blob when given.
+    pub compressed: Option<String>,
 }
 
-/// ServerUpdateData: the documents (as escaped XmlUpdateBlob) and one ServerSyncUrlData
-/// per distinct file (digest, MUUrl).
+/// "All Windows implementations use XmlUpdateBlobCompressed if the size of the
+/// uncompressed XML metadata is more than 5,120 bytes" (MS-WSUSSS endnote <36>); the
+/// blob is UTF-16, and the lab's documents under 5,120 UTF-16 bytes came plain.
+pub const COMPRESS_ABOVE_UTF16_BYTES: usize = 5120;
+
+/// Whether a document goes out compressed.
+pub fn should_compress(xml: &str) -> bool {
+    xml.encode_utf16().count() * 2 > COMPRESS_ABOVE_UTF16_BYTES
+}
+
+/// ServerUpdateData: the documents (escaped XmlUpdateBlob, or XmlUpdateBlobCompressed)
+/// and one ServerSyncUrlData per distinct file (digest, MUUrl).
 pub fn encode_update_data(updates: &[UpdateData<'_>], file_urls: &[(String, Option<String>)]) -> String {
     let size: usize = updates.iter().map(|u| u.xml.len() + u.xml.len() / 4 + 300).sum();
     let mut out = String::with_capacity(size + 512);
     let _ = write!(out, "<GetUpdateDataResponse xmlns=\"{SERVER_SYNC_NS}\"><GetUpdateDataResult><updates>");
+    // In the WSDL's order (Id, XmlUpdateBlob, FileDigestList, XmlUpdateBlobCompressed),
+    // as Microsoft's own proxy types order them too.
     for u in updates {
         let _ = write!(
             out,
             "<ServerSyncUpdateData><Id><UpdateID>{}</UpdateID><RevisionNumber>{}</RevisionNumber></Id>",
             u.update_id, u.revision_number
         );
+        if u.compressed.is_none() {
+            asmx(&mut out, "XmlUpdateBlob", u.xml);
+        }
         if !u.file_digests.is_empty() {
             out.push_str("<FileDigestList>");
             for d in &u.file_digests {
@@ -312,7 +330,9 @@ pub fn encode_update_data(updates: &[UpdateData<'_>], file_urls: &[(String, Opti
             }
             out.push_str("</FileDigestList>");
         }
-        asmx(&mut out, "XmlUpdateBlob", u.xml);
+        if let Some(c) = &u.compressed {
+            let _ = write!(out, "<XmlUpdateBlobCompressed>{c}</XmlUpdateBlobCompressed>");
+        }
         out.push_str("</ServerSyncUpdateData>");
     }
     out.push_str("</updates>");

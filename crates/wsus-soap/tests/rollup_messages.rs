@@ -7,14 +7,18 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use uuid::{Uuid, uuid};
 use wsus_soap::rollup::*;
+use wsus_soap::rollup_status::read_computer_status_request;
 use wsus_soap::{Limits, parse_request};
 
-fn spec(name: &str) -> wsus_soap::Element {
+fn spec_bytes(name: &str) -> Vec<u8> {
     let root = std::env::var_os("WSUS_REFERENCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    let body = std::fs::read(root.join("wsusss/examples/spec").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    without_layout(parse_request(&body, &Limits::default()).unwrap().operation)
+    std::fs::read(root.join("wsusss/examples/spec").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn spec(name: &str) -> wsus_soap::Element {
+    without_layout(parse_request(&spec_bytes(name), &Limits::default()).unwrap().operation)
 }
 
 /// The examples are laid out on lines: drop the whitespace between elements.
@@ -134,9 +138,12 @@ fn out_of_sync_computers_example() {
 
 #[test]
 fn computer_status_example() {
-    let request = spec("spec-23-RollupComputerStatus-request.xml");
-    assert_eq!(decode_parent_server_id(&request).unwrap(), DSS);
-    let computers = decode_computer_statuses(&request, 500).unwrap();
+    let raw = spec_bytes("spec-23-RollupComputerStatus-request.xml");
+    let request = read_computer_status_request(&raw, &Limits::default(), 500).unwrap();
+    assert_eq!(request.parent_server_id, DSS);
+    assert!(request.cookie);
+    assert_eq!(request.namespace.as_deref(), Some(wsus_soap::wsusss::SERVER_SYNC_NS));
+    let computers = request.computers;
     let c = &computers[0];
     assert_eq!(
         (c.instance_id, c.computer_id.as_str()),
@@ -146,11 +153,57 @@ fn computer_status_example() {
     assert_eq!(c.effective_last_detection_time, Some(time("2007-03-06T01:47:46.42Z")));
     assert_eq!(c.statuses.iter().map(|s| s.summarization_state).collect::<Vec<_>>(), vec![4, 5]);
     assert_eq!(c.statuses[0].update_id, uuid!("09de7a79-5c09-4f3a-972e-cc1bbb7ca7e4"));
-    let again = ours(&rollup_computer_status(time("2007-03-06T03:39:24.2520342Z"), DSS, &computers));
-    assert_eq!(decode_computer_statuses(&again, 500).unwrap(), computers);
+    let again = wsus_soap::wsusss::dss::envelope(&rollup_computer_status(
+        time("2007-03-06T03:39:24.2520342Z"),
+        DSS,
+        &computers,
+    ));
+    let read = read_computer_status_request(again.as_bytes(), &Limits::default(), 500).unwrap();
+    assert_eq!((read.computers, read.client_time), (computers.clone(), time("2007-03-06T03:39:24.2520342Z")));
+    // More computers than the batch size announced is refused.
+    assert_eq!(
+        read_computer_status_request(again.as_bytes(), &Limits::default(), 0).unwrap_err().parameter,
+        "computers"
+    );
     let response = spec("spec-24-RollupComputerStatus-response.xml");
     assert!(computer_status_accepted(response.child("RollupComputerStatusResult").unwrap()).unwrap());
     assert_eq!(ours(&encode_computer_status_response(true)), response);
     let busy = ours(&encode_computer_status_response(false));
     assert!(!computer_status_accepted(busy.child("RollupComputerStatusResult").unwrap()).unwrap());
+}
+
+/// The worst case this server is sized for: a full batch at the size it announces, each
+/// computer with the most statuses expected, as a downstream encodes it. It reads within
+/// the limits RollupComputerStatus is read with; over them, it is refused (a downstream
+/// that exceeds the batch size is told, not served a partial read).
+#[test]
+fn the_announced_computer_status_batch_fits_its_limits() {
+    let batch = ANNOUNCED_COMPUTER_STATUS_BATCH as usize;
+    let computers: Vec<ComputerStatus> = (0..batch)
+        .map(|i| ComputerStatus {
+            instance_id: Uuid::from_u128(i as u128),
+            computer_id: Uuid::from_u128(1 << 100 | i as u128).to_string(),
+            effective_last_detection_time: Some(time("2026-10-04T15:03:36.9967236Z")),
+            rollup_number: 7,
+            is_full_rollup: true,
+            statuses: (0..STATUSES_PER_COMPUTER)
+                .map(|n| UpdateStatus {
+                    update_id: Uuid::from_u128((i * STATUSES_PER_COMPUTER + n) as u128 | 0xfedc << 112),
+                    summarization_state: (n % 7) as i16,
+                    last_change_time: time("2026-10-04T15:20:46.1234567Z"),
+                })
+                .collect(),
+        })
+        .collect();
+    let body = wsus_soap::wsusss::dss::envelope(&rollup_computer_status(time("2026-10-04T16:00:00Z"), DSS, &computers));
+    let limits = computer_status_limits();
+    assert!(body.len() < limits.max_body_bytes, "{} bytes over {}", body.len(), limits.max_body_bytes);
+    let read = read_computer_status_request(body.as_bytes(), &limits, batch).unwrap();
+    assert_eq!(read.computers.len(), batch);
+    assert!(read.computers.iter().all(|c| c.statuses.len() == STATUSES_PER_COMPUTER));
+    assert_eq!(read.computers, computers);
+    // Windows' 500 of them would not fit: announcing 100 is what keeps a rollup whole.
+    assert!(body.len() * 5 > limits.max_body_bytes);
+    let tight = wsus_soap::Limits { max_elements: limits.max_elements / 10, ..limits };
+    assert!(read_computer_status_request(body.as_bytes(), &tight, batch).is_err());
 }

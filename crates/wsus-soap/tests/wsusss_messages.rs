@@ -136,6 +136,7 @@ fn update_data_is_shaped_like_the_real_upstream() {
         revision_number: 200,
         file_digests: vec![],
         xml: &blob,
+        compressed: None,
     };
     assert_eq!(EnvelopeStyle::Asmx.wrap(&encode_update_data(&[data], &[])), real.trim_end());
     // More than 100 ids is refused, as the real server refuses 101.
@@ -144,6 +145,47 @@ fn update_data_is_shaped_like_the_real_upstream() {
         "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><GetUpdateData xmlns=\"{SERVER_SYNC_NS}\"><updateIds>{many}</updateIds></GetUpdateData></s:Body></s:Envelope>"
     );
     assert_eq!(decode_update_ids(&op(&body)).unwrap_err().parameter, "updateIds");
+}
+
+/// The element order of a WSDL complex type's sequence.
+fn wsdl_sequence(wsdl: &str, type_name: &str) -> Vec<String> {
+    let start = wsdl.find(&format!("<s:complexType name=\"{type_name}\">")).unwrap();
+    let body = &wsdl[start..start + wsdl[start..].find("</s:complexType>").unwrap()];
+    body.split("name=\"").skip(2).map(|n| n.split('"').next().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn update_data_follows_the_wsdl_order_plain_and_compressed() {
+    // ServerSyncWebService.wsdl (and Microsoft's proxy types, Order=2 FileDigestList,
+    // Order=3 XmlUpdateBlobCompressed): Id, XmlUpdateBlob, FileDigestList, XmlUpdateBlobCompressed.
+    let wsdl = reference("wsusss/wsdl/ServerSyncWebService.wsdl");
+    let sequence = wsdl_sequence(&wsdl, "ServerSyncUpdateData");
+    assert_eq!(sequence, ["Id", "XmlUpdateBlob", "FileDigestList", "XmlUpdateBlobCompressed"]);
+    let small = "<upd:Update xmlns:upd=\"http://schemas.microsoft.com/msus/2002/12/Update\"/>";
+    let large = reference("captures/wsus-m0-wsusss/docs/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml");
+    assert!(!should_compress(small) && should_compress(&large), "over 5,120 bytes of UTF-16 is compressed");
+    fn data(xml: &str) -> UpdateData<'_> {
+        UpdateData {
+            update_id: uuid::Uuid::nil(),
+            revision_number: 200,
+            file_digests: vec!["SQN51VJvs6BCPaHNf8MYKo1EhEk=".into()],
+            xml: if should_compress(xml) { "" } else { xml },
+            compressed: should_compress(xml).then(|| wsus_metadata::compress_blob(xml)),
+        }
+    }
+    let answer = op(&EnvelopeStyle::Asmx.wrap(&encode_update_data(&[data(small), data(&large)], &[])));
+    let updates = answer.child("GetUpdateDataResult").unwrap().child("updates").unwrap();
+    let names = |i: usize| -> Vec<String> { updates.children[i].children.iter().map(|c| c.name.clone()).collect() };
+    let in_order = |names: &[String]| {
+        let positions: Vec<usize> = names.iter().map(|n| sequence.iter().position(|s| s == n).unwrap()).collect();
+        positions.windows(2).all(|w| w[0] < w[1])
+    };
+    assert_eq!(names(0), ["Id", "XmlUpdateBlob", "FileDigestList"]);
+    assert_eq!(names(1), ["Id", "FileDigestList", "XmlUpdateBlobCompressed"], "as the real 000014");
+    assert!(in_order(&names(0)) && in_order(&names(1)));
+    // The compressed document reads back as it was, the way a downstream reads one.
+    let blob = updates.children[1].child("XmlUpdateBlobCompressed").unwrap().value();
+    assert_eq!(wsus_metadata::decode_compressed_blob(blob).unwrap(), large);
 }
 
 #[test]

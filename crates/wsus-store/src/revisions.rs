@@ -507,15 +507,25 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     }
     let version = catalog::bump(&mut *tx).await?;
     sqlx::query(
-        "UPDATE revision r SET is_leaf = x.l, is_bundle = x.b, changed_version = $4 \
+        "UPDATE revision r SET is_leaf = x.l, is_bundle = x.b \
          FROM unnest($1::int4[], $2::bool[], $3::bool[]) AS x(id, l, b) WHERE r.revision_id = x.id",
     )
     .bind(&flag_ids)
     .bind(&leaf)
     .bind(&bundle)
-    .bind(version)
     .execute(&mut *tx)
     .await?;
+    // Every revision whose flags or product and classification membership changed gets
+    // this version, in the transaction that writes the membership: a downstream server
+    // lists by change version and membership together (GetRevisionIdList), so a revision
+    // whose membership arrived after its own import, or changed later, is listed again
+    // rather than left behind its anchor.
+    let stamped: Vec<i32> = changed.iter().copied().collect();
+    sqlx::query("UPDATE revision SET changed_version = $2 WHERE revision_id = ANY($1)")
+        .bind(&stamped)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM revision_category WHERE revision_id = ANY($1)")
         .bind(&cat_changed)
         .execute(&mut *tx)

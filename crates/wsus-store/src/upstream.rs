@@ -21,21 +21,43 @@ pub async fn configuration_revisions(pool: &PgPool, since: Option<i64>) -> Resul
     .await?)
 }
 
-/// Revisions of updates and drivers changed after `since` (all for None) that belong to
-/// at least one of `categories` and one of `classifications` (directly or through a
-/// bundle); every one when there is no filter.
+/// A GetRevisionIdList filter of updates: a revision must belong to one of `products`
+/// and one of `classifications` (directly or through a bundle). Those listed with
+/// `Delta=false` ask for every revision they hold, whatever the anchor (MS-WSUSSS
+/// 3.1.4.5.3.3 IdAndDelta: "Specifies if only update revisions newer than the time
+/// denoted by the anchor are requested"): a downstream that adds a product asks for it
+/// in full and the rest as a delta.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateFilter<'a> {
+    pub products: &'a [Uuid],
+    pub classifications: &'a [Uuid],
+    pub whole_products: &'a [Uuid],
+    pub whole_classifications: &'a [Uuid],
+}
+
+/// Revisions of updates and drivers changed after `since` (all for None), or belonging
+/// to a category asked for whole, that `filter` selects; every one when there is no
+/// filter.
 pub async fn update_revisions(
     pool: &PgPool,
     since: Option<i64>,
-    filter: Option<(&[Uuid], &[Uuid])>,
+    filter: Option<UpdateFilter<'_>>,
 ) -> Result<Vec<(Uuid, i32)>> {
-    let (products, classifications): (Vec<Uuid>, Vec<Uuid>) = match filter {
-        Some((p, c)) => (p.to_vec(), c.to_vec()),
-        None => (Vec::new(), Vec::new()),
-    };
+    let none: &[Uuid] = &[];
+    let f = filter.unwrap_or(UpdateFilter {
+        products: none,
+        classifications: none,
+        whole_products: none,
+        whole_classifications: none,
+    });
     Ok(sqlx::query_as(
         "SELECT update_id, revision_number FROM revision r \
-         WHERE update_type IN ('Software', 'Driver') AND ($1::int8 IS NULL OR changed_version > $1) \
+         WHERE update_type IN ('Software', 'Driver') \
+           AND ($1::int8 IS NULL OR changed_version > $1 \
+                OR EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
+                             AND c.category_update_id = ANY($5)) \
+                OR EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
+                             AND c.category_update_id = ANY($6))) \
            AND ($2 OR (EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
                                  AND c.category_update_id = ANY($3)) \
                    AND EXISTS (SELECT 1 FROM revision_category c WHERE c.revision_id = r.revision_id \
@@ -44,8 +66,10 @@ pub async fn update_revisions(
     )
     .bind(since)
     .bind(filter.is_none())
-    .bind(&products)
-    .bind(&classifications)
+    .bind(f.products)
+    .bind(f.classifications)
+    .bind(f.whole_products)
+    .bind(f.whole_classifications)
     .fetch_all(pool)
     .await?)
 }

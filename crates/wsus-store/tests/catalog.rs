@@ -249,3 +249,62 @@ async fn a_client_miss_only_loses_files_present_before_it(pool: PgPool) {
     assert!(revisions::request_download(&pool, &sha1, "client_miss", Some(after)).await.unwrap());
     assert_eq!(state().await, "absent", "present before the miss, missing now: lost, and queued");
 }
+
+/// MS-WSUSSS GetRevisionIdList lists by change version and membership together: a
+/// downstream server that asks while this server is itself syncing (documents stored,
+/// membership not yet derived), or before a bundle gives a member its product, must find
+/// those revisions after its anchor once their membership is there.
+#[sqlx::test(migrations = false)]
+async fn no_revision_escapes_an_incremental_downstream(pool: PgPool) {
+    use wsus_store::upstream;
+    migrate::run(&pool).await.unwrap();
+    let docs = reference_docs();
+    let (bundles, rest): (Vec<NewRevision>, Vec<NewRevision>) = docs.into_iter().partition(|d| !d.bundled.is_empty());
+    assert!(!bundles.is_empty() && !rest.is_empty());
+    let engine = ident("ff36f0b5-dded-4780-8664-cd78af8b62c1", 200);
+    // The products and classifications the bundles name, as a downstream's filter.
+    let filter: Vec<Uuid> = bundles
+        .iter()
+        .flat_map(|b| b.prerequisites.iter().filter(|c| c.is_category).flat_map(|c| c.update_ids.clone()))
+        .collect();
+    let listed = |since: Option<i64>| {
+        let (pool, filter) = (&pool, &filter);
+        async move {
+            let f = upstream::UpdateFilter {
+                products: filter,
+                classifications: filter,
+                whole_products: &[],
+                whole_classifications: &[],
+            };
+            upstream::update_revisions(pool, since, Some(f))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(u, n)| UpdateIdentity { update_id: u, revision_number: n })
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Documents stored, membership not derived yet: a downstream asks and keeps its anchor.
+    revisions::import_batch(&pool, &rest).await.unwrap();
+    let mid_sync = catalog::version(&pool).await.unwrap().version;
+    assert!(!listed(None).await.contains(&engine), "no membership yet");
+    revisions::refresh_derived(&pool).await.unwrap();
+    // The bundles arrive later: the engine belongs to their product through them.
+    let before_bundles = catalog::version(&pool).await.unwrap().version;
+    revisions::import_batch(&pool, &bundles).await.unwrap();
+    revisions::refresh_derived(&pool).await.unwrap();
+    assert!(listed(Some(mid_sync)).await.contains(&engine), "listed after the anchor taken mid-sync");
+    assert!(listed(Some(before_bundles)).await.contains(&engine), "its membership changed: listed again");
+    let now = catalog::version(&pool).await.unwrap().version;
+    assert!(!listed(Some(now)).await.contains(&engine), "and not again once the downstream has it");
+    // A product asked for whole (Delta false) lists all it holds, whatever the anchor.
+    let whole = upstream::UpdateFilter {
+        products: &filter,
+        classifications: &filter,
+        whole_products: &filter,
+        whole_classifications: &[],
+    };
+    let all = upstream::update_revisions(&pool, Some(now), Some(whole)).await.unwrap();
+    assert!(all.contains(&(engine.update_id, engine.revision_number)), "{all:?}");
+}

@@ -11,14 +11,15 @@ use wsus_rpc::reporting::{
     RollupComputersRequest, RollupDownstreamServersRequest,
 };
 use wsus_soap::rollup::{self, Change, RollupConfiguration};
+use wsus_soap::rollup_status::ComputerStatusRequest;
 use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
 use crate::soap::{OpError, OpResult, invalid};
 
-/// The batch sizes this server announces: those of a real WSUS.
+/// The batch sizes this server announces (RollupConfiguration::announced).
 fn limits() -> RollupConfiguration {
-    RollupConfiguration::windows(uuid::Uuid::nil(), uuid::Uuid::nil())
+    RollupConfiguration::announced(uuid::Uuid::nil(), uuid::Uuid::nil())
 }
 
 fn cookie_present(op: &Element) -> Result<(), OpError> {
@@ -124,16 +125,15 @@ pub async fn get_out_of_sync_computers(gw: &Gateway, op: &Element) -> OpResult {
 
 /// A busy reporting service answers false, as the protocol defines: the downstream
 /// server tries again later.
-pub async fn rollup_computer_status(gw: &Gateway, op: &Element) -> OpResult {
-    cookie_present(op)?;
-    let client_time = rollup::decode_client_time(op).map_err(invalid)?;
-    let parent = rollup::decode_parent_server_id(op).map_err(invalid)?;
-    caller_allowed(gw, parent).await?;
-    let computers = rollup::decode_computer_statuses(op, limits().computer_status_batch as usize).map_err(invalid)?;
+pub async fn rollup_computer_status(gw: &Gateway, request: ComputerStatusRequest) -> OpResult {
+    if !request.cookie {
+        return Err((ErrorCode::InvalidCookie, "cookie".to_owned()));
+    }
+    caller_allowed(gw, request.parent_server_id).await?;
     let request = RollupComputerStatusRequest {
-        client_time: Some(wsus_rpc::timestamp(client_time)),
-        parent_server_id: parent.to_string(),
-        computers: computers.iter().map(wsus_rpc::rollup::status_to_pb).collect(),
+        client_time: Some(wsus_rpc::timestamp(request.client_time)),
+        parent_server_id: request.parent_server_id.to_string(),
+        computers: request.computers.iter().map(wsus_rpc::rollup::status_to_pb).collect(),
     };
     let mut reporting = gw.reporting.clone();
     match call(reporting.rollup_computer_status(request)).await {

@@ -139,8 +139,10 @@ async fn authenticate(gw: &Gateway, op: &Element) -> Result<ClientCookie, OpErro
     if cookie.server_id != server.identity.server_id {
         return Err((ErrorCode::ServerChanged, String::new()));
     }
+    // MS-WSUSSS 2.2.9.3 has no CookieExpired (that is MS-WUSP's): an expired cookie is
+    // InvalidCookie, on which a downstream server authorizes again.
     if cookie.expires_at < Utc::now().timestamp() {
-        return Err((ErrorCode::CookieExpired, String::new()));
+        return Err((ErrorCode::InvalidCookie, "cookie expired".to_owned()));
     }
     still_allowed(gw, &cookie.client_id).await?;
     Ok(cookie)
@@ -179,29 +181,42 @@ pub async fn get_config_data(gw: &Gateway, op: &Element) -> OpResult {
 pub struct RevisionQuery {
     /// Changed after this catalog version; None = all.
     pub since: Option<i64>,
-    /// (categories, classifications) a revision must both match; None = any.
-    pub lists: Option<(Vec<Uuid>, Vec<Uuid>)>,
+    /// The categories and classifications a revision must both match; None = any.
+    pub lists: Option<RevisionLists>,
+}
+
+/// A filter's lists, and which of their ids ask for every revision (`Delta` false).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RevisionLists {
+    pub products: Vec<Uuid>,
+    pub classifications: Vec<Uuid>,
+    pub whole_products: Vec<Uuid>,
+    pub whole_classifications: Vec<Uuid>,
 }
 
 /// Which revisions a filter asks for: None = nothing (one list alone, which a real WSUS
-/// answers with an empty list).
+/// answers with an empty list). With an anchor, each product and classification is a
+/// delta or whole as its own `Delta` says (MS-WSUSSS 3.1.4.5.3.3, 3.1.4.5.3.5): all
+/// Delta true gives the changes, all false everything again (as observed on a real
+/// WSUS), and a product a downstream just added (false among trues) all its revisions.
 pub fn revision_query(filter: &RevisionFilter, since: Option<i64>) -> Option<RevisionQuery> {
     if filter.get_config {
         return Some(RevisionQuery { since, lists: None });
     }
-    let lists = (!filter.categories.is_empty(), !filter.classifications.is_empty());
-    // Observed: with an anchor, the answer is a delta unless every listed id asks for a
-    // full list (Delta false); without lists, an anchor alone means a delta.
-    let any_delta = filter.categories.iter().chain(&filter.classifications).any(|c| c.delta);
-    match lists {
-        (true, false) | (false, true) => None,
-        (false, false) => Some(RevisionQuery { since, lists: None }),
-        (true, true) => Some(RevisionQuery {
-            since: since.filter(|_| any_delta),
-            lists: Some((
-                filter.categories.iter().map(|c| c.id).collect(),
-                filter.classifications.iter().map(|c| c.id).collect(),
-            )),
+    let ids = |l: &[wsusss::IdAndDelta], whole: bool| -> Vec<Uuid> {
+        l.iter().filter(|c| !whole || !c.delta).map(|c| c.id).collect()
+    };
+    match (filter.categories.is_empty(), filter.classifications.is_empty()) {
+        (false, true) | (true, false) => None,
+        (true, true) => Some(RevisionQuery { since, lists: None }),
+        (false, false) => Some(RevisionQuery {
+            since,
+            lists: Some(RevisionLists {
+                products: ids(&filter.categories, false),
+                classifications: ids(&filter.classifications, false),
+                whole_products: if since.is_some() { ids(&filter.categories, true) } else { Vec::new() },
+                whole_classifications: if since.is_some() { ids(&filter.classifications, true) } else { Vec::new() },
+            }),
         }),
     }
 }
@@ -223,7 +238,12 @@ pub async fn get_revision_id_list(gw: &Gateway, op: &Element) -> OpResult {
             wsus_store::upstream::configuration_revisions(&gw.pool, q.since).await.map_err(store_error)?
         }
         Some(q) => {
-            let lists = q.lists.as_ref().map(|(p, c)| (p.as_slice(), c.as_slice()));
+            let lists = q.lists.as_ref().map(|l| wsus_store::upstream::UpdateFilter {
+                products: &l.products,
+                classifications: &l.classifications,
+                whole_products: &l.whole_products,
+                whole_classifications: &l.whole_classifications,
+            });
             wsus_store::upstream::update_revisions(&gw.pool, q.since, lists).await.map_err(store_error)?
         }
     };
@@ -240,11 +260,22 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
     let Some(docs) = wsus_store::upstream::documents(&gw.pool, &ids).await.map_err(store_error)? else {
         return Err((ErrorCode::InternalServerError, String::new()));
     };
+    // Large documents go out compressed, as from a real WSUS; compressing is CPU work.
+    let compressed: Vec<Option<String>> = {
+        let xmls: Vec<Option<String>> =
+            docs.iter().map(|d| wsusss::should_compress(&d.xml).then(|| d.xml.clone())).collect();
+        tokio::task::spawn_blocking(move || {
+            xmls.into_iter().map(|x| x.map(|x| wsus_metadata::compress_blob(&x))).collect()
+        })
+        .await
+        .map_err(|e| (ErrorCode::InternalServerError, format!("compressing: {e}")))?
+    };
     let mut urls: Vec<(String, Option<String>)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let updates: Vec<UpdateData<'_>> = docs
         .iter()
-        .map(|d| UpdateData {
+        .zip(compressed)
+        .map(|(d, compressed)| UpdateData {
             update_id: d.update_id,
             revision_number: d.revision_number,
             file_digests: d
@@ -262,6 +293,7 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
                 })
                 .collect(),
             xml: &d.xml,
+            compressed,
         })
         .collect();
     Ok(wsusss::encode_update_data(&updates, &urls))
@@ -434,16 +466,30 @@ mod tests {
     }
 
     #[test]
-    fn delta_semantics_follow_the_observed_wsus() {
+    fn delta_is_per_product_and_classification() {
         // One list alone: nothing.
         assert!(revision_query(&filter(&[true], &[]), Some(5)).is_none());
         assert!(revision_query(&filter(&[], &[false]), None).is_none());
         // No lists: everything, since the anchor.
         assert_eq!(revision_query(&filter(&[], &[]), Some(5)), Some(RevisionQuery { since: Some(5), lists: None }));
-        // Both lists: a delta when any id asks for one, else the full list.
-        assert_eq!(revision_query(&filter(&[true], &[false]), Some(5)).unwrap().since, Some(5));
-        assert_eq!(revision_query(&filter(&[false], &[false]), Some(5)).unwrap().since, None);
-        assert_eq!(revision_query(&filter(&[true], &[true]), None).unwrap().since, None);
+        let whole = |f: &RevisionFilter, since| {
+            let l = revision_query(f, since).unwrap().lists.unwrap();
+            (l.whole_products.len(), l.whole_classifications.len())
+        };
+        // All Delta true: the changes since the anchor (observed: 0 with no change).
+        let all_delta = filter(&[true, true], &[true]);
+        assert_eq!(revision_query(&all_delta, Some(5)).unwrap().since, Some(5));
+        assert_eq!(whole(&all_delta, Some(5)), (0, 0));
+        // All Delta false: everything again (observed: all 24,509 again).
+        assert_eq!(whole(&filter(&[false, false], &[false]), Some(5)), (2, 1));
+        // A product added (Delta false among trues): that product whole, the rest a delta.
+        let added = filter(&[true, false], &[true, true]);
+        assert_eq!(whole(&added, Some(5)), (1, 0));
+        let l = revision_query(&added, Some(5)).unwrap().lists.unwrap();
+        assert_eq!(l.whole_products, vec![added.categories[1].id]);
+        assert_eq!((l.products.len(), l.classifications.len()), (2, 2));
+        // No anchor: everything, whatever Delta says.
+        assert_eq!(revision_query(&added, None).unwrap().since, None);
         // GetConfig ignores the lists.
         let config = RevisionFilter { get_config: true, ..filter(&[true], &[]) };
         assert_eq!(revision_query(&config, Some(7)), Some(RevisionQuery { since: Some(7), lists: None }));

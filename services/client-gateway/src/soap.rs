@@ -219,13 +219,26 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         fault.actor = actor.clone();
         fault_response(fault, version, style, gw.config.retry_after_seconds)
     };
-    let bytes = match to_bytes(Body::new(body), gw.limits.max_body_bytes).await {
+    // RollupComputerStatus grows with a batch of computers times their statuses: it is
+    // read as it streams, within limits sized from the batch this server announces.
+    let computer_status = service == Service::Reporting
+        && action
+            .as_deref()
+            .is_some_and(|a| !a.trim().trim_matches('"').is_empty() && action_names(a, "RollupComputerStatus"));
+    let limit = if computer_status {
+        wsus_soap::rollup::computer_status_limits().max_body_bytes
+    } else {
+        gw.limits.max_body_bytes
+    };
+    let bytes = match to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
         Err(_) => {
-            let limit = gw.limits.max_body_bytes;
             return fault(ErrorCode::InvalidParameters, format!("body larger than {limit} bytes"), SoapVersion::Soap11);
         }
     };
+    if computer_status {
+        return computer_status_answer(&gw, &bytes, fault).await;
+    }
     let request = match wsus_soap::parse_request(&bytes, &gw.limits) {
         Ok(r) => r,
         Err(e) => return fault(ErrorCode::InvalidParameters, envelope_message(&e), SoapVersion::Soap11),
@@ -263,6 +276,41 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     match result {
         Ok(body) => soap_ok(style.wrap_for(request.version, &body), service, request.version),
         Err((code, message)) => fault(code, message, request.version),
+    }
+}
+
+/// RollupComputerStatus, read as it streams (no element tree), then answered as the
+/// other operations are.
+async fn computer_status_answer(
+    gw: &Gateway,
+    bytes: &[u8],
+    fault: impl Fn(ErrorCode, String, SoapVersion) -> Response,
+) -> Response {
+    const OP: &str = "RollupComputerStatus";
+    tracing::Span::current().record("operation", OP);
+    let limits = wsus_soap::rollup::computer_status_limits();
+    let batch = wsus_soap::rollup::ANNOUNCED_COMPUTER_STATUS_BATCH as usize;
+    let request = match wsus_soap::rollup_status::read_computer_status_request(bytes, &limits, batch) {
+        Ok(r) => r,
+        Err(e) => return fault(ErrorCode::InvalidParameters, e.parameter, SoapVersion::Soap11),
+    };
+    let expected = Service::Reporting.namespace(OP);
+    if request.namespace.as_deref() != Some(expected) {
+        let got = request.namespace.as_deref().unwrap_or("no namespace");
+        return fault(ErrorCode::InvalidParameters, format!("{OP} in {got}, not {expected}"), request.version);
+    }
+    let version = request.version;
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("soap_operation", "otel.name" = OP, service = Service::Reporting.label());
+    let result = crate::rollup::rollup_computer_status(gw, request).instrument(span).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err((code, _)) => code.as_str(),
+    };
+    gw.metrics.observe_soap(Service::Reporting.label(), OP, outcome, started.elapsed());
+    match result {
+        Ok(body) => soap_ok(Service::Reporting.style().wrap_for(version, &body), Service::Reporting, version),
+        Err((code, message)) => fault(code, message, version),
     }
 }
 
@@ -306,7 +354,6 @@ async fn perform(gw: &Gateway, ctx: &Context, service: Service, op: &str, elemen
         (Service::Reporting, "RollupDownstreamServers") => crate::rollup::rollup_downstream_servers(gw, element).await,
         (Service::Reporting, "RollupComputers") => crate::rollup::rollup_computers(gw, element).await,
         (Service::Reporting, "GetOutOfSyncComputers") => crate::rollup::get_out_of_sync_computers(gw, element).await,
-        (Service::Reporting, "RollupComputerStatus") => crate::rollup::rollup_computer_status(gw, element).await,
         (Service::DssAuth, "GetAuthorizationCookie") => crate::server_sync::get_authorization_cookie(gw, element).await,
         (Service::ServerSync, "GetAuthConfig") => crate::server_sync::get_auth_config(gw),
         (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(gw, element),

@@ -40,7 +40,12 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     tonic::transport::Server::builder()
         .layer(wsus_service::GrpcMetricsLayer::new(shell.metrics.clone(), &["wsus.reporting.v1.ReportingService"]))
         .trace_fn(wsus_rpc::server_span)
-        .add_service(ReportingServiceServer::new(Ingest::new(shell.pool.clone()).counting(&shell.metrics)))
+        .add_service(
+            ReportingServiceServer::new(Ingest::new(shell.pool.clone()).counting(&shell.metrics))
+                // A RollupComputerStatus at the announced batch, forwarded whole (tonic's
+                // default of 4 MiB holds about 70,000 statuses).
+                .max_decoding_message_size(64 * 1024 * 1024),
+        )
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     partitions.abort();

@@ -143,11 +143,12 @@ async fn run(ctx: &SyncContext, url: &str) -> Result<RollupOutcome, SyncError> {
     let ids: Vec<String> = resend.into_iter().collect();
     for chunk in ids.chunks(config.computer_status_batch as usize) {
         let statuses = store::full_statuses(pool, chunk).await?;
-        let body = rollup::rollup_computer_status(Utc::now(), me, &statuses);
-        send_statuses(&upstream, &body).await?;
-        let sent: Vec<(String, i32)> = statuses.iter().map(|s| (s.computer_id.clone(), s.rollup_number)).collect();
-        store::statuses_sent(pool, &sent, now).await?;
-        outcome.statuses += sent.len();
+        for part in by_size(statuses, MAX_STATUS_REQUEST_BYTES) {
+            send_statuses(&upstream, me, &part).await?;
+            let sent: Vec<(String, i32)> = part.iter().map(|s| (s.computer_id.clone(), s.rollup_number)).collect();
+            store::statuses_sent(pool, &sent, now).await?;
+            outcome.statuses += sent.len();
+        }
     }
     upstream_state::save_rollup(pool, url, config.rollup_reset_guid, now).await?;
     Ok(outcome)
@@ -196,13 +197,50 @@ async fn send_computers(
     Ok(changed)
 }
 
-/// RollupComputerStatus; a busy upstream (false) is asked again after a minute, three times.
-async fn send_statuses(upstream: &Upstream, body: &str) -> Result<(), SyncError> {
+/// The largest RollupComputerStatus this server sends: a batch whose computers carry more
+/// statuses than that goes in smaller requests (the batch size bounds computers, not
+/// statuses, and an upstream refuses what it cannot read: a downstream that resends the
+/// same refused batch never gets further).
+const MAX_STATUS_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+/// About what a computer's statuses take on the wire (MS-WSUSSS's ComputerStatusRollupInfo
+/// with ComputerStatusRollupUpdateStatus elements, as rollup::rollup_computer_status writes
+/// them).
+fn wire_size(c: &rollup::ComputerStatus) -> usize {
+    400 + c.computer_id.len() + c.statuses.len() * 240
+}
+
+/// Splits a batch so that no request exceeds `max` bytes (a computer too large alone goes
+/// alone).
+fn by_size(batch: Vec<rollup::ComputerStatus>, max: usize) -> Vec<Vec<rollup::ComputerStatus>> {
+    let mut parts: Vec<Vec<rollup::ComputerStatus>> = Vec::new();
+    let mut size = 0;
+    for c in batch {
+        let s = wire_size(&c);
+        if parts.last().is_none_or(|p| !p.is_empty() && size + s > max) {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += s;
+        parts.last_mut().expect("pushed above").push(c);
+    }
+    parts
+}
+
+/// RollupComputerStatus; a busy upstream (false) is asked again after a minute, three
+/// times, each time with the clock of the moment (an upstream shifts every time stamp by
+/// the difference between its clock and clientTime: MS-WSUSSS endnote <61>).
+async fn send_statuses(
+    upstream: &Upstream,
+    me: uuid::Uuid,
+    statuses: &[rollup::ComputerStatus],
+) -> Result<(), SyncError> {
     for attempt in 0..4 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
-        let response = call(upstream, "RollupComputerStatus", body).await?;
+        let body = rollup::rollup_computer_status(Utc::now(), me, statuses);
+        let response = call(upstream, "RollupComputerStatus", &body).await?;
         let accepted = rollup::computer_status_accepted(result(&response, "RollupComputerStatus")?)
             .map_err(|e| SyncError::protocol("RollupComputerStatus", e))?;
         if accepted {
@@ -245,5 +283,33 @@ mod tests {
         let mut dedup = ids.clone();
         dedup.dedup();
         assert_eq!(dedup.len(), 4);
+    }
+
+    #[test]
+    fn statuses_go_in_requests_an_upstream_can_read() {
+        let computer = |n: usize, statuses: usize| rollup::ComputerStatus {
+            instance_id: uuid::Uuid::new_v4(),
+            computer_id: format!("pc-{n}"),
+            effective_last_detection_time: None,
+            rollup_number: 1,
+            is_full_rollup: true,
+            statuses: (0..statuses)
+                .map(|_| rollup::UpdateStatus {
+                    update_id: uuid::Uuid::new_v4(),
+                    summarization_state: 2,
+                    last_change_time: Utc::now(),
+                })
+                .collect(),
+        };
+        let batch: Vec<_> = (0..10).map(|n| computer(n, if n == 4 { 400 } else { 50 })).collect();
+        let parts = by_size(batch, 40_000);
+        assert!(parts.len() > 1);
+        for p in &parts {
+            let body = rollup::rollup_computer_status(Utc::now(), uuid::Uuid::nil(), p);
+            assert!(p.len() == 1 || body.len() <= 40_000, "{} bytes for {} computers", body.len(), p.len());
+            assert!(body.len() <= p.iter().map(wire_size).sum::<usize>(), "the estimate is an upper bound");
+        }
+        let order: Vec<String> = parts.iter().flatten().map(|c| c.computer_id.clone()).collect();
+        assert_eq!(order, (0..10).map(|n| format!("pc-{n}")).collect::<Vec<_>>(), "every computer, in order");
     }
 }
