@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn written_blobs_read_back() {
-        let doc: String = std::iter::repeat("<upd:Update xmlns:upd=\"x\"/>").take(2000).collect();
+        let doc = "<upd:Update xmlns:upd=\"x\"/>".repeat(2000);
         let utf16: Vec<u8> = doc.encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
         let cabinet = super::write_blob(&utf16).unwrap();
         assert_eq!(check(&cabinet), Ok(()));
