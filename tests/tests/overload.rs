@@ -1,5 +1,6 @@
 //! Overload: many more concurrent full scans than the gateway admits. The surplus is
-//! refused with ServerBusy faults carrying Retry-After, nothing fails any other way,
+//! refused with ServerBusy faults carrying Retry-After, event reports and a downstream
+//! server's sync go through all the while, nothing fails any other way,
 //! every client that retries gets through, memory stays bounded, and once the storm is
 //! over a client scans at once.
 
@@ -45,6 +46,8 @@ struct Tally {
     probed_shed: AtomicU64,
     /// Event reports stored during the storm (reports have their own slots: none is shed).
     reported: AtomicU64,
+    /// Rounds of a downstream server's sync calls completed during the storm.
+    downstream_syncs: AtomicU64,
     /// Anything else, described.
     failures: std::sync::Mutex<Vec<String>>,
 }
@@ -130,6 +133,67 @@ async fn reporter(agent: Agent, tally: Arc<Tally>, storm_ends: Instant) {
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A downstream server syncing all through the storm, as a Windows one does (DssAuth,
+/// GetCookie, GetConfigData, GetRevisionIdList, again and again): downstream servers
+/// have slots of their own, so none of its calls is refused (a Windows downstream stops
+/// its sync at the first ServerBusy, MS-WSUSSS endnote <10>).
+async fn downstream(base: String, tally: Arc<Tally>, storm_ends: Instant) {
+    use wsus_soap::wsusss::{RevisionFilter, dss};
+    let http = reqwest::Client::new();
+    let call = |path: &'static str, action: String, body: String| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move {
+            let r = http
+                .post(url)
+                .header("Content-Type", "text/xml; charset=utf-8")
+                .header("SOAPAction", action)
+                .body(dss::envelope(&body))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            if status != 200 {
+                return Err(format!("HTTP {status}: {text:.300}"));
+            }
+            let limits = wsus_soap::Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 10_000_000 };
+            wsus_soap::parse_request(text.as_bytes(), &limits).map(|r| r.operation).map_err(|e| e.to_string())
+        }
+    };
+    const SYNC: &str = "/ServerSyncWebService/ServerSyncWebService.asmx";
+    while Instant::now() < storm_ends {
+        let outcome: Result<(), String> = async {
+            call(SYNC, dss::action("GetAuthConfig"), dss::get_auth_config()).await?;
+            let auth = call(
+                "/DssAuthWebService/DssAuthWebService.asmx",
+                dss::dss_auth_action(),
+                dss::get_authorization_cookie("dss.e2e.test", uuid::Uuid::from_u128(7)),
+            )
+            .await?;
+            let (plug_in, data) =
+                dss::authorization_cookie(dss::result(&auth, "GetAuthorizationCookie").map_err(|e| e.reason)?)
+                    .map_err(|e| e.reason)?;
+            let cookie = call(SYNC, dss::action("GetCookie"), dss::get_cookie(&plug_in, &data, "1.20")).await?;
+            let cookie =
+                dss::cookie_of(dss::result(&cookie, "GetCookie").map_err(|e| e.reason)?).map_err(|e| e.reason)?;
+            call(SYNC, dss::action("GetConfigData"), dss::get_config_data(&cookie, None)).await?;
+            let filter = RevisionFilter { get_config: true, ..Default::default() };
+            call(SYNC, dss::action("GetRevisionIdList"), dss::get_revision_id_list(&cookie, &filter)).await?;
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                tally.downstream_syncs.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tally.fail(format!("downstream server: {e}"));
+                return;
+            }
+        }
     }
 }
 
@@ -249,6 +313,7 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     let tally = Arc::new(Tally::default());
     let storm_ends = Instant::now() + STORM;
     let reporter = tokio::spawn(reporter(reporting_agent, tally.clone(), storm_ends));
+    let downstream = tokio::spawn(downstream(base.clone(), tally.clone(), storm_ends));
     let agents: Vec<_> =
         (0..AGENTS).map(|_| tokio::spawn(storm_agent(base.clone(), tally.clone(), storm_ends, full_catalog))).collect();
     let probers: Vec<_> =
@@ -277,6 +342,7 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
         p.await.unwrap();
     }
     reporter.await.unwrap();
+    downstream.await.unwrap();
     let drained = storm_ends.elapsed();
     sampling.store(false, Ordering::Relaxed);
     let (max_in_flight, max_queued) = watcher.await.unwrap();
@@ -291,9 +357,10 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     );
     eprintln!(
         "storm: {} scans by {AGENTS} agents, {shed} ServerBusy to agents; probers {probed_ok} answered, \
-         {probed_shed} ServerBusy; {} event reports stored; all done {drained:?} after the storm; at most {max_in_flight} in flight, {max_queued} queued; RSS {baseline} KiB before, {} KiB at peak",
+         {probed_shed} ServerBusy; {} event reports stored, {} downstream sync rounds; all done {drained:?} after the storm; at most {max_in_flight} in flight, {max_queued} queued; RSS {baseline} KiB before, {} KiB at peak",
         scans.iter().sum::<usize>(),
         tally.reported.load(Ordering::Relaxed),
+        tally.downstream_syncs.load(Ordering::Relaxed),
         peak.load(Ordering::Relaxed)
     );
     assert!(shed > 0, "the agents were never refused: the limits did not bite");
@@ -301,6 +368,7 @@ async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     assert!(probed_ok > 0, "probers were never admitted");
     let reported = tally.reported.load(Ordering::Relaxed);
     assert!(reported > 0, "no event report went through the storm");
+    assert!(tally.downstream_syncs.load(Ordering::Relaxed) > 0, "no downstream sync went through the storm");
     assert!(scans.iter().all(|&n| n >= 1), "every agent completed a full scan: {scans:?}");
     assert!(max_in_flight <= MAX_INFLIGHT as f64, "{max_in_flight} in the handlers at once");
     assert!(max_queued <= MAX_QUEUED as f64, "{max_queued} queued at once");

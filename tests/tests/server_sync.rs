@@ -460,6 +460,37 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
         sqlx::query_as("SELECT count(*) FROM deployment WHERE deleted_at IS NULL").fetch_one(&pool_b).await.unwrap();
     assert_eq!(live, 1, "the Pilot approval stays");
 
+    // A new revision of the update approved for Pilot arrives at A: A approves it in the
+    // old one's stead (a new deployment, as WSUS's approval refresh creates one), and B,
+    // a replica, approves the new revision with its next sync.
+    let (xml,): (Vec<u8>,) = sqlx::query_as(
+        "SELECT x.body FROM revision r JOIN revision_xml x USING (revision_id) WHERE r.update_id = $1 \
+         ORDER BY r.revision_number DESC LIMIT 1",
+    )
+    .bind(other)
+    .fetch_one(&pool_a)
+    .await
+    .unwrap();
+    let old = wsus_metadata::Update::parse(String::from_utf8(xml).unwrap()).unwrap();
+    let number = old.identity.revision_number;
+    let newer =
+        old.xml.replacen(&format!("RevisionNumber=\"{number}\""), &format!("RevisionNumber=\"{}\"", number + 1), 1);
+    let newer = wsus_store::revisions::NewRevision::from_update(&wsus_metadata::Update::parse(newer).unwrap());
+    wsus_store::revisions::import_batch(&pool_a, &[newer]).await.unwrap();
+    wsus_store::revisions::refresh_derived(&pool_a).await.unwrap();
+    assert_eq!(wsus_store::rules::apply(&pool_a, None, false).await.unwrap().revisions_followed, 1);
+    let third = sync_with(&db_b, &a.gateway_url, &content_b, &replica);
+    assert!(third["deployments_changed"].as_u64().unwrap() >= 2, "a new approval and a removed one: {third}");
+    let followed: Vec<(Option<i32>,)> = sqlx::query_as(
+        "SELECT revision_number FROM deployment WHERE update_id = $1 AND group_id = $2 AND deleted_at IS NULL",
+    )
+    .bind(other)
+    .bind(group)
+    .fetch_all(&pool_b)
+    .await
+    .unwrap();
+    assert_eq!(followed, [(Some(number + 1),)], "B approves the new revision");
+
     // A file A's content service lacks: B asks A for it with DownloadFiles, and A queues
     // it for its own upstream; B's sync reports the file as not downloaded yet.
     // Another bundle: not the one approved above, nor the declined one.

@@ -122,16 +122,7 @@ pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Resul
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    // Approvals are keyed to the update; the revision they name follows the newest.
-    let revisions_followed = sqlx::query(
-        "UPDATE deployment p SET revision_number = l.n, changed_version = $1, last_change_time = now() \
-         FROM (SELECT update_id, max(revision_number) AS n FROM revision GROUP BY update_id) l \
-         WHERE p.update_id = l.update_id AND p.deleted_at IS NULL AND p.revision_number < l.n",
-    )
-    .bind(next)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let revisions_followed = follow_new_revisions(&mut tx, next).await?;
 
     let expired_declined = decline_expired_in(&mut tx, next).await?;
     let applied = Applied { approved, revisions_followed, expired_declined };
@@ -187,4 +178,48 @@ async fn decline_expired_in(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, vers
     .execute(&mut **tx)
     .await?;
     Ok(ids.len() as u64)
+}
+/// An approved update's new revision is approved in its stead, as WSUS's automatic
+/// approval refresh does: a new approval of the new revision (a new deployment, so a
+/// replica downstream server, told of it by GetDeployments, approves that revision too),
+/// the old one removed (sent as a dead deployment). A new revision whose license terms
+/// nobody accepted keeps the old approval: WSUS refreshes approvals "only if the new
+/// revision does not require a new license agreement". Returns how many moved.
+async fn follow_new_revisions(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, version: i64) -> Result<u64> {
+    let moves: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT p.deployment_id, l.revision_number FROM deployment p \
+         JOIN (SELECT DISTINCT ON (update_id) update_id, revision_number, eula_id FROM revision \
+               ORDER BY update_id, revision_number DESC) l ON l.update_id = p.update_id \
+         WHERE p.deleted_at IS NULL AND p.revision_number < l.revision_number \
+           AND (l.eula_id IS NULL OR EXISTS (SELECT 1 FROM accepted_eula e WHERE e.eula_id = l.eula_id)) \
+         FOR UPDATE OF p",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    if moves.is_empty() {
+        return Ok(0);
+    }
+    let (old, revision): (Vec<Uuid>, Vec<i32>) = moves.into_iter().unzip();
+    let new: Vec<Uuid> = old.iter().map(|_| Uuid::new_v4()).collect();
+    sqlx::query("UPDATE deployment SET deleted_at = now(), deleted_version = $2 WHERE deployment_id = ANY($1)")
+        .bind(&old)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+    let moved = sqlx::query(
+        "INSERT INTO deployment (deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, \
+            download_priority, go_live_time, admin_name, origin, last_change_time, changed_version) \
+         SELECT m.new_id, p.update_id, m.revision, p.group_id, p.action, p.deadline, p.is_assigned, \
+                p.download_priority, now(), p.admin_name, p.origin, now(), $4 \
+         FROM unnest($1::uuid[], $2::uuid[], $3::int4[]) AS m(old_id, new_id, revision) \
+         JOIN deployment p ON p.deployment_id = m.old_id",
+    )
+    .bind(&old)
+    .bind(&new)
+    .bind(&revision)
+    .bind(version)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(moved)
 }

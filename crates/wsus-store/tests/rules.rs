@@ -9,7 +9,7 @@ use uuid::{Uuid, uuid};
 use wsus_metadata::Update;
 use wsus_store::revisions::{self, NewRevision};
 use wsus_store::rules::{self, Applied, Rule};
-use wsus_store::{approvals, migrate};
+use wsus_store::{approvals, migrate, upstream};
 
 const KB2267602: Uuid = uuid!("a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe");
 const DEFINITION_UPDATES: Uuid = uuid!("e0789628-ce08-4437-be74-2495b842f43b");
@@ -81,15 +81,41 @@ async fn rules_approve_new_revisions_follow_and_expire(pool: PgPool) {
     assert!((47..=48).contains(&deadline.num_hours()), "{deadline}");
     assert_eq!(rules::apply(&pool, None, false).await.unwrap(), Applied::default(), "applied once");
 
-    // A new revision: the approval (keyed to the update) follows it.
+    // A new revision: it is approved in the old one's stead, as a new deployment (what
+    // WSUS's approval refresh creates), the old one removed: a replica downstream learns
+    // of both from GetDeployments and approves the new revision.
+    let first = approvals[0].deployment_id;
+    let before = wsus_store::catalog::version(&pool).await.unwrap().version;
     revisions::import_batch(&pool, &[later(bundle_xml, 201, false)]).await.unwrap();
     revisions::refresh_derived(&pool).await.unwrap();
     let applied = rules::apply(&pool, None, false).await.unwrap();
     assert_eq!((applied.approved, applied.revisions_followed), (0, 1), "{applied:?}");
+    let now = approvals::approvals_of(&pool, KB2267602).await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].revision_number, Some(201));
+    assert_ne!(now[0].deployment_id, first, "a new deployment");
+    assert_eq!((now[0].group_id, now[0].deadline), (approvals[0].group_id, approvals[0].deadline), "same approval");
+    let upto = wsus_store::catalog::version(&pool).await.unwrap().version;
+    let sent = upstream::deployments_between(&pool, Some(before), upto).await.unwrap();
+    assert_eq!(
+        sent.iter().map(|d| (d.deployment_id, d.revision_number)).collect::<Vec<_>>(),
+        [(now[0].deployment_id, 201)]
+    );
+    assert_eq!(upstream::dead_deployments_between(&pool, Some(before), upto).await.unwrap(), [first]);
+
+    // A revision with license terms nobody accepted keeps the old approval.
+    let eula = Uuid::new_v4();
+    let with_eula = bundle_xml.replacen("<upd:Properties ", &format!("<upd:Properties EulaID=\"{eula}\" "), 1);
+    revisions::import_batch(&pool, &[later(&with_eula, 210, false)]).await.unwrap();
+    revisions::refresh_derived(&pool).await.unwrap();
+    assert_eq!(rules::apply(&pool, None, false).await.unwrap().revisions_followed, 0);
     assert_eq!(approvals::approvals_of(&pool, KB2267602).await.unwrap()[0].revision_number, Some(201));
+    approvals::accept_eula(&pool, eula, Some("admin")).await.unwrap();
+    assert_eq!(rules::apply(&pool, None, false).await.unwrap().revisions_followed, 1, "once accepted");
+    assert_eq!(approvals::approvals_of(&pool, KB2267602).await.unwrap()[0].revision_number, Some(210));
 
     // Its newest revision expires: the update is declined and its approval goes.
-    revisions::import_batch(&pool, &[later(bundle_xml, 202, true)]).await.unwrap();
+    revisions::import_batch(&pool, &[later(bundle_xml, 212, true)]).await.unwrap();
     revisions::refresh_derived(&pool).await.unwrap();
     let applied = rules::apply(&pool, None, false).await.unwrap();
     assert_eq!(applied.expired_declined, 1, "{applied:?}");

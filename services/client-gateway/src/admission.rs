@@ -5,12 +5,15 @@
 //! connection and the headers), each for at most `wait`; anything beyond is refused at
 //! once, before its body is read, with a ServerBusy fault and a Retry-After.
 //!
-//! Two classes share nothing but the metrics: scans and the rest (CPU-bound in the
-//! gateway), and event reports (ReportEventBatch: I/O-bound, each waits for its events to
-//! be stored durably, and the more wait together the more a commit carries). Reports get
+//! Three classes share nothing but the metrics: clients' scans and the rest of the client
+//! protocol (CPU-bound in the gateway); event reports (ReportEventBatch: I/O-bound, each
+//! waits for its events to be stored durably, and the more wait together the more a commit
+//! carries); and downstream servers (MS-WSUSSS server-sync and rollup). Reports get
 //! [`REPORT_FACTOR`] times the slots, so a scan storm's slots do not cap event ingestion
 //! (with one budget, 16 slots on 2 CPUs held durable ingestion to 14,500 events/s instead
-//! of 20,600).
+//! of 20,600). Downstream servers get slots of their own, so a scan storm never turns a
+//! downstream's sync into ServerBusy: a Windows downstream stops its sync at the first
+//! ServerBusy and does not retry (MS-WSUSSS endnote <10>).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +55,13 @@ struct ClassLabels {
 
 /// Event reports get this many times the slots and queue places of the other requests.
 pub const REPORT_FACTOR: usize = 4;
+
+/// Downstream servers are few and their requests heavier (a GetUpdateData of 100
+/// documents, a RollupComputerStatus of tens of MB): a few slots, a long wait, as a
+/// downstream server would rather wait than stop.
+pub const SERVER_SLOTS: usize = 4;
+pub const SERVER_QUEUE: usize = 64;
+pub const SERVER_WAIT: Duration = Duration::from_secs(60);
 
 /// The admission metrics of every class, registered once.
 #[derive(Clone, Default)]
@@ -133,7 +143,7 @@ impl Drop for Place<'_> {
 const WARN_EVERY_SECS: u64 = 10;
 
 impl Admission {
-    /// One class's admission ("scans" or "reports"), counted in `metrics`.
+    /// One class's admission ("scans", "reports" or "servers"), counted in `metrics`.
     pub fn new(class: &'static str, limits: Limits, metrics: &AdmissionMetrics) -> Self {
         let labels = ClassLabels { class };
         let admission = Self {

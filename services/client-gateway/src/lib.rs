@@ -37,6 +37,8 @@ pub struct Gateway {
     pub admission: Arc<admission::Admission>,
     /// Admission of event reports (ReportEventBatch).
     pub report_admission: Arc<admission::Admission>,
+    /// Admission of downstream servers (server-sync and rollup).
+    pub server_admission: Arc<admission::Admission>,
 }
 
 /// Serves until shutdown.
@@ -67,6 +69,12 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     };
     let admission = Arc::new(admission::Admission::new("scans", scan_limits, &admission_metrics));
     let report_admission = Arc::new(admission::Admission::new("reports", report_limits, &admission_metrics));
+    let server_limits = admission::Limits {
+        max_inflight: admission::SERVER_SLOTS,
+        max_queued: admission::SERVER_QUEUE,
+        wait: admission::SERVER_WAIT,
+    };
+    let server_admission = Arc::new(admission::Admission::new("servers", server_limits, &admission_metrics));
     let gateway = Gateway {
         config,
         memory,
@@ -78,6 +86,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
         admission,
         report_admission,
+        server_admission,
     };
     let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), gateway.fragments.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {

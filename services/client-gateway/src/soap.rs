@@ -122,7 +122,13 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")], "").into_response();
     }
     // Admitted before the body is read: a refused request costs no more than its headers.
-    let admission = if service == Service::Reporting { &gw.report_admission } else { &gw.admission };
+    let action = soap_action(request.headers());
+    let admission = match service {
+        Service::ServerSync | Service::DssAuth => &gw.server_admission,
+        Service::Reporting if action.as_deref().is_some_and(is_rollup) => &gw.server_admission,
+        Service::Reporting => &gw.report_admission,
+        Service::Client | Service::SimpleAuth => &gw.admission,
+    };
     let mut response = match admission.clone().admit().await {
         Ok(slot) => {
             let span = tracing::info_span!("soap", service = service.label(), operation = tracing::field::Empty);
@@ -136,11 +142,35 @@ pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {
     response
 }
 
+/// Whether a Reporting service SOAPAction is a downstream server's rollup (MS-WSUSSS
+/// 3.1.4.13-17) rather than a client's report.
+fn is_rollup(action: &str) -> bool {
+    const ROLLUP: [&str; 5] = [
+        "GetRollupConfiguration",
+        "RollupDownstreamServers",
+        "RollupComputers",
+        "GetOutOfSyncComputers",
+        "RollupComputerStatus",
+    ];
+    ROLLUP.iter().any(|op| !action.trim().trim_matches('"').is_empty() && action_names(action, op))
+}
+
 /// The ServerBusy fault for a request refused by admission control, written from its
-/// headers alone.
+/// headers alone. A RollupComputerStatus is answered `false` instead, the protocol's own
+/// "busy, send it again later" (MS-WSUSSS 3.1.4.17): on a fault a downstream stops.
 fn shed(gw: &Gateway, service: Service, request: &Request, why: Shed) -> Response {
     let headers = request.headers();
     let action = soap_action(headers);
+    if service == Service::Reporting
+        && action.as_deref().is_some_and(|a| is_rollup(a) && action_names(a, "RollupComputerStatus"))
+    {
+        let body = wsus_soap::rollup::encode_computer_status_response(false);
+        let mut response = soap_ok(service.style().wrap_for(SoapVersion::Soap11, &body), service, SoapVersion::Soap11);
+        if request.version() <= Version::HTTP_11 {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return response;
+    }
     let host = request_host(headers, request.uri()).unwrap_or_else(|| gw.config.common.http_addr.to_string());
     let scheme = request.extensions().get::<wsus_service::tls::Scheme>().map_or("http", |s| s.0);
     // The body says which SOAP version; its Content-Type says so too.

@@ -114,6 +114,13 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
     match command {
         Command::Import { path, json } => {
             let summary = transfer::import(&pool, &path).await?;
+            // What arrived meets the automatic approval rules, and approved updates'
+            // new revisions are approved in their stead, as after a sync (a replica takes
+            // its approvals from its upstream instead).
+            if !config.replica {
+                let applied = wsus_store::rules::apply(&pool, None, false).await?;
+                tracing::info!(approved = applied.approved, followed = applied.revisions_followed, "rules applied");
+            }
             if json {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
