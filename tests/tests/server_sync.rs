@@ -756,3 +756,186 @@ async fn scheduled_and_concurrent_syncs() {
     }
     assert_eq!(scheduled, Some(("succeeded".to_owned(),)), "{}", b.sync.log());
 }
+
+/// What the relay in front of A does to its answers.
+#[derive(Default)]
+struct Mischief {
+    /// GetConfigData answers refused with HTTP 503 before one goes through.
+    unavailable: std::sync::atomic::AtomicUsize,
+    /// GetRevisionIdList answers refused with a ServerBusy fault before one goes through.
+    busy: std::sync::atomic::AtomicUsize,
+    /// The next GetRevisionIdList is answered ServerChanged.
+    server_changed: std::sync::atomic::AtomicBool,
+    /// The update whose document is sent unreadable, while set.
+    corrupt: std::sync::Mutex<Option<uuid::Uuid>>,
+    /// How often each trick was played.
+    refused: std::sync::atomic::AtomicUsize,
+    truncated: std::sync::atomic::AtomicUsize,
+    changed_told: std::sync::atomic::AtomicUsize,
+}
+
+/// An HTTP relay in front of an upstream that misbehaves as real upstreams do: it
+/// refuses calls for a while (503, ServerBusy with Retry-After), sends GetUpdateData
+/// answers without their second half (a real WSUS caps an answer at 2,000,000 bytes:
+/// MS-WSUSSS endnote <37>), sends one document unreadable, and says ServerChanged once.
+async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -> String {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.to_owned();
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (upstream, http, mischief) = (upstream.clone(), http.clone(), mischief.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let header = |name: &str| {
+                    head.lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                        .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
+                };
+                let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match client.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let action = header("soapaction").unwrap_or_default();
+                let op = action.trim_matches('"').rsplit('/').next().unwrap_or("").to_owned();
+                let fault = |code: wsus_soap::ErrorCode| {
+                    wsus_soap::Fault::new(code, Some("relay".to_owned()), Some(&action))
+                        .to_xml(wsus_soap::SoapVersion::Soap11, wsus_soap::EnvelopeStyle::Asmx)
+                };
+                let (status, retry_after, text) = if op == "GetConfigData"
+                    && mischief.unavailable.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok()
+                {
+                    mischief.refused.fetch_add(1, SeqCst);
+                    (503, Some("1"), "Service Unavailable".to_owned())
+                } else if op == "GetRevisionIdList"
+                    && mischief.busy.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok()
+                {
+                    mischief.refused.fetch_add(1, SeqCst);
+                    (500, Some("1"), fault(wsus_soap::ErrorCode::ServerBusy))
+                } else if op == "GetRevisionIdList" && mischief.server_changed.swap(false, SeqCst) {
+                    mischief.changed_told.fetch_add(1, SeqCst);
+                    (500, None, fault(wsus_soap::ErrorCode::ServerChanged))
+                } else {
+                    let r = http
+                        .post(format!("{upstream}{path}"))
+                        .header("Content-Type", "text/xml; charset=utf-8")
+                        .header("SOAPAction", &action)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let mut text = r.text().await.unwrap();
+                    if op == "GetUpdateData" && status == 200 {
+                        let corrupt = *mischief.corrupt.lock().unwrap();
+                        text = misdeliver(&text, corrupt, &mischief.truncated);
+                    }
+                    (status, None, text)
+                };
+                let mut answer = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    text.len()
+                );
+                if let Some(s) = retry_after {
+                    answer.push_str(&format!("Retry-After: {s}\r\n"));
+                }
+                answer.push_str("\r\n");
+                answer.push_str(&text);
+                let _ = client.write_all(answer.as_bytes()).await;
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// A GetUpdateData answer without the second half of its documents (when it holds more
+/// than one), and with `corrupt`'s document unreadable.
+fn misdeliver(text: &str, corrupt: Option<uuid::Uuid>, truncated: &std::sync::atomic::AtomicUsize) -> String {
+    const OPEN: &str = "<ServerSyncUpdateData>";
+    let start = text.find(OPEN).unwrap();
+    let end = text.rfind("</ServerSyncUpdateData>").unwrap() + "</ServerSyncUpdateData>".len();
+    let mut docs: Vec<String> = text[start..end].split(OPEN).skip(1).map(|d| format!("{OPEN}{d}")).collect();
+    if docs.len() > 1 {
+        docs.truncate(docs.len().div_ceil(2));
+        truncated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    for d in docs.iter_mut() {
+        if corrupt.is_some_and(|u| d.starts_with(&format!("{OPEN}<Id><UpdateID>{u}</UpdateID>"))) {
+            let blob_at = d.find("<XmlUpdateBlob").unwrap();
+            let close = d[blob_at..].find('>').unwrap() + blob_at + 1;
+            d.insert_str(close, "&lt;upd:Update&gt;&lt;unclosed");
+        }
+    }
+    format!("{}{}{}", &text[..start], docs.concat(), &text[end..])
+}
+
+/// A downstream survives what real upstreams do: refusals (a 503, ServerBusy with
+/// Retry-After) are tried again, GetUpdateData answers that leave documents out are
+/// completed, a document it cannot read is set aside and reported without holding the
+/// sync back, and fetched again by the next sync; ServerChanged resets the anchors.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downstream_survives_what_real_upstreams_do() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let Pair { _pg, dir: _dir, db_b, content_b, a, pool_a, pool_b, .. } = Pair::start(200, 61, None).await;
+    let (victim,): (uuid::Uuid,) = sqlx::query_as(
+        "SELECT update_id FROM revision WHERE update_type = 'Software' AND NOT is_bundle \
+         GROUP BY update_id HAVING count(*) = 1 ORDER BY update_id LIMIT 1",
+    )
+    .fetch_one(&pool_a)
+    .await
+    .unwrap();
+    let mischief = std::sync::Arc::new(Mischief::default());
+    mischief.unavailable.store(2, SeqCst);
+    mischief.busy.store(1, SeqCst);
+    *mischief.corrupt.lock().unwrap() = Some(victim);
+    let relay = misbehaving_relay(&a.gateway_url, mischief.clone()).await;
+
+    let first = sync(&db_b, &relay, &content_b);
+    assert_eq!(mischief.refused.load(SeqCst), 3, "every refusal was met and tried again");
+    assert!(mischief.truncated.load(SeqCst) > 0, "answers were cut short");
+    assert_eq!(first["revisions_quarantined"], 1, "{first}");
+    let (held_a, held_b) = (revisions(&pool_a).await, revisions(&pool_b).await);
+    let missing: Vec<_> = held_a.difference(&held_b).collect();
+    assert_eq!(missing.len(), 1, "all but the unreadable document: {missing:?}");
+    assert_eq!(missing[0].0, victim);
+    let (quarantined, anchor): (i64, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM quarantined_document), (SELECT sync_anchor FROM upstream_state LIMIT 1)",
+    )
+    .fetch_one(&pool_b)
+    .await
+    .unwrap();
+    assert_eq!(quarantined, 1);
+    assert!(anchor.is_some(), "the sync committed its anchor all the same");
+
+    // The upstream mends the document and says it changed servers: B starts over from no
+    // anchor, and the document set aside comes with it.
+    *mischief.corrupt.lock().unwrap() = None;
+    mischief.server_changed.store(true, SeqCst);
+    let second = sync(&db_b, &relay, &content_b);
+    assert_eq!(mischief.changed_told.load(SeqCst), 1);
+    assert_eq!(second["revisions_quarantined"], 0, "{second}");
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await, "B holds everything A holds");
+    let (quarantined,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM quarantined_document").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(quarantined, 0, "released once stored");
+}

@@ -24,12 +24,15 @@ pub struct SyncRecord {
     pub deployments_changed: i32,
     pub files_queued: i32,
     pub bytes_received: i64,
+    /// Documents the upstream sent that could not be read (quarantined).
+    pub revisions_quarantined: i32,
 }
 
 macro_rules! columns {
     () => {
         "sync_id, upstream_url, trigger, started_at, finished_at, result, phase, done, total, heartbeat_at, \
-         error, revisions_new, revisions_updated, deployments_changed, files_queued, bytes_received"
+         error, revisions_new, revisions_updated, deployments_changed, files_queued, bytes_received, \
+         revisions_quarantined"
     };
 }
 
@@ -110,13 +113,14 @@ pub struct Counts {
     pub deployments_changed: i32,
     pub files_queued: i32,
     pub bytes_received: i64,
+    pub revisions_quarantined: i32,
 }
 
 /// Records what an attempt did.
 pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()> {
     sqlx::query(
         "UPDATE sync_history SET revisions_new = $2, revisions_updated = $3, deployments_changed = $4, \
-         files_queued = $5, bytes_received = $6 WHERE sync_id = $1",
+         files_queued = $5, bytes_received = $6, revisions_quarantined = $7 WHERE sync_id = $1",
     )
     .bind(sync_id)
     .bind(c.revisions_new)
@@ -124,6 +128,7 @@ pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()>
     .bind(c.deployments_changed)
     .bind(c.files_queued)
     .bind(c.bytes_received)
+    .bind(c.revisions_quarantined)
     .execute(pool)
     .await?;
     Ok(())

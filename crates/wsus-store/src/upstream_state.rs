@@ -126,6 +126,65 @@ pub async fn save_deployment_anchor(pool: &PgPool, url: &str, anchor: &str) -> R
     Ok(())
 }
 
+/// The upstream is another server than the anchors were taken from (ServerChanged): the
+/// configuration, sync and deployment anchors go, with the cookie, and the next sync lists
+/// everything again (MS-WSUSSS 2.2.9.3: "The DSS MUST reset the ConfigAnchor, SyncAnchor,
+/// and DeploymentAnchor").
+pub async fn reset_anchors(pool: &PgPool, url: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE upstream_state SET config_anchor = NULL, sync_anchor = NULL, sync_filter = NULL, \
+            deployment_anchor = NULL, cookie_expiration = NULL, cookie_encrypted_data = NULL, auth_cookie_data = NULL, \
+            updated_at = now() WHERE upstream_url = $1",
+    )
+    .bind(url)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Sets aside documents that could not be read: (update, revision, why).
+pub async fn quarantine(pool: &PgPool, url: &str, unreadable: &[(Uuid, i32, String)]) -> Result<()> {
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO quarantined_document (upstream_url, update_id, revision_number, error) \
+         SELECT $1, u, n, e FROM unnest($2::uuid[], $3::int4[], $4::text[]) AS x(u, n, e) \
+         ON CONFLICT (upstream_url, update_id, revision_number) DO UPDATE SET error = EXCLUDED.error, \
+            last_tried_at = now(), attempts = quarantined_document.attempts + 1",
+    )
+    .bind(url)
+    .bind(unreadable.iter().map(|(u, _, _)| *u).collect::<Vec<_>>())
+    .bind(unreadable.iter().map(|(_, n, _)| *n).collect::<Vec<_>>())
+    .bind(unreadable.iter().map(|(_, _, e)| e.clone()).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The revisions set aside from this upstream, to ask for again.
+pub async fn quarantined(pool: &PgPool, url: &str) -> Result<Vec<(Uuid, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT update_id, revision_number FROM quarantined_document WHERE upstream_url = $1 \
+         ORDER BY update_id, revision_number",
+    )
+    .bind(url)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Releases from quarantine the revisions now stored.
+pub async fn release_stored(pool: &PgPool, url: &str) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM quarantined_document q USING revision r \
+         WHERE q.upstream_url = $1 AND r.update_id = q.update_id AND r.revision_number = q.revision_number",
+    )
+    .bind(url)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Forgets the cookie (the upstream refused it).
 pub async fn drop_cookie(pool: &PgPool, url: &str) -> Result<()> {
     sqlx::query(

@@ -295,6 +295,7 @@ fn run_of(r: SyncRecord) -> SyncRun {
         deployments_changed: r.deployments_changed,
         files_queued: r.files_queued,
         bytes_received: r.bytes_received,
+        revisions_quarantined: r.revisions_quarantined,
     }
 }
 

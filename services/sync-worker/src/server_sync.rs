@@ -107,7 +107,12 @@ impl Upstream {
         })
     }
 
-    /// Posts one SOAP request; returns the response text and its operation element.
+    /// Posts one SOAP request; returns the response text and its operation element. An
+    /// upstream that says it is busy (a ServerBusy fault, HTTP 429 or 503) is asked again
+    /// after a growing pause (its Retry-After when it gives one), up to [`BUSY_ATTEMPTS`]
+    /// times in all, as Microsoft's own server-sync client retries; a gateway error (502,
+    /// 504) or a connection that failed or broke off, up to [`BROKEN_ATTEMPTS`]; anything
+    /// else (a fault of the operation, a certificate the upstream's does not match) is final.
     pub(crate) async fn call(
         &self,
         path: &str,
@@ -115,13 +120,35 @@ impl Upstream {
         op: &str,
         body: &str,
     ) -> Result<(String, Element), SyncError> {
+        let mut attempt = 1;
+        loop {
+            match self.call_once(path, action, op, body).await {
+                Err(Transient { error, retry_after, attempts }) if attempt < attempts => {
+                    let pause = retry_after.unwrap_or_else(|| backoff(attempt)).min(MAX_RETRY_PAUSE);
+                    tracing::info!(operation = op, attempt, error = %error, pause_ms = pause.as_millis() as u64, "upstream call failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    attempt += 1;
+                }
+                Err(Transient { error, .. }) | Err(Final(error)) => return Err(error),
+                Ok(answer) => return Ok(answer),
+            }
+        }
+    }
+
+    async fn call_once(&self, path: &str, action: &str, op: &str, body: &str) -> Result<(String, Element), CallError> {
         // A plug-in's ServiceUrl may be absolute (another host); else it is relative to the base.
         let url = if path.starts_with("http://") || path.starts_with("https://") {
             path.to_owned()
         } else {
             format!("{}/{}", self.base, path.trim_start_matches('/'))
         };
-        let http_error = |e: reqwest::Error| SyncError::Http { url: url.clone(), message: causes(&e) };
+        // A connection that failed or broke off is worth another try; a TLS failure is not.
+        let http_error = |e: reqwest::Error| {
+            let message = causes(&e);
+            let tls = message.contains("certificate") || message.contains("TLS") || message.contains("tls");
+            let error = SyncError::Http { url: url.clone(), message };
+            if tls { Final(error) } else { Transient { error, retry_after: None, attempts: BROKEN_ATTEMPTS } }
+        };
         let response = self
             .http
             .post(&url)
@@ -132,6 +159,12 @@ impl Upstream {
             .await
             .map_err(http_error)?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let bytes = response.bytes().await.map_err(http_error)?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let parsed = wsus_soap::parse_request(text.as_bytes(), &self.limits);
@@ -139,16 +172,59 @@ impl Upstream {
             Ok(r) if r.operation.name == "Fault" => {
                 let detail = r.operation.child("detail").or_else(|| r.operation.child("Detail"));
                 let field = |n: &str| detail.and_then(|d| d.child(n)).map(|c| c.value().to_owned()).unwrap_or_default();
-                Err(SyncError::Fault { operation: op.to_owned(), code: field("ErrorCode"), message: field("Message") })
+                let error =
+                    SyncError::Fault { operation: op.to_owned(), code: field("ErrorCode"), message: field("Message") };
+                if field("ErrorCode") == "ServerBusy" {
+                    Err(Transient { error, retry_after, attempts: BUSY_ATTEMPTS })
+                } else {
+                    Err(Final(error))
+                }
             }
             Ok(r) if status.is_success() => Ok((text, r.operation)),
-            _ => Err(SyncError::Http {
-                url,
-                message: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
-            }),
+            _ => {
+                let error = SyncError::Http {
+                    url,
+                    message: format!("HTTP {status}: {}", text.chars().take(200).collect::<String>()),
+                };
+                match status.as_u16() {
+                    429 | 503 => Err(Transient { error, retry_after, attempts: BUSY_ATTEMPTS }),
+                    502 | 504 => Err(Transient { error, retry_after, attempts: BROKEN_ATTEMPTS }),
+                    _ => Err(Final(error)),
+                }
+            }
         }
     }
 }
+
+/// How many times an upstream call is made while the upstream says it is busy
+/// (Microsoft's server-sync client tries its GetUpdateData ten times)...
+const BUSY_ATTEMPTS: u32 = 10;
+/// ...and while the connection fails (an upstream that is down stays down: the sync
+/// fails soon, and the next scheduled one tries again).
+const BROKEN_ATTEMPTS: u32 = 3;
+/// The longest pause between two attempts, whatever Retry-After says.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(120);
+
+/// The pause before attempt `attempt + 1`: 1 s, doubling, at most a minute, with a
+/// quarter of jitter so downstream servers refused together do not return together.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << (attempt.saturating_sub(1)).min(6)).min(Duration::from_secs(60));
+    let jitter = u64::from(Uuid::new_v4().as_bytes()[0]) * base.as_millis() as u64 / 4 / 255;
+    base + Duration::from_millis(jitter)
+}
+
+/// How one attempt of a call failed.
+enum CallError {
+    /// Worth another attempt (after Retry-After, when the upstream said), up to
+    /// `attempts` in all.
+    Transient {
+        error: SyncError,
+        retry_after: Option<Duration>,
+        attempts: u32,
+    },
+    Final(SyncError),
+}
+use CallError::{Final, Transient};
 
 /// An error with its causes (a TLS failure hides two levels down in reqwest's).
 fn causes(e: &dyn std::error::Error) -> String {
@@ -284,6 +360,8 @@ pub struct SyncOutcome {
     pub files_downloaded: u64,
     pub files_failed: u64,
     pub bytes_received: u64,
+    /// Documents the upstream sent that could not be read (set aside; asked for again).
+    pub revisions_quarantined: u64,
 }
 
 /// Everything a sync needs.
@@ -368,6 +446,7 @@ impl Started {
             deployments_changed: outcome.deployments_changed as i32,
             files_queued: outcome.files_queued as i32,
             bytes_received: outcome.bytes_received as i64,
+            revisions_quarantined: outcome.revisions_quarantined as i32,
         };
         sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
         let verdict = if error.is_none() { "succeeded" } else { "failed" };
@@ -422,7 +501,22 @@ pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError
     result.map(|()| outcome)
 }
 
+/// One sync; an upstream that answers ServerChanged is another server than the anchors
+/// came from: they are reset and the sync starts over once (MS-WSUSSS 2.2.9.3: "The DSS
+/// MUST reset the ConfigAnchor, SyncAnchor, and DeploymentAnchor ... and continue the
+/// protocol").
 async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<(), SyncError> {
+    match run_from_anchors(ctx, url, outcome).await {
+        Err(SyncError::Fault { code, operation, .. }) if code == "ServerChanged" => {
+            tracing::warn!(upstream = url, operation, "the upstream server changed; starting over from no anchor");
+            upstream_state::reset_anchors(&ctx.pool, url).await?;
+            run_from_anchors(ctx, url, outcome).await
+        }
+        other => other,
+    }
+}
+
+async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<(), SyncError> {
     let pool = &ctx.pool;
     let id = outcome.sync_id;
     let upstream = Upstream::new(url, &ctx.transport)?;
@@ -496,7 +590,14 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     }
     async {
         let updates = session.revision_ids(&filter).await?;
-        fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
+        // What earlier syncs could not read is asked for again, with what is new.
+        let mut wanted = updates.revisions;
+        wanted.extend(upstream_state::quarantined(pool, url).await?);
+        fetch_documents(&mut session, pool, id, "updates", &wanted, per_request, outcome).await?;
+        let recovered = upstream_state::release_stored(pool, url).await?;
+        if recovered > 0 {
+            tracing::info!(revisions = recovered, "quarantined documents read and stored");
+        }
         decryption_keys(&mut session, pool, config.max_updates_per_decryption_request as usize).await?;
         revisions::refresh_derived(pool).await?;
         Ok::<_, SyncError>(())
@@ -621,7 +722,7 @@ async fn fetch_documents(
     let mut done = 0i64;
     let mut last_progress = std::time::Instant::now();
     let mut batches = missing.chunks(per_request).map(<[_]>::to_vec).collect::<Vec<_>>().into_iter();
-    let mut running: JoinSet<Result<Vec<NewRevision>, SyncError>> = JoinSet::new();
+    let mut running: JoinSet<Result<Fetched, SyncError>> = JoinSet::new();
     loop {
         while running.len() < PARALLEL_BATCHES {
             let Some(batch) = batches.next() else { break };
@@ -637,9 +738,13 @@ async fn fetch_documents(
             arrived.push(more);
         }
         let mut revisions = Vec::new();
+        let mut unreadable = Vec::new();
         for joined in arrived {
             match joined.map_err(|e| SyncError::Other(e.to_string()))? {
-                Ok(r) => revisions.extend(r),
+                Ok(f) => {
+                    revisions.extend(f.revisions);
+                    unreadable.extend(f.unreadable);
+                }
                 Err(e) if e.is_cookie_fault() => {
                     // Renew once, then let the remaining batches use the new cookie; the
                     // failed batch is simply not stored, and the anchor not advanced.
@@ -650,12 +755,19 @@ async fn fetch_documents(
                 Err(e) => return Err(e),
             }
         }
-        let n = revisions.len() as i64;
+        let n = (revisions.len() + unreadable.len()) as i64;
         let stored = revisions::import_batch(pool, &revisions)
             .instrument(tracing::info_span!("sync_batch", "otel.name" = "store", revisions = revisions.len()))
             .await?;
         outcome.revisions_new += stored.new;
         outcome.revisions_updated += stored.updated;
+        // A document this server cannot read does not hold the rest back: it is set aside,
+        // reported, and asked for again by every later sync.
+        for (u, r, why) in &unreadable {
+            tracing::warn!(update_id = %u, revision = r, error = why, "document not readable; quarantined");
+        }
+        outcome.revisions_quarantined += unreadable.len() as u64;
+        upstream_state::quarantine(pool, &session.url, &unreadable).await?;
         done += n;
         // Progress is for people watching: once a second is enough.
         if last_progress.elapsed() >= std::time::Duration::from_secs(1) || done == total {
@@ -666,20 +778,61 @@ async fn fetch_documents(
     Ok(())
 }
 
-async fn fetch_batch(upstream: &Upstream, cookie: &Cookie, ids: &[(Uuid, i32)]) -> Result<Vec<NewRevision>, SyncError> {
-    let (text, _) = upstream
-        .call(SERVER_SYNC, &dss::action("GetUpdateData"), "GetUpdateData", &dss::get_update_data(cookie, ids))
-        .await?;
-    let revisions = tokio::task::spawn_blocking(move || crate::transfer::update_data_response(&text))
-        .await
-        .map_err(|e| SyncError::Other(e.to_string()))?
-        .map_err(|e| SyncError::protocol("GetUpdateData", format!("{e:#}")))?;
-    let got: HashSet<(Uuid, i32)> =
-        revisions.iter().map(|r| (r.identity.update_id, r.identity.revision_number)).collect();
-    if let Some(missing) = ids.iter().find(|k| !got.contains(k)) {
-        return Err(SyncError::protocol("GetUpdateData", format!("{}/{} was not sent", missing.0, missing.1)));
+/// What GetUpdateData brought for a batch: the revisions read, and those sent but
+/// unreadable (with why).
+#[derive(Default)]
+struct Fetched {
+    revisions: Vec<NewRevision>,
+    unreadable: Vec<(Uuid, i32, String)>,
+}
+
+/// GetUpdateData for `ids`. An answer that leaves ids out (Windows caps an answer at
+/// 2,000,000 bytes: MS-WSUSSS endnote <37>) is completed by asking for the rest, in
+/// halves when nothing came; only an id a request for it alone leaves out fails the batch.
+async fn fetch_batch(upstream: &Upstream, cookie: &Cookie, ids: &[(Uuid, i32)]) -> Result<Fetched, SyncError> {
+    let mut fetched = Fetched::default();
+    let mut todo: Vec<Vec<(Uuid, i32)>> = vec![ids.to_vec()];
+    while let Some(batch) = todo.pop() {
+        let (text, _) = upstream
+            .call(SERVER_SYNC, &dss::action("GetUpdateData"), "GetUpdateData", &dss::get_update_data(cookie, &batch))
+            .await?;
+        let documents = tokio::task::spawn_blocking(move || crate::transfer::update_data_response(&text))
+            .await
+            .map_err(|e| SyncError::Other(e.to_string()))?
+            .map_err(|e| SyncError::protocol("GetUpdateData", format!("{e:#}")))?;
+        let mut got: HashSet<(Uuid, i32)> = HashSet::new();
+        for d in documents {
+            match d.revision {
+                Ok(r) => {
+                    got.insert((r.identity.update_id, r.identity.revision_number));
+                    fetched.revisions.push(r);
+                }
+                Err(why) => match d.id {
+                    Some(id) => {
+                        got.insert(id);
+                        fetched.unreadable.push((id.0, id.1, why));
+                    }
+                    None => {
+                        return Err(SyncError::protocol("GetUpdateData", format!("a document without an Id: {why}")));
+                    }
+                },
+            }
+        }
+        let missing: Vec<(Uuid, i32)> = batch.iter().filter(|k| !got.contains(k)).copied().collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] if batch.len() == 1 => {
+                return Err(SyncError::protocol("GetUpdateData", format!("{}/{} was not sent", one.0, one.1)));
+            }
+            _ if missing.len() == batch.len() => {
+                let (first, rest) = missing.split_at(missing.len() / 2);
+                todo.push(rest.to_vec());
+                todo.push(first.to_vec());
+            }
+            _ => todo.push(missing),
+        }
     }
-    Ok(revisions)
+    Ok(fetched)
 }
 
 /// Queues the files the content mode wants, then works through the queue.

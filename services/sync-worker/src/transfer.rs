@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
+use uuid::Uuid;
 use wsus_export::{
     ADMIN, FILES, FORMAT, FORMAT_VERSION, FileLine, MANIFEST, Manifest, Member, REVISIONS_PREFIX, RevisionLine,
 };
@@ -113,11 +114,15 @@ impl<'a> Importer<'a> {
         match parsed {
             Ok(u) => self.add_revision(NewRevision::from_update(&u)).await,
             Err(e) => {
-                eprintln!("rejected {source}: {e}");
-                self.rejected += 1;
+                self.reject(source, &e.to_string());
                 Ok(())
             }
         }
+    }
+
+    fn reject(&mut self, source: &str, why: &str) {
+        eprintln!("rejected {source}: {why}");
+        self.rejected += 1;
     }
 
     async fn add_revision(&mut self, r: NewRevision) -> anyhow::Result<()> {
@@ -162,8 +167,11 @@ pub async fn import(pool: &PgPool, path: &Path) -> anyhow::Result<Summary> {
     let text = wsus_metadata::decode_text(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let mut importer = Importer::new(pool, None);
     if text.contains("ServerSyncUpdateData") {
-        for r in update_data_response(&text).with_context(|| format!("{}", path.display()))? {
-            importer.add_revision(r).await?;
+        for d in update_data_response(&text).with_context(|| format!("{}", path.display()))? {
+            match d.revision {
+                Ok(r) => importer.add_revision(r).await?,
+                Err(e) => importer.reject(&format!("{} ({:?})", path.display(), d.id), &e),
+            }
         }
     } else {
         importer.add(&path.display().to_string(), Update::parse(text)).await?;
@@ -218,8 +226,17 @@ async fn import_directory(pool: &PgPool, dir: &Path) -> anyhow::Result<Summary> 
     importer.finish().await
 }
 
-/// The revisions of a saved MS-WSUSSS GetUpdateData response, with their MUUrls.
-pub fn update_data_response(text: &str) -> anyhow::Result<Vec<NewRevision>> {
+/// One document of a GetUpdateData response: the revision its `Id` names, and the
+/// revision as read, or why it could not be read.
+pub struct SentDocument {
+    pub id: Option<(Uuid, i32)>,
+    pub revision: Result<NewRevision, String>,
+}
+
+/// The documents of an MS-WSUSSS GetUpdateData response (a saved one, or an upstream's),
+/// with their MUUrls. A document that cannot be read is answered as such, apart: one bad
+/// document does not make the others unreadable.
+pub fn update_data_response(text: &str) -> anyhow::Result<Vec<SentDocument>> {
     let limits = wsus_soap::Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 10_000_000 };
     let envelope =
         wsus_soap::parse_request(text.as_bytes(), &limits).map_err(|e| anyhow!("not a SOAP response: {e}"))?;
@@ -236,8 +253,7 @@ pub fn update_data_response(text: &str) -> anyhow::Result<Vec<NewRevision>> {
         }
     }
     let updates = result.child("updates").ok_or_else(|| anyhow!("no updates"))?;
-    let mut out = Vec::new();
-    for data in updates.children_named("ServerSyncUpdateData") {
+    let read = |data: &wsus_soap::Element| -> anyhow::Result<NewRevision> {
         let xml = if let Some(plain) = data.child("XmlUpdateBlob").filter(|b| !b.is_nil() && !b.text.is_empty()) {
             plain.text.clone()
         } else if let Some(c) = data.child("XmlUpdateBlobCompressed") {
@@ -251,9 +267,19 @@ pub fn update_data_response(text: &str) -> anyhow::Result<Vec<NewRevision>> {
                 r.mu_urls.insert(f.sha1, u.clone());
             }
         }
-        out.push(r);
-    }
-    Ok(out)
+        Ok(r)
+    };
+    Ok(updates
+        .children_named("ServerSyncUpdateData")
+        .map(|data| {
+            let id = data.child("Id").and_then(|i| {
+                let u = i.child("UpdateID")?.value().parse().ok()?;
+                let n = i.child("RevisionNumber")?.value().parse().ok()?;
+                Some((u, n))
+            });
+            SentDocument { id, revision: read(data).map_err(|e| format!("{e:#}")) }
+        })
+        .collect())
 }
 
 fn descendant<'a>(e: &'a wsus_soap::Element, name: &str) -> Option<&'a wsus_soap::Element> {

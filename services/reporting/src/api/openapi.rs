@@ -540,7 +540,8 @@ fn schemas() -> Value {
         "result": { "enum": ["running", "succeeded", "failed", "cancelled"] }, "phase": nullable("string"),
         "done": { "type": "integer" }, "total": { "type": "integer" }, "error": nullable("string"),
         "revisions_new": { "type": "integer" }, "revisions_updated": { "type": "integer" },
-        "deployments_changed": { "type": "integer" }, "files_queued": { "type": "integer" }, "bytes_received": { "type": "integer" }
+        "deployments_changed": { "type": "integer" }, "files_queued": { "type": "integer" }, "bytes_received": { "type": "integer" },
+        "revisions_quarantined": { "type": "integer", "description": "Documents the upstream sent that could not be read: set aside and asked for again by every later sync." }
     });
     let run_keys: Vec<String> = run.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
     let run_keys: Vec<&str> = run_keys.iter().map(String::as_str).collect();

@@ -37,6 +37,8 @@ pub struct SyncRunView {
     pub deployments_changed: i32,
     pub files_queued: i32,
     pub bytes_received: i64,
+    /// Documents the upstream sent that could not be read (set aside, asked for again).
+    pub revisions_quarantined: i32,
 }
 
 impl From<SyncRun> for SyncRunView {
@@ -58,6 +60,7 @@ impl From<SyncRun> for SyncRunView {
             deployments_changed: r.deployments_changed,
             files_queued: r.files_queued,
             bytes_received: r.bytes_received,
+            revisions_quarantined: r.revisions_quarantined,
         }
     }
 }

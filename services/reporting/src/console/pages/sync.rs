@@ -33,13 +33,13 @@ async fn history(console: &Console, session: &Session, before: Option<i64>) -> P
         }
         table #sync-history {
             thead { tr { th { "#" } th { "Started" } th { "Took" } th { "Result" } th { "Trigger" } th.num { "New" }
-                         th.num { "Changed" } th.num { "Received" } } }
+                         th.num { "Changed" } th.num { "Unreadable" } th.num { "Received" } } }
             tbody { @for r in &runs { tr {
                 td { (r.sync_id) } td { (layout::when(Some(r.started_at))) }
                 td { @if let Some(f) = r.finished_at { ((f - r.started_at).num_seconds()) " s" } }
                 td { span class={ "result " (r.result) } { (r.result) } @if let Some(e) = &r.error { br; span.error { (e) } } }
                 td { (r.trigger) } td.num { (r.revisions_new) } td.num { (r.revisions_updated) }
-                td.num { (layout::bytes(r.bytes_received)) }
+                td.num { (r.revisions_quarantined) } td.num { (layout::bytes(r.bytes_received)) }
             } } }
         }
         @if runs.is_empty() { p { "No synchronization yet." } }
