@@ -137,6 +137,76 @@ async fn computers_of_a_downstream_server_reach_the_upstream() {
     let fault = r.text().await.unwrap();
     assert!(fault.contains("<ErrorCode>InvalidParameters</ErrorCode>") && fault.contains("not known here"), "{fault}");
 
+    // The worst case this upstream is sized for: a RollupComputerStatus of the batch size
+    // it announces (100 computers), each with 2,500 statuses, about 57 MB of XML, read as
+    // it streams and forwarded to reporting whole (MS-WSUSSS 3.1.4.17; a refused request
+    // is sent again unchanged by a real downstream, so it must fit).
+    {
+        use wsus_soap::rollup::{self, ComputerInfo, ComputerStatus, UpdateStatus};
+        let b_id: uuid::Uuid = server_id.parse().unwrap();
+        let batch = rollup::ANNOUNCED_COMPUTER_STATUS_BATCH as usize;
+        let ids: Vec<String> = (0..batch).map(|i| format!("worst-case-{i:03}")).collect();
+        let now = chrono::Utc::now();
+        let post = |op: &'static str, body: String| {
+            let http = http.clone();
+            let url = format!("{}/ReportingWebService/ReportingWebService.asmx", a.gateway_url);
+            async move {
+                let r = http
+                    .post(url)
+                    .header("Content-Type", "text/xml; charset=utf-8")
+                    .header("SOAPAction", format!("\"http://www.microsoft.com/SoftwareDistribution/{op}\""))
+                    .body(wsus_soap::wsusss::dss::envelope(&body))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let computers: Vec<ComputerInfo> = ids
+            .iter()
+            .map(|id| ComputerInfo {
+                computer_id: id.clone(),
+                last_sync_time: Some(now),
+                last_sync_result: 1,
+                last_reported_reboot_time: None,
+                last_reported_status_time: Some(now),
+                last_inventory_time: None,
+                parent_server_id: b_id,
+                details: Some(rollup::ComputerDetails {
+                    full_domain_name: Some(format!("{id}.lab.test")),
+                    ..Default::default()
+                }),
+            })
+            .collect();
+        let (status, text) = post("RollupComputers", rollup::rollup_computers(now, &computers)).await;
+        assert_eq!(status, 200, "{text:.500}");
+        let statuses: Vec<ComputerStatus> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| ComputerStatus {
+                instance_id: uuid::Uuid::new_v4(),
+                computer_id: id.clone(),
+                effective_last_detection_time: Some(now),
+                rollup_number: 1,
+                is_full_rollup: true,
+                statuses: (0..rollup::STATUSES_PER_COMPUTER)
+                    .map(|n| UpdateStatus {
+                        update_id: uuid::Uuid::from_u128(((i * rollup::STATUSES_PER_COMPUTER + n) as u128) | 7 << 120),
+                        summarization_state: 2,
+                        last_change_time: now,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let body = rollup::rollup_computer_status(now, b_id, &statuses);
+        assert!(body.len() > 50_000_000, "{} bytes", body.len());
+        let (status, text) = post("RollupComputerStatus", body).await;
+        assert_eq!(status, 200, "{text:.500}");
+        assert!(text.contains("<RollupComputerStatusResult>true</RollupComputerStatusResult>"), "{text:.500}");
+        let last = api(&http, &a.reporting_url, &format!("/api/v1/computers/{}", ids[batch - 1])).await;
+        assert_eq!(last["counts"]["needed"], rollup::STATUSES_PER_COMPUTER as i64, "{last}");
+    }
+
     // An administrator of B starts a sync and waits for it; a rollup follows it.
     let ctl = HashMap::from([("WSUS_API_URL", b.reporting_url.clone()), ("WSUS_API_TOKEN", ADMIN_TOKEN.to_owned())]);
     let before =
