@@ -32,6 +32,7 @@ EVERYTHING = {
     "content": {"persistence": {"existingClaim": "wsus-content"}},
     "otel": {"endpoint": "http://tempo.monitoring:4317"},
     "clientGateway": {"autoscaling": {"enabled": True}, "admission": {"maxInflight": 32, "maxQueued": 256},
+                      "trustedProxies": ["10.42.0.0/16"],
                       "tls": {"enabled": True, "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
                               "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
                       "service": {"type": "LoadBalancer"}},

@@ -768,6 +768,10 @@ struct Mischief {
     server_changed: std::sync::atomic::AtomicBool,
     /// The update whose document is sent unreadable, while set.
     corrupt: std::sync::Mutex<Option<uuid::Uuid>>,
+    /// The update whose document is left out of every answer, while set (gone upstream).
+    withhold: std::sync::Mutex<Option<uuid::Uuid>>,
+    /// For each GetRevisionIdList passed on: whether it carried an anchor.
+    anchored: std::sync::Mutex<Vec<bool>>,
     /// How often each trick was played.
     refused: std::sync::atomic::AtomicUsize,
     truncated: std::sync::atomic::AtomicUsize,
@@ -835,6 +839,9 @@ async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -
                     mischief.changed_told.fetch_add(1, SeqCst);
                     (500, None, fault(wsus_soap::ErrorCode::ServerChanged))
                 } else {
+                    if op == "GetRevisionIdList" {
+                        mischief.anchored.lock().unwrap().push(body.contains("<Anchor>"));
+                    }
                     let r = http
                         .post(format!("{upstream}{path}"))
                         .header("Content-Type", "text/xml; charset=utf-8")
@@ -847,7 +854,8 @@ async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -
                     let mut text = r.text().await.unwrap();
                     if op == "GetUpdateData" && status == 200 {
                         let corrupt = *mischief.corrupt.lock().unwrap();
-                        text = misdeliver(&text, corrupt, &mischief.truncated);
+                        let withhold = *mischief.withhold.lock().unwrap();
+                        text = misdeliver(&text, corrupt, withhold, &mischief.truncated);
                     }
                     (status, None, text)
                 };
@@ -869,18 +877,29 @@ async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -
 }
 
 /// A GetUpdateData answer without the second half of its documents (when it holds more
-/// than one), and with `corrupt`'s document unreadable.
-fn misdeliver(text: &str, corrupt: Option<uuid::Uuid>, truncated: &std::sync::atomic::AtomicUsize) -> String {
+/// than one), without `withhold`'s and with `corrupt`'s document unreadable.
+fn misdeliver(
+    text: &str,
+    corrupt: Option<uuid::Uuid>,
+    withhold: Option<uuid::Uuid>,
+    truncated: &std::sync::atomic::AtomicUsize,
+) -> String {
     const OPEN: &str = "<ServerSyncUpdateData>";
     let start = text.find(OPEN).unwrap();
     let end = text.rfind("</ServerSyncUpdateData>").unwrap() + "</ServerSyncUpdateData>".len();
-    let mut docs: Vec<String> = text[start..end].split(OPEN).skip(1).map(|d| format!("{OPEN}{d}")).collect();
+    let is = |d: &str, u: uuid::Uuid| d.starts_with(&format!("{OPEN}<Id><UpdateID>{u}</UpdateID>"));
+    let mut docs: Vec<String> = text[start..end]
+        .split(OPEN)
+        .skip(1)
+        .map(|d| format!("{OPEN}{d}"))
+        .filter(|d| withhold.is_none_or(|u| !is(d, u)))
+        .collect();
     if docs.len() > 1 {
         docs.truncate(docs.len().div_ceil(2));
         truncated.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     for d in docs.iter_mut() {
-        if corrupt.is_some_and(|u| d.starts_with(&format!("{OPEN}<Id><UpdateID>{u}</UpdateID>"))) {
+        if corrupt.is_some_and(|u| is(d, u)) {
             let blob_at = d.find("<XmlUpdateBlob").unwrap();
             let close = d[blob_at..].find('>').unwrap() + blob_at + 1;
             d.insert_str(close, "&lt;upd:Update&gt;&lt;unclosed");
@@ -927,15 +946,50 @@ async fn a_downstream_survives_what_real_upstreams_do() {
     assert_eq!(quarantined, 1);
     assert!(anchor.is_some(), "the sync committed its anchor all the same");
 
-    // The upstream mends the document and says it changed servers: B starts over from no
-    // anchor, and the document set aside comes with it.
+    let quarantined_now = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM quarantined_document").fetch_one(&pool).await.unwrap().0
+    };
+
+    // The upstream mends the document: the next sync, a delta that lists nothing new, asks
+    // for it again and stores it.
     *mischief.corrupt.lock().unwrap() = None;
-    mischief.server_changed.store(true, SeqCst);
     let second = sync(&db_b, &relay, &content_b);
-    assert_eq!(mischief.changed_told.load(SeqCst), 1);
     assert_eq!(second["revisions_quarantined"], 0, "{second}");
+    assert!(mischief.anchored.lock().unwrap().iter().rev().take(2).all(|a| *a), "a delta sync");
     assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await, "B holds everything A holds");
-    let (quarantined,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM quarantined_document").fetch_one(&pool_b).await.unwrap();
-    assert_eq!(quarantined, 0, "released once stored");
+    assert_eq!(quarantined_now(pool_b.clone()).await, 0, "released once stored");
+
+    // A new revision arrives unreadable, then the upstream no longer sends it at all: the
+    // revision is forgotten, and the sync does not fail over it.
+    let (xml,): (Vec<u8>,) =
+        sqlx::query_as("SELECT x.body FROM revision r JOIN revision_xml x USING (revision_id) WHERE r.update_id = $1")
+            .bind(victim)
+            .fetch_one(&pool_a)
+            .await
+            .unwrap();
+    let old = wsus_metadata::Update::parse(String::from_utf8(xml).unwrap()).unwrap();
+    let number = old.identity.revision_number;
+    let newer =
+        old.xml.replacen(&format!("RevisionNumber=\"{number}\""), &format!("RevisionNumber=\"{}\"", number + 1), 1);
+    let newer = wsus_store::revisions::NewRevision::from_update(&wsus_metadata::Update::parse(newer).unwrap());
+    wsus_store::revisions::import_batch(&pool_a, &[newer]).await.unwrap();
+    wsus_store::revisions::refresh_derived(&pool_a).await.unwrap();
+    *mischief.corrupt.lock().unwrap() = Some(victim);
+    assert_eq!(sync(&db_b, &relay, &content_b)["revisions_quarantined"], 1);
+    *mischief.corrupt.lock().unwrap() = None;
+    *mischief.withhold.lock().unwrap() = Some(victim);
+    let fourth = sync(&db_b, &relay, &content_b);
+    assert_eq!(fourth["revisions_quarantined"], 0, "{fourth}");
+    assert_eq!(quarantined_now(pool_b.clone()).await, 0, "forgotten");
+    assert!(!revisions(&pool_b).await.contains(&(victim, number + 1)));
+
+    // The upstream says it changed servers: B resets its anchors and starts over (the next
+    // GetRevisionIdList carries none), and takes in what the anchors had left behind.
+    *mischief.withhold.lock().unwrap() = None;
+    mischief.server_changed.store(true, SeqCst);
+    mischief.anchored.lock().unwrap().clear();
+    let fifth = sync(&db_b, &relay, &content_b);
+    assert_eq!(mischief.changed_told.load(SeqCst), 1);
+    assert_eq!(mischief.anchored.lock().unwrap().first(), Some(&false), "started over from no anchor: {fifth}");
+    assert_eq!(revisions(&pool_b).await, revisions(&pool_a).await, "B holds everything A holds");
 }

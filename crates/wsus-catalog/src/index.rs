@@ -14,8 +14,8 @@ use uuid::Uuid;
 use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
 
 /// Implied deployments (the revisions no group approved) get a wire id of their own per
-/// revision, as a real WSUS sends them (189 revisions, 189 distinct Deployment IDs in the
-/// native captures), from this base up; explicit ones are numbered from 1000.
+/// revision, as a real WSUS sends them (187 revisions, 187 distinct Deployment IDs in the
+/// captured answers), from this base up; explicit ones are numbered from 1000.
 pub const IMPLIED_ID_BASE: i32 = 1_000_000_000;
 
 /// The wire id of a revision's implied deployment.
@@ -418,6 +418,10 @@ impl CatalogIndex {
                 chains.push(chain);
             }
         }
+        // A client in a group and in one of its ancestors is in the group: the ancestor's
+        // chain is part of the group's and would bring back what the group overrides.
+        let all = chains.clone();
+        chains.retain(|c| !all.iter().any(|other| other.len() > c.len() && other.ends_with(c)));
         Chains(chains)
     }
 

@@ -115,6 +115,10 @@ fn conflicts_resolve_as_wsus_does() {
             &[(PILOT, "Block", none), (KIOSKS, "Install", none)], &[PILOT, KIOSKS], "Install", none, 1001),
         ("a group's own approval against All Computers' through another group",
             &[(ALL_COMPUTERS, "Install", Some(at(10))), (WEB, "Uninstall", none)], &[WEB, PILOT], "Install", Some(at(10)), 1000),
+        ("in a group and in its parent: the group's own approval still wins",
+            &[(SERVERS, "Install", none), (WEB, "Block", none)], &[WEB, SERVERS], "PreDeploymentCheck", none, 1001),
+        ("...in either order",
+            &[(SERVERS, "Install", none), (WEB, "Uninstall", none)], &[SERVERS, WEB], "Uninstall", none, 1001),
         ("a computer in no group is in Unassigned Computers, under All Computers",
             &[(ALL_COMPUTERS, "OptionalInstall", none)], &[], "OptionalInstall", none, 1000),
     ];

@@ -155,9 +155,10 @@ fn better_than_installed_follows_every_rule_in_order() {
             &targeted_older, running(NIC, (2026, 1), 50), true),
         ("the installed driver targeted more specifically (earlier in ComputerSpec) wins",
             &targeted_older, InstalledDriverSpec { matching_computer_hwid: Some(Uuid::from_u128(9)), ..running(NIC, (2020, 1), 1) }, false),
-        ("a lower feature score beats a newer driver without one",
+        ("an installed driver with a lower feature score beats a newer one with a higher",
             &scored_newer, InstalledDriverSpec { rank: Some(0x0010_0000), ..running(NIC, (2020, 1), 1) }, false),
-        ("and the other way round", &scored_newer, running(NIC, (2026, 12), 99), true),
+        ("a scored driver beats a newer installed one without a score (0xFF)",
+            &scored_newer, running(NIC, (2026, 12), 99), true),
         ("an unknown rank (-1) leaves the feature score out", &scored_newer,
             InstalledDriverSpec { rank: None, ..running(NIC, (2026, 1), 10) }, true),
     ];

@@ -112,12 +112,15 @@ impl Config {
     }
 
     /// Whether a client's `lastChange` (GetCookie) names this configuration. The native
-    /// client echoes the string it was given; one that re-serialises it to fewer digits
-    /// (seconds, rounded or cut) still names the same configuration, so anything within
-    /// the second counts. Configurations changed twice within a second are told apart by
-    /// SyncUpdates, which compares the cookie's copy exactly.
+    /// client echoes the string it was given (to the millisecond, however many digits it
+    /// writes them with): that must match exactly. One that keeps whole seconds only,
+    /// rounded or cut, still names it when within the second.
     pub fn is_current(&self, client_last_change: DateTime<Utc>) -> bool {
-        (client_last_change - self.last_change).abs() < chrono::TimeDelta::seconds(1)
+        if client_last_change.timestamp_subsec_nanos() == 0 {
+            (client_last_change - self.last_change).abs() < chrono::TimeDelta::seconds(1)
+        } else {
+            Self::last_change_at(client_last_change) == self.last_change
+        }
     }
 
     /// The `GetConfigResponse` element (to wrap with `EnvelopeStyle::Wcf`).
@@ -171,7 +174,10 @@ mod tests {
         {
             assert!(config.is_current(echo(same)), "{same}");
         }
-        for other in ["2026-10-04T13:17:06Z", "2026-10-04T13:17:09Z", "2026-10-05T13:17:07.59Z"] {
+        // A configuration of the same second is another configuration.
+        for other in
+            ["2026-10-04T13:17:06Z", "2026-10-04T13:17:09Z", "2026-10-05T13:17:07.59Z", "2026-10-04T13:17:07.2Z"]
+        {
             assert!(!config.is_current(echo(other)), "{other}");
         }
     }
@@ -293,13 +299,17 @@ impl GetAuthorizationCookieRequest {
         if dns_name.len() > 255 {
             return Err(DecodeError::new("dnsName", "is too long"));
         }
-        Ok(Self {
-            client_id,
-            target_group_name: read::opt_text(op, "targetGroupName").filter(|s| !s.is_empty()),
-            dns_name,
-        })
+        let target_group_name = read::opt_text(op, "targetGroupName").filter(|s| !s.is_empty());
+        // Group names are at most 256 characters; a policy names a few of them.
+        if target_group_name.as_ref().is_some_and(|t| t.len() > MAX_TARGET_GROUP_NAME) {
+            return Err(DecodeError::new("targetGroupName", "is too long"));
+        }
+        Ok(Self { client_id, target_group_name, dns_name })
     }
 }
+
+/// The longest `targetGroupName` accepted: sixteen group names of the longest kind.
+pub const MAX_TARGET_GROUP_NAME: usize = 16 * 257;
 
 /// The `GetAuthorizationCookieResponse` element (ASMX style).
 pub fn encode_authorization_cookie(plug_in_id: &str, cookie_data_b64: &str) -> String {

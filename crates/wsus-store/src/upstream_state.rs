@@ -131,6 +131,8 @@ pub async fn save_deployment_anchor(pool: &PgPool, url: &str, anchor: &str) -> R
 /// everything again (MS-WSUSSS 2.2.9.3: "The DSS MUST reset the ConfigAnchor, SyncAnchor,
 /// and DeploymentAnchor").
 pub async fn reset_anchors(pool: &PgPool, url: &str) -> Result<()> {
+    // What the other server sent unreadable is not this one's to ask for.
+    sqlx::query("DELETE FROM quarantined_document WHERE upstream_url = $1").bind(url).execute(pool).await?;
     sqlx::query(
         "UPDATE upstream_state SET config_anchor = NULL, sync_anchor = NULL, sync_filter = NULL, \
             deployment_anchor = NULL, cookie_expiration = NULL, cookie_encrypted_data = NULL, auth_cookie_data = NULL, \
@@ -171,6 +173,17 @@ pub async fn quarantined(pool: &PgPool, url: &str) -> Result<Vec<(Uuid, i32)>> {
     .bind(url)
     .fetch_all(pool)
     .await?)
+}
+
+/// Forgets a quarantined revision the upstream no longer sends.
+pub async fn forget_quarantined(pool: &PgPool, url: &str, id: (Uuid, i32)) -> Result<()> {
+    sqlx::query("DELETE FROM quarantined_document WHERE upstream_url = $1 AND update_id = $2 AND revision_number = $3")
+        .bind(url)
+        .bind(id.0)
+        .bind(id.1)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Releases from quarantine the revisions now stored.

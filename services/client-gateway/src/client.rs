@@ -232,14 +232,19 @@ fn digest(ids: &[uuid::Uuid]) -> i64 {
 /// groups, this policy can specify multiple group names separated by semicolons",
 /// Windows' "Enable client-side targeting" policy).
 pub(crate) fn requested_group_names(target_group_name: Option<&str>) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
-    for name in target_group_name.unwrap_or_default().split(';').map(str::trim).filter(|n| !n.is_empty()) {
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            names.push(name.to_owned());
-        }
-    }
-    names
+    let mut seen = std::collections::HashSet::new();
+    target_group_name
+        .unwrap_or_default()
+        .split(';')
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 256 && seen.insert(n.to_lowercase()))
+        .take(MAX_REQUESTED_GROUPS)
+        .map(str::to_owned)
+        .collect()
 }
+
+/// The most groups a client may ask to be in (SimpleAuth bounds the names' length too).
+const MAX_REQUESTED_GROUPS: usize = 16;
 
 /// The groups a client's approvals come from: with client-side targeting every named
 /// group that exists (when none does, Unassigned Computers, as WSUS puts it there), else
@@ -681,6 +686,14 @@ fn update_info(o: &wsus_catalog::index::Offered) -> UpdateInfo<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requested_groups_are_split_trimmed_and_deduplicated() {
+        assert_eq!(requested_group_names(Some("Pilot; Ring1;;pilot ;RING1")), ["Pilot", "Ring1"]);
+        assert!(requested_group_names(None).is_empty() && requested_group_names(Some(" ; ")).is_empty());
+        let many: String = (0..100).map(|i| format!("g{i};")).collect();
+        assert_eq!(requested_group_names(Some(&many)).len(), MAX_REQUESTED_GROUPS);
+    }
 
     #[test]
     fn host_names_lose_their_port() {

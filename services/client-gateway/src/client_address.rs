@@ -1,8 +1,11 @@
 //! The address a client calls from, as WSUS records it for every computer: the
 //! connection's peer, or, when that peer is a trusted proxy or load balancer
-//! (`WSUS_TRUSTED_PROXIES`), the address the proxies name in `Forwarded` (RFC 7239) or
-//! `X-Forwarded-For`, read from the right past every trusted hop. Headers from anyone
-//! else are ignored: a client cannot claim another's address.
+//! (`WSUS_TRUSTED_PROXIES`), the address the proxies name in `X-Forwarded-For`, read from
+//! the right past every trusted hop (each proxy appends the address it was called from).
+//! Headers from anyone else are ignored. Only `X-Forwarded-For` is read: it is what the
+//! usual proxies and ingress controllers write, and they pass a client's own `Forwarded`
+//! on untouched, so reading that too would let a client choose its address. The trusted
+//! list must hold the proxies only: a client whose own address is in it could prepend one.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,7 +19,7 @@ pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNe
         return Some(peer);
     }
     // Nearest hop last: each proxy appends the address it was called from.
-    let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers)).unwrap_or_default();
+    let hops = x_forwarded_for(headers).unwrap_or_default();
     let mut client = peer;
     for hop in hops.iter().rev() {
         match hop {
@@ -44,21 +47,6 @@ fn canonical(a: IpAddr) -> IpAddr {
 
 fn header_values<'a>(headers: &'a HeaderMap, name: &str) -> impl Iterator<Item = &'a str> + 'a {
     headers.get_all(name).iter().filter_map(|v| v.to_str().ok())
-}
-
-/// `Forwarded: for=192.0.2.60;proto=http, for="[2001:db8:cafe::17]:4711"`: the `for` of
-/// each element, in order; None when no Forwarded header names one.
-fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let hops: Vec<Option<IpAddr>> = header_values(headers, "forwarded")
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("for").then(|| address(v.trim().trim_matches('"')))
-            })
-        })
-        .collect();
-    (!hops.is_empty()).then_some(hops)
 }
 
 /// `X-Forwarded-For: 203.0.113.195, 70.41.3.18`, in order.
@@ -112,14 +100,14 @@ mod tests {
                 &headers(&[("x-forwarded-for", "10.42.9.9, 203.0.113.4")]), &trusted, "203.0.113.4"),
             ("several X-Forwarded-For headers, in order", "10.42.0.3",
                 &headers(&[("x-forwarded-for", "203.0.113.4"), ("x-forwarded-for", "10.42.7.7")]), &trusted, "203.0.113.4"),
-            ("Forwarded before X-Forwarded-For", "10.42.0.3",
-                &headers(&[("forwarded", "for=203.0.113.60;proto=http;by=10.42.0.3"), ("x-forwarded-for", "198.51.100.1")]),
-                &trusted, "203.0.113.60"),
-            ("Forwarded IPv6 with a port", "10.42.0.3",
-                &headers(&[("forwarded", "for=\"[2001:db8:cafe::17]:4711\"")]), &trusted, "2001:db8:cafe::17"),
+            ("a client's own Forwarded is not read", "10.42.0.3",
+                &headers(&[("forwarded", "for=203.0.113.60"), ("x-forwarded-for", "198.51.100.1")]),
+                &trusted, "198.51.100.1"),
+            ("IPv6 in brackets with a port", "10.42.0.3",
+                &headers(&[("x-forwarded-for", "[2001:db8:cafe::17]:4711")]), &trusted, "2001:db8:cafe::17"),
             ("an address with a port", "10.42.0.3", &headers(&[("x-forwarded-for", "203.0.113.4:51000")]), &trusted, "203.0.113.4"),
-            ("an obfuscated hop: the proxy that wrote it", "10.42.0.3",
-                &headers(&[("forwarded", "for=_hidden, for=10.42.5.5")]), &trusted, "10.42.5.5"),
+            ("a hop that names no address: the proxy that wrote it", "10.42.0.3",
+                &headers(&[("x-forwarded-for", "unknown, 10.42.5.5")]), &trusted, "10.42.5.5"),
             ("an IPv4-mapped peer is IPv4", "::ffff:198.51.100.5", &HeaderMap::new(), &trusted, "198.51.100.5"),
         ];
         for (why, peer, h, trusted, expected) in table {

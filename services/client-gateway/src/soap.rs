@@ -12,6 +12,10 @@ use wsus_soap::{Element, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
 use crate::Gateway;
 use crate::admission::Shed;
 
+/// How long a request body may take to arrive once admitted (a RollupComputerStatus at
+/// the announced batch is tens of MB).
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// The web services this gateway answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -260,14 +264,23 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     } else {
         gw.limits.max_body_bytes
     };
-    let bytes = match to_bytes(Body::new(body), limit).await {
-        Ok(b) => b,
-        Err(_) => {
+    // A body that trickles in holds its admission slot: it has so long to arrive.
+    let bytes = match tokio::time::timeout(BODY_WAIT, to_bytes(Body::new(body), limit)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return fault(ErrorCode::InvalidParameters, format!("body larger than {limit} bytes"), SoapVersion::Soap11);
+        }
+        Err(_) => {
+            let wait = BODY_WAIT.as_secs();
+            return fault(
+                ErrorCode::InvalidParameters,
+                format!("body not received within {wait} s"),
+                SoapVersion::Soap11,
+            );
         }
     };
     if computer_status {
-        return computer_status_answer(&gw, &bytes, fault).await;
+        return computer_status_answer(&gw, &bytes, &fault).await;
     }
     let request = match wsus_soap::parse_request(&bytes, &gw.limits) {
         Ok(r) => r,
@@ -277,6 +290,10 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     tracing::Span::current().record("operation", op);
     if let Some(a) = action.as_deref().filter(|a| !action_names(a, op)) {
         return fault(ErrorCode::InvalidParameters, format!("SOAPAction {a} does not match {op}"), request.version);
+    }
+    // A RollupComputerStatus that named no SOAPAction (small enough for the usual limits).
+    if service == Service::Reporting && op == "RollupComputerStatus" {
+        return computer_status_answer(&gw, &bytes, &fault).await;
     }
     let element = &request.operation;
     // An operation element of another namespace is not this service's operation, whatever
@@ -314,7 +331,7 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
 async fn computer_status_answer(
     gw: &Gateway,
     bytes: &[u8],
-    fault: impl Fn(ErrorCode, String, SoapVersion) -> Response,
+    fault: &impl Fn(ErrorCode, String, SoapVersion) -> Response,
 ) -> Response {
     const OP: &str = "RollupComputerStatus";
     tracing::Span::current().record("operation", OP);

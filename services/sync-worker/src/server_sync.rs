@@ -556,6 +556,8 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
     )
     .await?;
 
+    // Set aside by earlier syncs: asked for again after the passes, unless a pass just did.
+    let set_aside = upstream_state::quarantined(pool, url).await?;
     // Categories pass: categories and detectoids changed since the last committed anchor.
     let sync_anchor = state.sync_anchor.clone();
     let categories_filter = RevisionFilter { anchor: sync_anchor.clone(), get_config: true, ..Default::default() };
@@ -590,14 +592,10 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
     }
     async {
         let updates = session.revision_ids(&filter).await?;
-        // What earlier syncs could not read is asked for again, with what is new.
-        let mut wanted = updates.revisions;
-        wanted.extend(upstream_state::quarantined(pool, url).await?);
-        fetch_documents(&mut session, pool, id, "updates", &wanted, per_request, outcome).await?;
-        let recovered = upstream_state::release_stored(pool, url).await?;
-        if recovered > 0 {
-            tracing::info!(revisions = recovered, "quarantined documents read and stored");
-        }
+        fetch_documents(&mut session, pool, id, "updates", &updates.revisions, per_request, outcome).await?;
+        let asked: HashSet<_> = categories.revisions.iter().chain(&updates.revisions).copied().collect();
+        let again: Vec<_> = set_aside.iter().filter(|k| !asked.contains(k)).copied().collect();
+        retry_quarantined(&mut session, pool, &again, outcome).await?;
         decryption_keys(&mut session, pool, config.max_updates_per_decryption_request as usize).await?;
         revisions::refresh_derived(pool).await?;
         Ok::<_, SyncError>(())
@@ -774,6 +772,51 @@ async fn fetch_documents(
             sync_history::progress(pool, sync_id, phase, done, total).await?;
             last_progress = std::time::Instant::now();
         }
+    }
+    Ok(())
+}
+
+/// Asks again, one at a time, for the documents earlier syncs could not read, so a fixed
+/// parser or a mended upstream brings them in. Nothing here fails the sync: a revision the
+/// upstream no longer sends (left out, or faulted on) is forgotten, one still unreadable
+/// stays set aside, and an upstream that does not answer is asked again next time.
+async fn retry_quarantined(
+    session: &mut Session,
+    pool: &PgPool,
+    ids: &[(Uuid, i32)],
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError> {
+    let url = session.url.clone();
+    let held = upstream_state::held(pool, ids).await?;
+    for &id in ids.iter().filter(|id| !held.contains(id)) {
+        let mut fetched = fetch_batch(&session.upstream, &session.cookie, &[id]).await;
+        if fetched.as_ref().err().is_some_and(SyncError::is_cookie_fault) {
+            session.authorize().await?;
+            fetched = fetch_batch(&session.upstream, &session.cookie, &[id]).await;
+        }
+        match fetched {
+            Ok(f) => {
+                revisions::import_batch(pool, &f.revisions).await?;
+                outcome.revisions_quarantined += f.unreadable.len() as u64;
+                upstream_state::quarantine(pool, &url, &f.unreadable).await?;
+            }
+            Err(SyncError::Fault { code, .. }) if code == "ServerBusy" => {
+                tracing::info!("quarantined documents not asked for again: the upstream is busy");
+                break;
+            }
+            Err(SyncError::Protocol { .. } | SyncError::Fault { .. }) => {
+                tracing::info!(update_id = %id.0, revision = id.1, "the upstream no longer sends a quarantined revision; forgotten");
+                upstream_state::forget_quarantined(pool, &url, id).await?;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "quarantined documents not asked for again: the upstream does not answer");
+                break;
+            }
+        }
+    }
+    let recovered = upstream_state::release_stored(pool, &url).await?;
+    if recovered > 0 {
+        tracing::info!(revisions = recovered, "quarantined documents read and stored");
     }
     Ok(())
 }
