@@ -810,7 +810,19 @@ impl Agent {
         };
         for (i, (event_id, update_id, data)) in events.iter().enumerate() {
             let id = instance_ids.and_then(|v| v.get(i).cloned()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let (misc, replacement): (Vec<&&str>, Vec<&&str>) = data.iter().partition(|d| d.contains('='));
+            let (mut misc, replacement): (Vec<&&str>, Vec<&&str>) = data.iter().partition(|d| d.contains('='));
+            // The native client names its caller in MiscData always, and in BasicData only
+            // when it is a named component, not a process (CAP flow/000016-18).
+            const PROCESS: &&str = &"AppName=<<PROCESS>>: sim.exe";
+            if !misc.iter().any(|m| m.starts_with("AppName=")) {
+                misc.push(PROCESS);
+            }
+            let app_name = misc
+                .iter()
+                .find_map(|m| m.strip_prefix("AppName="))
+                .filter(|a| !a.starts_with("<<PROCESS>>"))
+                .map(|a| format!("<AppName>{}</AppName>", xml_escape(a)))
+                .unwrap_or_default();
             let replacement = match replacement.as_slice() {
                 [] => "<ReplacementStrings/>".to_owned(),
                 r => format!("<ReplacementStrings>{}</ReplacementStrings>", strings(r)),
@@ -819,7 +831,7 @@ impl Agent {
             // A failed install carries its error, as the native client's did (0x80246007).
             let hresult: i32 = if *event_id == 182 { 0x8024_6007_u32 as i32 } else { 0 };
             batch.push_str(&format!(
-                "<ReportingEvent><BasicData><TargetID><Sid>{}</Sid></TargetID><SequenceNumber>0</SequenceNumber><TimeAtTarget>{now}</TimeAtTarget><EventInstanceID>{id}</EventInstanceID><NamespaceID>1</NamespaceID><EventID>{event_id}</EventID><SourceID>101</SourceID><UpdateID><UpdateID>{update_id}</UpdateID><RevisionNumber>0</RevisionNumber></UpdateID><Win32HResult>{hresult}</Win32HResult><AppName>Sim</AppName></BasicData><ExtendedData>{replacement}<MiscData>{misc}</MiscData><ComputerBrand>QEMU</ComputerBrand><ComputerModel>Standard PC</ComputerModel><BiosRevision>unknown</BiosRevision><ProcessorArchitecture>Amd64Compatible</ProcessorArchitecture><OSVersion><Major>10</Major><Minor>0</Minor><Build>26200</Build><Revision>8037</Revision><ServicePackMajor>0</ServicePackMajor><ServicePackMinor>0</ServicePackMinor></OSVersion><OSLocaleID>1033</OSLocaleID></ExtendedData><PrivateData/></ReportingEvent>",
+                "<ReportingEvent><BasicData><TargetID><Sid>{}</Sid></TargetID><SequenceNumber>0</SequenceNumber><TimeAtTarget>{now}</TimeAtTarget><EventInstanceID>{id}</EventInstanceID><NamespaceID>1</NamespaceID><EventID>{event_id}</EventID><SourceID>101</SourceID><UpdateID><UpdateID>{update_id}</UpdateID><RevisionNumber>0</RevisionNumber></UpdateID><Win32HResult>{hresult}</Win32HResult>{app_name}</BasicData><ExtendedData>{replacement}<MiscData>{misc}</MiscData><ComputerBrand>QEMU</ComputerBrand><ComputerModel>Standard PC</ComputerModel><BiosRevision>unknown</BiosRevision><ProcessorArchitecture>Amd64Compatible</ProcessorArchitecture><OSVersion><Major>10</Major><Minor>0</Minor><Build>26200</Build><Revision>8037</Revision><ServicePackMajor>0</ServicePackMajor><ServicePackMinor>0</ServicePackMinor></OSVersion><OSLocaleID>1033</OSLocaleID></ExtendedData><PrivateData/></ReportingEvent>",
                 self.client_id
             ));
             ids.push(id);

@@ -4,23 +4,26 @@
 //! wusp/examples/native-capture). What the end-to-end tests prove with the agent holds
 //! for requests a real client sends.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use wsus_e2e::agent::{Agent, Device, InstalledDriver};
 use wsus_soap::{Element, Limits};
 
-/// Every element path of an operation, in the order each first appears.
-fn shape(envelope: &[u8]) -> Vec<String> {
+/// For every element path of an operation, each distinct sequence of child names found
+/// there (a run of same-named siblings counted once, so lists of any length compare).
+/// Two requests with equal shapes nest the same elements in the same order.
+fn shape(envelope: &[u8]) -> BTreeMap<String, BTreeSet<Vec<String>>> {
     let limits = Limits { max_body_bytes: usize::MAX, max_depth: 64, max_elements: 10_000_000 };
     let request = wsus_soap::parse_request(envelope, &limits).unwrap();
-    fn walk(e: &Element, path: &str, out: &mut Vec<String>) {
+    fn walk(e: &Element, path: &str, out: &mut BTreeMap<String, BTreeSet<Vec<String>>>) {
+        let mut names: Vec<String> = e.children.iter().map(|c| c.name.clone()).collect();
+        names.dedup();
+        out.entry(path.to_owned()).or_default().insert(names);
         for c in &e.children {
-            let p = format!("{path}/{}", c.name);
-            if !out.contains(&p) {
-                out.push(p.clone());
-            }
-            walk(c, &p, out);
+            walk(c, &format!("{path}/{}", c.name), out);
         }
     }
-    let mut out = vec![request.operation.name.clone()];
+    let mut out = BTreeMap::new();
     walk(&request.operation, &request.operation.name, &mut out);
     out
 }
@@ -170,9 +173,10 @@ fn reports_are_the_native_clients() {
     let agent = agent_with_cookie();
     let nil = "00000000-0000-0000-0000-000000000000";
     // The captured batch: a scan (147, its count as a replacement string) and failed
-    // detections (148), each with MiscData.
+    // detections (148), each with MiscData; named callers and a process among them.
     let events: &[(i32, &str, &[&str])] = &[
-        (147, nil, &["0", "B=3", "C=3", "G=1507.2601.30012.0"]),
+        (147, nil, &["0", "B=3", "C=3", "G=1507.2601.30012.0", "AppName=OOBE ZDP"]),
+        (148, nil, &["0x80240438", "C=2", "G=1507.2601.30012.0", "AppName=Appraiser Driver Scan"]),
         (148, nil, &["0x80240438", "C=2", "G=1507.2601.30012.0"]),
     ];
     let (body, _, _) = agent.report_body(events, None);

@@ -40,6 +40,20 @@ async fn pause() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// Waits until a fresh client is offered every one of `revisions` for install.
+async fn offered_for_install(gateway_url: &str, revisions: &[i32]) {
+    for _ in 0..ATTEMPTS {
+        let mut probe = Agent::new(gateway_url);
+        probe.handshake(true).await.unwrap();
+        probe.scan().await.unwrap();
+        if revisions.iter().all(|id| probe.received.get(id).is_some_and(|r| r.action == "Install")) {
+            return;
+        }
+        pause().await;
+    }
+    panic!("{revisions:?} are not offered for install");
+}
+
 fn update_of(agent: &Agent, revision_id: i32) -> Uuid {
     let core = &agent.received[&revision_id].core;
     core.split("UpdateID=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().parse().unwrap()
@@ -237,18 +251,7 @@ async fn clients_are_served_as_a_real_wsus_serves_them() {
     }
     let approved: Vec<i32> = lost[..31].to_vec();
     // A probe with a cache of its own shows when the gateway has them.
-    let mut loaded = false;
-    for _ in 0..ATTEMPTS {
-        let mut probe = Agent::new(&system.gateway_url);
-        probe.handshake(true).await.unwrap();
-        probe.scan().await.unwrap();
-        loaded = approved.iter().all(|id| probe.received.get(id).is_some_and(|r| r.action == "Install"));
-        if loaded {
-            break;
-        }
-        pause().await;
-    }
-    assert!(loaded, "the approvals are loaded");
+    offered_for_install(&system.gateway_url, &approved).await;
     pages.other_cached.retain(|id| !lost.contains(id));
     let mut delivered: Vec<i32> = Vec::new();
     let mut page_count = 0;
@@ -290,7 +293,8 @@ async fn clients_are_served_as_a_real_wsus_serves_them() {
         Some(json!({"accept_eula": true})),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Only once a probe sees the approval does the filtered scan's silence mean anything.
+    offered_for_install(&system.gateway_url, &[elsewhere]).await;
     pages.filter_categories = vec![product];
     assert_eq!(pages.start_category_scan().await.unwrap(), vec![product]);
     let filtered = pages.scan().await.unwrap();

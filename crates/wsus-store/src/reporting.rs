@@ -136,7 +136,7 @@ pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<
         syncs.iter().map(|s| serde_json::json!(s.requested_target_group_names)).collect();
     let mut tx = pool.begin().await?;
     // One row per computer (its newest scan) so the upsert touches each row once.
-    let changed: Vec<(String,)> = sqlx::query_as(
+    let touched: Vec<(String,)> = sqlx::query_as(
         "WITH s AS ( \
             SELECT DISTINCT ON (id) id, t, r, ip, \
                    ARRAY(SELECT jsonb_array_elements_text(n)) AS names \
@@ -169,8 +169,8 @@ pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    let changed: Vec<String> = changed.into_iter().map(|(id,)| id).collect();
-    place_by_requested_groups(pool, &changed).await
+    let touched: Vec<String> = touched.into_iter().map(|(id,)| id).collect();
+    place_by_requested_groups(pool, &touched).await
 }
 
 /// With client-side targeting (Group Policy "Enable client-side targeting"), puts each
