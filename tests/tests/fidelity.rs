@@ -54,6 +54,18 @@ async fn offered_for_install(gateway_url: &str, revisions: &[i32]) {
     panic!("{revisions:?} are not offered for install");
 }
 
+/// The leaves a client was sent for a status check (unapproved), in revision order.
+fn checked_leaves(agent: &Agent) -> Vec<i32> {
+    let mut ids: Vec<i32> = agent
+        .received
+        .iter()
+        .filter(|(_, r)| r.is_leaf && r.action == "PreDeploymentCheck")
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn update_of(agent: &Agent, revision_id: i32) -> Uuid {
     let core = &agent.received[&revision_id].core;
     core.split("UpdateID=\"").nth(1).and_then(|v| v.split('"').next()).unwrap().parse().unwrap()
@@ -229,13 +241,7 @@ async fn clients_are_served_as_a_real_wsus_serves_them() {
     let mut pages = Agent::new(&system.gateway_url);
     pages.handshake(true).await.unwrap();
     pages.scan().await.unwrap();
-    let mut lost: Vec<i32> = pages
-        .received
-        .iter()
-        .filter(|(_, r)| r.is_leaf && r.action == "PreDeploymentCheck")
-        .map(|(id, _)| *id)
-        .collect();
-    lost.sort_unstable();
+    let mut lost = checked_leaves(&pages);
     lost.truncate(45);
     assert_eq!(lost.len(), 45, "enough updates for two pages");
     for id in &lost[..31] {
@@ -433,13 +439,7 @@ async fn targeting_and_addresses_are_as_wsus_records_them() {
     let mut scout = Agent::new(&system.gateway_url);
     scout.handshake(true).await.unwrap();
     scout.scan().await.unwrap();
-    let mut offered: Vec<i32> = scout
-        .received
-        .iter()
-        .filter(|(_, r)| r.is_leaf && r.action == "PreDeploymentCheck")
-        .map(|(id, _)| *id)
-        .collect();
-    offered.sort_unstable();
+    let offered = checked_leaves(&scout);
     let (for_pilot, for_kiosks) = (update_of(&scout, offered[0]), update_of(&scout, offered[1]));
     for (u, g) in [(for_pilot, &pilot), (for_kiosks, &kiosks)] {
         api(

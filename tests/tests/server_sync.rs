@@ -35,6 +35,27 @@ fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &
     serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
 }
 
+/// Imports the next revision of `update` (its newest, numbered one higher), as a sync
+/// from Microsoft would bring it; returns the new revision number.
+async fn import_next_revision(pool: &sqlx::PgPool, update: uuid::Uuid) -> i32 {
+    let (xml,): (Vec<u8>,) = sqlx::query_as(
+        "SELECT x.body FROM revision r JOIN revision_xml x USING (revision_id) WHERE r.update_id = $1 \
+         ORDER BY r.revision_number DESC LIMIT 1",
+    )
+    .bind(update)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let old = wsus_metadata::Update::parse(String::from_utf8(xml).unwrap()).unwrap();
+    let number = old.identity.revision_number;
+    let newer =
+        old.xml.replacen(&format!("RevisionNumber=\"{number}\""), &format!("RevisionNumber=\"{}\"", number + 1), 1);
+    let newer = wsus_store::revisions::NewRevision::from_update(&wsus_metadata::Update::parse(newer).unwrap());
+    wsus_store::revisions::import_batch(pool, &[newer]).await.unwrap();
+    wsus_store::revisions::refresh_derived(pool).await.unwrap();
+    number + 1
+}
+
 /// Marks the first file of one document as encrypted (SecuredFragment FileDecryption);
 /// returns its file name.
 fn encrypt_one(docs: &Path) -> String {
@@ -463,21 +484,7 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
     // A new revision of the update approved for Pilot arrives at A: A approves it in the
     // old one's stead (a new deployment, as WSUS's approval refresh creates one), and B,
     // a replica, approves the new revision with its next sync.
-    let (xml,): (Vec<u8>,) = sqlx::query_as(
-        "SELECT x.body FROM revision r JOIN revision_xml x USING (revision_id) WHERE r.update_id = $1 \
-         ORDER BY r.revision_number DESC LIMIT 1",
-    )
-    .bind(other)
-    .fetch_one(&pool_a)
-    .await
-    .unwrap();
-    let old = wsus_metadata::Update::parse(String::from_utf8(xml).unwrap()).unwrap();
-    let number = old.identity.revision_number;
-    let newer =
-        old.xml.replacen(&format!("RevisionNumber=\"{number}\""), &format!("RevisionNumber=\"{}\"", number + 1), 1);
-    let newer = wsus_store::revisions::NewRevision::from_update(&wsus_metadata::Update::parse(newer).unwrap());
-    wsus_store::revisions::import_batch(&pool_a, &[newer]).await.unwrap();
-    wsus_store::revisions::refresh_derived(&pool_a).await.unwrap();
+    let number = import_next_revision(&pool_a, other).await - 1;
     assert_eq!(wsus_store::rules::apply(&pool_a, None, false).await.unwrap().revisions_followed, 1);
     let third = sync_with(&db_b, &a.gateway_url, &content_b, &replica);
     assert!(third["deployments_changed"].as_u64().unwrap() >= 2, "a new approval and a removed one: {third}");
@@ -961,19 +968,7 @@ async fn a_downstream_survives_what_real_upstreams_do() {
 
     // A new revision arrives unreadable, then the upstream no longer sends it at all: the
     // revision is forgotten, and the sync does not fail over it.
-    let (xml,): (Vec<u8>,) =
-        sqlx::query_as("SELECT x.body FROM revision r JOIN revision_xml x USING (revision_id) WHERE r.update_id = $1")
-            .bind(victim)
-            .fetch_one(&pool_a)
-            .await
-            .unwrap();
-    let old = wsus_metadata::Update::parse(String::from_utf8(xml).unwrap()).unwrap();
-    let number = old.identity.revision_number;
-    let newer =
-        old.xml.replacen(&format!("RevisionNumber=\"{number}\""), &format!("RevisionNumber=\"{}\"", number + 1), 1);
-    let newer = wsus_store::revisions::NewRevision::from_update(&wsus_metadata::Update::parse(newer).unwrap());
-    wsus_store::revisions::import_batch(&pool_a, &[newer]).await.unwrap();
-    wsus_store::revisions::refresh_derived(&pool_a).await.unwrap();
+    let number = import_next_revision(&pool_a, victim).await - 1;
     *mischief.corrupt.lock().unwrap() = Some(victim);
     assert_eq!(sync(&db_b, &relay, &content_b)["revisions_quarantined"], 1);
     *mischief.corrupt.lock().unwrap() = None;
