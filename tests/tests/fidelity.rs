@@ -153,8 +153,8 @@ async fn clients_are_served_as_a_real_wsus_serves_them() {
         agent.call("/ClientWebService/client.asmx", &format!("{CLIENT_NS}/GetCookie"), &body).await.unwrap_err();
     assert_eq!(fault.error_code, "ConfigChanged");
 
-    // 1. Unapproved updates come for a status check (PreDeploymentCheck, 441 of 441
-    // unapproved leaves in captures/wsus-m0-cbs/catalog-stats.json): the client evaluates
+    // 1. Unapproved updates come for a status check (PreDeploymentCheck: 441 software
+    // leaves, no software Evaluate, in captures/wsus-m0-cbs/catalog-stats.json): the client evaluates
     // them and reports them needed, and the API and the console count it.
     agent.handshake(true).await.unwrap();
     agent.scan().await.unwrap();

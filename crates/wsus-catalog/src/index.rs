@@ -444,8 +444,8 @@ impl CatalogIndex {
 
     /// The deployment a client in `chains` gets for revision `i`. Unapproved revisions are
     /// deployed implicitly, as a real WSUS does: updates (software, drivers) for a status
-    /// check (PreDeploymentCheck: evaluated and reported, not offered; 441 of 441
-    /// unapproved software leaves in captures/wsus-m0-cbs/catalog-stats.json), bundle
+    /// check (PreDeploymentCheck: evaluated and reported, not offered; 441 such software
+    /// leaves beside 92 Install and no Evaluate in captures/wsus-m0-cbs/catalog-stats.json), bundle
     /// members as Bundle, categories and detectoids as Evaluate.
     fn deployment_for(&self, chains: &Chains, i: u32) -> DeploymentView {
         let r = &self.revs[i as usize];
