@@ -6,11 +6,14 @@ use chrono::DateTime;
 use wsus_soap::wusp::{AuthPlugIn, Config, GetConfigRequest, ProtocolVersion};
 use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, Limits, SoapVersion, parse_request};
 
-fn reference(path: &str) -> Vec<u8> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
+fn reference_root() -> PathBuf {
+    std::env::var_os("WSUS_REFERENCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    let file = root.join(path);
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
+}
+
+fn reference(path: &str) -> Vec<u8> {
+    let file = reference_root().join(path);
     std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e} (set WSUS_REFERENCE_DIR)", file.display()))
 }
 
@@ -69,7 +72,7 @@ fn server_sync_faults_parse() {
 fn every_captured_request_parses_within_the_default_limits() {
     let mut dirs = 0;
     for base in ["captures/wsus-m0", "captures/wsus-m0-native"] {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference").join(base);
+        let root = reference_root().join(base);
         let Ok(walk) = std::fs::read_dir(&root) else { continue };
         for entry in walk.flatten() {
             let mut stack = vec![entry.path()];
