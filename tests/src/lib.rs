@@ -18,18 +18,8 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// `../shared/reference/<path>` of the repository (or under `WSUS_REFERENCE_DIR`).
-pub fn reference(path: &str) -> PathBuf {
-    std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"))
-        .join(path)
-}
-
-pub fn read_reference(path: &str) -> Vec<u8> {
-    let p = reference(path);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (set WSUS_REFERENCE_DIR)", p.display()))
-}
+/// `testdata/<path>` of the repository, and its bytes.
+pub use wsus_testdata::{path as reference, read as read_reference};
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output()?;

@@ -23,12 +23,6 @@ use wsus_soap::{Element, Limits};
 /// KB2267602, approved for installation in the lab.
 const APPROVED: Uuid = uuid::uuid!("a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe");
 
-fn reference() -> PathBuf {
-    std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-}
-
 /// One UpdateInfo as the real server sent it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -105,7 +99,7 @@ fn node_of(core: &str) -> RevisionNode {
 }
 
 fn captured() -> Vec<Seen> {
-    let captures = reference().join("captures");
+    let captures = wsus_testdata::root().join("captures");
     let mut files: Vec<PathBuf> = ["wsus-m0-native/scan", "wsus-m0-native/flow", "wsus-m0"]
         .iter()
         .flat_map(|d| std::fs::read_dir(captures.join(d)).unwrap().flatten().map(|e| e.path().join("response.body")))

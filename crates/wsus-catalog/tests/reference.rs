@@ -1,15 +1,10 @@
 //! The graph rules on the real documents, against what the real server was seen to do.
 
-use std::path::PathBuf;
-
 use wsus_catalog::{Graph, RevisionNode};
 use wsus_metadata::Update;
 
 fn real_catalog() -> Vec<RevisionNode> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-wsusss/docs");
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
     std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .flatten()

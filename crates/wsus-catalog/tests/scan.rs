@@ -1,8 +1,6 @@
 //! SyncUpdates from the in-memory index: the real documents give the rounds the native
 //! client was seen to go through; a generated closed catalog is delivered whole.
 
-use std::path::PathBuf;
-
 use chrono::NaiveDate;
 use uuid::Uuid;
 use wsus_catalog::index::{CatalogIndex, IndexDeployment, IndexInput, IndexRevision, ScanRequest};
@@ -72,10 +70,7 @@ fn index_with_changes(
 }
 
 fn real_docs() -> Vec<Update> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-wsusss/docs");
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
     let mut paths: Vec<_> = std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()).collect();
     paths.sort();
     paths.into_iter().map(|p| Update::parse(std::fs::read_to_string(p).unwrap()).unwrap()).collect()

@@ -8,14 +8,6 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn reference() -> PathBuf {
-    let dir = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("../shared/reference"));
-    assert!(dir.is_dir(), "the reference material is missing at {} (set WSUS_REFERENCE_DIR)", dir.display());
-    dir
-}
-
 fn committed(folder: &str, target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = workspace().join("fuzz").join(folder).join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
@@ -39,7 +31,7 @@ fn replay(target: &wsus_fuzz::Target, inputs: &[(String, Vec<u8>)]) -> Vec<Strin
 
 #[test]
 fn every_target_survives_its_seeds_corpus_and_regressions() {
-    let reference = reference();
+    let reference = wsus_testdata::root();
     let mut failures = Vec::new();
     for target in wsus_fuzz::TARGETS {
         let seeds: Vec<(String, Vec<u8>)> = wsus_fuzz::seeds::seeds(target.name, &reference)
@@ -76,7 +68,7 @@ fn the_targets_catch_what_they_check() {
     assert_eq!(parse_range(Some("bytes=0-"), 0), Range::Unsatisfiable);
     assert_eq!(parse_range(Some("bytes=-5"), 0), Range::Unsatisfiable);
     // Seeds really reach the decoders: the reference's SyncUpdates request decodes.
-    let seeds = wsus_fuzz::seeds::seeds("wusp_request", &reference());
+    let seeds = wsus_fuzz::seeds::seeds("wusp_request", &wsus_testdata::root());
     let decoded = seeds.iter().filter(|s| {
         wsus_soap::parse_request(&s.bytes, &wsus_soap::Limits::default())
             .ok()

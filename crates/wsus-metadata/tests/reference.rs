@@ -5,19 +5,13 @@ use std::path::{Path, PathBuf};
 
 use wsus_metadata::{Update, UpdateType, decode_compressed_blob, fragments};
 
-fn reference() -> PathBuf {
-    std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-}
-
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e} (set WSUS_REFERENCE_DIR)", path.display()))
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every full update document in the reference material.
 fn documents() -> Vec<PathBuf> {
-    let r = reference();
+    let r = wsus_testdata::root();
     let mut docs = Vec::new();
     for dir in [
         "metadata/updates",
@@ -53,8 +47,10 @@ fn every_reference_document_parses() {
 
 #[test]
 fn extraction_of_the_approved_bundle() {
-    let u = Update::parse(read(&reference().join("metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml")))
-        .unwrap();
+    let u = Update::parse(read(
+        &wsus_testdata::root().join("metadata/updates/a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe-r200.xml"),
+    ))
+    .unwrap();
     assert_eq!(u.update_type, UpdateType::Software);
     assert!(u.explicitly_deployable);
     assert_eq!(u.kb_article_id.as_deref(), Some("2267602"));
@@ -68,8 +64,10 @@ fn extraction_of_the_approved_bundle() {
     assert_eq!(u.localized.len(), 35);
     assert!(u.localized.iter().any(|l| l.language == "fr" && l.title.contains('\u{a0}')), "NBSP kept");
 
-    let leaf = Update::parse(read(&reference().join("metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml")))
-        .unwrap();
+    let leaf = Update::parse(read(
+        &wsus_testdata::root().join("metadata/updates/266f6222-c89d-43f2-9f8a-69340271e677-r200.xml"),
+    ))
+    .unwrap();
     let f = &leaf.files[0];
     assert_eq!(f.file_name, "AM_Delta.exe");
     assert_eq!(f.size, 11_606_440);
@@ -77,9 +75,10 @@ fn extraction_of_the_approved_bundle() {
     assert!(f.sha256.is_some());
     assert_eq!(f.modified.unwrap().to_rfc3339(), "2026-10-04T09:39:26+00:00");
 
-    let company =
-        Update::parse(read(&reference().join("metadata/categories/56309036-4c77-4dd9-951a-99ee9c246a94-r101.xml")))
-            .unwrap();
+    let company = Update::parse(read(
+        &wsus_testdata::root().join("metadata/categories/56309036-4c77-4dd9-951a-99ee9c246a94-r101.xml"),
+    ))
+    .unwrap();
     assert_eq!(company.update_type, UpdateType::Category);
     assert_eq!(company.category_type.as_deref(), Some("Company"));
     assert_eq!(
@@ -91,7 +90,7 @@ fn extraction_of_the_approved_bundle() {
 
 /// The fragment files a real WSUS served, with the document they came from.
 fn served_fragments() -> Vec<(PathBuf, String, PathBuf)> {
-    let r = reference();
+    let r = wsus_testdata::root();
     let mut out = Vec::new();
     for (frag_dir, doc_dirs) in [
         ("captures/wsus-m0-wsusss/wusp-reference", vec!["captures/wsus-m0-wsusss/docs"]),
@@ -161,7 +160,7 @@ fn soap_field(body: &str, tag: &str) -> String {
 
 #[test]
 fn compressed_blobs_decode_to_the_documents() {
-    let r = reference();
+    let r = wsus_testdata::root();
     for (resp, doc) in [
         (
             "metadata/protocol/wsusss-getupdatedata-response-266f6222-r200.xml",
@@ -185,7 +184,7 @@ fn compressed_blobs_decode_to_the_documents() {
 
 #[test]
 fn utf16_and_declarations_are_accepted() {
-    let text = read(&reference().join("metadata/categories/dd78b8a1-0b20-45c1-add6-4da72e9364cf-r202.xml"));
+    let text = read(&wsus_testdata::root().join("metadata/categories/dd78b8a1-0b20-45c1-add6-4da72e9364cf-r202.xml"));
     let plain = Update::parse(text.clone()).unwrap();
     let with_decl = format!("<?xml version=\"1.0\" encoding=\"utf-16\"?>{text}");
     for bytes in [

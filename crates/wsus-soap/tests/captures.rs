@@ -1,21 +1,10 @@
 //! The codec against real messages captured between Windows 11 and Windows Server 2025.
 
-use std::path::PathBuf;
-
 use chrono::DateTime;
 use wsus_soap::wusp::{AuthPlugIn, Config, GetConfigRequest, ProtocolVersion};
 use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, Limits, SoapVersion, parse_request};
 
-fn reference_root() -> PathBuf {
-    std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-}
-
-fn reference(path: &str) -> Vec<u8> {
-    let file = reference_root().join(path);
-    std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e} (set WSUS_REFERENCE_DIR)", file.display()))
-}
+use wsus_testdata::read as reference;
 
 #[test]
 fn native_get_config_request_decodes() {
@@ -72,7 +61,7 @@ fn server_sync_faults_parse() {
 fn every_captured_request_parses_within_the_default_limits() {
     let mut dirs = 0;
     for base in ["captures/wsus-m0", "captures/wsus-m0-native"] {
-        let root = reference_root().join(base);
+        let root = wsus_testdata::root().join(base);
         let Ok(walk) = std::fs::read_dir(&root) else { continue };
         for entry in walk.flatten() {
             let mut stack = vec![entry.path()];

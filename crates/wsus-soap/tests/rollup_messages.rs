@@ -2,8 +2,6 @@
 //! each request decodes on the upstream's side, what a downstream server encodes decodes
 //! to the same values, and each answer decodes on the downstream's side.
 
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 use uuid::{Uuid, uuid};
 use wsus_soap::rollup::*;
@@ -11,10 +9,7 @@ use wsus_soap::rollup_status::read_computer_status_request;
 use wsus_soap::{Limits, parse_request};
 
 fn spec_bytes(name: &str) -> Vec<u8> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    std::fs::read(root.join("wsusss/examples/spec").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    wsus_testdata::read(&format!("wsusss/examples/spec/{name}"))
 }
 
 fn spec(name: &str) -> wsus_soap::Element {

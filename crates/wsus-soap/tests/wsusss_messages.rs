@@ -1,18 +1,11 @@
 //! MS-WSUSSS messages against a real Windows Server 2025 WSUS acting as upstream.
 
-use std::path::PathBuf;
-
 use chrono::DateTime;
 use wsus_soap::wsusss::*;
 use wsus_soap::wusp::Cookie;
 use wsus_soap::{EnvelopeStyle, ErrorCode, Fault, Limits, SoapVersion, parse_request};
 
-fn reference(path: &str) -> String {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use wsus_testdata::read_to_string as reference;
 
 fn uss(name: &str) -> String {
     reference(&format!("wsusss/examples/real-wsus-uss/wsus2025-{name}"))

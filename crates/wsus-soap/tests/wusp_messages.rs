@@ -1,17 +1,10 @@
 //! MS-WUSP messages against the native Windows 11 ↔ Windows Server 2025 captures.
 
-use std::path::PathBuf;
-
 use chrono::DateTime;
 use wsus_soap::wusp::*;
 use wsus_soap::{EnvelopeStyle, Limits, parse_request};
 
-fn reference(path: &str) -> String {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use wsus_testdata::read_to_string as reference;
 
 fn native(name: &str) -> String {
     reference(&format!("wusp/examples/native-capture/{name}"))

@@ -1,18 +1,12 @@
 //! The status a real agent's reports lead to: the events a native Windows 11 agent sent a
 //! real WSUS (captures/wsus-m0-reports).
 
-use std::path::PathBuf;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 use wsus_status::{Event, UpdateState, derive};
 
 fn reference(path: &str) -> serde_json::Value {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"));
-    let text = std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
+    serde_json::from_str(&wsus_testdata::read_to_string(path)).unwrap()
 }
 
 /// (event id, update id or None, time, misc data): an event as the JSON holds it.

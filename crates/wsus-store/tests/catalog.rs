@@ -1,7 +1,5 @@
 //! The catalog in Postgres: imports of the real documents, derived columns, approvals.
 
-use std::path::PathBuf;
-
 use sqlx::PgPool;
 use uuid::Uuid;
 use wsus_metadata::{Update, UpdateIdentity};
@@ -10,10 +8,7 @@ use wsus_store::revisions::{self, NewRevision};
 use wsus_store::{ALL_COMPUTERS, catalog, migrate};
 
 fn reference_docs() -> Vec<NewRevision> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-wsusss/docs");
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
     let mut docs: Vec<NewRevision> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .flatten()

@@ -2,8 +2,6 @@
 //! (bundles, not their members), approvals follow an update's newest revision, and an
 //! update whose newest revision is expired is declined.
 
-use std::path::PathBuf;
-
 use sqlx::PgPool;
 use uuid::{Uuid, uuid};
 use wsus_metadata::Update;
@@ -15,10 +13,7 @@ const KB2267602: Uuid = uuid!("a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe");
 const DEFINITION_UPDATES: Uuid = uuid!("e0789628-ce08-4437-be74-2495b842f43b");
 
 fn docs() -> Vec<(String, String)> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-wsusss/docs");
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
     let mut out: Vec<(String, String)> = std::fs::read_dir(&root)
         .unwrap()
         .flatten()

@@ -1,13 +1,8 @@
 //! Our compressed sizes against the Xpress wire sizes of the real server's responses.
 
-use std::path::PathBuf;
-
 #[test]
 fn sizes_are_the_same_order_as_the_real_servers() {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-native");
+    let root = wsus_testdata::root().join("captures/wsus-m0-native");
     let mut compared = 0;
     for run in ["scan", "flow"] {
         let Ok(dirs) = std::fs::read_dir(root.join(run)) else { continue };

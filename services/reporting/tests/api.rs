@@ -175,10 +175,7 @@ fn conforms(doc: &serde_json::Value, schema: &str, value: &serde_json::Value) {
 }
 
 fn reference_revisions(with_eula: Option<&str>) -> Vec<wsus_store::revisions::NewRevision> {
-    let root = std::env::var_os("WSUS_REFERENCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
-        .join("captures/wsus-m0-wsusss/docs");
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
     std::fs::read_dir(&root)
         .unwrap()
         .flatten()
