@@ -8,8 +8,12 @@ pg_tmp_as() { if [ "$(id -u)" = 0 ]; then runuser -u "$PG_USER" -- "$@"; else "$
 pg_tmp_free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # pg_tmp_init DIR PORT: create and start a cluster in DIR listening on 127.0.0.1:PORT.
+# Settings: PG_TMP_DURABLE=1 keeps fsync and full-page writes (a system people use; tests
+# go without), PG_TMP_LISTEN the addresses to listen on (127.0.0.1), PG_TMP_HBA a
+# pg_hba.conf line added when the cluster is made (for clients beyond this host).
 pg_tmp_init() {
-  local dir=$1 port=$2 bin
+  local dir=$1 port=$2 bin fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  [ "${PG_TMP_DURABLE:-0}" = 1 ] && fast=""
   bin=$(pg_tmp_bindir)
   [ -n "$bin" ] || { echo "no PostgreSQL server binaries: apt-get install -y postgresql" >&2; return 1; }
   PG_USER=${PG_USER:-postgres}
@@ -19,9 +23,11 @@ pg_tmp_init() {
     chown "$PG_USER" "$dir"
   fi
   ( cd "$dir" &&
-    { [ -f "$dir/data/PG_VERSION" ] || pg_tmp_as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log"; } &&
+    { [ -f "$dir/data/PG_VERSION" ] || {
+        pg_tmp_as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" &&
+        if [ -n "${PG_TMP_HBA:-}" ]; then echo "$PG_TMP_HBA" >>"$dir/data/pg_hba.conf"; fi; }; } &&
     pg_tmp_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o "-p $port -k $dir \
-      -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" start >/dev/null
+      -c listen_addresses=${PG_TMP_LISTEN:-127.0.0.1} $fast -c max_connections=300" start >/dev/null
   ) || { cat "$dir"/*.log >&2; return 1; }
 }
 

@@ -750,6 +750,33 @@ impl Agent {
         Ok(fragments)
     }
 
+    /// Downloads, as Delivery Optimization does, every file of what the scan offered for
+    /// install (approved leaves, and the members of approved bundles, which carry the
+    /// files), checking each against its digests. Returns (files, bytes).
+    pub async fn download_offered(&self, piece: u64) -> Result<(usize, u64), String> {
+        let mut leaves: Vec<i32> = self
+            .received
+            .iter()
+            .filter(|(_, r)| r.is_leaf && matches!(r.action.as_str(), "Install" | "Bundle"))
+            .map(|(id, _)| *id)
+            .collect();
+        leaves.sort_unstable();
+        let (mut files, mut bytes) = (0, 0);
+        for batch in leaves.chunks(50) {
+            let (fragments, locations) = self.extended_info(batch).await.map_err(|e| e.to_string())?;
+            for (_, extended) in fragments.iter().filter(|(_, x)| x.starts_with("<ExtendedProperties")) {
+                for meta in FileMeta::from_extended(extended) {
+                    let Some((_, url)) = locations.iter().find(|(d, _)| *d == meta.sha1) else {
+                        return Err(format!("no location for the file with SHA-1 {}", meta.sha1));
+                    };
+                    bytes += self.download(url, &meta, piece).await?.len() as u64;
+                    files += 1;
+                }
+            }
+        }
+        Ok((files, bytes))
+    }
+
     /// The events a native client sent after a scan and an install (as in the captures):
     /// 147 scan finished, 156 status (U= needed updates), then for each installed update
     /// 167 download started, 162 downloaded, 181 install started, 183 installed.

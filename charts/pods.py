@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Starts what the chart describes with podman and uses it as an administrator and a
+client would, so any mismatch between the chart and the binaries fails here: a path that
+must be writable, a variable the chart does not set, a probe on the wrong port.
+
+What it does, in order:
+- renders the chart (the real Helm library) with the image built by scripts/image, one
+  replica each, the database and an upstream server on this host;
+- applies what podman's `kube play` cannot, as the cluster would: the Secret (podman 4.3
+  reads secretKeyRef values from a secret of its own format), the PersistentVolumeClaim (a
+  named volume, given to the pods' fsGroup as the kubelet does), Services (each name
+  resolves to the IP of the one pod it selects, through hostAliases; the Service port must
+  be the container's);
+- runs the migration Job's pod to completion, then plays the three Deployments with their
+  security contexts, read-only root filesystems, environment and volumes, and waits until
+  each passes its own readinessProbe;
+- checks that every container runs as the chart says (user, read-only root, no
+  capabilities, no privilege escalation);
+- `wsusctl` in the image, from another container, talks to the reporting pod: a sync
+  from the upstream (sync-worker writes the content volume), an approval;
+- a simulated client scans through the client-gateway pod, downloads the approved files
+  from the content that sync-worker wrote, and reports; the reporting pod lists it.
+
+Prints one summary line; exit 0 only when all of that held. Environment (set by
+charts/pods): PGPORT and PG_BIN (a Postgres on this host that the pods' network may reach),
+WSUS_POD_IMAGE, WSUS_BIN_DIR (the host's binaries for the upstream and the client),
+WSUS_PODS_KEEP=1 to leave everything running afterwards."""
+
+import base64
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import helm_python as helm
+import yaml
+
+CHART = pathlib.Path(__file__).resolve().parent / "wsus"
+NETWORK = "wsus-pods"
+SUBNET = "10.89.42.0/24"
+HOST = "10.89.42.1"  # this host, as the pods see it (the network's gateway)
+POD_IPS = {"client-gateway": "10.89.42.11", "reporting": "10.89.42.12", "sync-worker": "10.89.42.13"}
+IMAGE = os.environ.get("WSUS_POD_IMAGE", "localhost/wsus:dev")
+BIN = pathlib.Path(os.environ.get("WSUS_BIN_DIR", CHART.parent.parent / "target" / "debug"))
+PGPORT = os.environ["PGPORT"]
+READY_SECONDS = 120
+COMPONENT = "app.kubernetes.io/component"
+
+
+class Failed(Exception):
+    pass
+
+
+def run(*args, check=True, env=None, timeout=600):
+    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+    if check and r.returncode != 0:
+        raise Failed(f"{' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def podman(*args, check=True):
+    return run("podman", *args, check=check)
+
+
+def psql(db, sql):
+    run(os.path.join(os.environ.get("PG_BIN", "/usr/bin"), "psql"), "-h", "127.0.0.1", "-p", PGPORT, "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qc", sql)
+
+
+def remove_everything():
+    """What an earlier run may have left: pods, the secret, the volume, the network."""
+    for pod in podman("pod", "ls", "--format", "{{.Name}}", "--filter", "label=app.kubernetes.io/instance=wsus",
+                      check=False).split():
+        podman("pod", "rm", "-f", pod, check=False)
+    podman("pod", "rm", "-f", "wsus-migrate", check=False)
+    podman("pod", "rm", "-f", "wsus-network-holder", check=False)
+    podman("secret", "rm", "wsus-secrets", check=False)
+    podman("volume", "rm", "-f", "wsus-content", check=False)
+    podman("network", "rm", "-f", NETWORK, check=False)
+
+
+def start_upstream(work):
+    """An upstream server on this host (client-gateway alone serves downstream servers):
+    a generated catalog with its files, imported into a database of its own."""
+    psql("postgres", "CREATE DATABASE upstream")
+    url = f"postgres://postgres@127.0.0.1:{PGPORT}/upstream"
+    docs, content = work / "upstream-docs", work / "upstream-content"
+    run(str(BIN / "catalog-gen"), str(docs), "--revisions", "60", "--seed", "7", "--content", str(content))
+    env = {**os.environ, "DATABASE_URL": url, "WSUS_CONTENT_DIR": str(content)}
+    run(str(BIN / "sync-worker"), "migrate", env=env)
+    run(str(BIN / "sync-worker"), "import", str(docs), "--json", env=env)
+    port = free_port()
+    log = open(work / "upstream.log", "w")
+    # Its own reporting service is not needed here; the default address would reach the
+    # reporting pod, whose ports podman also publishes on this host.
+    proc = subprocess.Popen([str(BIN / "client-gateway")], stdout=log, stderr=log, env={
+        **env, "WSUS_HTTP_ADDR": f"0.0.0.0:{port}", "WSUS_SERVER_FQDN": HOST, "WSUS_MIGRATE_ON_START": "false",
+        "WSUS_REPORTING_GRPC": "http://127.0.0.1:9"})
+    wait_http(f"http://127.0.0.1:{port}/readyz", "the upstream", proc=proc, log=work / "upstream.log")
+    return proc, f"http://{HOST}:{port}"
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_http(url, what, seconds=READY_SECONDS, proc=None, log=None):
+    deadline = time.time() + seconds
+    last = ""
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise Failed(f"{what} exited: {pathlib.Path(log).read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:  # not up yet
+            last = str(e)
+        time.sleep(0.5)
+    raise Failed(f"{what} not ready at {url} within {seconds} s: {last}")
+
+
+def render(values):
+    with helm.Chart.load(str(CHART)) as chart:
+        rendered = chart.render(values=values, name="wsus", namespace="wsus")
+    return [d for path, text in sorted(rendered.items()) if path.endswith(".yaml")
+            for d in yaml.safe_load_all(text) if d]
+
+
+def container_port(pod_spec, port):
+    """A probe's or a Service's target port, by number or by the container's port name."""
+    if isinstance(port, int):
+        return port
+    for c in pod_spec["containers"]:
+        for p in c.get("ports", []):
+            if p.get("name") == port:
+                return p["containerPort"]
+    raise Failed(f"no container port named {port}")
+
+
+def play(doc, extra, ip=None):
+    path = pathlib.Path(tempfile.mkstemp(suffix=".yaml")[1])
+    path.write_text(yaml.safe_dump_all(extra + [doc], sort_keys=False))
+    args = ["kube", "play", "--network", NETWORK]
+    if ip:
+        args += ["--ip", ip]
+    podman(*args, str(path))
+
+
+def pin_bridge_address():
+    """A Linux bridge whose address was never set takes the lowest of its ports', so each
+    short-lived container (wsusctl's) can change it under the pods, whose cached neighbour
+    entry for this host then points nowhere: their connections to the database stall. The
+    bridge lives while a container is on the network, so an empty pod holds it for the
+    whole run, and its address is set before any other pod joins."""
+    podman("pod", "create", "--name", "wsus-network-holder", "--network", NETWORK)
+    podman("pod", "start", "wsus-network-holder")
+    bridge = podman("network", "inspect", NETWORK, "--format", "{{.NetworkInterface}}").strip()
+    run("ip", "link", "set", "dev", bridge, "address", "02:00:0a:59:2a:01")
+
+
+def containers_of(pod):
+    return [c for c in podman("ps", "-a", "--pod", "--filter", f"pod={pod}", "--format", "{{.Names}}").split()
+            if not c.endswith("-infra")]
+
+
+def check_security(name, spec, container):
+    """The container runs as the chart's security contexts say."""
+    info = json.loads(podman("inspect", name))[0]
+    pod_ctx, ctx = spec.get("securityContext", {}), container.get("securityContext", {})
+    want_user = f"{ctx.get('runAsUser', pod_ctx.get('runAsUser'))}:{ctx.get('runAsGroup', pod_ctx.get('runAsGroup'))}"
+    problems = []
+    if info["Config"]["User"] != want_user:
+        problems.append(f"user {info['Config']['User']}, the chart says {want_user}")
+    if ctx.get("readOnlyRootFilesystem") and not info["HostConfig"]["ReadonlyRootfs"]:
+        problems.append("a writable root filesystem")
+    if "ALL" in ctx.get("capabilities", {}).get("drop", []) and info.get("EffectiveCaps"):
+        problems.append(f"capabilities {info['EffectiveCaps']}")
+    if ctx.get("allowPrivilegeEscalation") is False and "no-new-privileges" not in info["HostConfig"]["SecurityOpt"]:
+        problems.append("privilege escalation allowed")
+    if problems:
+        raise Failed(f"{name}: " + "; ".join(problems))
+
+
+def wsusctl(token, *args):
+    """wsusctl from the image, in a container of its own on the pods' network, reaching
+    the reporting pod by its Service name."""
+    out = podman("run", "--rm", "--pull=never", "--network", NETWORK,
+                 "--add-host", f"wsus-reporting:{POD_IPS['reporting']}", "-e", f"WSUS_API_TOKEN={token}",
+                 IMAGE, "wsusctl", "--url", "http://wsus-reporting:8080", *args)
+    return out
+
+
+def logs_of_everything():
+    for name in podman("ps", "-a", "--format", "{{.Names}}", check=False).split():
+        if name.endswith("-infra"):
+            continue
+        print(f"----- {name} -----", file=sys.stderr)
+        print(podman("logs", "--tail", "40", name, check=False), file=sys.stderr)
+
+
+def main():
+    started = time.time()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="wsus-pods."))
+    token = secrets.token_hex(16)
+    upstream = None
+    summary = {}
+    remove_everything()
+    try:
+        podman("network", "create", "--subnet", SUBNET, NETWORK)
+        pin_bridge_address()
+        psql("postgres", "CREATE DATABASE wsus")
+        upstream, upstream_url = start_upstream(work)
+
+        docs = render({
+            "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": IMAGE.rsplit(":", 1)[1], "pullPolicy": "Never"},
+            "database": {"url": f"postgres://postgres@{HOST}:{PGPORT}/wsus"},
+            "secrets": {"apiTokens": f"admin:{token}"},
+            # File locations name the client-gateway pod, which the client reaches directly.
+            "server": {"fqdn": POD_IPS["client-gateway"]},
+            "upstream": {"url": upstream_url},
+            "settings": {"contentMode": "immediate", "syncsPerDay": 1},
+            "clientGateway": {"replicas": 1}, "reporting": {"replicas": 1},
+            # No Kubernetes API here for the Lease: one sync-worker, as the chart allows.
+            "syncWorker": {"replicas": 1, "lease": {"enabled": False}},
+        })
+        by_kind = {}
+        for d in docs:
+            by_kind.setdefault(d["kind"], []).append(d)
+
+        # The Secret, as podman 4.3 reads a secretKeyRef: a JSON map of base64 values.
+        (secret,) = by_kind["Secret"]
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in secret.get("stringData", {}).items()}
+        data.update(secret.get("data", {}))
+        (work / "secret.json").write_text(json.dumps(data))
+        podman("secret", "create", secret["metadata"]["name"], str(work / "secret.json"))
+        config_maps = by_kind.get("ConfigMap", [])
+
+        # Each claim a named volume, owned by the pods' fsGroup as the kubelet makes it.
+        for claim in by_kind.get("PersistentVolumeClaim", []):
+            name = claim["metadata"]["name"]
+            podman("volume", "create", name)
+            mount = podman("volume", "inspect", name, "--format", "{{.Mountpoint}}").strip()
+            os.chown(mount, 65532, 65532)
+            os.chmod(mount, 0o2775)
+
+        # Services: the name resolves to the one pod it selects; no proxy remaps ports.
+        deployments = {d["spec"]["template"]["metadata"]["labels"][COMPONENT]: d for d in by_kind["Deployment"]}
+        aliases = {}
+        for svc in by_kind["Service"]:
+            component = svc["spec"]["selector"][COMPONENT]
+            spec = deployments[component]["spec"]["template"]["spec"]
+            for p in svc["spec"]["ports"]:
+                target = container_port(spec, p.get("targetPort", p["port"]))
+                if target != p["port"]:
+                    raise Failed(f"Service {svc['metadata']['name']} port {p['port']} -> {target}: not run here")
+            aliases.setdefault(POD_IPS[component], []).append(svc["metadata"]["name"])
+        host_aliases = [{"ip": ip, "hostnames": names} for ip, names in sorted(aliases.items())]
+
+        # The migration Job, as its pod, to completion.
+        (job,) = by_kind["Job"]
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wsus-migrate", "labels": job["spec"]["template"]["metadata"]["labels"]},
+               "spec": job["spec"]["template"]["spec"]}
+        t = time.time()
+        play(pod, config_maps)
+        (migrate,) = containers_of("wsus-migrate")
+        check_security(migrate, pod["spec"], pod["spec"]["containers"][0])
+        code = podman("wait", migrate).strip()
+        if code != "0":
+            raise Failed(f"the migration Job failed (exit {code}): {podman('logs', migrate, check=False)}")
+        summary["migrate"] = f"{time.time() - t:.1f} s"
+
+        # The Deployments, each at its address, ready through its own readinessProbe.
+        for component in ("reporting", "sync-worker", "client-gateway"):
+            d = deployments[component]
+            if d["spec"].get("replicas", 1) != 1:
+                raise Failed(f"{component}: one replica expected")
+            d["spec"]["template"]["spec"]["hostAliases"] = host_aliases
+            t = time.time()
+            play(d, config_maps, ip=POD_IPS[component])
+            spec = d["spec"]["template"]["spec"]
+            for c in spec["containers"]:
+                probe = c.get("readinessProbe", {}).get("httpGet")
+                if not probe:
+                    raise Failed(f"{component}/{c['name']}: no readinessProbe")
+                port = container_port(spec, probe["port"])
+                wait_http(f"http://{POD_IPS[component]}:{port}{probe['path']}", f"{component}/{c['name']}")
+                name = next(n for n in containers_of(f"{d['metadata']['name']}-pod-0") if n.endswith(f"-{c['name']}"))
+                check_security(name, spec, c)
+            summary[component] = f"ready in {time.time() - t:.1f} s"
+
+        # An administrator's wsusctl against the reporting pod: a sync from the upstream,
+        # which sync-worker runs, writing the content volume.
+        run_ = json.loads(wsusctl(token, "--json", "sync", "start", "--wait"))
+        if run_.get("result") != "succeeded" or not run_.get("revisions_new"):
+            raise Failed(f"the sync from the upstream: {run_}")
+        if not run_.get("files_queued") or not run_.get("bytes_received"):
+            raise Failed(f"the sync wrote no content (content mode immediate): {run_}")
+        summary["sync"] = f"{run_['revisions_new']} revisions, {run_['files_queued']} files, {run_['bytes_received']} bytes"
+        # Approve software updates for All Computers, so the client is offered files.
+        software = [u for u in json.loads(wsusctl(token, "--json", "updates", "list", "--all"))
+                    if u.get("update_type") == "Software"]
+        if not software:
+            raise Failed("no software update to approve")
+        for u in software[:10]:
+            wsusctl(token, "updates", "approve", u["update_id"], "--group", "All Computers", "--accept-eula")
+
+        # A simulated client through the client-gateway pod.
+        client = run(str(BIN / "wua-sim"), "--server", f"http://{POD_IPS['client-gateway']}:8530",
+                     "--clients", "1", "--download", timeout=300)
+        files = int(client.strip().splitlines()[-1].split()[0])
+        if files < 1:
+            raise Failed(f"the client downloaded no file: {client}")
+        summary["client"] = f"scanned, {files} files downloaded"
+        listed = json.loads(wsusctl(token, "--json", "computers", "list"))
+        if len(listed) != 1:
+            raise Failed(f"reporting lists {len(listed)} computers, not the one that scanned: {listed}")
+        summary["wsusctl"] = "1 computer listed"
+        print("pods: OK: " + "; ".join(f"{k} {v}" for k, v in summary.items()) + f"; {time.time() - started:.0f} s")
+        return 0
+    except Failed as e:
+        logs_of_everything()
+        print(f"pods: FAILED: {e}", file=sys.stderr)
+        print("pods: FAILED: " + str(e).splitlines()[0])
+        return 1
+    finally:
+        if upstream is not None:
+            upstream.terminate()
+        if os.environ.get("WSUS_PODS_KEEP") != "1":
+            remove_everything()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
