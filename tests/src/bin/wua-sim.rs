@@ -44,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
                 scan_time += t.elapsed();
             }
             agent.fetch_extended_info().await?;
-            let files = if download { agent.download_offered(1 << 20).await.map_err(anyhow::Error::msg)? } else { (0, 0) };
+            let files =
+                if download { agent.download_offered(1 << 20).await.map_err(anyhow::Error::msg)? } else { (0, 0) };
             agent.report_scan_and_installs(&[], &[]).await?;
             Ok::<_, anyhow::Error>((pages, scan_time, agent.received.len(), files))
         }));
