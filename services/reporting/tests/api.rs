@@ -55,6 +55,29 @@ async fn tokens_and_roles(pool: PgPool) {
     assert!(body["error"].as_str().unwrap().contains("WSUS_UPSTREAM_URL"), "{body}");
 }
 
+/// Someone who opens the server's address is sent to the console; the API's root says,
+/// without a token, what is there.
+#[sqlx::test(migrations = false)]
+async fn the_roots_say_where_to_go(pool: PgPool) {
+    let base = start(pool, None).await;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/");
+    for root in ["/api/v1/", "/api/v1"] {
+        let r = http.get(format!("{base}{root}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{root}");
+        let index: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(index["openapi"], "/api/openapi.json");
+        let collections: Vec<&str> = index["collections"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+        for c in ["/api/v1/computers", "/api/v1/groups", "/api/v1/updates", "/api/v1/sync"] {
+            assert!(collections.contains(&c), "{c} in {collections:?}");
+        }
+    }
+    let r = http.get(format!("{base}/api/v1/nothing")).bearer_auth("reader-token-1").send().await.unwrap();
+    assert_eq!(r.status(), 404, "unknown endpoints stay 404");
+}
+
 #[sqlx::test(migrations = false)]
 async fn status_reflects_the_history(pool: PgPool) {
     let base = start(pool.clone(), Some("http://uss.example:8530")).await;

@@ -259,7 +259,32 @@ pub fn api_router(api: Arc<Api>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint (see /api/openapi.json)".into()) })
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api);
-    Router::new().route("/api/openapi.json", get(|| async { Json(openapi::document()) })).merge(v1)
+    Router::new()
+        .route("/api/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/api/v1", get(|| async { Json(index()) }))
+        .route("/api/v1/", get(|| async { Json(index()) }))
+        // Someone who opens the server's address in a browser wants the console.
+        .route("/", get(|| async { axum::response::Redirect::to("/console/") }))
+        .merge(v1)
+}
+
+/// What `/api/v1/` holds, for someone who opens it: the collections, where the full
+/// description is, and how to authenticate (the index itself needs no token).
+fn index() -> serde_json::Value {
+    let mut collections: Vec<String> = routes()
+        .served
+        .iter()
+        .filter_map(|(_, path)| path.strip_prefix("/api/v1/")?.split('/').next().map(|c| format!("/api/v1/{c}")))
+        .collect();
+    collections.sort();
+    collections.dedup();
+    serde_json::json!({
+        "api": "WSUS management API, version 1",
+        "openapi": "/api/openapi.json",
+        "console": "/console/",
+        "authentication": "Authorization: Bearer <a token of WSUS_API_TOKENS>",
+        "collections": collections,
+    })
 }
 
 /// Any valid token may read; changes need the admin role.
