@@ -477,6 +477,12 @@ async function main() {
       const text = ((await e.textContent()) ?? '').trim();
       check(text.length > 0, `#${id} is empty`);
     }
+    // This system has no upstream server: the overview says so and schedules nothing.
+    const sync = (await (await one(page, '#last-sync', 'the overview')).textContent()) ?? '';
+    check(
+      sync.includes('No upstream server is set') && !sync.includes('Next:'),
+      `#last-sync does not say that no upstream server is set: ${sync}`,
+    );
     await admin.watch.assertClean(page, 'the overview');
   });
 

@@ -24,7 +24,7 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     let keys = tokio::spawn(load_session_keys(config.cookie_keys.clone(), shell.pool.clone(), sessions.clone()));
     let counts = Arc::new(console::counts::CountsCache::default());
     let counting = tokio::spawn(counts.clone().keep_fresh(shell.pool.clone()));
-    let console = console::router(console::Console { pool: shell.pool.clone(), sessions, counts });
+    let console = console::router(console::Console { pool: shell.pool.clone(), sessions, counts, sync: sync.clone() });
     let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),

@@ -69,7 +69,8 @@ async fn the_roots_say_where_to_go(pool: PgPool) {
         assert_eq!(r.status(), 200, "{root}");
         let index: serde_json::Value = r.json().await.unwrap();
         assert_eq!(index["openapi"], "/api/openapi.json");
-        let collections: Vec<&str> = index["collections"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+        let collections: Vec<&str> =
+            index["collections"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
         for c in ["/api/v1/computers", "/api/v1/groups", "/api/v1/updates", "/api/v1/sync"] {
             assert!(collections.contains(&c), "{c} in {collections:?}");
         }

@@ -23,6 +23,10 @@ pub fn next_slot(now: DateTime<Utc>, per_day: u32, offset: TimeDelta) -> DateTim
 /// Runs scheduled syncs until `stop`; the schedule is re-read before each wait, so a
 /// change takes effect at the next slot.
 pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
+    if ctx.upstream_url.is_none() {
+        tracing::info!("no upstream server (WSUS_UPSTREAM_URL): no synchronization is scheduled");
+        return;
+    }
     loop {
         let per_day = match settings::get::<settings::Schedule>(&ctx.pool, settings::SYNC_SCHEDULE).await {
             Ok(s) => s.map_or(0, |s| s.value.syncs_per_day),

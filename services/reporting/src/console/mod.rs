@@ -27,6 +27,29 @@ pub struct Console {
     pub pool: PgPool,
     pub sessions: Arc<Sessions>,
     pub counts: Arc<counts::CountsCache>,
+    /// sync-worker's SyncService: which upstream server it syncs from.
+    pub sync: wsus_rpc::SyncClient,
+}
+
+/// Which upstream server sync-worker synchronizes from, as far as the console can tell.
+pub enum Upstream {
+    Set(String),
+    /// WSUS_UPSTREAM_URL is unset: nothing is synchronized and nothing is scheduled.
+    None,
+    /// sync-worker did not answer in time.
+    Unknown,
+}
+
+impl Console {
+    pub async fn upstream(&self) -> Upstream {
+        let mut sync = self.sync.clone();
+        let asked = sync.get_sync_status(wsus_rpc::sync::GetSyncStatusRequest {});
+        match tokio::time::timeout(std::time::Duration::from_secs(2), asked).await {
+            Ok(Ok(status)) if status.get_ref().upstream_url.is_empty() => Upstream::None,
+            Ok(Ok(status)) => Upstream::Set(status.into_inner().upstream_url),
+            _ => Upstream::Unknown,
+        }
+    }
 }
 
 impl FromRef<Console> for Arc<Sessions> {

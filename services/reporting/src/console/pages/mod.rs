@@ -56,3 +56,20 @@ pub const STATES: [(&str, &str); 7] = [
 pub fn state_name(status: i16) -> &'static str {
     usize::try_from(status).ok().and_then(|s| STATES.get(s)).map_or("?", |s| s.0)
 }
+
+/// Where synchronizations come from, or why none happen.
+pub fn upstream_note(upstream: &crate::console::Upstream) -> maud::Markup {
+    use crate::console::Upstream;
+    maud::html! {
+        @match upstream {
+            Upstream::Set(url) => p.upstream { "Upstream server: " code { (url) } },
+            Upstream::None => p.upstream.warning {
+                "No upstream server is set, so nothing is synchronized and no synchronization is scheduled. "
+                "Set " code { "WSUS_UPSTREAM_URL" } " for sync-worker (another WSUS, or "
+                code { "https://sws.update.microsoft.com" } " for Microsoft Update); with "
+                code { "scripts/run" } ": " code { "WSUS_UPSTREAM_URL=… scripts/run" } "."
+            },
+            Upstream::Unknown => p.upstream.warning { "sync-worker does not answer: the upstream server is not known." },
+        }
+    }
+}

@@ -8,7 +8,7 @@ use wsus_store::{downstream, settings, summary, sync_history};
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
 use crate::console::svg::{self, Part};
-use crate::console::{Console, PageResult};
+use crate::console::{Console, PageResult, Upstream};
 
 fn compliance_parts(c: &summary::Compliance) -> Vec<Part<'static>> {
     vec![
@@ -30,6 +30,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let me = wsus_store::identity::current(pool).await?;
     let next_sync = schedule.zip(me).and_then(|(s, me)| s.next_after(chrono::Utc::now(), me.server_id));
     let (servers, _) = downstream::page(pool, None, 10).await?;
+    let upstream = console.upstream().await;
 
     let status_parts: Vec<Part> =
         super::STATES.iter().zip(statuses).map(|((label, class), n)| Part { label, value: n as u64, class }).collect();
@@ -74,11 +75,14 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                     }
                     None => p { "No synchronization yet." }
                 }
-                p.schedule {
-                    @match (schedule.map(|s| s.syncs_per_day), next_sync) {
-                        (Some(n), Some(next)) => { "Next: " (layout::when(Some(next))) " (" (n) " a day)" }
-                        (Some(_), None) => { "Scheduled: manual only" }
-                        (None, _) => { "Scheduled: not set" }
+                (super::upstream_note(&upstream))
+                @if !matches!(upstream, Upstream::None) {
+                    p.schedule {
+                        @match (schedule.map(|s| s.syncs_per_day), next_sync) {
+                            (Some(n), Some(next)) => { "Next: " (layout::when(Some(next))) " (" (n) " a day)" }
+                            (Some(_), None) => { "Scheduled: manual only" }
+                            (None, _) => { "Scheduled: not set" }
+                        }
                     }
                 }
                 p { a href="/console/sync" { "History" } }

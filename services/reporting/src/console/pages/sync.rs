@@ -19,8 +19,10 @@ pub struct HistoryQuery {
 async fn history(console: &Console, session: &Session, before: Option<i64>) -> PageResult {
     let (runs, next) = sync_history::page(&console.pool, before, 50).await?;
     let running = sync_history::latest(&console.pool).await?.filter(|r| r.result == "running");
+    let upstream = console.upstream().await;
     let body = html! {
         h1 { "Synchronizations" }
+        (super::upstream_note(&upstream))
         section.card #sync-progress data-running=(running.is_some()) {
             @match &running {
                 Some(r) => {
