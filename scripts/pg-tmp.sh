@@ -10,7 +10,9 @@ pg_tmp_free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.
 # pg_tmp_init DIR PORT: create and start a cluster in DIR listening on 127.0.0.1:PORT.
 # Settings: PG_TMP_DURABLE=1 keeps fsync and full-page writes (a system people use; tests
 # go without), PG_TMP_LISTEN the addresses to listen on (127.0.0.1), PG_TMP_HBA a
-# pg_hba.conf line added when the cluster is made (for clients beyond this host).
+# pg_hba.conf line added when the cluster is made (for clients beyond this host),
+# PG_TMP_PASSWORD the postgres user's password: then every connection must give it
+# (scram-sha-256) instead of being trusted.
 pg_tmp_init() {
   local dir=$1 port=$2 bin fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   [ "${PG_TMP_DURABLE:-0}" = 1 ] && fast=""
@@ -24,7 +26,14 @@ pg_tmp_init() {
   fi
   ( cd "$dir" &&
     { [ -f "$dir/data/PG_VERSION" ] || {
-        pg_tmp_as "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" &&
+        local auth=(--auth=trust)
+        if [ -n "${PG_TMP_PASSWORD:-}" ]; then
+          printf '%s\n' "$PG_TMP_PASSWORD" >"$dir/pwfile" && chmod 600 "$dir/pwfile"
+          [ "$(id -u)" != 0 ] || chown "$PG_USER" "$dir/pwfile"
+          auth=(--auth=scram-sha-256 --pwfile="$dir/pwfile")
+        fi
+        pg_tmp_as "$bin/initdb" -D "$dir/data" -U postgres "${auth[@]}" -E UTF8 --no-locale >"$dir/initdb.log" &&
+        rm -f "$dir/pwfile" &&
         if [ -n "${PG_TMP_HBA:-}" ]; then echo "$PG_TMP_HBA" >>"$dir/data/pg_hba.conf"; fi; }; } &&
     pg_tmp_as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o "-p $port -k $dir \
       -c listen_addresses=${PG_TMP_LISTEN:-127.0.0.1} $fast -c max_connections=300" start >/dev/null

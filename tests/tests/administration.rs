@@ -73,6 +73,33 @@ async fn an_administrator_approves_and_declines_through_wsusctl() {
     );
     assert!(!ok && err.contains("403"), "a reader cannot approve: {err}");
     admin(&system, &["updates", "approve", &bundle_id, "--group", "Pilot", "--deadline", "2026-12-24T18:00:00Z"]);
+    // The table names the groups an update is approved for; a first page says more follow.
+    let approved = admin(&system, &["updates", "list", "--approval", "approved"]);
+    assert!(approved.contains(&bundle_id) && approved.contains("Pilot"), "{approved}");
+    let (ok, _, err) = wsusctl(&system, ADMIN_TOKEN, &["updates", "list", "--limit", "5"]);
+    assert!(ok && err.contains("more follow"), "{err}");
+    // A generated update found by the KB its title names; settings read back with `get`.
+    let title = admin_json(&system, &["updates", "show", &bundle_id])["title"].as_str().unwrap_or_default().to_owned();
+    let kb = title.split("(KB").nth(1).and_then(|t| t.split(')').next()).unwrap_or_default().to_owned();
+    assert_eq!(
+        admin_json(&system, &["updates", "show", &format!("KB{kb}")])["update_id"],
+        bundle_id.as_str(),
+        "{title}"
+    );
+    assert!(admin(&system, &["settings", "get"]).contains("syncs_per_day"));
+    // `wsusctl updates list | head`: the reader goes away, wsusctl ends quietly.
+    let mut piped = std::process::Command::new(wsus_e2e::binary("wsusctl"))
+        .args(["updates", "list", "--all"])
+        .env("WSUS_API_URL", &system.reporting_url)
+        .env("WSUS_API_TOKEN", ADMIN_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let ended = piped.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&ended.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
 
     // The next scan brings the approval and its deadline.
     let mut changed = Vec::new();

@@ -120,9 +120,26 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn open(&self, out: &mut String, id: Uuid, rev: i32, update_type: &str, extra_props: &str, handler: &str) {
+        self.open_kb(out, id, rev, update_type, extra_props, handler, None);
+    }
+
+    /// Opens a document; `kb` is its KBArticleID, as Microsoft's updates carry one. Dates
+    /// are in 2025, so a generated catalog holds nothing released in the future.
+    #[allow(clippy::too_many_arguments)]
+    fn open_kb(
+        &self,
+        out: &mut String,
+        id: Uuid,
+        rev: i32,
+        update_type: &str,
+        extra_props: &str,
+        handler: &str,
+        kb: Option<u32>,
+    ) {
+        let kb = kb.map(|kb| format!("<upd:KBArticleID>{kb}</upd:KBArticleID>")).unwrap_or_default();
         let _ = write!(
             out,
-            "<upd:Update {NS}><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"{rev}\" /><upd:Properties UpdateType=\"{update_type}\" DefaultPropertiesLanguage=\"{}\"{handler}{extra_props} PublicationState=\"Published\" CreationDate=\"2026-{:02}-{:02}T{:02}:00:00.000Z\" PublisherID=\"395392a0-19c0-48b7-a927-f7c15066d905\"></upd:Properties>",
+            "<upd:Update {NS}><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"{rev}\" /><upd:Properties UpdateType=\"{update_type}\" DefaultPropertiesLanguage=\"{}\"{handler}{extra_props} PublicationState=\"Published\" CreationDate=\"2025-{:02}-{:02}T{:02}:00:00.000Z\" PublisherID=\"395392a0-19c0-48b7-a927-f7c15066d905\">{kb}</upd:Properties>",
             self.opts.languages[0],
             1 + rev % 12,
             1 + rev % 28,
@@ -397,7 +414,7 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
         let superseded: Vec<Uuid> = series_last[series].into_iter().collect();
         let bundle_doc = |w: &mut Writer, rev: i32, members: &[(Uuid, i32)]| {
             let mut xml = String::with_capacity(2000);
-            w.open(&mut xml, bundle, rev, "Software", " AutoSelectOnWebSites=\"true\" ExplicitlyDeployable=\"true\" MaxDownloadSize=\"0\" MinDownloadSize=\"0\"", "");
+            w.open_kb(&mut xml, bundle, rev, "Software", " AutoSelectOnWebSites=\"true\" ExplicitlyDeployable=\"true\" MaxDownloadSize=\"0\" MinDownloadSize=\"0\"", "", Some(5_000_000 + n as u32));
             w.localized(
                 &mut xml,
                 &format!("Contoso cumulative update {n} for product {pi} (KB{})", 5_000_000 + n),

@@ -47,6 +47,18 @@ fn a_catalog_is_closed_realistic_and_true() {
     }
     assert!(per_update.values().any(|&n| n > 1), "some updates have several revisions");
     assert!(parsed.iter().any(|u| u.localized.len() > 1), "several languages");
+    // A title that names a KB has that KBArticleID, so `wsusctl updates show KB…` finds it;
+    // nothing was released in the future.
+    let mut with_kb = 0;
+    for u in &parsed {
+        let title = &u.localized[0].title;
+        if let Some(kb) = title.split("(KB").nth(1).and_then(|t| t.split(')').next()) {
+            assert_eq!(u.kb_article_id.as_deref(), Some(kb), "{title}");
+            with_kb += 1;
+        }
+        assert!(u.creation_date.is_some_and(|d| d < chrono::Utc::now()), "{}: {:?}", u.identity, u.creation_date);
+    }
+    assert!(with_kb > 10, "{with_kb} updates name a KB");
 
     // The graph sees leaves and non-leaves, and leaves in products through bundles.
     let graph = Graph::new(parsed.iter().map(RevisionNode::from).collect());

@@ -112,19 +112,12 @@ pub enum Groups {
         #[arg(long)]
         parent: Option<String>,
     },
-    Rename {
-        group: String,
-        name: String,
-    },
+    /// Rename a group.
+    Rename { group: String, name: String },
     /// Nest a group under another.
-    Move {
-        group: String,
-        parent: String,
-    },
+    Move { group: String, parent: String },
     /// Delete a group, its subgroups and their approvals.
-    Delete {
-        group: String,
-    },
+    Delete { group: String },
     /// Put computers in a group.
     Add {
         group: String,
@@ -132,10 +125,7 @@ pub enum Groups {
         computers: Vec<String>,
     },
     /// Take a computer out of a group.
-    Remove {
-        group: String,
-        computer: String,
-    },
+    Remove { group: String, computer: String },
     /// Computers in a group and its subgroups.
     Members {
         group: String,
@@ -190,12 +180,10 @@ pub enum Updates {
         #[arg(long)]
         group: String,
     },
-    Decline {
-        update: String,
-    },
-    Undecline {
-        update: String,
-    },
+    /// Decline an update: no computer is offered it, and cleanup may remove it.
+    Decline { update: String },
+    /// Take a decline back.
+    Undecline { update: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +200,7 @@ pub enum Eula {
 
 #[derive(Debug, Subcommand)]
 pub enum Rules {
+    /// List the automatic approval rules.
     List,
     /// Create a rule: updates in any --classification AND any --product are approved for each --group.
     Create {
@@ -229,9 +218,8 @@ pub enum Rules {
         #[arg(long)]
         disabled: bool,
     },
-    Delete {
-        rule: String,
-    },
+    /// Delete a rule (the approvals it made stay).
+    Delete { rule: String },
     /// Apply rules now.
     Apply {
         #[arg(long)]
@@ -244,6 +232,8 @@ pub enum Rules {
 
 #[derive(Debug, Subcommand)]
 pub enum Settings {
+    /// Show every setting.
+    #[command(alias = "get")]
     Show,
     /// Change settings; the others stay.
     Set {
@@ -281,7 +271,9 @@ pub enum Sync {
         #[arg(long)]
         wait: bool,
     },
+    /// The upstream server, the schedule and the running or last synchronisation.
     Status,
+    /// Past synchronisations, newest first.
     History(PageArgs),
 }
 

@@ -84,7 +84,12 @@ impl ApiClient {
             let p = self.get(path, &q).await?;
             items.extend(p["items"].as_array().cloned().unwrap_or_default());
             cursor = p["next_cursor"].as_str().map(str::to_owned);
-            if !page.all || cursor.is_none() {
+            if cursor.is_none() {
+                return Ok(items);
+            }
+            if !page.all {
+                // On standard error, so a --json reader still gets the page alone.
+                eprintln!("(the first {}; more follow: --all for every page, --limit for bigger ones)", items.len());
                 return Ok(items);
             }
         }
@@ -458,7 +463,19 @@ async fn updates(api: &ApiClient, u: cli::Updates, j: bool) -> anyhow::Result<()
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-            let items = api.items("/api/v1/updates", &q, &page).await?;
+            let mut items = api.items("/api/v1/updates", &q, &page).await?;
+            if !j {
+                // A table names the groups; the JSON keeps their ids.
+                let groups = api.groups().await?;
+                let name = |id: &Value| {
+                    groups.iter().find(|g| g["group_id"] == *id).map_or_else(|| id.clone(), |g| g["name"].clone())
+                };
+                for u in &mut items {
+                    if let Some(ids) = u["approved_group_ids"].as_array() {
+                        u["approved_group_ids"] = Value::Array(ids.iter().map(name).collect());
+                    }
+                }
+            }
             list(
                 items,
                 j,
