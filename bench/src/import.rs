@@ -7,12 +7,11 @@
 //! written to `<file>.<revisions>`; the pids printed select this benchmark's processes in it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr as _;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolCopyExt as _};
-use sqlx::{AssertSqlSafe, Connection as _, PgConnection};
+use sqlx::AssertSqlSafe;
+use sqlx::postgres::PgPool;
 use wsus_e2e::PgCluster;
 
 use crate::Cli;
@@ -235,33 +234,12 @@ async fn copy_baseline(pool: &PgPool, url: &str, tables: &[(String, i64)]) -> an
         sqlx::query(AssertSqlSafe(format!("CREATE TABLE {copy} (LIKE {} INCLUDING ALL)", ident(t))))
             .execute(pool)
             .await?;
-        let stream = pool.copy_out_raw(&format!("COPY {} TO STDOUT (FORMAT binary)", ident(t))).await?;
-        let bytes = axum::body::to_bytes(axum::body::Body::from_stream(stream), usize::MAX).await?;
-        data.push((copy, bytes));
+        data.push((copy, crate::copy::read_out(pool, &ident(t)).await?));
     }
-    // Over the server's Unix socket: sqlx flushes CopyData and CopyDone separately, and on
-    // loopback TCP Nagle's algorithm holds the second for the server's delayed ACK (40 ms a
-    // table). The sync's own connections are TCP, so if anything this favours COPY.
-    let (socket,): (String,) = sqlx::query_as("SHOW unix_socket_directories").fetch_one(pool).await?;
-    let socket = socket.split(',').next().unwrap_or_default().trim().to_owned();
-    let options = PgConnectOptions::from_str(url)?.socket(socket);
-    let mut conn = PgConnection::connect_with(&options).await?;
-    let at = Instant::now();
-    let mut tx = conn.begin().await?;
+    let (seconds, times) = crate::copy::write_in(pool, url, &data).await?;
     // Each table's time, to set beside the sync's statements when looking for what costs.
-    let mut each = Vec::new();
-    for ((table, _), (copy, bytes)) in tables.iter().zip(&data) {
-        let started = Instant::now();
-        let mut into = tx.copy_in_raw(&format!("COPY {copy} FROM STDIN (FORMAT binary)")).await?;
-        into.send(bytes.as_ref()).await?;
-        into.finish().await?;
-        each.push(format!("{table} {:.2} s", started.elapsed().as_secs_f64()));
-    }
-    let commit = Instant::now();
-    tx.commit().await?;
-    eprintln!("import: COPY {}; commit {:.2} s", each.join(", "), commit.elapsed().as_secs_f64());
-    let seconds = at.elapsed().as_secs_f64();
-    conn.close().await?;
+    let each: Vec<String> = tables.iter().zip(times).map(|((t, _), s)| format!("{t} {s:.2} s")).collect();
+    eprintln!("import: COPY {}", each.join(", "));
     for (copy, _) in &data {
         sqlx::query(AssertSqlSafe(format!("DROP TABLE {copy}"))).execute(pool).await?;
     }

@@ -111,19 +111,41 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
         sqlx::query_as("SELECT current_setting('synchronous_commit')").fetch_one(&pool).await?;
     let rate = acknowledged as f64 / wall;
     let cores = |i: usize| (cpu[i] - cpu0[i]) / wall;
-    Ok(vec![row(
-        format!("ingest: {rate:.0} events/s"),
-        format!(
-            "{acknowledged} events in {calls} ReportEventBatch calls of {PER_CALL} from {CLIENTS} clients, {concurrency} \
+
+    // The limit: COPY of the same event rows into the same partitioned table, emptied.
+    let events = crate::copy::read_out(&pool, "(SELECT * FROM reporting_event)").await?;
+    sqlx::query("TRUNCATE reporting_event").execute(&pool).await?;
+    sqlx::query("CHECKPOINT").execute(&pool).await?;
+    let (copy_secs, _) = crate::copy::write_in(&pool, &db, &[("reporting_event".to_owned(), events.clone())]).await?;
+    let (copied,): (i64,) = sqlx::query_as("SELECT count(*) FROM reporting_event").fetch_one(&pool).await?;
+    anyhow::ensure!(copied == stored, "COPY wrote {copied} of {stored} events");
+    let copy_rate = copied as f64 / copy_secs;
+    let ratio = rate / copy_rate;
+    Ok(vec![
+        row(
+            format!("ingest: {rate:.0} events/s"),
+            format!(
+                "{acknowledged} events in {calls} ReportEventBatch calls of {PER_CALL} from {CLIENTS} clients, {concurrency} \
              at a time, {wall:.1} s, all stored, {statuses} status rows derived (Postgres fsync={fsync}, \
              synchronous_commit={sync_commit}); client-gateway {:.2} cores, reporting {:.2} cores, Postgres {:.2} cores, \
              load generator {:.2} cores",
-            cores(0),
-            cores(1),
-            cores(3),
-            cores(2)
+                cores(0),
+                cores(1),
+                cores(3),
+                cores(2)
+            ),
+            "≥ 20,000 events/s",
+            Some(rate >= 20_000.0),
         ),
-        "≥ 20,000 events/s",
-        Some(rate >= 20_000.0),
-    )])
+        row(
+            format!("ingest vs COPY: {ratio:.2}"),
+            format!(
+                "COPY FROM STDIN (binary, Unix socket) of the same {copied} event rows ({:.0} MB) into the same partitioned \
+             table, emptied, one durable transaction: {copy_rate:.0} events/s ({copy_secs:.1} s)",
+                events.len() as f64 / 1e6
+            ),
+            "≥ 0.5",
+            Some(ratio >= 0.5),
+        ),
+    ])
 }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod console;
 mod content;
+mod copy;
 mod echo;
 mod import;
 mod ingest;

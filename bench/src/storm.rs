@@ -211,8 +211,13 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
 
     // The storm.
     eprintln!("storm: {} clients rescan, {} at a time", cfg.clients, cfg.concurrency);
-    let (gw_cpu0, self_cpu0, rep_cpu0) =
-        (proc::cpu_seconds(gateway.pid()), proc::cpu_seconds(std::process::id()), proc::cpu_seconds(reporting.pid()));
+    let postgres = pg.postmaster_pid().unwrap_or(0);
+    let (gw_cpu0, self_cpu0, rep_cpu0, pg_cpu0) = (
+        proc::cpu_seconds(gateway.pid()),
+        proc::cpu_seconds(std::process::id()),
+        proc::cpu_seconds(reporting.pid()),
+        proc::tree_cpu_seconds(postgres),
+    );
     let started = Instant::now();
     let mut running = tokio::task::JoinSet::new();
     for mut a in agents {
@@ -240,6 +245,7 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let gw_cpu = proc::cpu_seconds(gateway.pid()) - gw_cpu0;
     let rep_cpu = proc::cpu_seconds(reporting.pid()) - rep_cpu0;
     let self_cpu = proc::cpu_seconds(std::process::id()) - self_cpu0;
+    let pg_cpu = proc::tree_cpu_seconds(postgres) - pg_cpu0;
     let (gw_rss, gw_peak) = proc::rss(gateway.pid());
     let scans = agents.len() as f64 / wall;
     anyhow::ensure!(new_per_client.iter().all(|n| *n > 0), "a client found nothing new: the storm did not happen");
@@ -254,15 +260,15 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     rows.push(row(
         format!("storm: {scans:.0} scans/s"),
         format!("{} clients, {} at a time, {wall:.1} s ({profile})", agents.len(), cfg.concurrency),
-        "≥ 420 scans/s",
-        Some(scans >= 420.0),
+        "≥ 1,000 scans/s",
+        Some(scans >= 1000.0),
     ));
     let mut ops: Vec<_> = by_op.into_iter().collect();
     ops.sort_by(|a, b| a.0.cmp(&b.0));
     for (op, mut samples) in ops {
         let (p50, p99) = (percentile(&mut samples, 50.0), percentile(&mut samples, 99.0));
-        let target = if op == "SyncUpdates" { "p99 ≤ 100 ms" } else { "" };
-        let met = (op == "SyncUpdates").then_some(p99 <= Duration::from_millis(100));
+        let target = if op == "SyncUpdates" { "p99 ≤ 50 ms" } else { "" };
+        let met = (op == "SyncUpdates").then_some(p99 <= Duration::from_millis(50));
         rows.push(row(
             format!("storm {op}"),
             format!("{} calls, p50 {}, p99 {}", samples.len(), ms(p50), ms(p99)),
@@ -270,12 +276,16 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
             met,
         ));
     }
+    // What a scan costs the whole system: the figure that sets the cores of a large estate.
+    let per_scan_ms = (gw_cpu + rep_cpu + pg_cpu) * 1000.0 / agents.len() as f64;
     rows.push(row(
-        "storm CPU",
+        format!("storm CPU: {per_scan_ms:.2} ms a scan"),
         format!(
-            "client-gateway {:.2} cores, reporting {:.2} cores, load generator {:.2} cores",
+            "client-gateway + reporting + Postgres CPU per complete scan; client-gateway {:.2} cores, reporting {:.2} \
+             cores, Postgres {:.2} cores, load generator {:.2} cores",
             gw_cpu / wall,
             rep_cpu / wall,
+            pg_cpu / wall,
             self_cpu / wall
         ),
         "",

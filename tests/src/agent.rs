@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use wsus_soap::{Element, Limits};
 
-const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
+pub const CLIENT_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/ClientWebService";
 const AUTH_NS: &str = "http://www.microsoft.com/SoftwareDistribution/Server/SimpleAuthWebService";
 const REPORTING_NS: &str = "http://www.microsoft.com/SoftwareDistribution";
 pub const USER_AGENT: &str = "Windows-Update-Agent/1507.2601.30012.0 Client-Protocol/2.90";

@@ -6,6 +6,7 @@
 //! element order, refuses DTDs and entity declarations, and enforces hard limits on body
 //! size, nesting depth and element count.
 
+pub mod cookie_span;
 pub mod envelope;
 pub mod fault;
 pub mod rollup;

@@ -14,6 +14,7 @@ use wsus_soap::wusp::{
 use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
+use crate::seen_requests::{ScanKey, Seen};
 use crate::soap::{Context, OpError, OpResult, invalid};
 use crate::state::Server;
 
@@ -348,9 +349,29 @@ fn check_config_and_registration(
 }
 
 pub async fn sync_updates(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult {
-    let (server, mut cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
-    let settings = check_config_and_registration(gw, &cookie)?;
+    let opened = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let req = SyncUpdatesRequest::decode(op).map_err(invalid)?;
+    answer_sync_updates(gw, ctx, opened, &req, None).await
+}
+
+/// SyncUpdates of a request seen before: its ids decoded then, its scans kept.
+pub async fn sync_updates_seen(
+    gw: &Gateway,
+    ctx: &Context,
+    opened: (std::sync::Arc<Server>, ClientCookie),
+    seen: &Seen,
+) -> OpResult {
+    answer_sync_updates(gw, ctx, opened, &seen.request, Some(seen)).await
+}
+
+async fn answer_sync_updates(
+    gw: &Gateway,
+    ctx: &Context,
+    (server, mut cookie): (std::sync::Arc<Server>, ClientCookie),
+    req: &SyncUpdatesRequest,
+    seen: Option<&Seen>,
+) -> OpResult {
+    let settings = check_config_and_registration(gw, &cookie)?;
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
 
     let groups = client_groups(gw, &catalog, &cookie);
@@ -436,7 +457,7 @@ pub async fn sync_updates(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult
     } else {
         (cookie.catalog_version, cookie.groups_digest != groups_digest)
     };
-    let result = catalog.scan(&wsus_catalog::index::ScanRequest {
+    let scan_request = wsus_catalog::index::ScanRequest {
         groups: &groups,
         installed_non_leaf: &req.installed_non_leaf,
         other_cached: &req.other_cached,
@@ -446,7 +467,33 @@ pub async fn sync_updates(gw: &Gateway, ctx: &Context, op: &Element) -> OpResult
         page_size: settings.sync_updates_page_size.max(1) as usize,
         since_version,
         groups_changed,
-    });
+    };
+    // A scan is a function of the catalog and the request: one computed for the same
+    // ids, groups and change marker is answered again.
+    let result = match seen {
+        None => std::sync::Arc::new(catalog.scan(&scan_request)),
+        Some(seen) => {
+            let mut sorted_groups = groups.clone();
+            sorted_groups.sort_unstable();
+            sorted_groups.dedup();
+            let key = ScanKey {
+                catalog: std::sync::Arc::downgrade(&catalog),
+                groups: sorted_groups,
+                since_version,
+                groups_changed,
+                two_group_out_of_scope: scan_request.need_two_group_out_of_scope,
+                page_size: scan_request.page_size,
+            };
+            match seen.scan(&key) {
+                Some(result) => result,
+                None => {
+                    let result = std::sync::Arc::new(catalog.scan(&scan_request));
+                    seen.keep_scan(key, result.clone());
+                    result
+                }
+            }
+        }
+    };
     let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
     if filtered {
         cookie.filter_version = catalog.version;

@@ -15,6 +15,7 @@ mod content;
 mod fragments;
 mod reports;
 mod rollup;
+mod seen_requests;
 mod server_sync;
 mod soap;
 mod state;
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
     pub fragments: Arc<fragments::FragmentCache>,
+    /// SyncUpdates requests already seen, by their bytes around the cookie.
+    pub seen_requests: Arc<seen_requests::SeenRequests>,
     /// Admission of every SOAP request but event reports.
     pub admission: Arc<admission::Admission>,
     /// Admission of event reports (ReportEventBatch).
@@ -84,6 +87,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         syncs,
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
+        seen_requests: Arc::new(seen_requests::SeenRequests::new(seen_requests::DEFAULT_BOUND_BYTES)),
         admission,
         report_admission,
         server_admission,

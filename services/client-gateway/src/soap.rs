@@ -282,6 +282,12 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
     if computer_status {
         return computer_status_answer(&gw, &bytes, &fault).await;
     }
+    if service == Service::Client
+        && action.as_deref().is_some_and(|a| !a.trim().trim_matches('"').is_empty() && action_names(a, "SyncUpdates"))
+        && let Some(response) = seen_sync_updates(&gw, &ctx, &bytes, &fault).await
+    {
+        return response;
+    }
     let request = match wsus_soap::parse_request(&bytes, &gw.limits) {
         Ok(r) => r,
         Err(e) => return fault(ErrorCode::InvalidParameters, envelope_message(&e), SoapVersion::Soap11),
@@ -314,16 +320,72 @@ async fn answer(gw: Gateway, service: Service, request: Request) -> Response {
         Some(r) => (r, true),
         None => (Err((ErrorCode::InvalidParameters, format!("unknown operation {op}"))), false),
     };
+    // Only known operations name a series: the name comes from the request.
+    let label = if known { op } else { "unknown" };
+    respond(&gw, service, label, request.version, started, result, &fault)
+}
+
+/// The response to an operation's result, its duration and outcome counted.
+fn respond(
+    gw: &Gateway,
+    service: Service,
+    op: &str,
+    version: SoapVersion,
+    started: std::time::Instant,
+    result: OpResult,
+    fault: &impl Fn(ErrorCode, String, SoapVersion) -> Response,
+) -> Response {
     let outcome = match &result {
         Ok(_) => "ok",
         Err((code, _)) => code.as_str(),
     };
-    // Only known operations name a series: the name comes from the request.
-    gw.metrics.observe_soap(service.label(), if known { op } else { "unknown" }, outcome, started.elapsed());
+    gw.metrics.observe_soap(service.label(), op, outcome, started.elapsed());
     match result {
-        Ok(body) => soap_ok(style.wrap_for(request.version, &body), service, request.version),
-        Err((code, message)) => fault(code, message, request.version),
+        Ok(body) => soap_ok(service.style().wrap_for(version, &body), service, version),
+        Err((code, message)) => fault(code, message, version),
     }
+}
+
+/// A SyncUpdates whose bytes but for the cookie were seen before (crate::seen_requests)
+/// is answered without parsing it again, its cookie opened once. The first time, it is
+/// parsed and kept. None when the request is not of that kind or does not decode: it is
+/// then handled as any other, which gives the fault.
+async fn seen_sync_updates(
+    gw: &Gateway,
+    ctx: &Context,
+    bytes: &[u8],
+    fault: &impl Fn(ErrorCode, String, SoapVersion) -> Response,
+) -> Option<Response> {
+    const OP: &str = "SyncUpdates";
+    let span = wsus_soap::cookie_span::find_cookie(bytes)?;
+    let seen = match gw.seen_requests.get(&span) {
+        Some(seen) => seen,
+        None => {
+            let request = wsus_soap::parse_request(bytes, &gw.limits).ok()?;
+            let op = &request.operation;
+            let ours = op.name == OP && op.ns.as_deref() == Some(Service::Client.namespace(OP));
+            // The cookie found in the bytes must be the one the parser reads.
+            if !ours || wsus_soap::wusp::request_cookie(op).ok()? != span.cookie {
+                return None;
+            }
+            let decoded = wsus_soap::wusp::SyncUpdatesRequest::decode(op).ok()?;
+            gw.seen_requests.insert(&span, request.version, decoded)
+        }
+    };
+    tracing::Span::current().record("operation", OP);
+    let opened = crate::client::open_cookie(gw, &span.cookie);
+    let op_span = tracing::info_span!("soap_operation", "otel.name" = OP, service = Service::Client.label());
+    if let Ok((_, cookie)) = &opened
+        && cookie.trace.0 != 0
+    {
+        wsus_telemetry::adopt_ids(&op_span, cookie.trace.0, cookie.trace.1);
+    }
+    let started = std::time::Instant::now();
+    let result = match opened {
+        Ok(opened) => crate::client::sync_updates_seen(gw, ctx, opened, &seen).instrument(op_span).await,
+        Err(e) => Err(e),
+    };
+    Some(respond(gw, Service::Client, OP, seen.version, started, result, fault))
 }
 
 /// RollupComputerStatus, read as it streams (no element tree), then answered as the
