@@ -20,7 +20,7 @@ use crate::{proc, servers};
 
 const SEED: u64 = 1;
 const RATE_TARGET: f64 = 1000.0;
-const COPY_TARGET: f64 = 0.3;
+const COPY_TARGET: f64 = 0.5;
 
 pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
@@ -191,7 +191,7 @@ async fn one_size(pg: &PgCluster, n: usize, i: usize) -> anyhow::Result<Vec<Row>
                 copy.seconds,
                 tables.join(", ")
             ),
-            "≥ 0.3",
+            "≥ 0.5",
             Some(ratio >= COPY_TARGET),
         ),
     ])

@@ -65,6 +65,12 @@ pub struct Cli {
     /// Revisions of the memory benchmark's Windows-sized profile.
     #[arg(long, default_value_t = 8000)]
     pub memory_windows_revisions: usize,
+    /// Revisions of the storm's second run, with Windows-sized Core fragments (0: no second run).
+    #[arg(long, default_value_t = 8000)]
+    pub storm_windows_revisions: usize,
+    /// The fragment cache's bound in that run, in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub storm_windows_cache_mib: u64,
     /// Core fragment of each leaf update in the Windows-sized profile, in KiB.
     #[arg(long, default_value_t = 225)]
     pub core_kib: usize,
@@ -124,13 +130,24 @@ fn main() -> anyhow::Result<()> {
         // would inherit it.
         proc::unpin(std::process::id());
         rows.extend(match bench {
-            Bench::Storm => runtime.block_on(storm::run(&storm::StormConfig {
-                clients: cli.clients,
-                concurrency: cli.concurrency,
-                revisions: cli.revisions,
-                echo_seconds: cli.echo_seconds,
-                perf: cli.perf.clone(),
-            }))?,
+            Bench::Storm => {
+                let mut cfg = storm::StormConfig {
+                    clients: cli.clients,
+                    concurrency: cli.concurrency,
+                    revisions: cli.revisions,
+                    echo_seconds: cli.echo_seconds,
+                    perf: cli.perf.clone(),
+                    windows_sized: None,
+                };
+                let mut rows = runtime.block_on(storm::run(&cfg))?;
+                if cli.storm_windows_revisions > 0 {
+                    cfg.revisions = cli.storm_windows_revisions;
+                    cfg.windows_sized = Some((cli.core_kib, cli.storm_windows_cache_mib << 20));
+                    cfg.perf = None;
+                    rows.extend(runtime.block_on(storm::run(&cfg))?);
+                }
+                rows
+            }
             Bench::Overload => runtime.block_on(overload::run(&cli))?,
             Bench::Console => runtime.block_on(console::run(&cli))?,
             Bench::Ingest => runtime.block_on(ingest::run(&cli))?,

@@ -59,30 +59,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let revisions = cli.memory_windows_revisions;
     eprintln!("memory: generating and importing {revisions} revisions with {} KiB Core fragments", cli.core_kib);
-    // Only leaf updates carry big rules: pad them so the average over all revisions is
-    // the Windows product's.
-    let mut opts = wsus_catalog_gen::Options { revisions, seed: 12, ..Default::default() };
-    let mut leaves = 0usize;
-    wsus_catalog_gen::generate(&opts, |d| {
-        leaves += usize::from(padded(&d));
-        Ok(())
-    })?;
-    let per_leaf = cli.core_kib * 1024 * revisions / leaves.max(1);
-    // The Core fragment keeps less of the rules than the document holds (each rule's
-    // repeated namespace declaration goes): measure it on one padded leaf and scale.
-    opts.core_bytes = per_leaf;
-    let mut sampled = None;
-    let _ = wsus_catalog_gen::generate(&opts, |d| {
-        if padded(&d) {
-            let core = wsus_metadata::fragments::core(&wsus_metadata::Update::parse(d.xml)?).len();
-            sampled = Some(core);
-            anyhow::bail!("sampled");
-        }
-        Ok(())
-    });
-    if let Some(core) = sampled.filter(|c| *c > 0) {
-        opts.core_bytes = (per_leaf as f64 * per_leaf as f64 / core as f64) as usize;
-    }
+    let opts = windows_sized(revisions, cli.core_kib, 12)?;
     wsus_catalog_gen::write(&opts, dir.path(), None)?;
     wsus_e2e::import(&db, dir.path());
     drop(dir);
@@ -108,6 +85,35 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     }
     drop(pg);
     Ok(rows)
+}
+
+/// Options of a generated catalog whose Core fragments average `core_kib` over all its
+/// revisions, as the real Windows 11 product's do. Only leaf updates carry big rules: they
+/// are padded so that the average over all revisions comes out right.
+pub fn windows_sized(revisions: usize, core_kib: usize, seed: u64) -> anyhow::Result<wsus_catalog_gen::Options> {
+    let mut opts = wsus_catalog_gen::Options { revisions, seed, ..Default::default() };
+    let mut leaves = 0usize;
+    wsus_catalog_gen::generate(&opts, |d| {
+        leaves += usize::from(padded(&d));
+        Ok(())
+    })?;
+    let per_leaf = core_kib * 1024 * revisions / leaves.max(1);
+    // The Core fragment keeps less of the rules than the document holds (each rule's
+    // repeated namespace declaration goes): measure it on one padded leaf and scale.
+    opts.core_bytes = per_leaf;
+    let mut sampled = None;
+    let _ = wsus_catalog_gen::generate(&opts, |d| {
+        if padded(&d) {
+            let core = wsus_metadata::fragments::core(&wsus_metadata::Update::parse(d.xml)?).len();
+            sampled = Some(core);
+            anyhow::bail!("sampled");
+        }
+        Ok(())
+    });
+    if let Some(core) = sampled.filter(|c| *c > 0) {
+        opts.core_bytes = (per_leaf as f64 * per_leaf as f64 / core as f64) as usize;
+    }
+    Ok(opts)
 }
 
 struct Measured {

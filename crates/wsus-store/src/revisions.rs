@@ -206,6 +206,7 @@ async fn insert_revisions<'a>(
 
 /// Tables holding what a revision's document says; replaced wholesale when it changes.
 const CHILD_TABLES: &[&str] = &[
+    "DELETE FROM revision_xml WHERE revision_id = ANY($1)",
     "DELETE FROM fragment WHERE revision_id = ANY($1)",
     "DELETE FROM prerequisite WHERE revision_id = ANY($1)",
     "DELETE FROM bundle_member WHERE revision_id = ANY($1)",
@@ -251,11 +252,13 @@ async fn update_revisions(
 }
 
 /// Inserts documents, fragments, edges, files and driver data; returns how many files
-/// were new to the catalog.
+/// were new to the catalog. The revisions are new, or changed ones whose rows were just
+/// deleted, so nothing can clash but an edge a document names twice: those are left out
+/// here, and the rows go in without ON CONFLICT (its speculative insertion cost the narrow
+/// tables several times the insert itself).
 async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &NewRevision)]) -> Result<u64> {
     sqlx::query(
-        "INSERT INTO revision_xml (revision_id, sha256, body) SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[]) \
-         ON CONFLICT (revision_id) DO UPDATE SET sha256 = EXCLUDED.sha256, body = EXCLUDED.body, compression = 'none'",
+        "INSERT INTO revision_xml (revision_id, sha256, body) SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[])",
     )
     .bind(stored.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(stored.iter().map(|(_, r)| r.xml_sha256.to_vec()).collect::<Vec<_>>())
@@ -276,30 +279,36 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
             f_locale.push(locale.as_str());
             f_body.push(body.as_bytes().to_vec());
         }
+        let mut edges = HashSet::new();
         for (clause, c) in r.prerequisites.iter().enumerate() {
-            for u in &c.update_ids {
+            for u in c.update_ids.iter().filter(|u| edges.insert((clause, **u))) {
                 p_rid.push(*rid);
                 p_clause.push(clause as i32);
                 p_update.push(*u);
                 p_cat.push(c.is_category);
             }
         }
+        let mut members = HashSet::new();
         for (clause, c) in r.bundled.iter().enumerate() {
-            for m in c {
+            for m in c.iter().filter(|m| members.insert((clause, **m))) {
                 b_rid.push(*rid);
                 b_clause.push(clause as i32);
                 b_update.push(m.update_id);
                 b_rev.push(m.revision_number);
             }
         }
-        for s in &r.superseded {
+        let mut superseded = HashSet::new();
+        for s in r.superseded.iter().filter(|s| superseded.insert(**s)) {
             s_rid.push(*rid);
             s_update.push(*s);
         }
+        let mut linked = HashSet::new();
         for (ordinal, f) in r.files.iter().enumerate() {
-            rf_rid.push(*rid);
-            rf_sha1.push(f.sha1.to_vec());
-            rf_ord.push(ordinal as i32);
+            if linked.insert(f.sha1) {
+                rf_rid.push(*rid);
+                rf_sha1.push(f.sha1.to_vec());
+                rf_ord.push(ordinal as i32);
+            }
             files.entry(f.sha1).or_insert((f, r.mu_urls.get(&f.sha1)));
         }
     }
@@ -315,7 +324,7 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
     .await?;
     sqlx::query(
         "INSERT INTO prerequisite (revision_id, clause, update_id, is_category) \
-         SELECT * FROM unnest($1::int4[], $2::int4[], $3::uuid[], $4::bool[]) ON CONFLICT DO NOTHING",
+         SELECT * FROM unnest($1::int4[], $2::int4[], $3::uuid[], $4::bool[])",
     )
     .bind(&p_rid)
     .bind(&p_clause)
@@ -325,7 +334,7 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
     .await?;
     sqlx::query(
         "INSERT INTO bundle_member (revision_id, clause, member_update_id, member_revision_number) \
-         SELECT * FROM unnest($1::int4[], $2::int4[], $3::uuid[], $4::int4[]) ON CONFLICT DO NOTHING",
+         SELECT * FROM unnest($1::int4[], $2::int4[], $3::uuid[], $4::int4[])",
     )
     .bind(&b_rid)
     .bind(&b_clause)
@@ -335,7 +344,7 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
     .await?;
     sqlx::query(
         "INSERT INTO supersedence (revision_id, superseded_update_id) \
-         SELECT * FROM unnest($1::int4[], $2::uuid[]) ON CONFLICT DO NOTHING",
+         SELECT * FROM unnest($1::int4[], $2::uuid[])",
     )
     .bind(&s_rid)
     .bind(&s_update)
@@ -366,7 +375,7 @@ async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &Ne
     .count() as u64;
     sqlx::query(
         "INSERT INTO revision_file (revision_id, sha1, ordinal) \
-         SELECT * FROM unnest($1::int4[], $2::bytea[], $3::int4[]) ON CONFLICT DO NOTHING",
+         SELECT * FROM unnest($1::int4[], $2::bytea[], $3::int4[])",
     )
     .bind(&rf_rid)
     .bind(&rf_sha1)
@@ -466,8 +475,11 @@ pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     }
     let superseded: Vec<(i32, Uuid)> =
         sqlx::query_as("SELECT revision_id, superseded_update_id FROM supersedence").fetch_all(&mut *tx).await?;
+    // Rows of a revision deleted meanwhile are passed over.
     for (rid, u) in superseded {
-        nodes[index[&rid]].superseded.push(u);
+        if let Some(&i) = index.get(&rid) {
+            nodes[i].superseded.push(u);
+        }
     }
     let current_categories: Vec<(i32, Uuid, bool)> =
         sqlx::query_as("SELECT revision_id, category_update_id, via_bundle FROM revision_category")

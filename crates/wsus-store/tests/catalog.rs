@@ -303,3 +303,54 @@ async fn no_revision_escapes_an_incremental_downstream(pool: PgPool) {
     let all = upstream::update_revisions(&pool, Some(now), Some(whole)).await.unwrap();
     assert!(all.contains(&(engine.update_id, engine.revision_number)), "{all:?}");
 }
+
+/// The rows a document brings go out with their revision (migration 0010's trigger takes
+/// the place of ON DELETE CASCADE); an edge a document names twice is stored once.
+#[sqlx::test(migrations = false)]
+async fn a_revisions_rows_go_with_it_and_a_repeated_edge_is_stored_once(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let mut docs = reference_docs();
+    let leaf = docs.iter_mut().find(|d| !d.prerequisites.is_empty() && !d.files.is_empty()).expect("a leaf");
+    let clause = leaf.prerequisites[0].clone();
+    leaf.prerequisites[0].update_ids.extend(clause.update_ids.clone());
+    leaf.superseded.extend(leaf.superseded.clone());
+    leaf.files.push(leaf.files[0].clone());
+    let identity = leaf.identity;
+    revisions::import_batch(&pool, &docs).await.unwrap();
+    revisions::refresh_derived(&pool).await.unwrap();
+    let rid = revisions::revision_id(&pool, identity).await.unwrap().unwrap();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!("SELECT count(*) FROM {table} WHERE revision_id = $1");
+            let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(rid).fetch_one(&pool).await.unwrap();
+            n
+        }
+    };
+    assert_eq!(
+        count("prerequisite").await as usize,
+        clause.update_ids.len() + docs_edges_beyond_first(&docs, identity)
+    );
+    assert_eq!(count("revision_file").await, 1);
+    assert_eq!(count("revision_xml").await, 1);
+    assert!(count("fragment").await >= 2 && count("revision_category").await >= 1);
+
+    sqlx::query("DELETE FROM revision WHERE revision_id = $1").bind(rid).execute(&pool).await.unwrap();
+    for table in [
+        "revision_xml",
+        "fragment",
+        "prerequisite",
+        "bundle_member",
+        "supersedence",
+        "revision_file",
+        "revision_category",
+    ] {
+        assert_eq!(count(table).await, 0, "{table} keeps rows of a deleted revision");
+    }
+}
+
+/// Prerequisite edges of the revision's clauses after the first.
+fn docs_edges_beyond_first(docs: &[NewRevision], identity: UpdateIdentity) -> usize {
+    let d = docs.iter().find(|d| d.identity == identity).unwrap();
+    d.prerequisites.iter().skip(1).map(|c| c.update_ids.len()).sum()
+}
