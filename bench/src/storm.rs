@@ -13,7 +13,6 @@ use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use wsus_e2e::agent::Agent;
 use wsus_e2e::{PgCluster, free_port};
-use wsus_store::approvals::{self, Action, Approval};
 
 use crate::echo::{self, Request1};
 use crate::proc;
@@ -70,28 +69,6 @@ fn write_catalog(cfg: &StormConfig, base: &Path, late: &Path) -> anyhow::Result<
     Ok(())
 }
 
-async fn approve_latest_bundles(pool: &PgPool, how_many: i64) -> anyhow::Result<()> {
-    let bundles: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT update_id FROM revision WHERE is_bundle AND update_type = 'Software' \
-         AND update_id NOT IN (SELECT update_id FROM deployment WHERE deleted_at IS NULL) \
-         ORDER BY revision_id DESC LIMIT $1",
-    )
-    .bind(how_many)
-    .fetch_all(pool)
-    .await?;
-    for (update_id,) in bundles {
-        let a = Approval {
-            update_id,
-            group_id: wsus_store::ALL_COMPUTERS,
-            action: Action::Install,
-            deadline: None,
-            admin_name: Some("bench".into()),
-        };
-        approvals::approve(pool, &a).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    Ok(())
-}
-
 /// The root detectoid of each product of a generated catalog: a machine without it has
 /// none of the product's updates.
 pub async fn product_roots(pool: &PgPool) -> anyhow::Result<Vec<uuid::Uuid>> {
@@ -115,7 +92,7 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     eprintln!("storm: importing it");
     wsus_e2e::import(&db, &base);
     let pool = PgPool::connect(&db).await?;
-    approve_latest_bundles(&pool, 20).await?;
+    wsus_e2e::approve_bundles(&pool, 20, true).await?;
 
     let bound = cfg.windows_sized.map(|(_, bound)| ("WSUS_FRAGMENT_CACHE_BYTES", bound.to_string()));
     let servers = crate::servers::start(&db, bound.as_slice()).await?;
@@ -207,7 +184,7 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     // Patch Tuesday: ten new revisions, the new bundles approved.
     let version_before = wsus_store::catalog::version(&pool).await?.version;
     wsus_e2e::import(&db, &late);
-    approve_latest_bundles(&pool, 10).await?;
+    wsus_e2e::approve_bundles(&pool, 10, true).await?;
     let version = wsus_store::catalog::version(&pool).await?.version;
     anyhow::ensure!(version > version_before, "the new revisions did not change the catalog");
     // Wait until the gateway serves them (it reloads on the change notification).

@@ -348,6 +348,32 @@ pub fn import(database_url: &str, path: &Path) {
     assert!(ok, "sync-worker import {}: {out}{err}", path.display());
 }
 
+/// Approves for All Computers `how_many` software bundles that have no approval yet, the
+/// newest (by revision id) or the oldest first; returns how many it approved.
+pub async fn approve_bundles(pool: &sqlx::PgPool, how_many: i64, newest: bool) -> anyhow::Result<usize> {
+    use wsus_store::approvals::{self, Action, Approval};
+    let order = if newest { "DESC" } else { "ASC" };
+    let bundles: Vec<(uuid::Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT update_id FROM revision WHERE is_bundle AND update_type = 'Software' \
+         AND update_id NOT IN (SELECT update_id FROM deployment WHERE deleted_at IS NULL) \
+         ORDER BY revision_id {order} LIMIT $1"
+    )))
+    .bind(how_many)
+    .fetch_all(pool)
+    .await?;
+    for (update_id,) in &bundles {
+        let a = Approval {
+            update_id: *update_id,
+            group_id: wsus_store::ALL_COMPUTERS,
+            action: Action::Install,
+            deadline: None,
+            admin_name: Some("test".into()),
+        };
+        approvals::approve(pool, &a).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(bundles.len())
+}
+
 /// Runs a binary to completion with `env`; returns (success, stdout, stderr).
 pub fn run_binary(name: &str, args: &[&str], env: &HashMap<&str, String>) -> (bool, String, String) {
     let out = Command::new(binary(name))

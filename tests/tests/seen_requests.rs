@@ -10,7 +10,6 @@ use sqlx::PgPool;
 use wsus_e2e::agent::{Agent, CLIENT_NS};
 use wsus_e2e::{PgCluster, System};
 use wsus_soap::Element;
-use wsus_store::approvals::{self, Action, Approval};
 
 const PATH: &str = "/ClientWebService/client.asmx";
 
@@ -47,29 +46,6 @@ fn count(answer: &Element, container: &str) -> usize {
     find(answer, container).map_or(0, |n| n.children.len())
 }
 
-async fn approve_bundles(pool: &PgPool, how_many: i64) {
-    let bundles: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT update_id FROM revision WHERE is_bundle AND update_type = 'Software' \
-         AND update_id NOT IN (SELECT update_id FROM deployment WHERE deleted_at IS NULL) \
-         ORDER BY revision_id LIMIT $1",
-    )
-    .bind(how_many)
-    .fetch_all(pool)
-    .await
-    .unwrap();
-    assert!(!bundles.is_empty());
-    for (update_id,) in bundles {
-        let a = Approval {
-            update_id,
-            group_id: wsus_store::ALL_COMPUTERS,
-            action: Action::Install,
-            deadline: None,
-            admin_name: Some("test".into()),
-        };
-        approvals::approve(pool, &a).await.unwrap();
-    }
-}
-
 async fn served_version(http: &reqwest::Client, system: &System) -> i64 {
     let metrics = http.get(format!("{}/metrics", system.gateway_url)).send().await.unwrap().text().await.unwrap();
     metrics
@@ -88,7 +64,7 @@ async fn a_request_seen_before_is_answered_as_a_full_parse_answers_it() {
     wsus_catalog_gen::write(&opts, dir.path(), None).unwrap();
     wsus_e2e::import(&db, dir.path());
     let pool = PgPool::connect(&db).await.unwrap();
-    approve_bundles(&pool, 5).await;
+    assert!(wsus_e2e::approve_bundles(&pool, 5, false).await.unwrap() > 0);
     let system = System::start(&db);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
@@ -115,7 +91,7 @@ async fn a_request_seen_before_is_answered_as_a_full_parse_answers_it() {
 
     // The catalog changes: what was computed for the old one is not answered again.
     let version = served_version(&http, &system).await;
-    approve_bundles(&pool, 5).await;
+    assert!(wsus_e2e::approve_bundles(&pool, 5, false).await.unwrap() > 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while served_version(&http, &system).await <= version {
         assert!(std::time::Instant::now() < deadline, "the gateway did not load the new catalog");

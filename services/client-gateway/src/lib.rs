@@ -92,7 +92,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         report_admission,
         server_admission,
     };
-    let gauges = tokio::spawn(catalog_gauges(gateway.memory.clone(), gateway.fragments.clone(), shell.metrics.clone()));
+    let gauges = tokio::spawn(catalog_gauges(gateway.clone(), shell.metrics.clone()));
     let https = match &gateway.config.tls {
         Some(tls) => Some(shell.serve_https(router(gateway.clone()), tls.addr, &tls.cert, &tls.key).await?),
         None => None,
@@ -109,7 +109,8 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
 }
 
 /// Keeps the catalog gauges (revisions served, catalog version, bytes held) current.
-async fn catalog_gauges(memory: Memory, fragments: Arc<fragments::FragmentCache>, metrics: Arc<wsus_service::Metrics>) {
+async fn catalog_gauges(gateway: Gateway, metrics: Arc<wsus_service::Metrics>) {
+    let (memory, fragments) = (&gateway.memory, &gateway.fragments);
     use wsus_service::Gauge;
     let (revisions, version, bytes) = (Gauge::<i64>::default(), Gauge::<i64>::default(), Gauge::<i64>::default());
     metrics.register("catalog_revisions", "Revisions in the in-memory catalog", revisions.clone());
@@ -121,6 +122,12 @@ async fn catalog_gauges(memory: Memory, fragments: Arc<fragments::FragmentCache>
         "Bytes of the fragment cache (bounded by WSUS_FRAGMENT_CACHE_BYTES)",
         fragment_bytes.clone(),
     );
+    let seen_bytes = Gauge::<i64>::default();
+    metrics.register(
+        "seen_requests_bytes",
+        "Approximate bytes of the SyncUpdates requests kept to be recognised again",
+        seen_bytes.clone(),
+    );
     loop {
         if let Some(c) = memory.catalog.load_full() {
             revisions.set(c.revision_count() as i64);
@@ -128,6 +135,7 @@ async fn catalog_gauges(memory: Memory, fragments: Arc<fragments::FragmentCache>
             bytes.set(c.approx_bytes() as i64);
         }
         fragment_bytes.set(fragments.bytes() as i64);
+        seen_bytes.set(gateway.seen_requests.bytes() as i64);
         tokio::time::sleep(std::time::Duration::from_secs(10)).await;
     }
 }

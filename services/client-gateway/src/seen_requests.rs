@@ -16,9 +16,15 @@ use wsus_soap::wusp::SyncUpdatesRequest;
 pub const DEFAULT_BOUND_BYTES: usize = 32 << 20;
 /// Scans kept per request: one per catalog, group set and change marker seen lately.
 const SCANS_PER_REQUEST: usize = 8;
+/// A scan is kept when its result is this small: the common rescan (nothing or a few
+/// updates new). A large one (a machine's first scan after GetCookie, told every cached
+/// update) comes once per machine and costs less to compute again than to hold.
+const MAX_KEPT_SCAN_BYTES: usize = 16 << 10;
 
 /// A request seen before: what it decoded to and the scans answered for it.
 pub struct Seen {
+    /// What it holds, about: its bytes and its decoded ids.
+    bytes: usize,
     before_len: usize,
     /// The request's bytes before and after its cookie, end to end.
     outside: Box<[u8]>,
@@ -64,6 +70,9 @@ impl Seen {
     }
 
     pub fn keep_scan(&self, key: ScanKey, result: Arc<ScanResult>) {
+        if scan_bytes(&result) > MAX_KEPT_SCAN_BYTES {
+            return;
+        }
         let mut scans = self.scans.lock().expect("scans");
         // Scans of catalogs no longer served go first.
         scans.retain(|(k, _)| k.catalog.strong_count() > 0);
@@ -72,6 +81,15 @@ impl Seen {
         }
         scans.push_back((key, result));
     }
+}
+
+/// About what a scan result holds.
+fn scan_bytes(r: &ScanResult) -> usize {
+    let offered = r.new_updates.iter().chain(&r.changed);
+    let heap: usize = offered.clone().flat_map(|o| &o.hardware_ids).map(String::len).sum();
+    offered.count() * std::mem::size_of::<wsus_catalog::index::Offered>()
+        + heap
+        + (r.out_of_scope.len() + r.deployed_out_of_scope.len()) * std::mem::size_of::<i32>()
 }
 
 #[derive(Default)]
@@ -109,8 +127,10 @@ impl SeenRequests {
 
     /// Keeps a decoded request; the oldest go when the bound is passed.
     pub fn insert(&self, span: &CookieSpan<'_>, version: SoapVersion, request: SyncUpdatesRequest) -> Arc<Seen> {
-        let size = span.before.len() + span.after.len();
+        let ids = request.installed_non_leaf.len() + request.other_cached.len() + request.cached_driver_ids.len();
+        let size = span.before.len() + span.after.len() + ids * std::mem::size_of::<i32>();
         let seen = Arc::new(Seen {
+            bytes: size,
             before_len: span.before.len(),
             outside: [span.before, span.after].concat().into_boxed_slice(),
             version,
@@ -130,7 +150,7 @@ impl SeenRequests {
             let mut freed = 0;
             if let Some(list) = entries.by_hash.get_mut(&old_hash) {
                 if let Some(i) = list.iter().position(|s| Arc::as_ptr(s) as usize == old) {
-                    freed = list.swap_remove(i).outside.len();
+                    freed = list.swap_remove(i).bytes;
                 }
                 if list.is_empty() {
                     entries.by_hash.remove(&old_hash);
@@ -174,8 +194,33 @@ mod tests {
     }
 
     #[test]
+    fn small_scans_are_kept_and_large_ones_are_not() {
+        let seen = SeenRequests::new(1 << 20);
+        let first = body("1", "A");
+        let request = seen.insert(&span(&first), SoapVersion::Soap11, SyncUpdatesRequest::default());
+        let catalog = Arc::new(CatalogIndex::build(Default::default()));
+        let key = || ScanKey {
+            catalog: Arc::downgrade(&catalog),
+            groups: vec![],
+            since_version: 0,
+            groups_changed: false,
+            two_group_out_of_scope: false,
+            page_size: 30,
+        };
+        let large = ScanResult { out_of_scope: vec![1; MAX_KEPT_SCAN_BYTES], ..Default::default() };
+        request.keep_scan(key(), Arc::new(large));
+        assert!(request.scan(&key()).is_none());
+        request.keep_scan(key(), Arc::new(ScanResult { out_of_scope: vec![1; 10], ..Default::default() }));
+        assert_eq!(request.scan(&key()).map(|r| r.out_of_scope.len()), Some(10));
+        // Another catalog: not the same scan.
+        let other = Arc::new(CatalogIndex::build(Default::default()));
+        assert!(request.scan(&ScanKey { catalog: Arc::downgrade(&other), ..key() }).is_none());
+    }
+
+    #[test]
     fn the_oldest_go_past_the_bound() {
         let first = body("1", "A");
+        // No ids decoded here: a request holds its bytes around the cookie.
         let one = span(&first).before.len() + span(&first).after.len();
         let seen = SeenRequests::new(one * 2);
         for ids in ["1", "2", "3"] {
