@@ -13,6 +13,7 @@ mod client;
 mod client_address;
 mod content;
 mod fragments;
+mod packed_blocks;
 mod reports;
 mod rollup;
 mod seen_requests;
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub fragments: Arc<fragments::FragmentCache>,
     /// SyncUpdates requests already seen, by their bytes around the cookie.
     pub seen_requests: Arc<seen_requests::SeenRequests>,
+    /// Xpress blocks compressed for earlier answers.
+    pub packed_blocks: Arc<packed_blocks::PackedBlocks>,
     /// Admission of every SOAP request but event reports.
     pub admission: Arc<admission::Admission>,
     /// Admission of event reports (ReportEventBatch).
@@ -88,6 +91,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),
         seen_requests: Arc::new(seen_requests::SeenRequests::new(seen_requests::DEFAULT_BOUND_BYTES)),
+        packed_blocks: Arc::new(packed_blocks::PackedBlocks::new(packed_blocks::DEFAULT_BOUND_BYTES)),
         admission,
         report_admission,
         server_admission,

@@ -200,8 +200,9 @@ fn shed(gw: &Gateway, service: Service, request: &Request, why: Shed) -> Respons
 
 async fn handle(gw: Gateway, service: Service, request: Request) -> Response {
     let xpress = accepts_xpress(request.headers());
+    let blocks = gw.packed_blocks.clone();
     let response = answer(gw, service, request).await;
-    if xpress { compress(response).await } else { response }
+    if xpress { compress(blocks, response).await } else { response }
 }
 
 /// Whether the client sent `Accept-Encoding: xpress` (as Windows clients do).
@@ -214,8 +215,9 @@ fn accepts_xpress(headers: &HeaderMap) -> bool {
         .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("xpress")))
 }
 
-/// Xpress-encodes a SOAP response when that makes it smaller.
-async fn compress(response: Response) -> Response {
+/// Xpress-encodes a SOAP response when that makes it smaller; blocks compressed for an
+/// earlier answer are taken as they are (crate::packed_blocks).
+async fn compress(blocks: std::sync::Arc<crate::packed_blocks::PackedBlocks>, response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "").into_response();
@@ -224,9 +226,11 @@ async fn compress(response: Response) -> Response {
     // Compression is CPU work; large bodies leave the async threads.
     let packed = if bytes.len() > 64 * 1024 {
         let b = bytes.clone();
-        tokio::task::spawn_blocking(move || wsus_xpress::compress(&b)).await.unwrap_or_default()
+        tokio::task::spawn_blocking(move || wsus_xpress::compress_with(&b, |block| blocks.pack(block)))
+            .await
+            .unwrap_or_default()
     } else {
-        wsus_xpress::compress(&bytes)
+        wsus_xpress::compress_with(&bytes, |block| blocks.pack(block))
     };
     if packed.is_empty() || packed.len() >= bytes.len() {
         return Response::from_parts(parts, Body::from(bytes));
