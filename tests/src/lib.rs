@@ -13,9 +13,25 @@ use std::time::{Duration, Instant};
 
 pub mod agent;
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+/// A free TCP port on 127.0.0.1 for a service a test starts. Taken below Linux's
+/// ephemeral range (32768-60999): a port the kernel hands out for port 0 may be handed
+/// again to an outgoing connection (a test's HTTP or Postgres client) before the service
+/// binds it, which made a service fail with "address in use" now and then. A counter keeps
+/// this process's ports apart, the process id other processes', a bind test the rest.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 40) * 300;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT);
 }
 
 /// `testdata/<path>` of the repository, and its bytes.
