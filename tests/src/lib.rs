@@ -188,7 +188,29 @@ pub fn bin_dir() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(p.exists(), "{} is missing: run `cargo build --bins` first (scripts/test does)", p.display());
+    if let Some(newer) = newer_source(&p) {
+        panic!(
+            "{} is older than {}, which it is built from: run `cargo build --workspace --bins` first (scripts/test does)",
+            p.display(),
+            newer.display()
+        );
+    }
     p
+}
+
+/// A source file newer than the binary `bin`, by the dep-info cargo writes beside it
+/// (`<bin>.d`: the binary, then every file it was built from). A test that ran a stale
+/// binary would test old code and say nothing. None without dep-info.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let deps = std::fs::read_to_string(bin.with_extension("d")).ok()?;
+    let (_, sources) = deps.lines().next()?.split_once(": ")?;
+    // Spaces inside a path are escaped with a backslash.
+    let sources = sources.replace("\\ ", "\0");
+    sources
+        .split_whitespace()
+        .map(|s| PathBuf::from(s.replace('\0', " ")))
+        .find(|source| std::fs::metadata(source).and_then(|m| m.modified()).is_ok_and(|changed| changed > built))
 }
 
 /// A running service binary; killed when dropped. Its stdout+stderr go to a log file.
@@ -611,5 +633,29 @@ impl TlsFront {
             ca_file: certificate.ca_file.clone(),
             _certificate: certificate,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn a_binary_older_than_a_source_it_lists_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, source) = (dir.path().join("svc"), dir.path().join("a file.rs"));
+        std::fs::write(&bin, b"").unwrap();
+        std::fs::write(&source, b"").unwrap();
+        let deps = format!("{}: {}\n", bin.display(), source.display().to_string().replace(' ', "\\ "));
+        std::fs::write(dir.path().join("svc.d"), deps).unwrap();
+        let at = |path: &Path, t: SystemTime| File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+        let now = SystemTime::now();
+        at(&bin, now);
+        at(&source, now - Duration::from_secs(60));
+        assert_eq!(newer_source(&bin), None);
+        at(&source, now + Duration::from_secs(60));
+        assert_eq!(newer_source(&bin), Some(source));
     }
 }
