@@ -15,11 +15,10 @@ mod content;
 mod fragments;
 mod packed_blocks;
 mod reports;
-mod rollup;
 mod seen_requests;
-mod server_sync;
 mod soap;
 mod state;
+mod uss;
 mod wsdl;
 
 pub use state::Memory;

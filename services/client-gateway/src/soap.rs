@@ -415,7 +415,7 @@ async fn computer_status_answer(
     let version = request.version;
     let started = std::time::Instant::now();
     let span = tracing::info_span!("soap_operation", "otel.name" = OP, service = Service::Reporting.label());
-    let result = crate::rollup::rollup_computer_status(gw, request).instrument(span).await;
+    let result = crate::uss::rollup::rollup_computer_status(gw, request).instrument(span).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err((code, _)) => code.as_str(),
@@ -463,24 +463,30 @@ async fn perform(gw: &Gateway, ctx: &Context, service: Service, op: &str, elemen
         }
         (Service::Reporting, "GetRequiredInventoryType") => crate::reports::get_required_inventory_type(gw, element),
         (Service::Reporting, "ReportInventory") => crate::reports::report_inventory(gw, element),
-        (Service::Reporting, "GetRollupConfiguration") => crate::rollup::get_rollup_configuration(gw, element).await,
-        (Service::Reporting, "RollupDownstreamServers") => crate::rollup::rollup_downstream_servers(gw, element).await,
-        (Service::Reporting, "RollupComputers") => crate::rollup::rollup_computers(gw, element).await,
-        (Service::Reporting, "GetOutOfSyncComputers") => crate::rollup::get_out_of_sync_computers(gw, element).await,
-        (Service::DssAuth, "GetAuthorizationCookie") => crate::server_sync::get_authorization_cookie(gw, element).await,
-        (Service::ServerSync, "GetAuthConfig") => crate::server_sync::get_auth_config(gw),
-        (Service::ServerSync, "GetCookie") => crate::server_sync::get_cookie(gw, element),
-        (Service::ServerSync, "GetConfigData") => crate::server_sync::get_config_data(gw, element).await,
-        (Service::ServerSync, "GetRevisionIdList") => crate::server_sync::get_revision_id_list(gw, element).await,
-        (Service::ServerSync, "GetUpdateDecryptionData") => {
-            crate::server_sync::get_update_decryption_data(gw, element).await
+        (Service::Reporting, "GetRollupConfiguration") => {
+            crate::uss::rollup::get_rollup_configuration(gw, element).await
         }
-        (Service::ServerSync, "GetDriverIdList") => crate::server_sync::get_driver_id_list(gw, element).await,
-        (Service::ServerSync, "GetDriverSetData") => crate::server_sync::get_driver_set_data(gw, element).await,
-        (Service::ServerSync, "Ping") => crate::server_sync::ping(gw).await,
-        (Service::ServerSync, "DownloadFiles") => crate::server_sync::download_files(gw, element).await,
-        (Service::ServerSync, "GetDeployments") => crate::server_sync::get_deployments(gw, element).await,
-        (Service::ServerSync, "GetUpdateData") => crate::server_sync::get_update_data(gw, ctx, element).await,
+        (Service::Reporting, "RollupDownstreamServers") => {
+            crate::uss::rollup::rollup_downstream_servers(gw, element).await
+        }
+        (Service::Reporting, "RollupComputers") => crate::uss::rollup::rollup_computers(gw, element).await,
+        (Service::Reporting, "GetOutOfSyncComputers") => {
+            crate::uss::rollup::get_out_of_sync_computers(gw, element).await
+        }
+        (Service::DssAuth, "GetAuthorizationCookie") => crate::uss::sync::get_authorization_cookie(gw, element).await,
+        (Service::ServerSync, "GetAuthConfig") => crate::uss::sync::get_auth_config(gw),
+        (Service::ServerSync, "GetCookie") => crate::uss::sync::get_cookie(gw, element),
+        (Service::ServerSync, "GetConfigData") => crate::uss::sync::get_config_data(gw, element).await,
+        (Service::ServerSync, "GetRevisionIdList") => crate::uss::sync::get_revision_id_list(gw, element).await,
+        (Service::ServerSync, "GetUpdateDecryptionData") => {
+            crate::uss::sync::get_update_decryption_data(gw, element).await
+        }
+        (Service::ServerSync, "GetDriverIdList") => crate::uss::sync::get_driver_id_list(gw, element).await,
+        (Service::ServerSync, "GetDriverSetData") => crate::uss::sync::get_driver_set_data(gw, element).await,
+        (Service::ServerSync, "Ping") => crate::uss::sync::ping(gw).await,
+        (Service::ServerSync, "DownloadFiles") => crate::uss::sync::download_files(gw, element).await,
+        (Service::ServerSync, "GetDeployments") => crate::uss::sync::get_deployments(gw, element).await,
+        (Service::ServerSync, "GetUpdateData") => crate::uss::sync::get_update_data(gw, ctx, element).await,
         _ => return None,
     })
 }

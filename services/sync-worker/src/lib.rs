@@ -18,10 +18,9 @@ use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
 pub mod cleanup;
+pub mod dss;
 pub mod lease;
-pub mod rollup;
 pub mod schedule;
-pub mod server_sync;
 pub mod transfer;
 
 /// sync-worker's own commands.
@@ -74,14 +73,14 @@ fn sync_context(
     pool: PgPool,
     identity: &wsus_store::identity::Identity,
     lease: Option<Arc<lease::LeaseLock>>,
-) -> server_sync::SyncContext {
-    server_sync::SyncContext {
+) -> dss::sync::SyncContext {
+    dss::sync::SyncContext {
         pool,
         upstream_url: config.upstream_url.clone(),
         content_dir: config.content_dir.clone(),
-        me: server_sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
+        me: dss::sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
         replica: config.replica,
-        transport: server_sync::Transport {
+        transport: dss::sync::Transport {
             proxy: config.upstream_proxy.clone(),
             ca_file: config.upstream_ca_file.clone(),
         },
@@ -91,15 +90,15 @@ fn sync_context(
 
 /// Runs `attempt` again while another replica's run holds its lock (for up to an hour),
 /// as a command run by hand should rather wait than fail.
-async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, server_sync::SyncError>
+async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, dss::sync::SyncError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, server_sync::SyncError>>,
+    Fut: std::future::Future<Output = Result<T, dss::sync::SyncError>>,
 {
     let deadline = std::time::Instant::now() + Duration::from_secs(3600);
     loop {
         match attempt().await {
-            Err(server_sync::SyncError::Busy(what)) if std::time::Instant::now() < deadline => {
+            Err(dss::sync::SyncError::Busy(what)) if std::time::Instant::now() < deadline => {
                 tracing::info!(what, "another run holds it; waiting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -143,7 +142,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
             let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
-            let outcome = when_free(|| rollup::rollup_once(&ctx)).await?;
+            let outcome = when_free(|| dss::rollup::rollup_once(&ctx)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -175,7 +174,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
             let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
-            let outcome = when_free(|| server_sync::sync_once(&ctx, "cli")).await?;
+            let outcome = when_free(|| dss::sync::sync_once(&ctx, "cli")).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -267,8 +266,8 @@ fn status_from_store(e: StoreError) -> Status {
     }
 }
 
-fn status_from_sync(e: server_sync::SyncError) -> Status {
-    use server_sync::SyncError;
+fn status_from_sync(e: dss::sync::SyncError) -> Status {
+    use dss::sync::SyncError;
     match e {
         SyncError::NoUpstream => Status::failed_precondition(e.to_string()),
         SyncError::Busy(_) => Status::already_exists(e.to_string()),
@@ -309,9 +308,9 @@ impl Sync {
         Self { pool, config: Arc::new(config), lease }
     }
 
-    async fn context(&self) -> Result<server_sync::SyncContext, Status> {
+    async fn context(&self) -> Result<dss::sync::SyncContext, Status> {
         if self.config.upstream_url.is_none() {
-            return Err(status_from_sync(server_sync::SyncError::NoUpstream));
+            return Err(status_from_sync(dss::sync::SyncError::NoUpstream));
         }
         let me = wsus_store::identity::current(&self.pool)
             .await
@@ -346,7 +345,7 @@ impl SyncService for Sync {
             other => return Err(Status::invalid_argument(format!("trigger {other:?} is not manual or schedule"))),
         };
         let ctx = self.context().await?;
-        let started = server_sync::begin(&ctx, trigger).await.map_err(status_from_sync)?;
+        let started = dss::sync::begin(&ctx, trigger).await.map_err(status_from_sync)?;
         let sync_id = started.sync_id;
         tokio::spawn(async move {
             let _ = started.run(&ctx).await;

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 use wsus_store::{settings, sync_history};
 
-use crate::server_sync::{self, SyncContext, SyncError};
+use crate::dss::sync::{self, SyncContext, SyncError};
 
 /// This server's offset into each interval: stable across restarts and replicas.
 pub fn offset(server_id: Uuid, per_day: u32) -> TimeDelta {
@@ -57,7 +57,7 @@ pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
         {
             continue;
         }
-        match server_sync::sync_once(&ctx, "schedule").await {
+        match sync::sync_once(&ctx, "schedule").await {
             Ok(o) => tracing::info!(sync_id = o.sync_id, new = o.revisions_new, "scheduled sync done"),
             Err(SyncError::Busy(_)) => tracing::info!("a sync is already running; this slot is skipped"),
             Err(e) => tracing::warn!(error = %e, "scheduled sync failed"),
@@ -73,7 +73,7 @@ pub async fn drain_downloads(ctx: SyncContext, every: Duration, stop: tokio_util
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match server_sync::drain_downloads(&ctx).await {
+        match sync::drain_downloads(&ctx).await {
             Ok(o) if o.files_downloaded + o.files_failed > 0 => {
                 tracing::info!(
                     downloaded = o.files_downloaded,
@@ -90,7 +90,7 @@ pub async fn drain_downloads(ctx: SyncContext, every: Duration, stop: tokio_util
 /// Rolls up to the upstream when the last rollup is older than [`ROLLUP_EVERY`] (besides
 /// the rollup after each sync), checking every ten minutes until `stop`.
 pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
-    let Some(url) = ctx.upstream_url.clone().filter(|u| !server_sync::is_microsoft_update(u)) else { return };
+    let Some(url) = ctx.upstream_url.clone().filter(|u| !sync::is_microsoft_update(u)) else { return };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -104,7 +104,7 @@ pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken
             }
         };
         if due {
-            match crate::rollup::rollup_once(&ctx).await {
+            match crate::dss::rollup::rollup_once(&ctx).await {
                 Ok(o) => tracing::info!(computers = o.computers, statuses = o.statuses, "scheduled rollup done"),
                 Err(SyncError::Busy(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled rollup failed"),

@@ -455,7 +455,7 @@ impl Started {
         upstream_state::unlock(self.lock, &self.url).await?;
         // Reporting follows each successful sync (Microsoft Update takes none).
         if result.is_ok() && !is_microsoft_update(&self.url) {
-            match crate::rollup::rollup_once(ctx).await {
+            match crate::dss::rollup::rollup_once(ctx).await {
                 Ok(r) => tracing::info!(computers = r.computers, statuses = r.statuses, "rollup after sync done"),
                 Err(SyncError::Busy(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "rollup after sync failed; the next one sends it"),

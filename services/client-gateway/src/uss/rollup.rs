@@ -28,7 +28,7 @@ fn cookie_present(op: &Element) -> Result<(), OpError> {
 
 /// Refuses a caller taken off `WSUS_DSS_ALLOWLIST` since it was admitted.
 async fn caller_allowed(gw: &Gateway, server_id: uuid::Uuid) -> Result<(), OpError> {
-    crate::server_sync::still_allowed(gw, &server_id.to_string()).await
+    crate::uss::sync::still_allowed(gw, &server_id.to_string()).await
 }
 
 fn rpc_error(status: tonic::Status) -> OpError {
