@@ -347,9 +347,9 @@ pub async fn runs_page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result
 
 /// Takes the cleanup lock (one run at a time across replicas); None when another holds it.
 pub async fn try_lock(pool: &PgPool) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
-    crate::upstream_state::try_lock(pool, "cleanup").await
+    crate::dss::try_lock(pool, "cleanup").await
 }
 
 pub async fn unlock(conn: sqlx::pool::PoolConnection<sqlx::Postgres>) -> Result<()> {
-    crate::upstream_state::unlock(conn, "cleanup").await
+    crate::dss::unlock(conn, "cleanup").await
 }

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cleanup;
 pub mod computers;
 pub mod downstream;
+pub mod dss;
 pub mod identity;
 pub mod index;
 pub mod listen;
@@ -23,8 +24,7 @@ pub mod settings;
 pub mod summary;
 pub mod sync_history;
 pub mod updates;
-pub mod upstream;
-pub mod upstream_state;
+pub mod uss;
 
 pub use sqlx::PgPool;
 

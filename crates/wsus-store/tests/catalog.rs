@@ -251,7 +251,7 @@ async fn a_client_miss_only_loses_files_present_before_it(pool: PgPool) {
 /// those revisions after its anchor once their membership is there.
 #[sqlx::test(migrations = false)]
 async fn no_revision_escapes_an_incremental_downstream(pool: PgPool) {
-    use wsus_store::upstream;
+    use wsus_store::uss;
     migrate::run(&pool).await.unwrap();
     let docs = reference_docs();
     let (bundles, rest): (Vec<NewRevision>, Vec<NewRevision>) = docs.into_iter().partition(|d| !d.bundled.is_empty());
@@ -265,13 +265,13 @@ async fn no_revision_escapes_an_incremental_downstream(pool: PgPool) {
     let listed = |since: Option<i64>| {
         let (pool, filter) = (&pool, &filter);
         async move {
-            let f = upstream::UpdateFilter {
+            let f = uss::UpdateFilter {
                 products: filter,
                 classifications: filter,
                 whole_products: &[],
                 whole_classifications: &[],
             };
-            upstream::update_revisions(pool, since, Some(f))
+            uss::update_revisions(pool, since, Some(f))
                 .await
                 .unwrap()
                 .into_iter()
@@ -294,13 +294,13 @@ async fn no_revision_escapes_an_incremental_downstream(pool: PgPool) {
     let now = catalog::version(&pool).await.unwrap().version;
     assert!(!listed(Some(now)).await.contains(&engine), "and not again once the downstream has it");
     // A product asked for whole (Delta false) lists all it holds, whatever the anchor.
-    let whole = upstream::UpdateFilter {
+    let whole = uss::UpdateFilter {
         products: &filter,
         classifications: &filter,
         whole_products: &filter,
         whole_classifications: &[],
     };
-    let all = upstream::update_revisions(&pool, Some(now), Some(whole)).await.unwrap();
+    let all = uss::update_revisions(&pool, Some(now), Some(whole)).await.unwrap();
     assert!(all.contains(&(engine.update_id, engine.revision_number)), "{all:?}");
 }
 

@@ -7,7 +7,7 @@ use uuid::{Uuid, uuid};
 use wsus_metadata::Update;
 use wsus_store::revisions::{self, NewRevision};
 use wsus_store::rules::{self, Applied, Rule};
-use wsus_store::{approvals, migrate, upstream};
+use wsus_store::{approvals, migrate, uss};
 
 const KB2267602: Uuid = uuid!("a2fef9b0-7951-4c2c-a42b-9e351dd1c1fe");
 const DEFINITION_UPDATES: Uuid = uuid!("e0789628-ce08-4437-be74-2495b842f43b");
@@ -91,12 +91,12 @@ async fn rules_approve_new_revisions_follow_and_expire(pool: PgPool) {
     assert_ne!(now[0].deployment_id, first, "a new deployment");
     assert_eq!((now[0].group_id, now[0].deadline), (approvals[0].group_id, approvals[0].deadline), "same approval");
     let upto = wsus_store::catalog::version(&pool).await.unwrap().version;
-    let sent = upstream::deployments_between(&pool, Some(before), upto).await.unwrap();
+    let sent = uss::deployments_between(&pool, Some(before), upto).await.unwrap();
     assert_eq!(
         sent.iter().map(|d| (d.deployment_id, d.revision_number)).collect::<Vec<_>>(),
         [(now[0].deployment_id, 201)]
     );
-    assert_eq!(upstream::dead_deployments_between(&pool, Some(before), upto).await.unwrap(), [first]);
+    assert_eq!(uss::dead_deployments_between(&pool, Some(before), upto).await.unwrap(), [first]);
 
     // A revision with license terms nobody accepted keeps the old approval.
     let eula = Uuid::new_v4();

@@ -452,7 +452,7 @@ async fn the_administrators_levers(pool: PgPool) {
     let (_, runs) = api.get("/api/v1/cleanup/runs").await;
     conforms(&doc, "CleanupRun", &runs["items"][0]);
     assert_eq!(runs["items"][0]["counts"]["superseded_declined"], 3);
-    wsus_store::upstream::record_downstream_server(&pool, uuid::Uuid::new_v4(), "dss.contoso.test").await.unwrap();
+    wsus_store::uss::record_downstream_server(&pool, uuid::Uuid::new_v4(), "dss.contoso.test").await.unwrap();
     let (_, servers) = api.get("/api/v1/downstream-servers").await;
     conforms(&doc, "DownstreamServer", &servers["items"][0]);
     assert_eq!(api.call(Method::POST, "/api/v1/cleanup/start", "reader-token-1", None).await.0, 403);

@@ -96,7 +96,7 @@ pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
-        let due = match wsus_store::upstream_state::rollup_state(&ctx.pool, &url).await {
+        let due = match wsus_store::dss::rollup_state(&ctx.pool, &url).await {
             Ok((_, last)) => last.is_none_or(|t| Utc::now() - t > ROLLUP_EVERY),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the rollup state");
@@ -172,7 +172,7 @@ pub async fn sync_gauges(pool: wsus_store::PgPool, metrics: std::sync::Arc<wsus_
             last_success.set(at.timestamp());
             lag.set((Utc::now() - at).num_seconds());
         }
-        if let Ok(n) = wsus_store::upstream_state::queued_downloads(&pool).await {
+        if let Ok(n) = wsus_store::dss::queued_downloads(&pool).await {
             queued.set(n);
         }
         tokio::time::sleep(Duration::from_secs(15)).await;

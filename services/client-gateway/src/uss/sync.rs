@@ -63,7 +63,7 @@ pub async fn get_authorization_cookie(gw: &Gateway, op: &Element) -> OpResult {
         return Err((ErrorCode::InvalidAuthorizationCookie, "not an allowed downstream server".to_owned()));
     }
     let server = server(gw)?;
-    wsus_store::upstream::record_downstream_server(&gw.pool, req.account_guid, &req.account_name)
+    wsus_store::uss::record_downstream_server(&gw.pool, req.account_guid, &req.account_name)
         .await
         .map_err(store_error)?;
     let cookie = AuthorizationCookie {
@@ -118,7 +118,7 @@ pub(crate) async fn still_allowed(gw: &Gateway, server_id: &str) -> Result<(), O
         return Ok(());
     }
     let fqdn = match Uuid::parse_str(server_id) {
-        Ok(id) => wsus_store::upstream::downstream_server_fqdn(&gw.pool, id).await.map_err(store_error)?,
+        Ok(id) => wsus_store::uss::downstream_server_fqdn(&gw.pool, id).await.map_err(store_error)?,
         Err(_) => None,
     };
     if fqdn.is_some_and(|f| !f.is_empty() && allowed(gw, server_id, &f)) {
@@ -155,7 +155,7 @@ pub async fn get_config_data(gw: &Gateway, op: &Element) -> OpResult {
         Some(a) => Some(parse_anchor(a).ok_or((ErrorCode::InvalidParameters, "configAnchor".to_owned()))?),
     };
     let now = wsus_store::catalog::version(&gw.pool).await.map_err(store_error)?;
-    let languages = wsus_store::upstream::languages(&gw.pool, since).await.map_err(store_error)?;
+    let languages = wsus_store::uss::languages(&gw.pool, since).await.map_err(store_error)?;
     // This server's content mode: a catalog-only server sends its downstreams to MUUrl.
     let mode = wsus_store::settings::get::<String>(&gw.pool, wsus_store::settings::CONTENT_MODE)
         .await
@@ -235,16 +235,16 @@ pub async fn get_revision_id_list(gw: &Gateway, op: &Element) -> OpResult {
     let revisions = match revision_query(&filter, since) {
         None => Vec::new(),
         Some(q) if filter.get_config => {
-            wsus_store::upstream::configuration_revisions(&gw.pool, q.since).await.map_err(store_error)?
+            wsus_store::uss::configuration_revisions(&gw.pool, q.since).await.map_err(store_error)?
         }
         Some(q) => {
-            let lists = q.lists.as_ref().map(|l| wsus_store::upstream::UpdateFilter {
+            let lists = q.lists.as_ref().map(|l| wsus_store::uss::UpdateFilter {
                 products: &l.products,
                 classifications: &l.classifications,
                 whole_products: &l.whole_products,
                 whole_classifications: &l.whole_classifications,
             });
-            wsus_store::upstream::update_revisions(&gw.pool, q.since, lists).await.map_err(store_error)?
+            wsus_store::uss::update_revisions(&gw.pool, q.since, lists).await.map_err(store_error)?
         }
     };
     Ok(wsusss::encode_revision_id_list(&anchor, &revisions))
@@ -257,7 +257,7 @@ pub async fn get_update_data(gw: &Gateway, ctx: &Context, op: &Element) -> OpRes
     authenticate(gw, op).await?;
     let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
     // All or nothing: an unknown revision fails the whole request, as on a real WSUS.
-    let Some(docs) = wsus_store::upstream::documents(&gw.pool, &ids).await.map_err(store_error)? else {
+    let Some(docs) = wsus_store::uss::documents(&gw.pool, &ids).await.map_err(store_error)? else {
         return Err((ErrorCode::InternalServerError, String::new()));
     };
     // Large documents go out compressed, as from a real WSUS; compressing is CPU work.
@@ -321,7 +321,7 @@ pub async fn get_driver_id_list(gw: &Gateway, op: &Element) -> OpResult {
     let (delta, all): (Vec<_>, Vec<_>) = filter.pnp_hardware_ids.iter().partition(|(_, d)| *d && since.is_some());
     let ids = |v: Vec<&(String, bool)>| v.into_iter().map(|(i, _)| i.clone()).collect::<Vec<_>>();
     let categories: Vec<Uuid> = filter.categories.iter().map(|c| c.id).collect();
-    let revisions = wsus_store::upstream::driver_revisions(&gw.pool, since, &ids(all), &ids(delta), &categories)
+    let revisions = wsus_store::uss::driver_revisions(&gw.pool, since, &ids(all), &ids(delta), &categories)
         .await
         .map_err(store_error)?;
     Ok(wsusss::encode_driver_id_list(&anchor, &revisions, &[]))
@@ -358,7 +358,7 @@ pub async fn ping(gw: &Gateway) -> OpResult {
 pub async fn get_update_decryption_data(gw: &Gateway, op: &Element) -> OpResult {
     authenticate(gw, op).await?;
     let ids = wsusss::decode_update_ids(op).map_err(invalid)?;
-    let rows = wsus_store::upstream::decryption_data(&gw.pool, &ids).await.map_err(store_error)?;
+    let rows = wsus_store::uss::decryption_data(&gw.pool, &ids).await.map_err(store_error)?;
     let mut out: Vec<wsusss::FileDecryption> = Vec::new();
     for (update_id, revision_number, sha1, key) in rows {
         let file = (b64().encode(&sha1), key.map(|k| b64().encode(k)));
@@ -402,8 +402,8 @@ pub async fn get_deployments(gw: &Gateway, op: &Element) -> OpResult {
     };
     let pool = &gw.pool;
     let groups = wsus_store::approvals::groups(pool).await.map_err(store_error)?;
-    let deployments = wsus_store::upstream::deployments_between(pool, after, upto).await.map_err(store_error)?;
-    let dead = wsus_store::upstream::dead_deployments_between(pool, after, upto).await.map_err(store_error)?;
+    let deployments = wsus_store::uss::deployments_between(pool, after, upto).await.map_err(store_error)?;
+    let dead = wsus_store::uss::dead_deployments_between(pool, after, upto).await.map_err(store_error)?;
     let hidden = wsus_store::approvals::declined(pool).await.map_err(store_error)?;
     let accepted_eulas = wsus_store::approvals::accepted_eulas(pool).await.map_err(store_error)?;
     Ok(wsusss::Deployments {

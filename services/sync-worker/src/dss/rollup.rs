@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde::Serialize;
 use wsus_soap::rollup::{self, DownstreamServerInfo};
 use wsus_soap::wsusss::dss;
-use wsus_store::{rollup as store, upstream_state};
+use wsus_store::rollup as store;
 
 use crate::dss::sync::{SyncContext, SyncError, Upstream};
 
@@ -78,11 +78,11 @@ fn server_batches(servers: Vec<DownstreamServerInfo>, limit: usize) -> Vec<Vec<D
 pub async fn rollup_once(ctx: &SyncContext) -> Result<RollupOutcome, SyncError> {
     let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
     let lock_name = format!("rollup:{url}");
-    let Some(lock) = upstream_state::try_lock(&ctx.pool, &lock_name).await? else {
+    let Some(lock) = wsus_store::dss::try_lock(&ctx.pool, &lock_name).await? else {
         return Err(SyncError::Busy(url));
     };
     let outcome = run(ctx, &url).await;
-    upstream_state::unlock(lock, &lock_name).await?;
+    wsus_store::dss::unlock(lock, &lock_name).await?;
     outcome
 }
 
@@ -93,7 +93,7 @@ async fn run(ctx: &SyncContext, url: &str) -> Result<RollupOutcome, SyncError> {
     let response = call(&upstream, "GetRollupConfiguration", &rollup::get_rollup_configuration()).await?;
     let config = rollup::rollup_configuration(result(&response, "GetRollupConfiguration")?)
         .map_err(|e| SyncError::protocol("GetRollupConfiguration", e))?;
-    let (saved_guid, last_rollup) = upstream_state::rollup_state(pool, url).await?;
+    let (saved_guid, last_rollup) = wsus_store::dss::rollup_state(pool, url).await?;
     let full = saved_guid != Some(config.rollup_reset_guid);
     if full {
         store::reset_for_full_rollup(pool).await?;
@@ -150,7 +150,7 @@ async fn run(ctx: &SyncContext, url: &str) -> Result<RollupOutcome, SyncError> {
             outcome.statuses += sent.len();
         }
     }
-    upstream_state::save_rollup(pool, url, config.rollup_reset_guid, now).await?;
+    wsus_store::dss::save_rollup(pool, url, config.rollup_reset_guid, now).await?;
     Ok(outcome)
 }
 

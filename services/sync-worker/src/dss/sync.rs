@@ -15,8 +15,8 @@ use uuid::Uuid;
 use wsus_soap::wsusss::{self, IdAndDelta, RevisionFilter, dss};
 use wsus_soap::wusp::Cookie;
 use wsus_soap::{Element, Limits};
+use wsus_store::dss::UpstreamConfig;
 use wsus_store::revisions::{self, NewRevision};
-use wsus_store::upstream_state::{self, UpstreamConfig};
 use wsus_store::{PgPool, StoreError, settings, sync_history};
 
 const SERVER_SYNC: &str = "ServerSyncWebService/ServerSyncWebService.asmx";
@@ -260,7 +260,7 @@ impl Session {
         upstream: Upstream,
         url: &str,
         me: Me,
-        state: &upstream_state::UpstreamState,
+        state: &wsus_store::dss::UpstreamState,
     ) -> Result<Self, SyncError> {
         let saved = match (state.cookie_expiration, &state.cookie_encrypted_data) {
             (Some(exp), Some(data)) if exp > Utc::now() + COOKIE_MARGIN => {
@@ -314,7 +314,7 @@ impl Session {
         let cookie = dss::result(&response, "GetCookie")
             .and_then(dss::cookie_of)
             .map_err(|e| SyncError::protocol("GetCookie", e))?;
-        upstream_state::save_cookie(
+        wsus_store::dss::save_cookie(
             &self.pool,
             &self.url,
             &plug_in_id,
@@ -333,7 +333,7 @@ impl Session {
         match self.upstream.call(SERVER_SYNC, &dss::action(op), op, &body(&self.cookie)).await {
             Err(e) if e.is_cookie_fault() => {
                 tracing::info!(upstream = %self.url, "cookie refused; authorizing again");
-                upstream_state::drop_cookie(&self.pool, &self.url).await?;
+                wsus_store::dss::drop_cookie(&self.pool, &self.url).await?;
                 self.authorize().await?;
                 self.upstream.call(SERVER_SYNC, &dss::action(op), op, &body(&self.cookie)).await
             }
@@ -413,13 +413,13 @@ async fn give_back_lease(ctx: &SyncContext, renewal: Option<tokio::task::JoinHan
 /// run holds the lock.
 pub async fn begin(ctx: &SyncContext, trigger: &str) -> Result<Started, SyncError> {
     let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
-    let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
+    let Some(lock) = wsus_store::dss::try_lock(&ctx.pool, &url).await? else {
         return Err(SyncError::Busy(url));
     };
     let renewal = match take_lease(ctx, &url).await {
         Ok(r) => r,
         Err(e) => {
-            upstream_state::unlock(lock, &url).await?;
+            wsus_store::dss::unlock(lock, &url).await?;
             return Err(e);
         }
     };
@@ -452,7 +452,7 @@ impl Started {
         let verdict = if error.is_none() { "succeeded" } else { "failed" };
         sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
         give_back_lease(ctx, self.renewal).await;
-        upstream_state::unlock(self.lock, &self.url).await?;
+        wsus_store::dss::unlock(self.lock, &self.url).await?;
         // Reporting follows each successful sync (Microsoft Update takes none).
         if result.is_ok() && !is_microsoft_update(&self.url) {
             match crate::dss::rollup::rollup_once(ctx).await {
@@ -476,28 +476,28 @@ pub async fn sync_once(ctx: &SyncContext, trigger: &str) -> Result<SyncOutcome, 
 pub async fn drain_downloads(ctx: &SyncContext) -> Result<SyncOutcome, SyncError> {
     let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
     let mut outcome = SyncOutcome::default();
-    if upstream_state::due_downloads(&ctx.pool, 1).await?.is_empty() {
+    if wsus_store::dss::due_downloads(&ctx.pool, 1).await?.is_empty() {
         return Ok(outcome);
     }
-    let Some(lock) = upstream_state::try_lock(&ctx.pool, &url).await? else {
+    let Some(lock) = wsus_store::dss::try_lock(&ctx.pool, &url).await? else {
         return Err(SyncError::Busy(url));
     };
     let renewal = match take_lease(ctx, &url).await {
         Ok(r) => r,
         Err(e) => {
-            upstream_state::unlock(lock, &url).await?;
+            wsus_store::dss::unlock(lock, &url).await?;
             return Err(e);
         }
     };
     let result = async {
         let upstream = Upstream::new(&url, &ctx.transport)?;
-        let state = upstream_state::load(&ctx.pool, &url).await?;
+        let state = wsus_store::dss::load(&ctx.pool, &url).await?;
         let mut session = Session::open(&ctx.pool, upstream, &url, ctx.me.clone(), &state).await?;
         download_queue(ctx, &mut session, state.catalog_only_sync.unwrap_or(false), &mut outcome).await
     }
     .await;
     give_back_lease(ctx, renewal).await;
-    upstream_state::unlock(lock, &url).await?;
+    wsus_store::dss::unlock(lock, &url).await?;
     result.map(|()| outcome)
 }
 
@@ -509,7 +509,7 @@ async fn run(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcome) -> Result<
     match run_from_anchors(ctx, url, outcome).await {
         Err(SyncError::Fault { code, operation, .. }) if code == "ServerChanged" => {
             tracing::warn!(upstream = url, operation, "the upstream server changed; starting over from no anchor");
-            upstream_state::reset_anchors(&ctx.pool, url).await?;
+            wsus_store::dss::reset_anchors(&ctx.pool, url).await?;
             run_from_anchors(ctx, url, outcome).await
         }
         other => other,
@@ -521,7 +521,7 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
     let id = outcome.sync_id;
     let upstream = Upstream::new(url, &ctx.transport)?;
     sync_history::progress(pool, id, "authorizing", 0, 0).await?;
-    let state = upstream_state::load(pool, url).await?;
+    let state = wsus_store::dss::load(pool, url).await?;
     let mut session =
         Session::open(pool, upstream, url, ctx.me.clone(), &state).instrument(phase("authorizing")).await?;
 
@@ -535,7 +535,7 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
         .and_then(dss::config_data)
         .map_err(|e| SyncError::protocol("GetConfigData", e))?;
     let per_request = (config.max_updates_per_request as usize).clamp(1, wsusss::MAX_UPDATES_PER_REQUEST);
-    upstream_state::save_config(
+    wsus_store::dss::save_config(
         pool,
         url,
         &UpstreamConfig {
@@ -557,7 +557,7 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
     .await?;
 
     // Set aside by earlier syncs: asked for again after the passes, unless a pass just did.
-    let set_aside = upstream_state::quarantined(pool, url).await?;
+    let set_aside = wsus_store::dss::quarantined(pool, url).await?;
     // Categories pass: categories and detectoids changed since the last committed anchor.
     let sync_anchor = state.sync_anchor.clone();
     let categories_filter = RevisionFilter { anchor: sync_anchor.clone(), get_config: true, ..Default::default() };
@@ -580,9 +580,9 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
         // Never one list alone (a real WSUS answers that with nothing): an unset kind is
         // every category of that kind the categories pass brought.
         let products =
-            if products.is_empty() { upstream_state::categories_of_kind(pool, false).await? } else { products };
+            if products.is_empty() { wsus_store::dss::categories_of_kind(pool, false).await? } else { products };
         let classifications = if classifications.is_empty() {
-            upstream_state::categories_of_kind(pool, true).await?
+            wsus_store::dss::categories_of_kind(pool, true).await?
         } else {
             classifications
         };
@@ -604,7 +604,7 @@ async fn run_from_anchors(ctx: &SyncContext, url: &str, outcome: &mut SyncOutcom
     .await?;
     // Both passes are durable: from now on, only what changed after this anchor.
     if let Some(a) = &categories.anchor {
-        upstream_state::save_sync_anchor(pool, url, a, &filter_json).await?;
+        wsus_store::dss::save_sync_anchor(pool, url, a, &filter_json).await?;
         if ctx.replica {
             sync_history::progress(pool, id, "deployments", 0, 0).await?;
             replicate(&mut session, pool, url, state.deployment_anchor.as_deref(), a, outcome)
@@ -628,7 +628,7 @@ fn phase(name: &'static str) -> tracing::Span {
 
 /// GetUpdateDecryptionData for the revisions whose encrypted files lack their keys.
 async fn decryption_keys(session: &mut Session, pool: &PgPool, per_request: usize) -> Result<(), SyncError> {
-    let wanted = upstream_state::needing_decryption(pool).await?;
+    let wanted = wsus_store::dss::needing_decryption(pool).await?;
     for batch in wanted.chunks(per_request.clamp(1, wsusss::MAX_UPDATES_PER_REQUEST)) {
         let (_, response) =
             session.call("GetUpdateDecryptionData", |c| dss::get_update_decryption_data(c, batch)).await?;
@@ -641,7 +641,7 @@ async fn decryption_keys(session: &mut Session, pool: &PgPool, per_request: usiz
             .flat_map(|u| u.files.iter())
             .filter_map(|(digest, key)| Some((b64.decode(digest).ok()?, b64.decode(key.as_deref()?).ok()?)))
             .collect();
-        upstream_state::set_decryption_keys(pool, &keys).await?;
+        wsus_store::dss::set_decryption_keys(pool, &keys).await?;
     }
     Ok(())
 }
@@ -694,7 +694,7 @@ async fn replicate(
     };
     outcome.deployments_changed += wsus_store::approvals::replicate(pool, &state, &answer.dead).await?;
     let anchor = if answer.anchor.is_empty() { sync_anchor } else { &answer.anchor };
-    upstream_state::save_deployment_anchor(pool, url, anchor).await?;
+    wsus_store::dss::save_deployment_anchor(pool, url, anchor).await?;
     Ok(())
 }
 
@@ -712,7 +712,7 @@ async fn fetch_documents(
     per_request: usize,
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
-    let held = upstream_state::held(pool, ids).await?;
+    let held = wsus_store::dss::held(pool, ids).await?;
     let missing: Vec<(Uuid, i32)> =
         ids.iter().filter(|k| !held.contains(k)).copied().collect::<HashSet<_>>().into_iter().collect();
     let total = missing.len() as i64;
@@ -765,7 +765,7 @@ async fn fetch_documents(
             tracing::warn!(update_id = %u, revision = r, error = why, "document not readable; quarantined");
         }
         outcome.revisions_quarantined += unreadable.len() as u64;
-        upstream_state::quarantine(pool, &session.url, &unreadable).await?;
+        wsus_store::dss::quarantine(pool, &session.url, &unreadable).await?;
         done += n;
         // Progress is for people watching: once a second is enough.
         if last_progress.elapsed() >= std::time::Duration::from_secs(1) || done == total {
@@ -787,7 +787,7 @@ async fn retry_quarantined(
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
     let url = session.url.clone();
-    let held = upstream_state::held(pool, ids).await?;
+    let held = wsus_store::dss::held(pool, ids).await?;
     for &id in ids.iter().filter(|id| !held.contains(id)) {
         let mut fetched = fetch_batch(&session.upstream, &session.cookie, &[id]).await;
         if fetched.as_ref().err().is_some_and(SyncError::is_cookie_fault) {
@@ -798,7 +798,7 @@ async fn retry_quarantined(
             Ok(f) => {
                 revisions::import_batch(pool, &f.revisions).await?;
                 outcome.revisions_quarantined += f.unreadable.len() as u64;
-                upstream_state::quarantine(pool, &url, &f.unreadable).await?;
+                wsus_store::dss::quarantine(pool, &url, &f.unreadable).await?;
             }
             Err(SyncError::Fault { code, .. }) if code == "ServerBusy" => {
                 tracing::info!("quarantined documents not asked for again: the upstream is busy");
@@ -806,7 +806,7 @@ async fn retry_quarantined(
             }
             Err(SyncError::Protocol { .. } | SyncError::Fault { .. }) => {
                 tracing::info!(update_id = %id.0, revision = id.1, "the upstream no longer sends a quarantined revision; forgotten");
-                upstream_state::forget_quarantined(pool, &url, id).await?;
+                wsus_store::dss::forget_quarantined(pool, &url, id).await?;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "quarantined documents not asked for again: the upstream does not answer");
@@ -814,7 +814,7 @@ async fn retry_quarantined(
             }
         }
     }
-    let recovered = upstream_state::release_stored(pool, &url).await?;
+    let recovered = wsus_store::dss::release_stored(pool, &url).await?;
     if recovered > 0 {
         tracing::info!(revisions = recovered, "quarantined documents read and stored");
     }
@@ -888,8 +888,8 @@ async fn content(
     let mode = settings::get::<String>(&ctx.pool, settings::CONTENT_MODE).await?.map(|s| s.value);
     match mode.as_deref() {
         Some("catalog-only") => return Ok(()),
-        Some("immediate") => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, true).await?,
-        _ => outcome.files_queued = upstream_state::queue_wanted_files(&ctx.pool, false).await?,
+        Some("immediate") => outcome.files_queued = wsus_store::dss::queue_wanted_files(&ctx.pool, true).await?,
+        _ => outcome.files_queued = wsus_store::dss::queue_wanted_files(&ctx.pool, false).await?,
     }
     download_queue(ctx, session, catalog_only_upstream, outcome).await
 }
@@ -904,12 +904,12 @@ async fn download_queue(
 ) -> Result<(), SyncError> {
     let upstream = session.upstream.clone();
     let store = Arc::new(wsus_content::ContentStore::new(&ctx.content_dir));
-    let total = upstream_state::queued_downloads(&ctx.pool).await?;
+    let total = wsus_store::dss::queued_downloads(&ctx.pool).await?;
     let mut done = 0i64;
     sync_history::progress(&ctx.pool, outcome.sync_id, "content", 0, total).await?;
     let mut tried: HashSet<Vec<u8>> = HashSet::new();
     loop {
-        let due: Vec<_> = upstream_state::due_downloads(&ctx.pool, 200)
+        let due: Vec<_> = wsus_store::dss::due_downloads(&ctx.pool, 200)
             .await?
             .into_iter()
             .filter(|d| !tried.contains(&d.sha1))
@@ -942,7 +942,7 @@ async fn download_queue(
             let (sha1, result) = joined.map_err(|e| SyncError::Other(e.to_string()))?;
             match result {
                 Ok(bytes) => {
-                    upstream_state::download_done(&ctx.pool, &sha1).await?;
+                    wsus_store::dss::download_done(&ctx.pool, &sha1).await?;
                     outcome.files_downloaded += 1;
                     outcome.bytes_received += bytes;
                 }
@@ -958,7 +958,7 @@ async fn download_queue(
                             Err(e) => tracing::warn!(digest, error = %e, "DownloadFiles failed"),
                         }
                     }
-                    upstream_state::download_failed(&ctx.pool, &sha1, &message, mismatch).await?;
+                    wsus_store::dss::download_failed(&ctx.pool, &sha1, &message, mismatch).await?;
                     outcome.files_failed += 1;
                 }
             }
@@ -986,7 +986,7 @@ async fn download(
     http: &reqwest::Client,
     store: &wsus_content::ContentStore,
     url: &str,
-    d: &upstream_state::Download,
+    d: &wsus_store::dss::Download,
 ) -> Result<u64, DownloadError> {
     use tokio::io::AsyncWriteExt as _;
     let sha1: [u8; 20] = d.sha1.as_slice().try_into().map_err(|_| transfer_error("bad SHA-1".to_owned()))?;
