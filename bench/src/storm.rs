@@ -197,13 +197,7 @@ pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         probe.scan().await.map_err(|f| anyhow::anyhow!("{f}"))?;
-        let metrics = http.get(format!("{base_url}/metrics")).send().await?.text().await?;
-        let served = metrics
-            .lines()
-            .find(|l| l.starts_with("wsus_catalog_version"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok())
-            .unwrap_or(0);
-        if served >= version {
+        if wsus_e2e::served_catalog_version(&http, &base_url).await? >= version {
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "the gateway did not load catalog version {version}");

@@ -412,6 +412,17 @@ pub async fn approve_bundles(pool: &sqlx::PgPool, how_many: i64, newest: bool) -
     Ok(bundles.len())
 }
 
+/// The catalog version a client-gateway at `base_url` serves, from its /metrics
+/// (`wsus_catalog_version`); 0 when it does not say.
+pub async fn served_catalog_version(http: &reqwest::Client, base_url: &str) -> anyhow::Result<i64> {
+    let metrics = http.get(format!("{base_url}/metrics")).send().await?.text().await?;
+    Ok(metrics
+        .lines()
+        .find(|l| l.starts_with("wsus_catalog_version"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0))
+}
+
 /// Runs a binary to completion with `env`; returns (success, stdout, stderr).
 pub fn run_binary(name: &str, args: &[&str], env: &HashMap<&str, String>) -> (bool, String, String) {
     let out = Command::new(binary(name))

@@ -46,15 +46,6 @@ fn count(answer: &Element, container: &str) -> usize {
     find(answer, container).map_or(0, |n| n.children.len())
 }
 
-async fn served_version(http: &reqwest::Client, system: &System) -> i64 {
-    let metrics = http.get(format!("{}/metrics", system.gateway_url)).send().await.unwrap().text().await.unwrap();
-    metrics
-        .lines()
-        .find(|l| l.starts_with("wsus_catalog_version"))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_seen_before_is_answered_as_a_full_parse_answers_it() {
     let pg = PgCluster::start().unwrap();
@@ -90,10 +81,10 @@ async fn a_request_seen_before_is_answered_as_a_full_parse_answers_it() {
     assert_ne!(before_first, before_second);
 
     // The catalog changes: what was computed for the old one is not answered again.
-    let version = served_version(&http, &system).await;
+    let version = wsus_e2e::served_catalog_version(&http, &system.gateway_url).await.unwrap();
     assert!(wsus_e2e::approve_bundles(&pool, 5, false).await.unwrap() > 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while served_version(&http, &system).await <= version {
+    while wsus_e2e::served_catalog_version(&http, &system.gateway_url).await.unwrap() <= version {
         assert!(std::time::Instant::now() < deadline, "the gateway did not load the new catalog");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

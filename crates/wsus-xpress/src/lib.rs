@@ -28,20 +28,21 @@ pub enum XpressError {
 
 /// Compresses `data` into framed blocks.
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    compress_with(data, |block| compress_block(block).into())
+    compress_with(data, compress_block)
 }
 
 /// Compresses `data` into framed blocks, each block by `pack` (which must give what
 /// [`compress_block`] gives: a caller may hand back a block compressed before). Blocks
 /// are compressed independently, so the same [`BLOCK`] bytes always pack the same.
-pub fn compress_with(data: &[u8], mut pack: impl FnMut(&[u8]) -> std::sync::Arc<[u8]>) -> Vec<u8> {
+pub fn compress_with<P: AsRef<[u8]>>(data: &[u8], mut pack: impl FnMut(&[u8]) -> P) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() / 3 + 64);
     for block in data.chunks(BLOCK) {
         let packed = pack(block);
+        let packed = packed.as_ref();
         out.extend_from_slice(&(block.len() as u32).to_le_bytes());
         if packed.len() < block.len() {
             out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-            out.extend_from_slice(&packed);
+            out.extend_from_slice(packed);
         } else {
             out.extend_from_slice(&(block.len() as u32).to_le_bytes());
             out.extend_from_slice(block);
