@@ -1,10 +1,10 @@
 //! A SyncUpdates whose bytes but for the cookie the gateway has seen before is answered
 //! from what it decoded and scanned then (services/client-gateway/src/seen_requests.rs).
 //! The answer must be the one a full parse gives, for every machine that sends those
-//! bytes, before and after the catalog changes. The request is shaped as the native
-//! client sends it (captures/wsus-m0-native/scan/000006: `<cookie><Expiration>…`), and a
-//! request with an empty SOAPAction takes the full parse (the fast path asks for one that
-//! names SyncUpdates), which is the reference here.
+//! bytes, before and after the catalog changes, and for every SyncUpdates the native
+//! client sent a real WSUS (captures/wsus-m0-native). A request with an empty SOAPAction
+//! takes the full parse (the fast path asks for one that names SyncUpdates), which is the
+//! reference here.
 
 use sqlx::PgPool;
 use wsus_e2e::agent::{Agent, CLIENT_NS};
@@ -97,6 +97,37 @@ async fn a_request_seen_before_is_answered_as_a_full_parse_answers_it() {
         count(&before_first, "ChangedUpdates"),
         count(&after_first, "ChangedUpdates")
     );
+
+    // What the native Windows 11 client sent a real WSUS (captures/wsus-m0-native, every
+    // SyncUpdates: software, driver and category passes), our cookie in place of the lab's:
+    // recognised from its bytes, answered as the full parse answers it.
+    let (expiration, data) = first.cookie().expect("a cookie");
+    let root = wsus_e2e::reference("captures/wsus-m0-native");
+    let mut replayed = 0;
+    for run in ["scan", "flow"] {
+        let mut exchanges: Vec<_> = std::fs::read_dir(root.join(run)).unwrap().flatten().map(|e| e.path()).collect();
+        exchanges.sort();
+        for ex in exchanges.iter().filter(|ex| {
+            std::fs::read_to_string(ex.join("meta.json")).is_ok_and(|m| m.contains("ClientWebService/SyncUpdates"))
+        }) {
+            let body = std::fs::read_to_string(ex.join("request.body")).unwrap();
+            let inner = body.split("<s:Body>").nth(1).unwrap().split("</s:Body>").next().unwrap();
+            let (head, rest) = inner.split_once("<Expiration>").unwrap();
+            let (_, rest) = rest.split_once("</EncryptedData>").unwrap();
+            let ours =
+                format!("{head}<Expiration>{expiration}</Expiration><EncryptedData>{data}</EncryptedData>{rest}");
+            let seen = first.call(PATH, &format!("{CLIENT_NS}/SyncUpdates"), &ours).await;
+            let again = first.call(PATH, &format!("{CLIENT_NS}/SyncUpdates"), &ours).await;
+            let parsed = first.call(PATH, "", &ours).await;
+            let (seen, again, parsed) =
+                (seen.map(without_cookie), again.map(without_cookie), parsed.map(without_cookie));
+            assert!(parsed.is_ok(), "{}: {parsed:?}", ex.display());
+            assert_eq!(seen, parsed, "{}", ex.display());
+            assert_eq!(again, parsed, "{}", ex.display());
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 9, "{replayed} captured SyncUpdates replayed");
 
     // A seen request with a cookie that is not ours is refused as any other.
     let forged = first.sync_updates_body().replacen("<EncryptedData>", "<EncryptedData>AAAA", 1);
