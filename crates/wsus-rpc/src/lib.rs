@@ -15,7 +15,7 @@ pub mod reporting {
     tonic::include_proto!("wsus.reporting.v1");
 }
 
-pub mod rollup;
+pub mod uss_rollup;
 
 pub mod sync {
     tonic::include_proto!("wsus.sync.v1");

@@ -1,6 +1,10 @@
 //! MS-WSUSSS reporting rollup (3.1.4.13-17), both directions: what a downstream server
 //! sends about itself, its computers and their statuses, and what the upstream answers.
 //! The shapes follow the WSDL and the specification's examples (spec-15 … spec-24).
+//! Both sides stay in one module on purpose: each message is written by one side and read
+//! by the other, and keeping its encoder beside its decoder is what lets the tests
+//! round-trip it. Callers are split by side: client-gateway `uss::rollup` reads requests,
+//! sync-worker `dss::rollup` writes them.
 
 use std::fmt::Write as _;
 

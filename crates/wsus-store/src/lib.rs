@@ -10,7 +10,6 @@ pub mod approvals;
 pub mod catalog;
 pub mod cleanup;
 pub mod computers;
-pub mod downstream;
 pub mod dss;
 pub mod identity;
 pub mod index;

@@ -309,14 +309,14 @@ impl ReportingService for Ingest {
         &self,
         _request: Request<GetRollupConfigurationRequest>,
     ) -> Result<Response<RollupConfiguration>, Status> {
-        crate::rollup::configuration(&self.pool).await.map(Response::new)
+        crate::uss_rollup::configuration(&self.pool).await.map(Response::new)
     }
 
     async fn rollup_downstream_servers(
         &self,
         request: Request<RollupDownstreamServersRequest>,
     ) -> Result<Response<RollupDownstreamServersResponse>, Status> {
-        crate::rollup::downstream_servers(&self.pool, request.into_inner()).await?;
+        crate::uss_rollup::downstream_servers(&self.pool, request.into_inner()).await?;
         Ok(Response::new(RollupDownstreamServersResponse {}))
     }
 
@@ -324,7 +324,7 @@ impl ReportingService for Ingest {
         &self,
         request: Request<RollupComputersRequest>,
     ) -> Result<Response<RollupComputersResponse>, Status> {
-        let changed = crate::rollup::computers(&self.pool, request.into_inner()).await?;
+        let changed = crate::uss_rollup::computers(&self.pool, request.into_inner()).await?;
         Ok(Response::new(RollupComputersResponse { changed }))
     }
 
@@ -332,7 +332,7 @@ impl ReportingService for Ingest {
         &self,
         request: Request<GetOutOfSyncComputersRequest>,
     ) -> Result<Response<GetOutOfSyncComputersResponse>, Status> {
-        let computer_ids = crate::rollup::out_of_sync(&self.pool, request.into_inner()).await?;
+        let computer_ids = crate::uss_rollup::out_of_sync(&self.pool, request.into_inner()).await?;
         Ok(Response::new(GetOutOfSyncComputersResponse { computer_ids }))
     }
 
@@ -340,7 +340,7 @@ impl ReportingService for Ingest {
         &self,
         request: Request<RollupComputerStatusRequest>,
     ) -> Result<Response<RollupComputerStatusResponse>, Status> {
-        crate::rollup::computer_status(&self.pool, request.into_inner()).await?;
+        crate::uss_rollup::computer_status(&self.pool, request.into_inner()).await?;
         Ok(Response::new(RollupComputerStatusResponse { accepted: true }))
     }
 }

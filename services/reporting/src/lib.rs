@@ -11,8 +11,8 @@ pub mod api;
 pub mod console;
 mod https;
 mod ingest;
-mod rollup;
 mod status;
+mod uss_rollup;
 
 pub use api::{Api, api_router};
 pub use ingest::Ingest;

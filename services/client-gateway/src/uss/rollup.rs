@@ -81,7 +81,7 @@ pub async fn rollup_downstream_servers(gw: &Gateway, op: &Element) -> OpResult {
     }
     let request = RollupDownstreamServersRequest {
         client_time: Some(wsus_rpc::timestamp(client_time)),
-        servers: servers.iter().map(wsus_rpc::rollup::server_to_pb).collect(),
+        servers: servers.iter().map(wsus_rpc::uss_rollup::server_to_pb).collect(),
     };
     let mut reporting = gw.reporting.clone();
     call(reporting.rollup_downstream_servers(request)).await?;
@@ -94,7 +94,7 @@ pub async fn rollup_computers(gw: &Gateway, op: &Element) -> OpResult {
     let computers = rollup::decode_computers(op, limits().computers_batch as usize).map_err(invalid)?;
     let request = RollupComputersRequest {
         client_time: Some(wsus_rpc::timestamp(client_time)),
-        computers: computers.iter().map(wsus_rpc::rollup::computer_to_pb).collect(),
+        computers: computers.iter().map(wsus_rpc::uss_rollup::computer_to_pb).collect(),
     };
     let mut reporting = gw.reporting.clone();
     let answer = call(reporting.rollup_computers(request)).await?;
@@ -133,7 +133,7 @@ pub async fn rollup_computer_status(gw: &Gateway, request: ComputerStatusRequest
     let request = RollupComputerStatusRequest {
         client_time: Some(wsus_rpc::timestamp(request.client_time)),
         parent_server_id: request.parent_server_id.to_string(),
-        computers: request.computers.iter().map(wsus_rpc::rollup::status_to_pb).collect(),
+        computers: request.computers.iter().map(wsus_rpc::uss_rollup::status_to_pb).collect(),
     };
     let mut reporting = gw.reporting.clone();
     match call(reporting.rollup_computer_status(request)).await {

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::downstream::{self, DownstreamServer};
 use wsus_store::updates::{self, UpdateSummary};
+use wsus_store::uss::{self, DownstreamServer};
 
 use super::computers::{ComputerView, Filter, page_of};
 use super::{Api, ApiResult, Page, PageQuery, Q, Routes};
@@ -47,6 +47,6 @@ async fn downstream_servers(
     State(api): State<Arc<Api>>,
     Q(page): Q<PageQuery>,
 ) -> ApiResult<Json<Page<DownstreamServer>>> {
-    let (items, next) = downstream::page(&api.pool, page.after()?, page.limit()?).await?;
+    let (items, next) = uss::downstream_servers(&api.pool, page.after()?, page.limit()?).await?;
     Ok(Json(Page::new(items, next)))
 }

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::downstream;
+use wsus_store::uss;
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
@@ -23,7 +23,7 @@ pub async fn page(State(console): State<Console>, session: Session, Query(q): Qu
         .as_deref()
         .and_then(|a| a.split_once('\n'))
         .and_then(|(n, id)| Some((n.to_owned(), Uuid::parse_str(id).ok()?)));
-    let (servers, next) = downstream::page(&console.pool, after, 50).await?;
+    let (servers, next) = uss::downstream_servers(&console.pool, after, 50).await?;
     let body = html! {
         h1 { "Downstream servers" }
         table #downstream-servers {

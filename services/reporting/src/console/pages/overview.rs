@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use maud::html;
-use wsus_store::{downstream, settings, summary, sync_history};
+use wsus_store::{settings, summary, sync_history, uss};
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
@@ -29,7 +29,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?.map(|s| s.value);
     let me = wsus_store::identity::current(pool).await?;
     let next_sync = schedule.zip(me).and_then(|(s, me)| s.next_after(chrono::Utc::now(), me.server_id));
-    let (servers, _) = downstream::page(pool, None, 10).await?;
+    let (servers, _) = uss::downstream_servers(pool, None, 10).await?;
     let upstream = console.upstream().await;
 
     let status_parts: Vec<Part> =

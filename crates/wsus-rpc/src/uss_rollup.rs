@@ -1,5 +1,6 @@
-//! The rollup messages (MS-WSUSSS 3.1.4.13-17) between their SOAP shape
-//! (`wsus_soap::rollup`) and their gRPC shape (client-gateway → reporting).
+//! The rollup this server receives as upstream (USS side of MS-WSUSSS 3.1.4.13-17):
+//! the messages between their SOAP shape (`wsus_soap::rollup`) and their gRPC shape
+//! (client-gateway → reporting). The downstream side sends SOAP only and needs no gRPC.
 
 use uuid::Uuid;
 use wsus_soap::rollup as soap;

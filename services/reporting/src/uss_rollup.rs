@@ -1,4 +1,4 @@
-//! Rollup from downstream servers (MS-WSUSSS 3.1.4.13-17), handed over by client-gateway
+//! Rollup from downstream servers, this server as their upstream (USS side of MS-WSUSSS 3.1.4.13-17), handed over by client-gateway
 //! acting as their upstream: stored so the API shows downstream servers, their computers
 //! and statuses with the server they came through.
 
@@ -9,7 +9,7 @@ use wsus_rpc::reporting::{
     ChangedComputer, GetOutOfSyncComputersRequest, RollupComputerStatusRequest, RollupComputersRequest,
     RollupConfiguration, RollupDownstreamServersRequest,
 };
-use wsus_rpc::rollup::{BadField, computer_from_pb, server_from_pb, status_from_pb};
+use wsus_rpc::uss_rollup::{BadField, computer_from_pb, server_from_pb, status_from_pb};
 use wsus_soap::rollup::Change;
 use wsus_store::PgPool;
 use wsus_store::rollup::{self, RollupError};
