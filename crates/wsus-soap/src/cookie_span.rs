@@ -6,7 +6,8 @@
 
 use memchr::memmem;
 
-use crate::wusp::{Cookie, read};
+use crate::read;
+use crate::wusp::Cookie;
 
 /// A request's bytes around its cookie, and the cookie.
 #[derive(Debug, PartialEq, Eq)]

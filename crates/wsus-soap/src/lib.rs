@@ -9,6 +9,7 @@
 pub mod cookie_span;
 pub mod envelope;
 pub mod fault;
+pub(crate) mod read;
 pub mod rollup;
 pub mod rollup_status;
 pub mod write;

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::read;
 use crate::write::{datetime, escape};
 use crate::wsusss::SERVER_SYNC_NS;
-use crate::wusp::read;
 use crate::{DecodeError, Element};
 
 /// What the upstream tells a downstream server before a rollup.
@@ -210,19 +210,6 @@ pub struct ComputerStatus {
     pub statuses: Vec<UpdateStatus>,
 }
 
-/// "Never" on the wire: WSUS writes SQL Server's smallest datetime; samples show year 1.
-fn never_is_none(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (t.format("%Y").to_string().parse::<i32>().unwrap_or(0) > 1753).then_some(t)
-}
-
-/// An optional time; "never" (SQL Server's smallest datetime, or earlier) is None.
-pub(crate) fn optional_time(raw: Option<&str>, path: &str) -> Result<Option<DateTime<Utc>>, DecodeError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => read::time(s, path).map(never_is_none),
-    }
-}
-
 /// How "never" is written: the smallest SQL Server datetime, as WSUS does.
 const NEVER: &str = "1753-01-01T00:00:00";
 
@@ -232,30 +219,6 @@ fn time_or_never(t: Option<DateTime<Utc>>) -> String {
 
 fn attr_escape(s: &str) -> String {
     escape(s).replace('"', "&quot;")
-}
-
-fn num_of<T: std::str::FromStr>(e: &Element, name: &str, path: &str) -> Result<T, DecodeError> {
-    read::num(&read::text(e, name, path)?, path)
-}
-
-fn attr_num<T: std::str::FromStr>(e: &Element, name: &str, path: &str) -> Result<Option<T>, DecodeError> {
-    e.attr(name).filter(|s| !s.trim().is_empty()).map(|s| read::num(s, path)).transpose()
-}
-
-fn bool_of(e: &Element, name: &str, path: &str) -> Result<bool, DecodeError> {
-    match read::text(e, name, path)?.trim() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        other => Err(DecodeError::new(path, format!("{other:?} is not a boolean"))),
-    }
-}
-
-/// Rejects arrays longer than the batch size the upstream announced.
-fn at_most<T>(items: Vec<T>, limit: usize, path: &str) -> Result<Vec<T>, DecodeError> {
-    if items.len() > limit {
-        return Err(DecodeError::new(path, format!("{} items, more than the batch size {limit}", items.len())));
-    }
-    Ok(items)
 }
 
 // ---- the upstream's side: decode requests, encode responses ----
@@ -306,25 +269,25 @@ pub fn decode_downstream_servers(op: &Element, limit: usize) -> Result<Vec<Downs
                         .map(|a| {
                             Ok(ActivitySummary {
                                 update_id: read::guid(&read::text(a, "UpdateId", path)?, path)?,
-                                revision_number: num_of(a, "RevisionNumber", path)?,
-                                install_success_count: num_of(a, "InstallSuccessCount", path)?,
-                                install_failure_count: num_of(a, "InstallFailureCount", path)?,
+                                revision_number: read::required_num(a, "RevisionNumber", path)?,
+                                install_success_count: read::required_num(a, "InstallSuccessCount", path)?,
+                                install_failure_count: read::required_num(a, "InstallFailureCount", path)?,
                             })
                         })
                         .collect::<Result<Vec<_>, DecodeError>>()?;
                     Ok(ClientSummary {
-                        os_major_version: num_of(c, "OSMajorVersion", path)?,
-                        os_minor_version: num_of(c, "OSMinorVersion", path)?,
-                        os_build_number: num_of(c, "OSBuildNumber", path)?,
-                        os_service_pack_major_number: num_of(c, "OSServicePackMajorNumber", path)?,
-                        os_service_pack_minor_number: num_of(c, "OSServicePackMinorNumber", path)?,
+                        os_major_version: read::required_num(c, "OSMajorVersion", path)?,
+                        os_minor_version: read::required_num(c, "OSMinorVersion", path)?,
+                        os_build_number: read::required_num(c, "OSBuildNumber", path)?,
+                        os_service_pack_major_number: read::required_num(c, "OSServicePackMajorNumber", path)?,
+                        os_service_pack_minor_number: read::required_num(c, "OSServicePackMinorNumber", path)?,
                         os_locale: read::opt_text(c, "OSLocale").unwrap_or_default(),
-                        suite_mask: num_of(c, "SuiteMask", path)?,
-                        old_product_type: num_of(c, "OldProductType", path)?,
-                        new_product_type: num_of(c, "NewProductType", path)?,
-                        system_metrics: num_of(c, "SystemMetrics", path)?,
+                        suite_mask: read::required_num(c, "SuiteMask", path)?,
+                        old_product_type: read::required_num(c, "OldProductType", path)?,
+                        new_product_type: read::required_num(c, "NewProductType", path)?,
+                        system_metrics: read::required_num(c, "SystemMetrics", path)?,
                         processor_architecture: read::opt_text(c, "ProcessorArchitecture").unwrap_or_default(),
-                        count: num_of(c, "Count", path)?,
+                        count: read::required_num(c, "Count", path)?,
                         activity,
                     })
                 })
@@ -332,14 +295,14 @@ pub fn decode_downstream_servers(op: &Element, limit: usize) -> Result<Vec<Downs
             Ok(DownstreamServerInfo {
                 server_id: read::guid(&read::text(s, "ServerId", path)?, path)?,
                 full_domain_name: read::opt_text(s, "FullDomainName").unwrap_or_default(),
-                last_sync_time: optional_time(read::opt_text(s, "LastSyncTime").as_deref(), path)?,
+                last_sync_time: read::optional_time(read::opt_text(s, "LastSyncTime").as_deref(), path)?,
                 parent_server_id: read::opt_text(s, "ParentServerId")
                     .map(|p| read::guid(&p, path))
                     .transpose()?
                     .unwrap_or(Uuid::nil()),
                 version: read::opt_text(s, "Version").unwrap_or_default(),
                 is_replica: read::bool_or(s, "IsReplica", path, false)?,
-                last_rollup_time: optional_time(read::opt_text(s, "LastRollupTime").as_deref(), path)?,
+                last_rollup_time: read::optional_time(read::opt_text(s, "LastRollupTime").as_deref(), path)?,
                 summary,
                 clients,
             })
@@ -372,11 +335,11 @@ pub fn decode_computers(op: &Element, limit: usize) -> Result<Vec<ComputerInfo>,
                     Ok::<_, DecodeError>(ComputerDetails {
                         ip_address: s("IPAddress"),
                         full_domain_name: s("FullDomainName"),
-                        os_major_version: attr_num(d, "OSMajorVersion", path)?,
-                        os_minor_version: attr_num(d, "OSMinorVersion", path)?,
-                        os_build_number: attr_num(d, "OSBuildNumber", path)?,
-                        os_service_pack_major_number: attr_num(d, "OSServicePackMajorNumber", path)?,
-                        os_service_pack_minor_number: attr_num(d, "OSServicePackMinorNumber", path)?,
+                        os_major_version: read::attr_num(d, "OSMajorVersion", path)?,
+                        os_minor_version: read::attr_num(d, "OSMinorVersion", path)?,
+                        os_build_number: read::attr_num(d, "OSBuildNumber", path)?,
+                        os_service_pack_major_number: read::attr_num(d, "OSServicePackMajorNumber", path)?,
+                        os_service_pack_minor_number: read::attr_num(d, "OSServicePackMinorNumber", path)?,
                         os_locale: s("OSLocale"),
                         os_family: s("OSFamily"),
                         os_description: s("OSDescription"),
@@ -384,12 +347,12 @@ pub fn decode_computers(op: &Element, limit: usize) -> Result<Vec<ComputerInfo>,
                         computer_model: s("ComputerModel"),
                         bios_version: s("BiosVersion"),
                         bios_name: s("BiosName"),
-                        bios_release_date: optional_time(d.attr("BiosReleaseDate"), path)?,
+                        bios_release_date: read::optional_time(d.attr("BiosReleaseDate"), path)?,
                         processor_architecture: s("ProcessorArchitecture"),
-                        suite_mask: attr_num(d, "SuiteMask", path)?,
-                        old_product_type: attr_num(d, "OldProductType", path)?,
-                        new_product_type: attr_num(d, "NewProductType", path)?,
-                        system_metrics: attr_num(d, "SystemMetrics", path)?,
+                        suite_mask: read::attr_num(d, "SuiteMask", path)?,
+                        old_product_type: read::attr_num(d, "OldProductType", path)?,
+                        new_product_type: read::attr_num(d, "NewProductType", path)?,
+                        system_metrics: read::attr_num(d, "SystemMetrics", path)?,
                         client_version: s("ClientVersion"),
                         target_group_ids: read::items(d, "TargetGroupIdList")
                             .map(|g| read::guid(g.value(), path))
@@ -400,17 +363,17 @@ pub fn decode_computers(op: &Element, limit: usize) -> Result<Vec<ComputerInfo>,
                 .transpose()?;
             Ok(ComputerInfo {
                 computer_id,
-                last_sync_time: optional_time(c.attr("LastSyncTime"), path)?,
-                last_sync_result: attr_num(c, "LastSyncResult", path)?.unwrap_or(0),
-                last_reported_reboot_time: optional_time(c.attr("LastReportedRebootTime"), path)?,
-                last_reported_status_time: optional_time(c.attr("LastReportedStatusTime"), path)?,
-                last_inventory_time: optional_time(c.attr("LastInventoryTime"), path)?,
+                last_sync_time: read::optional_time(c.attr("LastSyncTime"), path)?,
+                last_sync_result: read::attr_num(c, "LastSyncResult", path)?.unwrap_or(0),
+                last_reported_reboot_time: read::optional_time(c.attr("LastReportedRebootTime"), path)?,
+                last_reported_status_time: read::optional_time(c.attr("LastReportedStatusTime"), path)?,
+                last_inventory_time: read::optional_time(c.attr("LastInventoryTime"), path)?,
                 parent_server_id: read::guid(c.attr("ParentServerId").unwrap_or_default(), path)?,
                 details,
             })
         })
         .collect::<Result<Vec<_>, DecodeError>>()?;
-    at_most(computers, limit, path)
+    read::at_most(computers, limit, path)
 }
 
 pub fn encode_computers_response(changed: &[(String, Change)]) -> String {
@@ -436,9 +399,9 @@ pub fn encode_computers_response(changed: &[(String, Change)]) -> String {
 pub fn decode_last_rollup_numbers(op: &Element, limit: usize) -> Result<Vec<(String, i32)>, DecodeError> {
     let path = "lastRollupNumbers";
     let numbers = read::items(op, "lastRollupNumbers")
-        .map(|n| Ok((read::text(n, "ComputerId", path)?, num_of(n, "RollupNumber", path)?)))
+        .map(|n| Ok((read::text(n, "ComputerId", path)?, read::required_num(n, "RollupNumber", path)?)))
         .collect::<Result<Vec<_>, DecodeError>>()?;
-    at_most(numbers, limit, path)
+    read::at_most(numbers, limit, path)
 }
 
 pub fn encode_out_of_sync_computers(ids: &[String]) -> String {
@@ -660,14 +623,14 @@ pub fn rollup_computer_status(
 pub fn rollup_configuration(result: &Element) -> Result<RollupConfiguration, DecodeError> {
     let path = "GetRollupConfigurationResult";
     let batch = |name: &str| -> Result<u32, DecodeError> {
-        let n: u32 = num_of(result, name, path)?;
+        let n: u32 = read::required_num(result, name, path)?;
         if n == 0 {
             return Err(DecodeError::new(path, format!("{name} is 0")));
         }
         Ok(n)
     };
     Ok(RollupConfiguration {
-        do_detailed_rollup: bool_of(result, "DoDetailedRollup", path)?,
+        do_detailed_rollup: read::required_bool(result, "DoDetailedRollup", path)?,
         rollup_reset_guid: read::guid(&read::text(result, "RollupResetGuid", path)?, path)?,
         server_id: read::guid(&read::text(result, "ServerId", path)?, path)?,
         downstream_servers_batch: batch("RollupDownstreamServersMaxBatchSize")?,

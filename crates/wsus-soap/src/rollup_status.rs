@@ -11,8 +11,8 @@ use quick_xml::name::ResolveResult;
 use uuid::Uuid;
 
 use crate::envelope::SoapVersion;
+use crate::read;
 use crate::rollup::{ComputerStatus, UpdateStatus};
-use crate::wusp::read;
 use crate::xml::{Limits, decode_text};
 use crate::{DecodeError, SOAP11_NS, SOAP12_NS};
 
@@ -199,7 +199,7 @@ fn computer(c: Partial, path: &str) -> Result<ComputerStatus, DecodeError> {
     Ok(ComputerStatus {
         instance_id: read::guid(&required(c.instance_id, "InstanceId", path)?, path)?,
         computer_id: computer_id.trim().to_owned(),
-        effective_last_detection_time: crate::rollup::optional_time(c.detected.as_deref(), path)?,
+        effective_last_detection_time: read::optional_time(c.detected.as_deref(), path)?,
         rollup_number: read::num(&required(c.rollup_number, "RollupNumber", path)?, path)?,
         is_full_rollup,
         statuses: c.statuses,

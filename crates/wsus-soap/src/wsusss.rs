@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::read;
 use crate::write::{datetime, escape};
 use crate::wusp::{Cookie, ProtocolVersion};
 use crate::{DecodeError, Element};
@@ -26,34 +27,14 @@ fn asmx(out: &mut String, name: &str, text: &str) {
     }
 }
 
-fn text(e: &Element, name: &str, path: &str) -> Result<String, DecodeError> {
-    e.child(name)
-        .filter(|c| !c.is_nil())
-        .map(|c| c.value().to_owned())
-        .ok_or_else(|| DecodeError::new(path, "is required"))
-}
-
-fn guid(raw: &str, path: &str) -> Result<uuid::Uuid, DecodeError> {
-    uuid::Uuid::parse_str(raw.trim()).map_err(|_| DecodeError::new(path, format!("{raw:?} is not a GUID")))
-}
-
-fn boolean(e: &Element, name: &str, path: &str) -> Result<Option<bool>, DecodeError> {
-    match e.child(name).filter(|c| !c.is_nil()).map(|c| c.value()) {
-        None => Ok(None),
-        Some("true") | Some("1") => Ok(Some(true)),
-        Some("false") | Some("0") => Ok(Some(false)),
-        Some(other) => Err(DecodeError::new(path, format!("{other:?} is not a boolean"))),
-    }
-}
-
 fn identities(list: Option<&Element>, path: &str) -> Result<Vec<(uuid::Uuid, i32)>, DecodeError> {
     list.map(|l| l.children.as_slice())
         .unwrap_or_default()
         .iter()
         .map(|u| {
-            let n = text(u, "RevisionNumber", path)?;
+            let n = read::text(u, "RevisionNumber", path)?;
             Ok((
-                guid(&text(u, "UpdateID", path)?, path)?,
+                read::guid(&read::text(u, "UpdateID", path)?, path)?,
                 n.parse().map_err(|_| DecodeError::new(path, format!("{n:?} is not a number")))?,
             ))
         })
@@ -77,11 +58,14 @@ pub struct DssAuthorizationRequest {
 
 impl DssAuthorizationRequest {
     pub fn decode(op: &Element) -> Result<Self, DecodeError> {
-        let account_name = text(op, "accountName", "accountName")?;
+        let account_name = read::text(op, "accountName", "accountName")?;
         if account_name.is_empty() || account_name.len() > 255 {
             return Err(DecodeError::new("accountName", "must be a host name"));
         }
-        Ok(Self { account_name, account_guid: guid(&text(op, "accountGuid", "accountGuid")?, "accountGuid")? })
+        Ok(Self {
+            account_name,
+            account_guid: read::guid(&read::text(op, "accountGuid", "accountGuid")?, "accountGuid")?,
+        })
     }
 }
 
@@ -108,7 +92,7 @@ impl GetCookieRequest {
             .map(|a| a.children.as_slice())
             .unwrap_or_default()
             .iter()
-            .map(|c| text(c, "CookieData", "authCookies"))
+            .map(|c| read::text(c, "CookieData", "authCookies"))
             .collect::<Result<Vec<_>, _>>()?;
         let raw = op.child("protocolVersion").map(|p| p.value().to_owned()).unwrap_or_else(|| "1.0".to_owned());
         let old_cookie = match op.child("oldCookie").filter(|c| !c.is_nil()) {
@@ -222,8 +206,8 @@ fn id_and_deltas(f: &Element, name: &str) -> Result<Vec<IdAndDelta>, DecodeError
         .iter()
         .map(|c| {
             Ok(IdAndDelta {
-                id: guid(&text(c, "Id", "filter")?, "filter")?,
-                delta: boolean(c, "Delta", "filter")?.unwrap_or(false),
+                id: read::guid(&read::text(c, "Id", "filter")?, "filter")?,
+                delta: read::bool_or(c, "Delta", "filter", false)?,
             })
         })
         .collect()
@@ -239,16 +223,16 @@ impl RevisionFilter {
             .unwrap_or_default()
             .iter()
             .map(|c| {
-                let id = text(c, "Id", "filter")?;
+                let id = read::text(c, "Id", "filter")?;
                 Ok((
                     id.parse().map_err(|_| DecodeError::new("filter", "bad language id"))?,
-                    boolean(c, "Delta", "filter")?.unwrap_or(false),
+                    read::bool_or(c, "Delta", "filter", false)?,
                 ))
             })
             .collect::<Result<_, DecodeError>>()?;
         Ok(Self {
             anchor: f.child("Anchor").filter(|a| !a.is_nil()).map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
-            get_config: boolean(f, "GetConfig", "filter")?.unwrap_or(false),
+            get_config: read::bool_or(f, "GetConfig", "filter", false)?,
             categories: list("Categories")?,
             classifications: list("Classifications")?,
             languages,
@@ -422,7 +406,12 @@ fn guids(out: &mut String, name: &str, ids: &[uuid::Uuid]) {
 }
 
 fn read_guids(e: &Element, name: &str) -> Result<Vec<uuid::Uuid>, DecodeError> {
-    e.child(name).map(|l| l.children.as_slice()).unwrap_or_default().iter().map(|g| guid(g.value(), name)).collect()
+    e.child(name)
+        .map(|l| l.children.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|g| read::guid(g.value(), name))
+        .collect()
 }
 
 impl Deployments {
@@ -484,13 +473,13 @@ impl Deployments {
             .map(|g| {
                 let parent = match g.child("ParentGroupId").map(|p| p.value()).filter(|p| !p.is_empty()) {
                     None => None,
-                    Some(p) => Some(guid(p, "Groups")?).filter(|p| !p.is_nil()),
+                    Some(p) => Some(read::guid(p, "Groups")?).filter(|p| !p.is_nil()),
                 };
                 Ok(SyncGroup {
-                    id: guid(&text(g, "TargetGroupID", "Groups")?, "Groups")?,
+                    id: read::guid(&read::text(g, "TargetGroupID", "Groups")?, "Groups")?,
                     parent,
-                    name: text(g, "Name", "Groups")?,
-                    builtin: boolean(g, "IsBuiltin", "Groups")?.unwrap_or(false),
+                    name: read::text(g, "Name", "Groups")?,
+                    builtin: read::bool_or(g, "IsBuiltin", "Groups", false)?,
                 })
             })
             .collect::<Result<_, DecodeError>>()?;
@@ -501,22 +490,19 @@ impl Deployments {
             .iter()
             .map(|d| {
                 let path = "Deployments";
-                let number = |n: &str| -> Result<i64, DecodeError> {
-                    let raw = text(d, n, path)?;
-                    raw.trim().parse().map_err(|_| DecodeError::new(path, format!("{n} {raw:?} is not a number")))
-                };
-                let time = |n: &str| crate::wusp::read::time(&text(d, n, path)?, path);
+                let number = |n: &str| read::required_num::<i64>(d, n, path);
+                let time = |n: &str| read::time(&read::text(d, n, path)?, path);
                 let deadline = time("Deadline")?;
                 Ok(SyncDeployment {
-                    update_id: guid(&text(d, "UpdateId", path)?, path)?,
+                    update_id: read::guid(&read::text(d, "UpdateId", path)?, path)?,
                     revision_number: number("RevisionNumber")? as i32,
                     action: u8::try_from(number("Action")?).map_err(|_| DecodeError::new(path, "bad Action"))?,
                     admin_name: d.child("AdminName").map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
                     deadline: Some(deadline).filter(|t| chrono::Datelike::year(t) < 9999),
-                    is_assigned: boolean(d, "IsAssigned", path)?.unwrap_or(true),
+                    is_assigned: read::bool_or(d, "IsAssigned", path, true)?,
                     go_live_time: time("GoLiveTime")?,
-                    deployment_id: guid(&text(d, "DeploymentGuid", path)?, path)?,
-                    group_id: guid(&text(d, "TargetGroupId", path)?, path)?,
+                    deployment_id: read::guid(&read::text(d, "DeploymentGuid", path)?, path)?,
+                    group_id: read::guid(&read::text(d, "TargetGroupId", path)?, path)?,
                     download_priority: u8::try_from(number("DownloadPriority")?)
                         .map_err(|_| DecodeError::new(path, "bad DownloadPriority"))?,
                 })
@@ -602,9 +588,9 @@ pub fn decode_update_decryption_data(result: &Element) -> Result<Vec<FileDecrypt
         .iter()
         .map(|u| {
             let id = u.child("UpdateId").ok_or_else(|| DecodeError::new(path, "UpdateId is required"))?;
-            let n = text(id, "RevisionNumber", path)?;
+            let n = read::text(id, "RevisionNumber", path)?;
             Ok(FileDecryption {
-                update_id: guid(&text(id, "UpdateID", path)?, path)?,
+                update_id: read::guid(&read::text(id, "UpdateID", path)?, path)?,
                 revision_number: n.trim().parse().map_err(|_| DecodeError::new(path, "bad RevisionNumber"))?,
                 files: u
                     .child("FileDecryptionData")
@@ -613,7 +599,7 @@ pub fn decode_update_decryption_data(result: &Element) -> Result<Vec<FileDecrypt
                     .iter()
                     .map(|f| {
                         Ok((
-                            text(f, "FileDigest", path)?,
+                            read::text(f, "FileDigest", path)?,
                             f.child("DecryptionKey").map(|k| k.value().to_owned()).filter(|k| !k.is_empty()),
                         ))
                     })
@@ -685,7 +671,7 @@ impl DriverFilter {
             .ok_or_else(|| DecodeError::new("filter", "PnpHardwareIds is required"))?
             .children
             .iter()
-            .map(|c| Ok((text(c, "Id", "filter")?, boolean(c, "Delta", "filter")?.unwrap_or(false))))
+            .map(|c| Ok((read::text(c, "Id", "filter")?, read::bool_or(c, "Delta", "filter", false)?)))
             .collect::<Result<_, DecodeError>>()?;
         Ok(Self {
             anchor: f.child("Anchor").filter(|a| !a.is_nil()).map(|a| a.value().to_owned()).filter(|a| !a.is_empty()),
@@ -711,7 +697,7 @@ pub fn encode_driver_id_list(anchor: &str, revisions: &[(uuid::Uuid, i32)], new_
 pub fn decode_driver_sets(op: &Element) -> Result<Vec<uuid::Uuid>, DecodeError> {
     let list =
         op.child("driverSets").filter(|l| !l.is_nil()).ok_or_else(|| DecodeError::new("driverSets", "is required"))?;
-    list.children.iter().map(|g| guid(g.value(), "driverSets")).collect()
+    list.children.iter().map(|g| read::guid(g.value(), "driverSets")).collect()
 }
 
 /// ServerDriverSetData: (DriverSetId, DriverSetXml) of each set found.
@@ -737,7 +723,8 @@ pub fn encode_driver_set_data(sets: &[(uuid::Uuid, String)]) -> String {
 pub mod dss {
     use std::fmt::Write as _;
 
-    use super::{DSS_AUTH_NS, IdAndDelta, Language, RevisionFilter, SERVER_SYNC_NS, boolean, identities, text};
+    use super::{DSS_AUTH_NS, IdAndDelta, Language, RevisionFilter, SERVER_SYNC_NS, identities};
+    use crate::read;
     use crate::write::{datetime, escape};
     use crate::wusp::Cookie;
     use crate::{DecodeError, Element};
@@ -878,21 +865,16 @@ pub mod dss {
             .map(|a| a.children.as_slice())
             .unwrap_or_default()
             .iter()
-            .map(|p| Ok((text(p, "PlugInID", "AuthInfo")?, text(p, "ServiceUrl", "AuthInfo")?)))
+            .map(|p| Ok((read::text(p, "PlugInID", "AuthInfo")?, read::text(p, "ServiceUrl", "AuthInfo")?)))
             .collect()
     }
 
     pub fn authorization_cookie(result: &Element) -> Result<(String, String), DecodeError> {
-        Ok((text(result, "PlugInId", "PlugInId")?, text(result, "CookieData", "CookieData")?))
+        Ok((read::text(result, "PlugInId", "PlugInId")?, read::text(result, "CookieData", "CookieData")?))
     }
 
     pub fn cookie_of(result: &Element) -> Result<Cookie, DecodeError> {
         Cookie::decode(result, "Cookie")
-    }
-
-    fn number(e: &Element, name: &str) -> Result<u32, DecodeError> {
-        let raw = e.child(name).map(|c| c.value()).unwrap_or("0");
-        raw.trim().parse().map_err(|_| DecodeError::new(name, format!("{raw:?} is not a number")))
     }
 
     /// ServerSyncConfigData as sent by any upstream.
@@ -903,23 +885,33 @@ pub mod dss {
             .unwrap_or_default()
             .iter()
             .map(|l| {
-                let id = text(l, "LanguageID", "LanguageUpdateList")?;
+                let id = read::text(l, "LanguageID", "LanguageUpdateList")?;
                 Ok(Language {
                     id: id.parse().map_err(|_| DecodeError::new("LanguageUpdateList", "bad LanguageID"))?,
-                    short: text(l, "ShortLanguage", "LanguageUpdateList")?,
+                    short: read::text(l, "ShortLanguage", "LanguageUpdateList")?,
                     long: l.child("LongLanguage").map(|c| c.value().to_owned()).unwrap_or_default(),
-                    enabled: boolean(l, "Enabled", "LanguageUpdateList")?.unwrap_or(false),
+                    enabled: read::bool_or(l, "Enabled", "LanguageUpdateList", false)?,
                 })
             })
             .collect::<Result<_, DecodeError>>()?;
         Ok(super::ConfigData {
-            catalog_only_sync: boolean(result, "CatalogOnlySync", "CatalogOnlySync")?.unwrap_or(false),
-            lazy_sync: boolean(result, "LazySync", "LazySync")?.unwrap_or(false),
-            server_hosts_psf_files: boolean(result, "ServerHostsPsfFiles", "ServerHostsPsfFiles")?.unwrap_or(false),
-            max_updates_per_request: number(result, "MaxNumberOfUpdatesPerRequest")?,
+            catalog_only_sync: read::bool_or(result, "CatalogOnlySync", "CatalogOnlySync", false)?,
+            lazy_sync: read::bool_or(result, "LazySync", "LazySync", false)?,
+            server_hosts_psf_files: read::bool_or(result, "ServerHostsPsfFiles", "ServerHostsPsfFiles", false)?,
+            max_updates_per_request: read::opt_num(
+                result,
+                "MaxNumberOfUpdatesPerRequest",
+                "MaxNumberOfUpdatesPerRequest",
+            )?
+            .unwrap_or(0),
             new_config_anchor: result.child("NewConfigAnchor").map(|c| c.value().to_owned()).unwrap_or_default(),
             languages,
-            max_updates_per_decryption_request: number(result, "MaxUpdatesPerRequestInGetUpdateDecryptionData")?,
+            max_updates_per_decryption_request: read::opt_num(
+                result,
+                "MaxUpdatesPerRequestInGetUpdateDecryptionData",
+                "MaxUpdatesPerRequestInGetUpdateDecryptionData",
+            )?
+            .unwrap_or(0),
         })
     }
 

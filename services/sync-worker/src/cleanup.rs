@@ -10,7 +10,7 @@ use wsus_content::ContentStore;
 use wsus_store::settings::{self, Retention};
 use wsus_store::{PgPool, cleanup, rules};
 
-use crate::dss::sync::SyncError;
+use crate::dss::SyncError;
 
 /// Rows per batch (events: per batch of the default partition).
 const BATCH: i64 = 500;

@@ -78,27 +78,24 @@ fn sync_context(
         pool,
         upstream_url: config.upstream_url.clone(),
         content_dir: config.content_dir.clone(),
-        me: dss::sync::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
+        me: dss::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
         replica: config.replica,
-        transport: dss::sync::Transport {
-            proxy: config.upstream_proxy.clone(),
-            ca_file: config.upstream_ca_file.clone(),
-        },
+        transport: dss::Transport { proxy: config.upstream_proxy.clone(), ca_file: config.upstream_ca_file.clone() },
         lease,
     }
 }
 
 /// Runs `attempt` again while another replica's run holds its lock (for up to an hour),
 /// as a command run by hand should rather wait than fail.
-async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, dss::sync::SyncError>
+async fn when_free<T, F, Fut>(mut attempt: F) -> Result<T, dss::SyncError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, dss::sync::SyncError>>,
+    Fut: std::future::Future<Output = Result<T, dss::SyncError>>,
 {
     let deadline = std::time::Instant::now() + Duration::from_secs(3600);
     loop {
         match attempt().await {
-            Err(dss::sync::SyncError::Busy(what)) if std::time::Instant::now() < deadline => {
+            Err(dss::SyncError::Busy(what)) if std::time::Instant::now() < deadline => {
                 tracing::info!(what, "another run holds it; waiting");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -266,8 +263,8 @@ fn status_from_store(e: StoreError) -> Status {
     }
 }
 
-fn status_from_sync(e: dss::sync::SyncError) -> Status {
-    use dss::sync::SyncError;
+fn status_from_sync(e: dss::SyncError) -> Status {
+    use dss::SyncError;
     match e {
         SyncError::NoUpstream => Status::failed_precondition(e.to_string()),
         SyncError::Busy(_) => Status::already_exists(e.to_string()),
@@ -310,7 +307,7 @@ impl Sync {
 
     async fn context(&self) -> Result<dss::sync::SyncContext, Status> {
         if self.config.upstream_url.is_none() {
-            return Err(status_from_sync(dss::sync::SyncError::NoUpstream));
+            return Err(status_from_sync(dss::SyncError::NoUpstream));
         }
         let me = wsus_store::identity::current(&self.pool)
             .await

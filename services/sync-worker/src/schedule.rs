@@ -8,7 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 use wsus_store::{settings, sync_history};
 
-use crate::dss::sync::{self, SyncContext, SyncError};
+use crate::dss::SyncError;
+use crate::dss::sync::{self, SyncContext};
 
 /// This server's offset into each interval: stable across restarts and replicas.
 pub fn offset(server_id: Uuid, per_day: u32) -> TimeDelta {
@@ -90,7 +91,7 @@ pub async fn drain_downloads(ctx: SyncContext, every: Duration, stop: tokio_util
 /// Rolls up to the upstream when the last rollup is older than [`ROLLUP_EVERY`] (besides
 /// the rollup after each sync), checking every ten minutes until `stop`.
 pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
-    let Some(url) = ctx.upstream_url.clone().filter(|u| !sync::is_microsoft_update(u)) else { return };
+    let Some(url) = ctx.upstream_url.clone().filter(|u| !crate::dss::is_microsoft_update(u)) else { return };
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -11,7 +11,8 @@ use wsus_soap::rollup::{self, DownstreamServerInfo};
 use wsus_soap::wsusss::dss;
 use wsus_store::rollup as store;
 
-use crate::dss::sync::{SyncContext, SyncError, Upstream};
+use crate::dss::sync::SyncContext;
+use crate::dss::{SyncError, Upstream};
 
 /// Where a WSUS upstream serves rollup.
 const REPORTING_PATH: &str = "ReportingWebService/ReportingWebService.asmx";
