@@ -53,24 +53,44 @@ impl tonic::service::Interceptor for TraceContext {
     }
 }
 
+/// A channel whose every call carries the trace context.
 pub type TracedChannel = InterceptedService<Channel, TraceContext>;
 pub type ReportingClient = reporting::reporting_service_client::ReportingServiceClient<TracedChannel>;
 pub type SyncClient = sync::sync_service_client::SyncServiceClient<TracedChannel>;
 
-/// A client of the ReportingService at `url` (e.g. `http://reporting:50051`).
-pub fn reporting_client(url: &str) -> Result<ReportingClient, RpcError> {
-    Ok(reporting::reporting_service_client::ReportingServiceClient::with_interceptor(
-        balanced_channel(url, DEFAULT_RESOLVE_EVERY)?,
-        TraceContext,
-    ))
+/// How long a call to reporting may take: a client's registration or event batch, which
+/// the gateway answers ServerBusy when it is over.
+pub const REPORTING_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call to sync-worker may take: status, history and starting a run, asked by
+/// a person waiting for a page.
+pub const SYNC_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The channel of a client: balanced over `url`'s addresses, every call traced and ended
+/// after `timeout` (set once here, for every call of the client).
+fn traced(url: &str, timeout: Duration) -> Result<TracedChannel, RpcError> {
+    let (host, port) = host_port(url)?;
+    let resolve = move || {
+        let host = host.clone();
+        async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) }
+    };
+    Ok(InterceptedService::new(balanced(resolve, DEFAULT_RESOLVE_EVERY, Some(timeout)), TraceContext))
 }
 
-/// A client of the SyncService at `url` (e.g. `http://sync-worker:50052`).
+/// A client of the ReportingService at `url` (e.g. `http://reporting:50051`), with
+/// [`REPORTING_CALL_TIMEOUT`].
+pub fn reporting_client(url: &str) -> Result<ReportingClient, RpcError> {
+    reporting_client_within(url, REPORTING_CALL_TIMEOUT)
+}
+
+/// A client of the ReportingService whose calls end after `timeout`.
+pub fn reporting_client_within(url: &str, timeout: Duration) -> Result<ReportingClient, RpcError> {
+    Ok(reporting::reporting_service_client::ReportingServiceClient::new(traced(url, timeout)?))
+}
+
+/// A client of the SyncService at `url` (e.g. `http://sync-worker:50052`), with
+/// [`SYNC_CALL_TIMEOUT`].
 pub fn sync_client(url: &str) -> Result<SyncClient, RpcError> {
-    Ok(sync::sync_service_client::SyncServiceClient::with_interceptor(
-        balanced_channel(url, DEFAULT_RESOLVE_EVERY)?,
-        TraceContext,
-    ))
+    Ok(sync::sync_service_client::SyncServiceClient::new(traced(url, SYNC_CALL_TIMEOUT)?))
 }
 
 /// Splits `http://host:port` into what to resolve.
@@ -84,22 +104,21 @@ fn host_port(url: &str) -> Result<(String, u16), RpcError> {
     Ok((host, uri.port_u16().unwrap_or(80)))
 }
 
-/// A channel over every address `url`'s host resolves to, refreshed every `resolve_every`.
-/// Must be called inside a Tokio runtime. The resolver task ends with the channel.
-pub fn balanced_channel(url: &str, resolve_every: Duration) -> Result<Channel, RpcError> {
-    let (host, port) = host_port(url)?;
-    Ok(channel_over(
-        move || {
-            let host = host.clone();
-            async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) }
-        },
-        resolve_every,
-    ))
+/// A channel over the addresses `resolve` returns, asked again every `resolve_every`;
+/// addresses that disappear stop getting calls, new ones start getting them. Must be
+/// called inside a Tokio runtime; the resolver task ends with the channel.
+pub fn channel_over<R, F>(resolve: R, resolve_every: Duration) -> Channel
+where
+    R: FnMut() -> F + Send + 'static,
+    F: Future<Output = std::io::Result<HashSet<SocketAddr>>> + Send,
+{
+    balanced(resolve, resolve_every, None)
 }
 
-/// A channel over the addresses `resolve` returns, asked again every `resolve_every`;
-/// addresses that disappear stop getting calls, new ones start getting them.
-pub fn channel_over<R, F>(mut resolve: R, resolve_every: Duration) -> Channel
+/// [`channel_over`], each call ended after `timeout` when one is given. The timeout is
+/// each address's: a call waits for an address only while one connects, and connecting
+/// gives up after 2 s.
+fn balanced<R, F>(mut resolve: R, resolve_every: Duration, timeout: Option<Duration>) -> Channel
 where
     R: FnMut() -> F + Send + 'static,
     F: Future<Output = std::io::Result<HashSet<SocketAddr>>> + Send,
@@ -116,7 +135,7 @@ where
                         }
                     }
                     for new in found.difference(&current) {
-                        if changes.send(Change::Insert(*new, endpoint_for(*new))).await.is_err() {
+                        if changes.send(Change::Insert(*new, endpoint_for(*new, timeout))).await.is_err() {
                             return;
                         }
                     }
@@ -137,13 +156,17 @@ where
     channel
 }
 
-fn endpoint_for(addr: SocketAddr) -> Endpoint {
-    Endpoint::from_shared(format!("http://{addr}"))
+fn endpoint_for(addr: SocketAddr, timeout: Option<Duration>) -> Endpoint {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .expect("a socket address is a valid authority")
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
+        .keep_alive_while_idle(true);
+    match timeout {
+        Some(t) => endpoint.timeout(t),
+        None => endpoint,
+    }
 }
 
 /// A span for an incoming gRPC call, child of the caller's trace context.

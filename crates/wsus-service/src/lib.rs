@@ -21,6 +21,7 @@ use wsus_store::PgPool;
 use wsus_store::identity::{self, Identity};
 use wsus_store::settings::Seed;
 
+pub mod edge;
 mod health;
 mod metrics;
 pub mod tls;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Result, StoreError, catalog};
+use crate::{ErrorKind, HasKind, Result, StoreError, catalog};
 
 /// Explicit deployment actions (Evaluate and Bundle are implied, never stored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +121,16 @@ impl From<sqlx::Error> for ApprovalError {
     }
 }
 
+impl HasKind for ApprovalError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ApprovalError::UnknownUpdate(_) | ApprovalError::UnknownGroup(_) => ErrorKind::NotFound,
+            ApprovalError::Declined(_) | ApprovalError::EulaNotAccepted { .. } => ErrorKind::Conflict,
+            ApprovalError::Store(e) => e.kind(),
+        }
+    }
+}
+
 /// What to approve.
 #[derive(Debug, Clone)]
 pub struct Approval {
@@ -134,6 +144,25 @@ pub struct Approval {
 /// Approves an update for a group (keyed to the update: new revisions inherit it),
 /// replacing the group's previous approval of it. Returns the deployment id.
 pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, ApprovalError> {
+    approve_in_one(pool, a, None).await
+}
+
+/// Approves as [`approve`] does, accepting the license terms of the update's latest
+/// revision (if it has any) as `accepted_by` in the same transaction: an approval
+/// refused for any reason leaves them as they were.
+pub async fn approve_accepting_eula(
+    pool: &PgPool,
+    a: &Approval,
+    accepted_by: &str,
+) -> std::result::Result<Uuid, ApprovalError> {
+    approve_in_one(pool, a, Some(accepted_by)).await
+}
+
+async fn approve_in_one(
+    pool: &PgPool,
+    a: &Approval,
+    accept_eula_as: Option<&str>,
+) -> std::result::Result<Uuid, ApprovalError> {
     let mut tx = pool.begin().await?;
     let latest: Option<(i32, Option<Uuid>, bool)> = sqlx::query_as(
         "SELECT revision_number, eula_id, EXISTS (SELECT 1 FROM accepted_eula e WHERE e.eula_id = r.eula_id) \
@@ -145,7 +174,10 @@ pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, A
     let Some((revision_number, eula_id, eula_accepted)) = latest else {
         return Err(ApprovalError::UnknownUpdate(a.update_id));
     };
-    if let (Some(eula_id), false, Action::Install | Action::OptionalInstall) = (eula_id, eula_accepted, a.action) {
+    let accept_now = eula_id.filter(|_| !eula_accepted && accept_eula_as.is_some());
+    if let (Some(eula_id), false, None, Action::Install | Action::OptionalInstall) =
+        (eula_id, eula_accepted, accept_now, a.action)
+    {
         return Err(ApprovalError::EulaNotAccepted { update_id: a.update_id, eula_id });
     }
     let group: Option<(Uuid,)> = sqlx::query_as("SELECT group_id FROM target_group WHERE group_id = $1")
@@ -163,6 +195,17 @@ pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, A
         return Err(ApprovalError::Declined(a.update_id));
     }
     let version = catalog::bump(&mut *tx).await.map_err(ApprovalError::Store)?;
+    if let Some(eula_id) = accept_now {
+        sqlx::query(
+            "INSERT INTO accepted_eula (eula_id, accepted_by, changed_version) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(eula_id)
+        .bind(accept_eula_as)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query(
         "UPDATE deployment SET deleted_at = now(), deleted_version = $3 \
          WHERE update_id = $1 AND group_id = $2 AND deleted_at IS NULL",
@@ -291,6 +334,17 @@ impl From<sqlx::Error> for GroupError {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => GroupError::Unknown(Uuid::nil()),
             sqlx::Error::Database(d) if d.is_check_violation() => GroupError::BadName,
             _ => GroupError::Store(e.into()),
+        }
+    }
+}
+
+impl HasKind for GroupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            GroupError::Unknown(_) => ErrorKind::NotFound,
+            GroupError::Builtin | GroupError::NameTaken(_) | GroupError::Cycle => ErrorKind::Conflict,
+            GroupError::BadName => ErrorKind::Invalid,
+            GroupError::Store(e) => e.kind(),
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{Result, StoreError, keyset, like_pattern};
+use crate::{ErrorKind, HasKind, Result, StoreError, keyset, like_pattern};
 
 /// A computer's overall state, as the WSUS console groups them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -363,6 +363,18 @@ pub enum MembershipError {
 impl From<sqlx::Error> for MembershipError {
     fn from(e: sqlx::Error) -> Self {
         MembershipError::Store(e.into())
+    }
+}
+
+impl HasKind for MembershipError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            MembershipError::UnknownGroup(_) => ErrorKind::NotFound,
+            MembershipError::BuiltinGroup(_) => ErrorKind::Conflict,
+            // Named in the request body, not the path: the request is what is wrong.
+            MembershipError::UnknownComputers(_) => ErrorKind::Invalid,
+            MembershipError::Store(e) => e.kind(),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cleanup;
 pub mod computers;
 pub mod dss;
+mod error;
 pub mod identity;
 pub mod index;
 pub mod listen;
@@ -25,6 +26,7 @@ pub mod sync_history;
 pub mod updates;
 pub mod uss;
 
+pub use error::{ErrorKind, HasKind};
 pub use sqlx::PgPool;
 
 /// The built-in target groups every WSUS has.
@@ -56,12 +58,22 @@ impl StoreError {
     /// True when the database could not be reached at all (as opposed to refusing a query):
     /// callers answer "busy, retry" rather than "bad request".
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        self.kind() == ErrorKind::Unavailable
+    }
+}
+
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
             StoreError::Database(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
-            )
-        )
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_),
+            ) => ErrorKind::Unavailable,
+            StoreError::BadPosition(_) => ErrorKind::Invalid,
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::BadSetting { .. }
+            | StoreError::Corrupt { .. } => ErrorKind::Internal,
+        }
     }
 }
 

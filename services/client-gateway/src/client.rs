@@ -1,8 +1,6 @@
 //! The Client web service (MS-WUSP 3.1.5): configuration, cookies, registration,
 //! SyncUpdates and GetExtendedUpdateInfo.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use wsus_cookie::{AuthorizationCookie, ClientCookie};
@@ -15,7 +13,7 @@ use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
 use crate::seen_requests::{ScanKey, Seen};
-use crate::soap::{Context, OpError, OpResult, invalid};
+use crate::soap::{Context, OpError, OpResult, fault, invalid, rpc_fault};
 use crate::state::Server;
 
 /// How long a cookie lives, as on the real server.
@@ -164,16 +162,12 @@ pub async fn register_computer(gw: &Gateway, ctx: &Context, op: &Element) -> OpR
     let mut reporting = gw.reporting.clone();
     // Acknowledged only once durable; if reporting cannot say so, the client retries.
     let request = wsus_rpc::reporting::RegisterComputerRequest { computer: Some(computer) };
-    match tokio::time::timeout(Duration::from_secs(10), reporting.register_computer(request)).await {
-        Ok(Ok(_)) => {
+    match reporting.register_computer(request).await {
+        Ok(_) => {
             gw.memory.mark_registered(&cookie.client_id);
             Ok(encode_empty_response("RegisterComputer"))
         }
-        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-            Err((ErrorCode::InvalidParameters, format!("computerInfo: {}", status.message())))
-        }
-        Ok(Err(status)) => Err((ErrorCode::ServerBusy, format!("registration not stored: {}", status.message()))),
-        Err(_) => Err((ErrorCode::ServerBusy, "registration not stored in time".to_owned())),
+        Err(status) => Err(rpc_fault("registration not stored", &status)),
     }
 }
 
@@ -326,9 +320,7 @@ pub async fn get_file_locations(gw: &Gateway, ctx: &Context, op: &Element) -> Op
     let (server, cookie) = open_cookie(gw, &wusp::request_cookie(op).map_err(invalid)?)?;
     let digests = wusp::decode_file_digests(op).map_err(invalid)?;
     let raw: Vec<Vec<u8>> = digests.iter().map(|d| d.to_vec()).collect();
-    let names = wsus_store::revisions::file_names(&gw.pool, &raw)
-        .await
-        .map_err(|e| (ErrorCode::ServerBusy, format!("catalog store: {e}")))?;
+    let names = wsus_store::revisions::file_names(&gw.pool, &raw).await.map_err(|e| fault("catalog store", &e))?;
     Ok(wusp::encode_file_locations(&file_locations(gw, ctx, &names), &seal(&server, &cookie)))
 }
 
@@ -633,9 +625,8 @@ async fn extended_info(
             _ => None,
         })
         .collect();
-    let unavailable = |e: wsus_store::StoreError| (ErrorCode::ServerBusy, format!("catalog store: {e}"));
     let catalog = gw.memory.catalog.load_full().ok_or_else(|| busy("catalog"))?;
-    let stored = gw.fragments.get(&gw.pool, catalog.version, known).await.map_err(unavailable)?;
+    let stored = gw.fragments.get(&gw.pool, catalog.version, known).await.map_err(|e| fault("catalog store", &e))?;
     // Grouped by fragment type, each in the order asked (the real answers list every
     // Extended fragment, then every LocalizedProperties: scan/000010, flow/000015).
     let mut updates: Vec<(i32, String)> = Vec::new();
@@ -701,10 +692,7 @@ async fn cores_of(
         return Ok(Default::default());
     }
     let ids: Vec<i32> = offered.iter().map(|o| o.revision_id).collect();
-    gw.fragments
-        .cores(&gw.pool, version, &ids)
-        .await
-        .map_err(|e| (ErrorCode::ServerBusy, format!("catalog store: {e}")))
+    gw.fragments.cores(&gw.pool, version, &ids).await.map_err(|e| fault("catalog store", &e))
 }
 
 fn core<'a>(

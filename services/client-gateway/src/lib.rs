@@ -7,6 +7,10 @@ use axum::Router;
 use wsus_config::GatewayConfig;
 use wsus_service::Shell;
 
+/// How long reporting may take over a rollup batch from a downstream server (a status
+/// batch at the announced size is tens of thousands of rows).
+const ROLLUP_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 mod admission;
 mod auth;
 mod client;
@@ -31,6 +35,8 @@ pub struct Gateway {
     pub limits: wsus_soap::Limits,
     pub pool: wsus_store::PgPool,
     pub reporting: wsus_rpc::ReportingClient,
+    /// Reporting for the rollup of downstream servers, whose batches take longer.
+    pub reporting_rollup: wsus_rpc::ReportingClient,
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
     pub fragments: Arc<fragments::FragmentCache>,
@@ -55,6 +61,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     shell.add_readiness_check(move || probe.not_loaded());
     let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
     let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
+    let reporting_rollup = wsus_rpc::reporting_client_within(&config.reporting_grpc, ROLLUP_CALL_TIMEOUT)?;
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
     let limits = wsus_soap::Limits {
         max_body_bytes: config.soap_max_body_bytes,
@@ -86,6 +93,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         limits,
         pool: shell.pool.clone(),
         reporting,
+        reporting_rollup,
         syncs,
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),

@@ -8,7 +8,7 @@ use wsus_soap::wusp::{self, encode_report_event_batch_response};
 use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
-use crate::soap::{OpResult, invalid};
+use crate::soap::{OpResult, invalid, rpc_fault};
 
 /// ReportEventBatch (the cookie says who reports) and ReportEventBatch2 (computerId
 /// does, as the WSDL defines it).
@@ -51,13 +51,9 @@ pub async fn report_event_batch(gw: &Gateway, op: &Element) -> OpResult {
         .collect();
     let mut reporting = gw.reporting.clone();
     let request = wsus_rpc::reporting::IngestEventsRequest { events };
-    match tokio::time::timeout(Duration::from_secs(10), reporting.ingest_events(request)).await {
-        Ok(Ok(_)) => Ok(encode_report_event_batch_response(&operation)),
-        Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-            Err((ErrorCode::InvalidParameters, format!("eventBatch: {}", status.message())))
-        }
-        Ok(Err(status)) => Err((ErrorCode::ServerBusy, format!("events not stored: {}", status.message()))),
-        Err(_) => Err((ErrorCode::ServerBusy, "events not stored in time".to_owned())),
+    match reporting.ingest_events(request).await {
+        Ok(_) => Ok(encode_report_event_batch_response(&operation)),
+        Err(status) => Err(rpc_fault("events not stored", &status)),
     }
 }
 
@@ -106,9 +102,9 @@ impl SyncRecords {
                         let batch: Vec<_> = pending.drain(..pending.len().min(5000)).collect();
                         let mut client = reporting.clone();
                         let request = wsus_rpc::reporting::RecordClientSyncsRequest { syncs: batch.clone() };
-                        match tokio::time::timeout(Duration::from_secs(10), client.record_client_syncs(request)).await {
-                            Ok(Ok(_)) => {}
-                            _ => {
+                        match client.record_client_syncs(request).await {
+                            Ok(_) => {}
+                            Err(_) => {
                                 // Keep them for the next tick, bounded.
                                 pending.splice(0..0, batch);
                                 if pending.len() > MAX_PENDING {

@@ -8,6 +8,7 @@ use tracing::Instrument;
 use wsus_service::RouteLabel;
 use wsus_soap::envelope::EnvelopeError;
 use wsus_soap::{Element, EnvelopeStyle, ErrorCode, Fault, SoapVersion};
+use wsus_store::{ErrorKind, HasKind};
 
 use crate::Gateway;
 use crate::admission::Shed;
@@ -103,6 +104,34 @@ pub type OpResult = Result<String, OpError>;
 
 pub fn invalid(e: wsus_soap::DecodeError) -> OpError {
     (ErrorCode::InvalidParameters, e.parameter)
+}
+
+/// The SOAP ErrorCode of an error kind. A client retries later after ServerBusy and
+/// InternalServerError alike (MS-WUSP 3.1.5); a downstream server retries ServerBusy and
+/// stops on InternalServerError (MS-WSUSSS 3.1.5), so only a fault of this server is
+/// internal, and anything that passes is busy.
+pub fn fault_code(kind: ErrorKind) -> ErrorCode {
+    match kind {
+        ErrorKind::NotFound | ErrorKind::Conflict | ErrorKind::Invalid => ErrorCode::InvalidParameters,
+        ErrorKind::Busy | ErrorKind::Unavailable => ErrorCode::ServerBusy,
+        ErrorKind::Internal => ErrorCode::InternalServerError,
+    }
+}
+
+/// The fault for an error of the store while doing `what`. An internal error's detail is
+/// logged here and not sent: the caller learns what failed, not how.
+pub fn fault(what: &str, e: &(impl HasKind + std::fmt::Display)) -> OpError {
+    let kind = e.kind();
+    if kind == ErrorKind::Internal {
+        tracing::error!(error = %e, what, "operation failed");
+        return (fault_code(kind), what.to_owned());
+    }
+    (fault_code(kind), format!("{what}: {e}"))
+}
+
+/// The fault for what another service answered while doing `what`.
+pub fn rpc_fault(what: &str, status: &tonic::Status) -> OpError {
+    (fault_code(wsus_service::edge::kind_of_status(status)), format!("{what}: {}", status.message()))
 }
 
 pub async fn dispatch(State(gw): State<Gateway>, request: Request) -> Response {

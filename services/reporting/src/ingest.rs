@@ -13,8 +13,9 @@ use wsus_rpc::reporting::{
     RollupComputerStatusResponse, RollupComputersRequest, RollupComputersResponse, RollupConfiguration,
     RollupDownstreamServersRequest, RollupDownstreamServersResponse,
 };
+use wsus_service::edge::grpc_status;
+use wsus_store::PgPool;
 use wsus_store::reporting::{self, ClientSync, Event, Registration};
-use wsus_store::{PgPool, StoreError};
 
 /// Largest batch accepted in one call.
 const MAX_BATCH: usize = 10_000;
@@ -140,20 +141,11 @@ async fn write_group(pool: &PgPool, group: Vec<Pending>) {
             }
         }
         Err(e) => {
-            let status = store_status(e);
+            let status = grpc_status(&e);
             for (reply, _) in waiting {
                 let _ = reply.send(Err(status.clone()));
             }
         }
-    }
-}
-
-pub(crate) fn store_status(e: StoreError) -> Status {
-    if e.is_unavailable() {
-        Status::unavailable(format!("database unavailable: {e}"))
-    } else {
-        tracing::error!(error = %e, "storing client data failed");
-        Status::internal("storing failed")
     }
 }
 
@@ -254,7 +246,7 @@ impl ReportingService for Ingest {
     ) -> Result<Response<RegisterComputerResponse>, Status> {
         let computer = request.into_inner().computer.ok_or_else(|| Status::invalid_argument("computer: missing"))?;
         let r = registration(computer)?;
-        reporting::register_computer(&self.pool, &r).await.map_err(store_status)?;
+        reporting::register_computer(&self.pool, &r).await.map_err(|e| grpc_status(&e))?;
         Ok(Response::new(RegisterComputerResponse {}))
     }
 
@@ -285,7 +277,7 @@ impl ReportingService for Ingest {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        reporting::record_client_syncs(&self.pool, &syncs).await.map_err(store_status)?;
+        reporting::record_client_syncs(&self.pool, &syncs).await.map_err(|e| grpc_status(&e))?;
         Ok(Response::new(RecordClientSyncsResponse {}))
     }
 

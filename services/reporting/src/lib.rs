@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wsus_rpc::reporting::reporting_service_server::ReportingServiceServer;
 use wsus_service::Shell;
 
+pub mod admin;
 pub mod api;
 pub mod console;
 mod https;
@@ -24,7 +25,12 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     let keys = tokio::spawn(load_session_keys(config.cookie_keys.clone(), shell.pool.clone(), sessions.clone()));
     let counts = Arc::new(console::counts::CountsCache::default());
     let counting = tokio::spawn(counts.clone().keep_fresh(shell.pool.clone()));
-    let console = console::router(console::Console { pool: shell.pool.clone(), sessions, counts, sync: sync.clone() });
+    let console = console::router(console::Console {
+        pool: shell.pool.clone(),
+        sessions,
+        counts,
+        admin: admin::Admin::new(shell.pool.clone(), sync.clone()),
+    });
     let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),

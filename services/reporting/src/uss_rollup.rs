@@ -12,19 +12,12 @@ use wsus_rpc::reporting::{
 use wsus_rpc::uss_rollup::{BadField, computer_from_pb, server_from_pb, status_from_pb};
 use wsus_soap::rollup::Change;
 use wsus_store::PgPool;
-use wsus_store::rollup::{self, RollupError};
+use wsus_store::rollup;
 
-use crate::ingest::store_status;
+use wsus_service::edge::grpc_status;
 
 /// Largest batch accepted in one call (above every batch size GetRollupConfiguration announces).
 const MAX_BATCH: usize = 20_000;
-
-fn rollup_status(e: RollupError) -> Status {
-    match e {
-        RollupError::UnknownServer(_) => Status::failed_precondition(e.to_string()),
-        RollupError::Store(s) => store_status(s),
-    }
-}
 
 fn bad(e: BadField) -> Status {
     Status::invalid_argument(e.to_string())
@@ -52,9 +45,9 @@ fn parent(raw: &str) -> Result<Uuid, Status> {
 pub async fn configuration(pool: &PgPool) -> Result<RollupConfiguration, Status> {
     let me = wsus_store::identity::current(pool)
         .await
-        .map_err(store_status)?
+        .map_err(|e| grpc_status(&e))?
         .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
-    let reset = rollup::reset_guid(pool).await.map_err(store_status)?;
+    let reset = rollup::reset_guid(pool).await.map_err(|e| grpc_status(&e))?;
     Ok(RollupConfiguration { rollup_reset_guid: reset.to_string(), server_id: me.server_id.to_string() })
 }
 
@@ -62,14 +55,14 @@ pub async fn downstream_servers(pool: &PgPool, r: RollupDownstreamServersRequest
     batch(&r.servers, "servers")?;
     let skew = skew(r.client_time.as_ref());
     let servers = r.servers.into_iter().map(server_from_pb).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-    rollup::receive_servers(pool, &servers, skew).await.map_err(rollup_status)
+    rollup::receive_servers(pool, &servers, skew).await.map_err(|e| grpc_status(&e))
 }
 
 pub async fn computers(pool: &PgPool, r: RollupComputersRequest) -> Result<Vec<ChangedComputer>, Status> {
     batch(&r.computers, "computers")?;
     let skew = skew(r.client_time.as_ref());
     let computers = r.computers.into_iter().map(computer_from_pb).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-    let changed = rollup::receive_computers(pool, &computers, skew).await.map_err(rollup_status)?;
+    let changed = rollup::receive_computers(pool, &computers, skew).await.map_err(|e| grpc_status(&e))?;
     Ok(changed
         .into_iter()
         .map(|(computer_id, c)| ChangedComputer { computer_id, deleted: c == Change::Deleted })
@@ -79,12 +72,12 @@ pub async fn computers(pool: &PgPool, r: RollupComputersRequest) -> Result<Vec<C
 pub async fn out_of_sync(pool: &PgPool, r: GetOutOfSyncComputersRequest) -> Result<Vec<String>, Status> {
     batch(&r.numbers, "numbers")?;
     let numbers: Vec<(String, i32)> = r.numbers.into_iter().map(|n| (n.computer_id, n.rollup_number)).collect();
-    rollup::out_of_sync(pool, parent(&r.parent_server_id)?, &numbers).await.map_err(rollup_status)
+    rollup::out_of_sync(pool, parent(&r.parent_server_id)?, &numbers).await.map_err(|e| grpc_status(&e))
 }
 
 pub async fn computer_status(pool: &PgPool, r: RollupComputerStatusRequest) -> Result<(), Status> {
     batch(&r.computers, "computers")?;
     let skew = skew(r.client_time.as_ref());
     let statuses = r.computers.into_iter().map(status_from_pb).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-    rollup::receive_statuses(pool, parent(&r.parent_server_id)?, &statuses, skew).await.map_err(rollup_status)
+    rollup::receive_statuses(pool, parent(&r.parent_server_id)?, &statuses, skew).await.map_err(|e| grpc_status(&e))
 }

@@ -14,6 +14,7 @@ use wsus_rpc::sync::{
     StartSyncResponse, SyncHistoryPage, SyncRun, SyncStatus, WatchSyncRequest,
 };
 use wsus_service::Shell;
+use wsus_service::edge::grpc_status;
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
@@ -255,24 +256,6 @@ pub struct Sync {
     lease: Option<Arc<lease::LeaseLock>>,
 }
 
-fn status_from_store(e: StoreError) -> Status {
-    if e.is_unavailable() {
-        Status::unavailable(format!("database unavailable: {e}"))
-    } else {
-        Status::internal(e.to_string())
-    }
-}
-
-fn status_from_sync(e: dss::SyncError) -> Status {
-    use dss::SyncError;
-    match e {
-        SyncError::NoUpstream => Status::failed_precondition(e.to_string()),
-        SyncError::Busy(_) => Status::already_exists(e.to_string()),
-        SyncError::Store(s) => status_from_store(s),
-        other => Status::internal(other.to_string()),
-    }
-}
-
 fn run_of(r: SyncRecord) -> SyncRun {
     let ts = wsus_rpc::timestamp;
     SyncRun {
@@ -307,11 +290,11 @@ impl Sync {
 
     async fn context(&self) -> Result<dss::sync::SyncContext, Status> {
         if self.config.upstream_url.is_none() {
-            return Err(status_from_sync(dss::SyncError::NoUpstream));
+            return Err(grpc_status(&dss::SyncError::NoUpstream));
         }
         let me = wsus_store::identity::current(&self.pool)
             .await
-            .map_err(status_from_store)?
+            .map_err(|e| grpc_status(&e))?
             .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
         Ok(sync_context(&self.config, self.pool.clone(), &me, self.lease.clone()))
     }
@@ -342,7 +325,7 @@ impl SyncService for Sync {
             other => return Err(Status::invalid_argument(format!("trigger {other:?} is not manual or schedule"))),
         };
         let ctx = self.context().await?;
-        let started = dss::sync::begin(&ctx, trigger).await.map_err(status_from_sync)?;
+        let started = dss::sync::begin(&ctx, trigger).await.map_err(|e| grpc_status(&e))?;
         let sync_id = started.sync_id;
         tokio::spawn(async move {
             let _ = started.run(&ctx).await;
@@ -351,13 +334,13 @@ impl SyncService for Sync {
     }
 
     async fn get_sync_status(&self, _request: Request<GetSyncStatusRequest>) -> Result<Response<SyncStatus>, Status> {
-        self.status().await.map(Response::new).map_err(status_from_store)
+        self.status().await.map(Response::new).map_err(|e| grpc_status(&e))
     }
 
     type WatchSyncStream = StatusStream;
 
     async fn watch_sync(&self, _request: Request<WatchSyncRequest>) -> Result<Response<StatusStream>, Status> {
-        let first = self.status().await.map_err(status_from_store)?;
+        let first = self.status().await.map_err(|e| grpc_status(&e))?;
         let this = self.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
@@ -371,7 +354,7 @@ impl SyncService for Sync {
                 let next = match this.status().await {
                     Ok(s) => s,
                     Err(e) => {
-                        let _ = tx.send(Err(status_from_store(e))).await;
+                        let _ = tx.send(Err(grpc_status(&e))).await;
                         return;
                     }
                 };
@@ -397,7 +380,7 @@ impl SyncService for Sync {
             n => return Err(Status::invalid_argument(format!("limit {n} is not within 1..1000"))),
         };
         let before = (r.before_sync_id > 0).then_some(r.before_sync_id);
-        let (runs, next) = sync_history::page(&self.pool, before, limit).await.map_err(status_from_store)?;
+        let (runs, next) = sync_history::page(&self.pool, before, limit).await.map_err(|e| grpc_status(&e))?;
         Ok(Response::new(SyncHistoryPage {
             runs: runs.into_iter().map(run_of).collect(),
             next_before_sync_id: next.unwrap_or(0),
@@ -408,7 +391,7 @@ impl SyncService for Sync {
         &self,
         _request: Request<StartCleanupRequest>,
     ) -> Result<Response<StartCleanupResponse>, Status> {
-        let started = cleanup::begin(&self.pool, "manual").await.map_err(status_from_sync)?;
+        let started = cleanup::begin(&self.pool, "manual").await.map_err(|e| grpc_status(&e))?;
         let run_id = started.run_id;
         let (pool, content_dir) = (self.pool.clone(), self.config.content_dir.clone());
         tokio::spawn(async move {

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use wsus_soap::rollup::{Change, ClientSummary, ComputerDetails, ComputerInfo, ComputerStatus, DownstreamServerInfo};
 
-use crate::{Result, StoreError};
+use crate::{ErrorKind, HasKind, Result, StoreError};
 
 /// Key of the RollupResetGuid this server hands its downstream servers.
 const RESET_GUID: &str = "rollup.reset_guid";
@@ -23,6 +23,15 @@ pub enum RollupError {
 impl From<sqlx::Error> for RollupError {
     fn from(e: sqlx::Error) -> Self {
         RollupError::Store(e.into())
+    }
+}
+
+impl HasKind for RollupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            RollupError::UnknownServer(_) => ErrorKind::Conflict,
+            RollupError::Store(e) => e.kind(),
+        }
     }
 }
 

@@ -4,8 +4,6 @@
 //! the server ids it names were admitted by DssAuth, and the servers that call directly
 //! (their parent is this server) are still on `WSUS_DSS_ALLOWLIST`.
 
-use std::time::Duration;
-
 use wsus_rpc::reporting::{
     ComputerRollupNumber, GetOutOfSyncComputersRequest, GetRollupConfigurationRequest, RollupComputerStatusRequest,
     RollupComputersRequest, RollupDownstreamServersRequest,
@@ -15,7 +13,7 @@ use wsus_soap::rollup_status::ComputerStatusRequest;
 use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
-use crate::soap::{OpError, OpResult, invalid};
+use crate::soap::{OpError, OpResult, invalid, rpc_fault};
 
 /// The batch sizes this server announces (RollupConfiguration::announced).
 fn limits() -> RollupConfiguration {
@@ -31,26 +29,10 @@ async fn caller_allowed(gw: &Gateway, server_id: uuid::Uuid) -> Result<(), OpErr
     crate::uss::sync::still_allowed(gw, &server_id.to_string()).await
 }
 
-fn rpc_error(status: tonic::Status) -> OpError {
-    match status.code() {
-        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
-            (ErrorCode::InvalidParameters, status.message().to_owned())
-        }
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            (ErrorCode::ServerBusy, format!("reporting unavailable: {}", status.message()))
-        }
-        _ => (ErrorCode::InternalServerError, String::new()),
-    }
-}
-
 async fn call<T>(
     call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, OpError> {
-    match tokio::time::timeout(Duration::from_secs(30), call).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(status)) => Err(rpc_error(status)),
-        Err(_) => Err((ErrorCode::ServerBusy, "reporting did not answer in time".to_owned())),
-    }
+    call.await.map(tonic::Response::into_inner).map_err(|status| rpc_fault("reporting", &status))
 }
 
 fn guid(raw: &str) -> Result<uuid::Uuid, OpError> {
@@ -59,7 +41,7 @@ fn guid(raw: &str) -> Result<uuid::Uuid, OpError> {
 
 pub async fn get_rollup_configuration(gw: &Gateway, op: &Element) -> OpResult {
     cookie_present(op)?;
-    let mut reporting = gw.reporting.clone();
+    let mut reporting = gw.reporting_rollup.clone();
     let c = call(reporting.get_rollup_configuration(GetRollupConfigurationRequest {})).await?;
     let config = RollupConfiguration {
         server_id: guid(&c.server_id)?,
@@ -83,7 +65,7 @@ pub async fn rollup_downstream_servers(gw: &Gateway, op: &Element) -> OpResult {
         client_time: Some(wsus_rpc::timestamp(client_time)),
         servers: servers.iter().map(wsus_rpc::uss_rollup::server_to_pb).collect(),
     };
-    let mut reporting = gw.reporting.clone();
+    let mut reporting = gw.reporting_rollup.clone();
     call(reporting.rollup_downstream_servers(request)).await?;
     Ok(rollup::encode_downstream_servers_response())
 }
@@ -96,7 +78,7 @@ pub async fn rollup_computers(gw: &Gateway, op: &Element) -> OpResult {
         client_time: Some(wsus_rpc::timestamp(client_time)),
         computers: computers.iter().map(wsus_rpc::uss_rollup::computer_to_pb).collect(),
     };
-    let mut reporting = gw.reporting.clone();
+    let mut reporting = gw.reporting_rollup.clone();
     let answer = call(reporting.rollup_computers(request)).await?;
     let changed: Vec<(String, Change)> = answer
         .changed
@@ -118,7 +100,7 @@ pub async fn get_out_of_sync_computers(gw: &Gateway, op: &Element) -> OpResult {
             .map(|(computer_id, rollup_number)| ComputerRollupNumber { computer_id, rollup_number })
             .collect(),
     };
-    let mut reporting = gw.reporting.clone();
+    let mut reporting = gw.reporting_rollup.clone();
     let answer = call(reporting.get_out_of_sync_computers(request)).await?;
     Ok(rollup::encode_out_of_sync_computers(&answer.computer_ids))
 }
@@ -135,7 +117,7 @@ pub async fn rollup_computer_status(gw: &Gateway, request: ComputerStatusRequest
         parent_server_id: request.parent_server_id.to_string(),
         computers: request.computers.iter().map(wsus_rpc::uss_rollup::status_to_pb).collect(),
     };
-    let mut reporting = gw.reporting.clone();
+    let mut reporting = gw.reporting_rollup.clone();
     match call(reporting.rollup_computer_status(request)).await {
         Ok(answer) => Ok(rollup::encode_computer_status_response(answer.accepted)),
         Err((ErrorCode::ServerBusy, message)) => {

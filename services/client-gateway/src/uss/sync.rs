@@ -14,7 +14,7 @@ use wsus_soap::{Element, ErrorCode};
 
 use crate::Gateway;
 use crate::client::{b64, server};
-use crate::soap::{Context, OpError, OpResult, invalid};
+use crate::soap::{Context, OpError, OpResult, fault, invalid};
 
 /// A downstream server's Cookie lives this long (the most MS-WSUSSS allows).
 const COOKIE_LIFETIME: chrono::Duration = chrono::Duration::minutes(240);
@@ -24,8 +24,7 @@ const AUTHORIZATION_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
 const MAX_UPDATES_PER_DECRYPTION_REQUEST: u32 = 100;
 
 fn store_error(e: wsus_store::StoreError) -> OpError {
-    tracing::warn!(error = %e, "store");
-    (ErrorCode::InternalServerError, String::new())
+    fault("store", &e)
 }
 
 /// Whether `WSUS_DSS_ALLOWLIST` (GUIDs or FQDNs, empty = anyone) admits this server.

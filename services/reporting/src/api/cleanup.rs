@@ -6,11 +6,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
-use wsus_rpc::sync::StartCleanupRequest;
 use wsus_store::cleanup::{self, CleanupRun};
 
-use super::sync::call;
 use super::{Api, ApiResult, Page, PageQuery, Q, Routes};
+use crate::admin::Actor;
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.add("GET", "/api/v1/cleanup/runs", runs).add("POST", "/api/v1/cleanup/start", start)
@@ -27,7 +26,6 @@ struct Started {
 }
 
 async fn start(State(api): State<Arc<Api>>) -> ApiResult<(StatusCode, Json<Started>)> {
-    let mut client = api.sync.clone();
-    let r = call(client.start_cleanup(StartCleanupRequest {})).await?;
-    Ok((StatusCode::ACCEPTED, Json(Started { run_id: r.run_id })))
+    let run_id = api.admin.start_cleanup(Actor::Api).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { run_id })))
 }

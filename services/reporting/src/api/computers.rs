@@ -74,7 +74,7 @@ async fn one(State(api): State<Arc<Api>>, P(id): P<String>) -> ApiResult<Json<Co
 }
 
 fn unknown(id: &str) -> ApiError {
-    ApiError::NotFound(format!("no computer {id:?}"))
+    ApiError::not_found(format!("no computer {id:?}"))
 }
 
 async fn delete(State(api): State<Arc<Api>>, P(id): P<String>) -> ApiResult<StatusCode> {
@@ -100,7 +100,7 @@ struct StatusFilter {
 pub(super) fn status_code(name: &str) -> ApiResult<i16> {
     UpdateState::parse(name).map(UpdateState::summarization_state).ok_or_else(|| {
         let names: Vec<&str> = UpdateState::ALL.iter().map(|s| s.as_str()).collect();
-        ApiError::BadRequest(format!("status {name:?} is not one of {}", names.join(", ")))
+        ApiError::bad_request(format!("status {name:?} is not one of {}", names.join(", ")))
     })
 }
 

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::admin::Actor;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wsus_store::approvals::{self, Group, GroupError};
-use wsus_store::computers::{self, MembershipError};
+use wsus_store::approvals::{self, Group};
 
 use super::computers::{ComputerView, page_of};
 use super::{Api, ApiError, ApiResult, Body, P, Page, PageQuery, Q, Routes};
@@ -24,15 +24,6 @@ pub(super) fn routes(r: Routes) -> Routes {
         .add("DELETE", "/api/v1/groups/{group_id}/computers/{computer_id}", remove_member)
 }
 
-fn from_group_error(e: GroupError) -> ApiError {
-    match e {
-        GroupError::Unknown(id) => ApiError::NotFound(format!("no target group {id}")),
-        GroupError::Store(s) => s.into(),
-        GroupError::BadName => ApiError::BadRequest(e.to_string()),
-        other => ApiError::Conflict(other.to_string()),
-    }
-}
-
 async fn list(State(api): State<Arc<Api>>, Q(page): Q<PageQuery>) -> ApiResult<Json<Page<Group>>> {
     let (items, next) = approvals::groups_page(&api.pool, page.after()?, page.limit()?).await?;
     Ok(Json(Page::new(items, next)))
@@ -46,12 +37,12 @@ struct NewGroup {
 }
 
 async fn create(State(api): State<Arc<Api>>, Body(g): Body<NewGroup>) -> ApiResult<(StatusCode, Json<Group>)> {
-    let group = approvals::add_group(&api.pool, &g.name, g.parent_group_id).await.map_err(from_group_error)?;
+    let group = api.admin.create_group(Actor::Api, &g.name, g.parent_group_id).await?;
     Ok((StatusCode::CREATED, Json(group)))
 }
 
 async fn one(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Json<Group>> {
-    approvals::group(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no target group {id}")))
+    approvals::group(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no target group {id}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,15 +52,14 @@ struct GroupChange {
 }
 
 async fn change(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(c): Body<GroupChange>) -> ApiResult<Json<Group>> {
-    let group =
-        approvals::change_group(&api.pool, id, c.name.as_deref(), c.parent_group_id).await.map_err(from_group_error)?;
+    let group = api.admin.change_group(Actor::Api, id, c.name.as_deref(), c.parent_group_id).await?;
     Ok(Json(group))
 }
 
 async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<StatusCode> {
-    match approvals::delete_group(&api.pool, id).await.map_err(from_group_error)? {
+    match api.admin.delete_group(Actor::Api, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!("no target group {id}"))),
+        false => Err(ApiError::not_found(format!("no target group {id}"))),
     }
 }
 
@@ -79,7 +69,7 @@ async fn members(
     Q(page): Q<PageQuery>,
 ) -> ApiResult<Json<Page<ComputerView>>> {
     if approvals::group(&api.pool, id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no target group {id}")));
+        return Err(ApiError::not_found(format!("no target group {id}")));
     }
     let filter = super::computers::Filter { group_id: Some(id), ..Default::default() };
     Ok(Json(page_of(&api, &page, filter).await?))
@@ -96,21 +86,13 @@ struct Added {
 }
 
 async fn add_members(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(m): Body<Members>) -> ApiResult<Json<Added>> {
-    if m.computer_ids.is_empty() || m.computer_ids.len() > 1000 {
-        return Err(ApiError::BadRequest("computer_ids: 1 to 1000 ids".into()));
-    }
-    let added = computers::add_members(&api.pool, id, &m.computer_ids).await.map_err(|e| match e {
-        MembershipError::UnknownGroup(_) => ApiError::NotFound(e.to_string()),
-        MembershipError::UnknownComputers(_) => ApiError::BadRequest(e.to_string()),
-        MembershipError::BuiltinGroup(_) => ApiError::Conflict(e.to_string()),
-        MembershipError::Store(s) => s.into(),
-    })?;
+    let added = api.admin.add_members(Actor::Api, id, &m.computer_ids).await?;
     Ok(Json(Added { added }))
 }
 
 async fn remove_member(State(api): State<Arc<Api>>, P((id, computer)): P<(Uuid, String)>) -> ApiResult<StatusCode> {
-    match computers::remove_member(&api.pool, id, &computer).await? {
+    match api.admin.remove_member(Actor::Api, id, &computer).await? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!("computer {computer:?} is not in group {id}"))),
+        false => Err(ApiError::not_found(format!("computer {computer:?} is not in group {id}"))),
     }
 }

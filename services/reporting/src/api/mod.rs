@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wsus_config::{ApiToken, Role};
 use wsus_rpc::SyncClient;
-use wsus_store::{PgPool, StoreError};
+
+use crate::admin::Admin;
+use wsus_store::{ErrorKind, HasKind, PgPool, StoreError};
 
 mod cleanup;
 mod computers;
@@ -33,13 +35,13 @@ mod updates;
 
 pub struct Api {
     pool: PgPool,
-    sync: SyncClient,
+    admin: Admin,
     tokens: TokenTable,
 }
 
 impl Api {
     pub fn new(pool: PgPool, sync: SyncClient, tokens: &[ApiToken]) -> Self {
-        Self { pool, sync, tokens: TokenTable::new(tokens) }
+        Self { admin: Admin::new(pool.clone(), sync), pool, tokens: TokenTable::new(tokens) }
     }
 }
 
@@ -83,14 +85,12 @@ impl TokenTable {
     }
 }
 
-/// What the API answers when something is wrong: `{"error": "..."}` with a status.
+/// What the API answers when something is wrong: `{"error": "..."}` with the status of
+/// its kind.
 #[derive(Debug)]
-pub enum ApiError {
-    BadRequest(String),
-    NotFound(String),
-    Conflict(String),
-    Unavailable(String),
-    Internal(String),
+pub struct ApiError {
+    kind: ErrorKind,
+    message: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,31 +98,58 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Invalid, message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::NotFound, message: message.into() }
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Conflict, message: message.into() }
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Unavailable, message: message.into() }
+    }
+
+    /// The answer to an error of the store or of the administration layer.
+    pub fn of<E: HasKind + std::fmt::Display>(e: E) -> Self {
+        let kind = e.kind();
+        let message = match kind {
+            ErrorKind::Unavailable => format!("the database is unavailable: {e}"),
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "management API: request failed");
+                e.to_string()
+            }
+            _ => e.to_string(),
         };
-        (status, Json(ErrorBody { error: message })).into_response()
+        Self { kind, message }
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if let StoreError::BadPosition(_) = e {
-            ApiError::BadRequest(e.to_string())
-        } else if e.is_unavailable() {
-            ApiError::Unavailable(format!("the database is unavailable: {e}"))
-        } else {
-            tracing::error!(error = %e, "management API: store error");
-            ApiError::Internal(e.to_string())
-        }
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (wsus_service::edge::http_status(self.kind), Json(ErrorBody { error: self.message })).into_response()
     }
 }
+
+/// Store and administration errors answer with their kind.
+macro_rules! answered_by_kind {
+    ($($error:ty),*) => {$(
+        impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                ApiError::of(e)
+            }
+        }
+    )*};
+}
+answered_by_kind!(
+    StoreError,
+    crate::admin::AdminError,
+    wsus_store::approvals::ApprovalError,
+    wsus_store::approvals::GroupError,
+    wsus_store::computers::MembershipError
+);
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -134,7 +161,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Q<T> {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Q(q.0))
-            .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))
+            .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))
     }
 }
 
@@ -147,7 +174,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| P(p.0))
-            .map_err(|e| ApiError::BadRequest(format!("path: {}", e.body_text())))
+            .map_err(|e| ApiError::bad_request(format!("path: {}", e.body_text())))
     }
 }
 
@@ -160,7 +187,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
         Json::<T>::from_request(req, state)
             .await
             .map(|j| Body(j.0))
-            .map_err(|e| ApiError::BadRequest(format!("body: {}", e.body_text())))
+            .map_err(|e| ApiError::bad_request(format!("body: {}", e.body_text())))
     }
 }
 
@@ -176,7 +203,7 @@ impl PageQuery {
         match self.limit {
             None => Ok(100),
             Some(n @ 1..=1000) => Ok(n),
-            Some(n) => Err(ApiError::BadRequest(format!("limit {n} is not within 1..1000"))),
+            Some(n) => Err(ApiError::bad_request(format!("limit {n} is not within 1..1000"))),
         }
     }
 
@@ -188,7 +215,7 @@ impl PageQuery {
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok())
             .map(Some)
-            .ok_or_else(|| ApiError::BadRequest("cursor: not one this API returned".into()))
+            .ok_or_else(|| ApiError::bad_request("cursor: not one this API returned"))
     }
 }
 
@@ -256,7 +283,7 @@ pub fn routes() -> Routes {
 pub fn api_router(api: Arc<Api>) -> Router {
     let v1 = routes()
         .router
-        .fallback(|| async { ApiError::NotFound("no such endpoint (see /api/openapi.json)".into()) })
+        .fallback(|| async { ApiError::not_found("no such endpoint (see /api/openapi.json)") })
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api);
     Router::new()

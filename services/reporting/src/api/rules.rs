@@ -43,13 +43,13 @@ impl RuleBody {
     fn into_rule(self, rule_id: Uuid) -> ApiResult<Rule> {
         let action = self.action.unwrap_or_else(|| "Install".into());
         if action != "Install" && action != "OptionalInstall" {
-            return Err(ApiError::BadRequest(format!("action {action:?} is not Install or OptionalInstall")));
+            return Err(ApiError::bad_request(format!("action {action:?} is not Install or OptionalInstall")));
         }
         if self.name.trim().is_empty() || self.group_ids.is_empty() {
-            return Err(ApiError::BadRequest("a rule needs a name and at least one group".into()));
+            return Err(ApiError::bad_request("a rule needs a name and at least one group"));
         }
         if self.deadline_offset_hours.is_some_and(|h| !(0..=24 * 365).contains(&h)) {
-            return Err(ApiError::BadRequest("deadline_offset_hours is within 0..8760".into()));
+            return Err(ApiError::bad_request("deadline_offset_hours is within 0..8760"));
         }
         Ok(Rule {
             rule_id,
@@ -82,12 +82,12 @@ async fn create(State(api): State<Arc<Api>>, Body(b): Body<RuleBody>) -> ApiResu
 }
 
 async fn one(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Json<Rule>> {
-    rules::get(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::NotFound(format!("no rule {id}")))
+    rules::get(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {id}")))
 }
 
 async fn replace(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(b): Body<RuleBody>) -> ApiResult<Json<Rule>> {
     if rules::get(&api.pool, id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("no rule {id}")));
+        return Err(ApiError::not_found(format!("no rule {id}")));
     }
     let rule = b.into_rule(id)?;
     rules::put(&api.pool, &rule).await?;
@@ -97,7 +97,7 @@ async fn replace(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(b): Body<Rule
 async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<StatusCode> {
     match rules::delete(&api.pool, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!("no rule {id}"))),
+        false => Err(ApiError::not_found(format!("no rule {id}"))),
     }
 }
 
@@ -114,7 +114,7 @@ async fn apply(State(api): State<Arc<Api>>, Body(a): Body<ApplyRequest>) -> ApiR
     if let Some(id) = a.rule_id
         && rules::get(&api.pool, id).await?.is_none()
     {
-        return Err(ApiError::NotFound(format!("no rule {id}")));
+        return Err(ApiError::not_found(format!("no rule {id}")));
     }
     Ok(Json(rules::apply(&api.pool, a.rule_id, a.everything).await?))
 }

@@ -84,19 +84,19 @@ async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> A
     if let Some(mode) = &c.content_mode
         && !CONTENT_MODES.contains(&mode.as_str())
     {
-        return Err(ApiError::BadRequest(format!("content_mode {mode:?} is not one of {}", CONTENT_MODES.join(", "))));
+        return Err(ApiError::bad_request(format!("content_mode {mode:?} is not one of {}", CONTENT_MODES.join(", "))));
     }
     if c.sync_schedule.is_some_and(|s| s.syncs_per_day > 24) {
-        return Err(ApiError::BadRequest("sync_schedule.syncs_per_day is within 0..24".into()));
+        return Err(ApiError::bad_request("sync_schedule.syncs_per_day is within 0..24"));
     }
     if c.retention.is_some_and(|r| r.event_days == 0 || r.sync_history_days == 0) {
-        return Err(ApiError::BadRequest("retention: event_days and sync_history_days are at least 1".into()));
+        return Err(ApiError::bad_request("retention: event_days and sync_history_days are at least 1"));
     }
     let by = "api:admin";
     if let Some(languages) = &c.languages
         && let Err(unknown) = settings::set_enabled_languages(&api.pool, languages).await?
     {
-        return Err(ApiError::BadRequest(format!("unknown languages: {}", unknown.join(", "))));
+        return Err(ApiError::bad_request(format!("unknown languages: {}", unknown.join(", "))));
     }
     if let Some(p) = &c.products {
         settings::put(&api.pool, settings::SYNC_PRODUCTS, p, by).await?;

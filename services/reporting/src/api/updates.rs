@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wsus_store::approvals::{self, Action, Approval, ApprovalError, Deployment};
+use wsus_store::approvals::{self, Action, Approval, Deployment};
 use wsus_store::computers::StatusCounts;
 use wsus_store::updates::{self, ApprovalFilter, Update, UpdateFilter};
 
@@ -72,7 +72,7 @@ async fn one(State(api): State<Arc<Api>>, P(id): P<Uuid>, Q(g): Q<InGroup>) -> A
 }
 
 async fn known(api: &Api, id: Uuid) -> ApiResult<Update> {
-    updates::get(&api.pool, id).await?.ok_or_else(|| ApiError::NotFound(format!("no update {id} in the catalog")))
+    updates::get(&api.pool, id).await?.ok_or_else(|| ApiError::not_found(format!("no update {id} in the catalog")))
 }
 
 #[derive(Debug, Serialize)]
@@ -92,13 +92,13 @@ async fn eula(State(api): State<Arc<Api>>, P(id): P<Uuid>, Q(l): Q<Language>) ->
     let language = l.language.unwrap_or_else(|| "en".into());
     let (eula_id, text) = updates::eula_text(&api.pool, id, &language)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("update {id} has no license terms")))?;
+        .ok_or_else(|| ApiError::not_found(format!("update {id} has no license terms")))?;
     Ok(Json(Eula { eula_id, accepted: update.eula_accepted, text }))
 }
 
 async fn accept_eula(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Json<Eula>> {
     let update = known(&api, id).await?;
-    let eula_id = update.eula_id.ok_or_else(|| ApiError::NotFound(format!("update {id} has no license terms")))?;
+    let eula_id = update.eula_id.ok_or_else(|| ApiError::not_found(format!("update {id} has no license terms")))?;
     approvals::accept_eula(&api.pool, eula_id, Some("api:admin")).await?;
     let text = updates::eula_text(&api.pool, id, "en").await?.map(|(_, t)| t).unwrap_or_default();
     Ok(Json(Eula { eula_id, accepted: true, text }))
@@ -128,7 +128,7 @@ async fn approve(
     let action = match a.action.as_deref().unwrap_or("Install") {
         "Install" => Action::Install,
         "Uninstall" => Action::Uninstall,
-        other => return Err(ApiError::BadRequest(format!("action {other:?} is not Install or Uninstall"))),
+        other => return Err(ApiError::bad_request(format!("action {other:?} is not Install or Uninstall"))),
     };
     let update = known(&api, id).await?;
     if let (true, Some(eula_id)) = (a.accept_eula, update.eula_id) {
@@ -136,24 +136,20 @@ async fn approve(
     }
     let approval =
         Approval { update_id: id, group_id: group, action, deadline: a.deadline, admin_name: Some("api:admin".into()) };
-    let deployment_id = approvals::approve(&api.pool, &approval).await.map_err(|e| match e {
-        ApprovalError::UnknownUpdate(_) | ApprovalError::UnknownGroup(_) => ApiError::NotFound(e.to_string()),
-        ApprovalError::Declined(_) | ApprovalError::EulaNotAccepted { .. } => ApiError::Conflict(e.to_string()),
-        ApprovalError::Store(s) => s.into(),
-    })?;
+    let deployment_id = approvals::approve(&api.pool, &approval).await?;
     approvals::approvals_of(&api.pool, id)
         .await?
         .into_iter()
         .find(|d| d.deployment_id == deployment_id)
         .map(Json)
-        .ok_or_else(|| ApiError::Conflict("the approval was changed concurrently".into()))
+        .ok_or_else(|| ApiError::conflict("the approval was changed concurrently"))
 }
 
 /// Removes a group's own approval: the group inherits its parent's again.
 async fn unapprove(State(api): State<Arc<Api>>, P((id, group)): P<(Uuid, Uuid)>) -> ApiResult<StatusCode> {
     match approvals::unapprove(&api.pool, id, group).await? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!("update {id} has no approval of its own for group {group}"))),
+        false => Err(ApiError::not_found(format!("update {id} has no approval of its own for group {group}"))),
     }
 }
 
@@ -166,6 +162,6 @@ async fn decline(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Statu
 async fn undecline(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<StatusCode> {
     match approvals::undecline(&api.pool, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::NotFound(format!("update {id} is not declined"))),
+        false => Err(ApiError::not_found(format!("update {id} is not declined"))),
     }
 }

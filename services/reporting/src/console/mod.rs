@@ -7,11 +7,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::Markup;
-use wsus_store::PgPool;
+use wsus_store::{ErrorKind, HasKind, PgPool};
+
+use crate::admin::{Admin, SyncRunView, SyncStatusView};
 
 pub mod counts;
 mod layout;
@@ -27,8 +29,8 @@ pub struct Console {
     pub pool: PgPool,
     pub sessions: Arc<Sessions>,
     pub counts: Arc<counts::CountsCache>,
-    /// sync-worker's SyncService: which upstream server it syncs from.
-    pub sync: wsus_rpc::SyncClient,
+    /// Every change an administrator makes, and what sync-worker says of synchronization.
+    pub admin: Admin,
 }
 
 /// Which upstream server sync-worker synchronizes from, as far as the console can tell.
@@ -40,15 +42,31 @@ pub enum Upstream {
     Unknown,
 }
 
-impl Console {
-    pub async fn upstream(&self) -> Upstream {
-        let mut sync = self.sync.clone();
-        let asked = sync.get_sync_status(wsus_rpc::sync::GetSyncStatusRequest {});
-        match tokio::time::timeout(std::time::Duration::from_secs(2), asked).await {
-            Ok(Ok(status)) if status.get_ref().upstream_url.is_empty() => Upstream::None,
-            Ok(Ok(status)) => Upstream::Set(status.into_inner().upstream_url),
-            _ => Upstream::Unknown,
+impl Upstream {
+    /// From what sync-worker said; None when it did not answer.
+    pub fn of(status: Option<&SyncStatusView>) -> Self {
+        match status {
+            None => Upstream::Unknown,
+            Some(SyncStatusView { upstream_url: None, .. }) => Upstream::None,
+            Some(SyncStatusView { upstream_url: Some(url), .. }) => Upstream::Set(url.clone()),
         }
+    }
+}
+
+impl Console {
+    /// Where synchronization stands; None when sync-worker does not answer (a page
+    /// still shows, saying so).
+    pub async fn sync_status(&self) -> Option<SyncStatusView> {
+        self.admin.sync_status().await.inspect_err(|e| tracing::debug!(error = %e, "console: no sync status")).ok()
+    }
+
+    /// Past synchronizations, as [`Admin::sync_history`]; none when sync-worker does not answer.
+    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> (Vec<SyncRunView>, Option<i64>) {
+        self.admin
+            .sync_history(before, limit)
+            .await
+            .inspect_err(|e| tracing::debug!(error = %e, "console: no sync history"))
+            .unwrap_or_default()
     }
 }
 
@@ -108,46 +126,61 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=300")], body).into_response()
 }
 
-/// What a page handler fails with: a page saying so, with the status.
-pub struct PageError(StatusCode, String);
+/// What a page handler fails with: a page saying so, with the status of its kind.
+pub struct PageError {
+    kind: ErrorKind,
+    message: String,
+}
 
 impl PageError {
     fn not_found(what: &str) -> Self {
-        PageError(StatusCode::NOT_FOUND, format!("{what} not found"))
+        PageError { kind: ErrorKind::NotFound, message: format!("{what} not found") }
     }
     fn bad_request(what: impl Into<String>) -> Self {
-        PageError(StatusCode::BAD_REQUEST, what.into())
+        PageError { kind: ErrorKind::Invalid, message: what.into() }
     }
-    fn conflict(what: impl Into<String>) -> Self {
-        PageError(StatusCode::CONFLICT, what.into())
+
+    /// The page for an error of the store or of the administration layer. What the
+    /// server could not do is said plainly; the detail of its own faults is logged.
+    fn of<E: HasKind + std::fmt::Display>(e: E) -> Self {
+        let kind = e.kind();
+        let message = match kind {
+            ErrorKind::Unavailable => "the database or sync-worker is unavailable; try again shortly".to_owned(),
+            ErrorKind::Internal => {
+                tracing::error!(error = %e, "console: request failed");
+                "something went wrong on the server".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        PageError { kind, message }
     }
 }
 
 impl From<wsus_store::StoreError> for PageError {
     fn from(e: wsus_store::StoreError) -> Self {
-        if let wsus_store::StoreError::BadPosition(_) = e {
-            PageError::bad_request(e.to_string())
-        } else if e.is_unavailable() {
-            PageError(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; try again shortly".into())
-        } else {
-            tracing::error!(error = %e, "console: store error");
-            PageError(StatusCode::INTERNAL_SERVER_ERROR, "something went wrong reading the database".into())
-        }
+        PageError::of(e)
+    }
+}
+
+impl From<crate::admin::AdminError> for PageError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        PageError::of(e)
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let reason = self.0.canonical_reason().unwrap_or("error");
+        let status = wsus_service::edge::http_status(self.kind);
+        let reason = status.canonical_reason().unwrap_or("error");
         let body = layout::plain_page(
             reason,
             maud::html! {
-                h1 { (self.0.as_u16()) " " (reason) }
-                p.error { (self.1) }
+                h1 { (status.as_u16()) " " (reason) }
+                p.error { (self.message) }
                 p { a href="/console/" { "Back to the overview" } }
             },
         );
-        (self.0, body).into_response()
+        (status, body).into_response()
     }
 }
 

@@ -1,6 +1,6 @@
 //! What can stop a sync, a rollup or a cleanup.
 
-use wsus_store::StoreError;
+use wsus_store::{ErrorKind, HasKind, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -28,5 +28,19 @@ impl SyncError {
 
     pub(crate) fn is_cookie_fault(&self) -> bool {
         matches!(self, SyncError::Fault { code, .. } if code == "InvalidCookie" || code == "CookieExpired")
+    }
+}
+
+impl HasKind for SyncError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SyncError::NoUpstream => ErrorKind::Conflict,
+            SyncError::Busy(_) => ErrorKind::Busy,
+            SyncError::Store(e) => e.kind(),
+            // The upstream failing is this server's failure to its own callers.
+            SyncError::Http { .. } | SyncError::Fault { .. } | SyncError::Protocol { .. } | SyncError::Other(_) => {
+                ErrorKind::Internal
+            }
+        }
     }
 }

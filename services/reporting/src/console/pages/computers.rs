@@ -9,6 +9,7 @@ use maud::html;
 use serde::Deserialize;
 use wsus_store::computers::{self, ComputerFilter, ComputerSort, ComputerState};
 
+use crate::admin::Actor;
 use crate::console::layout::{self, Nav};
 use crate::console::session::{Admin, CsrfForm, Session};
 use crate::console::{Console, PageError, PageResult, page};
@@ -261,11 +262,7 @@ pub async fn add_to_group(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<super::GroupForm>,
 ) -> Result<Response, PageError> {
-    computers::add_members(&console.pool, form.group, std::slice::from_ref(&id)).await.map_err(|e| match e {
-        computers::MembershipError::Store(s) => PageError::from(s),
-        computers::MembershipError::UnknownComputers(_) => PageError::not_found("computer"),
-        other => PageError::bad_request(other.to_string()),
-    })?;
+    console.admin.add_members(Actor::Console, form.group, std::slice::from_ref(&id)).await?;
     Ok(super::back_to(&format!("/console/computers/{}", layout::encode(&id))))
 }
 
@@ -275,7 +272,8 @@ pub async fn remove_from_group(
     Path(id): Path<String>,
     CsrfForm(form): CsrfForm<super::GroupForm>,
 ) -> Result<Response, PageError> {
-    computers::remove_member(&console.pool, form.group, &id).await?;
+    // Taking out a computer that is not in the group is harmless (a double submit).
+    console.admin.remove_member(Actor::Console, form.group, &id).await?;
     Ok(super::back_to(&format!("/console/computers/{}", layout::encode(&id))))
 }
 

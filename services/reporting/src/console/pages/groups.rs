@@ -6,9 +6,10 @@ use axum::response::Response;
 use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::approvals::{self, Group, GroupError};
+use wsus_store::approvals::{self, Group};
 use wsus_store::computers::{self, ComputerFilter};
 
+use crate::admin::Actor;
 use crate::console::layout::{self, Nav};
 use crate::console::session::{Admin, CsrfForm, Session};
 use crate::console::{Console, PageError, PageResult, page};
@@ -100,21 +101,12 @@ pub struct NewGroup {
     parent: Option<Uuid>,
 }
 
-fn refused(e: GroupError) -> PageError {
-    match e {
-        GroupError::Store(s) => s.into(),
-        GroupError::Unknown(_) => PageError::not_found("group"),
-        GroupError::NameTaken(_) => PageError::conflict(e.to_string()),
-        other => PageError::bad_request(other.to_string()),
-    }
-}
-
 pub async fn create(
     State(console): State<Console>,
     Admin(_): Admin,
     CsrfForm(form): CsrfForm<NewGroup>,
 ) -> Result<Response, PageError> {
-    let group = approvals::add_group(&console.pool, form.name.trim(), form.parent).await.map_err(refused)?;
+    let group = console.admin.create_group(Actor::Console, &form.name, form.parent).await?;
     Ok(super::back_to(&format!("/console/groups/{}", group.group_id)))
 }
 
@@ -124,6 +116,7 @@ pub async fn delete(
     Path(id): Path<Uuid>,
     CsrfForm(_): CsrfForm<super::Empty>,
 ) -> Result<Response, PageError> {
-    approvals::delete_group(&console.pool, id).await.map_err(refused)?;
+    // Deleting a group that is not there is harmless (a double submit).
+    console.admin.delete_group(Actor::Console, id).await?;
     Ok(super::back_to("/console/groups"))
 }

@@ -3,7 +3,9 @@
 
 use axum::extract::State;
 use maud::html;
-use wsus_store::{settings, summary, sync_history, uss};
+use wsus_store::{settings, summary, uss};
+
+use crate::admin::SyncRunView;
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
@@ -24,13 +26,15 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let counts = console.counts.get(pool).await?;
     let (compliance, by_group, statuses, needed, contacts) =
         (&counts.compliance, &counts.by_group, counts.statuses, &counts.most_needed, &counts.contacts);
-    let (history, _) = sync_history::page(pool, None, 30).await?;
-    let last = sync_history::latest(pool).await?;
+    let status = console.sync_status().await;
+    let (history, _) = console.sync_history(None, 30).await;
     let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?.map(|s| s.value);
     let me = wsus_store::identity::current(pool).await?;
     let next_sync = schedule.zip(me).and_then(|(s, me)| s.next_after(chrono::Utc::now(), me.server_id));
     let (servers, _) = uss::downstream_servers(pool, None, 10).await?;
-    let upstream = console.upstream().await;
+    let upstream = Upstream::of(status.as_ref());
+    // The run in progress, else the last one.
+    let last = status.and_then(|s| s.running.or(s.last));
 
     let status_parts: Vec<Part> =
         super::STATES.iter().zip(statuses).map(|((label, class), n)| Part { label, value: n as u64, class }).collect();
@@ -39,11 +43,11 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let contact_points: Vec<(String, f64)> =
         contacts.iter().map(|(hour, n)| (hour.format("%H:00").to_string(), *n as f64)).collect();
     // Oldest first, finished ones only.
-    let finished: Vec<&sync_history::SyncRecord> = history.iter().rev().filter(|r| r.finished_at.is_some()).collect();
+    let finished: Vec<&SyncRunView> = history.iter().rev().filter(|r| r.finished_at.is_some()).collect();
     let durations: Vec<(String, f64)> = finished
         .iter()
         .filter_map(|r| {
-            let took = r.finished_at? - r.started_at;
+            let took = r.finished_at? - r.started_at?;
             Some((format!("#{}", r.sync_id), took.num_milliseconds() as f64 / 1000.0))
         })
         .collect();
@@ -67,7 +71,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                 h2 { "Synchronization" }
                 @match &last {
                     Some(r) => {
-                        p { "Last: " span.result { (r.result) } " — started " (layout::when(Some(r.started_at)))
+                        p { "Last: " span.result { (r.result) } " — started " (layout::when(r.started_at))
                             @if let Some(f) = r.finished_at { ", finished " (layout::when(Some(f))) } }
                         @if let Some(e) = &r.error { p.error { (e) } }
                         p { (r.revisions_new) " new and " (r.revisions_updated) " changed revisions, "

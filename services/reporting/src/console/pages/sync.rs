@@ -5,11 +5,10 @@ use axum::Json;
 use axum::extract::{Query, State};
 use maud::html;
 use serde::{Deserialize, Serialize};
-use wsus_store::sync_history;
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
-use crate::console::{Console, PageError, PageResult};
+use crate::console::{Console, PageError, PageResult, Upstream};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct HistoryQuery {
@@ -17,16 +16,17 @@ pub struct HistoryQuery {
 }
 
 async fn history(console: &Console, session: &Session, before: Option<i64>) -> PageResult {
-    let (runs, next) = sync_history::page(&console.pool, before, 50).await?;
-    let running = sync_history::latest(&console.pool).await?.filter(|r| r.result == "running");
-    let upstream = console.upstream().await;
+    let status = console.sync_status().await;
+    let (runs, next) = console.sync_history(before, 50).await;
+    let upstream = Upstream::of(status.as_ref());
+    let running = status.and_then(|s| s.running);
     let body = html! {
         h1 { "Synchronizations" }
         (super::upstream_note(&upstream))
         section.card #sync-progress data-running=(running.is_some()) {
             @match &running {
                 Some(r) => {
-                    p { "Running since " (layout::when(Some(r.started_at))) ": " span.phase { (r.phase.as_deref().unwrap_or("starting")) } }
+                    p { "Running since " (layout::when(r.started_at)) ": " span.phase { (r.phase.as_deref().unwrap_or("starting")) } }
                     progress max=(r.total.max(1)) value=(r.done) {}
                     p.counts { (r.done) " of " (r.total) }
                 }
@@ -37,8 +37,8 @@ async fn history(console: &Console, session: &Session, before: Option<i64>) -> P
             thead { tr { th { "#" } th { "Started" } th { "Took" } th { "Result" } th { "Trigger" } th.num { "New" }
                          th.num { "Changed" } th.num { "Unreadable" } th.num { "Received" } } }
             tbody { @for r in &runs { tr {
-                td { (r.sync_id) } td { (layout::when(Some(r.started_at))) }
-                td { @if let Some(f) = r.finished_at { ((f - r.started_at).num_seconds()) " s" } }
+                td { (r.sync_id) } td { (layout::when(r.started_at)) }
+                td { @if let (Some(s), Some(f)) = (r.started_at, r.finished_at) { ((f - s).num_seconds()) " s" } }
                 td { span class={ "result " (r.result) } { (r.result) } @if let Some(e) = &r.error { br; span.error { (e) } } }
                 td { (r.trigger) } td.num { (r.revisions_new) } td.num { (r.revisions_updated) }
                 td.num { (r.revisions_quarantined) } td.num { (layout::bytes(r.bytes_received)) }
@@ -63,9 +63,10 @@ pub struct Progress {
     total: i64,
 }
 
+/// A sync-worker that does not answer shows as nothing running (the page says why).
 pub async fn progress(State(console): State<Console>, _session: Session) -> Result<Json<Progress>, PageError> {
-    let latest = sync_history::latest(&console.pool).await?;
-    Ok(Json(match latest.filter(|r| r.result == "running") {
+    let running = console.sync_status().await.and_then(|s| s.running);
+    Ok(Json(match running {
         Some(r) => Progress { running: true, phase: r.phase, done: r.done, total: r.total },
         None => Progress { running: false, phase: None, done: 0, total: 0 },
     }))

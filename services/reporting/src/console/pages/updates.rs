@@ -8,9 +8,10 @@ use chrono::{NaiveDateTime, TimeZone as _, Utc};
 use maud::html;
 use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::approvals::{self, Action, Approval, ApprovalError};
+use wsus_store::approvals::{self, Action};
 use wsus_store::updates::{self, ApprovalFilter, UpdateFilter};
 
+use crate::admin::Actor;
 use crate::console::layout::{self, Nav};
 use crate::console::session::{Admin, CsrfForm, Session};
 use crate::console::{Console, PageError, PageResult, page};
@@ -222,22 +223,10 @@ pub async fn approve(
     Path(id): Path<Uuid>,
     CsrfForm(form): CsrfForm<ApproveForm>,
 ) -> Result<Response, PageError> {
-    let pool = &console.pool;
-    let u = updates::get(pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
-    if let (Some(_), Some(eula_id)) = (form.accept_eula.as_deref(), u.eula_id) {
-        approvals::accept_eula(pool, eula_id, Some("console:admin")).await?;
-    }
-    let approval = Approval {
-        update_id: id,
-        group_id: form.group,
-        action: Action::Install,
-        deadline: deadline(&form.deadline)?,
-        admin_name: Some("console:admin".into()),
-    };
-    approvals::approve(pool, &approval).await.map_err(|e| match e {
-        ApprovalError::Store(s) => s.into(),
-        other => PageError::conflict(other.to_string()),
-    })?;
+    // The deadline is read before anything changes.
+    let deadline = deadline(&form.deadline)?;
+    let accept_eula = form.accept_eula.is_some();
+    console.admin.approve(Actor::Console, id, form.group, Action::Install, deadline, accept_eula).await?;
     Ok(back_to(id))
 }
 
@@ -260,11 +249,11 @@ pub async fn undecline(
 }
 
 async fn set_declined(console: &Console, id: Uuid, declined: bool) -> Result<Response, PageError> {
-    updates::get(&console.pool, id).await?.ok_or_else(|| PageError::not_found("update"))?;
+    // Declining twice, or taking back a decline that is not there, is harmless.
     if declined {
-        approvals::decline(&console.pool, id, Some("console:admin")).await?;
+        console.admin.decline(Actor::Console, id).await?;
     } else {
-        approvals::undecline(&console.pool, id).await?;
+        console.admin.undecline(Actor::Console, id).await?;
     }
     Ok(back_to(id))
 }
@@ -276,7 +265,7 @@ pub async fn unapprove(
     CsrfForm(form): CsrfForm<super::GroupForm>,
 ) -> Result<Response, PageError> {
     // Removing an approval that is not there is harmless (a double submit).
-    approvals::unapprove(&console.pool, id, form.group).await?;
+    console.admin.unapprove(Actor::Console, id, form.group).await?;
     Ok(back_to(id))
 }
 

@@ -1,0 +1,305 @@
+//! The administration layer: every change an administrator makes, and what sync-worker
+//! says about synchronization, written once for the management API and the console
+//! alike. Handlers parse their request, call here, and render the answer; the HTTP status
+//! of a failure comes from its [`ErrorKind`].
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+use wsus_rpc::SyncClient;
+use wsus_rpc::sync::{
+    GetSyncStatusRequest, ListSyncHistoryRequest, StartCleanupRequest, StartSyncRequest, SyncRun, SyncStatus,
+};
+use wsus_store::approvals::{self, Action, Approval, ApprovalError, Deployment, Group, GroupError};
+use wsus_store::computers::{self, MembershipError};
+use wsus_store::{ErrorKind, HasKind, PgPool, StoreError, updates};
+
+/// The most computers one membership change names.
+pub const MAX_MEMBERS_AT_ONCE: usize = 1000;
+
+/// Who made a change, as recorded beside it (the approval's admin name, the EULA's and
+/// the decline's author).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Api,
+    Console,
+}
+
+impl Actor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Api => "api:admin",
+            Actor::Console => "console:admin",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no update {0} in the catalog")]
+    UnknownUpdate(Uuid),
+    #[error("update {0} has no license terms")]
+    NoLicenseTerms(Uuid),
+    #[error("the approval was changed concurrently")]
+    ChangedConcurrently,
+    #[error("computer_ids: 1 to {MAX_MEMBERS_AT_ONCE} ids")]
+    MemberCount,
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What sync-worker answered (or that it did not).
+    #[error("sync-worker: {}", .0.message())]
+    SyncWorker(tonic::Status),
+}
+
+impl HasKind for AdminError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AdminError::UnknownUpdate(_) | AdminError::NoLicenseTerms(_) => ErrorKind::NotFound,
+            AdminError::ChangedConcurrently => ErrorKind::Conflict,
+            AdminError::MemberCount => ErrorKind::Invalid,
+            AdminError::Approval(e) => e.kind(),
+            AdminError::Group(e) => e.kind(),
+            AdminError::Membership(e) => e.kind(),
+            AdminError::Store(e) => e.kind(),
+            AdminError::SyncWorker(status) => wsus_service::edge::kind_of_status(status),
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// One synchronization attempt.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SyncRunView {
+    pub sync_id: i64,
+    pub upstream_url: String,
+    pub trigger: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub result: String,
+    pub phase: Option<String>,
+    pub done: i64,
+    pub total: i64,
+    pub error: Option<String>,
+    pub revisions_new: i32,
+    pub revisions_updated: i32,
+    pub deployments_changed: i32,
+    pub files_queued: i32,
+    pub bytes_received: i64,
+    /// Documents the upstream sent that could not be read (set aside, asked for again).
+    pub revisions_quarantined: i32,
+}
+
+impl From<SyncRun> for SyncRunView {
+    fn from(r: SyncRun) -> Self {
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
+        Self {
+            sync_id: r.sync_id,
+            upstream_url: r.upstream_url,
+            trigger: r.trigger,
+            started_at: r.started_at.as_ref().and_then(wsus_rpc::datetime),
+            finished_at: r.finished_at.as_ref().and_then(wsus_rpc::datetime),
+            result: r.result,
+            phase: nonempty(r.phase),
+            done: r.done,
+            total: r.total,
+            error: nonempty(r.error),
+            revisions_new: r.revisions_new,
+            revisions_updated: r.revisions_updated,
+            deployments_changed: r.deployments_changed,
+            files_queued: r.files_queued,
+            bytes_received: r.bytes_received,
+            revisions_quarantined: r.revisions_quarantined,
+        }
+    }
+}
+
+/// Where synchronization stands.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SyncStatusView {
+    /// Null when no upstream server is configured.
+    pub upstream_url: Option<String>,
+    pub replica: bool,
+    pub running: Option<SyncRunView>,
+    pub last: Option<SyncRunView>,
+}
+
+impl From<SyncStatus> for SyncStatusView {
+    fn from(s: SyncStatus) -> Self {
+        Self {
+            upstream_url: (!s.upstream_url.is_empty()).then_some(s.upstream_url),
+            replica: s.replica,
+            running: s.running.map(Into::into),
+            last: s.last.map(Into::into),
+        }
+    }
+}
+
+/// The administration layer. Cheap to clone.
+#[derive(Clone)]
+pub struct Admin {
+    pool: PgPool,
+    /// sync-worker's SyncService: synchronization and cleanup are its to run and report.
+    sync: SyncClient,
+}
+
+impl Admin {
+    pub fn new(pool: PgPool, sync: SyncClient) -> Self {
+        Self { pool, sync }
+    }
+
+    async fn known_update(&self, update_id: Uuid) -> AdminResult<updates::Update> {
+        updates::get(&self.pool, update_id).await?.ok_or(AdminError::UnknownUpdate(update_id))
+    }
+
+    /// Approves an update for a group; with `accept_eula`, its license terms are accepted
+    /// in the same transaction (a refused approval leaves them unaccepted).
+    pub async fn approve(
+        &self,
+        by: Actor,
+        update_id: Uuid,
+        group_id: Uuid,
+        action: Action,
+        deadline: Option<DateTime<Utc>>,
+        accept_eula: bool,
+    ) -> AdminResult<Deployment> {
+        self.known_update(update_id).await?;
+        let approval = Approval { update_id, group_id, action, deadline, admin_name: Some(by.name().to_owned()) };
+        let deployment_id = if accept_eula {
+            approvals::approve_accepting_eula(&self.pool, &approval, by.name()).await?
+        } else {
+            approvals::approve(&self.pool, &approval).await?
+        };
+        tracing::info!(actor = by.name(), %update_id, %group_id, action = action.as_str(), "approved");
+        approvals::approvals_of(&self.pool, update_id)
+            .await?
+            .into_iter()
+            .find(|d| d.deployment_id == deployment_id)
+            .ok_or(AdminError::ChangedConcurrently)
+    }
+
+    /// Accepts the license terms of an update's latest revision; their id.
+    pub async fn accept_eula(&self, by: Actor, update_id: Uuid) -> AdminResult<Uuid> {
+        let eula_id = self.known_update(update_id).await?.eula_id.ok_or(AdminError::NoLicenseTerms(update_id))?;
+        approvals::accept_eula(&self.pool, eula_id, Some(by.name())).await?;
+        tracing::info!(actor = by.name(), %update_id, %eula_id, "license terms accepted");
+        Ok(eula_id)
+    }
+
+    /// Removes a group's own approval; false when it had none.
+    pub async fn unapprove(&self, by: Actor, update_id: Uuid, group_id: Uuid) -> AdminResult<bool> {
+        let removed = approvals::unapprove(&self.pool, update_id, group_id).await?;
+        if removed {
+            tracing::info!(actor = by.name(), %update_id, %group_id, "approval removed");
+        }
+        Ok(removed)
+    }
+
+    /// Declines an update; false when it already was.
+    pub async fn decline(&self, by: Actor, update_id: Uuid) -> AdminResult<bool> {
+        self.known_update(update_id).await?;
+        let declined = approvals::decline(&self.pool, update_id, Some(by.name())).await?;
+        if declined {
+            tracing::info!(actor = by.name(), %update_id, "declined");
+        }
+        Ok(declined)
+    }
+
+    /// Takes a decline back; false when the update was not declined.
+    pub async fn undecline(&self, by: Actor, update_id: Uuid) -> AdminResult<bool> {
+        let undeclined = approvals::undecline(&self.pool, update_id).await?;
+        if undeclined {
+            tracing::info!(actor = by.name(), %update_id, "decline taken back");
+        }
+        Ok(undeclined)
+    }
+
+    /// Creates a target group under `parent` (All Computers when None).
+    pub async fn create_group(&self, by: Actor, name: &str, parent: Option<Uuid>) -> AdminResult<Group> {
+        let group = approvals::add_group(&self.pool, name.trim(), parent).await?;
+        tracing::info!(actor = by.name(), group_id = %group.group_id, name = group.name, "group created");
+        Ok(group)
+    }
+
+    /// Renames or moves a target group.
+    pub async fn change_group(
+        &self,
+        by: Actor,
+        group_id: Uuid,
+        name: Option<&str>,
+        parent: Option<Uuid>,
+    ) -> AdminResult<Group> {
+        let group = approvals::change_group(&self.pool, group_id, name, parent).await?;
+        tracing::info!(actor = by.name(), %group_id, name = group.name, "group changed");
+        Ok(group)
+    }
+
+    /// Deletes a target group; false when there was none.
+    pub async fn delete_group(&self, by: Actor, group_id: Uuid) -> AdminResult<bool> {
+        let deleted = approvals::delete_group(&self.pool, group_id).await?;
+        if deleted {
+            tracing::info!(actor = by.name(), %group_id, "group deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// Puts computers in a group, all or none; how many were not in it yet.
+    pub async fn add_members(&self, by: Actor, group_id: Uuid, computer_ids: &[String]) -> AdminResult<u64> {
+        if computer_ids.is_empty() || computer_ids.len() > MAX_MEMBERS_AT_ONCE {
+            return Err(AdminError::MemberCount);
+        }
+        let added = computers::add_members(&self.pool, group_id, computer_ids).await?;
+        tracing::info!(actor = by.name(), %group_id, added, "computers put in a group");
+        Ok(added)
+    }
+
+    /// Takes a computer out of a group; false when it was not in it.
+    pub async fn remove_member(&self, by: Actor, group_id: Uuid, computer_id: &str) -> AdminResult<bool> {
+        let removed = computers::remove_member(&self.pool, group_id, computer_id).await?;
+        if removed {
+            tracing::info!(actor = by.name(), %group_id, computer_id, "computer taken out of a group");
+        }
+        Ok(removed)
+    }
+
+    /// Where synchronization stands, as sync-worker (which runs it) says.
+    pub async fn sync_status(&self) -> AdminResult<SyncStatusView> {
+        let mut sync = self.sync.clone();
+        Ok(answer(sync.get_sync_status(GetSyncStatusRequest {}).await)?.into())
+    }
+
+    /// Past synchronizations, newest first, older than `before`; with where the next page starts.
+    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> AdminResult<(Vec<SyncRunView>, Option<i64>)> {
+        let mut sync = self.sync.clone();
+        let request = ListSyncHistoryRequest { before_sync_id: before.unwrap_or(0), limit };
+        let page = answer(sync.list_sync_history(request).await)?;
+        let next = (page.next_before_sync_id > 0).then_some(page.next_before_sync_id);
+        Ok((page.runs.into_iter().map(Into::into).collect(), next))
+    }
+
+    /// Starts a synchronization now; its id.
+    pub async fn start_sync(&self, by: Actor) -> AdminResult<i64> {
+        let mut sync = self.sync.clone();
+        let started = answer(sync.start_sync(StartSyncRequest { trigger: "manual".into() }).await)?;
+        tracing::info!(actor = by.name(), sync_id = started.sync_id, "synchronization started");
+        Ok(started.sync_id)
+    }
+
+    /// Starts a cleanup run now; its id.
+    pub async fn start_cleanup(&self, by: Actor) -> AdminResult<i64> {
+        let mut sync = self.sync.clone();
+        let started = answer(sync.start_cleanup(StartCleanupRequest {}).await)?;
+        tracing::info!(actor = by.name(), run_id = started.run_id, "cleanup started");
+        Ok(started.run_id)
+    }
+}
+
+fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>) -> AdminResult<T> {
+    r.map(tonic::Response::into_inner).map_err(AdminError::SyncWorker)
+}
