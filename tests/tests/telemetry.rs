@@ -65,6 +65,10 @@ async fn one_trace_spans_reporting_and_sync_worker() {
         in_trace.iter().any(|s| s.service == "sync-worker" && s.name == "grpc"),
         "sync-worker's gRPC span is in the same trace: {spans:?}"
     );
+    assert!(
+        in_trace.iter().any(|s| s.service == "sync-worker" && s.name == "store.sync_history.latest"),
+        "the database time of the call is a span of its own: {spans:?}"
+    );
 }
 
 /// One client scan (the calls made with the cookie its GetCookie issued) is one trace, in

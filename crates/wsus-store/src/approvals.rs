@@ -143,6 +143,7 @@ pub struct Approval {
 
 /// Approves an update for a group (keyed to the update: new revisions inherit it),
 /// replacing the group's previous approval of it. Returns the deployment id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.approve"))]
 pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, ApprovalError> {
     approve_in_one(pool, a, None).await
 }
@@ -150,6 +151,7 @@ pub async fn approve(pool: &PgPool, a: &Approval) -> std::result::Result<Uuid, A
 /// Approves as [`approve`] does, accepting the license terms of the update's latest
 /// revision (if it has any) as `accepted_by` in the same transaction: an approval
 /// refused for any reason leaves them as they were.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.approve_accepting_eula"))]
 pub async fn approve_accepting_eula(
     pool: &PgPool,
     a: &Approval,
@@ -235,6 +237,7 @@ async fn approve_in_one(
 }
 
 /// Removes a group's approval of an update; false when there was none.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.unapprove"))]
 pub async fn unapprove(pool: &PgPool, update_id: Uuid, group_id: Uuid) -> Result<bool> {
     let mut tx = pool.begin().await?;
     let version = catalog::bump(&mut *tx).await?;
@@ -257,6 +260,7 @@ pub async fn unapprove(pool: &PgPool, update_id: Uuid, group_id: Uuid) -> Result
 
 /// Declines an update (every revision) and removes its approvals; false when it was
 /// already declined.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.decline"))]
 pub async fn decline(pool: &PgPool, update_id: Uuid, by: Option<&str>) -> Result<bool> {
     let mut tx = pool.begin().await?;
     let version = catalog::bump(&mut *tx).await?;
@@ -284,6 +288,7 @@ pub async fn decline(pool: &PgPool, update_id: Uuid, by: Option<&str>) -> Result
 }
 
 /// Takes an update out of the declined ones; false when it was not declined.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.undecline"))]
 pub async fn undecline(pool: &PgPool, update_id: Uuid) -> Result<bool> {
     let mut tx = pool.begin().await?;
     catalog::bump(&mut *tx).await?;
@@ -298,6 +303,7 @@ pub async fn undecline(pool: &PgPool, update_id: Uuid) -> Result<bool> {
 }
 
 /// Live approvals of one update.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.approvals_of"))]
 pub async fn approvals_of(pool: &PgPool, update_id: Uuid) -> Result<Vec<Deployment>> {
     let rows: Vec<DeploymentRow> = sqlx::query_as(
         "SELECT deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, download_priority, \
@@ -350,6 +356,7 @@ impl HasKind for GroupError {
 }
 
 /// One group.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.group"))]
 pub async fn group(pool: &PgPool, group_id: Uuid) -> Result<Option<Group>> {
     Ok(sqlx::query_as("SELECT group_id, name, parent_group_id, is_builtin FROM target_group WHERE group_id = $1")
         .bind(group_id)
@@ -358,6 +365,7 @@ pub async fn group(pool: &PgPool, group_id: Uuid) -> Result<Option<Group>> {
 }
 
 /// A page of groups by name (a tree through `parent_group_id`).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.groups_page"))]
 pub async fn groups_page(
     pool: &PgPool,
     after: Option<(String, Uuid)>,
@@ -377,6 +385,7 @@ pub async fn groups_page(
 }
 
 /// Creates a group, checking the name and parent first.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.add_group"))]
 pub async fn add_group(pool: &PgPool, name: &str, parent: Option<Uuid>) -> std::result::Result<Group, GroupError> {
     let name = checked_name(name)?;
     let parent = parent.unwrap_or(crate::ALL_COMPUTERS);
@@ -410,6 +419,7 @@ fn named(e: GroupError, name: &str) -> GroupError {
 }
 
 /// Renames and/or moves a group.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.change_group"))]
 pub async fn change_group(
     pool: &PgPool,
     group_id: Uuid,
@@ -461,6 +471,7 @@ pub async fn change_group(
 /// Deletes a group and its subgroups with their approvals (a replica drops them too, as
 /// it keeps only the groups its upstream lists); their computers fall back to Unassigned
 /// Computers. False when there was no such group.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.delete_group"))]
 pub async fn delete_group(pool: &PgPool, group_id: Uuid) -> std::result::Result<bool, GroupError> {
     let Some(current) = group(pool, group_id).await? else { return Ok(false) };
     if current.is_builtin {
@@ -483,6 +494,7 @@ pub async fn delete_group(pool: &PgPool, group_id: Uuid) -> std::result::Result<
 }
 
 /// Accepts a EULA; false when it already was.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.accept_eula"))]
 pub async fn accept_eula(pool: &PgPool, eula_id: Uuid, by: Option<&str>) -> Result<bool> {
     let mut tx = pool.begin().await?;
     let version = catalog::bump(&mut *tx).await?;
@@ -503,6 +515,7 @@ pub async fn accept_eula(pool: &PgPool, eula_id: Uuid, by: Option<&str>) -> Resu
 }
 
 /// Creates a target group under `parent` (All Computers when None).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.create_group"))]
 pub async fn create_group(pool: &PgPool, group_id: Uuid, name: &str, parent: Option<Uuid>) -> Result<()> {
     let mut tx = pool.begin().await?;
     let version = catalog::bump(&mut *tx).await?;
@@ -517,6 +530,7 @@ pub async fn create_group(pool: &PgPool, group_id: Uuid, name: &str, parent: Opt
     Ok(())
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.groups"))]
 pub async fn groups(pool: &PgPool) -> Result<Vec<Group>> {
     Ok(sqlx::query_as(
         "SELECT group_id, name, parent_group_id, is_builtin FROM target_group ORDER BY parent_group_id NULLS FIRST, name",
@@ -526,6 +540,7 @@ pub async fn groups(pool: &PgPool) -> Result<Vec<Group>> {
 }
 
 /// Every live approval.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.deployments"))]
 pub async fn deployments(pool: &PgPool) -> Result<Vec<Deployment>> {
     let rows: Vec<DeploymentRow> = sqlx::query_as(
         "SELECT deployment_id, update_id, revision_number, group_id, action, deadline, is_assigned, download_priority, \
@@ -537,6 +552,7 @@ pub async fn deployments(pool: &PgPool) -> Result<Vec<Deployment>> {
 }
 
 /// Every declined update.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.declined"))]
 pub async fn declined(pool: &PgPool) -> Result<Vec<Uuid>> {
     let rows: Vec<(Uuid,)> =
         sqlx::query_as("SELECT update_id FROM declined_update ORDER BY update_id").fetch_all(pool).await?;
@@ -544,6 +560,7 @@ pub async fn declined(pool: &PgPool) -> Result<Vec<Uuid>> {
 }
 
 /// Every accepted EULA.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.accepted_eulas"))]
 pub async fn accepted_eulas(pool: &PgPool) -> Result<Vec<Uuid>> {
     let rows: Vec<(Uuid,)> =
         sqlx::query_as("SELECT eula_id FROM accepted_eula ORDER BY eula_id").fetch_all(pool).await?;
@@ -559,6 +576,7 @@ pub struct AdminState {
     pub accepted_eulas: Vec<Uuid>,
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.admin_state"))]
 pub async fn admin_state(pool: &PgPool) -> Result<AdminState> {
     Ok(AdminState {
         groups: groups(pool).await?,
@@ -571,6 +589,7 @@ pub async fn admin_state(pool: &PgPool) -> Result<AdminState> {
 /// Merges an exported administrative state in one transaction: groups and approvals are
 /// upserted by id, declines and EULAs added. Returns how many rows changed; the catalog
 /// version moves only when something did.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.merge_admin_state"))]
 pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64> {
     apply_admin_state(pool, state, None).await
 }
@@ -579,6 +598,7 @@ pub async fn merge_admin_state(pool: &PgPool, state: &AdminState) -> Result<u64>
 /// (GetDeployments): `state` holds every group, the approvals changed since the last
 /// anchor, every declined update and every accepted EULA; `dead` the approvals removed
 /// since. Groups and declines the upstream no longer has go; EULAs stay accepted.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.approvals.replicate"))]
 pub async fn replicate(pool: &PgPool, state: &AdminState, dead: &[Uuid]) -> Result<u64> {
     apply_admin_state(pool, state, Some(dead)).await
 }

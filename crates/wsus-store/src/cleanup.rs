@@ -13,6 +13,7 @@ use crate::{Result, catalog};
 /// no computer needs (Needed, Downloaded, Failed or InstalledPendingReboot), with their
 /// approvals. A superseding update the administrator declined keeps the one it replaces;
 /// one declined here as superseded does not (chains go whole). Returns the updates declined.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.decline_superseded"))]
 pub async fn decline_superseded(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>> {
     let mut tx = pool.begin().await?;
     let candidates: Vec<(Uuid,)> = sqlx::query_as(
@@ -57,6 +58,7 @@ pub async fn decline_superseded(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>> 
 
 /// Deletes up to `limit` revisions that a newer revision of their update replaced, that
 /// no live approval names and that no current bundle contains. Returns how many.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.delete_obsolete_revisions"))]
 pub async fn delete_obsolete_revisions(pool: &PgPool, limit: i64) -> Result<u64> {
     let mut tx = pool.begin().await?;
     let ids: Vec<(i32,)> = sqlx::query_as(
@@ -85,6 +87,7 @@ pub async fn delete_obsolete_revisions(pool: &PgPool, limit: i64) -> Result<u64>
 
 /// Forgets up to `limit` files no revision references; returns (SHA-1, file name) of each
 /// so its content can be removed from the store.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.forget_orphan_files"))]
 pub async fn forget_orphan_files(pool: &PgPool, limit: i64) -> Result<Vec<([u8; 20], String)>> {
     let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(
         "DELETE FROM file WHERE sha1 IN (SELECT f.sha1 FROM file f \
@@ -98,6 +101,7 @@ pub async fn forget_orphan_files(pool: &PgPool, limit: i64) -> Result<Vec<([u8; 
 }
 
 /// Removes up to `limit` computers silent for `days` (neither contact nor rollup).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.remove_stale_computers"))]
 pub async fn remove_stale_computers(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let gone: Vec<(String,)> = sqlx::query_as(
         "DELETE FROM computer WHERE computer_id IN (SELECT computer_id FROM computer \
@@ -115,6 +119,7 @@ pub async fn remove_stale_computers(pool: &PgPool, days: i32, limit: i64) -> Res
 
 /// Removes up to `limit` downstream servers silent for `days` (neither authorisation nor
 /// rollup), and the computers that came through them.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.remove_stale_downstream_servers"))]
 pub async fn remove_stale_downstream_servers(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let done = sqlx::query(
         "DELETE FROM downstream_server WHERE server_id IN (SELECT server_id FROM downstream_server \
@@ -129,6 +134,7 @@ pub async fn remove_stale_downstream_servers(pool: &PgPool, days: i32, limit: i6
 
 /// Deletes up to `limit` finished sync and cleanup records older than `days`, and up to
 /// `limit` contact hours older than [`CONTACT_DAYS`].
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.purge_history"))]
 pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let syncs = sqlx::query(
         "DELETE FROM sync_history WHERE sync_id IN (SELECT sync_id FROM sync_history \
@@ -162,6 +168,7 @@ pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> 
 pub const CONTACT_DAYS: i32 = 8;
 
 /// Creates the daily partitions of reporting_event from today (UTC) to `days_ahead` days on.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.ensure_event_partitions"))]
 pub async fn ensure_event_partitions(pool: &PgPool, days_ahead: i32) -> Result<()> {
     sqlx::query(
         "SELECT reporting_event_partition(d::date) FROM generate_series((now() AT TIME ZONE 'UTC')::date, \
@@ -178,6 +185,7 @@ pub async fn ensure_event_partitions(pool: &PgPool, days_ahead: i32) -> Result<(
 /// and attaches each to the partitioned index, which is valid once all are. One process
 /// at a time (the others skip); a build that failed half-way is dropped and made again.
 /// Returns how many partitions got the index.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.build_outcome_indexes"))]
 pub async fn build_outcome_indexes(pool: &PgPool) -> Result<u32> {
     const LOCK: i64 = 0x5753_5553_6f75_7463; // "WSUSoutc"
     let mut conn = pool.acquire().await?;
@@ -238,6 +246,7 @@ async fn build_missing_outcome_indexes(conn: &mut sqlx::PgConnection) -> Result<
 
 /// Removes events older than `days`, one batch: a whole daily partition when one is past
 /// the retention (dropping it is instant), else up to `limit` rows of the default one.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.purge_events"))]
 pub async fn purge_events(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let cutoff: DateTime<Utc> = Utc::now() - chrono::Duration::days(i64::from(days));
     let partitions: Vec<(String,)> = sqlx::query_as(
@@ -287,6 +296,7 @@ pub struct CleanupRun {
 
 const RUN_COLUMNS: &str = "run_id, trigger, started_at, finished_at, result, job, counts, error";
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.start_run"))]
 pub async fn start_run(pool: &PgPool, trigger: &str) -> Result<CleanupRun> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO cleanup_run (trigger) VALUES ($1) RETURNING {RUN_COLUMNS}"
@@ -297,6 +307,7 @@ pub async fn start_run(pool: &PgPool, trigger: &str) -> Result<CleanupRun> {
 }
 
 /// Adds `n` to a job's count and names it the current job.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.progress"))]
 pub async fn progress(pool: &PgPool, run_id: i64, job: &str, n: u64) -> Result<()> {
     sqlx::query(
         "UPDATE cleanup_run SET job = $2, counts = jsonb_set(counts, ARRAY[$2], \
@@ -310,6 +321,7 @@ pub async fn progress(pool: &PgPool, run_id: i64, job: &str, n: u64) -> Result<(
     Ok(())
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.finish_run"))]
 pub async fn finish_run(pool: &PgPool, run_id: i64, error: Option<&str>) -> Result<()> {
     sqlx::query(
         "UPDATE cleanup_run SET finished_at = now(), result = CASE WHEN $2::text IS NULL THEN 'succeeded' ELSE 'failed' END, \
@@ -323,6 +335,7 @@ pub async fn finish_run(pool: &PgPool, run_id: i64, error: Option<&str>) -> Resu
 }
 
 /// Runs left "running" by a process that died are over.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.fail_abandoned"))]
 pub async fn fail_abandoned(pool: &PgPool) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE cleanup_run SET finished_at = now(), result = 'failed', error = 'abandoned (the process stopped)' \
@@ -334,6 +347,7 @@ pub async fn fail_abandoned(pool: &PgPool) -> Result<u64> {
 }
 
 /// Runs, newest first, older than `before` (all when None), and the id to continue before.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.runs_page"))]
 pub async fn runs_page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec<CleanupRun>, Option<i64>)> {
     let rows: Vec<CleanupRun> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {RUN_COLUMNS} FROM cleanup_run WHERE $1::int8 IS NULL OR run_id < $1 ORDER BY run_id DESC LIMIT $2"
@@ -346,10 +360,12 @@ pub async fn runs_page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result
 }
 
 /// Takes the cleanup lock (one run at a time across replicas); None when another holds it.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.try_lock"))]
 pub async fn try_lock(pool: &PgPool) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
     crate::dss::try_lock(pool, "cleanup").await
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.unlock"))]
 pub async fn unlock(conn: sqlx::pool::PoolConnection<sqlx::Postgres>) -> Result<()> {
     crate::dss::unlock(conn, "cleanup").await
 }

@@ -154,6 +154,7 @@ struct ComputerRow {
 }
 
 /// A page of computers, in the filter's order, and the key to continue after (None at the end).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.list"))]
 pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, Option<(String, String)>)> {
     let mut sql = format!("SELECT * FROM ({SELECT_COMPUTER} WHERE true");
     if f.group_id == Some(crate::ALL_COMPUTERS) {
@@ -242,6 +243,7 @@ pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, O
 }
 
 /// One computer; None when unknown.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.get"))]
 pub async fn get(pool: &PgPool, computer_id: &str) -> Result<Option<Computer>> {
     let row: Option<ComputerRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_COMPUTER} WHERE c.computer_id = $1")))
@@ -252,6 +254,7 @@ pub async fn get(pool: &PgPool, computer_id: &str) -> Result<Option<Computer>> {
 }
 
 /// Forgets a computer, its memberships and statuses (its raw events age out); false when unknown.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.delete"))]
 pub async fn delete(pool: &PgPool, computer_id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM computer WHERE computer_id = $1").bind(computer_id).execute(pool).await?;
     if done.rows_affected() > 0 {
@@ -272,6 +275,7 @@ pub struct UpdateStatusRow {
 }
 
 /// A page of a computer's stored statuses, by update id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.statuses"))]
 pub async fn statuses(
     pool: &PgPool,
     computer_id: &str,
@@ -320,6 +324,7 @@ pub type EventKey = (DateTime<Utc>, Uuid);
 
 /// A page of a computer's outcome events ([`HISTORY_EVENTS`]) that name an update, newest
 /// first (index reporting_event_outcome); events go as the event retention ages them out.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.events"))]
 pub async fn events(
     pool: &PgPool,
     computer_id: &str,
@@ -379,6 +384,7 @@ impl HasKind for MembershipError {
 }
 
 /// Puts computers in a group (server-side targeting). All or nothing.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.add_members"))]
 pub async fn add_members(
     pool: &PgPool,
     group_id: Uuid,
@@ -418,6 +424,7 @@ pub async fn add_members(
 }
 
 /// Takes a computer out of a group; false when it was not in it.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.remove_member"))]
 pub async fn remove_member(pool: &PgPool, group_id: Uuid, computer_id: &str) -> Result<bool> {
     let done = sqlx::query("DELETE FROM computer_group_membership WHERE group_id = $1 AND computer_id = $2")
         .bind(group_id)

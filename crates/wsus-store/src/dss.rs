@@ -24,6 +24,7 @@ pub struct UpstreamState {
     pub max_updates_per_request: Option<i32>,
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.load"))]
 pub async fn load(pool: &PgPool, url: &str) -> Result<UpstreamState> {
     Ok(sqlx::query_as(
         "SELECT auth_plugin_id, auth_cookie_data, cookie_expiration, cookie_encrypted_data, config_anchor, sync_anchor, \
@@ -37,6 +38,7 @@ pub async fn load(pool: &PgPool, url: &str) -> Result<UpstreamState> {
 }
 
 /// Stores the authorization and the cookie it bought.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.save_cookie"))]
 pub async fn save_cookie(
     pool: &PgPool,
     url: &str,
@@ -75,6 +77,7 @@ pub struct UpstreamConfig {
 }
 
 /// Stores GetConfigData's answer; languages merge into what earlier deltas said.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.save_config"))]
 pub async fn save_config(pool: &PgPool, url: &str, c: &UpstreamConfig) -> Result<()> {
     let languages = serde_json::to_value(&c.languages).unwrap_or_default();
     sqlx::query("INSERT INTO upstream_state (upstream_url) VALUES ($1) ON CONFLICT (upstream_url) DO NOTHING")
@@ -104,6 +107,7 @@ pub async fn save_config(pool: &PgPool, url: &str, c: &UpstreamConfig) -> Result
 }
 
 /// Commits the revision anchor once the round's data is durable.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.save_sync_anchor"))]
 pub async fn save_sync_anchor(pool: &PgPool, url: &str, anchor: &str, filter: &serde_json::Value) -> Result<()> {
     sqlx::query(
         "UPDATE upstream_state SET sync_anchor = $2, sync_filter = $3, updated_at = now() WHERE upstream_url = $1",
@@ -117,6 +121,7 @@ pub async fn save_sync_anchor(pool: &PgPool, url: &str, anchor: &str, filter: &s
 }
 
 /// Commits the deployment anchor once the approvals it covers are stored.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.save_deployment_anchor"))]
 pub async fn save_deployment_anchor(pool: &PgPool, url: &str, anchor: &str) -> Result<()> {
     sqlx::query("UPDATE upstream_state SET deployment_anchor = $2, updated_at = now() WHERE upstream_url = $1")
         .bind(url)
@@ -130,6 +135,7 @@ pub async fn save_deployment_anchor(pool: &PgPool, url: &str, anchor: &str) -> R
 /// configuration, sync and deployment anchors go, with the cookie, and the next sync lists
 /// everything again (MS-WSUSSS 2.2.9.3: "The DSS MUST reset the ConfigAnchor, SyncAnchor,
 /// and DeploymentAnchor").
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.reset_anchors"))]
 pub async fn reset_anchors(pool: &PgPool, url: &str) -> Result<()> {
     // What the other server sent unreadable is not this one's to ask for.
     sqlx::query("DELETE FROM quarantined_document WHERE upstream_url = $1").bind(url).execute(pool).await?;
@@ -145,6 +151,7 @@ pub async fn reset_anchors(pool: &PgPool, url: &str) -> Result<()> {
 }
 
 /// Sets aside documents that could not be read: (update, revision, why).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.quarantine"))]
 pub async fn quarantine(pool: &PgPool, url: &str, unreadable: &[(Uuid, i32, String)]) -> Result<()> {
     if unreadable.is_empty() {
         return Ok(());
@@ -165,6 +172,7 @@ pub async fn quarantine(pool: &PgPool, url: &str, unreadable: &[(Uuid, i32, Stri
 }
 
 /// The revisions set aside from this upstream, to ask for again.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.quarantined"))]
 pub async fn quarantined(pool: &PgPool, url: &str) -> Result<Vec<(Uuid, i32)>> {
     Ok(sqlx::query_as(
         "SELECT update_id, revision_number FROM quarantined_document WHERE upstream_url = $1 \
@@ -176,6 +184,7 @@ pub async fn quarantined(pool: &PgPool, url: &str) -> Result<Vec<(Uuid, i32)>> {
 }
 
 /// Forgets a quarantined revision the upstream no longer sends.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.forget_quarantined"))]
 pub async fn forget_quarantined(pool: &PgPool, url: &str, id: (Uuid, i32)) -> Result<()> {
     sqlx::query("DELETE FROM quarantined_document WHERE upstream_url = $1 AND update_id = $2 AND revision_number = $3")
         .bind(url)
@@ -187,6 +196,7 @@ pub async fn forget_quarantined(pool: &PgPool, url: &str, id: (Uuid, i32)) -> Re
 }
 
 /// Releases from quarantine the revisions now stored.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.release_stored"))]
 pub async fn release_stored(pool: &PgPool, url: &str) -> Result<u64> {
     Ok(sqlx::query(
         "DELETE FROM quarantined_document q USING revision r \
@@ -199,6 +209,7 @@ pub async fn release_stored(pool: &PgPool, url: &str) -> Result<u64> {
 }
 
 /// Forgets the cookie (the upstream refused it).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.drop_cookie"))]
 pub async fn drop_cookie(pool: &PgPool, url: &str) -> Result<()> {
     sqlx::query(
         "UPDATE upstream_state SET cookie_expiration = NULL, cookie_encrypted_data = NULL, auth_cookie_data = NULL \
@@ -213,6 +224,7 @@ pub async fn drop_cookie(pool: &PgPool, url: &str) -> Result<()> {
 /// The session-level advisory lock that makes one sync per upstream run at a time across
 /// replicas; held for as long as the returned connection lives (Postgres releases it
 /// when the session ends, so a killed worker never leaves it held).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.try_lock"))]
 pub async fn try_lock(pool: &PgPool, url: &str) -> Result<Option<PoolConnection<Postgres>>> {
     let mut conn = pool.acquire().await?;
     let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock(hashtext('wsus-sync:' || $1)::int8)")
@@ -225,12 +237,14 @@ pub async fn try_lock(pool: &PgPool, url: &str) -> Result<Option<PoolConnection<
     Ok(Some(conn))
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.unlock"))]
 pub async fn unlock(mut conn: PoolConnection<Postgres>, url: &str) -> Result<()> {
     sqlx::query("SELECT pg_advisory_unlock(hashtext('wsus-sync:' || $1)::int8)").bind(url).execute(&mut *conn).await?;
     Ok(())
 }
 
 /// Which of these revisions the catalog already holds.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.held"))]
 pub async fn held(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<std::collections::HashSet<(Uuid, i32)>> {
     let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
     let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
@@ -247,6 +261,7 @@ pub async fn held(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<std::collections
 
 /// Every category of a kind (`Product`, `UpdateClassification`...) the catalog holds;
 /// products include product families and companies, which a filter may name too.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.categories_of_kind"))]
 pub async fn categories_of_kind(pool: &PgPool, classifications: bool) -> Result<Vec<Uuid>> {
     let rows: Vec<(Uuid,)> = sqlx::query_as(
         "SELECT DISTINCT update_id FROM revision WHERE update_type = 'Category' \
@@ -260,6 +275,7 @@ pub async fn categories_of_kind(pool: &PgPool, classifications: bool) -> Result<
 
 /// Queues the files this server wants and lacks: every file when `all`, else those of
 /// approved updates (and their bundled members). Returns how many were added.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.queue_wanted_files"))]
 pub async fn queue_wanted_files(pool: &PgPool, all: bool) -> Result<u64> {
     let done = sqlx::query(
         "INSERT INTO content_download (sha1, reason) \
@@ -290,6 +306,7 @@ pub struct Download {
 }
 
 /// Files due for download, oldest request first.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.due_downloads"))]
 pub async fn due_downloads(pool: &PgPool, limit: i64) -> Result<Vec<Download>> {
     Ok(sqlx::query_as(
         "SELECT f.sha1, f.sha256, f.size, f.file_name, f.mu_url, q.attempts FROM content_download q JOIN file f USING (sha1) \
@@ -301,6 +318,7 @@ pub async fn due_downloads(pool: &PgPool, limit: i64) -> Result<Vec<Download>> {
 }
 
 /// The file is stored and verified: servable from now on.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.download_done"))]
 pub async fn download_done(pool: &PgPool, sha1: &[u8]) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM content_download WHERE sha1 = $1").bind(sha1).execute(&mut *tx).await?;
@@ -314,6 +332,7 @@ pub async fn download_done(pool: &PgPool, sha1: &[u8]) -> Result<()> {
 
 /// The download failed: retried later with backoff; bytes that did not match their
 /// digests mark the file quarantined until a later attempt succeeds.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.download_failed"))]
 pub async fn download_failed(pool: &PgPool, sha1: &[u8], error: &str, mismatch: bool) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -335,6 +354,7 @@ pub async fn download_failed(pool: &PgPool, sha1: &[u8], error: &str, mismatch: 
 }
 
 /// How many downloads are queued.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.queued_downloads"))]
 pub async fn queued_downloads(pool: &PgPool) -> Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download").fetch_one(pool).await?;
     Ok(n)
@@ -342,6 +362,7 @@ pub async fn queued_downloads(pool: &PgPool) -> Result<i64> {
 
 /// Revisions whose documents say their files are encrypted (SecuredFragment
 /// `FileDecryption`) and which have an encrypted file without its key.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.needing_decryption"))]
 pub async fn needing_decryption(pool: &PgPool) -> Result<Vec<(Uuid, i32)>> {
     Ok(sqlx::query_as(
         "SELECT DISTINCT r.update_id, r.revision_number FROM revision r \
@@ -354,6 +375,7 @@ pub async fn needing_decryption(pool: &PgPool) -> Result<Vec<(Uuid, i32)>> {
 }
 
 /// Stores file decryption keys from the upstream.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.set_decryption_keys"))]
 pub async fn set_decryption_keys(pool: &PgPool, keys: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
     let (sha1s, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = keys.iter().cloned().unzip();
     sqlx::query(
@@ -367,6 +389,7 @@ pub async fn set_decryption_keys(pool: &PgPool, keys: &[(Vec<u8>, Vec<u8>)]) -> 
 }
 
 /// What the last rollup to this upstream left: its RollupResetGuid and when it ran.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.rollup_state"))]
 pub async fn rollup_state(pool: &PgPool, url: &str) -> Result<(Option<Uuid>, Option<DateTime<Utc>>)> {
     let row: Option<(Option<Uuid>, Option<DateTime<Utc>>)> =
         sqlx::query_as("SELECT rollup_reset_guid, last_rollup_time FROM upstream_state WHERE upstream_url = $1")
@@ -377,6 +400,7 @@ pub async fn rollup_state(pool: &PgPool, url: &str) -> Result<(Option<Uuid>, Opt
 }
 
 /// Records a completed rollup.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.save_rollup"))]
 pub async fn save_rollup(pool: &PgPool, url: &str, reset_guid: Uuid, at: DateTime<Utc>) -> Result<()> {
     sqlx::query(
         "INSERT INTO upstream_state (upstream_url, rollup_reset_guid, last_rollup_time) VALUES ($1, $2, $3) \

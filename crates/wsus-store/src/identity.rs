@@ -19,6 +19,7 @@ pub struct Identity {
 /// Returns the stored identity, creating it on first start from the configured values
 /// (or `generated_id` / `generated_fqdn` when unset) and seeding the administrator
 /// settings in the same transaction. A configured value later wins over the stored one.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.identity.ensure"))]
 pub async fn ensure(
     pool: &PgPool,
     configured_id: Option<Uuid>,
@@ -95,6 +96,7 @@ async fn apply_seed(tx: &mut sqlx::PgConnection, fqdn: &str, seed: &Seed) -> Res
 }
 
 /// The stored identity, if a service has created it.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.identity.current"))]
 pub async fn current(pool: &PgPool) -> Result<Option<Identity>> {
     let row: Option<(Uuid, String, DateTime<Utc>)> =
         sqlx::query_as("SELECT server_id, fqdn, created_at FROM server_identity").fetch_optional(pool).await?;

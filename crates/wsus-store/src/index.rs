@@ -15,6 +15,7 @@ use crate::Result;
 pub const COMPUTERS_CHANNEL: &str = "wsus_computers";
 
 /// Loads everything the in-memory index is built from, in one repeatable-read snapshot.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.index.load"))]
 pub async fn load(pool: &PgPool) -> Result<IndexInput> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
@@ -139,6 +140,7 @@ async fn load_drivers(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<
 }
 
 /// Registered computers (of this server, not rolled up) and their groups.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.index.registered_computers"))]
 pub async fn registered_computers(pool: &PgPool) -> Result<Vec<(String, Vec<Uuid>)>> {
     Ok(sqlx::query_as(
         "SELECT c.computer_id, COALESCE(array_agg(m.group_id) FILTER (WHERE m.group_id IS NOT NULL), '{}') \
@@ -150,6 +152,7 @@ pub async fn registered_computers(pool: &PgPool) -> Result<Vec<(String, Vec<Uuid
 }
 
 /// One computer's registration and groups (after a notification).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.index.registered_computer"))]
 pub async fn registered_computer(pool: &PgPool, computer_id: &str) -> Result<Option<Vec<Uuid>>> {
     let row: Option<(Vec<Uuid>,)> = sqlx::query_as(
         "SELECT COALESCE(array_agg(m.group_id) FILTER (WHERE m.group_id IS NOT NULL), '{}') \

@@ -109,6 +109,7 @@ pub(crate) fn keyset<R, K, T>(
 }
 
 /// Whether the database answers a trivial query.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.ping"))]
 pub async fn ping(pool: &PgPool) -> Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())

@@ -23,6 +23,7 @@ pub enum Change {
 
 /// Forwards changes to `tx` until the receiver goes away, reconnecting forever with a
 /// short back-off. Every (re)connection first sends `Resync`.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.listen.forward_changes"))]
 pub async fn forward_changes(pool: PgPool, tx: mpsc::Sender<Change>) {
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -20,6 +20,7 @@ pub fn migrator() -> Migrator {
 
 /// Applies the pending migrations under the advisory lock and returns the versions this
 /// call applied (empty when another process got there first).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.migrate.run"))]
 pub async fn run(pool: &PgPool) -> Result<Vec<i64>> {
     // A connection of its own: the session lock must not return to the pool.
     let mut conn = pool.acquire().await?.detach();
@@ -61,6 +62,7 @@ where
 }
 
 /// Versions this binary knows that the database has not applied yet (readiness).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.migrate.pending"))]
 pub async fn pending(pool: &PgPool) -> Result<Vec<i64>> {
     let applied = applied_versions(pool).await?;
     Ok(migrator()

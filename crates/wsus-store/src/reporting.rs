@@ -40,6 +40,7 @@ pub struct Registration {
 }
 
 /// Stores a registration durably (insert or refresh).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.register_computer"))]
 pub async fn register_computer(pool: &PgPool, r: &Registration) -> Result<()> {
     sqlx::query(
         "INSERT INTO computer (computer_id, dns_name, ip_address, os_major_version, os_minor_version, \
@@ -123,6 +124,7 @@ pub struct ClientSync {
 /// Records scans; the newest time wins, so replays and reordering are harmless. The
 /// newest scan's address and requested groups become the computer's (an address that
 /// changed is a detail a rollup sends again).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.record_client_syncs"))]
 pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<()> {
     if syncs.is_empty() {
         return Ok(());
@@ -179,6 +181,7 @@ pub async fn record_client_syncs(pool: &PgPool, syncs: &[ClientSync]) -> Result<
 /// added to the specified group"; a computer in none is in Unassigned Computers). Names
 /// match in any letter case; the built-in groups are never asked into. Memberships an
 /// administrator made stay.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.place_by_requested_groups"))]
 pub async fn place_by_requested_groups(pool: &PgPool, computer_ids: &[String]) -> Result<()> {
     if computer_ids.is_empty() {
         return Ok(());
@@ -317,6 +320,7 @@ pub struct StatusFold {
 /// the EventInstanceIDs of the events that were new (the rest were already stored: same
 /// EventInstanceID and TimeAtTarget). Folding a status report in twice changes nothing,
 /// so a re-sent batch is harmless.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.insert_events"))]
 pub async fn insert_events(pool: &PgPool, events: &[Event], fold: &StatusFold) -> Result<Vec<Uuid>> {
     if events.is_empty() && fold.reports.is_empty() && fold.last_scans.is_empty() {
         return Ok(Vec::new());
@@ -402,6 +406,7 @@ pub struct ComputerSummary {
     pub last_reported_status_time: Option<DateTime<Utc>>,
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.computer"))]
 pub async fn computer(pool: &PgPool, computer_id: &str) -> Result<Option<ComputerSummary>> {
     Ok(sqlx::query_as(
         "SELECT computer_id, dns_name, os_build_number, registered_at, last_sync_time, last_sync_result, \
@@ -413,6 +418,7 @@ pub async fn computer(pool: &PgPool, computer_id: &str) -> Result<Option<Compute
 }
 
 /// Number of stored events of one computer.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.event_count"))]
 pub async fn event_count(pool: &PgPool, computer_id: &str) -> Result<i64> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM reporting_event WHERE computer_id = $1")
         .bind(computer_id)
@@ -422,6 +428,7 @@ pub async fn event_count(pool: &PgPool, computer_id: &str) -> Result<i64> {
 }
 
 /// A computer's stored statuses: (update, SummarizationState).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.reporting.statuses"))]
 pub async fn statuses(pool: &PgPool, computer_id: &str) -> Result<Vec<(Uuid, i16)>> {
     Ok(sqlx::query_as("SELECT update_id, status FROM update_status WHERE computer_id = $1 ORDER BY update_id")
         .bind(computer_id)

@@ -107,6 +107,7 @@ impl std::ops::AddAssign for ImportOutcome {
 /// Stores a batch of revisions in one transaction. A revision whose document is already
 /// stored unchanged is skipped; a changed one is replaced in place (its revision id
 /// stays). Bumps the catalog version once when anything changed.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.import_batch"))]
 pub async fn import_batch(pool: &PgPool, batch: &[NewRevision]) -> Result<ImportOutcome> {
     // The same revision twice in one batch: the last copy wins.
     let mut latest_copy: HashMap<UpdateIdentity, &NewRevision> = HashMap::new();
@@ -445,6 +446,7 @@ async fn insert_drivers(
 /// Recomputes the derived columns (IsLeaf, bundles, category membership) from the whole
 /// catalog, writes what changed, and bumps the catalog version when anything did.
 /// Returns how many revisions changed.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.refresh_derived"))]
 pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     let mut tx = pool.begin().await?;
     // Serialise with catalog writers so the graph is consistent.
@@ -621,6 +623,7 @@ pub struct RevisionRow {
 }
 
 /// Every revision, by revision id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.list"))]
 pub async fn list(pool: &PgPool) -> Result<Vec<RevisionRow>> {
     Ok(sqlx::query_as(
         "SELECT revision_id, update_id, revision_number, update_type, is_leaf, is_bundle FROM revision ORDER BY revision_id",
@@ -630,6 +633,7 @@ pub async fn list(pool: &PgPool) -> Result<Vec<RevisionRow>> {
 }
 
 /// The revision id of a revision.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.revision_id"))]
 pub async fn revision_id(pool: &PgPool, identity: UpdateIdentity) -> Result<Option<i32>> {
     let row: Option<(i32,)> =
         sqlx::query_as("SELECT revision_id FROM revision WHERE update_id = $1 AND revision_number = $2")
@@ -641,6 +645,7 @@ pub async fn revision_id(pool: &PgPool, identity: UpdateIdentity) -> Result<Opti
 }
 
 /// One fragment (locale "" for Core and Extended).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.fragment"))]
 pub async fn fragment(pool: &PgPool, revision_id: i32, kind: &str, locale: &str) -> Result<Option<String>> {
     let row: Option<(Vec<u8>,)> =
         sqlx::query_as("SELECT body FROM fragment WHERE revision_id = $1 AND kind = $2 AND locale = $3")
@@ -654,6 +659,7 @@ pub async fn fragment(pool: &PgPool, revision_id: i32, kind: &str, locale: &str)
 
 /// The stored documents of revisions after `after_revision_id`, in revision-id order,
 /// at most `limit` (for streaming exports).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.documents_after"))]
 pub async fn documents_after(pool: &PgPool, after_revision_id: i32, limit: i64) -> Result<Vec<(i32, String)>> {
     let rows: Vec<(i32, Vec<u8>)> = sqlx::query_as(
         "SELECT revision_id, body FROM revision_xml WHERE revision_id > $1 ORDER BY revision_id LIMIT $2",
@@ -666,6 +672,7 @@ pub async fn documents_after(pool: &PgPool, after_revision_id: i32, limit: i64) 
 }
 
 /// The category memberships of a revision: (category, via_bundle).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.categories"))]
 pub async fn categories(pool: &PgPool, revision_id: i32) -> Result<Vec<(Uuid, bool)>> {
     Ok(sqlx::query_as(
         "SELECT category_update_id, via_bundle FROM revision_category WHERE revision_id = $1 ORDER BY category_update_id",
@@ -687,6 +694,7 @@ pub struct FileRow {
 }
 
 /// Every file, by SHA-1.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.files"))]
 pub async fn files(pool: &PgPool) -> Result<Vec<FileRow>> {
     Ok(sqlx::query_as("SELECT sha1, sha256, size, file_name, mu_url, content_state FROM file ORDER BY sha1")
         .fetch_all(pool)
@@ -694,6 +702,7 @@ pub async fn files(pool: &PgPool) -> Result<Vec<FileRow>> {
 }
 
 /// Marks files present in the content store (verified) or absent.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.set_content_state"))]
 pub async fn set_content_state(pool: &PgPool, sha1s: &[Vec<u8>], state: &str) -> Result<()> {
     sqlx::query("UPDATE file SET content_state = $2, content_changed_at = now() WHERE sha1 = ANY($1)")
         .bind(sha1s)
@@ -704,6 +713,7 @@ pub async fn set_content_state(pool: &PgPool, sha1s: &[Vec<u8>], state: &str) ->
 }
 
 /// Records where Microsoft Update serves files: (SHA-1, MUUrl).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.set_mu_urls"))]
 pub async fn set_mu_urls(pool: &PgPool, urls: &[(Vec<u8>, String)]) -> Result<()> {
     let mut tx = pool.begin().await?;
     update_mu_urls(&mut tx, urls).await?;
@@ -727,6 +737,7 @@ async fn update_mu_urls(tx: &mut Transaction<'_, Postgres>, urls: &[(Vec<u8>, St
 }
 
 /// Fragments of these revisions and kinds: (revision id, kind, locale, body).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.fragments_of"))]
 pub async fn fragments_of(
     pool: &PgPool,
     revision_ids: &[i32],
@@ -744,6 +755,7 @@ pub async fn fragments_of(
 }
 
 /// The files of these revisions: (SHA-1, file name), each file once.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.files_of"))]
 pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8>, String)>> {
     Ok(sqlx::query_as(
         "SELECT DISTINCT f.sha1, f.file_name FROM revision_file rf JOIN file f USING (sha1) WHERE rf.revision_id = ANY($1) ORDER BY 1",
@@ -754,6 +766,7 @@ pub async fn files_of(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(Vec<u8
 }
 
 /// The files of each of these revisions: (revision id, SHA-1, file name).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.files_by_revision"))]
 pub async fn files_by_revision(pool: &PgPool, revision_ids: &[i32]) -> Result<Vec<(i32, Vec<u8>, String)>> {
     Ok(sqlx::query_as(
         "SELECT rf.revision_id, f.sha1, f.file_name FROM revision_file rf JOIN file f USING (sha1) \
@@ -768,6 +781,7 @@ pub async fn files_by_revision(pool: &PgPool, revision_ids: &[i32]) -> Result<Ve
 /// already queued). A client's miss at `missed_at` proves the store lost a file recorded
 /// as present before then: it is marked absent again and fetched. A file that became
 /// present after the miss (sync-worker finished it meanwhile) is left alone.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.request_download"))]
 pub async fn request_download(
     pool: &PgPool,
     sha1: &[u8; 20],
@@ -791,6 +805,7 @@ pub async fn request_download(
 }
 
 /// File names of these files the catalog knows: (SHA-1, file name).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.file_names"))]
 pub async fn file_names(pool: &PgPool, sha1s: &[Vec<u8>]) -> Result<Vec<(Vec<u8>, String)>> {
     Ok(sqlx::query_as("SELECT sha1, file_name FROM file WHERE sha1 = ANY($1) ORDER BY sha1")
         .bind(sha1s)

@@ -27,12 +27,14 @@ pub struct Rule {
 const SELECT_RULE: &str = "SELECT rule_id, name, enabled, classification_ids, product_ids, group_ids, action, \
     (extract(epoch FROM deadline_offset) / 3600)::int4 AS deadline_offset_hours FROM auto_approval_rule";
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.list"))]
 pub async fn list(pool: &PgPool) -> Result<Vec<Rule>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_RULE} ORDER BY lower(name), rule_id")))
         .fetch_all(pool)
         .await?)
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.get"))]
 pub async fn get(pool: &PgPool, rule_id: Uuid) -> Result<Option<Rule>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_RULE} WHERE rule_id = $1")))
         .bind(rule_id)
@@ -42,6 +44,7 @@ pub async fn get(pool: &PgPool, rule_id: Uuid) -> Result<Option<Rule>> {
 
 /// Creates or replaces a rule. A new rule applies to revisions that arrive from now on;
 /// `apply` with `everything` runs it over the whole catalog.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.put"))]
 pub async fn put(pool: &PgPool, r: &Rule) -> Result<()> {
     sqlx::query(
         "INSERT INTO auto_approval_rule (rule_id, name, enabled, classification_ids, product_ids, group_ids, action, \
@@ -65,6 +68,7 @@ pub async fn put(pool: &PgPool, r: &Rule) -> Result<()> {
     Ok(())
 }
 
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.delete"))]
 pub async fn delete(pool: &PgPool, rule_id: Uuid) -> Result<bool> {
     let done = sqlx::query("DELETE FROM auto_approval_rule WHERE rule_id = $1").bind(rule_id).execute(pool).await?;
     Ok(done.rows_affected() > 0)
@@ -85,6 +89,7 @@ pub struct Applied {
 /// to the whole catalog, or only rule `only`), moves approvals to their update's newest
 /// revision and declines expired updates. One transaction; the catalog version moves
 /// when something changed.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.apply"))]
 pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Result<Applied> {
     let mut tx = pool.begin().await?;
     let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state FOR UPDATE").fetch_one(&mut *tx).await?;
@@ -147,6 +152,7 @@ pub async fn apply(pool: &PgPool, only: Option<Uuid>, everything: bool) -> Resul
 
 /// Declines every update whose newest revision is expired (cleanup runs this besides the
 /// rules); returns how many.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rules.decline_expired"))]
 pub async fn decline_expired(pool: &PgPool) -> Result<u64> {
     let mut tx = pool.begin().await?;
     let (version,): (i64,) = sqlx::query_as("SELECT version FROM catalog_state FOR UPDATE").fetch_one(&mut *tx).await?;

@@ -83,6 +83,7 @@ pub struct Stamped<T> {
 }
 
 /// Reads one setting; None when it was never set.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.get"))]
 pub async fn get<T: for<'de> Deserialize<'de>>(pool: &PgPool, key: &str) -> Result<Option<Stamped<T>>> {
     let row: Option<(serde_json::Value, DateTime<Utc>)> =
         sqlx::query_as("SELECT value, updated_at FROM admin_setting WHERE key = $1")
@@ -98,6 +99,7 @@ pub async fn get<T: for<'de> Deserialize<'de>>(pool: &PgPool, key: &str) -> Resu
 }
 
 /// Writes one setting (its `updated_at` becomes now).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.put"))]
 pub async fn put<T: Serialize>(pool: &PgPool, key: &str, value: &T, by: &str) -> Result<()> {
     let json = serde_json::to_value(value)
         .map_err(|e| StoreError::BadSetting { key: key.to_owned(), message: e.to_string() })?;
@@ -138,6 +140,7 @@ pub struct Seed {
 }
 
 /// Short names of the languages enabled for sync and service.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.enabled_languages"))]
 pub async fn enabled_languages(pool: &PgPool) -> Result<Vec<String>> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT short_name FROM language WHERE enabled ORDER BY lcid").fetch_all(pool).await?;
@@ -148,6 +151,7 @@ pub async fn enabled_languages(pool: &PgPool) -> Result<Vec<String>> {
 const GENERATED_COOKIE_KEY: &str = "secret.generated_cookie_key";
 
 /// The cookie key every replica shares when none is configured: generated once, stored.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.generated_cookie_key"))]
 pub async fn generated_cookie_key(pool: &PgPool) -> Result<[u8; 32]> {
     use base64::Engine as _;
     let mut fresh = [0u8; 32];
@@ -207,6 +211,7 @@ pub fn next_slot(now: DateTime<Utc>, interval: chrono::TimeDelta, offset: chrono
 }
 
 /// Enables exactly these languages (short names); Err with the unknown ones, changing nothing.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.set_enabled_languages"))]
 pub async fn set_enabled_languages(
     pool: &PgPool,
     short_names: &[String],
@@ -244,6 +249,7 @@ pub struct Category {
 }
 
 /// Categories of the catalog (all, or of one type), by title.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.categories"))]
 pub async fn categories(pool: &PgPool, category_type: Option<&str>) -> Result<Vec<Category>> {
     Ok(sqlx::query_as(
         "SELECT DISTINCT ON (update_id) update_id AS category_id, category_type, title FROM revision \

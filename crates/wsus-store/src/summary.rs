@@ -42,6 +42,7 @@ const COUNTS: &str = "\
     count(*) FILTER (WHERE k.compliance = 2) AS with_errors, count(*) FILTER (WHERE k.compliance = 3) AS not_reported";
 
 /// Every computer known here (rolled-up ones included).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.compliance"))]
 pub async fn compliance(pool: &PgPool) -> Result<Compliance> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{COMPLIANCE_OF_COMPUTERS} SELECT {COUNTS} FROM k")))
         .fetch_one(pool)
@@ -50,6 +51,7 @@ pub async fn compliance(pool: &PgPool) -> Result<Compliance> {
 
 /// Per target group, its direct members (server-side membership; Unassigned Computers
 /// holds the computers in no group); groups without members are left out.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.compliance_by_group"))]
 pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Compliance)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -70,6 +72,7 @@ pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Com
 }
 
 /// Stored statuses by SummarizationState (index 0 Unknown … 6 InstalledPendingReboot).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.status_distribution"))]
 pub async fn status_distribution(pool: &PgPool) -> Result<[i64; 7]> {
     let rows: Vec<(i16, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM update_status GROUP BY status").fetch_all(pool).await?;
@@ -92,6 +95,7 @@ pub struct Needed {
 }
 
 /// The updates needed (or downloaded, or pending a reboot) by most computers.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.most_needed"))]
 pub async fn most_needed(pool: &PgPool, limit: i64) -> Result<Vec<Needed>> {
     Ok(sqlx::query_as(
         "SELECT n.update_id, r.title, r.kb_article_id, n.computers FROM \
@@ -109,6 +113,7 @@ pub async fn most_needed(pool: &PgPool, limit: i64) -> Result<Vec<Needed>> {
 /// Computers in contact in each of the last `hours` UTC hours (oldest first, every hour
 /// present), from computer_contact_hour: a computer that scans every hour counts in
 /// every hour.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.contacts_by_hour"))]
 pub async fn contacts_by_hour(pool: &PgPool, hours: i32) -> Result<Vec<(DateTime<Utc>, i64)>> {
     Ok(sqlx::query_as(
         "SELECT h.hour, (SELECT count(*) FROM computer_contact_hour c WHERE c.hour = h.hour) FROM \

@@ -37,6 +37,7 @@ macro_rules! columns {
 }
 
 /// The most recent attempt (running or not).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.latest"))]
 pub async fn latest(pool: &PgPool) -> Result<Option<SyncRecord>> {
     Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM sync_history ORDER BY sync_id DESC LIMIT 1"))
         .fetch_optional(pool)
@@ -45,6 +46,7 @@ pub async fn latest(pool: &PgPool) -> Result<Option<SyncRecord>> {
 
 /// Attempts older than `before` (all when None), newest first, and the id to continue
 /// before when more follow.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.page"))]
 pub async fn page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec<SyncRecord>, Option<i64>)> {
     let rows: Vec<SyncRecord> = sqlx::query_as(concat!(
         "SELECT ",
@@ -59,6 +61,7 @@ pub async fn page(pool: &PgPool, before: Option<i64>, limit: i64) -> Result<(Vec
 }
 
 /// When the last successful attempt ended.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.last_success"))]
 pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
     let row: Option<(Option<DateTime<Utc>>,)> =
         sqlx::query_as("SELECT max(finished_at) FROM sync_history WHERE result = 'succeeded'")
@@ -68,6 +71,7 @@ pub async fn last_success(pool: &PgPool) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// The most recent finished attempt.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.latest_finished"))]
 pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
@@ -79,6 +83,7 @@ pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
 }
 
 /// Starts an attempt; fails with a unique violation if one is already running for this upstream.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.start"))]
 pub async fn start(pool: &PgPool, upstream_url: &str, trigger: &str) -> Result<SyncRecord> {
     Ok(sqlx::query_as(concat!(
         "INSERT INTO sync_history (upstream_url, trigger) VALUES ($1, $2) RETURNING ",
@@ -91,6 +96,7 @@ pub async fn start(pool: &PgPool, upstream_url: &str, trigger: &str) -> Result<S
 }
 
 /// Records progress of a running attempt (and proves it is alive).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.progress"))]
 pub async fn progress(pool: &PgPool, sync_id: i64, phase: &str, done: i64, total: i64) -> Result<()> {
     sqlx::query(
         "UPDATE sync_history SET phase = $2, done = $3, total = $4, heartbeat_at = now() \
@@ -117,6 +123,7 @@ pub struct Counts {
 }
 
 /// Records what an attempt did.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.record_counts"))]
 pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()> {
     sqlx::query(
         "UPDATE sync_history SET revisions_new = $2, revisions_updated = $3, deployments_changed = $4, \
@@ -135,6 +142,7 @@ pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()>
 }
 
 /// Ends an attempt with `result` (succeeded, failed or cancelled).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.finish"))]
 pub async fn finish(pool: &PgPool, sync_id: i64, result: &str, error: Option<&str>) -> Result<()> {
     sqlx::query(
         "UPDATE sync_history SET result = $2, error = $3, finished_at = now(), heartbeat_at = now() \
@@ -149,6 +157,7 @@ pub async fn finish(pool: &PgPool, sync_id: i64, result: &str, error: Option<&st
 }
 
 /// Marks attempts whose process stopped heart-beating as failed, so a new one can start.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.fail_abandoned"))]
 pub async fn fail_abandoned(pool: &PgPool, older_than: chrono::Duration) -> Result<u64> {
     let done = sqlx::query(
         "UPDATE sync_history SET result = 'failed', finished_at = now(), \

@@ -104,6 +104,7 @@ fn kb_number(f: &UpdateFilter) -> Option<String> {
 }
 
 /// A page of updates (latest revisions of software and drivers), by update id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.list"))]
 pub async fn list(pool: &PgPool, f: &UpdateFilter) -> Result<(Vec<Update>, Option<Uuid>)> {
     let mut sql = format!("{UPDATE_COLUMNS}{LATEST_REVISIONS} WHERE ($1::uuid IS NULL OR r.update_id > $1)");
     conditions(f, &mut sql);
@@ -125,6 +126,7 @@ pub type NewestKey = (Option<DateTime<Utc>>, Uuid);
 /// A page of updates, newest release first (undated ones last), read in the order of the
 /// index revision_newest so a page costs a page whatever the catalog's size; `f.after`
 /// is ignored, `after` continues.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.list_newest"))]
 pub async fn list_newest(
     pool: &PgPool,
     f: &UpdateFilter,
@@ -158,6 +160,7 @@ pub async fn list_newest(
 }
 
 /// One update; None when not in the catalog (as software or a driver).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.get"))]
 pub async fn get(pool: &PgPool, update_id: Uuid) -> Result<Option<Update>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{UPDATE_COLUMNS}{LATEST_REVISIONS} WHERE r.update_id = $1")))
         .bind(update_id)
@@ -166,6 +169,7 @@ pub async fn get(pool: &PgPool, update_id: Uuid) -> Result<Option<Update>> {
 }
 
 /// The EULA text of an update's latest revision, in a language (falling back to English, then any).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.eula_text"))]
 pub async fn eula_text(pool: &PgPool, update_id: Uuid, language: &str) -> Result<Option<(Uuid, String)>> {
     let row: Option<(Uuid, Vec<u8>)> = sqlx::query_as(
         "SELECT r.eula_id, f.body FROM (SELECT * FROM revision WHERE update_id = $1 ORDER BY revision_number DESC LIMIT 1) r \
@@ -182,6 +186,7 @@ pub async fn eula_text(pool: &PgPool, update_id: Uuid, language: &str) -> Result
 
 /// How many computers are in each state for one update. Computers with no stored status
 /// are NotApplicable once they reported a complete scan, Unknown before.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.status_counts"))]
 pub async fn status_counts(pool: &PgPool, update_id: Uuid, group_id: Option<Uuid>) -> Result<StatusCounts> {
     let (mut counts,): (sqlx::types::Json<StatusCounts>,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT to_jsonb(x) FROM ({}) x",
@@ -200,6 +205,7 @@ pub async fn status_counts(pool: &PgPool, update_id: Uuid, group_id: Option<Uuid
 /// at once (the per-group form of [`status_counts`], without subgroups: a computer in two
 /// subgroups would otherwise count twice in their parent). Read through the update's
 /// statuses (an index range) and each group's member and scan counts.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.status_counts_by_group"))]
 pub async fn status_counts_by_group(pool: &PgPool, update_id: Uuid) -> Result<Vec<(Uuid, StatusCounts)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -276,6 +282,7 @@ pub struct UpdateSummary {
 
 /// A page of per-update summaries over the updates that are approved or that some
 /// computer reported, by update id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.updates.summaries_per_update"))]
 pub async fn summaries_per_update(
     pool: &PgPool,
     group_id: Option<Uuid>,

@@ -12,6 +12,7 @@ use crate::Result;
 /// Revisions of categories and detectoids changed after catalog version `since` (all of
 /// them for None): the GetConfig=true list. Every revision, not only the latest, as a
 /// real WSUS answers (a downstream then holds exactly what its upstream holds).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.configuration_revisions"))]
 pub async fn configuration_revisions(pool: &PgPool, since: Option<i64>) -> Result<Vec<(Uuid, i32)>> {
     Ok(sqlx::query_as(
         "SELECT update_id, revision_number FROM revision \
@@ -40,6 +41,7 @@ pub struct UpdateFilter<'a> {
 /// Revisions of updates and drivers changed after `since` (all for None), or belonging
 /// to a category asked for whole, that `filter` selects; every one when there is no
 /// filter.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.update_revisions"))]
 pub async fn update_revisions(
     pool: &PgPool,
     since: Option<i64>,
@@ -94,6 +96,7 @@ pub struct DocumentFile {
 }
 
 /// The documents of these exact revisions; None when any is unknown (all or nothing).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.documents"))]
 pub async fn documents(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Option<Vec<Document>>> {
     let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
     let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
@@ -145,6 +148,7 @@ pub async fn documents(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Option<Vec<
 }
 
 /// Records a downstream server that asked for authorization (first sight adds it).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.record_downstream_server"))]
 pub async fn record_downstream_server(pool: &PgPool, server_id: Uuid, fqdn: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO downstream_server (server_id, fqdn, last_auth_at) VALUES ($1, $2, now()) \
@@ -158,6 +162,7 @@ pub async fn record_downstream_server(pool: &PgPool, server_id: Uuid, fqdn: &str
 }
 
 /// The name a downstream server last authorised with.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.downstream_server_fqdn"))]
 pub async fn downstream_server_fqdn(pool: &PgPool, server_id: Uuid) -> Result<Option<String>> {
     let row: Option<(String,)> = sqlx::query_as("SELECT fqdn FROM downstream_server WHERE server_id = $1")
         .bind(server_id)
@@ -167,6 +172,7 @@ pub async fn downstream_server_fqdn(pool: &PgPool, server_id: Uuid) -> Result<Op
 }
 
 /// Languages changed after `since` (all for None): (LCID, short, long, enabled), "all" first.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.languages"))]
 pub async fn languages(pool: &PgPool, since: Option<i64>) -> Result<Vec<(i32, String, String, bool)>> {
     Ok(sqlx::query_as(
         "SELECT lcid, short_name, long_name, enabled FROM language \
@@ -195,6 +201,7 @@ pub struct ServerDeployment {
 
 /// Live approvals changed after catalog version `after` (all for None) up to `upto`, of
 /// updates the catalog holds.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.deployments_between"))]
 pub async fn deployments_between(pool: &PgPool, after: Option<i64>, upto: i64) -> Result<Vec<ServerDeployment>> {
     Ok(sqlx::query_as(
         "SELECT d.deployment_id, d.update_id, COALESCE(d.revision_number, latest.n) AS revision_number, d.group_id, \
@@ -212,6 +219,7 @@ pub async fn deployments_between(pool: &PgPool, after: Option<i64>, upto: i64) -
 
 /// Approvals removed after `after` up to `upto` (none on a first sync: there is nothing
 /// downstream to remove).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.dead_deployments_between"))]
 pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i64) -> Result<Vec<Uuid>> {
     let Some(after) = after else { return Ok(Vec::new()) };
     let rows: Vec<(Uuid,)> = sqlx::query_as(
@@ -227,6 +235,7 @@ pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i
 
 /// The encrypted files of these revisions and their keys: (update, revision, SHA-1, key).
 /// Revisions not in the catalog are left out.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.decryption_data"))]
 pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<(Uuid, i32, Vec<u8>, Option<Vec<u8>>)>> {
     let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
     let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
@@ -245,6 +254,7 @@ pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<(
 /// Driver revisions for device hardware ids (compared case-insensitively): every one for
 /// `all_ids`, those changed after `since` for `delta_ids`; limited to `categories` when
 /// any are given.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.driver_revisions"))]
 pub async fn driver_revisions(
     pool: &PgPool,
     since: Option<i64>,
@@ -287,6 +297,7 @@ pub struct DownstreamServer {
 }
 
 /// A page of the downstream servers this server knows, by name.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.downstream_servers"))]
 pub async fn downstream_servers(
     pool: &PgPool,
     after: Option<(String, Uuid)>,

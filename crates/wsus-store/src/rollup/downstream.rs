@@ -25,6 +25,7 @@ const CRITICAL_UPDATES: Uuid = uuid::uuid!("e6cf1350-c01b-414d-a61f-263d14d133b4
 const SECURITY_UPDATES: Uuid = uuid::uuid!("0fa1201d-4330-4fa8-8ae9-b877473b6441");
 
 /// The 18 ServerSummary counts of this server (MS-WSUSSS 3.2.4.5 step 2).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.server_summary"))]
 pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
     type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
     let row: Counts = sqlx::query_as(
@@ -110,6 +111,7 @@ pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
 
 /// This server's own computers by operating system, with install activity (events 183
 /// succeeded, 182 failed) received after `since`.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.client_summaries"))]
 pub async fn client_summaries(
     pool: &PgPool,
     since: Option<DateTime<Utc>>,
@@ -190,6 +192,7 @@ pub async fn client_summaries(
 
 /// The downstream servers below this one, parents first, as this server last heard of them.
 /// Their ParentServerId is `me` for direct children (their parent, seen from our upstream).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.descendants"))]
 pub async fn descendants(pool: &PgPool, me: Uuid) -> Result<Vec<DownstreamServerInfo>> {
     type Row = (
         Uuid,
@@ -269,6 +272,7 @@ pub async fn descendants(pool: &PgPool, me: Uuid) -> Result<Vec<DownstreamServer
 /// A page of every computer this server knows (its own, with ParentServerId `me`, and
 /// those of its downstream servers), or of `only` these, by id; details when they
 /// changed or `full`.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.computers_page"))]
 pub async fn computers_page(
     pool: &PgPool,
     me: Uuid,
@@ -373,6 +377,7 @@ pub async fn computers_page(
 
 /// After RollupComputers: details sent are current; NewParent asks for them again;
 /// Deleted computers are forgotten.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.computers_answered"))]
 pub async fn computers_answered(pool: &PgPool, with_details: &[String], changed: &[(String, Change)]) -> Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("UPDATE computer SET details_changed = false WHERE computer_id = ANY($1)")
@@ -391,6 +396,7 @@ pub async fn computers_answered(pool: &PgPool, with_details: &[String], changed:
 }
 
 /// A page of (computer id, last status rollup number sent), by id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.sent_numbers_page"))]
 pub async fn sent_numbers_page(pool: &PgPool, after: Option<&str>, limit: i64) -> Result<Vec<(String, i32)>> {
     Ok(sqlx::query_as(
         "SELECT computer_id, last_sent_status_rollup_number FROM computer \
@@ -403,6 +409,7 @@ pub async fn sent_numbers_page(pool: &PgPool, after: Option<&str>, limit: i64) -
 }
 
 /// Computers whose statuses changed since they were last rolled up (or never were).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.status_changed"))]
 pub async fn status_changed(pool: &PgPool) -> Result<Vec<String>> {
     let rows: Vec<(String,)> = sqlx::query_as(
         "SELECT computer_id FROM computer c WHERE (c.last_status_rollup_time IS NULL \
@@ -415,6 +422,7 @@ pub async fn status_changed(pool: &PgPool) -> Result<Vec<String>> {
 }
 
 /// Full status rollups of these computers, numbered one past what was last sent.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.full_statuses"))]
 pub async fn full_statuses(pool: &PgPool, ids: &[String]) -> Result<Vec<ComputerStatus>> {
     let heads: Vec<(String, Option<DateTime<Utc>>, i32)> = sqlx::query_as(
         "SELECT computer_id, effective_last_detection_time, last_sent_status_rollup_number FROM computer \
@@ -450,6 +458,7 @@ pub async fn full_statuses(pool: &PgPool, ids: &[String]) -> Result<Vec<Computer
 }
 
 /// After an accepted RollupComputerStatus: the numbers sent become the last sent.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.statuses_sent"))]
 pub async fn statuses_sent(pool: &PgPool, sent: &[(String, i32)], at: DateTime<Utc>) -> Result<()> {
     let ids: Vec<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
     let numbers: Vec<i32> = sent.iter().map(|(_, n)| *n).collect();
@@ -466,6 +475,7 @@ pub async fn statuses_sent(pool: &PgPool, sent: &[(String, i32)], at: DateTime<U
 }
 
 /// A new RollupResetGuid from the upstream: everything goes again, in full.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.reset_for_full_rollup"))]
 pub async fn reset_for_full_rollup(pool: &PgPool) -> Result<()> {
     sqlx::query("UPDATE computer SET details_changed = true, last_status_rollup_time = NULL").execute(pool).await?;
     Ok(())

@@ -36,6 +36,7 @@ impl HasKind for RollupError {
 }
 
 /// The RollupResetGuid: generated once; a new one would ask for full rollups.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.upstream.reset_guid"))]
 pub async fn reset_guid(pool: &PgPool) -> Result<Uuid> {
     sqlx::query(
         "INSERT INTO admin_setting (key, value, updated_by) VALUES ($1, to_jsonb($2::text), 'generated') \
@@ -68,6 +69,7 @@ async fn known_server(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<bool> {
 /// RollupDownstreamServers: the calling server (nil parent) and the servers below it,
 /// parents first. A server's row changes only when this rollup is not older than the
 /// last; install activity adds up. All or nothing.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.upstream.receive_servers"))]
 pub async fn receive_servers(
     pool: &PgPool,
     servers: &[DownstreamServerInfo],
@@ -201,6 +203,7 @@ async fn store_client_summaries(tx: &mut sqlx::PgConnection, server_id: Uuid, cl
 /// RollupComputers: computers of downstream servers. A row changes only when this report
 /// is not older than the stored one; a computer new here (or moved from another server)
 /// without details is answered NewParent so its details come next time.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.upstream.receive_computers"))]
 pub async fn receive_computers(
     pool: &PgPool,
     computers: &[ComputerInfo],
@@ -333,6 +336,7 @@ async fn upsert_rolled_up(
 
 /// GetOutOfSyncComputers: the computers of `parent` whose last received rollup number
 /// differs from what it says it sent (unknown computers are left out: their details come first).
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.upstream.out_of_sync"))]
 pub async fn out_of_sync(
     pool: &PgPool,
     parent: Uuid,
@@ -359,6 +363,7 @@ pub async fn out_of_sync(
 
 /// RollupComputerStatus: a full rollup replaces a computer's statuses; a partial one keeps,
 /// per update, the newer change. Computers not (or no longer) of `parent` are skipped.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.upstream.receive_statuses"))]
 pub async fn receive_statuses(
     pool: &PgPool,
     parent: Uuid,
