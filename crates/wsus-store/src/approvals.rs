@@ -370,7 +370,7 @@ pub async fn groups_page(
     pool: &PgPool,
     after: Option<(String, Uuid)>,
     limit: i64,
-) -> Result<(Vec<Group>, Option<(String, Uuid)>)> {
+) -> Result<crate::KeysetPage<Group, (String, Uuid)>> {
     let (name, id) = after.unwrap_or_default();
     let rows: Vec<Group> = sqlx::query_as(
         "SELECT group_id, name, parent_group_id, is_builtin FROM target_group \

@@ -155,7 +155,7 @@ struct ComputerRow {
 
 /// A page of computers, in the filter's order, and the key to continue after (None at the end).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.list"))]
-pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<(Vec<Computer>, Option<(String, String)>)> {
+pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<crate::KeysetPage<Computer, (String, String)>> {
     let mut sql = format!("SELECT * FROM ({SELECT_COMPUTER} WHERE true");
     if f.group_id == Some(crate::ALL_COMPUTERS) {
         // Everyone is in All Computers.

@@ -96,12 +96,16 @@ pub(crate) fn like_pattern(part: &str) -> String {
 }
 
 /// Cuts a `limit + 1` fetch to a page and the key of its last row when more follow.
+/// One page of a list in a stable order, and the key after which the next page starts
+/// (None on the last page).
+pub type KeysetPage<T, K> = (Vec<T>, Option<K>);
+
 pub(crate) fn keyset<R, K, T>(
     mut rows: Vec<R>,
     limit: i64,
     key: impl Fn(&R) -> K,
     item: impl Fn(R) -> T,
-) -> (Vec<T>, Option<K>) {
+) -> KeysetPage<T, K> {
     let more = rows.len() as i64 > limit;
     rows.truncate(limit.max(0) as usize);
     let next = if more { rows.last().map(&key) } else { None };

@@ -235,8 +235,11 @@ pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i
 
 /// The encrypted files of these revisions and their keys: (update, revision, SHA-1, key).
 /// Revisions not in the catalog are left out.
+/// A revision, and the digest and key of one of its encrypted files.
+pub type DecryptionData = (Uuid, i32, Vec<u8>, Option<Vec<u8>>);
+
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.decryption_data"))]
-pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<(Uuid, i32, Vec<u8>, Option<Vec<u8>>)>> {
+pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<DecryptionData>> {
     let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
     let revisions: Vec<i32> = ids.iter().map(|(_, r)| *r).collect();
     Ok(sqlx::query_as(
@@ -302,7 +305,7 @@ pub async fn downstream_servers(
     pool: &PgPool,
     after: Option<(String, Uuid)>,
     limit: i64,
-) -> Result<(Vec<DownstreamServer>, Option<(String, Uuid)>)> {
+) -> Result<crate::KeysetPage<DownstreamServer, (String, Uuid)>> {
     let (name, id) = after.unwrap_or_default();
     let rows: Vec<DownstreamServer> = sqlx::query_as(
         "SELECT d.server_id, d.fqdn AS name, d.parent_server_id, d.version, d.is_replica, d.last_sync_time, \
