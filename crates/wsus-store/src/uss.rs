@@ -233,11 +233,11 @@ pub async fn dead_deployments_between(pool: &PgPool, after: Option<i64>, upto: i
     Ok(rows.into_iter().map(|(d,)| d).collect())
 }
 
-/// The encrypted files of these revisions and their keys: (update, revision, SHA-1, key).
-/// Revisions not in the catalog are left out.
 /// A revision, and the digest and key of one of its encrypted files.
 pub type DecryptionData = (Uuid, i32, Vec<u8>, Option<Vec<u8>>);
 
+/// The encrypted files of these revisions and their keys: (update, revision, SHA-1, key).
+/// Revisions not in the catalog are left out.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.uss.decryption_data"))]
 pub async fn decryption_data(pool: &PgPool, ids: &[(Uuid, i32)]) -> Result<Vec<DecryptionData>> {
     let updates: Vec<Uuid> = ids.iter().map(|(u, _)| *u).collect();
