@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 pub mod index;
 
-/// The built-in group every computer belongs to.
+/// The built-in group every computer belongs to (the id every WSUS gives it).
 pub const ALL_COMPUTERS: Uuid = uuid::uuid!("a0a08746-4dbe-4a37-9adf-9e7652c0b421");
+/// The built-in group of the computers in no other group.
+pub const UNASSIGNED_COMPUTERS: Uuid = uuid::uuid!("b73ca6ed-5727-47f3-84de-015e03f6a88a");
 use wsus_metadata::{PrerequisiteClause, UpdateIdentity, UpdateType};
 
 /// What the graph needs of a revision.

@@ -44,7 +44,7 @@ impl UpdateState {
     }
 
     /// MS-WSUSSS SummarizationState, as `update_status.status` stores it.
-    pub fn summarization_state(self) -> i16 {
+    pub const fn summarization_state(self) -> i16 {
         match self {
             UpdateState::Unknown => 0,
             UpdateState::NotApplicable => 1,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::states::not_got;
 use crate::{Result, catalog};
 
 /// Declines up to `limit` updates that a newer update in the catalog supersedes and that
@@ -16,7 +17,8 @@ use crate::{Result, catalog};
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.decline_superseded"))]
 pub async fn decline_superseded(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>> {
     let mut tx = pool.begin().await?;
-    let candidates: Vec<(Uuid,)> = sqlx::query_as(
+    let not_got = not_got();
+    let candidates: Vec<(Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH latest AS (SELECT DISTINCT ON (update_id) revision_id, update_id FROM revision \
                          WHERE update_type IN ('Software', 'Driver') ORDER BY update_id, revision_number DESC) \
          SELECT DISTINCT s.superseded_update_id FROM supersedence s \
@@ -26,9 +28,9 @@ pub async fn decline_superseded(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>> 
                            AND d.declined_by IS DISTINCT FROM 'cleanup: superseded') \
            AND NOT EXISTS (SELECT 1 FROM declined_update d WHERE d.update_id = s.superseded_update_id) \
            AND NOT EXISTS (SELECT 1 FROM update_status u WHERE u.update_id = s.superseded_update_id \
-                           AND u.status IN (2, 3, 5, 6)) \
-         ORDER BY 1 LIMIT $1",
-    )
+                           AND u.status IN {not_got}) \
+         ORDER BY 1 LIMIT $1"
+    )))
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::states::{DOWNLOADED, FAILED, INSTALLED, INSTALLED_PENDING_REBOOT, NEEDED, NOT_APPLICABLE, UNKNOWN};
 use crate::{ErrorKind, HasKind, Result, StoreError, keyset, like_pattern};
 
 /// A computer's overall state, as the WSUS console groups them.
@@ -108,14 +109,17 @@ pub enum ComputerSort {
     ContactNewest,
 }
 
-const SELECT_COMPUTER: &str = "\
+/// A computer with its status counts; the states named from `wsus_status`.
+fn select_computer() -> String {
+    format!(
+        "\
     SELECT c.computer_id, c.dns_name AS name, host(c.ip_address) AS ip_address, c.os_description, \
         CASE WHEN c.os_major_version IS NULL THEN NULL \
              ELSE concat_ws('.', c.os_major_version, c.os_minor_version, c.os_build_number) END AS os_version, \
         c.os_locale, c.processor_architecture, c.computer_manufacturer AS manufacturer, c.computer_model AS model, \
         c.bios_version, c.client_version, c.requested_target_group_names, \
         COALESCE((SELECT array_agg(m.group_id ORDER BY m.group_id) FROM computer_group_membership m \
-                  WHERE m.computer_id = c.computer_id), '{}') AS group_ids, \
+                  WHERE m.computer_id = c.computer_id), '{{}}') AS group_ids, \
         c.parent_server_id AS downstream_server_id, d.fqdn AS downstream_server_name, \
         c.registered_at, c.last_contact_at, c.last_sync_time, c.last_reported_status_time, \
         c.effective_last_detection_time AS last_scan_at, \
@@ -124,11 +128,13 @@ const SELECT_COMPUTER: &str = "\
     FROM computer c \
     LEFT JOIN downstream_server d ON d.server_id = c.parent_server_id \
     CROSS JOIN LATERAL (SELECT \
-        count(*) FILTER (WHERE u.status = 4) AS installed, count(*) FILTER (WHERE u.status = 2) AS needed, \
-        count(*) FILTER (WHERE u.status = 3) AS downloaded, count(*) FILTER (WHERE u.status = 5) AS failed, \
-        count(*) FILTER (WHERE u.status = 6) AS installed_pending_reboot, \
-        count(*) FILTER (WHERE u.status = 1) AS not_applicable, count(*) FILTER (WHERE u.status = 0) AS unknown \
-        FROM update_status u WHERE u.computer_id = c.computer_id) s ";
+        count(*) FILTER (WHERE u.status = {INSTALLED}) AS installed, count(*) FILTER (WHERE u.status = {NEEDED}) AS needed, \
+        count(*) FILTER (WHERE u.status = {DOWNLOADED}) AS downloaded, count(*) FILTER (WHERE u.status = {FAILED}) AS failed, \
+        count(*) FILTER (WHERE u.status = {INSTALLED_PENDING_REBOOT}) AS installed_pending_reboot, \
+        count(*) FILTER (WHERE u.status = {NOT_APPLICABLE}) AS not_applicable, count(*) FILTER (WHERE u.status = {UNKNOWN}) AS unknown \
+        FROM update_status u WHERE u.computer_id = c.computer_id) s "
+    )
+}
 
 /// The SQL condition for a computer state over the lateral counts `s`.
 fn state_condition(state: ComputerState) -> &'static str {
@@ -156,7 +162,7 @@ struct ComputerRow {
 /// A page of computers, in the filter's order, and the key to continue after (None at the end).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.list"))]
 pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<crate::KeysetPage<Computer, (String, String)>> {
-    let mut sql = format!("SELECT * FROM ({SELECT_COMPUTER} WHERE true");
+    let mut sql = format!("SELECT * FROM ({} WHERE true", select_computer());
     if f.group_id == Some(crate::ALL_COMPUTERS) {
         // Everyone is in All Computers.
         sql.push_str(" AND $1::uuid IS NOT NULL");
@@ -246,7 +252,7 @@ pub async fn list(pool: &PgPool, f: &ComputerFilter) -> Result<crate::KeysetPage
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.computers.get"))]
 pub async fn get(pool: &PgPool, computer_id: &str) -> Result<Option<Computer>> {
     let row: Option<ComputerRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_COMPUTER} WHERE c.computer_id = $1")))
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{} WHERE c.computer_id = $1", select_computer())))
             .bind(computer_id)
             .fetch_optional(pool)
             .await?;

@@ -21,6 +21,7 @@ pub mod revisions;
 pub mod rollup;
 pub mod rules;
 pub mod settings;
+mod states;
 pub mod summary;
 pub mod sync_history;
 pub mod updates;
@@ -30,14 +31,17 @@ pub use error::{ErrorKind, HasKind};
 pub use sqlx::PgPool;
 
 /// The built-in target groups every WSUS has.
-pub const ALL_COMPUTERS: uuid::Uuid = uuid::uuid!("a0a08746-4dbe-4a37-9adf-9e7652c0b421");
-pub const UNASSIGNED_COMPUTERS: uuid::Uuid = uuid::uuid!("b73ca6ed-5727-47f3-84de-015e03f6a88a");
+pub use wsus_catalog::{ALL_COMPUTERS, UNASSIGNED_COMPUTERS};
 
 /// (computer_id, group_id) of every computer's direct groups, with Unassigned Computers
 /// for a computer in none (membership of it is implied, never stored).
-pub(crate) const DIRECT_GROUPS: &str = "(SELECT computer_id, group_id FROM computer_group_membership \
-     UNION ALL SELECT c.computer_id, 'b73ca6ed-5727-47f3-84de-015e03f6a88a'::uuid FROM computer c \
-     WHERE NOT EXISTS (SELECT 1 FROM computer_group_membership x WHERE x.computer_id = c.computer_id))";
+pub(crate) fn direct_groups() -> String {
+    format!(
+        "(SELECT computer_id, group_id FROM computer_group_membership \
+         UNION ALL SELECT c.computer_id, '{UNASSIGNED_COMPUTERS}'::uuid FROM computer c \
+         WHERE NOT EXISTS (SELECT 1 FROM computer_group_membership x WHERE x.computer_id = c.computer_id))"
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

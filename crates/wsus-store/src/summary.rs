@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{DIRECT_GROUPS, Result};
+use crate::states::{FAILED, INSTALLED, still_needed};
+use crate::{Result, direct_groups};
 
 /// Computers by compliance, as `Computer::state` classifies one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
@@ -25,9 +26,12 @@ impl Compliance {
 
 /// Per computer: failed, needed (incl. downloaded and pending reboot), installed, then
 /// the same rule as `Computer::state`.
-const COMPLIANCE_OF_COMPUTERS: &str = "\
-    WITH s AS (SELECT computer_id, bool_or(status = 5) AS failed, bool_or(status IN (2, 3, 6)) AS needed, \
-                      bool_or(status = 4) AS installed \
+fn compliance_of_computers() -> String {
+    let still_needed = still_needed();
+    format!(
+        "\
+    WITH s AS (SELECT computer_id, bool_or(status = {FAILED}) AS failed, bool_or(status IN {still_needed}) AS needed, \
+                      bool_or(status = {INSTALLED}) AS installed \
                FROM update_status GROUP BY computer_id), \
     k AS (SELECT c.computer_id, CASE \
               WHEN COALESCE(s.failed, false) THEN 2 \
@@ -35,7 +39,9 @@ const COMPLIANCE_OF_COMPUTERS: &str = "\
               WHEN c.last_reported_status_time IS NOT NULL OR c.effective_last_detection_time IS NOT NULL \
                    OR COALESCE(s.installed, false) THEN 0 \
               ELSE 3 END AS compliance \
-          FROM computer c LEFT JOIN s USING (computer_id)) ";
+          FROM computer c LEFT JOIN s USING (computer_id)) "
+    )
+}
 
 const COUNTS: &str = "\
     count(*) FILTER (WHERE k.compliance = 0) AS up_to_date, count(*) FILTER (WHERE k.compliance = 1) AS needs_updates, \
@@ -44,7 +50,7 @@ const COUNTS: &str = "\
 /// Every computer known here (rolled-up ones included).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.compliance"))]
 pub async fn compliance(pool: &PgPool) -> Result<Compliance> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{COMPLIANCE_OF_COMPUTERS} SELECT {COUNTS} FROM k")))
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{} SELECT {COUNTS} FROM k", compliance_of_computers())))
         .fetch_one(pool)
         .await?)
 }
@@ -61,9 +67,10 @@ pub async fn compliance_by_group(pool: &PgPool) -> Result<Vec<(Uuid, String, Com
         counts: Compliance,
     }
     // Only constants are joined into this SQL.
+    let (direct, compliance) = (direct_groups(), compliance_of_computers());
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{COMPLIANCE_OF_COMPUTERS} SELECT g.group_id, g.name, {COUNTS} FROM k \
-         JOIN {DIRECT_GROUPS} m USING (computer_id) JOIN target_group g ON g.group_id = m.group_id \
+        "{compliance} SELECT g.group_id, g.name, {COUNTS} FROM k \
+         JOIN {direct} m USING (computer_id) JOIN target_group g ON g.group_id = m.group_id \
          GROUP BY g.group_id, g.name ORDER BY lower(g.name), g.group_id"
     )))
     .fetch_all(pool)
@@ -97,14 +104,15 @@ pub struct Needed {
 /// The updates needed (or downloaded, or pending a reboot) by most computers.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.most_needed"))]
 pub async fn most_needed(pool: &PgPool, limit: i64) -> Result<Vec<Needed>> {
-    Ok(sqlx::query_as(
+    let still_needed = still_needed();
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT n.update_id, r.title, r.kb_article_id, n.computers FROM \
-           (SELECT update_id, count(*) AS computers FROM update_status WHERE status IN (2, 3, 6) \
+           (SELECT update_id, count(*) AS computers FROM update_status WHERE status IN {still_needed} \
             GROUP BY update_id ORDER BY count(*) DESC, update_id LIMIT $1) n \
          LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = n.update_id \
                             ORDER BY revision_number DESC LIMIT 1) r ON true \
-         ORDER BY n.computers DESC, n.update_id",
-    )
+         ORDER BY n.computers DESC, n.update_id"
+    )))
     .bind(limit)
     .fetch_all(pool)
     .await?)

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::computers::StatusCounts;
-use crate::{DIRECT_GROUPS, keyset, like_pattern};
+use crate::states::{DOWNLOADED, FAILED, INSTALLED, INSTALLED_PENDING_REBOOT, NEEDED, NOT_APPLICABLE, UNKNOWN};
+use crate::{direct_groups, keyset, like_pattern};
 
 /// An update (its latest revision), as lists show it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -214,22 +215,23 @@ pub async fn status_counts_by_group(pool: &PgPool, update_id: Uuid) -> Result<Ve
         counts: StatusCounts,
     }
     // Only a constant is joined into this SQL.
+    let direct = direct_groups();
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH members AS (SELECT m.group_id, count(*) AS computers, \
                                  count(*) FILTER (WHERE c.effective_last_detection_time IS NOT NULL) AS scanned \
-                          FROM {DIRECT_GROUPS} m JOIN computer c USING (computer_id) GROUP BY m.group_id), \
+                          FROM {direct} m JOIN computer c USING (computer_id) GROUP BY m.group_id), \
               st AS (SELECT m.group_id, u.status, c.effective_last_detection_time IS NOT NULL AS scanned \
-                     FROM update_status u JOIN {DIRECT_GROUPS} m USING (computer_id) \
+                     FROM update_status u JOIN {direct} m USING (computer_id) \
                      JOIN computer c USING (computer_id) WHERE u.update_id = $1) \
          SELECT g.group_id, \
-                count(st.status) FILTER (WHERE st.status = 4) AS installed, \
-                count(st.status) FILTER (WHERE st.status = 2) AS needed, \
-                count(st.status) FILTER (WHERE st.status = 3) AS downloaded, \
-                count(st.status) FILTER (WHERE st.status = 5) AS failed, \
-                count(st.status) FILTER (WHERE st.status = 6) AS installed_pending_reboot, \
-                count(st.status) FILTER (WHERE st.status = 1) \
+                count(st.status) FILTER (WHERE st.status = {INSTALLED}) AS installed, \
+                count(st.status) FILTER (WHERE st.status = {NEEDED}) AS needed, \
+                count(st.status) FILTER (WHERE st.status = {DOWNLOADED}) AS downloaded, \
+                count(st.status) FILTER (WHERE st.status = {FAILED}) AS failed, \
+                count(st.status) FILTER (WHERE st.status = {INSTALLED_PENDING_REBOOT}) AS installed_pending_reboot, \
+                count(st.status) FILTER (WHERE st.status = {NOT_APPLICABLE}) \
                   + COALESCE(max(mb.scanned), 0) - count(st.status) FILTER (WHERE st.scanned) AS not_applicable, \
-                count(st.status) FILTER (WHERE st.status = 0) \
+                count(st.status) FILTER (WHERE st.status = {UNKNOWN}) \
                   + COALESCE(max(mb.computers - mb.scanned), 0) - count(st.status) FILTER (WHERE NOT st.scanned) AS unknown \
          FROM target_group g LEFT JOIN members mb ON mb.group_id = g.group_id \
          LEFT JOIN st ON st.group_id = g.group_id \
@@ -258,14 +260,14 @@ fn per_update_counts(update: &str, group: &str) -> String {
                    WHERE {group}::uuid IS NULL OR EXISTS (SELECT 1 FROM computer_group_membership m \
                          WHERE m.computer_id = c.computer_id AND m.group_id IN (SELECT g FROM sub))), \
          st AS (SELECT s.scanned, u.status FROM scope s JOIN update_status u ON u.computer_id = s.computer_id AND u.update_id = {update}) \
-         SELECT (SELECT count(*) FROM st WHERE status = 4) AS installed, \
-                (SELECT count(*) FROM st WHERE status = 2) AS needed, \
-                (SELECT count(*) FROM st WHERE status = 3) AS downloaded, \
-                (SELECT count(*) FROM st WHERE status = 5) AS failed, \
-                (SELECT count(*) FROM st WHERE status = 6) AS installed_pending_reboot, \
-                (SELECT count(*) FROM st WHERE status = 1) \
+         SELECT (SELECT count(*) FROM st WHERE status = {INSTALLED}) AS installed, \
+                (SELECT count(*) FROM st WHERE status = {NEEDED}) AS needed, \
+                (SELECT count(*) FROM st WHERE status = {DOWNLOADED}) AS downloaded, \
+                (SELECT count(*) FROM st WHERE status = {FAILED}) AS failed, \
+                (SELECT count(*) FROM st WHERE status = {INSTALLED_PENDING_REBOOT}) AS installed_pending_reboot, \
+                (SELECT count(*) FROM st WHERE status = {NOT_APPLICABLE}) \
                   + (SELECT count(*) FROM scope WHERE scanned) - (SELECT count(*) FROM st WHERE scanned) AS not_applicable, \
-                (SELECT count(*) FROM st WHERE status = 0) \
+                (SELECT count(*) FROM st WHERE status = {UNKNOWN}) \
                   + (SELECT count(*) FROM scope WHERE NOT scanned) - (SELECT count(*) FROM st WHERE NOT scanned) AS unknown"
     )
 }

@@ -10,6 +10,7 @@ use wsus_soap::rollup::{
 };
 
 use crate::Result;
+use crate::states::{FAILED, still_needed};
 
 /// What this server (as downstream) rolls up about itself.
 #[derive(Debug, Clone)]
@@ -28,14 +29,15 @@ const SECURITY_UPDATES: Uuid = uuid::uuid!("0fa1201d-4330-4fa8-8ae9-b877473b6441
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.server_summary"))]
 pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
     type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
-    let row: Counts = sqlx::query_as(
+    let still_needed = still_needed();
+    let row: Counts = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "WITH latest AS (SELECT DISTINCT ON (update_id) * FROM revision WHERE update_type IN ('Software', 'Driver') \
                          ORDER BY update_id, revision_number DESC), \
          declined AS (SELECT update_id FROM declined_update), \
          approved AS (SELECT DISTINCT update_id FROM deployment WHERE deleted_at IS NULL AND action = 'Install'), \
          stale AS (SELECT DISTINCT p.update_id FROM deployment p JOIN latest l USING (update_id) \
                    WHERE p.deleted_at IS NULL AND p.revision_number < l.revision_number), \
-         state AS (SELECT update_id, bool_or(status = 5) AS failed, bool_or(status IN (2, 3, 6)) AS needed \
+         state AS (SELECT update_id, bool_or(status = {FAILED}) AS failed, bool_or(status IN {still_needed}) AS needed \
                    FROM update_status GROUP BY update_id), \
          missing AS (SELECT DISTINCT l.update_id FROM latest l JOIN approved a USING (update_id) \
                      JOIN revision_file rf ON rf.revision_id = l.revision_id JOIN file f ON f.sha1 = rf.sha1 \
@@ -43,7 +45,7 @@ pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
          broken AS (SELECT DISTINCT l.update_id FROM latest l JOIN approved a USING (update_id) \
                     JOIN revision_file rf ON rf.revision_id = l.revision_id JOIN file f ON f.sha1 = rf.sha1 \
                     WHERE f.content_state IN ('failed', 'quarantined')), \
-         computer_state AS (SELECT c.computer_id, bool_or(u.status = 5) AS failed, bool_or(u.status IN (2, 3, 6)) AS needed \
+         computer_state AS (SELECT c.computer_id, bool_or(u.status = {FAILED}) AS failed, bool_or(u.status IN {still_needed}) AS needed \
                             FROM computer c LEFT JOIN update_status u USING (computer_id) GROUP BY c.computer_id) \
          SELECT (SELECT count(*) FROM latest), \
                 (SELECT count(*) FROM latest JOIN declined USING (update_id)), \
@@ -62,8 +64,8 @@ pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
                 (SELECT count(*) FROM computer), \
                 (SELECT count(*) FROM computer_state WHERE needed AND NOT failed), \
                 (SELECT count(*) FROM computer_state WHERE failed), \
-                (SELECT count(*) FROM computer_state WHERE NOT needed AND NOT failed)",
-    )
+                (SELECT count(*) FROM computer_state WHERE NOT needed AND NOT failed)"
+    )))
     .bind(CRITICAL_UPDATES)
     .bind(SECURITY_UPDATES)
     .fetch_one(pool)

@@ -324,11 +324,13 @@ async fn upsert_rolled_up(
         "INSERT INTO computer_group_membership (computer_id, group_id, source) \
          SELECT $1, g, 'rollup' FROM unnest($2::uuid[]) AS g \
          WHERE EXISTS (SELECT 1 FROM target_group t WHERE t.group_id = g) \
-           AND g NOT IN ('a0a08746-4dbe-4a37-9adf-9e7652c0b421', 'b73ca6ed-5727-47f3-84de-015e03f6a88a') \
+           AND g NOT IN ($3, $4) \
          ON CONFLICT DO NOTHING",
     )
     .bind(&c.computer_id)
     .bind(&d.target_group_ids)
+    .bind(crate::ALL_COMPUTERS)
+    .bind(crate::UNASSIGNED_COMPUTERS)
     .execute(&mut *tx)
     .await?;
     Ok(())
