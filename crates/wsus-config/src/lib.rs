@@ -196,10 +196,13 @@ fn validate_fqdn(raw: &str) -> Result<String> {
     }
 }
 
-/// When content files are fetched from the upstream server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When content files are fetched from the upstream server: seeded from the environment,
+/// kept in the settings, changed through the API, all as this one type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ContentMode {
     /// Files of approved updates only (WSUS's default, MS-WSUSSS LazySync).
+    #[default]
     Lazy,
     /// Every file as soon as its metadata arrives.
     Immediate,

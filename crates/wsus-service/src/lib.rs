@@ -151,7 +151,7 @@ fn seed_of(common: &CommonConfig) -> Seed {
         classifications: common.seed.classifications.clone(),
         languages: common.seed.languages.clone(),
         syncs_per_day: common.seed.syncs_per_day,
-        content_mode: common.seed.content_mode.as_str().to_owned(),
+        content_mode: common.seed.content_mode,
     }
 }
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
+pub use wsus_config::ContentMode;
 use uuid::Uuid;
 
 use crate::{Result, StoreError};
@@ -136,7 +137,13 @@ pub struct Seed {
     pub classifications: Vec<Uuid>,
     pub languages: Vec<String>,
     pub syncs_per_day: u32,
-    pub content_mode: String,
+    pub content_mode: ContentMode,
+}
+
+/// When content is fetched: the setting, lazy when unset.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.settings.content_mode"))]
+pub async fn content_mode(pool: &PgPool) -> Result<ContentMode> {
+    Ok(get::<ContentMode>(pool, CONTENT_MODE).await?.map(|s| s.value).unwrap_or_default())
 }
 
 /// Short names of the languages enabled for sync and service.

@@ -16,7 +16,7 @@ fn seed() -> Seed {
         classifications: vec![],
         languages: vec!["en".into(), "de".into()],
         syncs_per_day: 4,
-        content_mode: "lazy".into(),
+        content_mode: wsus_store::settings::ContentMode::Lazy,
     }
 }
 

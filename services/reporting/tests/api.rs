@@ -116,7 +116,7 @@ async fn status_reflects_the_history(pool: PgPool) {
         classifications: vec![],
         languages: vec!["en".into()],
         syncs_per_day: 0,
-        content_mode: "lazy".into(),
+        content_mode: wsus_store::settings::ContentMode::Lazy,
     };
     wsus_store::identity::ensure(&pool, None, Some("dss.example"), "dss", &seed).await.unwrap();
     let r = http.post(format!("{base}/api/v1/sync/start")).bearer_auth("admin-token-1").send().await.unwrap();

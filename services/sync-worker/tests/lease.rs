@@ -155,7 +155,7 @@ async fn only_the_holder_syncs_and_the_other_takes_over(pool: PgPool) {
         classifications: vec![],
         languages: vec!["en".into()],
         syncs_per_day: 0,
-        content_mode: "lazy".into(),
+        content_mode: wsus_store::settings::ContentMode::Lazy,
     };
     wsus_store::identity::ensure(&pool, None, Some("dss.example"), "dss", &seed).await.unwrap();
     let api = FakeApiServer::default();

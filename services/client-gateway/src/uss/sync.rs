@@ -12,6 +12,8 @@ use wsus_soap::wsusss::{
 use wsus_soap::wusp::Cookie;
 use wsus_soap::{Element, ErrorCode};
 
+use wsus_store::settings::ContentMode;
+
 use crate::Gateway;
 use crate::client::{b64, server};
 use crate::soap::{Context, OpError, OpResult, fault, invalid};
@@ -156,13 +158,10 @@ pub async fn get_config_data(gw: &Gateway, op: &Element) -> OpResult {
     let now = wsus_store::catalog::version(&gw.pool).await.map_err(store_error)?;
     let languages = wsus_store::uss::languages(&gw.pool, since).await.map_err(store_error)?;
     // This server's content mode: a catalog-only server sends its downstreams to MUUrl.
-    let mode = wsus_store::settings::get::<String>(&gw.pool, wsus_store::settings::CONTENT_MODE)
-        .await
-        .map_err(store_error)?
-        .map(|m| m.value);
+    let mode = wsus_store::settings::content_mode(&gw.pool).await.map_err(store_error)?;
     Ok(ConfigData {
-        catalog_only_sync: mode.as_deref() == Some("catalog-only"),
-        lazy_sync: mode.as_deref().is_none_or(|m| m == "lazy"),
+        catalog_only_sync: mode == ContentMode::CatalogOnly,
+        lazy_sync: mode == ContentMode::Lazy,
         server_hosts_psf_files: false,
         max_updates_per_request: wsusss::MAX_UPDATES_PER_REQUEST as u32,
         new_config_anchor: format_anchor(now.version, Utc::now()),

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wsus_store::settings::{self, Category, ClientConfig, Retention, Schedule};
+use wsus_store::settings::{self, Category, ClientConfig, ContentMode, Retention, Schedule};
 
 use super::{Api, ApiError, ApiResult, Body, Page, PageQuery, Q, Routes};
 
@@ -35,7 +35,7 @@ struct SettingsView {
     classifications: Vec<Uuid>,
     languages: Vec<String>,
     sync_schedule: Schedule,
-    content_mode: String,
+    content_mode: ContentMode,
     targeting: Targeting,
     retention: Retention,
 }
@@ -47,12 +47,10 @@ struct SettingsChange {
     classifications: Option<Vec<Uuid>>,
     languages: Option<Vec<String>>,
     sync_schedule: Option<Schedule>,
-    content_mode: Option<String>,
+    content_mode: Option<ContentMode>,
     targeting: Option<Targeting>,
     retention: Option<Retention>,
 }
-
-const CONTENT_MODES: [&str; 3] = ["lazy", "immediate", "catalog-only"];
 
 async fn read<T: for<'de> Deserialize<'de> + Default>(api: &Api, key: &str) -> ApiResult<T> {
     Ok(settings::get::<T>(&api.pool, key).await?.map(|s| s.value).unwrap_or_default())
@@ -67,9 +65,7 @@ async fn view(api: &Api) -> ApiResult<SettingsView> {
         sync_schedule: settings::get::<Schedule>(&api.pool, settings::SYNC_SCHEDULE)
             .await?
             .map_or(Schedule { syncs_per_day: 0 }, |s| s.value),
-        content_mode: settings::get::<String>(&api.pool, settings::CONTENT_MODE)
-            .await?
-            .map_or_else(|| "lazy".to_owned(), |s| s.value),
+        content_mode: settings::content_mode(&api.pool).await?,
         targeting: if client.client_side_targeting { Targeting::Client } else { Targeting::Server },
         retention: read(api, settings::RETENTION).await?,
     })
@@ -81,11 +77,6 @@ async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<SettingsView>> {
 
 /// Changes the settings given; the others stay. Everything is checked before anything is written.
 async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> ApiResult<Json<SettingsView>> {
-    if let Some(mode) = &c.content_mode
-        && !CONTENT_MODES.contains(&mode.as_str())
-    {
-        return Err(ApiError::bad_request(format!("content_mode {mode:?} is not one of {}", CONTENT_MODES.join(", "))));
-    }
     if c.sync_schedule.is_some_and(|s| s.syncs_per_day > 24) {
         return Err(ApiError::bad_request("sync_schedule.syncs_per_day is within 0..24"));
     }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use tokio::task::JoinSet;
 use wsus_soap::wsusss::dss;
-use wsus_store::{settings, sync_history};
+use wsus_store::settings::{self, ContentMode};
+use wsus_store::sync_history;
 
 use super::SyncError;
 use super::session::Session;
@@ -23,12 +24,11 @@ pub(super) async fn content(
     catalog_only_upstream: bool,
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
-    let mode = settings::get::<String>(&ctx.pool, settings::CONTENT_MODE).await?.map(|s| s.value);
-    match mode.as_deref() {
-        Some("catalog-only") => return Ok(()),
-        Some("immediate") => outcome.files_queued = wsus_store::dss::queue_wanted_files(&ctx.pool, true).await?,
-        _ => outcome.files_queued = wsus_store::dss::queue_wanted_files(&ctx.pool, false).await?,
-    }
+    outcome.files_queued = match settings::content_mode(&ctx.pool).await? {
+        ContentMode::CatalogOnly => return Ok(()),
+        ContentMode::Immediate => wsus_store::dss::queue_wanted_files(&ctx.pool, true).await?,
+        ContentMode::Lazy => wsus_store::dss::queue_wanted_files(&ctx.pool, false).await?,
+    };
     download_queue(ctx, session, catalog_only_upstream, outcome).await
 }
 
