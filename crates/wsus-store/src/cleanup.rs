@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::run::{RunResult, Trigger};
 use crate::states::not_got;
 use crate::{Result, catalog};
 
@@ -284,11 +285,10 @@ pub async fn purge_events(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CleanupRun {
     pub run_id: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// running, succeeded or failed.
-    pub result: String,
+    pub result: RunResult,
     /// The job running now (or that failed).
     pub job: Option<String>,
     /// What each job removed or declined.
@@ -299,7 +299,7 @@ pub struct CleanupRun {
 const RUN_COLUMNS: &str = "run_id, trigger, started_at, finished_at, result, job, counts, error";
 
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.start_run"))]
-pub async fn start_run(pool: &PgPool, trigger: &str) -> Result<CleanupRun> {
+pub async fn start_run(pool: &PgPool, trigger: Trigger) -> Result<CleanupRun> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO cleanup_run (trigger) VALUES ($1) RETURNING {RUN_COLUMNS}"
     )))

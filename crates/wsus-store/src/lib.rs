@@ -20,6 +20,7 @@ pub mod reporting;
 pub mod revisions;
 pub mod rollup;
 pub mod rules;
+pub mod run;
 pub mod settings;
 mod states;
 pub mod summary;

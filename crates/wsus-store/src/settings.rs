@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, PgPool};
-pub use wsus_config::ContentMode;
 use uuid::Uuid;
+pub use wsus_config::ContentMode;
 
 use crate::{Result, StoreError};
 

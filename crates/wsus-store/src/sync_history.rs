@@ -4,16 +4,16 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::Result;
+pub use crate::run::{RunResult, Trigger};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SyncRecord {
     pub sync_id: i64,
     pub upstream_url: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// running, succeeded, failed or cancelled.
-    pub result: String,
+    pub result: RunResult,
     pub phase: Option<String>,
     pub done: i64,
     pub total: i64,
@@ -84,7 +84,7 @@ pub async fn latest_finished(pool: &PgPool) -> Result<Option<SyncRecord>> {
 
 /// Starts an attempt; fails with a unique violation if one is already running for this upstream.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.start"))]
-pub async fn start(pool: &PgPool, upstream_url: &str, trigger: &str) -> Result<SyncRecord> {
+pub async fn start(pool: &PgPool, upstream_url: &str, trigger: Trigger) -> Result<SyncRecord> {
     Ok(sqlx::query_as(concat!(
         "INSERT INTO sync_history (upstream_url, trigger) VALUES ($1, $2) RETURNING ",
         columns!()
@@ -141,9 +141,9 @@ pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()>
     Ok(())
 }
 
-/// Ends an attempt with `result` (succeeded, failed or cancelled).
+/// Ends an attempt with `result` (any but running).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.finish"))]
-pub async fn finish(pool: &PgPool, sync_id: i64, result: &str, error: Option<&str>) -> Result<()> {
+pub async fn finish(pool: &PgPool, sync_id: i64, result: RunResult, error: Option<&str>) -> Result<()> {
     sqlx::query(
         "UPDATE sync_history SET result = $2, error = $3, finished_at = now(), heartbeat_at = now() \
          WHERE sync_id = $1",

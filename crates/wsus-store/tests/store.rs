@@ -325,18 +325,20 @@ async fn status_reports_fold_in_by_time_and_late_ones_do_not_roll_back(pool: PgP
 async fn one_running_sync_per_upstream(pool: PgPool) {
     migrated(&pool).await;
     assert!(sync_history::latest(&pool).await.unwrap().is_none());
-    let run = sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
-    assert!(sync_history::start(&pool, "http://uss:8530", "schedule").await.is_err());
+    let run = sync_history::start(&pool, "http://uss:8530", wsus_store::run::Trigger::Manual).await.unwrap();
+    assert!(sync_history::start(&pool, "http://uss:8530", wsus_store::run::Trigger::Schedule).await.is_err());
     sync_history::progress(&pool, run.sync_id, "updates", 10, 30).await.unwrap();
     let latest = sync_history::latest(&pool).await.unwrap().unwrap();
     assert_eq!(
         (latest.result.as_str(), latest.phase.as_deref(), latest.done, latest.total),
         ("running", Some("updates"), 10, 30)
     );
-    sync_history::finish(&pool, run.sync_id, "failed", Some("upstream said InvalidCookie")).await.unwrap();
+    sync_history::finish(&pool, run.sync_id, wsus_store::run::RunResult::Failed, Some("upstream said InvalidCookie"))
+        .await
+        .unwrap();
     let done = sync_history::latest_finished(&pool).await.unwrap().unwrap();
     assert_eq!(done.error.as_deref(), Some("upstream said InvalidCookie"));
-    sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
+    sync_history::start(&pool, "http://uss:8530", wsus_store::run::Trigger::Manual).await.unwrap();
 }
 
 #[sqlx::test(migrations = false)]

@@ -97,9 +97,13 @@ async fn status_reflects_the_history(pool: PgPool) {
     assert_eq!(idle["upstream_url"], "http://uss.example:8530");
     assert!(idle["running"].is_null() && idle["last"].is_null());
 
-    let done = wsus_store::sync_history::start(&pool, "http://uss.example:8530", "schedule").await.unwrap();
-    wsus_store::sync_history::finish(&pool, done.sync_id, "succeeded", None).await.unwrap();
-    let run = wsus_store::sync_history::start(&pool, "http://uss.example:8530", "manual").await.unwrap();
+    let done = wsus_store::sync_history::start(&pool, "http://uss.example:8530", wsus_store::run::Trigger::Schedule)
+        .await
+        .unwrap();
+    wsus_store::sync_history::finish(&pool, done.sync_id, wsus_store::run::RunResult::Succeeded, None).await.unwrap();
+    let run = wsus_store::sync_history::start(&pool, "http://uss.example:8530", wsus_store::run::Trigger::Manual)
+        .await
+        .unwrap();
     wsus_store::sync_history::progress(&pool, run.sync_id, "updates", 30, 120).await.unwrap();
     let busy = get().await;
     assert_eq!(busy["running"]["sync_id"], run.sync_id);
@@ -446,7 +450,7 @@ async fn the_administrators_levers(pool: PgPool) {
     assert_eq!(products["items"][0]["category_id"], "dd78b8a1-0b20-45c1-add6-4da72e9364cf");
 
     // Cleanup runs and downstream servers, as the document describes them.
-    let run = wsus_store::cleanup::start_run(&pool, "cli").await.unwrap();
+    let run = wsus_store::cleanup::start_run(&pool, wsus_store::run::Trigger::Cli).await.unwrap();
     wsus_store::cleanup::progress(&pool, run.run_id, "superseded_declined", 3).await.unwrap();
     wsus_store::cleanup::finish_run(&pool, run.run_id, None).await.unwrap();
     let (_, runs) = api.get("/api/v1/cleanup/runs").await;

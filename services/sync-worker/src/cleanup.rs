@@ -11,6 +11,7 @@ use wsus_store::settings::{self, Retention};
 use wsus_store::{PgPool, cleanup, rules};
 
 use crate::dss::SyncError;
+use wsus_store::run::Trigger;
 
 /// Rows per batch (events: per batch of the default partition).
 const BATCH: i64 = 500;
@@ -32,7 +33,7 @@ pub struct Started {
 }
 
 /// Takes the cleanup lock and records the run; Busy when another replica runs one.
-pub async fn begin(pool: &PgPool, trigger: &str) -> Result<Started, SyncError> {
+pub async fn begin(pool: &PgPool, trigger: Trigger) -> Result<Started, SyncError> {
     let Some(lock) = cleanup::try_lock(pool).await? else { return Err(SyncError::Busy("cleanup".into())) };
     cleanup::fail_abandoned(pool).await?;
     let run = cleanup::start_run(pool, trigger).await?;
@@ -55,7 +56,7 @@ impl Started {
 pub async fn run_once(
     pool: &PgPool,
     content_dir: &std::path::Path,
-    trigger: &str,
+    trigger: Trigger,
 ) -> Result<CleanupOutcome, SyncError> {
     begin(pool, trigger).await?.run(pool, content_dir).await
 }

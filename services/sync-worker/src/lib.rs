@@ -15,6 +15,7 @@ use wsus_rpc::sync::{
 };
 use wsus_service::Shell;
 use wsus_service::edge::grpc_status;
+use wsus_store::run::{RunResult, Trigger};
 use wsus_store::sync_history::{self, SyncRecord};
 use wsus_store::{PgPool, StoreError};
 
@@ -158,7 +159,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             if !once {
                 anyhow::bail!("`cleanup` runs one cleanup: pass --once (the service cleans up every day)");
             }
-            let outcome = when_free(|| cleanup::run_once(&pool, &config.content_dir, "cli")).await?;
+            let outcome = when_free(|| cleanup::run_once(&pool, &config.content_dir, Trigger::Cli)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -172,7 +173,7 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
             let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
-            let outcome = when_free(|| dss::sync::sync_once(&ctx, "cli")).await?;
+            let outcome = when_free(|| dss::sync::sync_once(&ctx, Trigger::Cli)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -261,10 +262,10 @@ fn run_of(r: SyncRecord) -> SyncRun {
     SyncRun {
         sync_id: r.sync_id,
         upstream_url: r.upstream_url,
-        trigger: r.trigger,
+        trigger: r.trigger.as_str().to_owned(),
         started_at: Some(ts(r.started_at)),
         finished_at: r.finished_at.map(ts),
-        result: r.result,
+        result: r.result.as_str().to_owned(),
         phase: r.phase.unwrap_or_default(),
         done: r.done,
         total: r.total,
@@ -302,7 +303,7 @@ impl Sync {
     async fn status(&self) -> Result<SyncStatus, StoreError> {
         let latest = sync_history::latest(&self.pool).await?;
         let (running, last) = match latest {
-            Some(r) if r.result == "running" => (Some(r), sync_history::latest_finished(&self.pool).await?),
+            Some(r) if r.result == RunResult::Running => (Some(r), sync_history::latest_finished(&self.pool).await?),
             other => (None, other),
         };
         Ok(SyncStatus {
@@ -320,8 +321,8 @@ type StatusStream = Pin<Box<dyn Stream<Item = Result<SyncStatus, Status>> + Send
 impl SyncService for Sync {
     async fn start_sync(&self, request: Request<StartSyncRequest>) -> Result<Response<StartSyncResponse>, Status> {
         let trigger = match request.into_inner().trigger.as_str() {
-            "" | "manual" => "manual",
-            "schedule" => "schedule",
+            "" | "manual" => Trigger::Manual,
+            "schedule" => Trigger::Schedule,
             other => return Err(Status::invalid_argument(format!("trigger {other:?} is not manual or schedule"))),
         };
         let ctx = self.context().await?;
@@ -391,7 +392,7 @@ impl SyncService for Sync {
         &self,
         _request: Request<StartCleanupRequest>,
     ) -> Result<Response<StartCleanupResponse>, Status> {
-        let started = cleanup::begin(&self.pool, "manual").await.map_err(|e| grpc_status(&e))?;
+        let started = cleanup::begin(&self.pool, Trigger::Manual).await.map_err(|e| grpc_status(&e))?;
         let run_id = started.run_id;
         let (pool, content_dir) = (self.pool.clone(), self.config.content_dir.clone());
         tokio::spawn(async move {

@@ -10,6 +10,7 @@ use wsus_store::{settings, sync_history};
 
 use crate::dss::SyncError;
 use crate::dss::sync::{self, SyncContext};
+use wsus_store::run::{RunResult, Trigger};
 
 /// This server's offset into each interval: stable across restarts and replicas.
 pub fn offset(server_id: Uuid, per_day: u32) -> TimeDelta {
@@ -58,7 +59,7 @@ pub async fn run(ctx: SyncContext, stop: tokio_util::sync::CancellationToken) {
         {
             continue;
         }
-        match sync::sync_once(&ctx, "schedule").await {
+        match sync::sync_once(&ctx, Trigger::Schedule).await {
             Ok(o) => tracing::info!(sync_id = o.sync_id, new = o.revisions_new, "scheduled sync done"),
             Err(SyncError::Busy(_)) => tracing::info!("a sync is already running; this slot is skipped"),
             Err(e) => tracing::warn!(error = %e, "scheduled sync failed"),
@@ -133,7 +134,7 @@ pub async fn cleanups(
             }
         };
         if due {
-            match crate::cleanup::run_once(&pool, &content_dir, "schedule").await {
+            match crate::cleanup::run_once(&pool, &content_dir, Trigger::Schedule).await {
                 Ok(o) => tracing::info!(run_id = o.run_id, counts = ?o.counts, "scheduled cleanup done"),
                 Err(SyncError::Busy(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled cleanup failed"),
@@ -164,7 +165,7 @@ pub async fn sync_gauges(pool: wsus_store::PgPool, metrics: std::sync::Arc<wsus_
     metrics.register("content_downloads_queued", "Files waiting to download", queued.clone());
     loop {
         if let Ok(latest) = sync_history::latest(&pool).await {
-            let run = latest.filter(|r| r.result == "running");
+            let run = latest.filter(|r| r.result == RunResult::Running);
             running.set(i64::from(run.is_some()));
             done.set(run.as_ref().map_or(0, |r| r.done));
             total.set(run.as_ref().map_or(0, |r| r.total));

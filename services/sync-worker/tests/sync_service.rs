@@ -33,14 +33,15 @@ async fn watch_streams_progress_until_the_run_ends(pool: PgPool) {
         sync.watch_sync(tonic::Request::new(WatchSyncRequest {})).await.unwrap().into_inner().collect().await;
     assert_eq!(idle.len(), 1);
 
-    let run = wsus_store::sync_history::start(&pool, "http://uss:8530", "manual").await.unwrap();
+    let run =
+        wsus_store::sync_history::start(&pool, "http://uss:8530", wsus_store::run::Trigger::Manual).await.unwrap();
     let mut stream = sync.watch_sync(tonic::Request::new(WatchSyncRequest {})).await.unwrap().into_inner();
     let first = stream.next().await.unwrap().unwrap();
     assert_eq!(first.running.as_ref().unwrap().sync_id, run.sync_id);
     wsus_store::sync_history::progress(&pool, run.sync_id, "categories", 5, 10).await.unwrap();
     let moved = stream.next().await.unwrap().unwrap();
     assert_eq!(moved.running.as_ref().unwrap().phase, "categories");
-    wsus_store::sync_history::finish(&pool, run.sync_id, "succeeded", None).await.unwrap();
+    wsus_store::sync_history::finish(&pool, run.sync_id, wsus_store::run::RunResult::Succeeded, None).await.unwrap();
     let last = stream.next().await.unwrap().unwrap();
     assert!(last.running.is_none());
     assert_eq!(last.last.unwrap().result, "succeeded");

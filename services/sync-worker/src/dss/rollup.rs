@@ -13,6 +13,7 @@ use wsus_store::rollup as store;
 
 use crate::dss::sync::SyncContext;
 use crate::dss::{SyncError, Upstream};
+use wsus_store::run::RunResult;
 
 /// Where a WSUS upstream serves rollup.
 const REPORTING_PATH: &str = "ReportingWebService/ReportingWebService.asmx";
@@ -106,7 +107,7 @@ async fn run(ctx: &SyncContext, url: &str) -> Result<RollupOutcome, SyncError> {
     let mut servers = store::descendants(pool, me).await?;
     let last_sync = wsus_store::sync_history::latest_finished(pool)
         .await?
-        .filter(|r| r.result == "succeeded")
+        .filter(|r| r.result == RunResult::Succeeded)
         .and_then(|r| r.finished_at);
     servers.push(DownstreamServerInfo {
         server_id: me,

@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 use wsus_soap::wsusss::{self, IdAndDelta, RevisionFilter, dss};
 use wsus_store::dss::UpstreamConfig;
+use wsus_store::run::{RunResult, Trigger};
 use wsus_store::{PgPool, revisions, settings, sync_history};
 
 use super::documents::{fetch_documents, retry_quarantined};
@@ -80,7 +81,7 @@ async fn give_back_lease(ctx: &SyncContext, renewal: Option<tokio::task::JoinHan
 
 /// Takes the per-upstream lock and opens the history row; Busy when another replica or
 /// run holds the lock.
-pub async fn begin(ctx: &SyncContext, trigger: &str) -> Result<Started, SyncError> {
+pub async fn begin(ctx: &SyncContext, trigger: Trigger) -> Result<Started, SyncError> {
     let url = ctx.upstream_url.clone().ok_or(SyncError::NoUpstream)?;
     let Some(lock) = wsus_store::dss::try_lock(&ctx.pool, &url).await? else {
         return Err(SyncError::Busy(url));
@@ -118,7 +119,7 @@ impl Started {
             revisions_quarantined: outcome.revisions_quarantined as i32,
         };
         sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
-        let verdict = if error.is_none() { "succeeded" } else { "failed" };
+        let verdict = if error.is_none() { RunResult::Succeeded } else { RunResult::Failed };
         sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
         give_back_lease(ctx, self.renewal).await;
         wsus_store::dss::unlock(self.lock, &self.url).await?;
@@ -136,7 +137,7 @@ impl Started {
 
 /// One complete sync (metadata, then content) under the per-upstream lock, recorded in
 /// the sync history.
-pub async fn sync_once(ctx: &SyncContext, trigger: &str) -> Result<SyncOutcome, SyncError> {
+pub async fn sync_once(ctx: &SyncContext, trigger: Trigger) -> Result<SyncOutcome, SyncError> {
     begin(ctx, trigger).await?.run(ctx).await
 }
 
