@@ -37,7 +37,7 @@ pub fn server_to_pb(s: &soap::DownstreamServerInfo) -> pb::DownstreamServerInfo 
         version: s.version.clone(),
         is_replica: s.is_replica,
         last_rollup_time: s.last_rollup_time.map(timestamp),
-        summary: s.summary.to_vec(),
+        summary: s.summary.counts().to_vec(),
         clients: s
             .clients
             .iter()
@@ -70,10 +70,11 @@ pub fn server_to_pb(s: &soap::DownstreamServerInfo) -> pb::DownstreamServerInfo 
 }
 
 pub fn server_from_pb(s: pb::DownstreamServerInfo) -> Result<soap::DownstreamServerInfo, BadField> {
-    let summary: [i32; 18] = s
-        .summary
-        .try_into()
-        .map_err(|v: Vec<i32>| BadField { field: "summary", value: format!("{} counts", v.len()) })?;
+    let summary = soap::ServerSummary::from_counts(
+        s.summary
+            .try_into()
+            .map_err(|v: Vec<i32>| BadField { field: "summary", value: format!("{} counts", v.len()) })?,
+    );
     let clients = s
         .clients
         .into_iter()
@@ -299,7 +300,7 @@ mod tests {
             version: "1".into(),
             is_replica: false,
             last_rollup_time: Some(t),
-            summary: [7; 18],
+            summary: soap::ServerSummary::from_counts([7; 18]),
             clients: vec![soap::ClientSummary { count: 2, suite_mask: 256, ..Default::default() }],
         };
         assert_eq!(server_from_pb(server_to_pb(&server)).unwrap(), server);

@@ -97,6 +97,99 @@ pub const SERVER_SUMMARY_FIELDS: [&str; 18] = [
     "ComputersUpToDateCount",
 ];
 
+/// DownstreamServerRollupServerSummary: the counts a server reports of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ServerSummary {
+    pub update_count: i32,
+    pub declined_update_count: i32,
+    pub approved_update_count: i32,
+    pub not_approved_update_count: i32,
+    pub updates_with_stale_update_approvals_count: i32,
+    pub expired_update_count: i32,
+    pub critical_or_security_updates_not_approved_for_install_count: i32,
+    pub wsus_infrastructure_updates_not_approved_for_install_count: i32,
+    pub updates_with_client_errors_count: i32,
+    pub updates_with_server_errors_count: i32,
+    pub updates_needing_files_count: i32,
+    pub updates_needed_by_computers_count: i32,
+    pub updates_up_to_date_count: i32,
+    pub custom_computer_target_group_count: i32,
+    pub computer_target_count: i32,
+    pub computer_targets_needing_updates_count: i32,
+    pub computer_targets_with_update_errors_count: i32,
+    pub computers_up_to_date_count: i32,
+}
+
+impl ServerSummary {
+    /// The counts in WSDL order, beside [`SERVER_SUMMARY_FIELDS`].
+    pub fn counts(&self) -> [i32; 18] {
+        [
+            self.update_count,
+            self.declined_update_count,
+            self.approved_update_count,
+            self.not_approved_update_count,
+            self.updates_with_stale_update_approvals_count,
+            self.expired_update_count,
+            self.critical_or_security_updates_not_approved_for_install_count,
+            self.wsus_infrastructure_updates_not_approved_for_install_count,
+            self.updates_with_client_errors_count,
+            self.updates_with_server_errors_count,
+            self.updates_needing_files_count,
+            self.updates_needed_by_computers_count,
+            self.updates_up_to_date_count,
+            self.custom_computer_target_group_count,
+            self.computer_target_count,
+            self.computer_targets_needing_updates_count,
+            self.computer_targets_with_update_errors_count,
+            self.computers_up_to_date_count,
+        ]
+    }
+
+    /// From the counts in WSDL order.
+    pub fn from_counts(counts: [i32; 18]) -> Self {
+        let [
+            update_count,
+            declined_update_count,
+            approved_update_count,
+            not_approved_update_count,
+            updates_with_stale_update_approvals_count,
+            expired_update_count,
+            critical_or_security_updates_not_approved_for_install_count,
+            wsus_infrastructure_updates_not_approved_for_install_count,
+            updates_with_client_errors_count,
+            updates_with_server_errors_count,
+            updates_needing_files_count,
+            updates_needed_by_computers_count,
+            updates_up_to_date_count,
+            custom_computer_target_group_count,
+            computer_target_count,
+            computer_targets_needing_updates_count,
+            computer_targets_with_update_errors_count,
+            computers_up_to_date_count,
+        ] = counts;
+        Self {
+            update_count,
+            declined_update_count,
+            approved_update_count,
+            not_approved_update_count,
+            updates_with_stale_update_approvals_count,
+            expired_update_count,
+            critical_or_security_updates_not_approved_for_install_count,
+            wsus_infrastructure_updates_not_approved_for_install_count,
+            updates_with_client_errors_count,
+            updates_with_server_errors_count,
+            updates_needing_files_count,
+            updates_needed_by_computers_count,
+            updates_up_to_date_count,
+            custom_computer_target_group_count,
+            computer_target_count,
+            computer_targets_needing_updates_count,
+            computer_targets_with_update_errors_count,
+            computers_up_to_date_count,
+        }
+    }
+}
+
 /// Install operations of one update since the last rollup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivitySummary {
@@ -135,7 +228,7 @@ pub struct DownstreamServerInfo {
     pub version: String,
     pub is_replica: bool,
     pub last_rollup_time: Option<DateTime<Utc>>,
-    pub summary: [i32; 18],
+    pub summary: ServerSummary,
     pub clients: Vec<ClientSummary>,
 }
 
@@ -257,12 +350,13 @@ pub fn decode_downstream_servers(op: &Element, limit: usize) -> Result<Vec<Downs
     let path = "downstreamServers";
     let servers = read::items(op, "downstreamServers")
         .map(|s| {
-            let mut summary = [0i32; 18];
+            let mut counts = [0i32; 18];
             if let Some(sum) = s.child("ServerSummary") {
-                for (slot, name) in summary.iter_mut().zip(SERVER_SUMMARY_FIELDS) {
+                for (slot, name) in counts.iter_mut().zip(SERVER_SUMMARY_FIELDS) {
                     *slot = read::opt_num(sum, name, path)?.unwrap_or(0);
                 }
             }
+            let summary = ServerSummary::from_counts(counts);
             let clients = read::items(s, "ClientSummaries")
                 .map(|c| {
                     let activity = read::items(c, "ActivitySummaries")
@@ -459,7 +553,7 @@ pub fn rollup_downstream_servers(client_time: DateTime<Utc>, servers: &[Downstre
             s.is_replica,
             time_or_never(s.last_rollup_time)
         );
-        for (name, v) in SERVER_SUMMARY_FIELDS.iter().zip(s.summary) {
+        for (name, v) in SERVER_SUMMARY_FIELDS.iter().zip(s.summary.counts()) {
             let _ = write!(out, "<{name}>{v}</{name}>");
         }
         out.push_str("</ServerSummary><ClientSummaries>");

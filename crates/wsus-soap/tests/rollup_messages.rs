@@ -64,9 +64,9 @@ fn rollup_downstream_servers_example() {
     assert_eq!((s.server_id, s.full_domain_name.as_str()), (DSS, "yasufs64.ntdev.corp.microsoft.com"));
     assert_eq!(s.last_sync_time, None, "year 1 is never");
     assert_eq!((s.parent_server_id, s.version.as_str(), s.is_replica), (Uuid::nil(), "3.0.6000.354", true));
-    assert_eq!(s.summary[0], 1002);
-    assert_eq!(s.summary[6], 953);
-    assert_eq!(s.summary[14..], [1, 1, 0, 0]);
+    assert_eq!(s.summary.update_count, 1002);
+    assert_eq!(s.summary.critical_or_security_updates_not_approved_for_install_count, 953);
+    assert_eq!(s.summary.counts()[14..], [1, 1, 0, 0]);
     assert_eq!(s.clients.len(), 1);
     let c = &s.clients[0];
     assert_eq!(

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use wsus_soap::rollup::{
     ActivitySummary, Change, ClientSummary, ComputerDetails, ComputerInfo, ComputerStatus, DownstreamServerInfo,
-    UpdateStatus,
+    ServerSummary, UpdateStatus,
 };
 
 use crate::Result;
@@ -27,7 +27,7 @@ const SECURITY_UPDATES: Uuid = uuid::uuid!("0fa1201d-4330-4fa8-8ae9-b877473b6441
 
 /// The 18 ServerSummary counts of this server (MS-WSUSSS 3.2.4.5 step 2).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.rollup.downstream.server_summary"))]
-pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
+pub async fn server_summary(pool: &PgPool) -> Result<ServerSummary> {
     type Counts = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
     let still_needed = still_needed();
     let row: Counts = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -88,27 +88,27 @@ pub async fn server_summary(pool: &PgPool) -> Result<[i32; 18]> {
         computers_failed,
         computers_ok,
     ) = row;
-    Ok([
-        n(updates),
-        n(declined),
-        n(approved),
-        n((updates - declined - approved).max(0)),
-        n(stale),
-        n(expired),
-        n(critical),
+    Ok(ServerSummary {
+        update_count: n(updates),
+        declined_update_count: n(declined),
+        approved_update_count: n(approved),
+        not_approved_update_count: n((updates - declined - approved).max(0)),
+        updates_with_stale_update_approvals_count: n(stale),
+        expired_update_count: n(expired),
+        critical_or_security_updates_not_approved_for_install_count: n(critical),
         // IsMandatory (WSUS infrastructure updates) is not kept: none counted.
-        0,
-        n(client_errors),
-        n(server_errors),
-        n(needing_files),
-        n(needed),
-        n((updates - needed - client_errors).max(0)),
-        n(groups),
-        n(computers),
-        n(computers_needing),
-        n(computers_failed),
-        n(computers_ok),
-    ])
+        wsus_infrastructure_updates_not_approved_for_install_count: 0,
+        updates_with_client_errors_count: n(client_errors),
+        updates_with_server_errors_count: n(server_errors),
+        updates_needing_files_count: n(needing_files),
+        updates_needed_by_computers_count: n(needed),
+        updates_up_to_date_count: n((updates - needed - client_errors).max(0)),
+        custom_computer_target_group_count: n(groups),
+        computer_target_count: n(computers),
+        computer_targets_needing_updates_count: n(computers_needing),
+        computer_targets_with_update_errors_count: n(computers_failed),
+        computers_up_to_date_count: n(computers_ok),
+    })
 }
 
 /// This server's own computers by operating system, with install activity (events 183
@@ -226,10 +226,11 @@ pub async fn descendants(pool: &PgPool, me: Uuid) -> Result<Vec<DownstreamServer
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for (server_id, fqdn, parent, version, is_replica, last_sync, last_rollup, counts) in rows {
-        let mut summary = [0i32; 18];
-        for (slot, v) in summary.iter_mut().zip(counts) {
+        let mut stored = [0i32; 18];
+        for (slot, v) in stored.iter_mut().zip(counts) {
             *slot = v.unwrap_or(0);
         }
+        let summary = ServerSummary::from_counts(stored);
         type ClientRow = (i32, i32, i32, i32, i32, String, i16, i16, i32, i32, String, i32);
         let clients: Vec<ClientRow> = sqlx::query_as(
             "SELECT os_major_version, os_minor_version, os_build_number, os_service_pack_major_number, \

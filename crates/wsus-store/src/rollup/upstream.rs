@@ -83,7 +83,7 @@ pub async fn receive_servers(
         if !known_server(&mut tx, anchor).await? {
             return Err(RollupError::UnknownServer(anchor));
         }
-        let c = &s.summary;
+        let c = s.summary.counts();
         sqlx::query(
             "INSERT INTO downstream_server AS d (server_id, fqdn, parent_server_id, version, is_replica, last_sync_time, \
                 last_rollup_time, update_count, declined_update_count, approved_update_count, not_approved_update_count, \

@@ -267,7 +267,7 @@ mod tests {
             version: VERSION.into(),
             is_replica: false,
             last_rollup_time: None,
-            summary: [0; 18],
+            summary: Default::default(),
             clients: vec![ClientSummary::default(); clients],
         }
     }
