@@ -4,12 +4,10 @@
 //! of a failure comes from its [`ErrorKind`].
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use uuid::Uuid;
+use wsus_api::{RunResult, SyncRun, SyncStatus, Trigger};
 use wsus_rpc::SyncClient;
-use wsus_rpc::sync::{
-    GetSyncStatusRequest, ListSyncHistoryRequest, StartCleanupRequest, StartSyncRequest, SyncRun, SyncStatus,
-};
+use wsus_rpc::sync::{self as pb, GetSyncStatusRequest, ListSyncHistoryRequest, StartCleanupRequest, StartSyncRequest};
 use wsus_store::approvals::{self, Action, Approval, ApprovalError, Deployment, Group, GroupError};
 use wsus_store::computers::{self, MembershipError};
 use wsus_store::{ErrorKind, HasKind, PgPool, StoreError, updates};
@@ -74,71 +72,30 @@ impl HasKind for AdminError {
 
 pub type AdminResult<T> = Result<T, AdminError>;
 
-/// One synchronization attempt.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SyncRunView {
-    pub sync_id: i64,
-    pub upstream_url: String,
-    pub trigger: String,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub result: String,
-    pub phase: Option<String>,
-    pub done: i64,
-    pub total: i64,
-    pub error: Option<String>,
-    pub revisions_new: i32,
-    pub revisions_updated: i32,
-    pub deployments_changed: i32,
-    pub files_queued: i32,
-    pub bytes_received: i64,
-    /// Documents the upstream sent that could not be read (set aside, asked for again).
-    pub revisions_quarantined: i32,
-}
-
-impl From<SyncRun> for SyncRunView {
-    fn from(r: SyncRun) -> Self {
-        let nonempty = |s: String| (!s.is_empty()).then_some(s);
-        Self {
-            sync_id: r.sync_id,
-            upstream_url: r.upstream_url,
-            trigger: r.trigger,
-            started_at: r.started_at.as_ref().and_then(wsus_rpc::datetime),
-            finished_at: r.finished_at.as_ref().and_then(wsus_rpc::datetime),
-            result: r.result,
-            phase: nonempty(r.phase),
-            done: r.done,
-            total: r.total,
-            error: nonempty(r.error),
-            revisions_new: r.revisions_new,
-            revisions_updated: r.revisions_updated,
-            deployments_changed: r.deployments_changed,
-            files_queued: r.files_queued,
-            bytes_received: r.bytes_received,
-            revisions_quarantined: r.revisions_quarantined,
-        }
-    }
-}
-
-/// Where synchronization stands.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct SyncStatusView {
-    /// Null when no upstream server is configured.
-    pub upstream_url: Option<String>,
-    pub replica: bool,
-    pub running: Option<SyncRunView>,
-    pub last: Option<SyncRunView>,
-}
-
-impl From<SyncStatus> for SyncStatusView {
-    fn from(s: SyncStatus) -> Self {
-        Self {
-            upstream_url: (!s.upstream_url.is_empty()).then_some(s.upstream_url),
-            replica: s.replica,
-            running: s.running.map(Into::into),
-            last: s.last.map(Into::into),
-        }
-    }
+/// A run as sync-worker reported it, in the API's terms; a word sync-worker should not
+/// have sent is its fault.
+fn sync_run(r: pb::SyncRun) -> AdminResult<SyncRun> {
+    let nonempty = |s: String| (!s.is_empty()).then_some(s);
+    let unknown =
+        |what: &str, v: &str| AdminError::SyncWorker(tonic::Status::internal(format!("unknown {what} {v:?}")));
+    Ok(SyncRun {
+        sync_id: r.sync_id,
+        trigger: Trigger::parse(&r.trigger).ok_or_else(|| unknown("trigger", &r.trigger))?,
+        result: RunResult::parse(&r.result).ok_or_else(|| unknown("result", &r.result))?,
+        upstream_url: r.upstream_url,
+        started_at: r.started_at.as_ref().and_then(wsus_rpc::datetime),
+        finished_at: r.finished_at.as_ref().and_then(wsus_rpc::datetime),
+        phase: nonempty(r.phase),
+        done: r.done,
+        total: r.total,
+        error: nonempty(r.error),
+        revisions_new: r.revisions_new,
+        revisions_updated: r.revisions_updated,
+        deployments_changed: r.deployments_changed,
+        files_queued: r.files_queued,
+        bytes_received: r.bytes_received,
+        revisions_quarantined: r.revisions_quarantined,
+    })
 }
 
 /// The administration layer. Cheap to clone.
@@ -269,18 +226,24 @@ impl Admin {
     }
 
     /// Where synchronization stands, as sync-worker (which runs it) says.
-    pub async fn sync_status(&self) -> AdminResult<SyncStatusView> {
+    pub async fn sync_status(&self) -> AdminResult<SyncStatus> {
         let mut sync = self.sync.clone();
-        Ok(answer(sync.get_sync_status(GetSyncStatusRequest {}).await)?.into())
+        let s = answer(sync.get_sync_status(GetSyncStatusRequest {}).await)?;
+        Ok(SyncStatus {
+            upstream_url: (!s.upstream_url.is_empty()).then_some(s.upstream_url),
+            replica: s.replica,
+            running: s.running.map(sync_run).transpose()?,
+            last: s.last.map(sync_run).transpose()?,
+        })
     }
 
     /// Past synchronizations, newest first, older than `before`; with where the next page starts.
-    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> AdminResult<(Vec<SyncRunView>, Option<i64>)> {
+    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> AdminResult<(Vec<SyncRun>, Option<i64>)> {
         let mut sync = self.sync.clone();
         let request = ListSyncHistoryRequest { before_sync_id: before.unwrap_or(0), limit };
         let page = answer(sync.list_sync_history(request).await)?;
         let next = (page.next_before_sync_id > 0).then_some(page.next_before_sync_id);
-        Ok((page.runs.into_iter().map(Into::into).collect(), next))
+        Ok((page.runs.into_iter().map(sync_run).collect::<AdminResult<_>>()?, next))
     }
 
     /// Starts a synchronization now; its id.

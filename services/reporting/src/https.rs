@@ -13,8 +13,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 
-use crate::api::ErrorBody;
-
 /// What the plain listener serves under `/api` while HTTPS is on.
 pub fn plain_api_refusal() -> Router {
     Router::new()
@@ -26,5 +24,5 @@ pub fn plain_api_refusal() -> Router {
 
 async fn refuse() -> Response {
     let error = "the management API and console are served over HTTPS only (WSUS_TLS_ADDR)".to_owned();
-    (StatusCode::FORBIDDEN, axum::Json(ErrorBody { error })).into_response()
+    (StatusCode::FORBIDDEN, axum::Json(wsus_api::Error { error })).into_response()
 }

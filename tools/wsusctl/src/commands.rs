@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+use wsus_api::{
+    Added, Applied, ApplyRequest, Approval, ApprovalRequest, CleanupRun, CleanupStarted, Computer, DownstreamServer,
+    Eula, Group, GroupChange, Members, NewGroup, Page, RuleBody, RunResult, Schedule, Settings, SettingsChange,
+    SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
+};
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
 
@@ -35,13 +43,14 @@ impl ApiClient {
         Ok(Self { http, base: url.trim_end_matches('/').to_owned(), token })
     }
 
-    async fn request(
+    /// One call; the answer read as the API's contract says it is (`()` for none).
+    async fn request<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> anyhow::Result<T> {
         let mut url =
             reqwest::Url::parse(&format!("{}{path}", self.base)).with_context(|| format!("URL {}", self.base))?;
         if !query.is_empty() {
@@ -57,22 +66,30 @@ impl ApiClient {
         let response = r.send().await.with_context(|| format!("{method} {url}"))?;
         let status = response.status();
         let text = response.text().await?;
-        let value: Value =
-            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if !status.is_success() {
-            let message =
-                value.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+            let message = serde_json::from_str::<wsus_api::Error>(&text).map(|e| e.error).unwrap_or(text);
             bail!("{method} {path}: {status}: {message}");
         }
-        Ok(value)
+        let text = if text.is_empty() { "null" } else { text.as_str() };
+        serde_json::from_str(text).with_context(|| format!("{method} {path}: the answer is not what the API describes"))
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Value> {
-        self.request(Method::GET, path, query, None).await
+    async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
+        self.request(Method::GET, path, query, None::<&()>).await
+    }
+
+    /// A call that answers nothing.
+    async fn send(&self, method: Method, path: &str, body: Option<&(impl Serialize + ?Sized)>) -> anyhow::Result<()> {
+        self.request::<()>(method, path, &[], body).await
     }
 
     /// One page, or every page with `--all`.
-    async fn items(&self, path: &str, query: &[(&str, String)], page: &PageArgs) -> anyhow::Result<Vec<Value>> {
+    async fn items<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page: &PageArgs,
+    ) -> anyhow::Result<Vec<T>> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -81,9 +98,9 @@ impl ApiClient {
             if let Some(c) = &cursor {
                 q.push(("cursor", c.clone()));
             }
-            let p = self.get(path, &q).await?;
-            items.extend(p["items"].as_array().cloned().unwrap_or_default());
-            cursor = p["next_cursor"].as_str().map(str::to_owned);
+            let p: Page<T> = self.get(path, &q).await?;
+            items.extend(p.items);
+            cursor = p.next_cursor;
             if cursor.is_none() {
                 return Ok(items);
             }
@@ -95,41 +112,36 @@ impl ApiClient {
         }
     }
 
-    async fn groups(&self) -> anyhow::Result<Vec<Value>> {
+    async fn groups(&self) -> anyhow::Result<Vec<Group>> {
         self.items("/api/v1/groups", &[], &PageArgs { all: true, limit: 1000 }).await
     }
 
     /// A group id from an id or a name (any letter case).
-    async fn group_id(&self, group: &str) -> anyhow::Result<String> {
-        if is_guid(group) {
-            return Ok(group.to_lowercase());
+    async fn group_id(&self, group: &str) -> anyhow::Result<Uuid> {
+        if let Ok(id) = Uuid::parse_str(group) {
+            return Ok(id);
         }
         self.groups()
             .await?
             .iter()
-            .find(|g| g["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(group)))
-            .and_then(|g| g["group_id"].as_str().map(str::to_owned))
+            .find(|g| g.name.eq_ignore_ascii_case(group))
+            .map(|g| g.group_id)
             .with_context(|| format!("no target group named {group:?}"))
     }
 
     /// An update id from an id or a KB number.
-    async fn update_id(&self, update: &str) -> anyhow::Result<String> {
-        if is_guid(update) {
-            return Ok(update.to_lowercase());
+    async fn update_id(&self, update: &str) -> anyhow::Result<Uuid> {
+        if let Ok(id) = Uuid::parse_str(update) {
+            return Ok(id);
         }
-        let found = self.get("/api/v1/updates", &[("kb", update.to_owned())]).await?;
-        let items = found["items"].as_array().cloned().unwrap_or_default();
+        let found: Page<Update> = self.get("/api/v1/updates", &[("kb", update.to_owned())]).await?;
+        let items = found.items;
         match items.as_slice() {
-            [one] => Ok(one["update_id"].as_str().unwrap_or_default().to_owned()),
+            [one] => Ok(one.update_id),
             [] => bail!("no update with KB {update}"),
             _ => bail!("{} updates have KB {update}: give the update id", items.len()),
         }
     }
-}
-
-fn is_guid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 /// Prints rows under headers, each column as wide as its widest cell.
@@ -169,15 +181,21 @@ fn cells(v: &Value, keys: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn print_json(v: &Value) {
+fn print_json(v: &impl Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// A typed answer as JSON, for the tables' cells.
+fn json_of(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
 /// Prints a value as JSON or as `key: value` lines.
-fn print_object(v: &Value, json_out: bool) {
+fn print_object(v: &impl Serialize, json_out: bool) {
     if json_out {
         return print_json(v);
     }
+    let v = &json_of(v);
     if let Some(o) = v.as_object() {
         let width = o.keys().map(String::len).max().unwrap_or(0);
         for (k, val) in o {
@@ -189,11 +207,11 @@ fn print_object(v: &Value, json_out: bool) {
     }
 }
 
-fn list(items: Vec<Value>, json_out: bool, headers: &[&str], keys: &[&str]) {
+fn list(items: Vec<impl Serialize>, json_out: bool, headers: &[&str], keys: &[&str]) {
     if json_out {
-        return print_json(&Value::Array(items));
+        return print_json(&items);
     }
-    let rows: Vec<Vec<String>> = items.iter().map(|i| cells(i, keys)).collect();
+    let rows: Vec<Vec<String>> = items.iter().map(|i| cells(&json_of(i), keys)).collect();
     table(headers, &rows);
 }
 
@@ -214,7 +232,7 @@ const COMPUTER_KEYS: [&str; 9] = [
 async fn computer_query(api: &ApiClient, f: &ComputerFilter) -> anyhow::Result<Vec<(&'static str, String)>> {
     let mut q = Vec::new();
     if let Some(g) = &f.group {
-        q.push(("group_id", api.group_id(g).await?));
+        q.push(("group_id", api.group_id(g).await?.to_string()));
     }
     if let Some(s) = &f.state {
         q.push(("state", s.clone()));
@@ -228,8 +246,22 @@ async fn computer_query(api: &ApiClient, f: &ComputerFilter) -> anyhow::Result<V
     Ok(q)
 }
 
-fn ids(list: &Option<String>) -> Option<Value> {
-    list.as_ref().map(|l| json!(l.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>()))
+/// A comma-separated list.
+fn words(list: &Option<String>) -> Option<Vec<String>> {
+    list.as_ref().map(|l| l.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// A comma-separated list of ids.
+fn ids(list: &Option<String>) -> anyhow::Result<Option<Vec<Uuid>>> {
+    words(list)
+        .map(|w| w.iter().map(|id| Uuid::parse_str(id).with_context(|| format!("{id:?} is not an id"))).collect())
+        .transpose()
+}
+
+/// A word the API knows (an action, a mode), as its contract spells it.
+fn word<T: DeserializeOwned>(what: &str, value: &str) -> anyhow::Result<T> {
+    serde_json::from_value(Value::String(value.to_owned()))
+        .with_context(|| format!("{what} {value:?} is not one the API knows"))
 }
 
 /// Runs one command; Ok(false) when it ran but the outcome is a failure (exit 1).
@@ -237,142 +269,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     let api = ApiClient::new(&cli.url, cli.token, cli.ca_file.as_deref())?;
     let j = cli.json;
     match cli.command {
-        Command::Computers(c) => match c {
-            cli::Computers::List(f) => {
-                let q = computer_query(&api, &f).await?;
-                list(api.items("/api/v1/computers", &q, &f.page).await?, j, &COMPUTER_HEADERS, &COMPUTER_KEYS);
-            }
-            cli::Computers::Show { computer } => {
-                print_object(&api.get(&format!("/api/v1/computers/{computer}"), &[]).await?, j)
-            }
-            cli::Computers::Updates { computer, status, page } => {
-                let q: Vec<(&str, String)> = status.map(|s| ("status", s)).into_iter().collect();
-                let items = api.items(&format!("/api/v1/computers/{computer}/updates"), &q, &page).await?;
-                list(
-                    items,
-                    j,
-                    &["UPDATE", "KB", "STATUS", "SINCE", "TITLE"],
-                    &["update_id", "kb_article_id", "status", "last_change_time", "title"],
-                );
-            }
-            cli::Computers::Delete { computer } => {
-                api.request(Method::DELETE, &format!("/api/v1/computers/{computer}"), &[], None).await?;
-                println!("deleted {computer}");
-            }
-        },
+        Command::Computers(c) => computers(&api, c, j).await?,
         Command::Groups(g) => groups(&api, g, j).await?,
         Command::Updates(u) => updates(&api, u, j).await?,
-        Command::Eula(e) => match e {
-            cli::Eula::Show { update, language } => {
-                let id = api.update_id(&update).await?;
-                let q: Vec<(&str, String)> = language.map(|l| ("language", l)).into_iter().collect();
-                let eula = api.get(&format!("/api/v1/updates/{id}/eula"), &q).await?;
-                if j {
-                    print_json(&eula);
-                } else {
-                    println!(
-                        "EULA {} (accepted: {})\n\n{}",
-                        cell(&eula["eula_id"]),
-                        eula["accepted"],
-                        cell(&eula["text"])
-                    );
-                }
-            }
-            cli::Eula::Accept { update } => {
-                let id = api.update_id(&update).await?;
-                let eula = api.request(Method::POST, &format!("/api/v1/updates/{id}/eula/accept"), &[], None).await?;
-                if j { print_json(&eula) } else { println!("accepted EULA {}", cell(&eula["eula_id"])) }
-            }
-        },
+        Command::Eula(e) => eula(&api, e, j).await?,
         Command::Rules(r) => rules(&api, r, j).await?,
-        Command::Settings(s) => match s {
-            cli::Settings::Show => print_object(&api.get("/api/v1/settings", &[]).await?, j),
-            cli::Settings::Set {
-                products,
-                classifications,
-                languages,
-                syncs_per_day,
-                content_mode,
-                targeting,
-                event_days,
-                sync_history_days,
-                stale_computer_days,
-            } => {
-                let mut change = serde_json::Map::new();
-                let mut put = |k: &str, v: Option<Value>| {
-                    if let Some(v) = v {
-                        change.insert(k.into(), v);
-                    }
-                };
-                put("products", ids(&products));
-                put("classifications", ids(&classifications));
-                put("languages", ids(&languages));
-                put("sync_schedule", syncs_per_day.map(|n| json!({ "syncs_per_day": n })));
-                put("content_mode", content_mode.map(Value::String));
-                put("targeting", targeting.map(Value::String));
-                if event_days.is_some() || sync_history_days.is_some() || stale_computer_days.is_some() {
-                    let current = api.get("/api/v1/settings", &[]).await?["retention"].clone();
-                    let mut retention = current;
-                    for (k, v) in [
-                        ("event_days", event_days),
-                        ("sync_history_days", sync_history_days),
-                        ("stale_computer_days", stale_computer_days),
-                    ] {
-                        if let Some(v) = v {
-                            retention[k] = json!(v);
-                        }
-                    }
-                    put("retention", Some(retention));
-                }
-                let changed = api.request(Method::PATCH, "/api/v1/settings", &[], Some(Value::Object(change))).await?;
-                print_object(&changed, j);
-            }
-        },
+        Command::Settings(s) => settings(&api, s, j).await?,
         Command::Sync(s) => return sync(&api, s, j).await,
         Command::Cleanup(c) => return cleanup(&api, c, j).await,
-        Command::Reports(r) => match r {
-            cli::Reports::Updates { group, page } => {
-                let mut q = Vec::new();
-                if let Some(g) = group {
-                    q.push(("group_id", api.group_id(&g).await?));
-                }
-                let items = api.items("/api/v1/reports/updates", &q, &page).await?;
-                list(
-                    items,
-                    j,
-                    &[
-                        "UPDATE",
-                        "KB",
-                        "INSTALLED",
-                        "NEEDED",
-                        "DOWNLOADED",
-                        "FAILED",
-                        "REBOOT",
-                        "N/A",
-                        "UNKNOWN",
-                        "TITLE",
-                    ],
-                    &[
-                        "update_id",
-                        "kb_article_id",
-                        "installed",
-                        "needed",
-                        "downloaded",
-                        "failed",
-                        "installed_pending_reboot",
-                        "not_applicable",
-                        "unknown",
-                        "title",
-                    ],
-                );
-            }
-            cli::Reports::Computers(f) => {
-                let q = computer_query(&api, &f).await?;
-                list(api.items("/api/v1/reports/computers", &q, &f.page).await?, j, &COMPUTER_HEADERS, &COMPUTER_KEYS);
-            }
-        },
+        Command::Reports(r) => reports(&api, r, j).await?,
         Command::DownstreamServers(page) => {
-            let items = api.items("/api/v1/downstream-servers", &[], &page).await?;
+            let items: Vec<DownstreamServer> = api.items("/api/v1/downstream-servers", &[], &page).await?;
             list(
                 items,
                 j,
@@ -384,20 +291,142 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+async fn computers(api: &ApiClient, c: cli::Computers, j: bool) -> anyhow::Result<()> {
+    match c {
+        cli::Computers::List(f) => {
+            let q = computer_query(api, &f).await?;
+            let items: Vec<Computer> = api.items("/api/v1/computers", &q, &f.page).await?;
+            list(items, j, &COMPUTER_HEADERS, &COMPUTER_KEYS);
+        }
+        cli::Computers::Show { computer } => {
+            print_object(&api.get::<Computer>(&format!("/api/v1/computers/{computer}"), &[]).await?, j)
+        }
+        cli::Computers::Updates { computer, status, page } => {
+            let q: Vec<(&str, String)> = status.map(|s| ("status", s)).into_iter().collect();
+            let items: Vec<UpdateStatus> =
+                api.items(&format!("/api/v1/computers/{computer}/updates"), &q, &page).await?;
+            list(
+                items,
+                j,
+                &["UPDATE", "KB", "STATUS", "SINCE", "TITLE"],
+                &["update_id", "kb_article_id", "status", "last_change_time", "title"],
+            );
+        }
+        cli::Computers::Delete { computer } => {
+            api.send(Method::DELETE, &format!("/api/v1/computers/{computer}"), None::<&()>).await?;
+            println!("deleted {computer}");
+        }
+    }
+    Ok(())
+}
+
+async fn eula(api: &ApiClient, e: cli::Eula, j: bool) -> anyhow::Result<()> {
+    match e {
+        cli::Eula::Show { update, language } => {
+            let id = api.update_id(&update).await?;
+            let q: Vec<(&str, String)> = language.map(|l| ("language", l)).into_iter().collect();
+            let eula: Eula = api.get(&format!("/api/v1/updates/{id}/eula"), &q).await?;
+            if j {
+                print_json(&eula);
+            } else {
+                println!("EULA {} (accepted: {})\n\n{}", eula.eula_id, eula.accepted, eula.text);
+            }
+        }
+        cli::Eula::Accept { update } => {
+            let id = api.update_id(&update).await?;
+            let eula: Eula =
+                api.request(Method::POST, &format!("/api/v1/updates/{id}/eula/accept"), &[], None::<&()>).await?;
+            if j { print_json(&eula) } else { println!("accepted EULA {}", eula.eula_id) }
+        }
+    }
+    Ok(())
+}
+
+async fn settings(api: &ApiClient, s: cli::Settings, j: bool) -> anyhow::Result<()> {
+    match s {
+        cli::Settings::Show => print_object(&api.get::<Settings>("/api/v1/settings", &[]).await?, j),
+        cli::Settings::Set {
+            products,
+            classifications,
+            languages,
+            syncs_per_day,
+            content_mode,
+            targeting,
+            event_days,
+            sync_history_days,
+            stale_computer_days,
+        } => {
+            let mut change = SettingsChange {
+                products: ids(&products)?,
+                classifications: ids(&classifications)?,
+                languages: words(&languages),
+                sync_schedule: syncs_per_day.map(|syncs_per_day| Schedule { syncs_per_day }),
+                content_mode: content_mode.as_deref().map(|m| word("content mode", m)).transpose()?,
+                targeting: targeting.as_deref().map(|t| word("targeting", t)).transpose()?,
+                retention: None,
+            };
+            if event_days.is_some() || sync_history_days.is_some() || stale_computer_days.is_some() {
+                let mut retention = api.get::<Settings>("/api/v1/settings", &[]).await?.retention;
+                retention.event_days = event_days.unwrap_or(retention.event_days);
+                retention.sync_history_days = sync_history_days.unwrap_or(retention.sync_history_days);
+                retention.stale_computer_days = stale_computer_days.unwrap_or(retention.stale_computer_days);
+                change.retention = Some(retention);
+            }
+            let changed: Settings = api.request(Method::PATCH, "/api/v1/settings", &[], Some(&change)).await?;
+            print_object(&changed, j);
+        }
+    }
+    Ok(())
+}
+
+async fn reports(api: &ApiClient, r: cli::Reports, j: bool) -> anyhow::Result<()> {
+    match r {
+        cli::Reports::Updates { group, page } => {
+            let mut q = Vec::new();
+            if let Some(g) = group {
+                q.push(("group_id", api.group_id(&g).await?.to_string()));
+            }
+            let items: Vec<UpdateSummary> = api.items("/api/v1/reports/updates", &q, &page).await?;
+            list(
+                items,
+                j,
+                &["UPDATE", "KB", "INSTALLED", "NEEDED", "DOWNLOADED", "FAILED", "REBOOT", "N/A", "UNKNOWN", "TITLE"],
+                &[
+                    "update_id",
+                    "kb_article_id",
+                    "installed",
+                    "needed",
+                    "downloaded",
+                    "failed",
+                    "installed_pending_reboot",
+                    "not_applicable",
+                    "unknown",
+                    "title",
+                ],
+            );
+        }
+        cli::Reports::Computers(f) => {
+            let q = computer_query(api, &f).await?;
+            let items: Vec<Computer> = api.items("/api/v1/reports/computers", &q, &f.page).await?;
+            list(items, j, &COMPUTER_HEADERS, &COMPUTER_KEYS);
+        }
+    }
+    Ok(())
+}
+
 async fn groups(api: &ApiClient, g: cli::Groups, j: bool) -> anyhow::Result<()> {
     match g {
         cli::Groups::List => {
             let all = api.groups().await?;
             if j {
-                print_json(&Value::Array(all));
+                print_json(&all);
                 return Ok(());
             }
             // Depth-first from the roots, children by name.
-            fn walk(all: &[Value], parent: Option<&str>, depth: usize, rows: &mut Vec<Vec<String>>) {
-                for g in all.iter().filter(|g| g["parent_group_id"].as_str() == parent) {
-                    let name = format!("{}{}", "  ".repeat(depth), cell(&g["name"]));
-                    rows.push(vec![name, cell(&g["group_id"])]);
-                    walk(all, g["group_id"].as_str(), depth + 1, rows);
+            fn walk(all: &[Group], parent: Option<Uuid>, depth: usize, rows: &mut Vec<Vec<String>>) {
+                for g in all.iter().filter(|g| g.parent_group_id == parent) {
+                    rows.push(vec![format!("{}{}", "  ".repeat(depth), g.name), g.group_id.to_string()]);
+                    walk(all, Some(g.group_id), depth + 1, rows);
                 }
             }
             let mut rows = Vec::new();
@@ -405,45 +434,46 @@ async fn groups(api: &ApiClient, g: cli::Groups, j: bool) -> anyhow::Result<()> 
             table(&["GROUP", "ID"], &rows);
         }
         cli::Groups::Create { name, parent } => {
-            let parent = match parent {
+            let parent_group_id = match parent {
                 Some(p) => Some(api.group_id(&p).await?),
                 None => None,
             };
-            let body = json!({ "name": name, "parent_group_id": parent });
-            let g = api.request(Method::POST, "/api/v1/groups", &[], Some(body)).await?;
-            if j { print_json(&g) } else { println!("created group {} ({})", cell(&g["name"]), cell(&g["group_id"])) }
+            let body = NewGroup { name, parent_group_id };
+            let g: Group = api.request(Method::POST, "/api/v1/groups", &[], Some(&body)).await?;
+            if j { print_json(&g) } else { println!("created group {} ({})", g.name, g.group_id) }
         }
         cli::Groups::Rename { group, name } => {
             let id = api.group_id(&group).await?;
-            let g =
-                api.request(Method::PATCH, &format!("/api/v1/groups/{id}"), &[], Some(json!({ "name": name }))).await?;
+            let body = GroupChange { name: Some(name), ..Default::default() };
+            let g: Group = api.request(Method::PATCH, &format!("/api/v1/groups/{id}"), &[], Some(&body)).await?;
             print_object(&g, j);
         }
         cli::Groups::Move { group, parent } => {
             let id = api.group_id(&group).await?;
-            let parent = api.group_id(&parent).await?;
-            let body = json!({ "parent_group_id": parent });
-            print_object(&api.request(Method::PATCH, &format!("/api/v1/groups/{id}"), &[], Some(body)).await?, j);
+            let body = GroupChange { parent_group_id: Some(api.group_id(&parent).await?), ..Default::default() };
+            let g: Group = api.request(Method::PATCH, &format!("/api/v1/groups/{id}"), &[], Some(&body)).await?;
+            print_object(&g, j);
         }
         cli::Groups::Delete { group } => {
             let id = api.group_id(&group).await?;
-            api.request(Method::DELETE, &format!("/api/v1/groups/{id}"), &[], None).await?;
+            api.send(Method::DELETE, &format!("/api/v1/groups/{id}"), None::<&()>).await?;
             println!("deleted group {group}");
         }
         cli::Groups::Add { group, computers } => {
             let id = api.group_id(&group).await?;
-            let body = json!({ "computer_ids": computers });
-            let r = api.request(Method::POST, &format!("/api/v1/groups/{id}/computers"), &[], Some(body)).await?;
-            if j { print_json(&r) } else { println!("added {} computer(s) to {group}", cell(&r["added"])) }
+            let body = Members { computer_ids: computers };
+            let r: Added =
+                api.request(Method::POST, &format!("/api/v1/groups/{id}/computers"), &[], Some(&body)).await?;
+            if j { print_json(&r) } else { println!("added {} computer(s) to {group}", r.added) }
         }
         cli::Groups::Remove { group, computer } => {
             let id = api.group_id(&group).await?;
-            api.request(Method::DELETE, &format!("/api/v1/groups/{id}/computers/{computer}"), &[], None).await?;
+            api.send(Method::DELETE, &format!("/api/v1/groups/{id}/computers/{computer}"), None::<&()>).await?;
             println!("removed {computer} from {group}");
         }
         cli::Groups::Members { group, page } => {
             let id = api.group_id(&group).await?;
-            let items = api.items(&format!("/api/v1/groups/{id}/computers"), &[], &page).await?;
+            let items: Vec<Computer> = api.items(&format!("/api/v1/groups/{id}/computers"), &[], &page).await?;
             list(items, j, &COMPUTER_HEADERS, &COMPUTER_KEYS);
         }
     }
@@ -463,21 +493,20 @@ async fn updates(api: &ApiClient, u: cli::Updates, j: bool) -> anyhow::Result<()
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
-            let mut items = api.items("/api/v1/updates", &q, &page).await?;
+            let items: Vec<Update> = api.items("/api/v1/updates", &q, &page).await?;
+            let mut rows: Vec<Value> = items.iter().map(json_of).collect();
             if !j {
                 // A table names the groups; the JSON keeps their ids.
                 let groups = api.groups().await?;
-                let name = |id: &Value| {
-                    groups.iter().find(|g| g["group_id"] == *id).map_or_else(|| id.clone(), |g| g["name"].clone())
+                let name = |id: &Uuid| {
+                    groups.iter().find(|g| g.group_id == *id).map_or_else(|| id.to_string(), |g| g.name.clone())
                 };
-                for u in &mut items {
-                    if let Some(ids) = u["approved_group_ids"].as_array() {
-                        u["approved_group_ids"] = Value::Array(ids.iter().map(name).collect());
-                    }
+                for (row, u) in rows.iter_mut().zip(&items) {
+                    row["approved_group_ids"] = u.approved_group_ids.iter().map(name).collect::<Vec<_>>().into();
                 }
             }
             list(
-                items,
+                rows,
                 j,
                 &["UPDATE", "REV", "KB", "DECLINED", "APPROVED FOR", "TITLE"],
                 &["update_id", "revision_number", "kb_article_id", "declined", "approved_group_ids", "title"],
@@ -487,35 +516,43 @@ async fn updates(api: &ApiClient, u: cli::Updates, j: bool) -> anyhow::Result<()
             let id = api.update_id(&update).await?;
             let mut q = Vec::new();
             if let Some(g) = group {
-                q.push(("group_id", api.group_id(&g).await?));
+                q.push(("group_id", api.group_id(&g).await?.to_string()));
             }
-            print_object(&api.get(&format!("/api/v1/updates/{id}"), &q).await?, j);
+            print_object(&api.get::<UpdateDetail>(&format!("/api/v1/updates/{id}"), &q).await?, j);
         }
         cli::Updates::Approve { update, group, action, deadline, accept_eula } => {
             let id = api.update_id(&update).await?;
             let gid = api.group_id(&group).await?;
-            let body = json!({ "action": action, "deadline": deadline, "accept_eula": accept_eula });
-            let a = api.request(Method::PUT, &format!("/api/v1/updates/{id}/approvals/{gid}"), &[], Some(body)).await?;
+            let deadline = deadline
+                .map(|d| {
+                    chrono::DateTime::parse_from_rfc3339(&d).with_context(|| format!("--deadline {d:?}: not RFC 3339"))
+                })
+                .transpose()?
+                .map(|d| d.with_timezone(&chrono::Utc));
+            let body = ApprovalRequest { action: Some(word("action", &action)?), deadline, accept_eula };
+            let a: Approval =
+                api.request(Method::PUT, &format!("/api/v1/updates/{id}/approvals/{gid}"), &[], Some(&body)).await?;
             if j {
                 print_json(&a);
             } else {
-                println!("approved {update} for {group}: {} (deadline {})", cell(&a["action"]), cell(&a["deadline"]));
+                let deadline = a.deadline.map_or_else(|| "-".to_owned(), |d| d.to_rfc3339());
+                println!("approved {update} for {group}: {:?} (deadline {deadline})", a.action);
             }
         }
         cli::Updates::Unapprove { update, group } => {
             let id = api.update_id(&update).await?;
             let gid = api.group_id(&group).await?;
-            api.request(Method::DELETE, &format!("/api/v1/updates/{id}/approvals/{gid}"), &[], None).await?;
+            api.send(Method::DELETE, &format!("/api/v1/updates/{id}/approvals/{gid}"), None::<&()>).await?;
             println!("{group} inherits its parent's approval of {update} again");
         }
         cli::Updates::Decline { update } => {
             let id = api.update_id(&update).await?;
-            api.request(Method::POST, &format!("/api/v1/updates/{id}/decline"), &[], None).await?;
+            api.send(Method::POST, &format!("/api/v1/updates/{id}/decline"), None::<&()>).await?;
             println!("declined {update}");
         }
         cli::Updates::Undecline { update } => {
             let id = api.update_id(&update).await?;
-            api.request(Method::DELETE, &format!("/api/v1/updates/{id}/decline"), &[], None).await?;
+            api.send(Method::DELETE, &format!("/api/v1/updates/{id}/decline"), None::<&()>).await?;
             println!("{update} is no longer declined");
         }
     }
@@ -525,7 +562,8 @@ async fn updates(api: &ApiClient, u: cli::Updates, j: bool) -> anyhow::Result<()
 async fn rules(api: &ApiClient, r: cli::Rules, j: bool) -> anyhow::Result<()> {
     match r {
         cli::Rules::List => {
-            let items = api.items("/api/v1/rules", &[], &PageArgs { all: true, limit: 1000 }).await?;
+            let items: Vec<wsus_api::Rule> =
+                api.items("/api/v1/rules", &[], &PageArgs { all: true, limit: 1000 }).await?;
             list(
                 items,
                 j,
@@ -546,24 +584,30 @@ async fn rules(api: &ApiClient, r: cli::Rules, j: bool) -> anyhow::Result<()> {
             for g in &groups {
                 group_ids.push(api.group_id(g).await?);
             }
-            let body = json!({
-                "name": name, "enabled": !disabled, "classification_ids": classifications, "product_ids": products,
-                "group_ids": group_ids, "deadline_offset_hours": deadline_hours
-            });
-            let rule = api.request(Method::POST, "/api/v1/rules", &[], Some(body)).await?;
-            if j {
-                print_json(&rule)
-            } else {
-                println!("created rule {} ({})", cell(&rule["name"]), cell(&rule["rule_id"]))
-            }
+            let body = RuleBody {
+                name,
+                enabled: !disabled,
+                classification_ids: ids(&Some(classifications.join(",")))?.unwrap_or_default(),
+                product_ids: ids(&Some(products.join(",")))?.unwrap_or_default(),
+                group_ids,
+                action: None,
+                deadline_offset_hours: deadline_hours,
+            };
+            let rule: wsus_api::Rule = api.request(Method::POST, "/api/v1/rules", &[], Some(&body)).await?;
+            if j { print_json(&rule) } else { println!("created rule {} ({})", rule.name, rule.rule_id) }
         }
         cli::Rules::Delete { rule } => {
-            api.request(Method::DELETE, &format!("/api/v1/rules/{rule}"), &[], None).await?;
+            api.send(Method::DELETE, &format!("/api/v1/rules/{rule}"), None::<&()>).await?;
             println!("deleted rule {rule}");
         }
         cli::Rules::Apply { rule, everything } => {
-            let body = json!({ "rule_id": rule, "everything": everything });
-            print_object(&api.request(Method::POST, "/api/v1/rules/apply", &[], Some(body)).await?, j);
+            let rule_id = rule
+                .as_deref()
+                .map(|r| Uuid::parse_str(r).with_context(|| format!("{r:?} is not a rule id")))
+                .transpose()?;
+            let body = ApplyRequest { rule_id, everything };
+            let applied: Applied = api.request(Method::POST, "/api/v1/rules/apply", &[], Some(&body)).await?;
+            print_object(&applied, j);
         }
     }
     Ok(())
@@ -571,9 +615,9 @@ async fn rules(api: &ApiClient, r: cli::Rules, j: bool) -> anyhow::Result<()> {
 
 async fn sync(api: &ApiClient, s: cli::Sync, j: bool) -> anyhow::Result<bool> {
     match s {
-        cli::Sync::Status => print_object(&api.get("/api/v1/sync/status", &[]).await?, j),
+        cli::Sync::Status => print_object(&api.get::<SyncStatus>("/api/v1/sync/status", &[]).await?, j),
         cli::Sync::History(page) => {
-            let items = api.items("/api/v1/sync/history", &[], &page).await?;
+            let items: Vec<SyncRun> = api.items("/api/v1/sync/history", &[], &page).await?;
             list(
                 items,
                 j,
@@ -591,8 +635,8 @@ async fn sync(api: &ApiClient, s: cli::Sync, j: bool) -> anyhow::Result<bool> {
             );
         }
         cli::Sync::Start { wait } => {
-            let started = api.request(Method::POST, "/api/v1/sync/start", &[], None).await?;
-            let id = started["sync_id"].as_i64().unwrap_or_default();
+            let started: SyncStarted = api.request(Method::POST, "/api/v1/sync/start", &[], None::<&()>).await?;
+            let id = started.sync_id;
             if !wait {
                 if j {
                     print_json(&started)
@@ -607,13 +651,13 @@ async fn sync(api: &ApiClient, s: cli::Sync, j: bool) -> anyhow::Result<bool> {
             } else {
                 println!(
                     "sync {id} {}: {} new, {} updated revisions{}",
-                    cell(&run["result"]),
-                    cell(&run["revisions_new"]),
-                    cell(&run["revisions_updated"]),
-                    run["error"].as_str().map(|e| format!(" ({e})")).unwrap_or_default()
+                    run.result,
+                    run.revisions_new,
+                    run.revisions_updated,
+                    run.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
                 );
             }
-            return Ok(run["result"] == "succeeded");
+            return Ok(run.result == RunResult::Succeeded);
         }
     }
     Ok(true)
@@ -621,21 +665,21 @@ async fn sync(api: &ApiClient, s: cli::Sync, j: bool) -> anyhow::Result<bool> {
 
 /// Polls until sync `id` is finished, drawing a progress bar on a terminal (one line per
 /// phase otherwise). Returns the finished run.
-async fn wait_for(api: &ApiClient, id: i64, quiet: bool) -> anyhow::Result<Value> {
+async fn wait_for(api: &ApiClient, id: i64, quiet: bool) -> anyhow::Result<SyncRun> {
     let tty = std::io::stderr().is_terminal();
     let mut last_phase = String::new();
     loop {
-        let status = api.get("/api/v1/sync/status", &[]).await?;
-        if status["last"]["sync_id"].as_i64() == Some(id) && status["running"]["sync_id"].as_i64() != Some(id) {
+        let status: SyncStatus = api.get("/api/v1/sync/status", &[]).await?;
+        let running = status.running.filter(|r| r.sync_id == id);
+        if let Some(last) = status.last.filter(|l| l.sync_id == id && running.is_none()) {
             if tty && !quiet {
                 eprintln!();
             }
-            return Ok(status["last"].clone());
+            return Ok(last);
         }
-        let running = &status["running"];
-        if running["sync_id"].as_i64() == Some(id) && !quiet {
-            let phase = cell(&running["phase"]);
-            let (done, total) = (running["done"].as_i64().unwrap_or(0), running["total"].as_i64().unwrap_or(0));
+        if let Some(running) = running.filter(|_| !quiet) {
+            let phase = running.phase.unwrap_or_else(|| "-".to_owned());
+            let (done, total) = (running.done, running.total);
             if tty {
                 let width = 30usize;
                 let filled = if total > 0 { (done.min(total) as usize * width) / total as usize } else { 0 };
@@ -653,7 +697,7 @@ async fn wait_for(api: &ApiClient, id: i64, quiet: bool) -> anyhow::Result<Value
 async fn cleanup(api: &ApiClient, c: cli::Cleanup, j: bool) -> anyhow::Result<bool> {
     match c {
         cli::Cleanup::Runs(page) => {
-            let items = api.items("/api/v1/cleanup/runs", &[], &page).await?;
+            let items: Vec<CleanupRun> = api.items("/api/v1/cleanup/runs", &[], &page).await?;
             list(
                 items,
                 j,
@@ -663,8 +707,8 @@ async fn cleanup(api: &ApiClient, c: cli::Cleanup, j: bool) -> anyhow::Result<bo
             Ok(true)
         }
         cli::Cleanup::Start { wait } => {
-            let started = api.request(Method::POST, "/api/v1/cleanup/start", &[], None).await?;
-            let id = started["run_id"].as_i64().unwrap_or_default();
+            let started: CleanupStarted = api.request(Method::POST, "/api/v1/cleanup/start", &[], None::<&()>).await?;
+            let id = started.run_id;
             if !wait {
                 if j {
                     print_json(&started)
@@ -674,20 +718,16 @@ async fn cleanup(api: &ApiClient, c: cli::Cleanup, j: bool) -> anyhow::Result<bo
                 return Ok(true);
             }
             loop {
-                let runs = api.get("/api/v1/cleanup/runs", &[("limit", "20".to_owned())]).await?;
-                let run =
-                    runs["items"].as_array().and_then(|r| r.iter().find(|r| r["run_id"].as_i64() == Some(id)).cloned());
-                if let Some(run) = run.filter(|r| r["result"] != "running") {
+                let runs: Page<CleanupRun> = api.get("/api/v1/cleanup/runs", &[("limit", "20".to_owned())]).await?;
+                let run = runs.items.into_iter().find(|r| r.run_id == id);
+                if let Some(run) = run.filter(|r| r.result != RunResult::Running) {
                     if j {
                         print_json(&run);
                     } else {
-                        let counts: Vec<String> = run["counts"]
-                            .as_object()
-                            .map(|o| o.iter().map(|(k, v)| format!("{k} {v}")).collect())
-                            .unwrap_or_default();
-                        println!("cleanup {id} {}: {}", cell(&run["result"]), counts.join(", "));
+                        let counts: Vec<String> = run.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                        println!("cleanup {id} {}: {}", run.result, counts.join(", "));
                     }
-                    return Ok(run["result"] == "succeeded");
+                    return Ok(run.result == RunResult::Succeeded);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -2,16 +2,16 @@
 
 use std::sync::Arc;
 
-use crate::admin::Actor;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use wsus_store::approvals::{self, Group};
+use wsus_api::{Added, Computer, ComputerFilter, Group, GroupChange, Members, NewGroup, Page, PageQuery};
+use wsus_store::approvals;
 
-use super::computers::{ComputerView, page_of};
-use super::{Api, ApiError, ApiResult, Body, P, Page, PageQuery, Q, Routes};
+use super::computers::page_of;
+use super::{Api, ApiError, ApiResult, Body, P, Paging, Q, Routes, page, wire};
+use crate::admin::Actor;
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.add("GET", "/api/v1/groups", list)
@@ -24,38 +24,40 @@ pub(super) fn routes(r: Routes) -> Routes {
         .add("DELETE", "/api/v1/groups/{group_id}/computers/{computer_id}", remove_member)
 }
 
-async fn list(State(api): State<Arc<Api>>, Q(page): Q<PageQuery>) -> ApiResult<Json<Page<Group>>> {
-    let (items, next) = approvals::groups_page(&api.pool, page.after()?, page.limit()?).await?;
-    Ok(Json(Page::new(items, next)))
+#[utoipa::path(get, path = "/api/v1/groups", tag = "groups",
+    summary = "List target groups by name (a tree through parent_group_id)",
+    params(PageQuery), responses((status = 200, body = Page<Group>)))]
+async fn list(State(api): State<Arc<Api>>, Q(paging): Q<PageQuery>) -> ApiResult<Json<Page<Group>>> {
+    let (items, next) = approvals::groups_page(&api.pool, paging.after()?, paging.limit()?).await?;
+    Ok(Json(page(items.into_iter().map(wire::group).collect(), next)))
 }
 
-#[derive(Debug, Deserialize)]
-struct NewGroup {
-    name: String,
-    /// None = under All Computers.
-    parent_group_id: Option<Uuid>,
-}
-
+#[utoipa::path(post, path = "/api/v1/groups", tag = "groups", summary = "Create a target group",
+    request_body = NewGroup, responses((status = 201, body = Group)))]
 async fn create(State(api): State<Arc<Api>>, Body(g): Body<NewGroup>) -> ApiResult<(StatusCode, Json<Group>)> {
     let group = api.admin.create_group(Actor::Api, &g.name, g.parent_group_id).await?;
-    Ok((StatusCode::CREATED, Json(group)))
+    Ok((StatusCode::CREATED, Json(wire::group(group))))
 }
 
+#[utoipa::path(get, path = "/api/v1/groups/{group_id}", tag = "groups", summary = "One target group",
+    params(("group_id" = Uuid, Path)), responses((status = 200, body = Group)))]
 async fn one(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Json<Group>> {
-    approvals::group(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no target group {id}")))
+    approvals::group(&api.pool, id)
+        .await?
+        .map(|g| Json(wire::group(g)))
+        .ok_or_else(|| ApiError::not_found(format!("no target group {id}")))
 }
 
-#[derive(Debug, Deserialize)]
-struct GroupChange {
-    name: Option<String>,
-    parent_group_id: Option<Uuid>,
-}
-
+#[utoipa::path(patch, path = "/api/v1/groups/{group_id}", tag = "groups", summary = "Rename or move a target group",
+    params(("group_id" = Uuid, Path)), request_body = GroupChange, responses((status = 200, body = Group)))]
 async fn change(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(c): Body<GroupChange>) -> ApiResult<Json<Group>> {
     let group = api.admin.change_group(Actor::Api, id, c.name.as_deref(), c.parent_group_id).await?;
-    Ok(Json(group))
+    Ok(Json(wire::group(group)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/groups/{group_id}", tag = "groups",
+    summary = "Delete a target group, its subgroups and their approvals",
+    params(("group_id" = Uuid, Path)), responses((status = 204)))]
 async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<StatusCode> {
     match api.admin.delete_group(Actor::Api, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
@@ -63,33 +65,32 @@ async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Status
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/groups/{group_id}/computers", tag = "groups",
+    summary = "Computers in a group or its subgroups",
+    params(("group_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<Computer>)))]
 async fn members(
     State(api): State<Arc<Api>>,
     P(id): P<Uuid>,
-    Q(page): Q<PageQuery>,
-) -> ApiResult<Json<Page<ComputerView>>> {
+    Q(paging): Q<PageQuery>,
+) -> ApiResult<Json<Page<Computer>>> {
     if approvals::group(&api.pool, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no target group {id}")));
     }
-    let filter = super::computers::Filter { group_id: Some(id), ..Default::default() };
-    Ok(Json(page_of(&api, &page, filter).await?))
+    let filter = ComputerFilter { group_id: Some(id), ..Default::default() };
+    Ok(Json(page_of(&api, &paging, filter).await?))
 }
 
-#[derive(Debug, Deserialize)]
-struct Members {
-    computer_ids: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct Added {
-    added: u64,
-}
-
+#[utoipa::path(post, path = "/api/v1/groups/{group_id}/computers", tag = "groups",
+    summary = "Put computers in a group (server-side targeting)",
+    params(("group_id" = Uuid, Path)), request_body = Members, responses((status = 200, body = Added)))]
 async fn add_members(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(m): Body<Members>) -> ApiResult<Json<Added>> {
     let added = api.admin.add_members(Actor::Api, id, &m.computer_ids).await?;
     Ok(Json(Added { added }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/groups/{group_id}/computers/{computer_id}", tag = "groups",
+    summary = "Take a computer out of a group",
+    params(("group_id" = Uuid, Path), ("computer_id" = String, Path)), responses((status = 204)))]
 async fn remove_member(State(api): State<Arc<Api>>, P((id, computer)): P<(Uuid, String)>) -> ApiResult<StatusCode> {
     match api.admin.remove_member(Actor::Api, id, &computer).await? {
         true => Ok(StatusCode::NO_CONTENT),

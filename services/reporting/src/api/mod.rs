@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on};
 use axum::{Json, Router};
 use base64::Engine as _;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use wsus_api::{Page, PageQuery};
 use wsus_config::{ApiToken, Role};
 use wsus_rpc::SyncClient;
 
@@ -32,6 +33,7 @@ mod rules;
 mod settings;
 mod sync;
 mod updates;
+mod wire;
 
 pub struct Api {
     pool: PgPool,
@@ -93,11 +95,6 @@ pub struct ApiError {
     message: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Invalid, message: message.into() }
@@ -129,7 +126,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (wsus_service::edge::http_status(self.kind), Json(ErrorBody { error: self.message })).into_response()
+        (wsus_service::edge::http_status(self.kind), Json(wsus_api::Error { error: self.message })).into_response()
     }
 }
 
@@ -191,15 +188,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     }
 }
 
-/// `limit` and `cursor` of a list request.
-#[derive(Debug, Default, Deserialize)]
-pub struct PageQuery {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
+/// The page size and position a list request asks for.
+pub trait Paging {
+    /// The page size: 1..1000, 100 when not given.
+    fn limit(&self) -> ApiResult<i64>;
+    /// The key the cursor carries.
+    fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>>;
 }
 
-impl PageQuery {
-    pub fn limit(&self) -> ApiResult<i64> {
+impl Paging for PageQuery {
+    fn limit(&self) -> ApiResult<i64> {
         match self.limit {
             None => Ok(100),
             Some(n @ 1..=1000) => Ok(n),
@@ -207,8 +205,7 @@ impl PageQuery {
         }
     }
 
-    /// The key the cursor carries.
-    pub fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
+    fn after<K: DeserializeOwned>(&self) -> ApiResult<Option<K>> {
         let Some(cursor) = &self.cursor else { return Ok(None) };
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(cursor)
@@ -219,21 +216,11 @@ impl PageQuery {
     }
 }
 
-/// One page of a list.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// Pass as `cursor` for the next page; null on the last.
-    pub next_cursor: Option<String>,
-}
-
-impl<T> Page<T> {
-    pub fn new<K: Serialize>(items: Vec<T>, next: Option<K>) -> Self {
-        let next_cursor = next.map(|k| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&k).unwrap_or_default())
-        });
-        Self { items, next_cursor }
-    }
+/// One page of `items`, with the cursor of the page after `next` (None on the last).
+pub fn page<T, K: Serialize>(items: Vec<T>, next: Option<K>) -> Page<T> {
+    let next_cursor = next
+        .map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&k).unwrap_or_default()));
+    Page { items, next_cursor }
 }
 
 /// The router and the (method, path) pairs it serves, so the OpenAPI document can be
@@ -326,7 +313,7 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
     let Some(role) = presented.and_then(|t| api.tokens.role_of(t)) else {
         let mut r = (
             StatusCode::UNAUTHORIZED,
-            Json(ErrorBody { error: "a valid bearer token is required (WSUS_API_TOKENS)".into() }),
+            Json(wsus_api::Error { error: "a valid bearer token is required (WSUS_API_TOKENS)".into() }),
         )
             .into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -334,7 +321,10 @@ async fn authenticate(State(api): State<Arc<Api>>, mut request: Request, next: N
     };
     let reads = matches!(*request.method(), axum::http::Method::GET | axum::http::Method::HEAD);
     if !reads && role != Role::Admin {
-        return (StatusCode::FORBIDDEN, Json(ErrorBody { error: "the reader role cannot change anything".into() }))
+        return (
+            StatusCode::FORBIDDEN,
+            Json(wsus_api::Error { error: "the reader role cannot change anything".into() }),
+        )
             .into_response();
     }
     request.extensions_mut().insert(role);

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::rules::{self, Applied, Rule};
+use wsus_api::{Applied, ApplyRequest, Page, PageQuery, Rule, RuleAction, RuleBody};
+use wsus_store::rules;
 
-use super::{Api, ApiError, ApiResult, Body, P, Page, PageQuery, Q, Routes};
+use super::{Api, ApiError, ApiResult, Body, P, Paging, Q, Routes, page, wire};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.add("GET", "/api/v1/rules", list)
@@ -20,80 +20,74 @@ pub(super) fn routes(r: Routes) -> Routes {
         .add("DELETE", "/api/v1/rules/{rule_id}", delete)
 }
 
-/// A rule as written: everything but its id.
-#[derive(Debug, Deserialize)]
-struct RuleBody {
-    name: String,
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default)]
-    classification_ids: Vec<Uuid>,
-    #[serde(default)]
-    product_ids: Vec<Uuid>,
-    group_ids: Vec<Uuid>,
-    action: Option<String>,
-    deadline_offset_hours: Option<i32>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl RuleBody {
-    fn into_rule(self, rule_id: Uuid) -> ApiResult<Rule> {
-        let action = self.action.unwrap_or_else(|| "Install".into());
-        if action != "Install" && action != "OptionalInstall" {
-            return Err(ApiError::bad_request(format!("action {action:?} is not Install or OptionalInstall")));
-        }
-        if self.name.trim().is_empty() || self.group_ids.is_empty() {
-            return Err(ApiError::bad_request("a rule needs a name and at least one group"));
-        }
-        if self.deadline_offset_hours.is_some_and(|h| !(0..=24 * 365).contains(&h)) {
-            return Err(ApiError::bad_request("deadline_offset_hours is within 0..8760"));
-        }
-        Ok(Rule {
-            rule_id,
-            name: self.name.trim().to_owned(),
-            enabled: self.enabled,
-            classification_ids: self.classification_ids,
-            product_ids: self.product_ids,
-            group_ids: self.group_ids,
-            action,
-            deadline_offset_hours: self.deadline_offset_hours,
-        })
+/// The rule a body describes, checked.
+fn rule_of(body: RuleBody, rule_id: Uuid) -> ApiResult<rules::Rule> {
+    if body.name.trim().is_empty() || body.group_ids.is_empty() {
+        return Err(ApiError::bad_request("a rule needs a name and at least one group"));
     }
+    if body.deadline_offset_hours.is_some_and(|h| !(0..=24 * 365).contains(&h)) {
+        return Err(ApiError::bad_request("deadline_offset_hours is within 0..8760"));
+    }
+    let action = match body.action.unwrap_or_default() {
+        RuleAction::Install => "Install",
+        RuleAction::OptionalInstall => "OptionalInstall",
+    };
+    Ok(rules::Rule {
+        rule_id,
+        name: body.name.trim().to_owned(),
+        enabled: body.enabled,
+        classification_ids: body.classification_ids,
+        product_ids: body.product_ids,
+        group_ids: body.group_ids,
+        action: action.to_owned(),
+        deadline_offset_hours: body.deadline_offset_hours,
+    })
 }
 
-async fn list(State(api): State<Arc<Api>>, Q(page): Q<PageQuery>) -> ApiResult<Json<Page<Rule>>> {
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", summary = "List automatic approval rules",
+    params(PageQuery), responses((status = 200, body = Page<Rule>)))]
+async fn list(State(api): State<Arc<Api>>, Q(paging): Q<PageQuery>) -> ApiResult<Json<Page<Rule>>> {
     // Rules are few: page over the sorted list.
     let all = rules::list(&api.pool).await?;
-    let after: Option<Uuid> = page.after()?;
+    let after: Option<Uuid> = paging.after()?;
     let start = after.and_then(|a| all.iter().position(|r| r.rule_id == a)).map_or(0, |i| i + 1);
-    let limit = page.limit()? as usize;
-    let items: Vec<Rule> = all.iter().skip(start).take(limit).cloned().collect();
+    let limit = paging.limit()? as usize;
+    let items: Vec<Rule> = all.iter().skip(start).take(limit).cloned().map(wire::rule).collect();
     let next = (start + limit < all.len()).then(|| items.last().map(|r| r.rule_id)).flatten();
-    Ok(Json(Page::new(items, next)))
+    Ok(Json(page(items, next)))
 }
 
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules",
+    summary = "Create a rule (it applies to revisions that arrive from now on)",
+    request_body = RuleBody, responses((status = 201, body = Rule)))]
 async fn create(State(api): State<Arc<Api>>, Body(b): Body<RuleBody>) -> ApiResult<(StatusCode, Json<Rule>)> {
-    let rule = b.into_rule(Uuid::new_v4())?;
+    let rule = rule_of(b, Uuid::new_v4())?;
     rules::put(&api.pool, &rule).await?;
-    Ok((StatusCode::CREATED, Json(rule)))
+    Ok((StatusCode::CREATED, Json(wire::rule(rule))))
 }
 
+#[utoipa::path(get, path = "/api/v1/rules/{rule_id}", tag = "rules", summary = "One rule",
+    params(("rule_id" = Uuid, Path)), responses((status = 200, body = Rule)))]
 async fn one(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Json<Rule>> {
-    rules::get(&api.pool, id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no rule {id}")))
+    rules::get(&api.pool, id)
+        .await?
+        .map(|r| Json(wire::rule(r)))
+        .ok_or_else(|| ApiError::not_found(format!("no rule {id}")))
 }
 
+#[utoipa::path(put, path = "/api/v1/rules/{rule_id}", tag = "rules", summary = "Replace a rule",
+    params(("rule_id" = Uuid, Path)), request_body = RuleBody, responses((status = 200, body = Rule)))]
 async fn replace(State(api): State<Arc<Api>>, P(id): P<Uuid>, Body(b): Body<RuleBody>) -> ApiResult<Json<Rule>> {
     if rules::get(&api.pool, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no rule {id}")));
     }
-    let rule = b.into_rule(id)?;
+    let rule = rule_of(b, id)?;
     rules::put(&api.pool, &rule).await?;
-    Ok(Json(rule))
+    Ok(Json(wire::rule(rule)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/rules/{rule_id}", tag = "rules", summary = "Delete a rule (its approvals stay)",
+    params(("rule_id" = Uuid, Path)), responses((status = 204)))]
 async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<StatusCode> {
     match rules::delete(&api.pool, id).await? {
         true => Ok(StatusCode::NO_CONTENT),
@@ -101,20 +95,14 @@ async fn delete(State(api): State<Arc<Api>>, P(id): P<Uuid>) -> ApiResult<Status
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ApplyRequest {
-    /// Only this rule (all enabled rules when absent).
-    rule_id: Option<Uuid>,
-    /// Over the whole catalog, not only what arrived since the rules last ran.
-    everything: bool,
-}
-
+#[utoipa::path(post, path = "/api/v1/rules/apply", tag = "rules",
+    summary = "Apply rules now; also moves approvals to their update's newest revision and declines expired updates",
+    request_body = ApplyRequest, responses((status = 200, body = Applied)))]
 async fn apply(State(api): State<Arc<Api>>, Body(a): Body<ApplyRequest>) -> ApiResult<Json<Applied>> {
     if let Some(id) = a.rule_id
         && rules::get(&api.pool, id).await?.is_none()
     {
         return Err(ApiError::not_found(format!("no rule {id}")));
     }
-    Ok(Json(rules::apply(&api.pool, a.rule_id, a.everything).await?))
+    Ok(Json(wire::applied(rules::apply(&api.pool, a.rule_id, a.everything).await?)))
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
-use wsus_store::settings::{self, Category, ClientConfig, ContentMode, Retention, Schedule};
+use wsus_api::{Category, CategoryFilter, Page, PageQuery, Settings, SettingsChange, Targeting};
+use wsus_store::settings::{self, ClientConfig, Schedule};
 
-use super::{Api, ApiError, ApiResult, Body, Page, PageQuery, Q, Routes};
+use super::{Api, ApiError, ApiResult, Body, Paging, Q, Routes, page, wire};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.add("GET", "/api/v1/settings", get).add("PATCH", "/api/v1/settings", change).add(
@@ -20,63 +21,38 @@ pub(super) fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Targeting {
-    /// Groups are set through the API.
-    Server,
-    /// A computer's group is the one it names (Group Policy client-side targeting).
-    Client,
-}
-
-#[derive(Debug, Serialize)]
-struct SettingsView {
-    products: Vec<Uuid>,
-    classifications: Vec<Uuid>,
-    languages: Vec<String>,
-    sync_schedule: Schedule,
-    content_mode: ContentMode,
-    targeting: Targeting,
-    retention: Retention,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsChange {
-    products: Option<Vec<Uuid>>,
-    classifications: Option<Vec<Uuid>>,
-    languages: Option<Vec<String>>,
-    sync_schedule: Option<Schedule>,
-    content_mode: Option<ContentMode>,
-    targeting: Option<Targeting>,
-    retention: Option<Retention>,
-}
-
 async fn read<T: for<'de> Deserialize<'de> + Default>(api: &Api, key: &str) -> ApiResult<T> {
     Ok(settings::get::<T>(&api.pool, key).await?.map(|s| s.value).unwrap_or_default())
 }
 
-async fn view(api: &Api) -> ApiResult<SettingsView> {
+async fn view(api: &Api) -> ApiResult<Settings> {
     let client: ClientConfig = read(api, settings::CLIENT_CONFIG).await?;
-    Ok(SettingsView {
+    Ok(Settings {
         products: read(api, settings::SYNC_PRODUCTS).await?,
         classifications: read(api, settings::SYNC_CLASSIFICATIONS).await?,
         languages: settings::enabled_languages(&api.pool).await?,
-        sync_schedule: settings::get::<Schedule>(&api.pool, settings::SYNC_SCHEDULE)
-            .await?
-            .map_or(Schedule { syncs_per_day: 0 }, |s| s.value),
-        content_mode: settings::content_mode(&api.pool).await?,
+        sync_schedule: wire::schedule(
+            settings::get::<Schedule>(&api.pool, settings::SYNC_SCHEDULE)
+                .await?
+                .map_or(Schedule { syncs_per_day: 0 }, |s| s.value),
+        ),
+        content_mode: wire::content_mode(settings::content_mode(&api.pool).await?),
         targeting: if client.client_side_targeting { Targeting::Client } else { Targeting::Server },
-        retention: read(api, settings::RETENTION).await?,
+        retention: wire::retention(read(api, settings::RETENTION).await?),
     })
 }
 
-async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<SettingsView>> {
+#[utoipa::path(get, path = "/api/v1/settings", tag = "settings", summary = "Administrator settings",
+    responses((status = 200, body = Settings)))]
+async fn get(State(api): State<Arc<Api>>) -> ApiResult<Json<Settings>> {
     Ok(Json(view(&api).await?))
 }
 
 /// Changes the settings given; the others stay. Everything is checked before anything is written.
-async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> ApiResult<Json<SettingsView>> {
+#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings",
+    summary = "Change some settings (all are checked before any is written)",
+    request_body = SettingsChange, responses((status = 200, body = Settings)))]
+async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> ApiResult<Json<Settings>> {
     if c.sync_schedule.is_some_and(|s| s.syncs_per_day > 24) {
         return Err(ApiError::bad_request("sync_schedule.syncs_per_day is within 0..24"));
     }
@@ -95,14 +71,14 @@ async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> A
     if let Some(p) = &c.classifications {
         settings::put(&api.pool, settings::SYNC_CLASSIFICATIONS, p, by).await?;
     }
-    if let Some(s) = &c.sync_schedule {
-        settings::put(&api.pool, settings::SYNC_SCHEDULE, s, by).await?;
+    if let Some(s) = c.sync_schedule {
+        settings::put(&api.pool, settings::SYNC_SCHEDULE, &wire::stored_schedule(s), by).await?;
     }
-    if let Some(m) = &c.content_mode {
-        settings::put(&api.pool, settings::CONTENT_MODE, m, by).await?;
+    if let Some(m) = c.content_mode {
+        settings::put(&api.pool, settings::CONTENT_MODE, &wire::stored_content_mode(m), by).await?;
     }
-    if let Some(r) = &c.retention {
-        settings::put(&api.pool, settings::RETENTION, r, by).await?;
+    if let Some(r) = c.retention {
+        settings::put(&api.pool, settings::RETENTION, &wire::stored_retention(r), by).await?;
     }
     if let Some(t) = c.targeting {
         let mut client: ClientConfig = read(&api, settings::CLIENT_CONFIG).await?;
@@ -112,25 +88,25 @@ async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> A
     Ok(Json(view(&api).await?))
 }
 
-#[derive(Debug, Deserialize)]
-struct CategoryFilter {
-    /// Company, ProductFamily, Product or UpdateClassification.
-    #[serde(rename = "type")]
-    category_type: Option<String>,
-}
-
+#[utoipa::path(get, path = "/api/v1/categories", tag = "settings",
+    summary = "Products and classifications the catalog knows",
+    params(PageQuery, CategoryFilter), responses((status = 200, body = Page<Category>)))]
 async fn categories(
     State(api): State<Arc<Api>>,
-    Q(page): Q<PageQuery>,
+    Q(paging): Q<PageQuery>,
     Q(f): Q<CategoryFilter>,
 ) -> ApiResult<Json<Page<Category>>> {
-    let after: Option<Uuid> = page.after()?;
-    let limit = page.limit()? as usize;
-    let all = settings::categories(&api.pool, f.category_type.as_deref()).await?;
-    let items: Vec<Category> =
-        all.into_iter().filter(|c| after.is_none_or(|a| c.category_id > a)).take(limit + 1).collect();
+    let after: Option<Uuid> = paging.after()?;
+    let limit = paging.limit()? as usize;
+    let all = settings::categories(&api.pool, f.category_type.map(|t| t.as_str())).await?;
+    let items: Vec<Category> = all
+        .into_iter()
+        .filter(|c| after.is_none_or(|a| c.category_id > a))
+        .take(limit + 1)
+        .map(wire::category)
+        .collect();
     let more = items.len() > limit;
     let items: Vec<Category> = items.into_iter().take(limit).collect();
     let next = if more { items.last().map(|c| c.category_id) } else { None };
-    Ok(Json(Page::new(items, next)))
+    Ok(Json(page(items, next)))
 }

@@ -5,12 +5,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use wsus_api::{Page, PageQuery, SyncRun, SyncStarted, SyncStatus};
 
+use super::{Api, ApiResult, Paging, Q, Routes, page};
 use crate::admin::Actor;
-pub use crate::admin::{SyncRunView, SyncStatusView};
-
-use super::{Api, ApiResult, Page, PageQuery, Q, Routes};
 
 pub(super) fn routes(r: Routes) -> Routes {
     r.add("GET", "/api/v1/sync/status", status).add("POST", "/api/v1/sync/start", start).add(
@@ -20,23 +18,24 @@ pub(super) fn routes(r: Routes) -> Routes {
     )
 }
 
-#[derive(Debug, Serialize)]
-struct Started {
-    sync_id: i64,
-}
-
-/// `POST /api/v1/sync/start`: a manual synchronisation.
-async fn start(State(api): State<Arc<Api>>) -> ApiResult<(StatusCode, Json<Started>)> {
+#[utoipa::path(post, path = "/api/v1/sync/start", tag = "sync",
+    summary = "Start a synchronisation with the upstream server now",
+    responses((status = 202, body = SyncStarted)))]
+async fn start(State(api): State<Arc<Api>>) -> ApiResult<(StatusCode, Json<SyncStarted>)> {
     let sync_id = api.admin.start_sync(Actor::Api).await?;
-    Ok((StatusCode::ACCEPTED, Json(Started { sync_id })))
+    Ok((StatusCode::ACCEPTED, Json(SyncStarted { sync_id })))
 }
 
-async fn status(State(api): State<Arc<Api>>) -> ApiResult<Json<SyncStatusView>> {
+#[utoipa::path(get, path = "/api/v1/sync/status", tag = "sync",
+    summary = "The running synchronisation, if any, and the last finished one",
+    responses((status = 200, body = SyncStatus)))]
+async fn status(State(api): State<Arc<Api>>) -> ApiResult<Json<SyncStatus>> {
     Ok(Json(api.admin.sync_status().await?))
 }
 
-/// `GET /api/v1/sync/history`: past attempts, newest first.
-async fn history(State(api): State<Arc<Api>>, Q(page): Q<PageQuery>) -> ApiResult<Json<Page<SyncRunView>>> {
-    let (runs, next) = api.admin.sync_history(page.after::<i64>()?, page.limit()? as u32).await?;
-    Ok(Json(Page::new(runs, next)))
+#[utoipa::path(get, path = "/api/v1/sync/history", tag = "sync", summary = "Past synchronisations, newest first",
+    params(PageQuery), responses((status = 200, body = Page<SyncRun>)))]
+async fn history(State(api): State<Arc<Api>>, Q(paging): Q<PageQuery>) -> ApiResult<Json<Page<SyncRun>>> {
+    let (runs, next) = api.admin.sync_history(paging.after::<i64>()?, paging.limit()? as u32).await?;
+    Ok(Json(page(runs, next)))
 }

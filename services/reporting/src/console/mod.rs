@@ -13,7 +13,8 @@ use axum::routing::{get, post};
 use maud::Markup;
 use wsus_store::{ErrorKind, HasKind, PgPool};
 
-use crate::admin::{Admin, SyncRunView, SyncStatusView};
+use crate::admin::Admin;
+use wsus_api::{SyncRun, SyncStatus};
 
 pub mod counts;
 mod layout;
@@ -44,11 +45,11 @@ pub enum Upstream {
 
 impl Upstream {
     /// From what sync-worker said; None when it did not answer.
-    pub fn of(status: Option<&SyncStatusView>) -> Self {
+    pub fn of(status: Option<&SyncStatus>) -> Self {
         match status {
             None => Upstream::Unknown,
-            Some(SyncStatusView { upstream_url: None, .. }) => Upstream::None,
-            Some(SyncStatusView { upstream_url: Some(url), .. }) => Upstream::Set(url.clone()),
+            Some(SyncStatus { upstream_url: None, .. }) => Upstream::None,
+            Some(SyncStatus { upstream_url: Some(url), .. }) => Upstream::Set(url.clone()),
         }
     }
 }
@@ -56,12 +57,12 @@ impl Upstream {
 impl Console {
     /// Where synchronization stands; None when sync-worker does not answer (a page
     /// still shows, saying so).
-    pub async fn sync_status(&self) -> Option<SyncStatusView> {
+    pub async fn sync_status(&self) -> Option<SyncStatus> {
         self.admin.sync_status().await.inspect_err(|e| tracing::debug!(error = %e, "console: no sync status")).ok()
     }
 
     /// Past synchronizations, as [`Admin::sync_history`]; none when sync-worker does not answer.
-    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> (Vec<SyncRunView>, Option<i64>) {
+    pub async fn sync_history(&self, before: Option<i64>, limit: u32) -> (Vec<SyncRun>, Option<i64>) {
         self.admin
             .sync_history(before, limit)
             .await

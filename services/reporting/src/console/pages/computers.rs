@@ -153,6 +153,7 @@ fn parse_event_key(s: &str) -> Option<computers::EventKey> {
     }
 }
 
+// One function on purpose: one page: its queries and the one maud template that shows them, read together.
 pub async fn detail(
     State(console): State<Console>,
     session: Session,

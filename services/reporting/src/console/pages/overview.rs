@@ -5,7 +5,7 @@ use axum::extract::State;
 use maud::html;
 use wsus_store::{settings, summary, uss};
 
-use crate::admin::SyncRunView;
+use wsus_api::SyncRun;
 
 use crate::console::layout::{self, Nav};
 use crate::console::session::Session;
@@ -21,6 +21,7 @@ fn compliance_parts(c: &summary::Compliance) -> Vec<Part<'static>> {
     ]
 }
 
+// One function on purpose: one page: its figures and the one maud template that lays them out, read together.
 pub async fn page(State(console): State<Console>, session: Session) -> PageResult {
     let pool = &console.pool;
     let counts = console.counts.get(pool).await?;
@@ -43,7 +44,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let contact_points: Vec<(String, f64)> =
         contacts.iter().map(|(hour, n)| (hour.format("%H:00").to_string(), *n as f64)).collect();
     // Oldest first, finished ones only.
-    let finished: Vec<&SyncRunView> = history.iter().rev().filter(|r| r.finished_at.is_some()).collect();
+    let finished: Vec<&SyncRun> = history.iter().rev().filter(|r| r.finished_at.is_some()).collect();
     let durations: Vec<(String, f64)> = finished
         .iter()
         .filter_map(|r| {
