@@ -25,6 +25,8 @@ async fn timed(http: &reqwest::Client, cookie: &str, url: &str, times: usize) ->
     Ok(out)
 }
 
+// One function on purpose: a benchmark scenario read top to bottom (catalog, seeded computers, page timings),
+// each step using what the ones before set up.
 pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
     let (computers, statuses_each) = (cli.console_computers, 100);
     let pg = PgCluster::start()?;

@@ -265,6 +265,8 @@ async fn measure(target: &Target<'_>, data: &Arc<Vec<u8>>, connections: usize, d
     }
 }
 
+// One function on purpose: a benchmark scenario read top to bottom (the file, nginx and the gateway in turns,
+// the comparison), each step using what the ones before set up.
 pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let what = "content Range GET vs nginx";
     if !Path::new(NGINX).exists() {

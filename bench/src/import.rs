@@ -38,6 +38,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Upstream A with the catalog; downstream B syncs it all; then COPY of what B got.
+// One function on purpose: a benchmark scenario read top to bottom (upstream, timed sync, COPY of what it got),
+// each step using what the ones before set up.
 async fn one_size(pg: &PgCluster, n: usize, i: usize) -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let docs = dir.path().join("docs");

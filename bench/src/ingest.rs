@@ -25,6 +25,8 @@ const INSTALLED: usize = 5;
 /// Events in each call: a scan-complete and a status event, then the installs.
 const PER_CALL: usize = 2 + 4 * INSTALLED;
 
+// One function on purpose: a benchmark scenario read top to bottom (clients, event batches, the COPY limit),
+// each step using what the ones before set up.
 pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     let pg = PgCluster::start_durable()?;
     let db = pg.create_database("ingest")?;

@@ -45,6 +45,8 @@ async fn rescan(a: &mut Agent) -> Outcome {
     }
 }
 
+// One function on purpose: a benchmark scenario read top to bottom (closed loop, open loop at twice its rate,
+// recovery), each step using what the ones before measured.
 pub async fn run(cli: &crate::Cli) -> anyhow::Result<Vec<Row>> {
     let pg = PgCluster::start()?;
     let db = pg.create_database("bench")?;

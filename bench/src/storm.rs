@@ -81,6 +81,8 @@ pub async fn product_roots(pool: &PgPool) -> anyhow::Result<Vec<uuid::Uuid>> {
     Ok(roots.into_iter().map(|(u,)| u).collect())
 }
 
+// One function on purpose: a benchmark scenario read top to bottom (catalog, clients, Patch Tuesday, storm, echo
+// limit), each step using what the ones before set up.
 pub async fn run(cfg: &StormConfig) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let pg = PgCluster::start()?;

@@ -231,6 +231,8 @@ fn category(w: &mut Writer, id: Uuid, kind: &str, title: &str, parent: Option<Uu
 
 /// Generates the catalog, calling `emit` for each document in an order where categories
 /// and detectoids come first (arrival order does not matter to an import, though).
+// One function on purpose: a generator drawn from one seeded random stream in a fixed order, each phase using
+// the ids drawn before it; read top to bottom, that order shows.
 pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let total = opts.revisions.max(100);
     let mut w = Writer { opts, rng: Rng::new(opts.seed) };

@@ -283,121 +283,22 @@ impl Update {
         let creation_date = props.attr("CreationDate").map(|v| time("Properties/@CreationDate", v)).transpose()?;
         let child_text = |name: &str| props.child(ns::UPDATE, name).map(|e| e.text().trim().to_owned());
 
-        let relationships = root.child(ns::UPDATE, "Relationships");
-        let mut prerequisites = Vec::new();
-        let mut bundled = Vec::new();
-        let mut superseded = Vec::new();
-        if let Some(rel) = relationships {
-            if let Some(pre) = rel.child(ns::UPDATE, "Prerequisites") {
-                for e in pre.elements() {
-                    match e.local.as_str() {
-                        "UpdateIdentity" => prerequisites.push(PrerequisiteClause {
-                            update_ids: vec![guid(
-                                "Prerequisites/UpdateIdentity/@UpdateID",
-                                required(e, "UpdateID", "Prerequisites/UpdateIdentity/@UpdateID")?,
-                            )?],
-                            is_category: false,
-                        }),
-                        "AtLeastOne" => {
-                            let update_ids = e
-                                .children_named(ns::UPDATE, "UpdateIdentity")
-                                .map(|i| {
-                                    guid(
-                                        "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID",
-                                        required(i, "UpdateID", "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID")?,
-                                    )
-                                })
-                                .collect::<Result<Vec<_>, _>>()?;
-                            if !update_ids.is_empty() {
-                                prerequisites
-                                    .push(PrerequisiteClause { update_ids, is_category: bool_attr(e, "IsCategory") });
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if let Some(b) = rel.child(ns::UPDATE, "BundledUpdates") {
-                let member = |i: &Element| -> Result<UpdateIdentity, MetadataError> {
-                    let raw = required(i, "RevisionNumber", "BundledUpdates/UpdateIdentity/@RevisionNumber")?;
-                    Ok(UpdateIdentity {
-                        update_id: guid(
-                            "BundledUpdates/UpdateIdentity/@UpdateID",
-                            required(i, "UpdateID", "BundledUpdates/UpdateIdentity/@UpdateID")?,
-                        )?,
-                        revision_number: raw
-                            .trim()
-                            .parse()
-                            .map_err(|_| invalid("BundledUpdates/UpdateIdentity/@RevisionNumber", raw))?,
-                    })
-                };
-                for e in b.elements() {
-                    match e.local.as_str() {
-                        "UpdateIdentity" => bundled.push(vec![member(e)?]),
-                        "AtLeastOne" => {
-                            let clause = e
-                                .children_named(ns::UPDATE, "UpdateIdentity")
-                                .map(member)
-                                .collect::<Result<Vec<_>, _>>()?;
-                            if !clause.is_empty() {
-                                bundled.push(clause);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if let Some(s) = rel.child(ns::UPDATE, "SupersededUpdates") {
-                for i in s.children_named(ns::UPDATE, "UpdateIdentity") {
-                    superseded.push(guid(
-                        "SupersededUpdates/UpdateIdentity/@UpdateID",
-                        required(i, "UpdateID", "SupersededUpdates/UpdateIdentity/@UpdateID")?,
-                    )?);
-                }
-            }
-        }
-
-        let mut files = Vec::new();
-        if let Some(f) = root.child(ns::UPDATE, "Files") {
-            for file in f.children_named(ns::UPDATE, "File") {
-                let sha256 = file
-                    .children_named(ns::UPDATE, "AdditionalDigest")
-                    .find(|d| d.attr("Algorithm").is_some_and(|a| a.eq_ignore_ascii_case("SHA256")))
-                    .map(|d| digest::<32>("File/AdditionalDigest[SHA256]", &d.text()))
-                    .transpose()?;
-                let size_raw = required(file, "Size", "File/@Size")?;
-                files.push(FileInfo {
-                    sha1: digest::<20>("File/@Digest", required(file, "Digest", "File/@Digest")?)?,
-                    sha256,
-                    file_name: required(file, "FileName", "File/@FileName")?.to_owned(),
-                    size: size_raw.trim().parse().map_err(|_| invalid("File/@Size", size_raw))?,
-                    modified: file.attr("Modified").map(|v| time("File/@Modified", v)).transpose()?,
-                    patching_type: file.attr("PatchingType").map(str::to_owned),
-                    is_encrypted: bool_attr(file, "IsEncrypted"),
-                });
-            }
-        }
-
-        let mut localized = Vec::new();
-        if let Some(coll) = root.child(ns::UPDATE, "LocalizedPropertiesCollection") {
-            for lp in coll.children_named(ns::UPDATE, "LocalizedProperties") {
-                let text = |n: &str| lp.child(ns::UPDATE, n).map(|e| e.text());
-                localized.push(LocalizedProperties {
-                    language: text("Language")
-                        .map(|l| l.trim().to_owned())
-                        .ok_or(MetadataError::Missing("LocalizedProperties/Language"))?,
-                    title: text("Title").unwrap_or_default(),
-                    description: text("Description"),
-                });
-            }
-        }
-
-        let mut drivers = Vec::new();
-        if let Some(meta) = root.child(ns::UPDATE, "ApplicabilityRules").and_then(|r| r.child(ns::UPDATE, "Metadata")) {
-            for d in meta.elements().filter(|e| e.local == "WindowsDriverMetaData") {
-                drivers.push(driver(d)?);
-            }
-        }
+        let relationship = |name: &str| root.child(ns::UPDATE, "Relationships").and_then(|r| r.child(ns::UPDATE, name));
+        let prerequisites = relationship("Prerequisites").map(parse_prerequisites).transpose()?.unwrap_or_default();
+        let bundled = relationship("BundledUpdates").map(parse_bundled).transpose()?.unwrap_or_default();
+        let superseded = relationship("SupersededUpdates").map(parse_superseded).transpose()?.unwrap_or_default();
+        let files = root.child(ns::UPDATE, "Files").map(parse_files).transpose()?.unwrap_or_default();
+        let localized = root
+            .child(ns::UPDATE, "LocalizedPropertiesCollection")
+            .map(parse_localized)
+            .transpose()?
+            .unwrap_or_default();
+        let drivers = root
+            .child(ns::UPDATE, "ApplicabilityRules")
+            .and_then(|r| r.child(ns::UPDATE, "Metadata"))
+            .map(parse_drivers)
+            .transpose()?
+            .unwrap_or_default();
 
         Ok(Self {
             identity,
@@ -430,6 +331,132 @@ impl Update {
     pub fn categories(&self) -> impl Iterator<Item = Uuid> + '_ {
         self.prerequisites.iter().filter(|c| c.is_category).flat_map(|c| c.update_ids.iter().copied())
     }
+}
+
+/// `Relationships/Prerequisites`: a lone UpdateIdentity is a clause of its own, an
+/// AtLeastOne (possibly of categories) one clause of its members.
+fn parse_prerequisites(pre: &Element) -> Result<Vec<PrerequisiteClause>, MetadataError> {
+    let mut prerequisites = Vec::new();
+    for e in pre.elements() {
+        match e.local.as_str() {
+            "UpdateIdentity" => prerequisites.push(PrerequisiteClause {
+                update_ids: vec![guid(
+                    "Prerequisites/UpdateIdentity/@UpdateID",
+                    required(e, "UpdateID", "Prerequisites/UpdateIdentity/@UpdateID")?,
+                )?],
+                is_category: false,
+            }),
+            "AtLeastOne" => {
+                let update_ids = e
+                    .children_named(ns::UPDATE, "UpdateIdentity")
+                    .map(|i| {
+                        guid(
+                            "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID",
+                            required(i, "UpdateID", "Prerequisites/AtLeastOne/UpdateIdentity/@UpdateID")?,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !update_ids.is_empty() {
+                    prerequisites.push(PrerequisiteClause { update_ids, is_category: bool_attr(e, "IsCategory") });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(prerequisites)
+}
+
+/// `Relationships/BundledUpdates` in CNF: a lone UpdateIdentity is a clause of its own,
+/// an AtLeastOne one clause of its members.
+fn parse_bundled(b: &Element) -> Result<Vec<Vec<UpdateIdentity>>, MetadataError> {
+    let member = |i: &Element| -> Result<UpdateIdentity, MetadataError> {
+        let raw = required(i, "RevisionNumber", "BundledUpdates/UpdateIdentity/@RevisionNumber")?;
+        Ok(UpdateIdentity {
+            update_id: guid(
+                "BundledUpdates/UpdateIdentity/@UpdateID",
+                required(i, "UpdateID", "BundledUpdates/UpdateIdentity/@UpdateID")?,
+            )?,
+            revision_number: raw
+                .trim()
+                .parse()
+                .map_err(|_| invalid("BundledUpdates/UpdateIdentity/@RevisionNumber", raw))?,
+        })
+    };
+    let mut bundled = Vec::new();
+    for e in b.elements() {
+        match e.local.as_str() {
+            "UpdateIdentity" => bundled.push(vec![member(e)?]),
+            "AtLeastOne" => {
+                let clause =
+                    e.children_named(ns::UPDATE, "UpdateIdentity").map(member).collect::<Result<Vec<_>, _>>()?;
+                if !clause.is_empty() {
+                    bundled.push(clause);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(bundled)
+}
+
+/// `Relationships/SupersededUpdates`: the update ids superseded.
+fn parse_superseded(s: &Element) -> Result<Vec<Uuid>, MetadataError> {
+    let mut superseded = Vec::new();
+    for i in s.children_named(ns::UPDATE, "UpdateIdentity") {
+        superseded.push(guid(
+            "SupersededUpdates/UpdateIdentity/@UpdateID",
+            required(i, "UpdateID", "SupersededUpdates/UpdateIdentity/@UpdateID")?,
+        )?);
+    }
+    Ok(superseded)
+}
+
+/// `Files`: each content file with its digests.
+fn parse_files(f: &Element) -> Result<Vec<FileInfo>, MetadataError> {
+    let mut files = Vec::new();
+    for file in f.children_named(ns::UPDATE, "File") {
+        let sha256 = file
+            .children_named(ns::UPDATE, "AdditionalDigest")
+            .find(|d| d.attr("Algorithm").is_some_and(|a| a.eq_ignore_ascii_case("SHA256")))
+            .map(|d| digest::<32>("File/AdditionalDigest[SHA256]", &d.text()))
+            .transpose()?;
+        let size_raw = required(file, "Size", "File/@Size")?;
+        files.push(FileInfo {
+            sha1: digest::<20>("File/@Digest", required(file, "Digest", "File/@Digest")?)?,
+            sha256,
+            file_name: required(file, "FileName", "File/@FileName")?.to_owned(),
+            size: size_raw.trim().parse().map_err(|_| invalid("File/@Size", size_raw))?,
+            modified: file.attr("Modified").map(|v| time("File/@Modified", v)).transpose()?,
+            patching_type: file.attr("PatchingType").map(str::to_owned),
+            is_encrypted: bool_attr(file, "IsEncrypted"),
+        });
+    }
+    Ok(files)
+}
+
+/// `LocalizedPropertiesCollection`: each language's title and description.
+fn parse_localized(coll: &Element) -> Result<Vec<LocalizedProperties>, MetadataError> {
+    let mut localized = Vec::new();
+    for lp in coll.children_named(ns::UPDATE, "LocalizedProperties") {
+        let text = |n: &str| lp.child(ns::UPDATE, n).map(|e| e.text());
+        localized.push(LocalizedProperties {
+            language: text("Language")
+                .map(|l| l.trim().to_owned())
+                .ok_or(MetadataError::Missing("LocalizedProperties/Language"))?,
+            title: text("Title").unwrap_or_default(),
+            description: text("Description"),
+        });
+    }
+    Ok(localized)
+}
+
+/// `ApplicabilityRules/Metadata`: each `WindowsDriverMetaData`.
+fn parse_drivers(meta: &Element) -> Result<Vec<DriverMetadata>, MetadataError> {
+    let mut drivers = Vec::new();
+    for d in meta.elements().filter(|e| e.local == "WindowsDriverMetaData") {
+        drivers.push(driver(d)?);
+    }
+    Ok(drivers)
 }
 
 fn driver(d: &Element) -> Result<DriverMetadata, MetadataError> {

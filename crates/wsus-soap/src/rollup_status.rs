@@ -50,6 +50,8 @@ fn required(v: Option<String>, name: &str, path: &str) -> Result<String, DecodeE
 /// Reads a RollupComputerStatus envelope within `limits` (body bytes, depth, elements),
 /// refusing more than `max_computers` computers (the batch size announced), DTDs and
 /// entity references as the tree parser does.
+// One function on purpose: one streaming state machine; the element stack and the computer being read live
+// across events, and its arms read best side by side.
 pub fn read_computer_status_request(
     body: &[u8],
     limits: &Limits,

@@ -104,6 +104,7 @@ pub fn decode_text(body: &[u8]) -> Result<std::borrow::Cow<'_, str>, XmlError> {
 }
 
 /// Parses a whole document into its root element, enforcing `limits`.
+// One function on purpose: one streaming state machine, each arm a step on the same element stack.
 pub fn parse(body: &[u8], limits: &Limits) -> Result<Element, XmlError> {
     if body.len() > limits.max_body_bytes {
         return Err(XmlError::TooLarge { limit: limits.max_body_bytes });

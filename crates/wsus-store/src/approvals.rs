@@ -603,6 +603,8 @@ pub async fn replicate(pool: &PgPool, state: &AdminState, dead: &[Uuid]) -> Resu
     apply_admin_state(pool, state, Some(dead)).await
 }
 
+// One function on purpose: one transaction at one catalog version, its statements in the order they must run
+// (removals, groups parents first, approvals, declines, EULAs).
 async fn apply_admin_state(pool: &PgPool, state: &AdminState, replica_dead: Option<&[Uuid]>) -> Result<u64> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT version FROM catalog_state FOR UPDATE").execute(&mut *tx).await?;

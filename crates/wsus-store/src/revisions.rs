@@ -257,6 +257,8 @@ async fn update_revisions(
 /// deleted, so nothing can clash but an edge a document names twice: those are left out
 /// here, and the rows go in without ON CONFLICT (its speculative insertion cost the narrow
 /// tables several times the insert itself).
+// One function on purpose: one pass gathers every child table's columns, then one INSERT per table, in order,
+// in the caller's transaction.
 async fn insert_children(tx: &mut Transaction<'_, Postgres>, stored: &[(i32, &NewRevision)]) -> Result<u64> {
     sqlx::query(
         "INSERT INTO revision_xml (revision_id, sha256, body) SELECT * FROM unnest($1::int4[], $2::bytea[], $3::bytea[])",
@@ -446,6 +448,8 @@ async fn insert_drivers(
 /// Recomputes the derived columns (IsLeaf, bundles, category membership) from the whole
 /// catalog, writes what changed, and bumps the catalog version when anything did.
 /// Returns how many revisions changed.
+// One function on purpose: one transaction (read the graph, derive, write what changed) whose steps share the
+// rows read at its start.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.refresh_derived"))]
 pub async fn refresh_derived(pool: &PgPool) -> Result<u64> {
     let mut tx = pool.begin().await?;

@@ -368,73 +368,9 @@ async fn answer_sync_updates(
 
     let groups = client_groups(gw, &catalog, &cookie);
     let groups_digest = digest(&groups);
-    let info_of = update_info;
 
-    // The driver pass.
     if req.skip_software_sync {
-        let devices: Vec<wsus_catalog::index::DeviceSpec> = req
-            .devices
-            .iter()
-            .map(|d| wsus_catalog::index::DeviceSpec {
-                ids: d.hardware_ids.iter().chain(&d.compatible_ids).cloned().collect(),
-                installed: d.installed.as_ref().map(|i| wsus_catalog::index::InstalledDriverSpec {
-                    matching_id: i.matching_id.clone(),
-                    date: i.date,
-                    version: i.version,
-                    class: i.class.clone(),
-                    manufacturer: i.manufacturer.clone(),
-                    provider: i.provider.clone(),
-                    matching_computer_hwid: i.matching_computer_hwid,
-                    rank: i.rank,
-                }),
-            })
-            .collect();
-        let result = catalog.scan_drivers(&wsus_catalog::index::DriverScanRequest {
-            groups: &groups,
-            installed_non_leaf: &req.installed_non_leaf,
-            cached_driver_ids: &req.cached_driver_ids,
-            devices: &devices,
-            computer_hardware_ids: &req.computer_hardware_ids,
-            feature_score_key: req.feature_score_key.as_deref(),
-            since_version: if cookie.driver_digest == groups_digest { cookie.driver_version } else { 0 },
-        });
-        let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
-        cookie.last_driver_sync = Utc::now().timestamp();
-        // Each answer tells every cached driver's change: the marker moves with it.
-        cookie.driver_version = catalog.version;
-        cookie.driver_digest = groups_digest;
-        // Hardware ids on driver deployments are understood from client protocol 1.6.
-        let with_hardware_ids = cookie.protocol_version >= (1, 6);
-        let info = SyncInfo {
-            new_updates: result
-                .new_updates
-                .iter()
-                .map(|o| {
-                    let mut info = UpdateInfo { core_escaped: core(&cores, o), ..info_of(o) };
-                    if !with_hardware_ids {
-                        info.deployment.hardware_ids.clear();
-                    }
-                    info
-                })
-                .collect(),
-            out_of_scope: result.out_of_scope.clone(),
-            changed: result
-                .changed
-                .iter()
-                .map(|o| {
-                    let mut info = info_of(o);
-                    if !with_hardware_ids {
-                        info.deployment.hardware_ids.clear();
-                    }
-                    info
-                })
-                .collect(),
-            truncated: false,
-            new_cookie: seal(&server, &cookie),
-            deployed_out_of_scope: vec![],
-            driver_sync_not_needed: !catalog.has_drivers(),
-        };
-        return Ok(info.encode_response());
+        return answer_driver_sync(gw, &server, cookie, req, &catalog, &groups, groups_digest).await;
     }
 
     // The change marker (MS-WUSP 3.1.5.7 NewCookie): every page's ChangedUpdates covers all
@@ -460,32 +396,7 @@ async fn answer_sync_updates(
         since_version,
         groups_changed,
     };
-    // A scan is a function of the catalog and the request: one computed for the same
-    // ids, groups and change marker is answered again.
-    let result = match seen {
-        None => std::sync::Arc::new(catalog.scan(&scan_request)),
-        Some(seen) => {
-            let mut sorted_groups = groups.clone();
-            sorted_groups.sort_unstable();
-            sorted_groups.dedup();
-            let key = ScanKey {
-                catalog: std::sync::Arc::downgrade(&catalog),
-                groups: sorted_groups,
-                since_version,
-                groups_changed,
-                two_group_out_of_scope: scan_request.need_two_group_out_of_scope,
-                page_size: scan_request.page_size,
-            };
-            match seen.scan(&key) {
-                Some(result) => result,
-                None => {
-                    let result = std::sync::Arc::new(catalog.scan(&scan_request));
-                    seen.keep_scan(key, result.clone());
-                    result
-                }
-            }
-        }
-    };
+    let result = scan_or_seen(&catalog, &scan_request, seen);
     let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
     if filtered {
         cookie.filter_version = catalog.version;
@@ -507,16 +418,130 @@ async fn answer_sync_updates(
         new_updates: result
             .new_updates
             .iter()
-            .map(|o| UpdateInfo { core_escaped: core(&cores, o), ..info_of(o) })
+            .map(|o| UpdateInfo { core_escaped: core(&cores, o), ..update_info(o) })
             .collect(),
         out_of_scope: result.out_of_scope.clone(),
-        changed: result.changed.iter().map(info_of).collect(),
+        changed: result.changed.iter().map(update_info).collect(),
         truncated: result.truncated,
         new_cookie: seal(&server, &cookie),
         deployed_out_of_scope: result.deployed_out_of_scope.clone(),
         driver_sync_not_needed: !req.filter_category_ids.is_empty(),
     };
     Ok(info.encode_response())
+}
+
+/// The driver pass of SyncUpdates (the client skips software): drivers for its devices,
+/// with the cookie's driver marker moved to this catalog.
+async fn answer_driver_sync(
+    gw: &Gateway,
+    server: &Server,
+    mut cookie: ClientCookie,
+    req: &SyncUpdatesRequest,
+    catalog: &wsus_catalog::index::CatalogIndex,
+    groups: &[uuid::Uuid],
+    groups_digest: i64,
+) -> OpResult {
+    let devices = device_specs(req);
+    let result = catalog.scan_drivers(&wsus_catalog::index::DriverScanRequest {
+        groups,
+        installed_non_leaf: &req.installed_non_leaf,
+        cached_driver_ids: &req.cached_driver_ids,
+        devices: &devices,
+        computer_hardware_ids: &req.computer_hardware_ids,
+        feature_score_key: req.feature_score_key.as_deref(),
+        since_version: if cookie.driver_digest == groups_digest { cookie.driver_version } else { 0 },
+    });
+    let cores = cores_of(gw, catalog.version, &result.new_updates).await?;
+    cookie.last_driver_sync = Utc::now().timestamp();
+    // Each answer tells every cached driver's change: the marker moves with it.
+    cookie.driver_version = catalog.version;
+    cookie.driver_digest = groups_digest;
+    // Hardware ids on driver deployments are understood from client protocol 1.6.
+    let with_hardware_ids = cookie.protocol_version >= (1, 6);
+    let info = SyncInfo {
+        new_updates: result
+            .new_updates
+            .iter()
+            .map(|o| {
+                let mut info = UpdateInfo { core_escaped: core(&cores, o), ..update_info(o) };
+                if !with_hardware_ids {
+                    info.deployment.hardware_ids.clear();
+                }
+                info
+            })
+            .collect(),
+        out_of_scope: result.out_of_scope.clone(),
+        changed: result
+            .changed
+            .iter()
+            .map(|o| {
+                let mut info = update_info(o);
+                if !with_hardware_ids {
+                    info.deployment.hardware_ids.clear();
+                }
+                info
+            })
+            .collect(),
+        truncated: false,
+        new_cookie: seal(server, &cookie),
+        deployed_out_of_scope: vec![],
+        driver_sync_not_needed: !catalog.has_drivers(),
+    };
+    Ok(info.encode_response())
+}
+
+/// The request's devices as the driver scan takes them: hardware ids then compatible ids,
+/// and the driver installed for each.
+fn device_specs(req: &SyncUpdatesRequest) -> Vec<wsus_catalog::index::DeviceSpec> {
+    req.devices
+        .iter()
+        .map(|d| wsus_catalog::index::DeviceSpec {
+            ids: d.hardware_ids.iter().chain(&d.compatible_ids).cloned().collect(),
+            installed: d.installed.as_ref().map(|i| wsus_catalog::index::InstalledDriverSpec {
+                matching_id: i.matching_id.clone(),
+                date: i.date,
+                version: i.version,
+                class: i.class.clone(),
+                manufacturer: i.manufacturer.clone(),
+                provider: i.provider.clone(),
+                matching_computer_hwid: i.matching_computer_hwid,
+                rank: i.rank,
+            }),
+        })
+        .collect()
+}
+
+/// The software scan's result. A scan is a function of the catalog and the request: one
+/// computed for the same ids, groups and change marker is answered again.
+fn scan_or_seen(
+    catalog: &std::sync::Arc<wsus_catalog::index::CatalogIndex>,
+    scan_request: &wsus_catalog::index::ScanRequest<'_>,
+    seen: Option<&Seen>,
+) -> std::sync::Arc<wsus_catalog::index::ScanResult> {
+    match seen {
+        None => std::sync::Arc::new(catalog.scan(scan_request)),
+        Some(seen) => {
+            let mut sorted_groups = scan_request.groups.to_vec();
+            sorted_groups.sort_unstable();
+            sorted_groups.dedup();
+            let key = ScanKey {
+                catalog: std::sync::Arc::downgrade(catalog),
+                groups: sorted_groups,
+                since_version: scan_request.since_version,
+                groups_changed: scan_request.groups_changed,
+                two_group_out_of_scope: scan_request.need_two_group_out_of_scope,
+                page_size: scan_request.page_size,
+            };
+            match seen.scan(&key) {
+                Some(result) => result,
+                None => {
+                    let result = std::sync::Arc::new(catalog.scan(scan_request));
+                    seen.keep_scan(key, result.clone());
+                    result
+                }
+            }
+        }
+    }
 }
 
 /// The stored locales to answer with: for each requested locale its best match (exact,
