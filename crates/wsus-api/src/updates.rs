@@ -39,7 +39,9 @@ pub struct Update {
     pub superseded_by: Vec<Uuid>,
 }
 
-/// An update with its approvals and how many computers are in each state.
+/// An update with its approvals and how many computers are in each state. Its fields
+/// are [`Update`]'s written out, not flattened: a flattened type is an `allOf` in the
+/// document, and clients (and the schema test) read one object's properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UpdateDetail {
     pub update_id: Uuid,
