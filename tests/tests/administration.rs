@@ -29,6 +29,8 @@ fn admin_json(system: &System, args: &[&str]) -> Value {
     serde_json::from_str(&admin(system, &all)).unwrap()
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_administrator_approves_and_declines_through_wsusctl() {
     let pg = PgCluster::start().unwrap();

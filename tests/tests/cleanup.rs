@@ -22,6 +22,8 @@ fn wsusctl(system: &System, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
     let pg = PgCluster::start().unwrap();

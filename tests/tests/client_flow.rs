@@ -9,6 +9,8 @@ use wsus_e2e::agent::{Agent, Device};
 use wsus_e2e::{PgCluster, System};
 use wsus_store::approvals::{self, Action, Approval};
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_scans_downloads_metadata_and_reports() {
     let pg = PgCluster::start().unwrap();

@@ -128,6 +128,8 @@ async fn run_client(gateway: String, http: reqwest::Client, i: usize, bundles: [
     (i, kind, agent)
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_console_shows_the_fleet_and_approves_in_a_browser() {
     assert_browser_installed();

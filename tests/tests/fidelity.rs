@@ -102,6 +102,8 @@ async fn page(agent: &mut Agent) -> Result<(Vec<(i32, String)>, Vec<(i32, String
     Ok((new, changed, result.child("Truncated").unwrap().value() == "true"))
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn clients_are_served_as_a_real_wsus_serves_them() {
     let pg = PgCluster::start().unwrap();
@@ -386,6 +388,8 @@ async fn console_session(http: &reqwest::Client, system: &System) -> String {
     r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn targeting_and_addresses_are_as_wsus_records_them() {
     let pg = PgCluster::start().unwrap();

@@ -27,6 +27,8 @@ fn element<'a>(xml: &'a str, tag: &str) -> &'a str {
     &xml[start..end]
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_services_serve_and_ride_out_a_database_restart() {
     let pg = PgCluster::start().unwrap();

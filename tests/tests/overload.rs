@@ -255,6 +255,8 @@ fn class_metric(text: &str, name: &str, class: &str) -> f64 {
         .sum()
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scan_storm_is_shed_with_server_busy_and_the_gateway_recovers() {
     let pg = PgCluster::start().unwrap();

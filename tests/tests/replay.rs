@@ -218,6 +218,8 @@ fn agent_take_cookie(agent: &mut Agent, response: &Element) {
 /// real answer's structure and element order (documents compressed where WSUS compressed
 /// them), the faults included, and the revisions the real upstream named that this
 /// catalog holds.
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn downstream_server_requests_get_answers_shaped_like_a_real_upstream() {
     let (_pg, system, http, pool) = with_the_lab_documents().await;

@@ -33,6 +33,8 @@ async fn api(http: &reqwest::Client, base: &str, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn computers_of_a_downstream_server_reach_the_upstream() {
     let pg = PgCluster::start().unwrap();

@@ -151,6 +151,8 @@ impl Pair {
     }
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
     let Pair { _pg, dir, db_a, db_b, content_a, content_b, a, pool_a, pool_b, http } =
@@ -389,6 +391,8 @@ async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
     assert_eq!(again["deployments_changed"], 0);
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
     let Pair { _pg, dir: _dir, db_b, content_a, content_b, a, pool_a, pool_b, http, .. } =

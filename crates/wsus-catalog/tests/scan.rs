@@ -107,6 +107,8 @@ fn the_category_chain_arrives_one_level_per_round() {
     assert_eq!(rounds, vec![vec!["56309036"], vec!["6964aab4"], vec!["dd78b8a1"]]);
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[test]
 fn a_closed_catalog_is_delivered_whole_and_approvals_show() {
     let mut docs = Vec::new();

@@ -273,6 +273,8 @@ impl Client {
     }
 }
 
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[sqlx::test(migrations = false)]
 async fn the_administrators_levers(pool: PgPool) {
     use reqwest::Method;
