@@ -24,6 +24,19 @@ pub struct Retention {
     pub stale_computer_days: u32,
 }
 
+/// Retention to change; what is left out stays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RetentionChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub event_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub sync_history_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale_computer_days: Option<u32>,
+}
+
 /// When content files are fetched from the upstream server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -81,7 +94,7 @@ pub struct SettingsChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targeting: Option<Targeting>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention: Option<Retention>,
+    pub retention: Option<RetentionChange>,
 }
 
 /// What kind of category.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
+use tower::timeout::Timeout;
 
 pub mod reporting {
     tonic::include_proto!("wsus.reporting.v1");
@@ -53,8 +54,13 @@ impl tonic::service::Interceptor for TraceContext {
     }
 }
 
-/// A channel whose every call carries the trace context.
-pub type TracedChannel = InterceptedService<Channel, TraceContext>;
+/// A balanced channel whose every call ends after the channel's timeout, whatever it
+/// waits for: an address to resolve, a connection, or the answer. (A timeout on each
+/// address alone would let a call wait forever while the name resolves to nothing, e.g.
+/// a headless Service with no ready pod.)
+pub type BalancedChannel = Timeout<Channel>;
+/// A channel whose every call carries the trace context and ends after its timeout.
+pub type TracedChannel = InterceptedService<BalancedChannel, TraceContext>;
 pub type ReportingClient = reporting::reporting_service_client::ReportingServiceClient<TracedChannel>;
 pub type SyncClient = sync::sync_service_client::SyncServiceClient<TracedChannel>;
 
@@ -73,7 +79,7 @@ fn traced(url: &str, timeout: Duration) -> Result<TracedChannel, RpcError> {
         let host = host.clone();
         async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) }
     };
-    Ok(InterceptedService::new(balanced(resolve, DEFAULT_RESOLVE_EVERY, Some(timeout)), TraceContext))
+    Ok(InterceptedService::new(balanced(resolve, DEFAULT_RESOLVE_EVERY, timeout), TraceContext))
 }
 
 /// A client of the ReportingService at `url` (e.g. `http://reporting:50051`), with
@@ -90,7 +96,12 @@ pub fn reporting_client_within(url: &str, timeout: Duration) -> Result<Reporting
 /// A client of the SyncService at `url` (e.g. `http://sync-worker:50052`), with
 /// [`SYNC_CALL_TIMEOUT`].
 pub fn sync_client(url: &str) -> Result<SyncClient, RpcError> {
-    Ok(sync::sync_service_client::SyncServiceClient::new(traced(url, SYNC_CALL_TIMEOUT)?))
+    sync_client_within(url, SYNC_CALL_TIMEOUT)
+}
+
+/// A client of the SyncService whose calls end after `timeout`.
+pub fn sync_client_within(url: &str, timeout: Duration) -> Result<SyncClient, RpcError> {
+    Ok(sync::sync_service_client::SyncServiceClient::new(traced(url, timeout)?))
 }
 
 /// Splits `http://host:port` into what to resolve.
@@ -105,20 +116,19 @@ fn host_port(url: &str) -> Result<(String, u16), RpcError> {
 }
 
 /// A channel over the addresses `resolve` returns, asked again every `resolve_every`;
-/// addresses that disappear stop getting calls, new ones start getting them. Must be
-/// called inside a Tokio runtime; the resolver task ends with the channel.
-pub fn channel_over<R, F>(resolve: R, resolve_every: Duration) -> Channel
+/// addresses that disappear stop getting calls, new ones start getting them. Each call
+/// ends after [`REPORTING_CALL_TIMEOUT`]. Must be called inside a Tokio runtime; the
+/// resolver task ends with the channel.
+pub fn channel_over<R, F>(resolve: R, resolve_every: Duration) -> BalancedChannel
 where
     R: FnMut() -> F + Send + 'static,
     F: Future<Output = std::io::Result<HashSet<SocketAddr>>> + Send,
 {
-    balanced(resolve, resolve_every, None)
+    balanced(resolve, resolve_every, REPORTING_CALL_TIMEOUT)
 }
 
-/// [`channel_over`], each call ended after `timeout` when one is given. The timeout is
-/// each address's: a call waits for an address only while one connects, and connecting
-/// gives up after 2 s.
-fn balanced<R, F>(mut resolve: R, resolve_every: Duration, timeout: Option<Duration>) -> Channel
+/// [`channel_over`], each call ended after `timeout`.
+fn balanced<R, F>(mut resolve: R, resolve_every: Duration, timeout: Duration) -> BalancedChannel
 where
     R: FnMut() -> F + Send + 'static,
     F: Future<Output = std::io::Result<HashSet<SocketAddr>>> + Send,
@@ -135,7 +145,7 @@ where
                         }
                     }
                     for new in found.difference(&current) {
-                        if changes.send(Change::Insert(*new, endpoint_for(*new, timeout))).await.is_err() {
+                        if changes.send(Change::Insert(*new, endpoint_for(*new))).await.is_err() {
                             return;
                         }
                     }
@@ -153,20 +163,16 @@ where
             tokio::time::sleep(resolve_every).await;
         }
     });
-    channel
+    Timeout::new(channel, timeout)
 }
 
-fn endpoint_for(addr: SocketAddr, timeout: Option<Duration>) -> Endpoint {
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+fn endpoint_for(addr: SocketAddr) -> Endpoint {
+    Endpoint::from_shared(format!("http://{addr}"))
         .expect("a socket address is a valid authority")
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    match timeout {
-        Some(t) => endpoint.timeout(t),
-        None => endpoint,
-    }
+        .keep_alive_while_idle(true)
 }
 
 /// A span for an incoming gRPC call, child of the caller's trace context.

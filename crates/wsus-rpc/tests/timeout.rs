@@ -34,3 +34,14 @@ async fn a_stalled_service_is_given_up_after_the_channel_timeout() {
         "{status:?}"
     );
 }
+
+#[tokio::test]
+async fn a_name_that_resolves_to_nothing_is_given_up_too() {
+    // No address at all (a headless Service without a ready pod): the call waits for
+    // none, so only a timeout over the whole channel ends it.
+    let mut client = wsus_rpc::sync_client("http://nothing-here.invalid:50052").unwrap();
+    let started = Instant::now();
+    let status = client.get_sync_status(GetSyncStatusRequest {}).await.expect_err("the call is given up");
+    let took = started.elapsed();
+    assert!(took < wsus_rpc::SYNC_CALL_TIMEOUT * 3, "soon after the timeout: {took:?} ({status:?})");
+}

@@ -32,11 +32,17 @@ pub fn grpc_code(kind: ErrorKind) -> Code {
     }
 }
 
-/// The gRPC status of an error, with its message; an internal one is logged here, once.
+/// What an internal failure tells the caller: its detail (a database's message, say)
+/// stays in this server's log.
+pub const INTERNAL_MESSAGE: &str = "internal error; the server's log has the detail";
+
+/// The gRPC status of an error, with its message; an internal one is logged here, once,
+/// and answered without its detail (the caller may pass the message on to the network).
 pub fn grpc_status<E: HasKind + Display>(e: &E) -> Status {
     let kind = e.kind();
     if kind == ErrorKind::Internal {
         tracing::error!(error = %e, "request failed");
+        return Status::new(grpc_code(kind), INTERNAL_MESSAGE);
     }
     Status::new(grpc_code(kind), e.to_string())
 }

@@ -170,6 +170,7 @@ impl Admin {
 
     /// Takes a decline back; false when the update was not declined.
     pub async fn undecline(&self, by: Actor, update_id: Uuid) -> AdminResult<bool> {
+        self.known_update(update_id).await?;
         let undeclined = approvals::undecline(&self.pool, update_id).await?;
         if undeclined {
             tracing::info!(actor = by.name(), %update_id, "decline taken back");

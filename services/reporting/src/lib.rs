@@ -18,6 +18,9 @@ mod uss_rollup;
 pub use api::{Api, api_router};
 pub use ingest::Ingest;
 
+/// How long a console page waits for sync-worker before it says sync-worker does not answer.
+const CONSOLE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves until shutdown.
 pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow::Result<()> {
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
@@ -29,7 +32,11 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         pool: shell.pool.clone(),
         sessions,
         counts,
-        admin: admin::Admin::new(shell.pool.clone(), sync.clone()),
+        // A page waits for sync-worker less long than an API call does.
+        admin: admin::Admin::new(
+            shell.pool.clone(),
+            wsus_rpc::sync_client_within(&config.sync_grpc, CONSOLE_SYNC_TIMEOUT)?,
+        ),
     });
     let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
     let (http, https) = match &config.tls {

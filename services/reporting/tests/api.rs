@@ -471,3 +471,22 @@ async fn the_administrators_levers(pool: PgPool) {
     assert_eq!(api.admin(Method::DELETE, "/api/v1/computers/c2", None).await.0, 204);
     assert_eq!(api.get("/api/v1/nothing-here").await.0, 404);
 }
+
+#[sqlx::test(migrations = false)]
+async fn retention_changes_field_by_field(pool: PgPool) {
+    use reqwest::Method;
+    use serde_json::json;
+    let base = start(pool.clone(), None).await;
+    let api = Client { http: reqwest::Client::new(), base };
+    let (_, before) = api.get("/api/v1/settings").await;
+    let (s, after) =
+        api.admin(Method::PATCH, "/api/v1/settings", Some(json!({ "retention": { "event_days": 7 } }))).await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(after["retention"]["event_days"], 7);
+    for kept in ["sync_history_days", "stale_computer_days"] {
+        assert_eq!(after["retention"][kept], before["retention"][kept], "{kept} stays");
+    }
+    let (s, _) = api.admin(Method::PATCH, "/api/v1/settings", Some(json!({ "retention": { "event_days": 0 } }))).await;
+    assert_eq!(s, 400, "at least a day");
+    assert_eq!(api.get("/api/v1/settings").await.1["retention"]["event_days"], 7, "nothing written");
+}

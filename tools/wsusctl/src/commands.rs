@@ -12,8 +12,8 @@ use serde_json::Value;
 use uuid::Uuid;
 use wsus_api::{
     Added, Applied, ApplyRequest, Approval, ApprovalRequest, CleanupRun, CleanupStarted, Computer, DownstreamServer,
-    Eula, Group, GroupChange, Members, NewGroup, Page, RuleBody, RunResult, Schedule, Settings, SettingsChange,
-    SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
+    Eula, Group, GroupChange, Members, NewGroup, Page, RetentionChange, RuleBody, RunResult, Schedule, Settings,
+    SettingsChange, SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
 };
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
@@ -366,11 +366,7 @@ async fn settings(api: &ApiClient, s: cli::Settings, j: bool) -> anyhow::Result<
                 retention: None,
             };
             if event_days.is_some() || sync_history_days.is_some() || stale_computer_days.is_some() {
-                let mut retention = api.get::<Settings>("/api/v1/settings", &[]).await?.retention;
-                retention.event_days = event_days.unwrap_or(retention.event_days);
-                retention.sync_history_days = sync_history_days.unwrap_or(retention.sync_history_days);
-                retention.stale_computer_days = stale_computer_days.unwrap_or(retention.stale_computer_days);
-                change.retention = Some(retention);
+                change.retention = Some(RetentionChange { event_days, sync_history_days, stale_computer_days });
             }
             let changed: Settings = api.request(Method::PATCH, "/api/v1/settings", &[], Some(&change)).await?;
             print_object(&changed, j);
@@ -535,7 +531,9 @@ async fn updates(api: &ApiClient, u: cli::Updates, j: bool) -> anyhow::Result<()
             if j {
                 print_json(&a);
             } else {
-                let deadline = a.deadline.map_or_else(|| "-".to_owned(), |d| d.to_rfc3339());
+                let deadline = a
+                    .deadline
+                    .map_or_else(|| "-".to_owned(), |d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
                 println!("approved {update} for {group}: {:?} (deadline {deadline})", a.action);
             }
         }

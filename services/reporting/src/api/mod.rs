@@ -113,10 +113,9 @@ impl ApiError {
     pub fn of<E: HasKind + std::fmt::Display>(e: E) -> Self {
         let kind = e.kind();
         let message = match kind {
-            ErrorKind::Unavailable => format!("the database is unavailable: {e}"),
             ErrorKind::Internal => {
                 tracing::error!(error = %e, "management API: request failed");
-                e.to_string()
+                wsus_service::edge::INTERNAL_MESSAGE.to_owned()
             }
             _ => e.to_string(),
         };

@@ -56,9 +56,19 @@ async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> A
     if c.sync_schedule.is_some_and(|s| s.syncs_per_day > 24) {
         return Err(ApiError::bad_request("sync_schedule.syncs_per_day is within 0..24"));
     }
-    if c.retention.is_some_and(|r| r.event_days == 0 || r.sync_history_days == 0) {
-        return Err(ApiError::bad_request("retention: event_days and sync_history_days are at least 1"));
-    }
+    let retention = match c.retention {
+        None => None,
+        Some(change) => {
+            let mut r: settings::Retention = read(&api, settings::RETENTION).await?;
+            r.event_days = change.event_days.unwrap_or(r.event_days);
+            r.sync_history_days = change.sync_history_days.unwrap_or(r.sync_history_days);
+            r.stale_computer_days = change.stale_computer_days.unwrap_or(r.stale_computer_days);
+            if r.event_days == 0 || r.sync_history_days == 0 {
+                return Err(ApiError::bad_request("retention: event_days and sync_history_days are at least 1"));
+            }
+            Some(r)
+        }
+    };
     let by = "api:admin";
     if let Some(languages) = &c.languages
         && let Err(unknown) = settings::set_enabled_languages(&api.pool, languages).await?
@@ -77,8 +87,8 @@ async fn change(State(api): State<Arc<Api>>, Body(c): Body<SettingsChange>) -> A
     if let Some(m) = c.content_mode {
         settings::put(&api.pool, settings::CONTENT_MODE, &wire::stored_content_mode(m), by).await?;
     }
-    if let Some(r) = c.retention {
-        settings::put(&api.pool, settings::RETENTION, &wire::stored_retention(r), by).await?;
+    if let Some(r) = &retention {
+        settings::put(&api.pool, settings::RETENTION, r, by).await?;
     }
     if let Some(t) = c.targeting {
         let mut client: ClientConfig = read(&api, settings::CLIENT_CONFIG).await?;

@@ -207,14 +207,6 @@ pub fn retention(r: settings::Retention) -> wsus_api::Retention {
     }
 }
 
-pub fn stored_retention(r: wsus_api::Retention) -> settings::Retention {
-    settings::Retention {
-        event_days: r.event_days,
-        sync_history_days: r.sync_history_days,
-        stale_computer_days: r.stale_computer_days,
-    }
-}
-
 pub fn category(c: settings::Category) -> wsus_api::Category {
     wsus_api::Category { category_id: c.category_id, category_type: c.category_type, title: c.title }
 }

@@ -27,8 +27,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
     let counts = console.counts.get(pool).await?;
     let (compliance, by_group, statuses, needed, contacts) =
         (&counts.compliance, &counts.by_group, counts.statuses, &counts.most_needed, &counts.contacts);
-    let status = console.sync_status().await;
-    let (history, _) = console.sync_history(None, 30).await;
+    let (status, (history, _)) = tokio::join!(console.sync_status(), console.sync_history(None, 30));
     let schedule = settings::get::<settings::Schedule>(pool, settings::SYNC_SCHEDULE).await?.map(|s| s.value);
     let me = wsus_store::identity::current(pool).await?;
     let next_sync = schedule.zip(me).and_then(|(s, me)| s.next_after(chrono::Utc::now(), me.server_id));

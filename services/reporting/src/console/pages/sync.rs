@@ -16,8 +16,7 @@ pub struct HistoryQuery {
 }
 
 async fn history(console: &Console, session: &Session, before: Option<i64>) -> PageResult {
-    let status = console.sync_status().await;
-    let (runs, next) = console.sync_history(before, 50).await;
+    let (status, (runs, next)) = tokio::join!(console.sync_status(), console.sync_history(before, 50));
     let upstream = Upstream::of(status.as_ref());
     let running = status.and_then(|s| s.running);
     let body = html! {
