@@ -357,12 +357,58 @@ fn content_dir(vars: &Vars) -> PathBuf {
     PathBuf::from(vars.get("WSUS_CONTENT_DIR").unwrap_or_else(|| "content".to_owned()))
 }
 
+/// Where update content is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentStoreConfig {
+    /// Files under `WSUS_CONTENT_DIR`: one machine, or a volume every replica mounts.
+    Filesystem,
+    /// An S3-compatible bucket (MinIO, Ceph RGW, AWS S3); `WSUS_CONTENT_DIR` then holds only
+    /// sync-worker's downloads while they are fetched and verified. Credentials come from
+    /// the `AWS_*` variables and the usual chain, never from here.
+    S3(S3Config),
+}
+
+/// `WSUS_S3_*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// The S3 API's base URL (`http://minio:9000`); None = AWS's for the region.
+    pub endpoint: Option<String>,
+    pub region: String,
+    /// Where under the bucket the content lives (`wsus`: keys `wsus/Content/…`); "" = the root.
+    pub prefix: String,
+}
+
+/// `WSUS_CONTENT_STORE` (`filesystem`, the default, or `s3`) and, for s3, `WSUS_S3_*`.
+fn content_store(vars: &Vars) -> Result<ContentStoreConfig> {
+    match vars.get("WSUS_CONTENT_STORE").as_deref() {
+        None | Some("filesystem") => Ok(ContentStoreConfig::Filesystem),
+        Some("s3") => {
+            let bucket = vars
+                .get("WSUS_S3_BUCKET")
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| ConfigError::new("WSUS_S3_BUCKET", "is required when WSUS_CONTENT_STORE=s3"))?;
+            Ok(ContentStoreConfig::S3(S3Config {
+                bucket,
+                endpoint: vars.http_url("WSUS_S3_ENDPOINT")?,
+                region: vars
+                    .get("WSUS_S3_REGION")
+                    .or_else(|| vars.get("AWS_REGION"))
+                    .unwrap_or_else(|| "us-east-1".to_owned()),
+                prefix: vars.get("WSUS_S3_PREFIX").unwrap_or_default().trim_matches('/').to_owned(),
+            }))
+        }
+        Some(other) => Err(ConfigError::new("WSUS_CONTENT_STORE", format!("{other:?} is not filesystem or s3"))),
+    }
+}
+
 /// client-gateway: the HTTP/SOAP front door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     pub common: CommonConfig,
     pub reporting_grpc: String,
     pub content_dir: PathBuf,
+    pub content_store: ContentStoreConfig,
     pub content_base_url: Option<String>,
     pub cookie_keys: Vec<CookieKey>,
     /// Downstream servers allowed to sync from this one (GUIDs or FQDNs); empty = any.
@@ -425,6 +471,7 @@ impl GatewayConfig {
             common: CommonConfig::read(vars, "0.0.0.0:8530")?,
             reporting_grpc: vars.http_url_or("WSUS_REPORTING_GRPC", "http://127.0.0.1:50051")?,
             content_dir: content_dir(vars),
+            content_store: content_store(vars)?,
             content_base_url: vars.http_url("WSUS_CONTENT_BASE_URL")?,
             cookie_keys: cookie_keys(vars)?,
             dss_allowlist: vars.list("WSUS_DSS_ALLOWLIST").into_iter().map(|s| s.to_ascii_lowercase()).collect(),
@@ -500,6 +547,7 @@ pub struct SyncWorkerConfig {
     pub common: CommonConfig,
     pub grpc_addr: SocketAddr,
     pub content_dir: PathBuf,
+    pub content_store: ContentStoreConfig,
     /// The upstream server's base URL; unset = no upstream (imports only).
     pub upstream_url: Option<String>,
     /// Replica mode: approvals, groups, declines and EULAs come from the upstream.
@@ -529,6 +577,7 @@ impl SyncWorkerConfig {
             common: CommonConfig::read(vars, "0.0.0.0:8081")?,
             grpc_addr: vars.socket_addr("WSUS_GRPC_ADDR", "0.0.0.0:50052")?,
             content_dir: content_dir(vars),
+            content_store: content_store(vars)?,
             upstream_url: vars.http_url("WSUS_UPSTREAM_URL")?,
             replica: vars.bool("WSUS_REPLICA", false)?,
             upstream_proxy: vars.http_url("WSUS_UPSTREAM_PROXY")?.map(ProxyUrl),
@@ -558,6 +607,29 @@ mod tests {
     }
 
     const DB: (&str, &str) = ("DATABASE_URL", "postgres://u:secret@localhost/wsus");
+
+    #[test]
+    fn the_content_store_is_a_directory_unless_a_bucket_is_named() {
+        assert_eq!(gateway(&[DB]).unwrap().content_store, ContentStoreConfig::Filesystem);
+        let e = gateway(&[DB, ("WSUS_CONTENT_STORE", "s3")]).unwrap_err();
+        assert_eq!(e.variable, "WSUS_S3_BUCKET");
+        let s3 = gateway(&[
+            DB,
+            ("WSUS_CONTENT_STORE", "s3"),
+            ("WSUS_S3_BUCKET", "wsus"),
+            ("WSUS_S3_ENDPOINT", "http://minio:9000"),
+            ("WSUS_S3_PREFIX", "/site-a/"),
+        ])
+        .unwrap();
+        let want = S3Config {
+            bucket: "wsus".into(),
+            endpoint: Some("http://minio:9000".into()),
+            region: "us-east-1".into(),
+            prefix: "site-a".into(),
+        };
+        assert_eq!(s3.content_store, ContentStoreConfig::S3(want));
+        assert_eq!(gateway(&[DB, ("WSUS_CONTENT_STORE", "nfs")]).unwrap_err().variable, "WSUS_CONTENT_STORE");
+    }
 
     #[test]
     fn url_errors_never_show_credentials() {

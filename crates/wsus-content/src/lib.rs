@@ -1,10 +1,14 @@
 //! The content store: update files addressed by SHA-1 as WSUS names them
-//! (`<last two hex digits>/<SHA1HEX>.<ext>`), written through a temporary file and
-//! renamed into place only after the SHA-1 and SHA-256 digests match, so a partial or
-//! corrupt file is never visible. A directory today; the interface leaves room for an
-//! object store.
+//! (`<last two hex digits>/<SHA1HEX>.<ext>`), visible only after their size, SHA-1 and
+//! SHA-256 match, so a partial or corrupt file is never served. Kept in a directory
+//! ([`ContentStore`]) or an S3-compatible bucket ([`Bucket`]); [`Store`] is either.
 
+mod bucket;
 pub mod request;
+mod store;
+
+pub use bucket::Bucket;
+pub use store::{ByteStream, Stat, Store, Wanted};
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -16,6 +20,8 @@ use sha1::Digest as _;
 pub enum ContentError {
     #[error("content store: {0}")]
     Io(#[from] io::Error),
+    #[error("object storage: {0}")]
+    Bucket(#[from] object_store::Error),
     #[error("{what} mismatch for {name}: expected {expected}, got {actual}")]
     DigestMismatch { name: String, what: &'static str, expected: String, actual: String },
     #[error("size mismatch for {name}: expected {expected} bytes, got {actual}")]
@@ -90,7 +96,7 @@ impl ContentStore {
             let mut file = fs::File::create(&tmp)?;
             let digests = copy_hashing(&mut reader, Some(&mut file))?;
             file.sync_all()?;
-            self.place(expected, digests, &tmp)
+            self.place_checked(expected, digests, &tmp)
         })();
         if outcome.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -107,48 +113,18 @@ impl ContentStore {
     /// not match is removed (the next attempt starts over). One that is only short stays
     /// where it is, for the next attempt to resume.
     pub fn adopt(&self, expected: Expected<'_>, path: &Path) -> Result<PathBuf, ContentError> {
-        let outcome = (|| {
-            let have = fs::metadata(path)?.len();
-            if let Some(want) = expected.size.filter(|w| have < *w) {
-                let name = expected.file_name.to_owned();
-                return Err(ContentError::Incomplete { name, expected: want, actual: have });
-            }
-            let digests = copy_hashing(&mut fs::File::open(path)?, None)?;
-            self.place(expected, digests, path)
-        })();
-        if matches!(outcome, Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. })) {
-            let _ = fs::remove_file(path);
-        }
-        outcome
+        verify_download(expected, path)?;
+        self.place(expected, path)
     }
 
     /// Checks the digests of a complete file and renames it into place.
-    fn place(
-        &self,
-        expected: Expected<'_>,
-        (size, got1, got256): Digests,
-        from: &Path,
-    ) -> Result<PathBuf, ContentError> {
-        let name = expected.file_name.to_owned();
-        if let Some(want) = expected.size.filter(|w| *w != size) {
-            return Err(ContentError::SizeMismatch { name, expected: want, actual: size });
-        }
-        if &got1 != expected.sha1 {
-            return Err(ContentError::DigestMismatch {
-                name,
-                what: "SHA-1",
-                expected: hex::encode_upper(expected.sha1),
-                actual: hex::encode_upper(got1),
-            });
-        }
-        if let Some(want) = expected.sha256.filter(|w| **w != got256) {
-            return Err(ContentError::DigestMismatch {
-                name,
-                what: "SHA-256",
-                expected: hex::encode_upper(want),
-                actual: hex::encode_upper(got256),
-            });
-        }
+    fn place_checked(&self, expected: Expected<'_>, digests: Digests, from: &Path) -> Result<PathBuf, ContentError> {
+        check(expected, digests)?;
+        self.place(expected, from)
+    }
+
+    /// Renames a verified file into place.
+    fn place(&self, expected: Expected<'_>, from: &Path) -> Result<PathBuf, ContentError> {
         let dest = self.path(expected.sha1, expected.file_name);
         fs::create_dir_all(dest.parent().expect("a folder"))?;
         fs::rename(from, &dest)?;
@@ -159,8 +135,51 @@ impl ContentStore {
 /// (size, SHA-1, SHA-256) of what was read.
 type Digests = (u64, [u8; 20], [u8; 32]);
 
+/// Verifies a completed download at `path` in place. A file that does not match is
+/// removed (the next attempt starts over); one that is only short stays, for the next
+/// attempt to resume.
+pub(crate) fn verify_download(expected: Expected<'_>, path: &Path) -> Result<(), ContentError> {
+    let outcome = (|| {
+        let have = fs::metadata(path)?.len();
+        if let Some(want) = expected.size.filter(|w| have < *w) {
+            let name = expected.file_name.to_owned();
+            return Err(ContentError::Incomplete { name, expected: want, actual: have });
+        }
+        check(expected, copy_hashing(&mut fs::File::open(path)?, None)?)
+    })();
+    if matches!(outcome, Err(ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. })) {
+        let _ = fs::remove_file(path);
+    }
+    outcome
+}
+
+/// Whether what was read is the file expected.
+pub(crate) fn check(expected: Expected<'_>, (size, got1, got256): Digests) -> Result<(), ContentError> {
+    let name = expected.file_name.to_owned();
+    if let Some(want) = expected.size.filter(|w| *w != size) {
+        return Err(ContentError::SizeMismatch { name, expected: want, actual: size });
+    }
+    if &got1 != expected.sha1 {
+        return Err(ContentError::DigestMismatch {
+            name,
+            what: "SHA-1",
+            expected: hex::encode_upper(expected.sha1),
+            actual: hex::encode_upper(got1),
+        });
+    }
+    if let Some(want) = expected.sha256.filter(|w| **w != got256) {
+        return Err(ContentError::DigestMismatch {
+            name,
+            what: "SHA-256",
+            expected: hex::encode_upper(want),
+            actual: hex::encode_upper(got256),
+        });
+    }
+    Ok(())
+}
+
 /// Reads `reader` to its end, hashing, and copying into `sink` when given.
-fn copy_hashing(reader: &mut impl Read, mut sink: Option<&mut fs::File>) -> io::Result<Digests> {
+pub(crate) fn copy_hashing(reader: &mut impl Read, mut sink: Option<&mut fs::File>) -> io::Result<Digests> {
     let (mut sha1, mut sha256, mut size) = (sha1::Sha1::new(), sha2::Sha256::new(), 0u64);
     let mut buf = vec![0u8; 256 * 1024];
     loop {

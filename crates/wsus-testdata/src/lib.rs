@@ -1,5 +1,10 @@
 //! The reference material tests are held to lives in the repository's `testdata/`
 //! (`testdata/PROVENANCE.md` says where each set comes from), so a clone tests itself.
+//! Also the real S3 server the object-storage tests run against ([`S3Server`]).
+
+mod s3;
+
+pub use s3::S3Server;
 
 use std::path::{Path, PathBuf};
 
