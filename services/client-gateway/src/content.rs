@@ -11,8 +11,7 @@ use wsus_content::request::{Range, parse_path, parse_range};
 
 use crate::Gateway;
 
-fn http_date(t: std::time::SystemTime) -> String {
-    let t: chrono::DateTime<chrono::Utc> = t.into();
+fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
@@ -23,11 +22,10 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
     let Some((sha1, ext)) = parse_path(path) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let store = wsus_content::ContentStore::new(&gw.config.content_dir);
-    let file_path = store.path(&sha1, &format!("f.{ext}"));
-    let file = match tokio::fs::File::open(&file_path).await {
-        Ok(f) => f,
-        Err(_) => {
+    let name = format!("f.{ext}");
+    let stat = match gw.content.stat(&sha1, &name).await {
+        Ok(Some(stat)) => stat,
+        Ok(None) => {
             // Ask sync-worker for it; the client retries later.
             let pool = gw.pool.clone();
             let missed_at = chrono::Utc::now();
@@ -39,12 +37,13 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
             });
             return StatusCode::NOT_FOUND.into_response();
         }
+        // The store cannot say (a bucket that does not answer): no download is asked for.
+        Err(e) => {
+            tracing::warn!(error = %e, "content store");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
     };
-    let meta = match file.metadata().await {
-        Ok(m) => m,
-        Err(_) => return StatusCode::NOT_FOUND.into_response(),
-    };
-    let size = meta.len();
+    let size = stat.size;
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -52,7 +51,7 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(sha1))) {
         response_headers.insert(header::ETAG, v);
     }
-    if let Some(v) = meta.modified().ok().and_then(|m| HeaderValue::from_str(&http_date(m)).ok()) {
+    if let Ok(v) = HeaderValue::from_str(&http_date(stat.modified)) {
         response_headers.insert(header::LAST_MODIFIED, v);
     }
     let range = parse_range(headers.get(header::RANGE).and_then(|v| v.to_str().ok()), size);
@@ -76,11 +75,27 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
     if len == 0 {
         return (status, response_headers).into_response();
     }
-    let file = file.into_std().await;
-    match tokio::task::spawn_blocking(move || map_range(&file, start, len)).await {
-        Ok(Ok(bytes)) => (status, response_headers, Body::from_stream(pieces(bytes))).into_response(),
-        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    let body = match &gw.content {
+        // A directory's file is mapped, not read: the socket is written from the page cache.
+        wsus_content::Store::Directory(dir) => {
+            let Ok(file) = std::fs::File::open(dir.path(&sha1, &name)) else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            match tokio::task::spawn_blocking(move || map_range(&file, start, len)).await {
+                Ok(Ok(bytes)) => Body::from_stream(pieces(bytes)),
+                _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            }
+        }
+        // A bucket's range streams through as it arrives, never whole in memory.
+        store @ wsus_content::Store::Bucket(_) => match store.read(&sha1, &name, start..start + len).await {
+            Ok(stream) => Body::from_stream(stream),
+            Err(e) => {
+                tracing::warn!(error = %e, "content store");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        },
+    };
+    (status, response_headers, body).into_response()
 }
 
 /// Largest piece handed to the connection at once.

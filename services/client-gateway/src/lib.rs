@@ -37,6 +37,8 @@ pub struct Gateway {
     pub reporting: wsus_rpc::ReportingClient,
     /// Reporting for the rollup of downstream servers, whose batches take longer.
     pub reporting_rollup: wsus_rpc::ReportingClient,
+    /// Where `/Content/` files are read from.
+    pub content: wsus_content::Store,
     pub syncs: reports::SyncRecords,
     pub metrics: Arc<wsus_service::Metrics>,
     pub fragments: Arc<fragments::FragmentCache>,
@@ -61,6 +63,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
     shell.add_readiness_check(move || probe.not_loaded());
     let refresher = tokio::spawn(memory.clone().keep_fresh(config.clone(), shell.clone()));
     let reporting = wsus_rpc::reporting_client(&config.reporting_grpc)?;
+    let content = wsus_content::Store::open(&config.content_store, &config.content_dir)?;
     let reporting_rollup = wsus_rpc::reporting_client_within(&config.reporting_grpc, ROLLUP_CALL_TIMEOUT)?;
     let (syncs, flusher) = reports::SyncRecords::start(reporting.clone());
     let limits = wsus_soap::Limits {
@@ -94,6 +97,7 @@ pub async fn serve(config: GatewayConfig, shell: Shell) -> anyhow::Result<()> {
         pool: shell.pool.clone(),
         reporting,
         reporting_rollup,
+        content,
         syncs,
         metrics: shell.metrics.clone(),
         fragments: Arc::new(fragments::FragmentCache::new(config_bytes)),

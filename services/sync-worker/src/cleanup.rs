@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use wsus_content::ContentStore;
+use wsus_content::Store;
 use wsus_store::settings::{self, Retention};
 use wsus_store::{PgPool, cleanup, rules};
 
@@ -42,9 +42,9 @@ pub async fn begin(pool: &PgPool, trigger: Trigger) -> Result<Started, SyncError
 
 impl Started {
     /// Runs every job, records the outcome, releases the lock.
-    pub async fn run(self, pool: &PgPool, content_dir: &std::path::Path) -> Result<CleanupOutcome, SyncError> {
+    pub async fn run(self, pool: &PgPool, content: &Store) -> Result<CleanupOutcome, SyncError> {
         let mut outcome = CleanupOutcome { run_id: self.run_id, ..Default::default() };
-        let result = jobs(pool, &ContentStore::new(content_dir), &mut outcome).await;
+        let result = jobs(pool, content, &mut outcome).await;
         let error = result.as_ref().err().map(|e| e.to_string());
         cleanup::finish_run(pool, self.run_id, error.as_deref()).await?;
         cleanup::unlock(self.lock).await?;
@@ -53,12 +53,8 @@ impl Started {
 }
 
 /// One complete cleanup run.
-pub async fn run_once(
-    pool: &PgPool,
-    content_dir: &std::path::Path,
-    trigger: Trigger,
-) -> Result<CleanupOutcome, SyncError> {
-    begin(pool, trigger).await?.run(pool, content_dir).await
+pub async fn run_once(pool: &PgPool, content: &Store, trigger: Trigger) -> Result<CleanupOutcome, SyncError> {
+    begin(pool, trigger).await?.run(pool, content).await
 }
 
 /// Runs `batch` until it finds nothing more, recording each batch's count.
@@ -84,7 +80,7 @@ where
     }
 }
 
-async fn jobs(pool: &PgPool, store: &ContentStore, outcome: &mut CleanupOutcome) -> Result<(), SyncError> {
+async fn jobs(pool: &PgPool, store: &Store, outcome: &mut CleanupOutcome) -> Result<(), SyncError> {
     let id = outcome.run_id;
     let retention = settings::get::<Retention>(pool, settings::RETENTION).await?.map(|s| s.value).unwrap_or_default();
     cleanup::ensure_event_partitions(pool, PARTITIONS_AHEAD).await?;
@@ -101,8 +97,8 @@ async fn jobs(pool: &PgPool, store: &ContentStore, outcome: &mut CleanupOutcome)
     until_done(pool, id, "content_files_deleted", outcome, || async {
         let files = cleanup::forget_orphan_files(pool, BATCH).await?;
         for (sha1, name) in &files {
-            // A file that cannot be removed now stays on disk; nothing refers to it.
-            if let Err(e) = store.remove(sha1, name) {
+            // A file that cannot be removed now stays where it is; nothing refers to it.
+            if let Err(e) = store.remove(sha1, name).await {
                 tracing::warn!(file = name, error = %e, "cannot remove an unreferenced content file");
             }
         }

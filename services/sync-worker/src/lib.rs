@@ -72,6 +72,7 @@ pub enum Command {
 /// What a sync needs, from the configuration and this server's identity.
 fn sync_context(
     config: &SyncWorkerConfig,
+    content: &wsus_content::Store,
     pool: PgPool,
     identity: &wsus_store::identity::Identity,
     lease: Option<Arc<lease::LeaseLock>>,
@@ -79,7 +80,7 @@ fn sync_context(
     dss::sync::SyncContext {
         pool,
         upstream_url: config.upstream_url.clone(),
-        content_dir: config.content_dir.clone(),
+        content: content.clone(),
         me: dss::Me { server_id: identity.server_id, fqdn: identity.fqdn.clone() },
         replica: config.replica,
         transport: dss::Transport { proxy: config.upstream_proxy.clone(), ca_file: config.upstream_ca_file.clone() },
@@ -140,7 +141,13 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 anyhow::bail!("`rollup` runs one rollup: pass --once (the service rolls up after each sync)");
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
-            let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
+            let ctx = sync_context(
+                &config,
+                &content_store(&config)?,
+                pool.clone(),
+                &identity,
+                lease::LeaseLock::in_cluster().map(Arc::new),
+            );
             let outcome = when_free(|| dss::rollup::rollup_once(&ctx)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
@@ -159,7 +166,8 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
             if !once {
                 anyhow::bail!("`cleanup` runs one cleanup: pass --once (the service cleans up every day)");
             }
-            let outcome = when_free(|| cleanup::run_once(&pool, &config.content_dir, Trigger::Cli)).await?;
+            let content = content_store(&config)?;
+            let outcome = when_free(|| cleanup::run_once(&pool, &content, Trigger::Cli)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
             } else {
@@ -172,7 +180,13 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
                 anyhow::bail!("`sync` runs one sync: pass --once (the service syncs on its schedule)");
             }
             let identity = wsus_service::command_identity(&pool, &config.common).await?;
-            let ctx = sync_context(&config, pool.clone(), &identity, lease::LeaseLock::in_cluster().map(Arc::new));
+            let ctx = sync_context(
+                &config,
+                &content_store(&config)?,
+                pool.clone(),
+                &identity,
+                lease::LeaseLock::in_cluster().map(Arc::new),
+            );
             let outcome = when_free(|| dss::sync::sync_once(&ctx, Trigger::Cli)).await?;
             if json {
                 println!("{}", serde_json::to_string(&outcome)?);
@@ -197,14 +211,19 @@ pub async fn run(config: SyncWorkerConfig, command: Command) -> anyhow::Result<(
     Ok(())
 }
 
+/// The content store the configuration names.
+fn content_store(config: &SyncWorkerConfig) -> anyhow::Result<wsus_content::Store> {
+    Ok(wsus_content::Store::open(&config.content_store, &config.content_dir)?)
+}
+
 /// Serves until shutdown.
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
+    let content = content_store(&config)?;
     let service = Sync::new(shell.pool.clone(), config.clone());
     let lease_on_exit = service.lease.clone();
     let http = shell.serve_http(axum::Router::new()).await?;
     // Cleanup runs whether or not there is an upstream.
-    let cleanups =
-        tokio::spawn(schedule::cleanups(shell.pool.clone(), config.content_dir.clone(), shell.shutdown.clone()));
+    let cleanups = tokio::spawn(schedule::cleanups(shell.pool.clone(), content, shell.shutdown.clone()));
     let scheduler = {
         let (service, stop) = (service.clone(), shell.shutdown.clone());
         tokio::spawn(async move {
@@ -254,6 +273,8 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
 pub struct Sync {
     pool: PgPool,
     config: Arc<SyncWorkerConfig>,
+    /// The content store, or why it cannot be opened (each run then fails saying so).
+    content: Result<wsus_content::Store, String>,
     lease: Option<Arc<lease::LeaseLock>>,
 }
 
@@ -286,7 +307,8 @@ impl Sync {
     }
 
     pub fn with_lease(pool: PgPool, config: SyncWorkerConfig, lease: Option<Arc<lease::LeaseLock>>) -> Self {
-        Self { pool, config: Arc::new(config), lease }
+        let content = content_store(&config).map_err(|e| e.to_string());
+        Self { pool, config: Arc::new(config), content, lease }
     }
 
     async fn context(&self) -> Result<dss::sync::SyncContext, Status> {
@@ -297,7 +319,8 @@ impl Sync {
             .await
             .map_err(|e| grpc_status(&e))?
             .ok_or_else(|| Status::unavailable("starting: the server identity is not created yet"))?;
-        Ok(sync_context(&self.config, self.pool.clone(), &me, self.lease.clone()))
+        let content = self.content.as_ref().map_err(|e| Status::failed_precondition(e.clone()))?;
+        Ok(sync_context(&self.config, content, self.pool.clone(), &me, self.lease.clone()))
     }
 
     async fn status(&self) -> Result<SyncStatus, StoreError> {
@@ -394,9 +417,10 @@ impl SyncService for Sync {
     ) -> Result<Response<StartCleanupResponse>, Status> {
         let started = cleanup::begin(&self.pool, Trigger::Manual).await.map_err(|e| grpc_status(&e))?;
         let run_id = started.run_id;
-        let (pool, content_dir) = (self.pool.clone(), self.config.content_dir.clone());
+        let content = self.content.clone().map_err(Status::failed_precondition)?;
+        let pool = self.pool.clone();
         tokio::spawn(async move {
-            if let Err(e) = started.run(&pool, &content_dir).await {
+            if let Err(e) = started.run(&pool, &content).await {
                 tracing::warn!(error = %e, "cleanup failed");
             }
         });

@@ -118,7 +118,7 @@ pub async fn rollups(ctx: SyncContext, stop: tokio_util::sync::CancellationToken
 /// Runs a cleanup when none ran for a day, checking every ten minutes until `stop`.
 pub async fn cleanups(
     pool: wsus_store::PgPool,
-    content_dir: std::path::PathBuf,
+    content: wsus_content::Store,
     stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -134,7 +134,7 @@ pub async fn cleanups(
             }
         };
         if due {
-            match crate::cleanup::run_once(&pool, &content_dir, Trigger::Schedule).await {
+            match crate::cleanup::run_once(&pool, &content, Trigger::Schedule).await {
                 Ok(o) => tracing::info!(run_id = o.run_id, counts = ?o.counts, "scheduled cleanup done"),
                 Err(SyncError::Busy(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "scheduled cleanup failed"),

@@ -2,7 +2,6 @@
 //! Update for a catalog-only upstream), resumed with Range, visible only once verified.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use tokio::task::JoinSet;
@@ -41,7 +40,7 @@ pub(super) async fn download_queue(
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
     let upstream = session.upstream.clone();
-    let store = Arc::new(wsus_content::ContentStore::new(&ctx.content_dir));
+    let store = ctx.content.clone();
     let total = wsus_store::dss::queued_downloads(&ctx.pool).await?;
     let mut done = 0i64;
     sync_history::progress(&ctx.pool, outcome.sync_id, "content", 0, total).await?;
@@ -122,7 +121,7 @@ fn transfer_error(message: String) -> DownloadError {
 /// become visible only after they match every digest.
 async fn download(
     http: &reqwest::Client,
-    store: &wsus_content::ContentStore,
+    store: &wsus_content::Store,
     url: &str,
     d: &wsus_store::dss::Download,
 ) -> Result<u64, DownloadError> {
@@ -170,16 +169,13 @@ async fn download(
         file.flush().await.map_err(io)?;
         file.sync_all().await.map_err(io)?;
     }
-    let sha256: Option<[u8; 32]> = d.sha256.as_deref().and_then(|s| s.try_into().ok());
-    let store = store.clone();
-    let (name, size) = (d.file_name.clone(), u64::try_from(d.size).ok().filter(|s| *s > 0));
-    tokio::task::spawn_blocking(move || {
-        let expected = wsus_content::Expected { sha1: &sha1, sha256: sha256.as_ref(), size, file_name: &name };
-        store.adopt(expected, &partial)
-    })
-    .await
-    .map_err(|e| transfer_error(e.to_string()))?
-    .map_err(|e| DownloadError {
+    let wanted = wsus_content::Wanted {
+        sha1,
+        sha256: d.sha256.as_deref().and_then(|s| s.try_into().ok()),
+        size: u64::try_from(d.size).ok().filter(|s| *s > 0),
+        file_name: d.file_name.clone(),
+    };
+    store.adopt(wanted, partial).await.map_err(|e| DownloadError {
         not_found: false,
         mismatch: matches!(
             e,

@@ -39,7 +39,8 @@ pub struct SyncOutcome {
 pub struct SyncContext {
     pub pool: PgPool,
     pub upstream_url: Option<String>,
-    pub content_dir: std::path::PathBuf,
+    /// Where downloaded files go.
+    pub content: wsus_content::Store,
     pub me: Me,
     /// Replica mode: groups, approvals, declines and EULAs come from the upstream.
     pub replica: bool,

@@ -1,0 +1,108 @@
+//! Content in S3-compatible object storage, against a real S3 server (s3s-fs): the
+//! gateway serves `/Content/` from the bucket as it does from a directory (a simulated
+//! client downloads in shuffled Range pieces and gets every byte; HEAD, ETag,
+//! Last-Modified, 416 beyond the end), and a file the bucket lacks is a 404 that asks
+//! sync-worker for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use wsus_config::S3Config;
+use wsus_content::{Bucket, Store, Wanted};
+use wsus_e2e::PgCluster;
+use wsus_e2e::agent::Agent;
+use wsus_testdata::S3Server;
+
+/// Uploads every file of a generated content directory into the bucket through the S3 API.
+async fn upload(store: &Store, dir: &std::path::Path) -> usize {
+    let mut uploaded = 0;
+    for folder in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().is_dir()) {
+        for file in std::fs::read_dir(folder.path()).unwrap().flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Some((hex, ext)) = name.split_once('.') else { continue };
+            let Ok(sha1) = hex::decode(hex).map(|b| <[u8; 20]>::try_from(b).unwrap()) else { continue };
+            let bytes = std::fs::read(file.path()).unwrap();
+            let wanted = Wanted { sha1, sha256: None, size: Some(bytes.len() as u64), file_name: format!("f.{ext}") };
+            store.put(wanted, bytes).await.unwrap();
+            uploaded += 1;
+        }
+    }
+    uploaded
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_serves_content_from_a_bucket() {
+    let pg = PgCluster::start().unwrap();
+    let db = pg.create_database("wsus").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 21, ..Default::default() };
+    let generated = dir.path().join("generated");
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&generated)).unwrap();
+    wsus_e2e::import(&db, &dir.path().join("docs"));
+    let pool = PgPool::connect(&db).await.unwrap();
+    assert_eq!(wsus_e2e::approve_bundles(&pool, 3, true).await.unwrap(), 3);
+
+    let s3 = S3Server::start("wsus");
+    let config = S3Config {
+        bucket: s3.bucket.clone(),
+        endpoint: Some(s3.endpoint.clone()),
+        region: "us-east-1".into(),
+        prefix: "site-a".into(),
+    };
+    let staging = dir.path().join("staging");
+    let bucket = Store::Bucket(Arc::new(Bucket::with_keys(&config, &staging, &s3.access_key, &s3.secret_key).unwrap()));
+    assert!(upload(&bucket, &generated).await > 0);
+    // The services' own directory holds nothing: every byte served comes from the bucket.
+    let empty = dir.path().join("local");
+    let settings: Vec<(&'static str, String)> = s3.env("site-a");
+    let system = wsus_e2e::System::start_full(&db, Some(&empty), &settings, &settings);
+    let http = reqwest::Client::new();
+    system.wait_ready(&http).await;
+
+    let mut agent = Agent::new(&system.gateway_url);
+    agent.handshake(true).await.unwrap();
+    agent.scan().await.unwrap();
+    // Every file offered, in shuffled 64 KiB Range pieces, each checked against its digests.
+    let (files, bytes) = agent.download_offered(64 * 1024).await.unwrap();
+    assert!(files > 0 && bytes > 0, "{files} files, {bytes} bytes");
+    assert_eq!(std::fs::read_dir(&empty).map(|d| d.count()).unwrap_or(0), 0, "nothing was served from disk");
+
+    // HEAD, validators and a range beyond the end, as from a directory.
+    let leaf = agent
+        .received
+        .iter()
+        .filter(|(_, r)| r.is_leaf && matches!(r.action.as_str(), "Install" | "Bundle"))
+        .map(|(id, _)| *id)
+        .min()
+        .unwrap();
+    let (fragments, locations) = agent.extended_info(&[leaf]).await.unwrap();
+    let extended = &fragments.iter().find(|(_, x)| x.starts_with("<ExtendedProperties")).unwrap().1;
+    let meta = &wsus_e2e::agent::FileMeta::from_extended(extended)[0];
+    let url = &locations.iter().find(|(d, _)| *d == meta.sha1).unwrap().1;
+    let head = http.head(url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"].to_str().unwrap(), meta.size.to_string());
+    assert!(head.headers().contains_key("etag") && head.headers().contains_key("last-modified"));
+    let beyond = http.get(url).header("Range", format!("bytes={}-", meta.size)).send().await.unwrap();
+    assert_eq!(beyond.status(), 416);
+
+    // A catalog file gone from the bucket: 404, and sync-worker is asked for it.
+    let key = format!("site-a/Content/{}", url.rsplit("/Content/").next().unwrap());
+    std::fs::remove_file(s3.bucket_dir().join(&key)).unwrap();
+    assert_eq!(http.get(url).send().await.unwrap().status(), 404);
+    let mut queued = 0i64;
+    for _ in 0..50 {
+        queued = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM content_download WHERE reason = 'client_miss'")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .0;
+        if queued > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued, 1);
+    drop(system);
+}
