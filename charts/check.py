@@ -46,6 +46,16 @@ EVERYTHING = {
 }
 
 BAD = {"settings": {"contentMode": "eager"}}
+# Content in a bucket needs the bucket's name.
+BAD_S3 = {"content": {"store": "s3"}}
+
+# Content in an S3-compatible bucket: no content volume, the bucket's settings and
+# credentials, and client-gateway may reach the endpoint.
+S3 = {
+    "content": {"store": "s3", "s3": {"bucket": "wsus", "endpoint": "http://minio.storage:9000", "prefix": "site-a",
+                                      "existingSecret": "wsus-s3"}},
+    "networkPolicy": {"enabled": True},
+}
 
 # The fewest privileges the chart can run with: no Lease (so no token and no Role), no
 # accounts of its own, no volume.
@@ -293,8 +303,38 @@ def security(rendered, values):
     return bad
 
 
+def bucket_problems(rendered):
+    """What the S3 rendering gets wrong: a volume claim or mount, a missing setting or
+    credential, an egress rule that keeps client-gateway from the endpoint."""
+    bad = []
+    all_docs = list(docs(rendered))
+    bad += [f"PersistentVolumeClaim {d['metadata']['name']}" for d in all_docs if d["kind"] == "PersistentVolumeClaim"]
+    settings = next(d for d in all_docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-settings"))
+    want = {"WSUS_CONTENT_STORE": "s3", "WSUS_S3_BUCKET": "wsus", "WSUS_S3_ENDPOINT": "http://minio.storage:9000",
+            "WSUS_S3_PREFIX": "site-a"}
+    bad += [f"ConfigMap {k}={settings['data'].get(k)!r}, not {v!r}" for k, v in want.items() if settings["data"].get(k) != v]
+    for d in all_docs:
+        comp = d.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        if d["kind"] != "Deployment" or comp not in ("client-gateway", "sync-worker"):
+            continue
+        spec = pod_spec(d)["spec"]
+        if any("persistentVolumeClaim" in v for v in spec.get("volumes", [])):
+            bad.append(f"{comp}: mounts a volume claim")
+        env = [e["name"] for c in spec["containers"] for e in c.get("env", [])]
+        bad += [f"{comp}: no {k}" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k not in env]
+    gateway = next(d for d in all_docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("client-gateway"))
+    ports = [p.get("port") for rule in gateway["spec"].get("egress", []) for p in rule.get("ports", [])]
+    if 9000 not in ports:
+        bad.append(f"NetworkPolicy client-gateway: egress to the bucket's port 9000 missing ({ports})")
+    return bad
+
+
 def main():
     ok_default, rendered = check("default values", {})
+    ok_s3, rendered_s3 = check("content in an S3 bucket", S3)
+    s3_bad = bucket_problems(rendered_s3)
+    for b in s3_bad:
+        print(f"  BUCKET {b}")
     ok_all, rendered_all = check("every optional feature on", EVERYTHING)
     ok_least, _ = check("fewest privileges (no Lease, no accounts, no volume)", LEAST)
     # The schema refuses what no service would accept.
@@ -304,6 +344,12 @@ def main():
     except helm.HelmError:
         refused = True
     print(f"== a bad value is refused by values.schema.json: {refused}")
+    try:
+        report = helm.lint(str(CHART), BAD_S3, strict=True, kube_version=f"v{KUBE}")
+        refused_s3 = bool(report.get("errors")) or bool(report.get("messages"))
+    except helm.HelmError:
+        refused_s3 = True
+    print(f"== s3 without a bucket is refused: {refused_s3}")
     # Every value of values.yaml is described by the schema (additionalProperties closes it).
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
@@ -324,7 +370,8 @@ def main():
                 "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT", "WSUS_TRUSTED_PROXIES"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
-    good = ok_default and ok_all and ok_least and refused and not missing and not absent
+    good = (ok_default and ok_all and ok_least and ok_s3 and not s3_bad and refused and refused_s3 and not missing
+            and not absent)
     print("chart: OK" if good else "chart: FAILED")
     return 0 if good else 1
 

@@ -118,3 +118,19 @@ readinessProbe:
 {{- define "wsus.grpcUrl" -}}
 {{- printf "http://%s-%s-grpc:%v" (include "wsus.fullname" .root) .component .port -}}
 {{- end -}}
+
+{{/* The bucket's credentials, for the services that read or write content. */}}
+{{- define "wsus.s3Env" -}}
+{{- if and (eq .Values.content.store "s3") .Values.content.s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.content.s3.existingSecret }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.content.s3.existingSecret }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- end }}
