@@ -1,7 +1,9 @@
 //! Update file downloads: Range GETs of 1 MiB pieces at random aligned offsets (how
 //! Delivery Optimization and BITS fetch a file) from client-gateway's `/Content/` and from
 //! nginx serving the same file out of the same directory, taking turns in the same run,
-//! each server on the first core and the load generator on the second.
+//! each server on the first core and the load generator on the second. A third side is
+//! client-gateway serving the file from an S3 bucket (s3s-fs on the same core), reported
+//! against the directory.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -328,6 +330,41 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     verify(&http, &gw_url, &data, "client-gateway").await?;
     verify(&http, &nginx_url, &data, "nginx").await?;
 
+    // The same file in a bucket, served by a second gateway.
+    let s3 = wsus_testdata::S3Server::start("wsus");
+    let config = wsus_config::S3Config {
+        bucket: s3.bucket.clone(),
+        endpoint: Some(s3.endpoint.clone()),
+        region: "us-east-1".into(),
+        prefix: String::new(),
+    };
+    let bucket = wsus_content::Bucket::with_keys(&config, &dir.path().join("staging"), &s3.access_key, &s3.secret_key)?;
+    let sha1: [u8; 20] = (0..20)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a SHA-1 is 20 bytes"))?;
+    let wanted = wsus_content::Wanted { sha1, sha256: None, size: Some(data.len() as u64), file_name: "f.cab".into() };
+    bucket.put(wanted, data.to_vec()).await?;
+    let s3_port = free_port();
+    let mut s3_env: HashMap<&str, String> = s3.env("").into_iter().collect();
+    s3_env.extend([
+        ("DATABASE_URL", pg.create_database("content_s3")?),
+        ("WSUS_HTTP_ADDR", format!("127.0.0.1:{s3_port}")),
+        ("WSUS_CONTENT_DIR", dir.path().join("staging").display().to_string()),
+        ("WSUS_REPORTING_GRPC", format!("http://127.0.0.1:{}", free_port())),
+        ("RUST_LOG", "warn".to_owned()),
+    ]);
+    let gateway_s3 = Service::spawn("client-gateway", &s3_env);
+    proc::pin(gateway_s3.pid(), 0);
+    proc::pin(s3.pid(), 0);
+    for pid in [gateway_s3.pid(), s3.pid()] {
+        prioritise(pid);
+    }
+    let s3_url = format!("http://127.0.0.1:{s3_port}/Content/{relative}");
+    wait_for_status(&http, &format!("http://127.0.0.1:{s3_port}/readyz"), 200, Duration::from_secs(120)).await;
+    verify(&http, &s3_url, &data, "client-gateway (bucket)").await?;
+
     // The sides take turns in a few rounds, so a change of background load on the machine
     // falls on both rather than on whichever ran second.
     let rounds = (duration.as_secs() / 2).clamp(1, 5);
@@ -338,12 +375,16 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     );
     let gw_target = Target::new(&gw_url, gateway.pid(), connections)?;
     let nginx_target = Target::new(&nginx_url, nginx.0.id(), connections)?;
-    let (mut gw, mut ng) = (Side::default(), Side::default());
+    let s3_target = Target::new(&s3_url, gateway_s3.pid(), connections)?;
+    let (mut gw, mut ng, mut bk) = (Side::default(), Side::default(), Side::default());
     for r in 0..rounds {
-        let (g, n) = (
+        let (g, n, b) = (
             measure(&gw_target, &data, connections, round, r).await,
             measure(&nginx_target, &data, connections, round, r).await,
+            measure(&s3_target, &data, connections, round, r).await,
         );
+        eprintln!("content: round {}: gateway from the bucket {:.0} MiB/s", r + 1, b.mib_per_s());
+        bk.add(b);
         eprintln!(
             "content: round {}: gateway {:.0} MiB/s ({:.2} cores), nginx {:.0} MiB/s ({:.2} cores)",
             r + 1,
@@ -357,6 +398,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
     }
     drop(nginx);
     drop(gateway);
+    drop(gateway_s3);
+    drop(s3);
     drop(pg);
 
     let ratio = gw.mib_per_s() / ng.mib_per_s().max(f64::MIN_POSITIVE);
@@ -380,6 +423,22 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Vec<Row>> {
         "≥ 0.8",
         Some(ratio >= TARGET && failures == 0),
     )];
+    let from_bucket = bk.mib_per_s() / gw.mib_per_s().max(f64::MIN_POSITIVE);
+    let bucket_failed =
+        bk.first_failure.as_ref().map(|e| format!("; {} failed ({e})", bk.failures)).unwrap_or_default();
+    rows.push(row(
+        format!("content Range GET from a bucket vs a directory: {from_bucket:.2}"),
+        format!(
+            "gateway from an S3 bucket (s3s-fs on the same core) {:.0} MiB/s ({:.0} requests/s, gateway {:.2} cores), \
+             from its directory {:.0} MiB/s; the same ranges and connections{bucket_failed}",
+            bk.mib_per_s(),
+            bk.requests_per_s(),
+            bk.server_cpu / bk.wall,
+            gw.mib_per_s(),
+        ),
+        "measured",
+        Some(bk.failures == 0),
+    ));
     // MiB per CPU-second says how efficiently each server sends, even when the load
     // generator rather than the server core sets the pace.
     let per_cpu = |s: &Side| s.bytes as f64 / (1 << 20) as f64 / s.server_cpu.max(0.01);

@@ -42,6 +42,11 @@ impl S3Server {
         S3Server { endpoint: format!("http://{addr}"), bucket: bucket.to_owned(), access_key, secret_key, child, root }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Where the bucket's objects lie on disk (`<key>` is a path under it).
     pub fn bucket_dir(&self) -> PathBuf {
         self.root.join(&self.bucket)
