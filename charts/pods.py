@@ -106,12 +106,18 @@ def start_upstream(work):
 
 
 def free_port():
+    """A free port below the ephemeral range (32768 and up), where no outgoing connection
+    of this machine can take it before the listener binds."""
+    import random
     import socket
-    s = socket.socket()
-    s.bind(("0.0.0.0", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    for port in random.sample(range(15000, 19000), 4000):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+                return port
+            except OSError:
+                continue
+    raise Failed("no free port in 15000..19000")
 
 
 def wait_http(url, what, seconds=READY_SECONDS, proc=None, log=None):
@@ -154,7 +160,17 @@ def play(doc, extra, ip=None):
     args = ["kube", "play", "--network", NETWORK]
     if ip:
         args += ["--ip", ip]
-    podman(*args, str(path))
+    # podman publishes the pods' ports on this host too; the gRPC ports (50051, 50052) lie in
+    # the ephemeral range, where an outgoing connection may hold one for a moment.
+    for attempt in range(3):
+        try:
+            return podman(*args, str(path))
+        except Failed as e:
+            if "address already in use" not in str(e) or attempt == 2:
+                raise
+            name = doc["metadata"]["name"] + ("-pod-0" if doc["kind"] == "Deployment" else "")
+            podman("pod", "rm", "-f", name, check=False)
+            time.sleep(2)
 
 
 def pin_bridge_address():

@@ -86,8 +86,16 @@ fn binary() -> PathBuf {
     }
 }
 
+/// A free port below the ephemeral range (where the end-to-end tests' services take
+/// theirs, from 20000), so no outgoing connection can hold it when s3s-fs binds.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    const FIRST: u32 = 17_000;
+    const COUNT: u32 = 3_000;
+    let start = (std::process::id() % 30) * 100 + unique() as u32;
+    (0..COUNT)
+        .map(|n| (FIRST + (start + n) % COUNT) as u16)
+        .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port in 17000..20000")
 }
 
 fn unique() -> u64 {
