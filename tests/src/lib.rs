@@ -378,6 +378,23 @@ impl System {
     }
 }
 
+/// How many downloads clients' misses asked for, once there is one (or after 2.5 s).
+pub async fn client_misses_queued(pool: &sqlx::PgPool) -> i64 {
+    let mut queued = 0;
+    for _ in 0..50 {
+        queued = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM content_download WHERE reason = 'client_miss'")
+            .fetch_one(pool)
+            .await
+            .unwrap_or((0,))
+            .0;
+        if queued > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    queued
+}
+
 /// Imports update documents (a directory, a file or an export) into a database with
 /// `sync-worker import`, insisting on success.
 pub fn import(database_url: &str, path: &Path) {

@@ -151,19 +151,7 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     let stored_path = content.join(url.rsplit("/Content/").next().unwrap());
     std::fs::remove_file(&stored_path).unwrap();
     assert_eq!(http.get(url).send().await.unwrap().status(), 404);
-    let mut queued = 0i64;
-    for _ in 0..50 {
-        queued = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM content_download WHERE reason = 'client_miss'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .0;
-        if queued > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(queued, 1);
+    assert_eq!(wsus_e2e::client_misses_queued(&pool).await, 1);
     let traversal = format!("{}/Content/00/..%2F..%2Fetc%2Fpasswd", system.gateway_url);
     assert_eq!(http.get(&traversal).send().await.unwrap().status(), 404);
 

@@ -5,7 +5,6 @@
 //! sync-worker for it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use sqlx::PgPool;
 use wsus_config::S3Config;
@@ -91,19 +90,7 @@ async fn the_gateway_serves_content_from_a_bucket() {
     let key = format!("site-a/Content/{}", url.rsplit("/Content/").next().unwrap());
     std::fs::remove_file(s3.bucket_dir().join(&key)).unwrap();
     assert_eq!(http.get(url).send().await.unwrap().status(), 404);
-    let mut queued = 0i64;
-    for _ in 0..50 {
-        queued = sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM content_download WHERE reason = 'client_miss'")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .0;
-        if queued > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(queued, 1);
+    assert_eq!(wsus_e2e::client_misses_queued(&pool).await, 1);
     drop(system);
 }
 

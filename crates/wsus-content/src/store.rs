@@ -1,8 +1,8 @@
 //! Either content store, behind one async interface: sync-worker adopts verified
-//! downloads into it, client-gateway asks what it holds and reads ranges of it, cleanup
-//! removes what no revision references.
+//! downloads into it, client-gateway asks what it holds (and reads a directory's files by
+//! mapping them, a bucket's through [`Bucket::read`]), cleanup removes what no revision
+//! references.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use wsus_config::ContentStoreConfig;
 
 use crate::{Bucket, ContentError, ContentStore, Expected};
 
-/// A file's bytes as they arrive.
+/// A file's bytes as they arrive from a bucket.
 pub type ByteStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Bytes, ContentError>> + Send>>;
 
 /// What is known of a stored file.
@@ -104,20 +104,6 @@ impl Store {
         }
     }
 
-    /// Bytes `range` of a stored file, as they arrive.
-    pub async fn read(&self, sha1: &[u8; 20], file_name: &str, range: Range<u64>) -> Result<ByteStream, ContentError> {
-        match self {
-            Store::Directory(d) => {
-                use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-                let mut file = tokio::fs::File::open(d.path(sha1, file_name)).await?;
-                file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                let reader = chunks_of(file.take(range.end - range.start));
-                Ok(reader)
-            }
-            Store::Bucket(b) => b.read(sha1, file_name, range).await,
-        }
-    }
-
     /// Removes a stored file (one already gone is no error).
     pub async fn remove(&self, sha1: &[u8; 20], file_name: &str) -> Result<(), ContentError> {
         match self {
@@ -129,31 +115,6 @@ impl Store {
             Store::Bucket(b) => b.remove(sha1, file_name).await,
         }
     }
-}
-
-/// A file's bytes in chunks of up to 256 KiB.
-fn chunks_of(mut reader: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> ByteStream {
-    use tokio::io::AsyncReadExt as _;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ContentError>>(4);
-    tokio::spawn(async move {
-        loop {
-            let mut buf = vec![0u8; 256 * 1024];
-            match reader.read(&mut buf).await {
-                Ok(0) => return,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-            }
-        }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -87,7 +87,7 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
             }
         }
         // A bucket's range streams through as it arrives, never whole in memory.
-        store @ wsus_content::Store::Bucket(_) => match store.read(&sha1, &name, start..start + len).await {
+        wsus_content::Store::Bucket(bucket) => match bucket.read(&sha1, &name, start..start + len).await {
             Ok(stream) => Body::from_stream(stream),
             Err(e) => {
                 tracing::warn!(error = %e, "content store");
