@@ -4,7 +4,7 @@
 //! in batches, ReportEventBatch). Its simulated machine evaluates every non-leaf update
 //! (categories, detectoids) as installed. Cheap enough to run many at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use wsus_soap::{Element, Limits};
 
@@ -750,17 +750,47 @@ impl Agent {
         Ok(fragments)
     }
 
-    /// Downloads, as Delivery Optimization does, every file of what the scan offered for
-    /// install (approved leaves, and the members of approved bundles, which carry the
-    /// files), checking each against its digests. Returns (files, bytes).
-    pub async fn download_offered(&self, piece: u64) -> Result<(usize, u64), String> {
-        let mut leaves: Vec<i32> = self
-            .received
-            .iter()
-            .filter(|(_, r)| r.is_leaf && matches!(r.action.as_str(), "Install" | "Bundle"))
-            .map(|(id, _)| *id)
-            .collect();
+    /// The leaves a client installs: those approved for install, and the leaves of the
+    /// bundles approved for install, through the bundles they hold (KB2267602 holds a
+    /// bundle holding the engine's update). Updates sent as Bundle only because some
+    /// bundle holds them are not offered for install (MS-WUSP 2.2.2.2.4, Action "Bundle").
+    pub fn to_install(&self) -> Vec<i32> {
+        let identity = |core: &str| {
+            let attr = |name: &str| core.split(&format!("{name}=\"")).nth(1)?.split('"').next().map(str::to_owned);
+            Some((attr("UpdateID")?.to_ascii_lowercase(), attr("RevisionNumber")?))
+        };
+        let by_identity: HashMap<(String, String), i32> =
+            self.received.iter().filter_map(|(id, r)| Some((identity(&r.core)?, *id))).collect();
+        let mut todo: Vec<i32> =
+            self.received.iter().filter(|(_, r)| r.action == "Install").map(|(id, _)| *id).collect();
+        let (mut seen, mut leaves) = (HashSet::new(), Vec::new());
+        while let Some(id) = todo.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let r = &self.received[&id];
+            if r.is_leaf {
+                leaves.push(id);
+            }
+            let Some(bundled) =
+                r.core.split("<BundledUpdates>").nth(1).and_then(|b| b.split("</BundledUpdates>").next())
+            else {
+                continue;
+            };
+            for member in bundled.split("<UpdateIdentity ").skip(1) {
+                if let Some(m) = identity(member).and_then(|k| by_identity.get(&k)) {
+                    todo.push(*m);
+                }
+            }
+        }
         leaves.sort_unstable();
+        leaves
+    }
+
+    /// Downloads, as Delivery Optimization does, every file of what the client installs
+    /// ([`Agent::to_install`]), checking each against its digests. Returns (files, bytes).
+    pub async fn download_offered(&self, piece: u64) -> Result<(usize, u64), String> {
+        let leaves = self.to_install();
         let (mut files, mut bytes) = (0, 0);
         for batch in leaves.chunks(50) {
             let (fragments, locations) = self.extended_info(batch).await.map_err(|e| e.to_string())?;

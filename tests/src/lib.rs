@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod agent;
+pub mod store;
 
 /// A free TCP port on 127.0.0.1 for a service a test starts. Taken below Linux's
 /// ephemeral range (32768-60999): a port the kernel hands out for port 0 may be handed
@@ -411,7 +412,7 @@ pub async fn approve_bundles(pool: &sqlx::PgPool, how_many: i64, newest: bool) -
     let bundles: Vec<(uuid::Uuid,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT update_id FROM revision WHERE is_bundle AND update_type = 'Software' \
          AND update_id NOT IN (SELECT update_id FROM deployment WHERE deleted_at IS NULL) \
-         ORDER BY revision_id {order} LIMIT $1"
+         GROUP BY update_id ORDER BY max(revision_id) {order} LIMIT $1"
     )))
     .bind(how_many)
     .fetch_all(pool)

@@ -10,6 +10,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 use wsus_e2e::agent::Agent;
+use wsus_e2e::store::{StoreKind, TestStore};
 use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, run_binary};
 
 fn wsusctl(system: &System, args: &[&str]) -> Value {
@@ -22,18 +23,33 @@ fn wsusctl(system: &System, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-// One function on purpose: one scenario read top to bottom, each step using the state
-// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
+    scenario(StoreKind::Directory).await;
+}
+
+/// The same with the content in a bucket: cleanup deletes the objects nothing references.
+#[tokio::test(flavor = "multi_thread")]
+async fn cleanup_with_content_in_a_bucket() {
+    scenario(StoreKind::Bucket).await;
+}
+
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
+async fn scenario(kind: StoreKind) {
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let content = dir.path().join("content");
+    let generated = dir.path().join("content");
     let docs = dir.path().join("docs");
     let opts = wsus_catalog_gen::Options { revisions: 600, seed: 41, ..Default::default() };
-    wsus_catalog_gen::write(&opts, &docs, Some(&content)).unwrap();
+    wsus_catalog_gen::write(&opts, &docs, Some(&generated)).unwrap();
     wsus_e2e::import(&db, &docs);
+    let content = match kind {
+        StoreKind::Directory => TestStore::directory(&generated),
+        StoreKind::Bucket => TestStore::bucket(&dir.path().join("staging"), "wsus"),
+    };
+    content.fill_from(&generated).await;
 
     // What the documents say, read independently of the store: the updates a newer one supersedes.
     let mut latest: HashMap<Uuid, (i32, Vec<Uuid>)> = HashMap::new();
@@ -51,7 +67,8 @@ async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
         latest.values().flat_map(|(_, s)| s.iter().copied()).filter(|s| latest.contains_key(s)).collect();
     assert!(superseded.len() >= 5, "the generated catalog has superseded chains");
 
-    let system = System::start_with(&db, Some(&content), &[]);
+    let settings = content.settings();
+    let system = System::start_full(&db, Some(content.dir()), &settings, &settings);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
     let pool = PgPool::connect(&db).await.unwrap();
@@ -92,6 +109,13 @@ async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
         ..Default::default()
     };
     wsus_store::reporting::insert_events(&pool, &[old], &Default::default()).await.unwrap();
+    let (orphan_sha1, orphan) = content.put("orphan.cab", b"referenced by nothing".to_vec()).await;
+    sqlx::query("INSERT INTO file (sha1, size, file_name, content_state) VALUES ($1, 21, 'orphan.cab', 'present')")
+        .bind(orphan_sha1.as_slice())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(content.served_path(&orphan).is_file());
     let (obsolete_revisions,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM revision r WHERE r.revision_number < (SELECT max(revision_number) FROM revision x WHERE x.update_id = r.update_id)",
     )
@@ -124,6 +148,18 @@ async fn cleanup_declines_exactly_the_superseded_updates_no_computer_needs() {
     .await
     .unwrap();
     assert_eq!(orphans, 0);
+    // Their content went with them, and what is left is exactly what revisions reference.
+    assert!(run["counts"]["content_files_deleted"].as_u64().unwrap() >= 1, "{run}");
+    assert!(!content.served_path(&orphan).exists(), "the unreferenced file is deleted from the store");
+    let referenced: BTreeSet<String> = sqlx::query_as::<_, (Vec<u8>, String)>("SELECT sha1, file_name FROM file")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(sha1, name)| wsus_content::relative_path(&sha1.try_into().unwrap(), &name))
+        .collect();
+    let left: BTreeSet<String> = content.served().into_iter().collect();
+    assert!(left.is_subset(&referenced), "{:?}", left.difference(&referenced).collect::<Vec<_>>());
     let (today,): (bool,) = sqlx::query_as(
         "SELECT to_regclass('reporting_event_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')) IS NOT NULL",
     )

@@ -6,20 +6,38 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use wsus_e2e::agent::{Agent, Device};
+use wsus_e2e::store::{StoreKind, TestStore};
 use wsus_e2e::{PgCluster, System};
 use wsus_store::approvals::{self, Action, Approval};
 
-// One function on purpose: one scenario read top to bottom, each step using the state
-// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_scans_downloads_metadata_and_reports() {
+    scenario(StoreKind::Directory).await;
+}
+
+/// The same with the content in a bucket of a real S3 server: every answer about
+/// `/Content/` is the same as from a directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_scans_downloads_metadata_and_reports_with_content_in_a_bucket() {
+    scenario(StoreKind::Bucket).await;
+}
+
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
+async fn scenario(kind: StoreKind) {
     let pg = PgCluster::start().unwrap();
     let db = pg.create_database("wsus").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let opts = wsus_catalog_gen::Options { revisions: 1200, seed: 11, ..Default::default() };
-    let content = dir.path().join("content");
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content)).unwrap();
+    let generated = dir.path().join("content");
+    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&generated)).unwrap();
     wsus_e2e::import(&db, &dir.path().join("docs"));
+    // A bucket is filled through the S3 API; its services' own directory stays empty.
+    let store = match kind {
+        StoreKind::Directory => TestStore::directory(&generated),
+        StoreKind::Bucket => TestStore::bucket(&dir.path().join("staging"), "site-a"),
+    };
+    assert!(store.fill_from(&generated).await > 0);
 
     let pool = PgPool::connect(&db).await.unwrap();
     let (bundle,): (uuid::Uuid,) =
@@ -40,7 +58,8 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     .await
     .unwrap();
 
-    let system = System::start_with(&db, Some(&content), &[]);
+    let settings = store.settings();
+    let system = System::start_full(&db, Some(store.dir()), &settings, &settings);
     let http = reqwest::Client::new();
     system.wait_ready(&http).await;
 
@@ -143,12 +162,19 @@ async fn a_client_scans_downloads_metadata_and_reports() {
     assert!(head.headers().contains_key("etag") && head.headers().contains_key("last-modified"));
     let beyond = http.get(url).header("Range", format!("bytes={}-", meta[0].size)).send().await.unwrap();
     assert_eq!(beyond.status(), 416);
+    // Every file offered for install, in shuffled 64 KiB pieces, each checked against its digests.
+    let (offered, bytes) = agent.download_offered(64 * 1024).await.unwrap();
+    assert!(offered >= 1 && bytes > 0, "{offered} files, {bytes} bytes");
+    if kind == StoreKind::Bucket {
+        let local = std::fs::read_dir(store.dir()).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(local, 0, "every byte served came from the bucket");
+    }
     // A file the store lacks: 404, and sync-worker is asked to fetch it.
     let missing = url.replace(&url[url.len() - 44..url.len() - 4], "0000000000000000000000000000000000000000");
     let missing = missing.replace(&format!("/Content/{}/", &url[url.len() - 47..url.len() - 45]), "/Content/00/");
     assert_eq!(http.get(&missing).send().await.unwrap().status(), 404);
     // A catalog file gone from the store: 404, and a download request is queued.
-    let stored_path = content.join(url.rsplit("/Content/").next().unwrap());
+    let stored_path = store.served_path(url.rsplit("/Content/").next().unwrap());
     std::fs::remove_file(&stored_path).unwrap();
     assert_eq!(http.get(url).send().await.unwrap().status(), 404);
     assert_eq!(wsus_e2e::client_misses_queued(&pool).await, 1);

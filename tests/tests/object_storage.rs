@@ -1,187 +1,184 @@
-//! Content in S3-compatible object storage, against a real S3 server (s3s-fs): the
-//! gateway serves `/Content/` from the bucket as it does from a directory (a simulated
-//! client downloads in shuffled Range pieces and gets every byte; HEAD, ETag,
-//! Last-Modified, 416 beyond the end), and a file the bucket lacks is a 404 that asks
-//! sync-worker for it.
+//! What only a bucket can get wrong, against a real S3 server (s3s-fs): a downstream's
+//! sync-worker killed while a multipart upload runs leaves no object behind and uploads
+//! the file again on the next sync; bytes that do not match their digests never reach
+//! the bucket. The content scenarios themselves (client_flow, server_sync, cleanup) run
+//! against both stores.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use wsus_config::S3Config;
-use wsus_content::{Bucket, Store, Wanted};
-use wsus_e2e::PgCluster;
 use wsus_e2e::agent::Agent;
-use wsus_testdata::S3Server;
+use wsus_e2e::store::TestStore;
+use wsus_e2e::{PgCluster, System, run_binary};
+use wsus_store::approvals::{self, Action, Approval};
 
-/// Uploads every file of a generated content directory into the bucket through the S3 API.
-async fn upload(store: &Store, dir: &std::path::Path) -> usize {
-    let mut uploaded = 0;
-    for folder in std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().is_dir()) {
-        for file in std::fs::read_dir(folder.path()).unwrap().flatten() {
-            let name = file.file_name().to_string_lossy().into_owned();
-            let Some((hex, ext)) = name.split_once('.') else { continue };
-            let Ok(sha1) = hex::decode(hex).map(|b| <[u8; 20]>::try_from(b).unwrap()) else { continue };
-            let bytes = std::fs::read(file.path()).unwrap();
-            let wanted = Wanted { sha1, sha256: None, size: Some(bytes.len() as u64), file_name: format!("f.{ext}") };
-            store.put(wanted, bytes).await.unwrap();
-            uploaded += 1;
-        }
-    }
-    uploaded
-}
+/// Files of the first bundle: three multipart parts of 8 MiB each (the last one short).
+const LARGE: u64 = 20 * 1024 * 1024;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_gateway_serves_content_from_a_bucket() {
-    let pg = PgCluster::start().unwrap();
-    let db = pg.create_database("wsus").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 21, ..Default::default() };
-    let generated = dir.path().join("generated");
-    wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&generated)).unwrap();
-    wsus_e2e::import(&db, &dir.path().join("docs"));
-    let pool = PgPool::connect(&db).await.unwrap();
-    assert_eq!(wsus_e2e::approve_bundles(&pool, 3, true).await.unwrap(), 3);
-
-    let s3 = S3Server::start("wsus");
-    let config = S3Config {
-        bucket: s3.bucket.clone(),
-        endpoint: Some(s3.endpoint.clone()),
-        region: "us-east-1".into(),
-        prefix: "site-a".into(),
+async fn approve(pool: &PgPool, update_id: uuid::Uuid) {
+    let approval = Approval {
+        update_id,
+        group_id: wsus_store::ALL_COMPUTERS,
+        action: Action::Install,
+        deadline: None,
+        admin_name: None,
     };
-    let staging = dir.path().join("staging");
-    let bucket = Store::Bucket(Arc::new(Bucket::with_keys(&config, &staging, &s3.access_key, &s3.secret_key).unwrap()));
-    assert!(upload(&bucket, &generated).await > 0);
-    // The services' own directory holds nothing: every byte served comes from the bucket.
-    let empty = dir.path().join("local");
-    let settings: Vec<(&'static str, String)> = s3.env("site-a");
-    let system = wsus_e2e::System::start_full(&db, Some(&empty), &settings, &settings);
-    let http = reqwest::Client::new();
-    system.wait_ready(&http).await;
-
-    let mut agent = Agent::new(&system.gateway_url);
-    agent.handshake(true).await.unwrap();
-    agent.scan().await.unwrap();
-    // Every file offered, in shuffled 64 KiB Range pieces, each checked against its digests.
-    let (files, bytes) = agent.download_offered(64 * 1024).await.unwrap();
-    assert!(files > 0 && bytes > 0, "{files} files, {bytes} bytes");
-    assert_eq!(std::fs::read_dir(&empty).map(|d| d.count()).unwrap_or(0), 0, "nothing was served from disk");
-
-    // HEAD, validators and a range beyond the end, as from a directory.
-    let leaf = agent
-        .received
-        .iter()
-        .filter(|(_, r)| r.is_leaf && matches!(r.action.as_str(), "Install" | "Bundle"))
-        .map(|(id, _)| *id)
-        .min()
-        .unwrap();
-    let (fragments, locations) = agent.extended_info(&[leaf]).await.unwrap();
-    let extended = &fragments.iter().find(|(_, x)| x.starts_with("<ExtendedProperties")).unwrap().1;
-    let meta = &wsus_e2e::agent::FileMeta::from_extended(extended)[0];
-    let url = &locations.iter().find(|(d, _)| *d == meta.sha1).unwrap().1;
-    let head = http.head(url).send().await.unwrap();
-    assert_eq!(head.status(), 200);
-    assert_eq!(head.headers()["content-length"].to_str().unwrap(), meta.size.to_string());
-    assert!(head.headers().contains_key("etag") && head.headers().contains_key("last-modified"));
-    let beyond = http.get(url).header("Range", format!("bytes={}-", meta.size)).send().await.unwrap();
-    assert_eq!(beyond.status(), 416);
-
-    // A catalog file gone from the bucket: 404, and sync-worker is asked for it.
-    let key = format!("site-a/Content/{}", url.rsplit("/Content/").next().unwrap());
-    std::fs::remove_file(s3.bucket_dir().join(&key)).unwrap();
-    assert_eq!(http.get(url).send().await.unwrap().status(), 404);
-    assert_eq!(wsus_e2e::client_misses_queued(&pool).await, 1);
-    drop(system);
+    approvals::approve(pool, &approval).await.unwrap();
 }
 
-/// A downstream server whose content is in a bucket: its sync-worker fetches the files of
-/// an update approved there from the upstream into the bucket (verified on local disk,
-/// then uploaded), and its client-gateway serves them to a client byte for byte.
+/// The bundles whose members carry files of [`LARGE`] bytes, or (`large` false) others.
+async fn bundles_with_files(pool: &PgPool, large: bool) -> Vec<uuid::Uuid> {
+    sqlx::query_as::<_, (uuid::Uuid,)>(
+        "SELECT DISTINCT r.update_id FROM revision r JOIN bundle_member b ON b.revision_id = r.revision_id \
+         JOIN revision m ON m.update_id = b.member_update_id JOIN revision_file rf ON rf.revision_id = m.revision_id \
+         JOIN file f ON f.sha1 = rf.sha1 WHERE (f.size = $1) = $2 ORDER BY 1",
+    )
+    .bind(LARGE as i64)
+    .bind(large)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(u,)| u)
+    .collect()
+}
+
+/// The files of the updates `bundle` holds: (SHA-1, path under /Content/).
+async fn files_of(pool: &PgPool, bundle: uuid::Uuid) -> Vec<([u8; 20], String)> {
+    sqlx::query_as::<_, (Vec<u8>, String)>(
+        "SELECT DISTINCT f.sha1, f.file_name FROM revision r JOIN bundle_member b ON b.revision_id = r.revision_id \
+         JOIN revision m ON m.update_id = b.member_update_id JOIN revision_file rf ON rf.revision_id = m.revision_id \
+         JOIN file f ON f.sha1 = rf.sha1 WHERE r.update_id = $1",
+    )
+    .bind(bundle)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(sha1, name)| {
+        let sha1: [u8; 20] = sha1.try_into().unwrap();
+        (sha1, wsus_content::relative_path(&sha1, &name))
+    })
+    .collect()
+}
+
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_downstream_syncs_its_content_into_a_bucket() {
+async fn a_sync_worker_killed_mid_upload_leaves_no_object_and_corrupt_files_never_reach_the_bucket() {
     let pg = PgCluster::start().unwrap();
     let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
     let dir = tempfile::tempdir().unwrap();
     let content_a = dir.path().join("content-a");
-    let opts = wsus_catalog_gen::Options { revisions: 300, seed: 23, ..Default::default() };
+    let opts = wsus_catalog_gen::Options {
+        revisions: 100,
+        seed: 27,
+        large_bundles: 1,
+        large_file_size: LARGE,
+        ..Default::default()
+    };
     wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
     wsus_e2e::import(&db_a, &dir.path().join("docs"));
     let http = reqwest::Client::new();
-    let a = wsus_e2e::System::start_with(&db_a, Some(&content_a), &[]);
+    let a = System::start_with(&db_a, Some(&content_a), &[]);
     a.wait_ready(&http).await;
 
-    let s3 = S3Server::start("wsus");
-    let staging = dir.path().join("staging-b");
-    let mut env: std::collections::HashMap<&str, String> = s3.env("site-b").into_iter().collect();
+    let store = TestStore::bucket(&dir.path().join("staging-b"), "site-b");
+    let s3 = store.s3().unwrap();
+    let objects = store.open();
+    let mut env: HashMap<&str, String> = store.env().into_iter().collect();
     env.extend([
         ("DATABASE_URL", db_b.clone()),
         ("WSUS_UPSTREAM_URL", a.gateway_url.clone()),
-        ("WSUS_CONTENT_DIR", staging.display().to_string()),
         ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
     ]);
-    let sync = || {
-        let (ok, out, err) = wsus_e2e::run_binary("sync-worker", &["sync", "--once", "--json"], &env);
-        assert!(ok, "sync failed: {out}{err}");
-        serde_json::from_str::<serde_json::Value>(out.trim().lines().last().unwrap()).unwrap()
+    // A sync's outcome; one that could not download every file exits with an error.
+    let try_sync = |env: &HashMap<&str, String>| {
+        let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], env);
+        let outcome = out.trim().lines().last().and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok());
+        (ok, outcome.unwrap_or_else(|| panic!("no outcome: {out}{err}")))
     };
-    let first = sync();
-    assert!(first["revisions_new"].as_u64().unwrap() > 0, "{first}");
+    let sync = |env: &HashMap<&str, String>| {
+        let (ok, outcome) = try_sync(env);
+        assert!(ok, "sync failed: {outcome}");
+        outcome
+    };
+    assert!(sync(&env)["revisions_new"].as_u64().unwrap() > 0);
     let pool_b = PgPool::connect(&db_b).await.unwrap();
-    assert_eq!(wsus_e2e::approve_bundles(&pool_b, 2, true).await.unwrap(), 2);
-    let content = sync();
-    assert!(content["files_downloaded"].as_u64().unwrap() >= 1, "{content}");
-    assert_eq!(content["files_failed"], 0, "{content}");
-    let staged: Vec<_> = walk(&staging);
-    assert!(staged.is_empty(), "nothing stays staged once uploaded: {staged:?}");
+    let in_bucket = |relative: &str| store.served_path(relative).is_file();
 
-    let gateway_settings: Vec<(&'static str, String)> = s3.env("site-b");
-    let mut sync_settings = gateway_settings.clone();
-    sync_settings.push(("WSUS_UPSTREAM_URL", a.gateway_url.clone()));
-    let b = wsus_e2e::System::start_full(&db_b, Some(&staging), &gateway_settings, &sync_settings);
+    // Corrupt at the upstream: the download fails its digests, the file is quarantined,
+    // and neither the bucket nor the staging keeps a byte of it.
+    let small = bundles_with_files(&pool_b, false).await[0];
+    let (bad_sha1, bad) = files_of(&pool_b, small).await.remove(0);
+    let original = std::fs::read(content_a.join(&bad)).unwrap();
+    let mut corrupt = original.clone();
+    corrupt[0] ^= 0xff;
+    std::fs::write(content_a.join(&bad), &corrupt).unwrap();
+    approve(&pool_b, small).await;
+    let (ok, failed) = try_sync(&env);
+    assert!(!ok && failed["files_failed"].as_u64().unwrap() >= 1, "{failed}");
+    let (state,): (String,) = sqlx::query_as("SELECT content_state FROM file WHERE sha1 = $1")
+        .bind(bad_sha1.as_slice())
+        .fetch_one(&pool_b)
+        .await
+        .unwrap();
+    assert_eq!(state, "quarantined");
+    assert!(!in_bucket(&bad), "mismatched bytes never reach the bucket");
+    assert_eq!(store.staged(), Vec::<std::path::PathBuf>::new(), "and are not kept to resume from");
+    // The upstream mends it; the retry is due now rather than after its backoff.
+    std::fs::write(content_a.join(&bad), &original).unwrap();
+    sqlx::query("UPDATE content_download SET next_attempt_at = now()").execute(&pool_b).await.unwrap();
+
+    // Killed while a multipart upload runs: no object appears under the file's key, the
+    // verified download stays staged, and the unfinished upload is the bucket's to expire.
+    let large = bundles_with_files(&pool_b, true).await;
+    assert_eq!(large.len(), 1, "{large:?}");
+    let large_files = files_of(&pool_b, large[0]).await;
+    approve(&pool_b, large[0]).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let cut_off = loop {
+        assert!(Instant::now() < deadline, "no multipart upload was ever seen running");
+        let mut worker = wsus_e2e::Service::spawn_args("sync-worker", &["sync", "--once"], &env);
+        while s3.unfinished_uploads() == 0 && worker.wait(Duration::ZERO).is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        worker.kill();
+        // Seen and still unfinished after the kill: the upload was cut off.
+        if s3.unfinished_uploads() > 0 {
+            break large_files.iter().filter(|(_, f)| !in_bucket(f)).count();
+        }
+        assert!(large_files.iter().any(|(_, f)| !in_bucket(f)), "every file uploaded before a kill landed mid-upload");
+    };
+    assert!(cut_off >= 1);
+    for (sha1, relative) in &large_files {
+        match objects.stat(sha1, relative).await.unwrap() {
+            Some(stat) => assert_eq!(stat.size, LARGE, "an object is whole or absent: {relative}"),
+            None => assert!(!in_bucket(relative)),
+        }
+    }
+    assert!(!store.staged().is_empty(), "the verified download waits on local disk");
+
+    // The next sync uploads what was cut off: every file whole, nothing staged.
+    let resumed = sync(&env);
+    assert_eq!(resumed["files_failed"], 0, "{resumed}");
+    let (queued,): (i64,) = sqlx::query_as("SELECT count(*) FROM content_download").fetch_one(&pool_b).await.unwrap();
+    assert_eq!(queued, 0);
+    for (_, relative) in large_files.iter().chain([(bad_sha1, bad.clone())].iter()) {
+        let (at_b, at_a) = (std::fs::read(store.served_path(relative)), std::fs::read(content_a.join(relative)));
+        assert_eq!(at_b.unwrap(), at_a.unwrap(), "{relative} byte for byte");
+    }
+    assert_eq!(store.staged(), Vec::<std::path::PathBuf>::new());
+
+    // B's client-gateway serves them to a client from the bucket, in 1 MiB Range pieces.
+    let settings = store.settings();
+    let b = System::start_full(&db_b, Some(store.dir()), &settings, &settings);
     b.wait_ready(&http).await;
     let mut agent = Agent::new(&b.gateway_url);
     agent.handshake(true).await.unwrap();
     agent.scan().await.unwrap();
-    // The files of the approved bundles' members (what lazy content fetched), in pieces.
-    let members: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT DISTINCT b.member_update_id FROM bundle_member b JOIN revision r USING (revision_id) \
-         JOIN deployment d ON d.update_id = r.update_id AND d.deleted_at IS NULL",
-    )
-    .fetch_all(&pool_b)
-    .await
-    .unwrap();
-    let leaves: Vec<i32> = agent
-        .received
-        .iter()
-        .filter(|(_, r)| r.is_leaf && members.iter().any(|(m,)| r.core.contains(&m.to_string())))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut downloaded = 0;
-    for chunk in leaves.chunks(50) {
-        let (fragments, locations) = agent.extended_info(chunk).await.unwrap();
-        for (_, extended) in fragments.iter().filter(|(_, x)| x.starts_with("<ExtendedProperties")) {
-            for meta in wsus_e2e::agent::FileMeta::from_extended(extended) {
-                let (_, url) = locations.iter().find(|(d, _)| *d == meta.sha1).unwrap();
-                assert!(url.starts_with(&b.gateway_url), "{url}");
-                let bytes = agent.download(url, &meta, 1000).await.unwrap();
-                assert_eq!(bytes.len() as u64, meta.size);
-                downloaded += 1;
-            }
-        }
-    }
-    assert!(downloaded >= 1, "files of the approved updates came from B's bucket");
-    // Every object B holds is a file A serves, byte for byte.
-    for object in walk(&s3.bucket_dir()) {
-        let relative = object.to_string_lossy().rsplit("/Content/").next().unwrap().to_owned();
-        assert_eq!(std::fs::read(&object).unwrap(), std::fs::read(content_a.join(&relative)).unwrap(), "{relative}");
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
-    }
-    out
+    let (files, bytes) = agent.download_offered(1024 * 1024).await.unwrap();
+    assert!(files > large_files.len(), "the files of both bundles: {files}");
+    assert!(bytes >= LARGE * large_files.len() as u64);
 }

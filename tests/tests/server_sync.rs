@@ -9,30 +9,45 @@ use std::path::Path;
 
 use sqlx::PgPool;
 use wsus_e2e::agent::{Agent, FileMeta};
+use wsus_e2e::store::{StoreKind, TestStore};
 use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, reference, run_binary};
 use wsus_store::approvals::{self, Action, Approval};
 
-fn sync(db: &str, upstream: &str, content: &Path) -> serde_json::Value {
+fn sync(db: &str, upstream: &str, content: &TestStore) -> serde_json::Value {
     sync_with(db, upstream, content, &[])
 }
 
 /// A downstream sync-worker's settings: its database, upstream and content store, and `extra`.
-fn sync_env(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
+fn sync_env(
+    db: &str,
+    upstream: &str,
+    content: &TestStore,
+    extra: &[(&'static str, &str)],
+) -> HashMap<&'static str, String> {
     let mut env = HashMap::from([
         ("DATABASE_URL", db.to_owned()),
         ("WSUS_UPSTREAM_URL", upstream.to_owned()),
-        ("WSUS_CONTENT_DIR", content.display().to_string()),
         ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
     ]);
+    env.extend(content.env());
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     env
 }
 
-fn sync_with(db: &str, upstream: &str, content: &Path, extra: &[(&'static str, &str)]) -> serde_json::Value {
+fn sync_with(db: &str, upstream: &str, content: &TestStore, extra: &[(&'static str, &str)]) -> serde_json::Value {
     let env = sync_env(db, upstream, content, extra);
     let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], &env);
     assert!(ok, "sync failed: {out}{err}");
     serde_json::from_str(out.trim().lines().last().unwrap()).unwrap()
+}
+
+/// B's three services on `content` with `upstream` (a sync-worker of its own, for
+/// client misses and the management API's triggers).
+fn start_b(db: &str, content: &TestStore, upstream: &str) -> System {
+    let gateway = content.settings();
+    let mut sync = gateway.clone();
+    sync.push(("WSUS_UPSTREAM_URL", upstream.to_owned()));
+    System::start_full(db, Some(content.dir()), &gateway, &sync)
 }
 
 /// Imports the next revision of `update` (its newest, numbered one higher), as a sync
@@ -114,7 +129,8 @@ async fn bundle_with_file(pool: &PgPool, exclude: &HashSet<(uuid::Uuid, i32)>) -
 }
 
 /// A: its own database, a generated catalog (and `also`, when given) imported, its files
-/// in its content store, client-gateway running. B: an empty database and content store.
+/// in its content store, client-gateway running. B: an empty database and content store
+/// (a directory, or a bucket).
 /// Bind `_pg` and `dir` when destructuring: dropping them stops the database and
 /// removes the files.
 struct Pair {
@@ -123,7 +139,7 @@ struct Pair {
     db_a: String,
     db_b: String,
     content_a: std::path::PathBuf,
-    content_b: std::path::PathBuf,
+    content_b: TestStore,
     a: System,
     pool_a: PgPool,
     pool_b: PgPool,
@@ -132,10 +148,15 @@ struct Pair {
 
 impl Pair {
     async fn start(revisions: usize, seed: u64, also: Option<&Path>) -> Self {
+        Self::start_with(revisions, seed, also, StoreKind::Directory).await
+    }
+
+    async fn start_with(revisions: usize, seed: u64, also: Option<&Path>, b_store: StoreKind) -> Self {
         let pg = PgCluster::start().unwrap();
         let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
         let dir = tempfile::tempdir().unwrap();
-        let (content_a, content_b) = (dir.path().join("content-a"), dir.path().join("content-b"));
+        let content_a = dir.path().join("content-a");
+        let content_b = TestStore::new(b_store, &dir.path().join("content-b"));
         let opts = wsus_catalog_gen::Options { revisions, seed, ..Default::default() };
         wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
         wsus_e2e::import(&db_a, &dir.path().join("docs"));
@@ -155,8 +176,21 @@ impl Pair {
 // the steps before it left; split, the steps would lose what they build on.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
+    update_reaches_a_client_of_the_downstream(StoreKind::Directory).await;
+}
+
+/// The same with B's content in a bucket of a real S3 server: sync-worker fetches and
+/// verifies on local disk, uploads, and B's client-gateway serves from the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_imported_upstream_reaches_a_client_of_a_downstream_with_content_in_a_bucket() {
+    update_reaches_a_client_of_the_downstream(StoreKind::Bucket).await;
+}
+
+// One function on purpose: one scenario read top to bottom, each step using the state
+// the steps before it left; split, the steps would lose what they build on.
+async fn update_reaches_a_client_of_the_downstream(b_store: StoreKind) {
     let Pair { _pg, dir, db_a, db_b, content_a, content_b, a, pool_a, pool_b, http } =
-        Pair::start(300, 21, Some(&reference("captures/wsus-m0-wsusss/docs"))).await;
+        Pair::start_with(300, 21, Some(&reference("captures/wsus-m0-wsusss/docs")), b_store).await;
 
     // First sync: everything A holds (no products or classifications chosen at B).
     let outcome = sync(&db_b, &a.gateway_url, &content_b);
@@ -207,7 +241,7 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
     assert_eq!(content_sync["files_failed"], 0);
 
     // B's client-gateway serves the update and its file to a client.
-    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    let b = start_b(&db_b, &content_b, &a.gateway_url);
     b.wait_ready(&http).await;
 
     // The manual trigger of the management API runs a sync in sync-worker B.
@@ -238,19 +272,7 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
     agent.scan().await.unwrap();
     let install: Vec<_> = agent.received.iter().filter(|(_, r)| r.action == "Install").collect();
     assert_eq!(install.len(), 1, "the bundle approved at B");
-    let members: Vec<(uuid::Uuid,)> = sqlx::query_as(
-        "SELECT DISTINCT b.member_update_id FROM bundle_member b JOIN revision r USING (revision_id) WHERE r.update_id = $1",
-    )
-    .bind(bundle)
-    .fetch_all(&pool_b)
-    .await
-    .unwrap();
-    let leaves: Vec<i32> = agent
-        .received
-        .iter()
-        .filter(|(_, r)| r.is_leaf && members.iter().any(|(m,)| r.core.contains(&m.to_string())))
-        .map(|(id, _)| *id)
-        .collect();
+    let leaves = agent.to_install();
     let actions: Vec<_> = agent.received.values().map(|r| (r.action.clone(), r.is_leaf)).collect();
     assert!(!leaves.is_empty(), "the approved bundle's members: {actions:?}");
     let (mut fragments, mut files) = (Vec::new(), Vec::new());
@@ -270,11 +292,19 @@ async fn an_update_imported_upstream_reaches_a_client_of_the_downstream() {
         }
     }
     assert!(downloaded >= 1, "a file of the approved update came from B");
+    // What B serves is A's files byte for byte, and nothing stays staged once stored.
+    let served = content_b.served();
+    assert!(served.len() >= downloaded, "{served:?}");
+    for relative in &served {
+        let (at_b, at_a) = (std::fs::read(content_b.served_path(relative)), std::fs::read(content_a.join(relative)));
+        assert_eq!(at_b.unwrap(), at_a.unwrap(), "{relative}");
+    }
+    assert_eq!(content_b.staged(), Vec::<std::path::PathBuf>::new());
 
     // A file lost from B's store: the client's miss is queued, and sync-worker B fetches
     // it again from A between syncs.
     let (_, url) = files.iter().find(|(_, u)| u.starts_with(&b.gateway_url)).unwrap();
-    let stored = content_b.join(url.rsplit("/Content/").next().unwrap());
+    let stored = content_b.served_path(url.rsplit("/Content/").next().unwrap());
     std::fs::remove_file(&stored).unwrap();
     assert_eq!(http.get(url).send().await.unwrap().status(), 404);
     let mut back = false;
@@ -295,14 +325,14 @@ fn resume_catalog_size() -> usize {
 
 /// Of the files `pool` knows, how many are stored whole under their served names in
 /// `content`, and which are there but not exactly their bytes.
-async fn files_on_disk(pool: &PgPool, content: &Path) -> (usize, Vec<String>) {
+async fn files_on_disk(pool: &PgPool, content: &TestStore) -> (usize, Vec<String>) {
     use sha1::Digest as _;
     let files: Vec<(Vec<u8>, String, i64)> =
         sqlx::query_as("SELECT sha1, file_name, size FROM file").fetch_all(pool).await.unwrap();
     let (mut whole, mut broken) = (0, Vec::new());
     for (sha1, name, size) in files {
         let sha1: [u8; 20] = sha1.try_into().unwrap();
-        let path = content.join(wsus_content::relative_path(&sha1, &name));
+        let path = content.served_path(&wsus_content::relative_path(&sha1, &name));
         let Ok(bytes) = std::fs::read(&path) else { continue };
         if bytes.len() as i64 == size && sha1::Sha1::digest(&bytes)[..] == sha1[..] {
             whole += 1;
@@ -315,9 +345,20 @@ async fn files_on_disk(pool: &PgPool, content: &Path) -> (usize, Vec<String>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_downstream_killed_mid_sync_converges_to_the_upstream() {
+    killed_mid_sync_converges(StoreKind::Directory).await;
+}
+
+/// The same with B's content in a bucket: whatever the kills cut off, no object is
+/// partial, and the resumed sync uploads every file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_downstream_with_content_in_a_bucket_killed_mid_sync_converges_to_the_upstream() {
+    killed_mid_sync_converges(StoreKind::Bucket).await;
+}
+
+async fn killed_mid_sync_converges(b_store: StoreKind) {
     let seed = 31;
     let Pair { _pg, dir: _dir, db_b, content_b, mut a, pool_a, pool_b, http, .. } =
-        Pair::start(resume_catalog_size(), seed, None).await;
+        Pair::start_with(resume_catalog_size(), seed, None, b_store).await;
     // Replica mode with approvals at A, and immediate content: revisions, deployments and
     // files must all converge.
     let bundles: Vec<(uuid::Uuid,)> =
@@ -461,7 +502,7 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
     assert_eq!(approvals::declined(&pool_b).await.unwrap(), vec![declined]);
 
     // B's client gets the approval made at A.
-    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    let b = start_b(&db_b, &content_b, &a.gateway_url);
     b.wait_ready(&http).await;
     let mut agent = Agent::new(&b.gateway_url);
     agent.handshake(true).await.unwrap();
@@ -526,7 +567,7 @@ async fn in_replica_mode_approvals_made_upstream_reach_the_downstream_client() {
         .into_iter()
         .filter(|(sha1, name)| {
             let sha1: [u8; 20] = sha1.as_slice().try_into().unwrap();
-            !content_b.join(wsus_content::relative_path(&sha1, name)).exists()
+            !content_b.served_path(&wsus_content::relative_path(&sha1, name)).exists()
         })
         .collect();
     assert!(!files.is_empty());
@@ -557,7 +598,7 @@ async fn everything_upstream_goes_through_the_configured_proxy() {
     let sha1: [u8; 20] = sha1.try_into().unwrap();
     let whole = std::fs::read(content_a.join(wsus_content::relative_path(&sha1, &name))).unwrap();
     let half = size as usize / 2;
-    let partial = wsus_content::ContentStore::new(&content_b).partial_path(&sha1);
+    let partial = wsus_content::ContentStore::new(content_b.dir()).partial_path(&sha1);
     std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
     std::fs::write(&partial, &whole[..half]).unwrap();
     let proxy = wsus_e2e::ForwardProxy::start().await;
@@ -749,7 +790,7 @@ async fn scheduled_and_concurrent_syncs() {
     )
     .await
     .unwrap();
-    let b = System::start_full(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())]);
+    let b = start_b(&db_b, &content_b, &a.gateway_url);
     b.wait_ready(&http).await;
     // A slot comes within a minute; one too close to the syncs above is skipped.
     let mut scheduled = None;

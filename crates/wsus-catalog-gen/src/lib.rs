@@ -31,6 +31,11 @@ pub struct Options {
     /// kilobytes; rules that are never true are added to IsInstallable's blocked list, so
     /// what applies is unchanged.
     pub core_bytes: usize,
+    /// The leaves of the first this-many update series' bundles carry files of
+    /// `large_file_size` bytes instead (for multipart uploads and long downloads without
+    /// making every file large).
+    pub large_bundles: usize,
+    pub large_file_size: u64,
 }
 
 impl Default for Options {
@@ -41,6 +46,8 @@ impl Default for Options {
             languages: vec!["en".into(), "de".into(), "fr".into()],
             file_size: (512, 4096),
             core_bytes: 0,
+            large_bundles: 0,
+            large_file_size: 0,
         }
     }
 }
@@ -360,7 +367,9 @@ pub fn generate(opts: &Options, mut emit: impl FnMut(Document) -> anyhow::Result
         for l in 0..leaves {
             let id = w.rng.uuid();
             let rev = 200 + w.rng.range(0, 4) as i32;
-            let size = w.rng.range(opts.file_size.0, opts.file_size.1);
+            // Drawn either way, so the rest of the catalog is the same with or without.
+            let drawn = w.rng.range(opts.file_size.0, opts.file_size.1);
+            let size = if (n as usize) <= opts.large_bundles { opts.large_file_size } else { drawn };
             let content_seed = w.rng.next_u64();
             let bytes = file_bytes(content_seed, size);
             let file = GeneratedFile {

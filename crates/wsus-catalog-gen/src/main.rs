@@ -28,6 +28,11 @@ struct Args {
     /// updates carry about 225 KB of Core XML).
     #[arg(long, default_value_t = 0)]
     core_bytes: usize,
+    /// The leaves of the first this-many bundles carry files of --large-file-size bytes.
+    #[arg(long, default_value_t = 0)]
+    large_bundles: usize,
+    #[arg(long, default_value_t = 0)]
+    large_file_size: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +44,8 @@ fn main() -> anyhow::Result<()> {
         languages: a.languages.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
         file_size: (a.min_file_size, a.max_file_size),
         core_bytes: a.core_bytes,
+        large_bundles: a.large_bundles,
+        large_file_size: a.large_file_size,
     };
     anyhow::ensure!(!opts.languages.is_empty(), "--languages names none");
     let (docs, files) = wsus_catalog_gen::write(&opts, &a.out, a.content.as_deref())?;

@@ -274,18 +274,24 @@ pub async fn categories_of_kind(pool: &PgPool, classifications: bool) -> Result<
 }
 
 /// Queues the files this server wants and lacks: every file when `all`, else those of
-/// approved updates (and their bundled members). Returns how many were added.
+/// approved updates and of the updates they bundle, however deep (a real bundle holds
+/// bundles: KB2267602 holds 1f9bd9bb, which holds the engine's update). Returns how many
+/// were added.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.dss.queue_wanted_files"))]
 pub async fn queue_wanted_files(pool: &PgPool, all: bool) -> Result<u64> {
+    // Members match by update (any revision held), so a file is queued rather than missed.
     let done = sqlx::query(
-        "INSERT INTO content_download (sha1, reason) \
+        "WITH RECURSIVE wanted(update_id) AS ( \
+             SELECT d.update_id FROM deployment d \
+             WHERE d.deleted_at IS NULL AND d.action IN ('Install', 'OptionalInstall') AND NOT $1 \
+             UNION \
+             SELECT b.member_update_id FROM wanted w JOIN revision a ON a.update_id = w.update_id \
+             JOIN bundle_member b ON b.revision_id = a.revision_id) \
+         INSERT INTO content_download (sha1, reason) \
          SELECT DISTINCT f.sha1, CASE WHEN $1 THEN 'immediate' ELSE 'approved' END FROM file f \
          JOIN revision_file rf USING (sha1) JOIN revision r USING (revision_id) \
-         WHERE f.content_state NOT IN ('present', 'quarantined') AND ($1 OR EXISTS ( \
-             SELECT 1 FROM deployment d WHERE d.deleted_at IS NULL AND d.action IN ('Install', 'OptionalInstall') \
-             AND (d.update_id = r.update_id OR EXISTS ( \
-                 SELECT 1 FROM revision a JOIN bundle_member b ON b.revision_id = a.revision_id \
-                 WHERE a.update_id = d.update_id AND b.member_update_id = r.update_id)))) \
+         WHERE f.content_state NOT IN ('present', 'quarantined') \
+         AND ($1 OR r.update_id IN (SELECT update_id FROM wanted)) \
          ON CONFLICT (sha1) DO NOTHING",
     )
     .bind(all)

@@ -52,6 +52,19 @@ impl S3Server {
         self.root.join(&self.bucket)
     }
 
+    /// Multipart uploads begun and neither completed nor aborted.
+    pub fn unfinished_uploads(&self) -> usize {
+        std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".upload-") && name.ends_with(".json")
+            })
+            .count()
+    }
+
     /// The environment a service needs to use this bucket as its content store.
     pub fn env(&self, prefix: &str) -> Vec<(&'static str, String)> {
         vec![
