@@ -21,6 +21,11 @@ What it does, in order:
 - a simulated client scans through the client-gateway pod, downloads the approved files
   from the content that sync-worker wrote, and reports; the reporting pod lists it.
 
+With `--s3` the chart is rendered with `content.store: s3` against an S3 server on this
+host (s3s-fs, which scripts/test-setup installs) and its keys in an existing Secret: no
+claim may be rendered and no pod may mount a content volume; sync-worker uploads into the
+bucket and client-gateway serves the client from it.
+
 Prints one summary line; exit 0 only when all of that held. Environment (set by
 charts/pods): PGPORT and PG_BIN (a Postgres on this host that the pods' network may reach),
 WSUS_POD_IMAGE, WSUS_BIN_DIR (the host's binaries for the upstream and the client),
@@ -51,6 +56,7 @@ BIN = pathlib.Path(os.environ.get("WSUS_BIN_DIR", CHART.parent.parent / "target"
 PGPORT = os.environ["PGPORT"]
 READY_SECONDS = 120
 COMPONENT = "app.kubernetes.io/component"
+S3_BUCKET = "wsus-content"
 
 
 class Failed(Exception):
@@ -80,6 +86,7 @@ def remove_everything():
     podman("pod", "rm", "-f", "wsus-migrate", check=False)
     podman("pod", "rm", "-f", "wsus-network-holder", check=False)
     podman("secret", "rm", "wsus-secrets", check=False)
+    podman("secret", "rm", "wsus-s3", check=False)
     podman("volume", "rm", "-f", "wsus-content", check=False)
     podman("network", "rm", "-f", NETWORK, check=False)
 
@@ -103,6 +110,48 @@ def start_upstream(work):
         "WSUS_REPORTING_GRPC": "http://127.0.0.1:9"})
     wait_http(f"http://127.0.0.1:{port}/readyz", "the upstream", proc=proc, log=work / "upstream.log")
     return proc, f"http://{HOST}:{port}"
+
+
+def s3s_fs():
+    """s3s-fs from PATH, else where `cargo install` puts it."""
+    found = shutil.which("s3s-fs")
+    if found:
+        return found
+    cargo = pathlib.Path(os.environ.get("CARGO_HOME", pathlib.Path.home() / ".cargo")) / "bin" / "s3s-fs"
+    if cargo.is_file():
+        return str(cargo)
+    raise Failed("no s3s-fs (scripts/test-setup installs it)")
+
+
+def start_s3(work):
+    """An S3 server on this host that the pods reach at the network's gateway, with an
+    empty bucket; its keys go into a Secret, as an administrator's would."""
+    root = work / "s3"
+    (root / S3_BUCKET).mkdir(parents=True)
+    port = free_port()
+    key, secret = "wsus-pods-key", secrets.token_hex(16)
+    log = open(work / "s3.log", "w")
+    proc = subprocess.Popen([s3s_fs(), "--host", "0.0.0.0", "--port", str(port), "--access-key", key,
+                             "--secret-key", secret, str(root)], stdout=log, stderr=log)
+    deadline = time.time() + 20
+    import socket
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None or time.time() > deadline:
+            raise Failed(f"s3s-fs did not start: {(work / 's3.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    data = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    (work / "s3-secret.json").write_text(json.dumps({k: base64.b64encode(v.encode()).decode() for k, v in data.items()}))
+    podman("secret", "create", "wsus-s3", str(work / "s3-secret.json"))
+    return proc, f"http://{HOST}:{port}", root / S3_BUCKET
+
+
+def volumes_of(doc):
+    """The volumes a pod template mounts, by kind (persistentVolumeClaim, emptyDir...)."""
+    spec = doc["spec"]["template"]["spec"]
+    return {v["name"]: next(k for k in v if k != "name") for v in spec.get("volumes", [])}
 
 
 def free_port():
@@ -229,7 +278,8 @@ def main():
     started = time.time()
     work = pathlib.Path(tempfile.mkdtemp(prefix="wsus-pods."))
     token = secrets.token_hex(16)
-    upstream = None
+    upstream = s3 = None
+    bucket = None
     summary = {}
     remove_everything()
     try:
@@ -237,8 +287,14 @@ def main():
         pin_bridge_address()
         psql("postgres", "CREATE DATABASE wsus")
         upstream, upstream_url = start_upstream(work)
+        content = {}
+        if "--s3" in sys.argv[1:]:
+            s3, endpoint, bucket = start_s3(work)
+            content = {"content": {"store": "s3", "s3": {"bucket": S3_BUCKET, "endpoint": endpoint,
+                                                         "prefix": "pods", "existingSecret": "wsus-s3"}}}
 
         docs = render({
+            **content,
             "image": {"repository": IMAGE.rsplit(":", 1)[0], "tag": IMAGE.rsplit(":", 1)[1], "pullPolicy": "Never"},
             "database": {"url": f"postgres://postgres@{HOST}:{PGPORT}/wsus"},
             "secrets": {"apiTokens": f"admin:{token}"},
@@ -272,6 +328,14 @@ def main():
 
         # Services: the name resolves to the one pod it selects; no proxy remaps ports.
         deployments = {d["spec"]["template"]["metadata"]["labels"][COMPONENT]: d for d in by_kind["Deployment"]}
+        if bucket is not None:
+            # A bucket instead of a volume: no claim, and no pod mounts one.
+            if by_kind.get("PersistentVolumeClaim"):
+                raise Failed("content.store s3 still renders a PersistentVolumeClaim")
+            for component, d in deployments.items():
+                claims = [n for n, kind in volumes_of(d).items() if kind == "persistentVolumeClaim"]
+                if claims:
+                    raise Failed(f"{component} mounts {claims} with content.store s3")
         aliases = {}
         for svc in by_kind["Service"]:
             component = svc["spec"]["selector"][COMPONENT]
@@ -338,6 +402,11 @@ def main():
         if files < 1:
             raise Failed(f"the client downloaded no file: {client}")
         summary["client"] = f"scanned, {files} files downloaded"
+        if bucket is not None:
+            objects = [p for p in (bucket / "pods" / "Content").rglob("*") if p.is_file()]
+            if len(objects) < files:
+                raise Failed(f"{len(objects)} objects in the bucket, the client downloaded {files} files")
+            summary["content"] = f"s3, {len(objects)} objects in the bucket, no volume"
         listed = json.loads(wsusctl(token, "--json", "computers", "list"))
         if len(listed) != 1:
             raise Failed(f"reporting lists {len(listed)} computers, not the one that scanned: {listed}")
@@ -350,8 +419,9 @@ def main():
         print("pods: FAILED: " + str(e).splitlines()[0])
         return 1
     finally:
-        if upstream is not None:
-            upstream.terminate()
+        for proc in (upstream, s3):
+            if proc is not None:
+                proc.terminate()
         if os.environ.get("WSUS_PODS_KEEP") != "1":
             remove_everything()
             shutil.rmtree(work, ignore_errors=True)
