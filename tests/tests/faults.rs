@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha1::Digest as _;
 use sqlx::PgPool;
 use wsus_e2e::agent::Agent;
+use wsus_e2e::store::{StoreKind, TestStore};
 use wsus_e2e::{PgCluster, Service, System, free_port, run_binary, wait_for_status};
 
 const NIL: &str = "00000000-0000-0000-0000-000000000000";
@@ -277,7 +278,7 @@ struct Downstream {
     _pg: PgCluster,
     _dir: tempfile::TempDir,
     db_b: String,
-    content_b: PathBuf,
+    content_b: TestStore,
     _a: System,
     /// B reaches A through it.
     relay: SlowRelay,
@@ -287,12 +288,16 @@ struct Downstream {
 }
 
 impl Downstream {
-    async fn start(seed: u64, file_size: (u64, u64), content_b: Option<PathBuf>) -> Self {
+    /// B's content in a store of `kind`, or in the directory `volume`.
+    async fn start(seed: u64, file_size: (u64, u64), kind: StoreKind, volume: Option<PathBuf>) -> Self {
         let pg = PgCluster::start().unwrap();
         let (db_a, db_b) = (pg.create_database("uss").unwrap(), pg.create_database("dss").unwrap());
         let dir = tempfile::tempdir().unwrap();
         let content_a = dir.path().join("content-a");
-        let content_b = content_b.unwrap_or_else(|| dir.path().join("content-b"));
+        let content_b = match volume {
+            Some(v) => TestStore::directory(&v),
+            None => TestStore::new(kind, &dir.path().join("content-b")),
+        };
         let opts = wsus_catalog_gen::Options { revisions: 100, seed, file_size, ..Default::default() };
         wsus_catalog_gen::write(&opts, &dir.path().join("docs"), Some(&content_a)).unwrap();
         wsus_e2e::import(&db_a, &dir.path().join("docs"));
@@ -323,14 +328,10 @@ impl Downstream {
     /// B's client-gateway, serving B's content store; (service, base URL).
     async fn gateway(&self) -> (Service, String) {
         let port = free_port();
-        let gateway = Service::spawn(
-            "client-gateway",
-            &HashMap::from([
-                ("DATABASE_URL", self.db_b.clone()),
-                ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}")),
-                ("WSUS_CONTENT_DIR", self.content_b.display().to_string()),
-            ]),
-        );
+        let mut env =
+            HashMap::from([("DATABASE_URL", self.db_b.clone()), ("WSUS_HTTP_ADDR", format!("127.0.0.1:{port}"))]);
+        env.extend(self.content_b.env());
+        let gateway = Service::spawn("client-gateway", &env);
         let base = format!("http://127.0.0.1:{port}");
         wait_for_status(&reqwest::Client::new(), &format!("{base}/readyz"), 200, Duration::from_secs(60)).await;
         (gateway, base)
@@ -342,24 +343,26 @@ impl Downstream {
 }
 
 /// A downstream sync-worker's settings: its database, upstream and content store.
-fn sync_env(db: &str, upstream: &str, content: &Path) -> HashMap<&'static str, String> {
-    HashMap::from([
+fn sync_env(db: &str, upstream: &str, content: &TestStore) -> HashMap<&'static str, String> {
+    let mut env = HashMap::from([
         ("DATABASE_URL", db.to_owned()),
         ("WSUS_UPSTREAM_URL", upstream.to_owned()),
-        ("WSUS_CONTENT_DIR", content.display().to_string()),
         ("WSUS_SERVER_FQDN", "dss.e2e.test".to_owned()),
-    ])
+    ]);
+    env.extend(content.env());
+    env
 }
 
-fn incoming(content: &Path, sha1: &[u8; 20]) -> PathBuf {
-    wsus_content::ContentStore::new(content).partial_path(sha1)
+/// Where a download accumulates: the directory store's, or a bucket's local staging.
+fn incoming(content: &TestStore, sha1: &[u8; 20]) -> PathBuf {
+    wsus_content::ContentStore::new(content.dir()).partial_path(sha1)
 }
 
 /// Files under their served names in `content` that are not exactly their bytes.
-fn corrupt_on_disk(content: &Path, files: &[([u8; 20], String, u64)]) -> Vec<String> {
+fn corrupt_on_disk(content: &TestStore, files: &[([u8; 20], String, u64)]) -> Vec<String> {
     let mut bad = Vec::new();
     for (sha1, name, size) in files {
-        let path = content.join(wsus_content::relative_path(sha1, name));
+        let path = content.served_path(&wsus_content::relative_path(sha1, name));
         match std::fs::read(&path) {
             Ok(bytes) if bytes.len() as u64 == *size && sha1::Sha1::digest(&bytes)[..] == sha1[..] => {}
             Ok(bytes) => bad.push(format!("{}: {} of {size} bytes, wrong digest", path.display(), bytes.len())),
@@ -475,20 +478,31 @@ async fn relay_slowly(
 }
 
 /// Partial downloads in B's store: SHA-1 -> bytes so far.
-fn partials(content: &Path, files: &[([u8; 20], String, u64)]) -> HashMap<[u8; 20], u64> {
+fn partials(content: &TestStore, files: &[([u8; 20], String, u64)]) -> HashMap<[u8; 20], u64> {
     files
         .iter()
         .filter_map(|(sha1, _, _)| std::fs::metadata(incoming(content, sha1)).ok().map(|m| (*sha1, m.len())))
         .collect()
 }
 
-fn stored_whole(content: &Path, files: &[([u8; 20], String, u64)]) -> usize {
-    files.iter().filter(|(s, n, _)| content.join(wsus_content::relative_path(s, n)).is_file()).count()
+fn stored_whole(content: &TestStore, files: &[([u8; 20], String, u64)]) -> usize {
+    files.iter().filter(|(s, n, _)| content.served_path(&wsus_content::relative_path(s, n)).is_file()).count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_worker_killed_mid_download_resumes_and_never_serves_a_partial_file() {
-    let down = Downstream::start(101, (256 * 1024, 768 * 1024), None).await;
+    killed_mid_download_resumes(StoreKind::Directory).await;
+}
+
+/// The same with B's content in a bucket: downloads accumulate in the local staging and
+/// resume there; the gateway serves only whole objects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_worker_killed_mid_download_into_a_bucket_resumes_and_never_serves_a_partial_file() {
+    killed_mid_download_resumes(StoreKind::Bucket).await;
+}
+
+async fn killed_mid_download_resumes(kind: StoreKind) {
+    let down = Downstream::start(101, (256 * 1024, 768 * 1024), kind, None).await;
     let (_gateway, base) = down.gateway().await;
     let http = reqwest::Client::new();
     assert_eq!(served(&http, &base, &down.files).await, Ok(0), "nothing downloaded yet");
@@ -596,7 +610,7 @@ async fn a_full_content_volume_fails_clearly_and_serves_no_partial_file() {
             return;
         }
     };
-    let down = Downstream::start(102, (100 * 1024, 300 * 1024), Some(volume.dir.clone())).await;
+    let down = Downstream::start(102, (100 * 1024, 300 * 1024), StoreKind::Directory, Some(volume.dir.clone())).await;
     let total = down.total_size();
     assert!(total > 2 * 2 * 1024 * 1024, "the files ({total} bytes) need more than the volume holds");
 
