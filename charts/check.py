@@ -48,6 +48,8 @@ EVERYTHING = {
 BAD = {"settings": {"contentMode": "eager"}}
 # Content in a bucket needs the bucket's name.
 BAD_S3 = {"content": {"store": "s3"}}
+# AWS S3 itself, credentials from the pods' identity, the staging bounded.
+S3_IDENTITY = {"content": {"store": "s3", "s3": {"bucket": "wsus", "stagingSizeLimit": "50Gi"}}}
 
 # Content in an S3-compatible bucket: no content volume, the bucket's settings and
 # credentials, and client-gateway may reach the endpoint.
@@ -329,10 +331,39 @@ def bucket_problems(rendered):
     return bad
 
 
+def identity_problems(rendered):
+    """With the pods' own identity (no Secret): no AWS_* keys, egress to AWS's S3 port,
+    STS and the metadata agents, and the staging emptyDir bounded."""
+    bad = []
+    all_docs = list(docs(rendered))
+    for d in all_docs:
+        comp = d.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        if d["kind"] != "Deployment" or comp not in ("client-gateway", "sync-worker"):
+            continue
+        spec = pod_spec(d)["spec"]
+        env = [e["name"] for c in spec["containers"] for e in c.get("env", [])]
+        bad += [f"{comp}: {k} without a Secret" for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in env]
+        if comp == "sync-worker":
+            content = next(v for v in spec["volumes"] if v["name"] == "content")
+            if content.get("emptyDir", {}).get("sizeLimit") != "50Gi":
+                bad.append(f"sync-worker: staging {content}, not an emptyDir of 50Gi")
+    gateway = next(d for d in all_docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("client-gateway"))
+    egress = gateway["spec"].get("egress", [])
+    ports = [p.get("port") for rule in egress for p in rule.get("ports", [])]
+    if 443 not in ports:
+        bad.append(f"NetworkPolicy client-gateway: no egress to 443 for S3 and STS ({ports})")
+    cidrs = [t.get("ipBlock", {}).get("cidr") for rule in egress for t in rule.get("to", [])]
+    bad += [f"NetworkPolicy client-gateway: no egress to {c}" for c in ("169.254.169.254/32", "169.254.170.23/32")
+            if c not in cidrs]
+    return bad
+
+
 def main():
     ok_default, rendered = check("default values", {})
     ok_s3, rendered_s3 = check("content in an S3 bucket", S3)
     s3_bad = bucket_problems(rendered_s3)
+    ok_identity, rendered_identity = check("content in AWS S3 with the pods' identity", S3_IDENTITY)
+    s3_bad += identity_problems(rendered_identity)
     for b in s3_bad:
         print(f"  BUCKET {b}")
     ok_all, rendered_all = check("every optional feature on", EVERYTHING)
@@ -370,7 +401,7 @@ def main():
                 "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT", "WSUS_TRUSTED_PROXIES"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
-    good = (ok_default and ok_all and ok_least and ok_s3 and not s3_bad and refused and refused_s3 and not missing
+    good = (ok_default and ok_all and ok_least and ok_s3 and ok_identity and not s3_bad and refused and refused_s3 and not missing
             and not absent)
     print("chart: OK" if good else "chart: FAILED")
     return 0 if good else 1

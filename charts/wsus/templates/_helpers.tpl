@@ -134,3 +134,14 @@ readinessProbe:
       key: AWS_SECRET_ACCESS_KEY
 {{- end }}
 {{- end }}
+
+{{/* The TCP port of a URL: its own, else the scheme's (443 for https, 80 otherwise);
+an IPv6 host in brackets keeps its colons. */}}
+{{- define "wsus.urlPort" -}}
+{{- $u := urlParse . -}}
+{{- $port := ternary 443 80 (eq $u.scheme "https") -}}
+{{- $hostport := $u.host -}}
+{{- if hasPrefix "[" $hostport -}}{{- $hostport = splitList "]" $hostport | last -}}{{- end -}}
+{{- if contains ":" $hostport -}}{{- $port = splitList ":" $hostport | last | int -}}{{- end -}}
+{{- $port -}}
+{{- end }}

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncReadExt as _;
 use tokio_stream::StreamExt as _;
 use wsus_config::S3Config;
@@ -47,10 +49,19 @@ impl Bucket {
     }
 
     fn build(builder: AmazonS3Builder, config: &S3Config, staging: &Path) -> Result<Self, ContentError> {
-        // Reads stream whole files: no limit on a request's duration, only on connecting.
-        let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout_disabled();
-        let mut builder =
-            builder.with_bucket_name(&config.bucket).with_region(&config.region).with_client_options(client);
+        // Reads stream whole files: no limit on a request's duration, but on connecting and
+        // on a silence (a bucket that accepts connections and never answers).
+        let client = ClientOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_read_timeout(Duration::from_secs(30))
+            .with_timeout_disabled();
+        // A few quick retries: a client waits for the answer, a sync tries again later.
+        let retry = RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..Default::default() };
+        let mut builder = builder
+            .with_bucket_name(&config.bucket)
+            .with_region(&config.region)
+            .with_client_options(client)
+            .with_retry(retry);
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
         }

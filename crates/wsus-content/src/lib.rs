@@ -32,6 +32,17 @@ pub enum ContentError {
     Incomplete { name: String, expected: u64, actual: u64 },
 }
 
+impl ContentError {
+    /// The store does not hold the file (as opposed to a store that cannot answer).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            ContentError::Io(e) => e.kind() == io::ErrorKind::NotFound,
+            ContentError::Bucket(e) => matches!(e, object_store::Error::NotFound { .. }),
+            _ => false,
+        }
+    }
+}
+
 /// What a stored file must be.
 #[derive(Debug, Clone, Copy)]
 pub struct Expected<'a> {

@@ -88,19 +88,35 @@ pub async fn delete_obsolete_revisions(pool: &PgPool, limit: i64) -> Result<u64>
     Ok(done.rows_affected())
 }
 
-/// Forgets up to `limit` files no revision references; returns (SHA-1, file name) of each
-/// so its content can be removed from the store.
-#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.forget_orphan_files"))]
-pub async fn forget_orphan_files(pool: &PgPool, limit: i64) -> Result<Vec<([u8; 20], String)>> {
+/// Up to `limit` files no revision references, by SHA-1 after `after`: (SHA-1, file
+/// name), for their content to be removed from the store before they are forgotten.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.orphan_files"))]
+pub async fn orphan_files(pool: &PgPool, after: Option<[u8; 20]>, limit: i64) -> Result<Vec<([u8; 20], String)>> {
     let rows: Vec<(Vec<u8>, String)> = sqlx::query_as(
-        "DELETE FROM file WHERE sha1 IN (SELECT f.sha1 FROM file f \
-             WHERE NOT EXISTS (SELECT 1 FROM revision_file rf WHERE rf.sha1 = f.sha1) LIMIT $1) \
-         RETURNING sha1, file_name",
+        "SELECT f.sha1, f.file_name FROM file f \
+         WHERE NOT EXISTS (SELECT 1 FROM revision_file rf WHERE rf.sha1 = f.sha1) \
+         AND ($1::bytea IS NULL OR f.sha1 > $1) ORDER BY f.sha1 LIMIT $2",
     )
+    .bind(after.as_ref().map(|a| a.as_slice()))
     .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().filter_map(|(sha1, name)| Some((<[u8; 20]>::try_from(sha1).ok()?, name))).collect())
+}
+
+/// Forgets these files, those still referenced by no revision (one a sync referenced
+/// again meanwhile stays, and is fetched again when a client misses it). Returns how many.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.forget_files"))]
+pub async fn forget_files(pool: &PgPool, sha1s: &[[u8; 20]]) -> Result<u64> {
+    let sha1s: Vec<&[u8]> = sha1s.iter().map(|s| s.as_slice()).collect();
+    let done = sqlx::query(
+        "DELETE FROM file f WHERE f.sha1 = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM revision_file rf WHERE rf.sha1 = f.sha1)",
+    )
+    .bind(&sha1s)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Removes up to `limit` computers silent for `days` (neither contact nor rollup).

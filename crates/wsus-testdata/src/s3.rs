@@ -23,23 +23,49 @@ impl S3Server {
     pub fn start(bucket: &str) -> S3Server {
         let root = std::env::temp_dir().join(format!("wsus-s3-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(root.join(bucket)).expect("the S3 server's directory");
-        let port = free_port();
         let (access_key, secret_key) = ("wsus-test-key".to_owned(), "wsus-test-secret-0123456789".to_owned());
-        let child = Command::new(binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &access_key])
-            .args(["--secret-key", &secret_key])
-            .arg(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("s3s-fs: {e} (scripts/test-setup installs it)"));
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
+        // The port is free when chosen and taken when s3s-fs binds it; another process may
+        // take it in between, so a server that exits at start is started on another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(binary())
+                .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", &access_key])
+                .args(["--secret-key", &secret_key])
+                .arg(&root)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("s3s-fs: {e} (scripts/test-setup installs it)"));
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                // Listening, and still alive a moment later: the listener is this one.
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if child.try_wait().ok().flatten().is_some() {
+                        break;
+                    }
+                    let endpoint = format!("http://{addr}");
+                    return S3Server { endpoint, bucket: bucket.to_owned(), access_key, secret_key, child, root };
+                }
+                assert!(Instant::now() < deadline, "s3s-fs did not listen on {addr}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        S3Server { endpoint: format!("http://{addr}"), bucket: bucket.to_owned(), access_key, secret_key, child, root }
+        panic!("s3s-fs exited at start five times");
+    }
+
+    /// Stops answering (SIGSTOP): connections are still accepted, as by a bucket that hangs.
+    pub fn freeze(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// Answers again (SIGCONT).
+    pub fn thaw(&self) {
+        signal(self.child.id(), "-CONT");
     }
 
     /// The server's process id.
@@ -85,6 +111,11 @@ impl Drop for S3Server {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.root);
     }
+}
+
+fn signal(pid: u32, which: &str) {
+    let sent = Command::new("kill").args([which, &pid.to_string()]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {which} {pid}");
 }
 
 /// s3s-fs from PATH, else from cargo's bin folder (where `cargo install` puts it).

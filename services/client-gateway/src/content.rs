@@ -23,9 +23,9 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
         return StatusCode::NOT_FOUND.into_response();
     };
     let name = format!("f.{ext}");
-    let stat = match gw.content.stat(&sha1, &name).await {
-        Ok(Some(stat)) => stat,
-        Ok(None) => {
+    let stat = match tokio::time::timeout(STAT_WITHIN, gw.content.stat(&sha1, &name)).await {
+        Ok(Ok(Some(stat))) => stat,
+        Ok(Ok(None)) => {
             // Ask sync-worker for it; the client retries later.
             let pool = gw.pool.clone();
             let missed_at = chrono::Utc::now();
@@ -37,9 +37,14 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
             });
             return StatusCode::NOT_FOUND.into_response();
         }
-        // The store cannot say (a bucket that does not answer): no download is asked for.
-        Err(e) => {
+        // The store cannot say (a bucket that refuses or does not answer): no download is
+        // asked for.
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "content store");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Err(_) => {
+            tracing::warn!(within = ?STAT_WITHIN, "content store did not answer");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
@@ -78,17 +83,21 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
     let body = match &gw.content {
         // A directory's file is mapped, not read: the socket is written from the page cache.
         wsus_content::Store::Directory(dir) => {
-            let Ok(file) = std::fs::File::open(dir.path(&sha1, &name)) else {
-                return StatusCode::NOT_FOUND.into_response();
-            };
-            match tokio::task::spawn_blocking(move || map_range(&file, start, len)).await {
+            let path = dir.path(&sha1, &name);
+            let mapped = move || map_range(&std::fs::File::open(path)?, start, len);
+            match tokio::task::spawn_blocking(mapped).await {
                 Ok(Ok(bytes)) => Body::from_stream(pieces(bytes)),
+                // Removed by cleanup since it was looked at.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return StatusCode::NOT_FOUND.into_response();
+                }
                 _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
             }
         }
         // A bucket's range streams through as it arrives, never whole in memory.
         wsus_content::Store::Bucket(bucket) => match bucket.read(&sha1, &name, start..start + len).await {
             Ok(stream) => Body::from_stream(stream),
+            Err(e) if e.is_not_found() => return StatusCode::NOT_FOUND.into_response(),
             Err(e) => {
                 tracing::warn!(error = %e, "content store");
                 return StatusCode::SERVICE_UNAVAILABLE.into_response();
@@ -97,6 +106,10 @@ pub async fn serve(gw: &Gateway, method: &Method, path: &str, headers: &HeaderMa
     };
     (status, response_headers, body).into_response()
 }
+
+/// How long a client waits for the store to say whether it holds a file; then 503, which
+/// the client retries.
+const STAT_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Largest piece handed to the connection at once.
 const PIECE: usize = 1 << 20;

@@ -94,15 +94,22 @@ async fn jobs(pool: &PgPool, store: &Store, outcome: &mut CleanupOutcome) -> Res
         Ok(cleanup::delete_obsolete_revisions(pool, BATCH).await?)
     })
     .await?;
+    // Content first, rows after: a file whose content cannot be removed keeps its row, so
+    // the next cleanup tries again rather than leaving an object nothing names.
+    let after = std::sync::Mutex::new(None);
     until_done(pool, id, "content_files_deleted", outcome, || async {
-        let files = cleanup::forget_orphan_files(pool, BATCH).await?;
+        let start = *after.lock().unwrap_or_else(|e| e.into_inner());
+        let files = cleanup::orphan_files(pool, start, BATCH).await?;
+        let Some((last, _)) = files.last() else { return Ok(0) };
+        *after.lock().unwrap_or_else(|e| e.into_inner()) = Some(*last);
+        let mut removed = Vec::with_capacity(files.len());
         for (sha1, name) in &files {
-            // A file that cannot be removed now stays where it is; nothing refers to it.
-            if let Err(e) = store.remove(sha1, name).await {
-                tracing::warn!(file = name, error = %e, "cannot remove an unreferenced content file");
+            match store.remove(sha1, name).await {
+                Ok(()) => removed.push(*sha1),
+                Err(e) => tracing::warn!(file = name, error = %e, "cannot remove an unreferenced content file; kept for the next cleanup"),
             }
         }
-        Ok(files.len() as u64)
+        Ok(cleanup::forget_files(pool, &removed).await?)
     })
     .await?;
     if retention.stale_computer_days > 0 {

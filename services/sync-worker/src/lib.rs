@@ -415,9 +415,10 @@ impl SyncService for Sync {
         &self,
         _request: Request<StartCleanupRequest>,
     ) -> Result<Response<StartCleanupResponse>, Status> {
+        // Before the run's lock is taken: a store that cannot be opened leaves nothing held.
+        let content = self.content.clone().map_err(Status::failed_precondition)?;
         let started = cleanup::begin(&self.pool, Trigger::Manual).await.map_err(|e| grpc_status(&e))?;
         let run_id = started.run_id;
-        let content = self.content.clone().map_err(Status::failed_precondition)?;
         let pool = self.pool.clone();
         tokio::spawn(async move {
             if let Err(e) = started.run(&pool, &content).await {
