@@ -1,0 +1,125 @@
+//! Signed Cabinets checked by tools written elsewhere: osslsigncode (Debian's, the
+//! Authenticode verifier used beside signtool) accepts the signature against the exported
+//! certificate and refuses it once a byte changes; cabextract unpacks the installer
+//! byte for byte. Our own parser reads the signature back too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::TimeZone as _;
+use wsus_signing::{SigningCertificate, SigningError, cabinet};
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn installer(dir: &Path, name: &str, size: usize) -> PathBuf {
+    // Not compressible, like a real installer; deterministic.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `osslsigncode verify` with the certificate as the only trusted one: (accepted, output).
+fn osslsigncode_verify(cab: &Path, certificate_pem: &Path) -> (bool, String) {
+    let out = Command::new("osslsigncode")
+        .args(["verify", "-CAfile"])
+        .arg(certificate_pem)
+        .arg("-in")
+        .arg(cab)
+        .output()
+        .expect("osslsigncode (scripts/test-setup installs it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success() && text.contains("Signature verification: ok"), text)
+}
+
+fn signed_cabinet(dir: &Path, signer: &SigningCertificate, size: usize) -> (PathBuf, PathBuf) {
+    let msi = installer(dir, "contoso-tool-1.2.3.msi", size);
+    let cab = dir.join("package.cab");
+    let modified = chrono::Utc.with_ymd_and_hms(2026, 11, 10, 8, 30, 0).unwrap();
+    cabinet::write(&cab, &[("contoso-tool-1.2.3.msi", &msi)], modified).unwrap();
+    cabinet::sign(&cab, signer).unwrap();
+    (cab, msi)
+}
+
+#[test]
+fn osslsigncode_accepts_a_signed_cabinet_against_the_exported_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = SigningCertificate::generate("WSUS Publishers Self-signed", YEAR).unwrap();
+    let pem = dir.path().join("signing.pem");
+    std::fs::write(&pem, signer.certificate_pem().unwrap()).unwrap();
+    let (cab, msi) = signed_cabinet(dir.path(), &signer, 3 * 1024 * 1024 + 17);
+
+    let (ok, out) = osslsigncode_verify(&cab, &pem);
+    assert!(ok, "{out}");
+    let ours = cabinet::verify(&cab).unwrap();
+    assert_eq!(ours.tbs_certificate.subject.to_string(), "CN=WSUS Publishers Self-signed");
+
+    // cabextract unpacks the installer, byte for byte.
+    let unpacked = dir.path().join("unpacked");
+    let status = Command::new("cabextract").arg("-q").arg("-d").arg(&unpacked).arg(&cab).status().expect("cabextract");
+    assert!(status.success());
+    assert_eq!(std::fs::read(unpacked.join("contoso-tool-1.2.3.msi")).unwrap(), std::fs::read(&msi).unwrap());
+
+    // Another certificate is not trusted for it.
+    let other = SigningCertificate::generate("Someone else", YEAR).unwrap();
+    let other_pem = dir.path().join("other.pem");
+    std::fs::write(&other_pem, other.certificate_pem().unwrap()).unwrap();
+    assert!(!osslsigncode_verify(&cab, &other_pem).0);
+}
+
+#[test]
+fn a_changed_byte_breaks_the_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = SigningCertificate::generate("Contoso IT", YEAR).unwrap();
+    let pem = dir.path().join("signing.pem");
+    std::fs::write(&pem, signer.certificate_pem().unwrap()).unwrap();
+    let (cab, _) = signed_cabinet(dir.path(), &signer, 100_000);
+    let mut bytes = std::fs::read(&cab).unwrap();
+    bytes[5000] ^= 1;
+    std::fs::write(&cab, &bytes).unwrap();
+    assert!(!osslsigncode_verify(&cab, &pem).0);
+    assert!(matches!(cabinet::verify(&cab), Err(SigningError::Signature(_))));
+}
+
+#[test]
+fn a_certificate_and_key_from_pem_sign_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = SigningCertificate::generate("Contoso IT", YEAR).unwrap();
+    let (cert_pem, key_pem) = (generated.certificate_pem().unwrap(), generated.key_pem().unwrap());
+    let loaded = SigningCertificate::from_pem(&cert_pem, &key_pem).unwrap();
+    assert_eq!(loaded.thumbprint(), generated.thumbprint());
+    assert!(loaded.not_after() > chrono::Utc::now() + chrono::Duration::days(360));
+    let pem = dir.path().join("signing.pem");
+    std::fs::write(&pem, &cert_pem).unwrap();
+    let (cab, _) = signed_cabinet(dir.path(), &loaded, 1000);
+    assert!(osslsigncode_verify(&cab, &pem).0);
+
+    // A key that is not the certificate's is refused, and so is what is not a key.
+    let stranger = SigningCertificate::generate("Stranger", YEAR).unwrap();
+    let mismatch = SigningCertificate::from_pem(&cert_pem, &stranger.key_pem().unwrap()).unwrap_err();
+    assert!(mismatch.to_string().contains("not the certificate's"), "{mismatch}");
+    assert!(SigningCertificate::from_pem(&cert_pem, &cert_pem).is_err());
+    assert!(SigningCertificate::from_pem("", &key_pem).is_err());
+}
+
+#[test]
+fn an_unsigned_or_foreign_file_is_not_taken_for_a_signed_cabinet() {
+    let dir = tempfile::tempdir().unwrap();
+    let msi = installer(dir.path(), "a.msi", 10);
+    let cab = dir.path().join("unsigned.cab");
+    cabinet::write(&cab, &[("a.msi", &msi)], chrono::Utc::now()).unwrap();
+    assert!(matches!(cabinet::verify(&cab), Err(SigningError::Signature(_))));
+    assert!(matches!(cabinet::verify(&msi), Err(SigningError::Cabinet(_))));
+    let signer = SigningCertificate::generate("Contoso IT", YEAR).unwrap();
+    cabinet::sign(&cab, &signer).unwrap();
+    assert!(matches!(cabinet::sign(&cab, &signer), Err(SigningError::Cabinet(_))), "signed once only");
+}
