@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 mod computers;
 mod groups;
+mod publishing;
 mod reports;
 mod rules;
 mod settings;
@@ -18,6 +19,7 @@ mod updates;
 
 pub use computers::*;
 pub use groups::*;
+pub use publishing::*;
 pub use reports::*;
 pub use rules::*;
 pub use settings::*;

@@ -556,6 +556,17 @@ pub struct SyncWorkerConfig {
     pub upstream_proxy: Option<ProxyUrl>,
     /// A PEM root certificate trusted for the upstream's TLS, besides the system roots.
     pub upstream_ca_file: Option<PathBuf>,
+    /// The code-signing certificate locally published Cabinets are signed with (PEM, the
+    /// signer first, then its chain) and its private key (PEM); unset = one generated on
+    /// request and kept in the database.
+    pub signing: Option<SigningFiles>,
+}
+
+/// Where the signing certificate and its key are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A proxy URL whose credentials never reach logs.
@@ -582,6 +593,16 @@ impl SyncWorkerConfig {
             replica: vars.bool("WSUS_REPLICA", false)?,
             upstream_proxy: vars.http_url("WSUS_UPSTREAM_PROXY")?.map(ProxyUrl),
             upstream_ca_file: vars.get("WSUS_UPSTREAM_CA_FILE").map(PathBuf::from),
+            signing: match (vars.get("WSUS_SIGNING_CERTIFICATE_FILE"), vars.get("WSUS_SIGNING_KEY_FILE")) {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some(SigningFiles { certificate: c.into(), key: k.into() }),
+                _ => {
+                    return Err(ConfigError::new(
+                        "WSUS_SIGNING_CERTIFICATE_FILE",
+                        "and WSUS_SIGNING_KEY_FILE go together: set both or neither",
+                    ));
+                }
+            },
         })
     }
 }

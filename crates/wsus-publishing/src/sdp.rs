@@ -76,6 +76,21 @@ impl Classification {
         })
     }
 
+    /// Its name, as WSUS shows it (and as definitions spell it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Updates => "Updates",
+            Self::CriticalUpdates => "Critical Updates",
+            Self::SecurityUpdates => "Security Updates",
+            Self::FeaturePacks => "Feature Packs",
+            Self::UpdateRollups => "Update Rollups",
+            Self::ServicePacks => "Service Packs",
+            Self::Tools => "Tools",
+            Self::Drivers => "Drivers",
+            Self::Applications => "Applications",
+        }
+    }
+
     /// The classification's category update (what WSUS's publishing translation names).
     pub fn category(self) -> Uuid {
         let id = match self {

@@ -204,7 +204,8 @@ pub fn update_document(p: &Publication) -> Result<String, PublishError> {
     Ok(x)
 }
 
-/// A Company (vendor) or Product category document, as Microsoft's are written.
+/// A Company (vendor), Product or classification category document, as Microsoft's are
+/// written.
 pub fn category_document(
     id: Uuid,
     kind: CategoryKind,
@@ -216,7 +217,8 @@ pub fn category_document(
     let mut x = String::with_capacity(1024);
     let _ = write!(
         x,
-        "<upd:Update xmlns:upd=\"{UPD}\" xmlns:xsi=\"{XSI}\" xmlns:cat=\"{CAT}\" xmlns:lar=\"http://schemas.microsoft.com/msus/2002/12/LogicalApplicabilityRules\"><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"100\" /><upd:Properties DefaultPropertiesLanguage=\"en\" UpdateType=\"Category\" Handler=\"{CAT}\" PublicationState=\"Published\""
+        "<upd:Update xmlns:upd=\"{UPD}\" xmlns:xsi=\"{XSI}\" xmlns:cat=\"{CAT}\" xmlns:lar=\"http://schemas.microsoft.com/msus/2002/12/LogicalApplicabilityRules\"><upd:UpdateIdentity UpdateID=\"{id}\" RevisionNumber=\"{}\" /><upd:Properties DefaultPropertiesLanguage=\"en\" UpdateType=\"Category\" Handler=\"{CAT}\" PublicationState=\"Published\"",
+        kind.revision()
     );
     attr(&mut x, "CreationDate", &created.to_rfc3339_opts(SecondsFormat::Millis, true));
     attr(&mut x, "PublisherID", &publisher.to_string());
@@ -235,6 +237,9 @@ pub fn category_document(
     let information = match kind {
         CategoryKind::Company => "CategoryType=\"Company\" ProhibitsSubcategories=\"false\" ProhibitsUpdates=\"true\"",
         CategoryKind::Product => "CategoryType=\"Product\" ProhibitsSubcategories=\"true\" ProhibitsUpdates=\"false\"",
+        CategoryKind::Classification => {
+            "CategoryType=\"UpdateClassification\" ProhibitsSubcategories=\"true\" ProhibitsUpdates=\"false\""
+        }
     };
     let _ = write!(
         x,
@@ -247,6 +252,19 @@ pub fn category_document(
 pub enum CategoryKind {
     Company,
     Product,
+    /// One of Microsoft's classifications, for a server that never synchronised them.
+    Classification,
+}
+
+impl CategoryKind {
+    /// The revision this server writes: 100 for its own categories; 1 for a classification
+    /// it stands in for, so Microsoft's own revision, once synchronised, is the newer.
+    pub fn revision(self) -> i32 {
+        match self {
+            Self::Company | Self::Product => 100,
+            Self::Classification => 1,
+        }
+    }
 }
 
 fn behaviour(x: &mut String, name: &str, attributes: Option<&Vec<(String, String)>>) {

@@ -48,6 +48,36 @@ impl SyncService for Counting {
     ) -> Result<tonic::Response<StartCleanupResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("test"))
     }
+    async fn publish(
+        &self,
+        _: tonic::Request<tonic::Streaming<PublishRequest>>,
+    ) -> Result<tonic::Response<PublishResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
+    async fn expire_published(
+        &self,
+        _: tonic::Request<PublishedPackageRequest>,
+    ) -> Result<tonic::Response<PublishResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
+    async fn delete_published(
+        &self,
+        _: tonic::Request<PublishedPackageRequest>,
+    ) -> Result<tonic::Response<DeletePublishedResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
+    async fn get_signing_certificate(
+        &self,
+        _: tonic::Request<GetSigningCertificateRequest>,
+    ) -> Result<tonic::Response<SigningCertificate>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
+    async fn generate_signing_certificate(
+        &self,
+        _: tonic::Request<GenerateSigningCertificateRequest>,
+    ) -> Result<tonic::Response<SigningCertificate>, tonic::Status> {
+        Err(tonic::Status::unimplemented("test"))
+    }
 }
 
 async fn serve(ip: &str) -> (SocketAddr, Arc<AtomicUsize>) {

@@ -648,6 +648,16 @@ pub async fn revision_id(pool: &PgPool, identity: UpdateIdentity) -> Result<Opti
     Ok(row.map(|(id,)| id))
 }
 
+/// Whether the catalog holds any revision of `update_id`.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.update_known"))]
+pub async fn update_known(pool: &PgPool, update_id: Uuid) -> Result<bool> {
+    let (known,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM revision WHERE update_id = $1)")
+        .bind(update_id)
+        .fetch_one(pool)
+        .await?;
+    Ok(known)
+}
+
 /// One fragment (locale "" for Core and Extended).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.revisions.fragment"))]
 pub async fn fragment(pool: &PgPool, revision_id: i32, kind: &str, locale: &str) -> Result<Option<String>> {

@@ -104,11 +104,19 @@ pub struct Admin {
     pool: PgPool,
     /// sync-worker's SyncService: synchronization and cleanup are its to run and report.
     sync: SyncClient,
+    /// The same, for publications: an installer's upload takes longer than a call's limit.
+    publishing: SyncClient,
 }
 
 impl Admin {
     pub fn new(pool: PgPool, sync: SyncClient) -> Self {
-        Self { pool, sync }
+        Self { pool, publishing: sync.clone(), sync }
+    }
+
+    /// Publications go through `client` (one whose calls may last as long as an upload).
+    pub fn with_publishing(mut self, client: SyncClient) -> Self {
+        self.publishing = client;
+        self
     }
 
     async fn known_update(&self, update_id: Uuid) -> AdminResult<updates::Update> {
@@ -262,6 +270,93 @@ impl Admin {
         tracing::info!(actor = by.name(), run_id = started.run_id, "cleanup started");
         Ok(started.run_id)
     }
+}
+
+/// Local publishing, done by sync-worker (it holds the content store and the signing key).
+impl Admin {
+    /// The signing certificate (NotFound before one is configured or generated).
+    pub async fn signing_certificate(&self) -> AdminResult<wsus_api::SigningCertificate> {
+        let mut sync = self.sync.clone();
+        certificate(answer(sync.get_signing_certificate(pb::GetSigningCertificateRequest {}).await)?)
+    }
+
+    /// Generates a self-signed signing certificate, replacing a generated one.
+    pub async fn generate_signing_certificate(
+        &self,
+        request: wsus_api::GenerateCertificate,
+        by: Actor,
+    ) -> AdminResult<wsus_api::SigningCertificate> {
+        let mut sync = self.publishing.clone();
+        let generated = answer(
+            sync.generate_signing_certificate(pb::GenerateSigningCertificateRequest {
+                common_name: request.common_name.unwrap_or_default(),
+                valid_days: request.valid_days.unwrap_or(0),
+            })
+            .await,
+        )?;
+        tracing::info!(actor = by.name(), thumbprint = generated.thumbprint, "signing certificate generated");
+        certificate(generated)
+    }
+
+    /// Publishes what `parts` carry: the definition, the installer's bytes, the end.
+    pub async fn publish(
+        &self,
+        parts: impl tokio_stream::Stream<Item = pb::PublishRequest> + Send + 'static,
+        by: Actor,
+    ) -> AdminResult<wsus_api::Published> {
+        let mut sync = self.publishing.clone();
+        let published = published(answer(sync.publish(parts).await)?)?;
+        tracing::info!(actor = by.name(), update_id = %published.update_id, revision = published.revision_number, "package published");
+        Ok(published)
+    }
+
+    pub async fn expire_published(&self, update_id: Uuid, by: Actor) -> AdminResult<wsus_api::Published> {
+        let mut sync = self.publishing.clone();
+        let request = pb::PublishedPackageRequest { update_id: update_id.to_string(), by: by.name().to_owned() };
+        let expired = published(answer(sync.expire_published(request).await)?)?;
+        tracing::info!(actor = by.name(), %update_id, revision = expired.revision_number, "published package expired");
+        Ok(expired)
+    }
+
+    pub async fn delete_published(&self, update_id: Uuid, by: Actor) -> AdminResult<u64> {
+        let mut sync = self.publishing.clone();
+        let request = pb::PublishedPackageRequest { update_id: update_id.to_string(), by: by.name().to_owned() };
+        let deleted = answer(sync.delete_published(request).await)?.revisions_deleted;
+        tracing::info!(actor = by.name(), %update_id, revisions = deleted, "published package deleted");
+        Ok(deleted)
+    }
+}
+
+fn certificate(c: pb::SigningCertificate) -> AdminResult<wsus_api::SigningCertificate> {
+    let time = |t: Option<wsus_rpc::Timestamp>| {
+        t.as_ref()
+            .and_then(wsus_rpc::datetime)
+            .ok_or_else(|| AdminError::SyncWorker(tonic::Status::internal("a certificate without its validity")))
+    };
+    let not_after = time(c.not_after)?;
+    Ok(wsus_api::SigningCertificate {
+        subject: c.subject,
+        thumbprint: c.thumbprint,
+        not_before: time(c.not_before)?,
+        not_after,
+        days_left: (not_after - Utc::now()).num_days(),
+        source: c.source,
+        certificate_pem: c.certificate_pem,
+    })
+}
+
+fn published(p: pb::PublishResponse) -> AdminResult<wsus_api::Published> {
+    Ok(wsus_api::Published {
+        update_id: p
+            .update_id
+            .parse()
+            .map_err(|_| AdminError::SyncWorker(tonic::Status::internal(format!("an update id {:?}", p.update_id))))?,
+        revision_number: p.revision_number,
+        title: p.title,
+        file_sha1: (!p.file_sha1.is_empty()).then_some(p.file_sha1),
+        file_size: (p.file_size > 0).then_some(p.file_size),
+        expired: p.expired,
+    })
 }
 
 fn answer<T>(r: Result<tonic::Response<T>, tonic::Status>) -> AdminResult<T> {

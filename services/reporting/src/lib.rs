@@ -21,6 +21,9 @@ pub use ingest::Ingest;
 /// How long a console page waits for sync-worker before it says sync-worker does not answer.
 const CONSOLE_SYNC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How long a publication may take: an installer's upload, its Cabinet, its signature.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Serves until shutdown.
 pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow::Result<()> {
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
@@ -38,7 +41,9 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
             wsus_rpc::sync_client_within(&config.sync_grpc, CONSOLE_SYNC_TIMEOUT)?,
         ),
     });
-    let api = api_router(Arc::new(Api::new(shell.pool.clone(), sync, &config.api_tokens))).merge(console);
+    let publishing = wsus_rpc::sync_client_within(&config.sync_grpc, PUBLISH_TIMEOUT)?;
+    let api = Api::new(shell.pool.clone(), sync, &config.api_tokens).with_publishing(publishing);
+    let api = api_router(Arc::new(api)).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),
         Some(tls) => {

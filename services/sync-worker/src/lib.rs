@@ -10,8 +10,10 @@ use tonic::{Request, Response, Status};
 use wsus_config::SyncWorkerConfig;
 use wsus_rpc::sync::sync_service_server::{SyncService, SyncServiceServer};
 use wsus_rpc::sync::{
-    GetSyncStatusRequest, ListSyncHistoryRequest, StartCleanupRequest, StartCleanupResponse, StartSyncRequest,
-    StartSyncResponse, SyncHistoryPage, SyncRun, SyncStatus, WatchSyncRequest,
+    DeletePublishedResponse, GenerateSigningCertificateRequest, GetSigningCertificateRequest, GetSyncStatusRequest,
+    ListSyncHistoryRequest, PublishRequest, PublishResponse, PublishedPackageRequest, SigningCertificate,
+    StartCleanupRequest, StartCleanupResponse, StartSyncRequest, StartSyncResponse, SyncHistoryPage, SyncRun,
+    SyncStatus, WatchSyncRequest, publish_request,
 };
 use wsus_service::Shell;
 use wsus_service::edge::grpc_status;
@@ -22,6 +24,7 @@ use wsus_store::{PgPool, StoreError};
 pub mod cleanup;
 pub mod dss;
 pub mod lease;
+pub mod publishing;
 pub mod schedule;
 pub mod transfer;
 
@@ -278,6 +281,36 @@ pub struct Sync {
     lease: Option<Arc<lease::LeaseLock>>,
 }
 
+/// What the client is told of a publication.
+fn publish_response(p: publishing::Published) -> PublishResponse {
+    PublishResponse {
+        update_id: p.update_id.to_string(),
+        revision_number: p.revision_number,
+        title: p.title,
+        file_sha1: p.file.as_ref().map(|f| hex::encode_upper(f.sha1)).unwrap_or_default(),
+        file_size: p.file.as_ref().map_or(0, |f| f.size),
+        expired: p.expired,
+    }
+}
+
+fn certificate_of(
+    c: &wsus_signing::SigningCertificate,
+    source: publishing::CertificateSource,
+) -> Result<SigningCertificate, Status> {
+    Ok(SigningCertificate {
+        subject: c.subject(),
+        thumbprint: c.thumbprint(),
+        not_before: Some(wsus_rpc::timestamp(c.not_before())),
+        not_after: Some(wsus_rpc::timestamp(c.not_after())),
+        source: source.as_str().to_owned(),
+        certificate_pem: c.certificate_pem().map_err(|e| grpc_status(&publishing::PublishingError::from(e)))?,
+    })
+}
+
+fn update_id_of(text: &str) -> Result<uuid::Uuid, Status> {
+    uuid::Uuid::parse_str(text.trim()).map_err(|_| Status::invalid_argument(format!("{text:?} is not an update id")))
+}
+
 fn run_of(r: SyncRecord) -> SyncRun {
     let ts = wsus_rpc::timestamp;
     SyncRun {
@@ -309,6 +342,16 @@ impl Sync {
     pub fn with_lease(pool: PgPool, config: SyncWorkerConfig, lease: Option<Arc<lease::LeaseLock>>) -> Self {
         let content = content_store(&config).map_err(|e| e.to_string());
         Self { pool, config: Arc::new(config), content, lease }
+    }
+
+    fn publisher(&self) -> Result<publishing::Publisher, Status> {
+        let content = self.content.as_ref().map_err(|e| Status::failed_precondition(e.clone()))?;
+        Ok(publishing::Publisher::new(
+            self.pool.clone(),
+            content.clone(),
+            self.config.signing.clone(),
+            &self.config.content_dir,
+        ))
     }
 
     async fn context(&self) -> Result<dss::sync::SyncContext, Status> {
@@ -426,5 +469,104 @@ impl SyncService for Sync {
             }
         });
         Ok(Response::new(StartCleanupResponse { run_id }))
+    }
+
+    async fn publish(
+        &self,
+        request: Request<tonic::Streaming<PublishRequest>>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        use tokio::io::AsyncWriteExt as _;
+        let publisher = self.publisher()?;
+        let mut parts = request.into_inner();
+        let Some(publish_request::Part::Header(header)) = parts.message().await?.and_then(|m| m.part) else {
+            return Err(Status::invalid_argument("the package definition comes first"));
+        };
+        let work = publisher.work_dir().map_err(|e| grpc_status(&publishing::PublishingError::from(e)))?;
+        let path = work.0.join("installer");
+        let io = |e: std::io::Error| grpc_status(&publishing::PublishingError::from(e));
+        let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+        let mut received = 0u64;
+        let mut ended = false;
+        while let Some(message) = parts.message().await? {
+            let bytes = match message.part {
+                Some(publish_request::Part::InstallerChunk(bytes)) if !ended => bytes,
+                Some(publish_request::Part::End(end)) if !ended && end.installer_size == received => {
+                    ended = true;
+                    continue;
+                }
+                Some(publish_request::Part::End(end)) if !ended => {
+                    return Err(Status::invalid_argument(format!(
+                        "{received} installer bytes arrived; {} were sent",
+                        end.installer_size
+                    )));
+                }
+                _ => {
+                    return Err(Status::invalid_argument("one package definition, the installer's bytes, then the end"));
+                }
+            };
+            received += bytes.len() as u64;
+            if received > publishing::MAX_INSTALLER {
+                return Err(Status::invalid_argument(format!(
+                    "the installer is over {} bytes, more than a Cabinet holds",
+                    publishing::MAX_INSTALLER
+                )));
+            }
+            file.write_all(&bytes).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        drop(file);
+        if !ended {
+            return Err(Status::invalid_argument("the upload was cut off: nothing is published"));
+        }
+        let installer = match header.installer_name.trim() {
+            "" if received > 0 => return Err(Status::invalid_argument("installer bytes without an installer name")),
+            "" => None,
+            name => Some((name, path.as_path())),
+        };
+        let by = Some(header.by.as_str()).filter(|b| !b.is_empty());
+        let published = publisher.publish(&header.definition, installer, by).await.map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(publish_response(published)))
+    }
+
+    async fn expire_published(
+        &self,
+        request: Request<PublishedPackageRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
+        let r = request.into_inner();
+        let by = Some(r.by.as_str()).filter(|b| !b.is_empty());
+        let published = self.publisher()?.expire(update_id_of(&r.update_id)?, by).await.map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(publish_response(published)))
+    }
+
+    async fn delete_published(
+        &self,
+        request: Request<PublishedPackageRequest>,
+    ) -> Result<Response<DeletePublishedResponse>, Status> {
+        let id = update_id_of(&request.into_inner().update_id)?;
+        let revisions_deleted = self.publisher()?.delete(id).await.map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(DeletePublishedResponse { revisions_deleted }))
+    }
+
+    async fn get_signing_certificate(
+        &self,
+        _request: Request<GetSigningCertificateRequest>,
+    ) -> Result<Response<SigningCertificate>, Status> {
+        let (certificate, source) = self
+            .publisher()?
+            .certificate()
+            .await
+            .map_err(|e| grpc_status(&e))?
+            .ok_or_else(|| Status::not_found("no signing certificate: configure one or generate one"))?;
+        Ok(Response::new(certificate_of(&certificate, source)?))
+    }
+
+    async fn generate_signing_certificate(
+        &self,
+        request: Request<GenerateSigningCertificateRequest>,
+    ) -> Result<Response<SigningCertificate>, Status> {
+        let r = request.into_inner();
+        let generated =
+            self.publisher()?.generate_certificate(&r.common_name, r.valid_days).await.map_err(|e| grpc_status(&e))?;
+        Ok(Response::new(certificate_of(&generated, publishing::CertificateSource::Generated)?))
     }
 }

@@ -53,6 +53,44 @@ pub enum Command {
     Cleanup(Cleanup),
     /// Downstream servers that roll up to this one.
     DownstreamServers(PageArgs),
+    /// Publish a package: a Software Distribution Package definition and the installer it
+    /// runs (signed in a Cabinet by the server); publishing its PackageID again makes a
+    /// new revision.
+    Publish {
+        /// The definition (SDP XML).
+        definition: std::path::PathBuf,
+        /// The installer (MSI, EXE or MSP) the definition runs; leave it out to publish
+        /// metadata only.
+        #[arg(long)]
+        installer: Option<std::path::PathBuf>,
+    },
+    /// Published packages and the signing certificate.
+    #[command(subcommand)]
+    Publishing(Publishing),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Publishing {
+    /// Packages published here.
+    List,
+    /// Expire a published package: no client is offered it any more.
+    Expire { update_id: uuid::Uuid },
+    /// Delete an unapproved published package.
+    Delete { update_id: uuid::Uuid },
+    /// The signing certificate; with --pem, the certificate itself to distribute to clients.
+    Certificate {
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Generate a self-signed signing certificate (replacing a generated one).
+    GenerateCertificate {
+        /// Its common name (default "WSUS Publishers Self-signed").
+        #[arg(long)]
+        name: Option<String>,
+        /// Validity in days (default 1095).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Debug, Args, Default)]

@@ -12,8 +12,9 @@ use serde_json::Value;
 use uuid::Uuid;
 use wsus_api::{
     Added, Applied, ApplyRequest, Approval, ApprovalRequest, CleanupRun, CleanupStarted, Computer, DownstreamServer,
-    Eula, Group, GroupChange, Members, NewGroup, Page, RetentionChange, RuleBody, RunResult, Schedule, Settings,
-    SettingsChange, SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
+    Eula, GenerateCertificate, Group, GroupChange, Members, NewGroup, Page, Published, PublishedDeleted,
+    PublishedPackage, RetentionChange, RuleBody, RunResult, Schedule, Settings, SettingsChange, SigningCertificate,
+    SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
 };
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
@@ -110,6 +111,39 @@ impl ApiClient {
                 return Ok(items);
             }
         }
+    }
+
+    /// Uploads a package definition and its installer (streamed from disk).
+    async fn publish(&self, definition: &Path, installer: Option<&Path>) -> anyhow::Result<Published> {
+        use reqwest::multipart::{Form, Part};
+        let text = std::fs::read_to_string(definition).with_context(|| format!("{}", definition.display()))?;
+        let mut form = Form::new().part("definition", Part::text(text).mime_str("application/xml")?);
+        if let Some(path) = installer {
+            let file = tokio::fs::File::open(path).await.with_context(|| format!("{}", path.display()))?;
+            let size = file.metadata().await?.len();
+            let name = path.file_name().and_then(|n| n.to_str()).context("the installer's file name")?.to_owned();
+            let part = Part::stream_with_length(reqwest::Body::from(file), size).file_name(name);
+            form = form.part("installer", part.mime_str("application/octet-stream")?);
+        }
+        let url = format!("{}/api/v1/publishing/packages", self.base);
+        // An installer's upload, Cabinet and signature take longer than a call's minute.
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .timeout(Duration::from_secs(3600))
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<wsus_api::Error>(&text).map(|e| e.error).unwrap_or(text);
+            bail!("POST /api/v1/publishing/packages: {status}: {message}");
+        }
+        serde_json::from_str(&text)
+            .context("POST /api/v1/publishing/packages: the answer is not what the API describes")
     }
 
     async fn groups(&self) -> anyhow::Result<Vec<Group>> {
@@ -278,6 +312,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Sync(s) => return sync(&api, s, j).await,
         Command::Cleanup(c) => return cleanup(&api, c, j).await,
         Command::Reports(r) => reports(&api, r, j).await?,
+        Command::Publish { definition, installer } => {
+            let published = api.publish(&definition, installer.as_deref()).await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&published)?);
+            } else {
+                let file =
+                    published.file_sha1.as_deref().map_or("metadata only".to_owned(), |s| format!("Cabinet {s}"));
+                println!(
+                    "published {} revision {}: {} ({file})",
+                    published.update_id, published.revision_number, published.title
+                );
+            }
+        }
+        Command::Publishing(p) => publishing(&api, p, j).await?,
         Command::DownstreamServers(page) => {
             let items: Vec<DownstreamServer> = api.items("/api/v1/downstream-servers", &[], &page).await?;
             list(
@@ -731,4 +779,59 @@ async fn cleanup(api: &ApiClient, c: cli::Cleanup, j: bool) -> anyhow::Result<bo
             }
         }
     }
+}
+
+async fn publishing(api: &ApiClient, p: cli::Publishing, j: bool) -> anyhow::Result<()> {
+    match p {
+        cli::Publishing::List => {
+            let items: Vec<PublishedPackage> = api.get("/api/v1/publishing/packages", &[]).await?;
+            list(
+                items,
+                j,
+                &["UPDATE", "REVISION", "VENDOR", "PRODUCT", "EXPIRED", "TITLE"],
+                &["update_id", "revision_number", "vendor", "product", "expired", "title"],
+            );
+        }
+        cli::Publishing::Expire { update_id } => {
+            let path = format!("/api/v1/publishing/packages/{update_id}/expire");
+            let expired: Published = api.request(Method::POST, &path, &[], None::<&()>).await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&expired)?);
+            } else {
+                println!("expired {update_id}: revision {}", expired.revision_number);
+            }
+        }
+        cli::Publishing::Delete { update_id } => {
+            let path = format!("/api/v1/publishing/packages/{update_id}");
+            let deleted: PublishedDeleted = api.request(Method::DELETE, &path, &[], None::<&()>).await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&deleted)?);
+            } else {
+                println!("deleted {update_id} ({} revisions)", deleted.revisions_deleted);
+            }
+        }
+        cli::Publishing::Certificate { pem } => {
+            let c: SigningCertificate = api.get("/api/v1/publishing/certificate", &[]).await?;
+            certificate(&c, pem, j)?;
+        }
+        cli::Publishing::GenerateCertificate { name, days } => {
+            let request = GenerateCertificate { common_name: name, valid_days: days };
+            let c: SigningCertificate =
+                api.request(Method::POST, "/api/v1/publishing/certificate", &[], Some(&request)).await?;
+            certificate(&c, false, j)?;
+        }
+    }
+    Ok(())
+}
+
+fn certificate(c: &SigningCertificate, pem: bool, j: bool) -> anyhow::Result<()> {
+    if pem {
+        print!("{}", c.certificate_pem);
+    } else if j {
+        println!("{}", serde_json::to_string_pretty(c)?);
+    } else {
+        println!("{} ({}), thumbprint {}", c.subject, c.source, c.thumbprint);
+        println!("valid {} to {} ({} days left)", c.not_before, c.not_after, c.days_left);
+    }
+    Ok(())
 }

@@ -28,6 +28,7 @@ mod cleanup;
 mod computers;
 mod groups;
 pub mod openapi;
+mod publishing;
 mod reports;
 mod rules;
 mod settings;
@@ -44,6 +45,12 @@ pub struct Api {
 impl Api {
     pub fn new(pool: PgPool, sync: SyncClient, tokens: &[ApiToken]) -> Self {
         Self { admin: Admin::new(pool.clone(), sync), pool, tokens: TokenTable::new(tokens) }
+    }
+
+    /// Publications go through `client`, whose calls may last as long as an upload.
+    pub fn with_publishing(mut self, client: SyncClient) -> Self {
+        self.admin = self.admin.with_publishing(client);
+        self
     }
 }
 
@@ -263,6 +270,7 @@ pub fn routes() -> Routes {
     let r = settings::routes(r);
     let r = sync::routes(r);
     let r = cleanup::routes(r);
+    let r = publishing::routes(r);
     reports::routes(r)
 }
 

@@ -265,3 +265,20 @@ pub fn downstream_server(d: uss::DownstreamServer) -> wsus_api::DownstreamServer
         computers_up_to_date_count: d.computers_up_to_date_count,
     }
 }
+
+pub fn published_package(p: wsus_store::publishing::PublishedPackage) -> wsus_api::PublishedPackage {
+    wsus_api::PublishedPackage {
+        update_id: p.update_id,
+        revision_number: p.revision_number,
+        title: p.title,
+        vendor: p.vendor,
+        product: p.product,
+        installer_name: p.installer_name,
+        file_sha1: p.file_sha1.map(hex::encode_upper),
+        file_size: p.file_size.map(|s| s as u64),
+        expired: p.expired,
+        published_by: p.published_by,
+        first_published_at: p.first_published_at,
+        changed_at: p.changed_at,
+    }
+}
