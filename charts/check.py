@@ -28,6 +28,7 @@ EVERYTHING = {
                  "contentMode": "immediate"},
     "upstream": {"url": "https://uss.example.com:8531", "replica": True, "caSecret": "uss-root"},
     "dssAllowlist": ["dss1.example.com"],
+    "publishing": {"signingSecret": "wsus-signing"},
     "contentBaseUrl": "https://cdn.example.com",
     "content": {"persistence": {"existingClaim": "wsus-content"}},
     "otel": {"endpoint": "http://tempo.monitoring:4317"},
@@ -398,7 +399,8 @@ def main():
     everything = "\n".join(rendered_all.values())
     features = ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy",
                 "ServiceMonitor", "grafana_dashboard", "kind: Job", "WSUS_TLS_CERT", "WSUS_UPSTREAM_CA_FILE",
-                "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT", "WSUS_TRUSTED_PROXIES"]
+                "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT", "WSUS_TRUSTED_PROXIES",
+                "WSUS_SIGNING_CERTIFICATE_FILE", "secretName: wsus-signing"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
     good = (ok_default and ok_all and ok_least and ok_s3 and ok_identity and not s3_bad and refused and refused_s3 and not missing

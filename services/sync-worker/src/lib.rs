@@ -225,6 +225,10 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
     let service = Sync::new(shell.pool.clone(), config.clone());
     let lease_on_exit = service.lease.clone();
     let http = shell.serve_http(axum::Router::new()).await?;
+    let certificate = tokio::spawn(publishing::watch_certificate(
+        publishing::Publisher::new(shell.pool.clone(), content.clone(), config.signing.clone(), &config.content_dir),
+        shell.shutdown.clone(),
+    ));
     // Cleanup runs whether or not there is an upstream.
     let cleanups = tokio::spawn(schedule::cleanups(shell.pool.clone(), content, shell.shutdown.clone()));
     let scheduler = {
@@ -261,6 +265,7 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
         .await?;
     scheduler.abort();
     cleanups.abort();
+    certificate.abort();
     gauges.abort();
     // A sync cut short by shutdown leaves the Lease: give it back rather than wait out its expiry.
     if let Some(lease) = &lease_on_exit
@@ -501,7 +506,9 @@ impl SyncService for Sync {
                     )));
                 }
                 _ => {
-                    return Err(Status::invalid_argument("one package definition, the installer's bytes, then the end"));
+                    return Err(Status::invalid_argument(
+                        "one package definition, the installer's bytes, then the end",
+                    ));
                 }
             };
             received += bytes.len() as u64;

@@ -381,3 +381,36 @@ fn digests(path: &Path) -> std::io::Result<([u8; 20], [u8; 32], u64)> {
 pub fn days_left(not_after: DateTime<Utc>) -> i64 {
     (not_after - Utc::now()).num_days()
 }
+
+/// Below this many days left, the certificate is warned about every day.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
+
+/// Warns once a day while the signing certificate is near its end (or past it), so it is
+/// renewed before clients start refusing what it signs.
+pub async fn watch_certificate(publisher: Publisher, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        match publisher.certificate().await {
+            Ok(Some((c, source))) => {
+                let left = days_left(c.not_after());
+                if left < RENEW_WITHIN_DAYS {
+                    tracing::warn!(
+                        days_left = left,
+                        thumbprint = c.thumbprint(),
+                        source = source.as_str(),
+                        "the signing certificate expires soon: renew it and give clients the new one"
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the signing certificate"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)) => {}
+        }
+    }
+}
