@@ -205,6 +205,18 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     let offered: Vec<_> = agent.received.values().filter(|r| r.core.contains(&MSI_PACKAGE.to_string())).collect();
     assert_eq!(offered.len(), 1, "one revision offered");
     assert!(offered[0].core.contains("RevisionNumber=\"101\""), "{}", offered[0].core);
+    // And through the downstream server, whose approval follows the new revision.
+    sync_b();
+    let (mut client_b, _) = download_cabinet(&b.gateway_url, MSI_PACKAGE, dir.path()).await;
+    let offered_b: Vec<_> = client_b.received.values().filter(|r| r.core.contains(&MSI_PACKAGE.to_string())).collect();
+    assert_eq!(offered_b.len(), 1);
+    assert!(offered_b[0].core.contains("RevisionNumber=\"101\""), "{}", offered_b[0].core);
+    let held_b: Vec<i32> = client_b
+        .received
+        .iter()
+        .filter(|(_, r)| r.core.contains(&MSI_PACKAGE.to_string()))
+        .map(|(id, _)| *id)
+        .collect();
 
     // Expired: its next revision says so, it is declined, and the client's next scan
     // drops what it held.
@@ -225,6 +237,47 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     assert!(held.iter().all(|h| gone.contains(h)), "held {held:?}, out of scope {gone:?}");
     let (ok, out) = wsusctl(&a, &["publishing", "expire", &MSI_PACKAGE.to_string()]);
     assert!(!ok && out.contains("409"), "expired once: {out}");
+    // The downstream server gets the expired revision, and its cleanup declines it (as
+    // for any update whose newest revision expired), so its client drops it too.
+    sync_b();
+    let (ok, out, err) = run_binary("sync-worker", &["cleanup", "--once", "--json"], &env_b);
+    assert!(ok, "cleanup at B: {out}{err}");
+    let mut gone_b = Vec::new();
+    for _ in 0..50 {
+        gone_b.extend(client_b.scan().await.unwrap().out_of_scope);
+        if held_b.iter().all(|h| gone_b.contains(h)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(held_b.iter().all(|h| gone_b.contains(h)), "held {held_b:?}, out of scope {gone_b:?}");
+
+    // The offline export carries it: the update, its categories, its revisions.
+    let export = dir.path().join("export.tar");
+    let db_c = pg.create_database("offline").unwrap();
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["export", export.to_str().unwrap()],
+        &HashMap::from([("DATABASE_URL", db_a.clone())]),
+    );
+    assert!(ok, "export: {out}{err}");
+    let (ok, out, err) = run_binary(
+        "sync-worker",
+        &["import", export.to_str().unwrap(), "--json"],
+        &HashMap::from([("DATABASE_URL", db_c.clone())]),
+    );
+    assert!(ok, "import: {out}{err}");
+    let revisions_of = |db: String| async move {
+        let pool = PgPool::connect(&db).await.unwrap();
+        sqlx::query_as::<_, (i32,)>("SELECT revision_number FROM revision WHERE update_id = $1 ORDER BY 1")
+            .bind(MSI_PACKAGE)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+    };
+    let at_a = revisions_of(db_a.clone()).await;
+    assert!(at_a.contains(&(102,)), "{at_a:?}");
+    assert_eq!(revisions_of(db_c).await, at_a, "exported and imported");
 
     // Metadata only, then deleted while unapproved; an approved one is not deleted.
     let exe = sample("fabrikam-agent-5.1.0-exe.xml");
