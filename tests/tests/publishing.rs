@@ -237,6 +237,8 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     assert!(held.iter().all(|h| gone.contains(h)), "held {held:?}, out of scope {gone:?}");
     let (ok, out) = wsusctl(&a, &["publishing", "expire", &MSI_PACKAGE.to_string()]);
     assert!(!ok && out.contains("409"), "expired once: {out}");
+    let (ok, out) = wsusctl(&a, &["publish", definition.to_str().unwrap(), "--installer", msi.to_str().unwrap()]);
+    assert!(!ok && out.contains("409") && out.contains("expired"), "an expired package is not published again: {out}");
     // The downstream server gets the expired revision, and its cleanup declines it (as
     // for any update whose newest revision expired), so its client drops it too.
     sync_b();
@@ -279,14 +281,28 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     assert!(at_a.contains(&(102,)), "{at_a:?}");
     assert_eq!(revisions_of(db_c).await, at_a, "exported and imported");
 
-    // Metadata only, then deleted while unapproved; an approved one is not deleted.
-    let exe = sample("fabrikam-agent-5.1.0-exe.xml");
+    // Metadata only, and with no ProductName (filed, as WSUS files it, under "Locally
+    // published packages"), then deleted while unapproved.
+    let exe = dir.path().join("no-product.xml");
+    let text = std::fs::read_to_string(sample("fabrikam-agent-5.1.0-exe.xml")).unwrap();
+    std::fs::write(&exe, text.replace("<sdp:ProductName>Fabrikam Endpoint Agent</sdp:ProductName>", "")).unwrap();
     let (ok, out) = wsusctl(&a, &["--json", "publish", exe.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["file_sha1"], serde_json::Value::Null);
     let (ok, out) = wsusctl(&a, &["--json", "publishing", "list"]);
     assert!(ok, "{out}");
-    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap().len(), 2);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|p| p["product"] == "Locally published packages"), "{listed:?}");
+    let (fallback,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM prerequisite p JOIN revision r USING (revision_id) WHERE r.update_id = $1 AND p.update_id = $2",
+    )
+    .bind(EXE_PACKAGE)
+    .bind(uuid!("5cc25303-143f-40f3-a2ff-803a1db69955"))
+    .fetch_one(&pool_a)
+    .await
+    .unwrap();
+    assert_eq!(fallback, 1, "the update is under WSUS's Locally published packages product");
     let (ok, out) = wsusctl(&a, &["publishing", "delete", &EXE_PACKAGE.to_string()]);
     assert!(ok, "{out}");
     let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM revision WHERE update_id = $1")
@@ -298,13 +314,24 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     let (ok, out) = wsusctl(&a, &["publishing", "delete", &EXE_PACKAGE.to_string()]);
     assert!(!ok && out.contains("404"), "{out}");
 
+    // A package cannot take the id of an update this server did not publish.
+    let taken = dir.path().join("taken.xml");
+    let text = std::fs::read_to_string(&definition).unwrap();
+    std::fs::write(&taken, text.replace(&MSI_PACKAGE.to_string(), "cd5ffd1e-e932-4e3a-bf74-18bf0b1bbd83")).unwrap();
+    let (ok, out) = wsusctl(&a, &["publish", taken.to_str().unwrap(), "--installer", msi.to_str().unwrap()]);
+    assert!(!ok && out.contains("409") && out.contains("did not publish"), "{out}");
+
     // What cannot be published is refused with the reason.
     let bad = dir.path().join("bad.xml");
     std::fs::write(&bad, std::fs::read_to_string(&definition).unwrap().replace(" VendorName=\"Contoso\"", "")).unwrap();
     let (ok, out) = wsusctl(&a, &["publish", bad.to_str().unwrap(), "--installer", msi.to_str().unwrap()]);
     assert!(!ok && out.contains("400") && out.contains("VendorName"), "{out}");
+    // (a new package: the sample's expired above)
+    let fresh = dir.path().join("fresh.xml");
+    let text = std::fs::read_to_string(&definition).unwrap();
+    std::fs::write(&fresh, text.replace(&MSI_PACKAGE.to_string(), "0b7e6c1a-1111-4c2b-9d3e-5f6a7b8c9d0e")).unwrap();
     let other = dir.path().join("other.msi");
     std::fs::write(&other, vec![0u8; 1_048_576]).unwrap();
-    let (ok, out) = wsusctl(&a, &["publish", definition.to_str().unwrap(), "--installer", other.to_str().unwrap()]);
+    let (ok, out) = wsusctl(&a, &["publish", fresh.to_str().unwrap(), "--installer", other.to_str().unwrap()]);
     assert!(!ok && out.contains("400") && out.contains("contoso-notes-2.4.1-x64.msi"), "{out}");
 }

@@ -22,6 +22,8 @@ pub struct Package {
     pub package_id: Uuid,
     pub creation_date: DateTime<Utc>,
     pub vendor: String,
+    /// The first is the product it is filed under; none: WSUS's "Locally published
+    /// packages".
     pub products: Vec<String>,
     pub expired: bool,
     pub more_info_urls: Vec<String>,
@@ -270,9 +272,85 @@ pub fn parse(xml: &str) -> Result<Package, PublishError> {
         prerequisites,
         item: installable_item(&root, item)?,
     })
-    .and_then(
-        |p: Package| if p.products.is_empty() { Err(PublishError::Missing("Properties/ProductName")) } else { Ok(p) },
-    )
+    .and_then(checked)
+}
+
+/// Everything copied into the update document is a name XML allows and text XML 1.0
+/// carries, so the document clients and downstream servers read is well formed.
+fn checked(p: Package) -> Result<Package, PublishError> {
+    for (kind, rule) in &p.item.rules {
+        well_formed(rule).map_err(|why| PublishError::invalid(kind.name(), &why))?;
+    }
+    let (attributes, codes) = match &p.item.installer {
+        Installer::CommandLine { attributes, return_codes } => (attributes, return_codes.as_slice()),
+        Installer::Msi { attributes } => (attributes, &[][..]),
+    };
+    let behaviour = p.item.uninstall_behaviour.iter().chain(std::iter::once(&p.item.install_behaviour));
+    for list in std::iter::once(attributes).chain(codes).chain(behaviour) {
+        attributes_ok(list).map_err(|why| PublishError::invalid("the installer's data", &why))?;
+    }
+    let texts = p
+        .localized
+        .iter()
+        .flat_map(|l| [Some(&l.language), Some(&l.title), l.description.as_ref()])
+        .flatten()
+        .chain(&p.more_info_urls)
+        .chain(&p.support_url)
+        .chain(&p.cves)
+        .chain(&p.security_bulletin)
+        .chain(&p.kb_article)
+        .chain(&p.products)
+        .chain(std::iter::once(&p.vendor));
+    for t in texts {
+        if !t.chars().all(xml_char) {
+            return Err(PublishError::invalid("a text", t));
+        }
+    }
+    Ok(p)
+}
+
+fn well_formed(e: &Element) -> Result<(), String> {
+    if !ncname(&e.local) {
+        return Err(format!("the element name {:?}", e.local));
+    }
+    attributes_ok(&e.attrs)?;
+    for child in &e.children {
+        match child {
+            tree::Node::Element(c) => well_formed(c)?,
+            tree::Node::Text(t) if !t.chars().all(xml_char) => return Err(format!("the text {t:?}")),
+            tree::Node::Text(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Names XML allows, none a namespace declaration, none twice; values of XML 1.0 characters.
+fn attributes_ok(attributes: &[(String, String)]) -> Result<(), String> {
+    for (i, (name, value)) in attributes.iter().enumerate() {
+        if !ncname(name) || name.starts_with("xmlns") {
+            return Err(format!("the attribute name {name:?}"));
+        }
+        if attributes[..i].iter().any(|(n, _)| n == name) {
+            return Err(format!("the attribute {name:?} twice"));
+        }
+        if !value.chars().all(xml_char) {
+            return Err(format!("the value of {name}"));
+        }
+    }
+    Ok(())
+}
+
+/// An XML name without a colon (NCName), from letters, digits, `_`, `-` and `.`: what the
+/// schemas' names use.
+fn ncname(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// XML 1.0's Char production.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 fn installable_item(root: &Element, item: &Element) -> Result<InstallableItem, PublishError> {

@@ -182,6 +182,19 @@ fn a_bad_definition_is_refused_with_what_is_wrong() {
     let two_items = msi.replace("</sdp:SoftwareDistributionPackage>", "").to_owned()
         + &msi[msi.find("<sdp:InstallableItem").unwrap()..];
     assert!(matches!(refused(&two_items), PublishError::Unsupported(_)));
+    // Names and characters that would make the update document malformed.
+    let odd_name = msi.replace("<bar:Processor Architecture=\"9\" />", "<bar:Processor a&amp;b=\"9\" />");
+    assert!(matches!(wsus_publishing::parse(&odd_name), Err(_)), "an attribute name XML does not allow");
+    let declaration =
+        msi.replace("<bar:Processor Architecture=\"9\" />", "<bar:Processor x:xmlns=\"urn:x\" xmlns:x=\"urn:y\" />");
+    assert!(matches!(wsus_publishing::parse(&declaration), Err(PublishError::Invalid { .. })));
+    let twice = msi.replace(
+        "<bar:Processor Architecture=\"9\" />",
+        "<bar:Processor a:Architecture=\"9\" b:Architecture=\"5\" xmlns:a=\"urn:a\" xmlns:b=\"urn:b\" />",
+    );
+    assert!(matches!(wsus_publishing::parse(&twice), Err(PublishError::Invalid { .. })));
+    let control = msi.replace("Contoso Notes 2.4.1 (x64)</sdp:Title>", "Contoso Notes&#1;</sdp:Title>");
+    assert!(matches!(wsus_publishing::parse(&control), Err(PublishError::Invalid { .. })));
     // A rule from a schema the update documents have no namespace for.
     let foreign = msi.replace("<bar:Processor Architecture=\"9\" />", "<x:Custom xmlns:x=\"urn:example:rules\" />");
     let package = wsus_publishing::parse(&foreign).unwrap();

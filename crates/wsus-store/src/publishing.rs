@@ -185,6 +185,31 @@ pub async fn delete(pool: &PgPool, update_id: Uuid) -> std::result::Result<u64, 
     Ok(gone.rows_affected())
 }
 
+/// Held while one package is published, expired or deleted, by whichever sync-worker
+/// replica: a session lock on a connection of its own, so a process that dies releases it
+/// with its connection.
+pub struct PackageLock(sqlx::PgConnection);
+
+/// Waits for and takes the lock of `update_id`'s publications.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.publishing.lock"))]
+pub async fn lock(pool: &PgPool, update_id: Uuid) -> Result<PackageLock> {
+    let mut connection = pool.acquire().await?.detach();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('wsus.publishing.' || $1::text, 0))")
+        .bind(update_id)
+        .execute(&mut connection)
+        .await?;
+    Ok(PackageLock(connection))
+}
+
+impl PackageLock {
+    /// Gives the lock back (dropping it closes its connection, which does the same).
+    pub async fn release(self) -> Result<()> {
+        use sqlx::Connection as _;
+        self.0.close().await?;
+        Ok(())
+    }
+}
+
 /// The generated signing certificate and its key (PEM), when one was generated.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.publishing.signing_certificate"))]
 pub async fn signing_certificate(pool: &PgPool) -> Result<Option<(String, String)>> {

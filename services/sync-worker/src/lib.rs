@@ -225,6 +225,7 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
     let service = Sync::new(shell.pool.clone(), config.clone());
     let lease_on_exit = service.lease.clone();
     let http = shell.serve_http(axum::Router::new()).await?;
+    publishing::Publisher::sweep(&config.content_dir);
     let certificate = tokio::spawn(publishing::watch_certificate(
         publishing::Publisher::new(shell.pool.clone(), content.clone(), config.signing.clone(), &config.content_dir),
         shell.shutdown.clone(),
@@ -486,6 +487,8 @@ impl SyncService for Sync {
         let Some(publish_request::Part::Header(header)) = parts.message().await?.and_then(|m| m.part) else {
             return Err(Status::invalid_argument("the package definition comes first"));
         };
+        // A definition that cannot be published is refused before the installer is received.
+        wsus_publishing::parse(&header.definition).map_err(|e| grpc_status(&publishing::PublishingError::from(e)))?;
         let work = publisher.work_dir().map_err(|e| grpc_status(&publishing::PublishingError::from(e)))?;
         let path = work.0.join("installer");
         let io = |e: std::io::Error| grpc_status(&publishing::PublishingError::from(e));
@@ -525,13 +528,23 @@ impl SyncService for Sync {
         if !ended {
             return Err(Status::invalid_argument("the upload was cut off: nothing is published"));
         }
-        let installer = match header.installer_name.trim() {
+        let name = match header.installer_name.trim() {
             "" if received > 0 => return Err(Status::invalid_argument("installer bytes without an installer name")),
             "" => None,
-            name => Some((name, path.as_path())),
+            name => Some(name.to_owned()),
         };
-        let by = Some(header.by.as_str()).filter(|b| !b.is_empty());
-        let published = publisher.publish(&header.definition, installer, by).await.map_err(|e| grpc_status(&e))?;
+        let by = Some(header.by).filter(|b| !b.is_empty());
+        // Once the upload is whole, the publication runs to its end on its own: a caller
+        // that goes away now does not leave it half done.
+        let publication = tokio::spawn(async move {
+            let _work = work;
+            let installer = name.as_deref().map(|n| (n, path.as_path()));
+            publisher.publish(&header.definition, installer, by.as_deref()).await
+        });
+        let published = publication
+            .await
+            .map_err(|e| Status::internal(format!("the publication stopped: {e}")))?
+            .map_err(|e| grpc_status(&e))?;
         Ok(Response::new(publish_response(published)))
     }
 

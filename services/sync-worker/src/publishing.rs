@@ -20,8 +20,11 @@ use wsus_store::publishing::{self as store, PublishedFileRow};
 use wsus_store::revisions::{self, NewRevision};
 use wsus_store::{ErrorKind, HasKind, PgPool, StoreError};
 
-/// The largest installer a Cabinet holds (the format's limit for one file).
-pub const MAX_INSTALLER: u64 = 0x7FFF_8000;
+/// The largest installer a Cabinet holds: the format's 2 GiB less room for its headers
+/// (8 bytes for every 32 KiB block).
+pub const MAX_INSTALLER: u64 = 0x7FF0_0000;
+/// The longest installer file name (Windows' path component limit, with room).
+const MAX_NAME: usize = 200;
 /// A generated certificate's common name, as WSUS names its own.
 pub const DEFAULT_COMMON_NAME: &str = "WSUS Publishers Self-signed";
 
@@ -41,6 +44,12 @@ pub enum PublishingError {
     Approved,
     #[error("it expired already")]
     Expired,
+    #[error("it expired: an expired package is not published again (publish one that supersedes it)")]
+    ExpiredPackage,
+    #[error("{0} is an update this server did not publish: a package cannot take its id")]
+    NotPublishedHere(Uuid),
+    #[error("the signing certificate expired on {0}: renew it")]
+    CertificateExpired(DateTime<Utc>),
     #[error("{0}")]
     Signing(#[from] SigningError),
     #[error("content store: {0}")]
@@ -57,7 +66,13 @@ impl HasKind for PublishingError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Definition(_) | Self::Installer(_) => ErrorKind::Invalid,
-            Self::NoCertificate | Self::Configured | Self::Approved | Self::Expired => ErrorKind::Conflict,
+            Self::NoCertificate
+            | Self::Configured
+            | Self::Approved
+            | Self::Expired
+            | Self::ExpiredPackage
+            | Self::NotPublishedHere(_)
+            | Self::CertificateExpired(_) => ErrorKind::Conflict,
             Self::NotFound => ErrorKind::NotFound,
             Self::Store(e) => e.kind(),
             Self::Signing(_) | Self::Content(_) | Self::Document(_) | Self::Io(_) => ErrorKind::Internal,
@@ -113,6 +128,18 @@ pub struct Publisher {
 impl Publisher {
     pub fn new(pool: PgPool, content: Store, signing: Option<SigningFiles>, content_dir: &Path) -> Self {
         Self { pool, content, signing, work: content_dir.join(".publishing") }
+    }
+
+    /// Removes what publications a crash cut short left (a day old: on a shared content
+    /// volume another replica may be publishing now).
+    pub fn sweep(content_dir: &Path) {
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(24 * 3600);
+        for entry in std::fs::read_dir(content_dir.join(".publishing")).into_iter().flatten().flatten() {
+            let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < day_ago);
+            if stale && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove a stale publication folder");
+            }
+        }
     }
 
     /// A fresh folder for one publication's files.
@@ -176,19 +203,43 @@ impl Publisher {
             }
             .into());
         }
-        let file = match installer {
-            Some((name, path)) => Some(self.signed_cabinet(&package, name, path).await?),
-            None => None,
-        };
-        self.import(&package, definition, file.as_ref(), installer.map(|(n, _)| n), by).await
+        let lock = store::lock(&self.pool, package.package_id).await?;
+        let published = async {
+            match store::get(&self.pool, package.package_id).await? {
+                Some((row, _)) if row.expired => return Err(PublishingError::ExpiredPackage),
+                Some(_) => {}
+                None if revisions::update_known(&self.pool, package.package_id).await? => {
+                    return Err(PublishingError::NotPublishedHere(package.package_id));
+                }
+                None => {}
+            }
+            let file = match installer {
+                Some((name, path)) => Some(self.signed_cabinet(&package, name, path).await?),
+                None => None,
+            };
+            self.import(&package, definition, file.as_ref(), installer.map(|(n, _)| n), by).await
+        }
+        .await;
+        lock.release().await?;
+        published
     }
 
     /// Publishes the next revision of a published package, expired, and declines it.
     pub async fn expire(&self, update_id: Uuid, by: Option<&str>) -> Result<Published, PublishingError> {
+        let lock = store::lock(&self.pool, update_id).await?;
+        let expired = self.expire_locked(update_id, by).await;
+        lock.release().await?;
+        expired
+    }
+
+    async fn expire_locked(&self, update_id: Uuid, by: Option<&str>) -> Result<Published, PublishingError> {
         let (row, definition) = store::get(&self.pool, update_id).await?.ok_or(PublishingError::NotFound)?;
         if row.expired {
             return Err(PublishingError::Expired);
         }
+        // Declined first: should what follows fail, the update is offered to no one, and
+        // expiring it again finishes the job.
+        wsus_store::approvals::decline(&self.pool, update_id, Some("publishing: expired")).await?;
         let mut package = wsus_publishing::parse(&definition)?;
         package.expired = true;
         let file = match (row.file_sha1, row.file_sha256, row.file_name, row.file_size, row.file_modified) {
@@ -205,13 +256,14 @@ impl Publisher {
             }),
             _ => None,
         };
-        let published = self.import(&package, &definition, file.as_ref(), row.installer_name.as_deref(), by).await?;
-        wsus_store::approvals::decline(&self.pool, update_id, Some("publishing: expired")).await?;
-        Ok(published)
+        self.import(&package, &definition, file.as_ref(), row.installer_name.as_deref(), by).await
     }
 
     pub async fn delete(&self, update_id: Uuid) -> Result<u64, PublishingError> {
-        Ok(store::delete(&self.pool, update_id).await?)
+        let lock = store::lock(&self.pool, update_id).await?;
+        let deleted = store::delete(&self.pool, update_id).await;
+        lock.release().await?;
+        Ok(deleted?)
     }
 
     /// Checks the installer against the definition, wraps it in a Cabinet, signs it and
@@ -228,10 +280,19 @@ impl Publisher {
                 "the definition runs {runs:?}; the installer given is {name:?}"
             )));
         }
-        if name.contains(['/', '\\', ':']) || name.starts_with('.') {
-            return Err(PublishingError::Installer(format!("{name:?} is not a plain file name")));
+        let plain = name.len() <= MAX_NAME
+            && !name.starts_with('.')
+            && !name.ends_with(['.', ' '])
+            && !name
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*'));
+        if !plain {
+            return Err(PublishingError::Installer(format!("{name:?} is not a plain Windows file name")));
         }
         let (signer, _) = self.certificate().await?.ok_or(PublishingError::NoCertificate)?;
+        if signer.not_after() < Utc::now() {
+            return Err(PublishingError::CertificateExpired(signer.not_after()));
+        }
         let origin = package.item.origin_file.clone();
         let (name, installer, item) = (runs.to_owned(), installer.to_owned(), package.item.id);
         let made = tokio::task::spawn_blocking(move || -> Result<(PathBuf, PublishedFile), PublishingError> {
@@ -274,13 +335,25 @@ impl Publisher {
         let me = wsus_store::identity::current(&self.pool)
             .await?
             .ok_or_else(|| PublishingError::Document("starting: the server identity is not created yet".into()))?;
-        let (vendor, product) = (package.vendor.as_str(), package.products[0].as_str());
-        let (company, product_category) = (update::company_id(vendor), update::product_id(vendor, product));
+        // Without a ProductName, WSUS files a package under its own "Locally published
+        // packages" product of the "Local Publisher" company.
+        let vendor = package.vendor.as_str();
+        let (company, company_name, product_category, product) = match package.products.first() {
+            Some(product) => {
+                (update::company_id(vendor), vendor, update::product_id(vendor, product), product.as_str())
+            }
+            None => (
+                update::LOCAL_PUBLISHER,
+                "Local Publisher",
+                update::LOCALLY_PUBLISHED_PACKAGES,
+                "Locally published packages",
+            ),
+        };
         let revision = store::next_revision(&self.pool, package.package_id).await?;
         let classification = package.classification;
         let mut documents = Vec::new();
         for (id, kind, title, parent) in [
-            (company, CategoryKind::Company, vendor, None),
+            (company, CategoryKind::Company, company_name, None),
             (product_category, CategoryKind::Product, product, Some(company)),
             (classification.category(), CategoryKind::Classification, classification.name(), None),
         ] {

@@ -17,10 +17,10 @@ use wsus_rpc::sync::{PublishEnd, PublishHeader, PublishRequest, publish_request:
 use super::{Api, ApiError, ApiResult, Routes, wire};
 use crate::admin::Actor;
 
-/// The largest upload: a Cabinet's largest installer and its definition.
-const MAX_UPLOAD: usize = 0x7FFF_8000 + 8 * 1024 * 1024;
-/// The largest package definition.
-const MAX_DEFINITION: usize = 4 * 1024 * 1024;
+/// The largest upload: a Cabinet's largest installer (sync-worker's limit) and its definition.
+const MAX_UPLOAD: usize = 0x7FF0_0000 + 4 * 1024 * 1024;
+/// The largest package definition (within gRPC's 4 MiB message, with the rest of the header).
+const MAX_DEFINITION: usize = 2 * 1024 * 1024;
 /// Installer bytes per message to sync-worker (gRPC's default message limit is 4 MiB).
 const CHUNK: usize = 1024 * 1024;
 
