@@ -40,6 +40,11 @@ impl<'a> Vars<'a> {
     }
 
     /// A set, non-blank value (surrounding whitespace removed).
+    /// The value as set, spaces and all (a password).
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+
     fn get(&self, name: &str) -> Option<String> {
         (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
@@ -563,10 +568,45 @@ pub struct SyncWorkerConfig {
 }
 
 /// Where the signing certificate and its key are read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SigningFiles {
-    pub certificate: PathBuf,
-    pub key: PathBuf,
+#[derive(Clone, PartialEq, Eq)]
+pub enum SigningFiles {
+    /// The certificate (then its chain) and the key, PEM.
+    Pem { certificate: PathBuf, key: PathBuf },
+    /// A PKCS#12 file and its password.
+    Pkcs12 { file: PathBuf, password: String },
+}
+
+impl std::fmt::Debug for SigningFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Pem { certificate, key } => write!(f, "Pem({}, {})", certificate.display(), key.display()),
+            // Never the password.
+            Self::Pkcs12 { file, .. } => write!(f, "Pkcs12({})", file.display()),
+        }
+    }
+}
+
+/// The signing certificate's files: PEM, or PKCS#12 (one or the other).
+fn signing_files(vars: &Vars) -> Result<Option<SigningFiles>> {
+    let pem = (vars.get("WSUS_SIGNING_CERTIFICATE_FILE"), vars.get("WSUS_SIGNING_KEY_FILE"));
+    let pkcs12 = vars.get("WSUS_SIGNING_PKCS12_FILE");
+    match (pem, pkcs12) {
+        ((None, None), None) => Ok(None),
+        ((Some(c), Some(k)), None) => Ok(Some(SigningFiles::Pem { certificate: c.into(), key: k.into() })),
+        ((None, None), Some(file)) => Ok(Some(SigningFiles::Pkcs12 {
+            file: file.into(),
+            // An empty password is a password (Windows exports allow it).
+            password: vars.raw("WSUS_SIGNING_PKCS12_PASSWORD").unwrap_or_default(),
+        })),
+        ((_, _), Some(_)) => Err(ConfigError::new(
+            "WSUS_SIGNING_PKCS12_FILE",
+            "is set with WSUS_SIGNING_CERTIFICATE_FILE or WSUS_SIGNING_KEY_FILE: give one or the other",
+        )),
+        _ => Err(ConfigError::new(
+            "WSUS_SIGNING_CERTIFICATE_FILE",
+            "and WSUS_SIGNING_KEY_FILE go together: set both or neither",
+        )),
+    }
 }
 
 /// A proxy URL whose credentials never reach logs.
@@ -593,16 +633,7 @@ impl SyncWorkerConfig {
             replica: vars.bool("WSUS_REPLICA", false)?,
             upstream_proxy: vars.http_url("WSUS_UPSTREAM_PROXY")?.map(ProxyUrl),
             upstream_ca_file: vars.get("WSUS_UPSTREAM_CA_FILE").map(PathBuf::from),
-            signing: match (vars.get("WSUS_SIGNING_CERTIFICATE_FILE"), vars.get("WSUS_SIGNING_KEY_FILE")) {
-                (None, None) => None,
-                (Some(c), Some(k)) => Some(SigningFiles { certificate: c.into(), key: k.into() }),
-                _ => {
-                    return Err(ConfigError::new(
-                        "WSUS_SIGNING_CERTIFICATE_FILE",
-                        "and WSUS_SIGNING_KEY_FILE go together: set both or neither",
-                    ));
-                }
-            },
+            signing: signing_files(vars)?,
         })
     }
 }
@@ -786,5 +817,40 @@ mod tests {
         assert_eq!(format!("{proxy:?}"), "http://***@proxy.example:3128");
         assert!(!format!("{s:?}").contains("secret"));
         assert!(s.replica);
+    }
+
+    #[test]
+    fn the_signing_certificate_is_pem_or_pkcs12() {
+        let sync_worker = |pairs: &[(&str, &str)]| {
+            let map = vars_from(&[&[DB], pairs].concat());
+            let lookup = move |k: &str| map.get(k).cloned();
+            SyncWorkerConfig::from_vars(&Vars::new(&lookup))
+        };
+        assert_eq!(sync_worker(&[]).unwrap().signing, None);
+        let pem =
+            sync_worker(&[("WSUS_SIGNING_CERTIFICATE_FILE", "/s/tls.crt"), ("WSUS_SIGNING_KEY_FILE", "/s/tls.key")]);
+        assert_eq!(
+            pem.unwrap().signing,
+            Some(SigningFiles::Pem { certificate: "/s/tls.crt".into(), key: "/s/tls.key".into() })
+        );
+        let pfx = sync_worker(&[
+            ("WSUS_SIGNING_PKCS12_FILE", "/s/signing.pfx"),
+            ("WSUS_SIGNING_PKCS12_PASSWORD", " s3cret "),
+        ])
+        .unwrap();
+        assert_eq!(
+            pfx.signing,
+            Some(SigningFiles::Pkcs12 { file: "/s/signing.pfx".into(), password: " s3cret ".into() })
+        );
+        assert!(!format!("{pfx:?}").contains("s3cret"), "the password stays out of logs");
+        let half = sync_worker(&[("WSUS_SIGNING_CERTIFICATE_FILE", "/s/tls.crt")]).unwrap_err();
+        assert!(half.to_string().contains("WSUS_SIGNING_KEY_FILE"), "{half}");
+        let both = sync_worker(&[
+            ("WSUS_SIGNING_CERTIFICATE_FILE", "/a"),
+            ("WSUS_SIGNING_KEY_FILE", "/b"),
+            ("WSUS_SIGNING_PKCS12_FILE", "/c"),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("one or the other"), "{both}");
     }
 }

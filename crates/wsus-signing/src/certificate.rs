@@ -122,6 +122,20 @@ impl SigningCertificate {
         Self::new(certificate, chain, key)
     }
 
+    /// The certificate, its chain and its key from a PKCS#12 file (`.pfx`).
+    pub fn from_pkcs12(pfx: &[u8], password: &str) -> Result<Self, SigningError> {
+        let (mut certificates, key) = crate::pfx::open(pfx, password)?;
+        let key = KeyPair::from_pkcs8(&key).map_err(|e| SigningError::Key(format!("not a usable RSA key: {e}")))?;
+        let public: PublicKeyX509Der = key.public_key().as_der().map_err(|_| SigningError::Key("public key".into()))?;
+        // The signer is the certificate of the key; the others are its chain.
+        let signer = certificates
+            .iter()
+            .position(|c| c.tbs_certificate.subject_public_key_info.to_der().is_ok_and(|d| d == public.as_ref()))
+            .ok_or_else(|| SigningError::Certificate("no certificate in the PKCS#12 file is the key's".into()))?;
+        let certificate = certificates.remove(signer);
+        Self::new(certificate, certificates, key)
+    }
+
     /// Checks that the key is the certificate's, long enough, and allowed to sign code.
     fn new(certificate: Certificate, chain: Vec<Certificate>, key: KeyPair) -> Result<Self, SigningError> {
         let public: PublicKeyX509Der = key.public_key().as_der().map_err(|_| SigningError::Key("public key".into()))?;

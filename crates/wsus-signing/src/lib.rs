@@ -5,6 +5,7 @@
 pub mod authenticode;
 pub mod cabinet;
 pub mod certificate;
+pub mod pfx;
 
 pub use certificate::SigningCertificate;
 

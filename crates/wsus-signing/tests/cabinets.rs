@@ -123,3 +123,56 @@ fn an_unsigned_or_foreign_file_is_not_taken_for_a_signed_cabinet() {
     cabinet::sign(&cab, &signer).unwrap();
     assert!(matches!(cabinet::sign(&cab, &signer), Err(SigningError::Cabinet(_))), "signed once only");
 }
+
+/// `openssl pkcs12 -export` of `signer` into `pfx` with `password` and `extra` arguments.
+fn openssl_export(dir: &Path, signer: &SigningCertificate, pfx: &Path, password: &str, extra: &[&str]) {
+    let (cert, key) = (dir.join("export.crt"), dir.join("export.key"));
+    std::fs::write(&cert, signer.certificate_pem().unwrap()).unwrap();
+    std::fs::write(&key, signer.key_pem().unwrap()).unwrap();
+    let status = Command::new("openssl")
+        .args(["pkcs12", "-export", "-in"])
+        .arg(&cert)
+        .arg("-inkey")
+        .arg(&key)
+        .arg("-out")
+        .arg(pfx)
+        .arg("-passout")
+        .arg(format!("pass:{password}"))
+        .args(extra)
+        .status()
+        .expect("openssl (scripts/test-setup installs it)");
+    assert!(status.success());
+}
+
+/// A PKCS#12 file as OpenSSL 3 exports one (PBES2, AES-256-CBC, PBKDF2 with HMAC-SHA-256,
+/// a SHA-256 MAC), as Windows' "AES256-SHA256" export does: its certificate and key sign
+/// as the PEM ones do; a wrong password and the older 3DES encryption are refused, saying why.
+#[test]
+fn a_pkcs12_file_from_openssl_signs_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = SigningCertificate::generate("Contoso IT", YEAR).unwrap();
+    let pfx = dir.path().join("signing.pfx");
+    openssl_export(dir.path(), &signer, &pfx, "pfx-pass-1", &[]);
+    let bytes = std::fs::read(&pfx).unwrap();
+    let loaded = SigningCertificate::from_pkcs12(&bytes, "pfx-pass-1").unwrap();
+    assert_eq!(loaded.thumbprint(), signer.thumbprint());
+    let pem = dir.path().join("signing.pem");
+    std::fs::write(&pem, signer.certificate_pem().unwrap()).unwrap();
+    let (cab, _) = signed_cabinet(dir.path(), &loaded, 5000);
+    assert!(osslsigncode_verify(&cab, &pem).0);
+
+    let wrong = SigningCertificate::from_pkcs12(&bytes, "not-it").unwrap_err();
+    assert!(wrong.to_string().contains("wrong password"), "{wrong}");
+    assert!(SigningCertificate::from_pkcs12(b"not a pfx", "x").is_err());
+
+    let legacy = dir.path().join("legacy.pfx");
+    openssl_export(
+        dir.path(),
+        &signer,
+        &legacy,
+        "pfx-pass-1",
+        &["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1"],
+    );
+    let refused = SigningCertificate::from_pkcs12(&std::fs::read(&legacy).unwrap(), "pfx-pass-1").unwrap_err();
+    assert!(refused.to_string().contains("AES-256"), "{refused}");
+}

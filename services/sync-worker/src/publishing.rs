@@ -152,10 +152,17 @@ impl Publisher {
     /// The signing certificate: the configured one (read anew each time, so a renewed
     /// Secret takes effect), else the generated one.
     pub async fn certificate(&self) -> Result<Option<(SigningCertificate, CertificateSource)>, PublishingError> {
-        if let Some(files) = &self.signing {
-            let (certificate, key) =
-                (tokio::fs::read_to_string(&files.certificate).await?, tokio::fs::read_to_string(&files.key).await?);
-            return Ok(Some((SigningCertificate::from_pem(&certificate, &key)?, CertificateSource::Configured)));
+        match &self.signing {
+            Some(SigningFiles::Pem { certificate, key }) => {
+                let (certificate, key) =
+                    (tokio::fs::read_to_string(certificate).await?, tokio::fs::read_to_string(key).await?);
+                return Ok(Some((SigningCertificate::from_pem(&certificate, &key)?, CertificateSource::Configured)));
+            }
+            Some(SigningFiles::Pkcs12 { file, password }) => {
+                let bytes = tokio::fs::read(file).await?;
+                return Ok(Some((SigningCertificate::from_pkcs12(&bytes, password)?, CertificateSource::Configured)));
+            }
+            None => {}
         }
         match store::signing_certificate(&self.pool).await? {
             Some((certificate, key)) => {
