@@ -404,6 +404,19 @@ pub fn import(database_url: &str, path: &Path) {
     assert!(ok, "sync-worker import {}: {out}{err}", path.display());
 }
 
+/// Approves `update_id` for install on All Computers.
+pub async fn approve_for_all(pool: &sqlx::PgPool, update_id: uuid::Uuid) {
+    use wsus_store::approvals::{self, Action, Approval};
+    let approval = Approval {
+        update_id,
+        group_id: wsus_store::ALL_COMPUTERS,
+        action: Action::Install,
+        deadline: None,
+        admin_name: None,
+    };
+    approvals::approve(pool, &approval).await.unwrap();
+}
+
 /// Approves for All Computers `how_many` software bundles that have no approval yet, the
 /// newest (by revision id) or the oldest first; returns how many it approved.
 pub async fn approve_bundles(pool: &sqlx::PgPool, how_many: i64, newest: bool) -> anyhow::Result<usize> {

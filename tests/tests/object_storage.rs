@@ -11,21 +11,9 @@ use sqlx::PgPool;
 use wsus_e2e::agent::Agent;
 use wsus_e2e::store::TestStore;
 use wsus_e2e::{PgCluster, System, run_binary};
-use wsus_store::approvals::{self, Action, Approval};
 
 /// Files of the first bundle: three multipart parts of 8 MiB each (the last one short).
 const LARGE: u64 = 20 * 1024 * 1024;
-
-async fn approve(pool: &PgPool, update_id: uuid::Uuid) {
-    let approval = Approval {
-        update_id,
-        group_id: wsus_store::ALL_COMPUTERS,
-        action: Action::Install,
-        deadline: None,
-        admin_name: None,
-    };
-    approvals::approve(pool, &approval).await.unwrap();
-}
 
 /// The bundles whose members carry files of [`LARGE`] bytes, or (`large` false) others.
 async fn bundles_with_files(pool: &PgPool, large: bool) -> Vec<uuid::Uuid> {
@@ -116,7 +104,7 @@ async fn a_sync_worker_killed_mid_upload_leaves_no_object_and_corrupt_files_neve
     let mut corrupt = original.clone();
     corrupt[0] ^= 0xff;
     std::fs::write(content_a.join(&bad), &corrupt).unwrap();
-    approve(&pool_b, small).await;
+    wsus_e2e::approve_for_all(&pool_b, small).await;
     let (ok, failed) = try_sync(&env);
     assert!(!ok && failed["files_failed"].as_u64().unwrap() >= 1, "{failed}");
     let (state,): (String,) = sqlx::query_as("SELECT content_state FROM file WHERE sha1 = $1")
@@ -136,7 +124,7 @@ async fn a_sync_worker_killed_mid_upload_leaves_no_object_and_corrupt_files_neve
     let large = bundles_with_files(&pool_b, true).await;
     assert_eq!(large.len(), 1, "{large:?}");
     let large_files = files_of(&pool_b, large[0]).await;
-    approve(&pool_b, large[0]).await;
+    wsus_e2e::approve_for_all(&pool_b, large[0]).await;
     let deadline = Instant::now() + Duration::from_secs(300);
     let cut_off = loop {
         assert!(Instant::now() < deadline, "no multipart upload was ever seen running");

@@ -8,13 +8,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sqlx::PgPool;
 use uuid::{Uuid, uuid};
 use wsus_e2e::agent::{Agent, FileMeta};
 use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, run_binary};
-use wsus_store::approvals::{self, Action, Approval};
+use wsus_testdata::cabinets::{cabextract, osslsigncode_verify};
 
 const MSI_PACKAGE: Uuid = uuid!("3f0c1a52-8d7e-4b6a-9c21-5e4f7a9b0c11");
 const EXE_PACKAGE: Uuid = uuid!("9a4d6e21-3b5c-4f7e-a8d9-0c1b2e3f4a55");
@@ -36,17 +35,6 @@ fn installer(dir: &Path) -> PathBuf {
     let bytes: Vec<u8> = (0..1_048_576u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-async fn approve(pool: &PgPool, update_id: Uuid) {
-    let approval = Approval {
-        update_id,
-        group_id: wsus_store::ALL_COMPUTERS,
-        action: Action::Install,
-        deadline: None,
-        admin_name: None,
-    };
-    approvals::approve(pool, &approval).await.unwrap();
 }
 
 /// The client's scan, and the Cabinet of the revision of `update_id` it was offered:
@@ -84,23 +72,9 @@ async fn download_cabinet(gateway: &str, update_id: Uuid, dir: &Path) -> (Agent,
     (agent, cab)
 }
 
-/// osslsigncode's verdict on `cab` with `pem` the one trusted certificate.
-fn signature_verifies(cab: &Path, pem: &Path) -> (bool, String) {
-    let out = Command::new("osslsigncode")
-        .args(["verify", "-CAfile"])
-        .arg(pem)
-        .arg("-in")
-        .arg(cab)
-        .output()
-        .expect("osslsigncode (scripts/test-setup installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success() && text.contains("Signature verification: ok"), text)
-}
-
 fn unpacked(cab: &Path, dir: &Path) -> Vec<u8> {
     let to = dir.join(format!("x-{}", Uuid::new_v4()));
-    let status = Command::new("cabextract").arg("-q").arg("-d").arg(&to).arg(cab).status().expect("cabextract");
-    assert!(status.success());
+    cabextract(cab, &to);
     std::fs::read(to.join("contoso-notes-2.4.1-x64.msi")).unwrap()
 }
 
@@ -159,9 +133,9 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
 
     // Approved, it is offered; the client's Cabinet verifies against the exported
     // certificate and unpacks to the installer.
-    approve(&pool_a, MSI_PACKAGE).await;
+    wsus_e2e::approve_for_all(&pool_a, MSI_PACKAGE).await;
     let (_, cab) = download_cabinet(&a.gateway_url, MSI_PACKAGE, dir.path()).await;
-    let (ok, out) = signature_verifies(&cab, &pem_file);
+    let (ok, out) = osslsigncode_verify(&cab, &pem_file);
     assert!(ok, "{out}");
     assert_eq!(unpacked(&cab, dir.path()), std::fs::read(&msi).unwrap());
 
@@ -180,13 +154,13 @@ async fn a_published_package_reaches_clients_signed_through_a_downstream_server(
     };
     sync_b();
     let pool_b = PgPool::connect(&db_b).await.unwrap();
-    approve(&pool_b, MSI_PACKAGE).await;
+    wsus_e2e::approve_for_all(&pool_b, MSI_PACKAGE).await;
     sync_b();
     let b = System::start_with(&db_b, Some(&content_b), &[]);
     b.wait_ready(&http).await;
     let (_, cab_b) = download_cabinet(&b.gateway_url, MSI_PACKAGE, dir.path()).await;
     assert_eq!(std::fs::read(&cab_b).unwrap(), std::fs::read(&cab).unwrap(), "the same signed Cabinet");
-    assert!(signature_verifies(&cab_b, &pem_file).0);
+    assert!(osslsigncode_verify(&cab_b, &pem_file).0);
 
     // Published again (a corrected title): its next revision, offered in the old one's place.
     let revised = dir.path().join("revised.xml");

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::TimeZone as _;
 use wsus_signing::{SigningCertificate, SigningError, cabinet};
+use wsus_testdata::cabinets::{cabextract, osslsigncode_verify};
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -26,19 +27,6 @@ fn installer(dir: &Path, name: &str, size: usize) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-/// `osslsigncode verify` with the certificate as the only trusted one: (accepted, output).
-fn osslsigncode_verify(cab: &Path, certificate_pem: &Path) -> (bool, String) {
-    let out = Command::new("osslsigncode")
-        .args(["verify", "-CAfile"])
-        .arg(certificate_pem)
-        .arg("-in")
-        .arg(cab)
-        .output()
-        .expect("osslsigncode (scripts/test-setup installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success() && text.contains("Signature verification: ok"), text)
 }
 
 fn signed_cabinet(dir: &Path, signer: &SigningCertificate, size: usize) -> (PathBuf, PathBuf) {
@@ -65,8 +53,7 @@ fn osslsigncode_accepts_a_signed_cabinet_against_the_exported_certificate() {
 
     // cabextract unpacks the installer, byte for byte.
     let unpacked = dir.path().join("unpacked");
-    let status = Command::new("cabextract").arg("-q").arg("-d").arg(&unpacked).arg(&cab).status().expect("cabextract");
-    assert!(status.success());
+    cabextract(&cab, &unpacked);
     assert_eq!(std::fs::read(unpacked.join("contoso-tool-1.2.3.msi")).unwrap(), std::fs::read(&msi).unwrap());
 
     // Another certificate is not trusted for it.

@@ -1,7 +1,9 @@
 //! The reference material tests are held to lives in the repository's `testdata/`
 //! (`testdata/PROVENANCE.md` says where each set comes from), so a clone tests itself.
-//! Also the real S3 server the object-storage tests run against ([`S3Server`]).
+//! Also the real S3 server the object-storage tests run against ([`S3Server`]), and the
+//! tools that check signed Cabinets ([`cabinets`]).
 
+pub mod cabinets;
 mod s3;
 
 pub use s3::S3Server;
