@@ -15,6 +15,7 @@ pub const SDP: &str = "http://schemas.microsoft.com/wsus/2005/04/CorporatePublis
 pub const CMD: &str =
     "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/CommandLineInstallation.xsd";
 pub const MSI: &str = "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MsiInstallation.xsd";
+pub const MSP: &str = "http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MspInstallation.xsd";
 
 /// A package definition.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,17 +154,28 @@ pub enum Installer {
     CommandLine { attributes: Vec<(String, String)>, return_codes: Vec<Vec<(String, String)>> },
     /// `msi:MsiInstallerData`: an MSI installed by Windows Installer.
     Msi { attributes: Vec<(String, String)> },
+    /// `msp:MspInstallerData`: a Windows Installer patch; its file named by `MspFileName`,
+    /// or the one file of the Cabinet.
+    Msp { attributes: Vec<(String, String)>, file: Option<String> },
 }
 
 impl Installer {
-    /// The file in the Cabinet the client runs.
+    /// The file in the Cabinet the client runs, when the definition names it.
     pub fn file(&self) -> Option<&str> {
-        let (Installer::CommandLine { attributes, .. } | Installer::Msi { attributes }) = self;
-        let name = match self {
-            Installer::CommandLine { .. } => "Program",
-            Installer::Msi { .. } => "MsiFile",
+        let (attributes, name) = match self {
+            Installer::CommandLine { attributes, .. } => (attributes, "Program"),
+            Installer::Msi { attributes } => (attributes, "MsiFile"),
+            Installer::Msp { file, .. } => return file.as_deref(),
         };
         attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn attributes(&self) -> &[(String, String)] {
+        match self {
+            Installer::CommandLine { attributes, .. }
+            | Installer::Msi { attributes }
+            | Installer::Msp { attributes, .. } => attributes,
+        }
     }
 }
 
@@ -281,10 +293,12 @@ fn checked(p: Package) -> Result<Package, PublishError> {
     for (kind, rule) in &p.item.rules {
         well_formed(rule).map_err(|why| PublishError::invalid(kind.name(), &why))?;
     }
-    let (attributes, codes) = match &p.item.installer {
-        Installer::CommandLine { attributes, return_codes } => (attributes, return_codes.as_slice()),
-        Installer::Msi { attributes } => (attributes, &[][..]),
+    let codes = match &p.item.installer {
+        Installer::CommandLine { return_codes, .. } => return_codes.as_slice(),
+        Installer::Msi { .. } | Installer::Msp { .. } => &[][..],
     };
+    let installer = p.item.installer.attributes().to_vec();
+    let attributes = &installer;
     let behaviour = p.item.uninstall_behaviour.iter().chain(std::iter::once(&p.item.install_behaviour));
     for list in std::iter::once(attributes).chain(codes).chain(behaviour) {
         attributes_ok(list).map_err(|why| PublishError::invalid("the installer's data", &why))?;
@@ -384,12 +398,16 @@ fn installable_item(root: &Element, item: &Element) -> Result<InstallableItem, P
         }
     } else if let Some(msi) = item.child(MSI, "MsiInstallerData") {
         Installer::Msi { attributes: attributes(msi) }
+    } else if let Some(msp) = item.child(MSP, "MspInstallerData") {
+        let file = msp.child(MSP, "MspFileName").map(|f| f.text().trim().to_owned()).filter(|f| !f.is_empty());
+        Installer::Msp { attributes: attributes(msp), file }
     } else {
         return Err(PublishError::Unsupported(
-            "an installer other than CommandLineInstallerData or MsiInstallerData".into(),
+            "an installer other than CommandLineInstallerData, MsiInstallerData or MspInstallerData".into(),
         ));
     };
-    if installer.file().is_none_or(str::is_empty) {
+    let named = matches!(installer, Installer::Msp { .. }) || installer.file().is_some_and(|f| !f.is_empty());
+    if !named {
         return Err(PublishError::Missing("the installer's Program or MsiFile"));
     }
     Ok(InstallableItem {

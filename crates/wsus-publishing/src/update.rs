@@ -88,7 +88,7 @@ pub fn update_document(p: &Publication) -> Result<String, PublishError> {
 
     let handler = match item.installer {
         Installer::CommandLine { .. } => COMMAND_LINE,
-        Installer::Msi { .. } => WINDOWS_INSTALLER,
+        Installer::Msi { .. } | Installer::Msp { .. } => WINDOWS_INSTALLER,
     };
     x.push_str("<upd:Properties UpdateType=\"Software\" ExplicitlyDeployable=\"true\"");
     attr(&mut x, "DefaultPropertiesLanguage", &pkg.localized[0].language);
@@ -177,6 +177,9 @@ pub fn update_document(p: &Publication) -> Result<String, PublishError> {
         attr(&mut x, "FileName", &f.file_name);
         attr(&mut x, "Size", &f.size.to_string());
         attr(&mut x, "Modified", &f.modified.to_rfc3339_opts(SecondsFormat::Millis, true));
+        if matches!(item.installer, Installer::Msp { .. }) {
+            attr(&mut x, "PatchingType", "SelfContained");
+        }
         let _ =
             write!(x, "><upd:AdditionalDigest Algorithm=\"SHA256\">{}</upd:AdditionalDigest>", b64.encode(f.sha256));
         x.push_str("</upd:File></upd:Files>");
@@ -196,6 +199,11 @@ pub fn update_document(p: &Publication) -> Result<String, PublishError> {
         }
         Installer::Msi { attributes } => {
             x.push_str("<upd:HandlerSpecificData xsi:type=\"msp:WindowsInstallerApp\"><msp:MsiData");
+            attrs(&mut x, attributes);
+            x.push_str(" /></upd:HandlerSpecificData>");
+        }
+        Installer::Msp { attributes, .. } => {
+            x.push_str("<upd:HandlerSpecificData xsi:type=\"msp:WindowsInstaller\"><msp:MspData");
             attrs(&mut x, attributes);
             x.push_str(" /></upd:HandlerSpecificData>");
         }

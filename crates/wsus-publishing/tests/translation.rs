@@ -118,6 +118,36 @@ fn an_exe_package_becomes_a_command_line_update() {
     );
 }
 
+/// A Windows Installer patch (`msp:MspInstallerData`): WSUS's translation gives it the
+/// WindowsInstaller handler, `MspData` and a self-contained file.
+#[test]
+fn an_msp_package_becomes_a_windows_installer_patch() {
+    let msi = sample("contoso-notes-2.4.1-msi.xml");
+    let start = msi.find("<msi:MsiInstallerData").unwrap();
+    let end = start + msi[start..].find("/>").unwrap() + 2;
+    let msp = format!(
+        "{}<msp:MspInstallerData xmlns:msp=\"http://schemas.microsoft.com/wsus/2005/04/CorporatePublishing/Installers/MspInstallation.xsd\" PatchCode=\"{{0B5D1C2E-3F40-4A51-8B62-7C83D94E05F6}}\" CommandLine=\"REBOOT=ReallySuppress\"><msp:MspFileName>contoso-notes-2.4.1-fix.msp</msp:MspFileName></msp:MspInstallerData>{}",
+        &msi[..start],
+        &msi[end..]
+    );
+    let package = wsus_publishing::parse(&msp).unwrap();
+    assert_eq!(package.item.installer.file(), Some("contoso-notes-2.4.1-fix.msp"));
+    let file = cabinet();
+    let xml = update::update_document(&Publication {
+        package: &package,
+        revision: 100,
+        publisher: PUBLISHER,
+        product_category: PUBLISHER,
+        file: Some(&file),
+    })
+    .unwrap();
+    let u = Update::parse(xml.clone()).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    assert_eq!(u.files[0].patching_type.as_deref(), Some("SelfContained"));
+    let extended = fragments::extended(&u);
+    assert!(extended.contains("PatchCode=\"{0B5D1C2E-3F40-4A51-8B62-7C83D94E05F6}\""), "{extended}");
+    assert!(xml.contains("xsi:type=\"msp:WindowsInstaller\"><msp:MspData"), "{xml}");
+}
+
 #[test]
 fn expired_and_metadata_only_publications() {
     let text = sample("fabrikam-agent-5.1.0-exe.xml")

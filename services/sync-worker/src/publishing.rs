@@ -281,7 +281,8 @@ impl Publisher {
         name: &str,
         installer: &Path,
     ) -> Result<PublishedFile, PublishingError> {
-        let runs = package.item.installer.file().unwrap_or_default();
+        // A patch whose definition names no file is the Cabinet's one file, whatever its name.
+        let runs = package.item.installer.file().unwrap_or(name);
         if !runs.eq_ignore_ascii_case(name) {
             return Err(PublishingError::Installer(format!(
                 "the definition runs {runs:?}; the installer given is {name:?}"
