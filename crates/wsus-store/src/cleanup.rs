@@ -341,14 +341,20 @@ pub async fn progress(pool: &PgPool, run_id: i64, job: &str, n: u64) -> Result<(
 
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.finish_run"))]
 pub async fn finish_run(pool: &PgPool, run_id: i64, error: Option<&str>) -> Result<()> {
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    let job: Option<(Option<String>,)> = sqlx::query_as(
         "UPDATE cleanup_run SET finished_at = now(), result = CASE WHEN $2::text IS NULL THEN 'succeeded' ELSE 'failed' END, \
-            job = CASE WHEN $2::text IS NULL THEN NULL ELSE job END, error = $2 WHERE run_id = $1",
+            job = CASE WHEN $2::text IS NULL THEN NULL ELSE job END, error = $2 WHERE run_id = $1 RETURNING job",
     )
     .bind(run_id)
     .bind(error)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let (Some((job,)), Some(error)) = (job, error) {
+        let payload = serde_json::json!({ "run_id": run_id, "job": job, "error": error });
+        crate::notifications::enqueue(&mut tx, crate::notifications::EventKind::CleanupFailed, &payload).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

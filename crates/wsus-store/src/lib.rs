@@ -16,6 +16,7 @@ pub mod identity;
 pub mod index;
 pub mod listen;
 pub mod migrate;
+pub mod notifications;
 pub mod publishing;
 pub mod reporting;
 pub mod revisions;

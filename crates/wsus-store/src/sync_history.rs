@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+use crate::notifications::{self, EventKind};
+
 use crate::Result;
 pub use crate::run::{RunResult, Trigger};
 
@@ -144,16 +146,85 @@ pub async fn record_counts(pool: &PgPool, sync_id: i64, c: Counts) -> Result<()>
 /// Ends an attempt with `result` (any but running).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.sync_history.finish"))]
 pub async fn finish(pool: &PgPool, sync_id: i64, result: RunResult, error: Option<&str>) -> Result<()> {
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    let run: Option<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "UPDATE sync_history SET result = $2, error = $3, finished_at = now(), heartbeat_at = now() \
-         WHERE sync_id = $1",
+         WHERE sync_id = $1 RETURNING upstream_url, started_at",
     )
     .bind(sync_id)
     .bind(result)
     .bind(error)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    // Told in the same transaction: a finished sync is never recorded untold, nor told twice.
+    if let Some((upstream, started)) = run {
+        match result {
+            RunResult::Succeeded => {
+                if notifications::wanted(&mut tx, EventKind::UpdatesSynchronized).await? {
+                    let payload = new_updates(&mut tx, sync_id, &upstream, started).await?;
+                    if payload["count"].as_i64().unwrap_or(0) > 0 {
+                        notifications::enqueue(&mut tx, EventKind::UpdatesSynchronized, &payload).await?;
+                    }
+                }
+            }
+            RunResult::Failed => {
+                let payload = serde_json::json!({ "sync_id": sync_id, "upstream_url": upstream, "error": error });
+                notifications::enqueue(&mut tx, EventKind::SyncFailed, &payload).await?;
+            }
+            RunResult::Running | RunResult::Cancelled => {}
+        }
+    }
+    tx.commit().await?;
     Ok(())
+}
+
+/// A new update, as a notification names it.
+#[derive(Debug, sqlx::FromRow, serde::Serialize)]
+struct NewUpdate {
+    update_id: uuid::Uuid,
+    title: Option<String>,
+    kb_article_id: Option<String>,
+    classification: Option<String>,
+}
+
+/// The most updates one notification names; the counts cover them all.
+const NAMED_UPDATES: i64 = 100;
+
+/// What a sync that started at `started` brought: updates whose first revision arrived
+/// since (software and drivers), counted per classification, the first ones named.
+async fn new_updates(
+    tx: &mut sqlx::PgConnection,
+    sync_id: i64,
+    upstream: &str,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value> {
+    let rows: Vec<NewUpdate> = sqlx::query_as(
+        "WITH new AS (SELECT DISTINCT ON (r.update_id) r.update_id, r.revision_id, r.title, r.kb_article_id \
+             FROM revision r WHERE r.update_type IN ('Software', 'Driver') AND r.imported_at >= $1 \
+             AND NOT EXISTS (SELECT 1 FROM revision o WHERE o.update_id = r.update_id AND o.imported_at < $1) \
+             ORDER BY r.update_id, r.revision_number DESC) \
+         SELECT n.update_id, n.title, n.kb_article_id, (SELECT c.title FROM revision_category rc \
+             JOIN revision c ON c.update_id = rc.category_update_id AND c.category_type = 'UpdateClassification' \
+             WHERE rc.revision_id = n.revision_id ORDER BY c.revision_number DESC LIMIT 1) AS classification \
+         FROM new n ORDER BY n.title, n.update_id",
+    )
+    .bind(started)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_classification = serde_json::Map::new();
+    for u in &rows {
+        let name = u.classification.clone().unwrap_or_else(|| "Unclassified".to_owned());
+        let n = by_classification.get(&name).and_then(|v| v.as_u64()).unwrap_or(0);
+        by_classification.insert(name, (n + 1).into());
+    }
+    let named = &rows[..rows.len().min(NAMED_UPDATES as usize)];
+    Ok(serde_json::json!({
+        "sync_id": sync_id,
+        "upstream_url": upstream,
+        "count": rows.len(),
+        "by_classification": by_classification,
+        "updates": named,
+    }))
 }
 
 /// Marks attempts whose process stopped heart-beating as failed, so a new one can start.

@@ -1,0 +1,148 @@
+//! The notification outbox: an event is written, once per channel that wants it, in the
+//! transaction that records it; senders claim disjoint rows; a failing delivery is tried
+//! again with a growing pause and then given up. The sync imports the real lab documents
+//! (captures/wsus-m0-wsusss/docs).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+use wsus_metadata::Update;
+use wsus_store::notifications::{self, Channel};
+use wsus_store::revisions::{self, NewRevision};
+use wsus_store::run::{RunResult, Trigger};
+use wsus_store::{cleanup, migrate, sync_history};
+
+fn channel(name: &str, events: &[&str], enabled: bool) -> Channel {
+    Channel {
+        channel_id: Uuid::new_v4(),
+        name: name.into(),
+        kind: "webhook".into(),
+        target: format!("https://hooks.example/{name}"),
+        secret_env: None,
+        events: events.iter().map(|e| e.to_string()).collect(),
+        enabled,
+        changed_at: chrono::Utc::now(),
+    }
+}
+
+async fn outbox(pool: &PgPool) -> Vec<(Uuid, String, serde_json::Value)> {
+    sqlx::query_as("SELECT channel_id, event_kind, payload FROM notification_outbox ORDER BY notification_id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn events_are_written_with_what_records_them(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let ops = channel("ops", &["updates_synchronized", "sync_failed"], true);
+    let off = channel("off", &["updates_synchronized"], false);
+    let janitor = channel("janitor", &["cleanup_failed"], true);
+    for c in [&ops, &off, &janitor] {
+        notifications::put_channel(&pool, c).await.unwrap();
+    }
+
+    // A sync that brought the lab's documents: one notification, to the one channel that
+    // wants it and is enabled, counting the new software updates.
+    let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
+    let docs: Vec<NewRevision> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| NewRevision::from_update(&Update::parse(std::fs::read_to_string(e.path()).unwrap()).unwrap()))
+        .collect();
+    revisions::import_batch(&pool, &docs).await.unwrap();
+    revisions::refresh_derived(&pool).await.unwrap();
+    let (software,): (i64,) =
+        sqlx::query_as("SELECT count(DISTINCT update_id) FROM revision WHERE update_type IN ('Software', 'Driver')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(software > 0);
+    sync_history::finish(&pool, run.sync_id, RunResult::Succeeded, None).await.unwrap();
+    let told = outbox(&pool).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].0, told[0].1.as_str()), (ops.channel_id, "updates_synchronized"));
+    let payload = &told[0].2;
+    assert_eq!(payload["count"], software, "{payload}");
+    assert_eq!(payload["sync_id"], run.sync_id);
+    let counted: i64 = payload["by_classification"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+    assert_eq!(counted, software);
+    assert!(payload["updates"].as_array().unwrap().iter().any(|u| u["kb_article_id"] == "2267602"), "{payload}");
+
+    // A sync that brought nothing new tells nothing; a failed one says why.
+    let quiet = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+    sync_history::finish(&pool, quiet.sync_id, RunResult::Succeeded, None).await.unwrap();
+    assert_eq!(outbox(&pool).await.len(), 1);
+    let broken = sync_history::start(&pool, "http://uss.example:8530", Trigger::Manual).await.unwrap();
+    sync_history::finish(&pool, broken.sync_id, RunResult::Failed, Some("the upstream refused the cookie"))
+        .await
+        .unwrap();
+    let told = outbox(&pool).await;
+    assert_eq!(told.len(), 2);
+    assert_eq!((told[1].0, told[1].1.as_str()), (ops.channel_id, "sync_failed"));
+    assert_eq!(told[1].2["error"], "the upstream refused the cookie");
+
+    // A failed cleanup goes to the channel that wants that.
+    let cleanup_run = cleanup::start_run(&pool, Trigger::Schedule).await.unwrap();
+    cleanup::finish_run(&pool, cleanup_run.run_id, Some("disk full")).await.unwrap();
+    let told = outbox(&pool).await;
+    assert_eq!(
+        (told[2].0, told[2].1.as_str(), told[2].2["error"].as_str()),
+        (janitor.channel_id, "cleanup_failed", Some("disk full"))
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let hook = channel("hook", &["sync_failed"], true);
+    notifications::put_channel(&pool, &hook).await.unwrap();
+    for n in 0..3 {
+        let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+        sync_history::finish(&pool, run.sync_id, RunResult::Failed, Some(&format!("failure {n}"))).await.unwrap();
+    }
+
+    // Two senders at once take disjoint rows, and a claimed row is not due while held.
+    let hold = chrono::Duration::minutes(2);
+    let (a, b) = tokio::join!(notifications::claim_due(&pool, 2, hold), notifications::claim_due(&pool, 2, hold));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 3);
+    assert!(a.iter().all(|x| b.iter().all(|y| x.notification_id != y.notification_id)));
+    assert!(notifications::claim_due(&pool, 10, hold).await.unwrap().is_empty());
+
+    // One is sent; one fails three times (due again each time after its pause) and is given up.
+    let (first, second) =
+        (a.first().or(b.first()).unwrap().notification_id, a.iter().chain(&b).nth(1).unwrap().notification_id);
+    notifications::sent(&pool, first).await.unwrap();
+    let due_in = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            let (seconds,): (f64,) = sqlx::query_as(
+                "SELECT extract(epoch FROM next_attempt_at - now())::float8 FROM notification_outbox WHERE notification_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            seconds
+        }
+    };
+    assert!(!notifications::attempt_failed(&pool, second, "503", 3).await.unwrap());
+    let pause1 = due_in(second).await;
+    assert!(!notifications::attempt_failed(&pool, second, "503", 3).await.unwrap());
+    let pause2 = due_in(second).await;
+    assert!(pause1 > 20.0 && pause2 > pause1 * 1.5, "{pause1} then {pause2}");
+    assert!(notifications::attempt_failed(&pool, second, "connection refused", 3).await.unwrap(), "given up");
+    let recent = notifications::recent(&pool, 10).await.unwrap();
+    let state = |id: i64| recent.iter().find(|n| n.notification_id == id).unwrap().clone();
+    assert_eq!((state(first).state.as_str(), state(first).attempts), ("sent", 1));
+    let gave_up = state(second);
+    assert_eq!(
+        (gave_up.state.as_str(), gave_up.attempts, gave_up.last_error.as_deref()),
+        ("failed", 3, Some("connection refused"))
+    );
+
+    // A removed channel takes what it had still to send with it.
+    assert!(notifications::delete_channel(&pool, hook.channel_id).await.unwrap());
+    assert!(notifications::recent(&pool, 10).await.unwrap().is_empty());
+}
