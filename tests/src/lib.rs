@@ -334,6 +334,17 @@ impl System {
         gateway_settings: &[(&'static str, String)],
         sync_settings: &[(&'static str, String)],
     ) -> Self {
+        Self::start_each(database_url, content, gateway_settings, sync_settings, &[])
+    }
+
+    /// Also with settings of reporting's own.
+    pub fn start_each(
+        database_url: &str,
+        content: Option<&Path>,
+        gateway_settings: &[(&'static str, String)],
+        sync_settings: &[(&'static str, String)],
+        reporting_settings: &[(&'static str, String)],
+    ) -> Self {
         let (gw, rep, rep_grpc, sw, sw_grpc) = (free_port(), free_port(), free_port(), free_port(), free_port());
         let common = |http: u16| -> HashMap<&'static str, String> {
             HashMap::from([
@@ -356,6 +367,7 @@ impl System {
         }
         gateway_env.extend(gateway_settings.iter().cloned());
         sync_env.extend(sync_settings.iter().cloned());
+        reporting_env.extend(reporting_settings.iter().cloned());
         System {
             reporting: Service::spawn("reporting", &reporting_env),
             sync: Service::spawn("sync-worker", &sync_env),

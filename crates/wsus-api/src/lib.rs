@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 mod computers;
 mod groups;
+mod notifications;
 mod publishing;
 mod reports;
 mod rules;
@@ -19,6 +20,7 @@ mod updates;
 
 pub use computers::*;
 pub use groups::*;
+pub use notifications::*;
 pub use publishing::*;
 pub use reports::*;
 pub use rules::*;

@@ -531,6 +531,10 @@ pub struct ReportingConfig {
     /// HTTPS for the management API, when a certificate is given (then `/api` is served
     /// there only).
     pub tls: Option<TlsConfig>,
+    /// Notifications: the first pause before a failed delivery is tried again (doubling
+    /// each time, at most an hour), and how many attempts before it is given up.
+    pub notify_retry_seconds: usize,
+    pub notify_max_attempts: usize,
 }
 
 impl ReportingConfig {
@@ -542,6 +546,8 @@ impl ReportingConfig {
             api_tokens: api_tokens(vars)?,
             cookie_keys: cookie_keys(vars)?,
             tls: tls(vars, "0.0.0.0:8443")?,
+            notify_retry_seconds: vars.number("WSUS_NOTIFY_RETRY_SECONDS", 30, 1..=3600)?,
+            notify_max_attempts: vars.number("WSUS_NOTIFY_MAX_ATTEMPTS", 8, 1..=100)?,
         })
     }
 }

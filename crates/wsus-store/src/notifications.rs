@@ -152,23 +152,53 @@ pub async fn sent(pool: &PgPool, notification_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The attempt failed: tried again after 30 s, 1, 2, 4... minutes (at most an hour), and
-/// given up (`failed`) once it has been tried `max_attempts` times. Returns whether it
-/// was given up.
+/// How failed deliveries are tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The first pause; each next one is twice the last, at most an hour.
+    pub first_pause: chrono::Duration,
+    /// Given up after this many attempts.
+    pub max_attempts: i32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { first_pause: chrono::Duration::seconds(30), max_attempts: 8 }
+    }
+}
+
+/// The attempt failed: tried again after `first_pause`, twice that, and so on (at most an
+/// hour), and given up (`failed`) once tried `max_attempts` times. Returns whether it was
+/// given up.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.attempt_failed"))]
-pub async fn attempt_failed(pool: &PgPool, notification_id: i64, error: &str, max_attempts: i32) -> Result<bool> {
+pub async fn attempt_failed(pool: &PgPool, notification_id: i64, error: &str, retry: Retry) -> Result<bool> {
     let (state,): (String,) = sqlx::query_as(
-        "UPDATE notification_outbox SET attempts = attempts + 1, last_error = $2, \
+        "UPDATE notification_outbox SET attempts = attempts + 1, last_error = left($2, 2000), \
              state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END, \
-             next_attempt_at = now() + least(interval '1 hour', interval '30 seconds' * power(2, attempts)) \
+             next_attempt_at = now() + least(interval '1 hour', $4 * power(2, attempts)) \
          WHERE notification_id = $1 RETURNING state",
     )
     .bind(notification_id)
     .bind(error)
-    .bind(max_attempts)
+    .bind(retry.max_attempts)
+    .bind(retry.first_pause)
     .fetch_one(pool)
     .await?;
     Ok(state == "failed")
+}
+
+/// Writes a test notification for one channel ("send a test"); its id.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.enqueue_test"))]
+pub async fn enqueue_test(pool: &PgPool, channel_id: Uuid, payload: &Value) -> Result<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "INSERT INTO notification_outbox (channel_id, event_kind, payload) \
+         SELECT channel_id, 'test', $2 FROM notification_channel WHERE channel_id = $1 RETURNING notification_id",
+    )
+    .bind(channel_id)
+    .bind(payload)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(id,)| id))
 }
 
 /// A notification and how its delivery went.

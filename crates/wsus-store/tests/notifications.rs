@@ -127,12 +127,13 @@ async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
             seconds
         }
     };
-    assert!(!notifications::attempt_failed(&pool, second, "503", 3).await.unwrap());
+    let retry = notifications::Retry { first_pause: chrono::Duration::seconds(30), max_attempts: 3 };
+    assert!(!notifications::attempt_failed(&pool, second, "503", retry).await.unwrap());
     let pause1 = due_in(second).await;
-    assert!(!notifications::attempt_failed(&pool, second, "503", 3).await.unwrap());
+    assert!(!notifications::attempt_failed(&pool, second, "503", retry).await.unwrap());
     let pause2 = due_in(second).await;
     assert!(pause1 > 20.0 && pause2 > pause1 * 1.5, "{pause1} then {pause2}");
-    assert!(notifications::attempt_failed(&pool, second, "connection refused", 3).await.unwrap(), "given up");
+    assert!(notifications::attempt_failed(&pool, second, "connection refused", retry).await.unwrap(), "given up");
     let recent = notifications::recent(&pool, 10).await.unwrap();
     let state = |id: i64| recent.iter().find(|n| n.notification_id == id).unwrap().clone();
     assert_eq!((state(first).state.as_str(), state(first).attempts), ("sent", 1));

@@ -12,6 +12,7 @@ pub mod api;
 pub mod console;
 mod https;
 mod ingest;
+pub mod notify;
 mod status;
 mod uss_rollup;
 
@@ -53,6 +54,11 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     };
     let partitions =
         tokio::spawn(keep_event_partitions(shell.pool.clone(), shell.startup.clone(), shell.shutdown.clone()));
+    let retry = wsus_store::notifications::Retry {
+        first_pause: chrono::Duration::seconds(config.notify_retry_seconds as i64),
+        max_attempts: config.notify_max_attempts as i32,
+    };
+    let notifying = tokio::spawn(notify::run(shell.pool.clone(), retry, shell.shutdown.clone()));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
@@ -67,6 +73,7 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         .serve_with_incoming_shutdown(incoming, async move { stop.cancelled().await })
         .await?;
     partitions.abort();
+    notifying.abort();
     keys.abort();
     counting.abort();
     let _ = http.await;

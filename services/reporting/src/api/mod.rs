@@ -27,6 +27,7 @@ use wsus_store::{ErrorKind, HasKind, PgPool, StoreError};
 mod cleanup;
 mod computers;
 mod groups;
+mod notifications;
 pub mod openapi;
 mod publishing;
 mod reports;
@@ -271,6 +272,7 @@ pub fn routes() -> Routes {
     let r = sync::routes(r);
     let r = cleanup::routes(r);
     let r = publishing::routes(r);
+    let r = notifications::routes(r);
     reports::routes(r)
 }
 

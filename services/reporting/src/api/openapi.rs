@@ -7,13 +7,13 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{cleanup, computers, groups, publishing, reports, rules, settings, sync, updates};
+use super::{cleanup, computers, groups, notifications, publishing, reports, rules, settings, sync, updates};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "WSUS management API",
-        description = "Computers, target groups, updates, approvals, automatic approval rules, settings, synchronisation, local publishing and reports. Every request needs `Authorization: Bearer <token>` with a token of WSUS_API_TOKENS; the reader role may only read. Lists are keyset pages (limit, cursor → next_cursor)."
+        description = "Computers, target groups, updates, approvals, automatic approval rules, settings, synchronisation, local publishing, notifications and reports. Every request needs `Authorization: Bearer <token>` with a token of WSUS_API_TOKENS; the reader role may only read. Lists are keyset pages (limit, cursor → next_cursor)."
     ),
     paths(
         computers::list, computers::one, computers::delete, computers::updates,
@@ -27,6 +27,7 @@ use super::{cleanup, computers, groups, publishing, reports, rules, settings, sy
         cleanup::runs, cleanup::start,
         publishing::certificate, publishing::certificate_pem, publishing::generate, publishing::list,
         publishing::publish, publishing::expire, publishing::delete,
+        notifications::channels, notifications::add, notifications::remove, notifications::test, notifications::recent,
         reports::per_update, reports::per_computer, reports::downstream_servers,
     ),
     // The enums query parameters name (schemas that answers and bodies use are found on their own).

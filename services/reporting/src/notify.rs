@@ -1,0 +1,187 @@
+//! Sends what the notification outbox holds: every few seconds each replica claims the
+//! due notifications (no two claim the same one), posts each to its channel, and records
+//! the outcome; a channel that fails is tried again later and in the end given up. A dead
+//! endpoint delays only its own notifications: syncs and ingestion never wait on it.
+
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use serde_json::{Value, json};
+use wsus_api::ChannelKind;
+use wsus_store::PgPool;
+use wsus_store::notifications::{self, Channel, Delivery, Retry};
+
+/// How often the outbox is looked at.
+const POLL: Duration = Duration::from_secs(2);
+/// How long a claimed notification is held before another sender may take it.
+const HOLD_SECONDS: i64 = 120;
+/// How long one delivery may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The header a signed webhook carries: `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-WSUS-Signature";
+
+/// Sends until `stop`.
+pub async fn run(pool: PgPool, retry: Retry, stop: tokio_util::sync::CancellationToken) {
+    let http = match reqwest::Client::builder().timeout(SEND_TIMEOUT).build() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "notifications: no HTTP client; nothing will be sent");
+            return;
+        }
+    };
+    loop {
+        if let Err(e) = round(&pool, &http, retry).await {
+            tracing::warn!(error = %e, "notifications: the outbox cannot be read now");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn round(pool: &PgPool, http: &reqwest::Client, retry: Retry) -> Result<(), wsus_store::StoreError> {
+    let due = notifications::claim_due(pool, 50, chrono::Duration::seconds(HOLD_SECONDS)).await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let channels = notifications::channels(pool).await?;
+    for delivery in due {
+        let Some(channel) = channels.iter().find(|c| c.channel_id == delivery.channel_id) else { continue };
+        match send(http, channel, &delivery).await {
+            Ok(()) => notifications::sent(pool, delivery.notification_id).await?,
+            Err(why) => {
+                let given_up = notifications::attempt_failed(pool, delivery.notification_id, &why, retry).await?;
+                tracing::warn!(
+                    channel = channel.name,
+                    event = delivery.event_kind,
+                    error = why,
+                    given_up,
+                    "notification not delivered"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery) -> Result<(), String> {
+    let kind = ChannelKind::parse(&channel.kind)
+        .ok_or_else(|| format!("a channel of kind {:?} is not sent here", channel.kind))?;
+    let body = serde_json::to_vec(&message(kind, delivery)).map_err(|e| e.to_string())?;
+    let mut request = http
+        .post(&channel.target)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("X-WSUS-Event", &delivery.event_kind);
+    if let Some(variable) = &channel.secret_env {
+        // The key is read where it is kept (the process's environment, from a Secret).
+        let key = std::env::var(variable).map_err(|_| format!("its secret {variable} is not set"))?;
+        request = request.header(SIGNATURE_HEADER, signature(key.as_bytes(), &body));
+    }
+    let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{} answered {}", host_of(&channel.target), response.status()))
+    }
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 of `body` under `key`, as GitHub-style receivers check it.
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body).as_ref()))
+}
+
+/// Where a URL points, without its path (which may carry a token).
+fn host_of(url: &str) -> &str {
+    url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("the endpoint")
+}
+
+/// The message a channel of `kind` gets: the documented JSON for a webhook, a line of text
+/// for Slack, a MessageCard for Teams.
+pub fn message(kind: ChannelKind, d: &Delivery) -> Value {
+    let (title, text) = summary(&d.event_kind, &d.payload);
+    match kind {
+        ChannelKind::Webhook => json!({
+            "event": d.event_kind,
+            "notification_id": d.notification_id,
+            "created_at": d.created_at,
+            "title": title,
+            "data": d.payload,
+        }),
+        ChannelKind::Slack => json!({ "text": format!("*{title}*\n{text}") }),
+        ChannelKind::Teams => json!({
+            "@type": "MessageCard",
+            "@context": "https://schema.org/extensions",
+            "summary": title,
+            "title": title,
+            "text": text.replace('\n', "<br>"),
+        }),
+    }
+}
+
+/// A title and a few lines of text saying what an event means.
+pub fn summary(event: &str, p: &Value) -> (String, String) {
+    match event {
+        "updates_synchronized" => {
+            let count = p["count"].as_u64().unwrap_or(0);
+            let mut by: Vec<(String, u64)> = p["by_classification"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+                .unwrap_or_default();
+            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let counts: Vec<String> = by.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            let mut lines = vec![counts.join(", ")];
+            for u in p["updates"].as_array().into_iter().flatten().take(20) {
+                let title = u["title"].as_str().unwrap_or("(untitled)");
+                match u["kb_article_id"].as_str() {
+                    Some(kb) => lines.push(format!("KB{kb} {title}")),
+                    None => lines.push(title.to_owned()),
+                }
+            }
+            if count > 20 {
+                lines.push(format!("and {} more", count - 20));
+            }
+            (format!("WSUS: {count} new updates synchronized"), lines.join("\n"))
+        }
+        "sync_failed" => (
+            "WSUS: a synchronization failed".to_owned(),
+            format!("{}: {}", p["upstream_url"].as_str().unwrap_or("the upstream"), p["error"].as_str().unwrap_or("")),
+        ),
+        "cleanup_failed" => (
+            "WSUS: cleanup failed".to_owned(),
+            format!("{}: {}", p["job"].as_str().unwrap_or("a job"), p["error"].as_str().unwrap_or("")),
+        ),
+        "test" => ("WSUS: a test notification".to_owned(), "This channel is set up right.".to_owned()),
+        other => (format!("WSUS: {other}"), p.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_the_hex_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn new_updates_are_summed_up_per_classification() {
+        let payload = json!({
+            "count": 3,
+            "by_classification": { "Updates": 1, "Security Updates": 2 },
+            "updates": [
+                { "title": "Contoso Notes 2.4.1", "kb_article_id": null },
+                { "title": "2026-11 Cumulative Update", "kb_article_id": "5070000" },
+            ],
+        });
+        let (title, text) = summary("updates_synchronized", &payload);
+        assert_eq!(title, "WSUS: 3 new updates synchronized");
+        assert!(text.starts_with("Security Updates: 2, Updates: 1\n"), "{text}");
+        assert!(text.contains("KB5070000 2026-11 Cumulative Update"), "{text}");
+    }
+}
