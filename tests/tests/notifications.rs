@@ -232,4 +232,17 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let ops = on(&got, "/ops");
     assert_eq!(ops.len(), 2);
     assert_eq!(serde_json::from_slice::<Value>(&ops[1].2).unwrap()["event"], "test");
+
+    // The same through wsusctl.
+    let env = HashMap::from([("WSUS_API_URL", b.reporting_url.clone()), ("WSUS_API_TOKEN", ADMIN_TOKEN.to_owned())]);
+    let (ok, out, err) = run_binary("wsusctl", &["--json", "notifications", "channels"], &env);
+    assert!(ok, "{out}{err}");
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 3);
+    let (ok, out, err) = run_binary("wsusctl", &["--json", "notifications", "list"], &env);
+    assert!(ok, "{out}{err}");
+    let sent: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(sent.iter().filter(|n| n["state"] == "sent").count(), 3, "{sent:?}");
+    let (ok, out, err) =
+        run_binary("wsusctl", &["notifications", "remove", broken["channel_id"].as_str().unwrap()], &env);
+    assert!(ok, "{out}{err}");
 }

@@ -67,6 +67,37 @@ pub enum Command {
     /// Published packages and the signing certificate.
     #[command(subcommand)]
     Publishing(Publishing),
+    /// Where administrators are told what changed, and what was sent.
+    #[command(subcommand)]
+    Notifications(Notifications),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Notifications {
+    /// The channels.
+    Channels,
+    /// Add a channel.
+    Add {
+        name: String,
+        /// webhook (JSON, signed when --secret-env is given), slack or teams.
+        #[arg(long)]
+        kind: String,
+        /// The incoming webhook's URL.
+        #[arg(long)]
+        url: String,
+        /// Events, comma-separated: updates_synchronized, sync_failed, cleanup_failed.
+        #[arg(long, value_delimiter = ',', default_value = "updates_synchronized,sync_failed,cleanup_failed")]
+        events: Vec<String>,
+        /// reporting's environment variable holding the webhook's HMAC key.
+        #[arg(long)]
+        secret_env: Option<String>,
+    },
+    /// Remove a channel.
+    Remove { channel_id: uuid::Uuid },
+    /// Send a test notification to a channel.
+    Test { channel_id: uuid::Uuid },
+    /// The newest notifications and how their delivery went.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

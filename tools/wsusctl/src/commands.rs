@@ -11,10 +11,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 use wsus_api::{
-    Added, Applied, ApplyRequest, Approval, ApprovalRequest, CleanupRun, CleanupStarted, Computer, DownstreamServer,
-    Eula, GenerateCertificate, Group, GroupChange, Members, NewGroup, Page, Published, PublishedDeleted,
-    PublishedPackage, RetentionChange, RuleBody, RunResult, Schedule, Settings, SettingsChange, SigningCertificate,
-    SyncRun, SyncStarted, SyncStatus, Update, UpdateDetail, UpdateStatus, UpdateSummary,
+    Added, Applied, ApplyRequest, Approval, ApprovalRequest, ChannelKind, CleanupRun, CleanupStarted, Computer,
+    DownstreamServer, Eula, GenerateCertificate, Group, GroupChange, Members, NewGroup, NewNotificationChannel,
+    Notification, NotificationChannel, Page, Published, PublishedDeleted, PublishedPackage, RetentionChange, RuleBody,
+    RunResult, Schedule, Settings, SettingsChange, SigningCertificate, SyncRun, SyncStarted, SyncStatus, TestQueued,
+    Update, UpdateDetail, UpdateStatus, UpdateSummary,
 };
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
@@ -326,6 +327,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
         }
         Command::Publishing(p) => publishing(&api, p, j).await?,
+        Command::Notifications(n) => notifications(&api, n, j).await?,
         Command::DownstreamServers(page) => {
             let items: Vec<DownstreamServer> = api.items("/api/v1/downstream-servers", &[], &page).await?;
             list(
@@ -832,6 +834,59 @@ fn certificate(c: &SigningCertificate, pem: bool, j: bool) -> anyhow::Result<()>
     } else {
         println!("{} ({}), thumbprint {}", c.subject, c.source, c.thumbprint);
         println!("valid {} to {} ({} days left)", c.not_before, c.not_after, c.days_left);
+    }
+    Ok(())
+}
+
+async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyhow::Result<()> {
+    match n {
+        cli::Notifications::Channels => {
+            let items: Vec<NotificationChannel> = api.get("/api/v1/notifications/channels", &[]).await?;
+            list(
+                items,
+                j,
+                &["ID", "NAME", "KIND", "ENABLED", "EVENTS"],
+                &["channel_id", "name", "kind", "enabled", "events"],
+            );
+        }
+        cli::Notifications::Add { name, kind, url, events, secret_env } => {
+            let kind = ChannelKind::parse(&kind).with_context(|| format!("--kind {kind}: webhook, slack or teams"))?;
+            let new = NewNotificationChannel { name, kind, target: url, secret_env, events, enabled: true };
+            let added: NotificationChannel =
+                api.request(Method::POST, "/api/v1/notifications/channels", &[], Some(&new)).await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&added)?);
+            } else {
+                println!("added channel {} ({})", added.name, added.channel_id);
+            }
+        }
+        cli::Notifications::Remove { channel_id } => {
+            api.send(Method::DELETE, &format!("/api/v1/notifications/channels/{channel_id}"), None::<&()>).await?;
+            if !j {
+                println!("removed channel {channel_id}");
+            }
+        }
+        cli::Notifications::Test { channel_id } => {
+            let path = format!("/api/v1/notifications/channels/{channel_id}/test");
+            let queued: TestQueued = api.request(Method::POST, &path, &[], None::<&()>).await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&queued)?);
+            } else {
+                println!(
+                    "test notification {} queued (wsusctl notifications list shows its delivery)",
+                    queued.notification_id
+                );
+            }
+        }
+        cli::Notifications::List => {
+            let items: Vec<Notification> = api.get("/api/v1/notifications", &[]).await?;
+            list(
+                items,
+                j,
+                &["ID", "EVENT", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR"],
+                &["notification_id", "event_kind", "state", "attempts", "created_at", "last_error"],
+            );
+        }
     }
     Ok(())
 }
