@@ -65,6 +65,44 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
     (url, got)
 }
 
+/// Debian's aiosmtpd on loopback, delivering into a Maildir; stopped when dropped.
+struct SmtpServer(std::process::Child);
+
+impl SmtpServer {
+    fn start(port: u16, maildir: &std::path::Path) -> Self {
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (scripts/test-setup installs python3-aiosmtpd)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer(child)
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The messages the SMTP server delivered.
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(maildir.join("new"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect()
+}
+
 fn on(got: &Arc<Mutex<Vec<Received>>>, path: &str) -> Vec<Received> {
     got.lock().unwrap().iter().filter(|(p, _, _)| p == path).cloned().collect()
 }
@@ -100,12 +138,19 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let a = System::start_with(&db_a, Some(&dir.path().join("content-a")), &[]);
     a.wait_ready(&http).await;
 
+    // An SMTP server (Debian's aiosmtpd) keeping what it receives in a Maildir.
+    let maildir = dir.path().join("maildir");
+    let smtp_port = wsus_e2e::free_port();
+    let _smtp = SmtpServer::start(smtp_port, &maildir);
+
     // B's reporting sends; a failing endpoint is tried after 1 s, 2 s, then given up.
     let secret = "hook-secret-0123456789";
     let reporting = [
         ("WSUS_NOTIFY_RETRY_SECONDS", "1".to_owned()),
         ("WSUS_NOTIFY_MAX_ATTEMPTS", "3".to_owned()),
         ("WSUS_TEST_HOOK_KEY", secret.to_owned()),
+        ("WSUS_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
+        ("WSUS_SMTP_FROM", "WSUS <wsus@e2e.test>".to_owned()),
     ];
     let content_b = dir.path().join("content-b");
     let b =
@@ -140,6 +185,18 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     )
     .await;
     assert_eq!(status, 201);
+    let (status, _) = api(
+        &http,
+        &b.reporting_url,
+        post.clone(),
+        "/api/v1/notifications/channels",
+        Some(json!({
+            "name": "admins", "kind": "email", "target": "admin@e2e.test, security@e2e.test",
+            "events": ["updates_synchronized"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201);
     let (status, refused) = api(
         &http,
         &b.reporting_url,
@@ -161,7 +218,11 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], &env_b);
     assert!(ok, "{out}{err}");
     for _ in 0..100 {
-        if !on(&got, "/ops").is_empty() && !on(&got, "/chat").is_empty() && on(&got, "/broken").len() >= 3 {
+        if !on(&got, "/ops").is_empty()
+            && !on(&got, "/chat").is_empty()
+            && on(&got, "/broken").len() >= 3
+            && !mails(&maildir).is_empty()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -192,6 +253,13 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     assert_eq!(chat.len(), 1);
     let text: Value = serde_json::from_slice(&chat[0].2).unwrap();
     assert!(text["text"].as_str().unwrap().contains(&format!("{new} new updates synchronized")), "{text}");
+
+    // One e-mail to both recipients, plain text and HTML.
+    let mail = mails(&maildir);
+    assert_eq!(mail.len(), 1, "exactly one mail");
+    assert!(mail[0].contains(&format!("Subject: WSUS: {new} new updates synchronized")), "{}", mail[0]);
+    assert!(mail[0].contains("admin@e2e.test") && mail[0].contains("security@e2e.test"));
+    assert!(mail[0].contains("text/plain") && mail[0].contains("text/html"), "{}", mail[0]);
 
     // The dead endpoint: three attempts, then given up; the others were not held back.
     let mut dead = Value::Null;
@@ -237,11 +305,11 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let env = HashMap::from([("WSUS_API_URL", b.reporting_url.clone()), ("WSUS_API_TOKEN", ADMIN_TOKEN.to_owned())]);
     let (ok, out, err) = run_binary("wsusctl", &["--json", "notifications", "channels"], &env);
     assert!(ok, "{out}{err}");
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 3);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 4);
     let (ok, out, err) = run_binary("wsusctl", &["--json", "notifications", "list"], &env);
     assert!(ok, "{out}{err}");
     let sent: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(sent.iter().filter(|n| n["state"] == "sent").count(), 3, "{sent:?}");
+    assert_eq!(sent.iter().filter(|n| n["state"] == "sent").count(), 4, "{sent:?}");
     let (ok, out, err) =
         run_binary("wsusctl", &["notifications", "remove", broken["channel_id"].as_str().unwrap()], &env);
     assert!(ok, "{out}{err}");

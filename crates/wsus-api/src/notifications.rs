@@ -15,6 +15,8 @@ pub enum ChannelKind {
     Slack,
     /// A Microsoft Teams-compatible incoming webhook (a MessageCard).
     Teams,
+    /// E-mail (plain text and HTML) through the SMTP server of WSUS_SMTP_URL.
+    Email,
 }
 
 impl ChannelKind {
@@ -23,11 +25,14 @@ impl ChannelKind {
             ChannelKind::Webhook => "webhook",
             ChannelKind::Slack => "slack",
             ChannelKind::Teams => "teams",
+            ChannelKind::Email => "email",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Teams].into_iter().find(|k| k.as_str() == name)
+        [ChannelKind::Webhook, ChannelKind::Slack, ChannelKind::Teams, ChannelKind::Email]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 
@@ -37,7 +42,7 @@ pub struct NotificationChannel {
     pub channel_id: Uuid,
     pub name: String,
     pub kind: ChannelKind,
-    /// The webhook's URL.
+    /// The webhook's URL, or the e-mail recipients (comma-separated).
     pub target: String,
     /// The environment variable of reporting (from a Secret) holding the webhook's HMAC
     /// key; the key itself is never stored nor shown.

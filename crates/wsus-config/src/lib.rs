@@ -535,6 +535,28 @@ pub struct ReportingConfig {
     /// each time, at most an hour), and how many attempts before it is given up.
     pub notify_retry_seconds: usize,
     pub notify_max_attempts: usize,
+    /// Where e-mail notifications are sent from, when e-mail is set up.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The mail server and the sender of e-mail notifications.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// `smtp://host:25` (no TLS), `smtp://user:password@host:587?tls=required` (STARTTLS),
+    /// `smtps://user:password@host:465` (implicit TLS).
+    pub url: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL's credentials stay out of logs.
+        let host = self.url.split_once("://").map(|(s, rest)| (s, rest.rsplit('@').next().unwrap_or(rest)));
+        match host {
+            Some((scheme, host)) => write!(f, "SmtpConfig({scheme}://{host}, from {})", self.from),
+            None => write!(f, "SmtpConfig(?, from {})", self.from),
+        }
+    }
 }
 
 impl ReportingConfig {
@@ -548,6 +570,16 @@ impl ReportingConfig {
             tls: tls(vars, "0.0.0.0:8443")?,
             notify_retry_seconds: vars.number("WSUS_NOTIFY_RETRY_SECONDS", 30, 1..=3600)?,
             notify_max_attempts: vars.number("WSUS_NOTIFY_MAX_ATTEMPTS", 8, 1..=100)?,
+            smtp: match (vars.get("WSUS_SMTP_URL"), vars.get("WSUS_SMTP_FROM")) {
+                (None, _) => None,
+                (Some(url), Some(from)) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+                    Some(SmtpConfig { url, from })
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new("WSUS_SMTP_URL", "is not an smtp:// or smtps:// URL"));
+                }
+                (Some(_), None) => return Err(ConfigError::new("WSUS_SMTP_FROM", "is required with WSUS_SMTP_URL")),
+            },
         })
     }
 }
@@ -823,6 +855,28 @@ mod tests {
         assert_eq!(format!("{proxy:?}"), "http://***@proxy.example:3128");
         assert!(!format!("{s:?}").contains("secret"));
         assert!(s.replica);
+    }
+
+    #[test]
+    fn the_mail_server_keeps_its_password_out_of_logs() {
+        let reporting = |pairs: &[(&str, &str)]| {
+            let map = vars_from(&[&[DB], pairs].concat());
+            let lookup = move |k: &str| map.get(k).cloned();
+            ReportingConfig::from_vars(&Vars::new(&lookup))
+        };
+        assert_eq!(reporting(&[]).unwrap().smtp, None);
+        let r = reporting(&[
+            ("WSUS_SMTP_URL", "smtp://wsus:p4ss@mail.example:587?tls=required"),
+            ("WSUS_SMTP_FROM", "wsus@example.com"),
+        ])
+        .unwrap();
+        let smtp = r.smtp.clone().unwrap();
+        assert_eq!(smtp.url, "smtp://wsus:p4ss@mail.example:587?tls=required");
+        assert!(!format!("{r:?}").contains("p4ss"), "{r:?}");
+        assert!(
+            reporting(&[("WSUS_SMTP_URL", "smtp://mail.example")]).unwrap_err().to_string().contains("WSUS_SMTP_FROM")
+        );
+        assert!(reporting(&[("WSUS_SMTP_URL", "http://mail.example"), ("WSUS_SMTP_FROM", "a@b")]).is_err());
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         first_pause: chrono::Duration::seconds(config.notify_retry_seconds as i64),
         max_attempts: config.notify_max_attempts as i32,
     };
-    let notifying = tokio::spawn(notify::run(shell.pool.clone(), retry, shell.shutdown.clone()));
+    let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose()?;
+    let notifying = tokio::spawn(notify::run(shell.pool.clone(), retry, mailer, shell.shutdown.clone()));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()

@@ -20,8 +20,25 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The header a signed webhook carries: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-WSUS-Signature";
 
+/// The mail server, when e-mail is set up.
+pub struct Mailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl Mailer {
+    pub fn new(config: &wsus_config::SmtpConfig) -> anyhow::Result<Self> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&config.url)
+            .map_err(|e| anyhow::anyhow!("WSUS_SMTP_URL: {e}"))?
+            .timeout(Some(SEND_TIMEOUT))
+            .build();
+        let from = config.from.parse().map_err(|e| anyhow::anyhow!("WSUS_SMTP_FROM: {e}"))?;
+        Ok(Self { transport, from })
+    }
+}
+
 /// Sends until `stop`.
-pub async fn run(pool: PgPool, retry: Retry, stop: tokio_util::sync::CancellationToken) {
+pub async fn run(pool: PgPool, retry: Retry, mailer: Option<Mailer>, stop: tokio_util::sync::CancellationToken) {
     let http = match reqwest::Client::builder().timeout(SEND_TIMEOUT).build() {
         Ok(h) => h,
         Err(e) => {
@@ -30,7 +47,7 @@ pub async fn run(pool: PgPool, retry: Retry, stop: tokio_util::sync::Cancellatio
         }
     };
     loop {
-        if let Err(e) = round(&pool, &http, retry).await {
+        if let Err(e) = round(&pool, &http, mailer.as_ref(), retry).await {
             tracing::warn!(error = %e, "notifications: the outbox cannot be read now");
         }
         tokio::select! {
@@ -40,7 +57,12 @@ pub async fn run(pool: PgPool, retry: Retry, stop: tokio_util::sync::Cancellatio
     }
 }
 
-async fn round(pool: &PgPool, http: &reqwest::Client, retry: Retry) -> Result<(), wsus_store::StoreError> {
+async fn round(
+    pool: &PgPool,
+    http: &reqwest::Client,
+    mailer: Option<&Mailer>,
+    retry: Retry,
+) -> Result<(), wsus_store::StoreError> {
     let due = notifications::claim_due(pool, 50, chrono::Duration::seconds(HOLD_SECONDS)).await?;
     if due.is_empty() {
         return Ok(());
@@ -48,7 +70,11 @@ async fn round(pool: &PgPool, http: &reqwest::Client, retry: Retry) -> Result<()
     let channels = notifications::channels(pool).await?;
     for delivery in due {
         let Some(channel) = channels.iter().find(|c| c.channel_id == delivery.channel_id) else { continue };
-        match send(http, channel, &delivery).await {
+        let sent = match ChannelKind::parse(&channel.kind) {
+            Some(ChannelKind::Email) => mail(mailer, channel, &delivery).await,
+            _ => send(http, channel, &delivery).await,
+        };
+        match sent {
             Ok(()) => notifications::sent(pool, delivery.notification_id).await?,
             Err(why) => {
                 let given_up = notifications::attempt_failed(pool, delivery.notification_id, &why, retry).await?;
@@ -86,6 +112,29 @@ async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery) ->
     }
 }
 
+/// An e-mail to the channel's recipients: the summary as plain text and as HTML.
+async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery) -> Result<(), String> {
+    use lettre::AsyncTransport as _;
+    use lettre::message::MultiPart;
+    let mailer = mailer.ok_or("e-mail is not set up (WSUS_SMTP_URL, WSUS_SMTP_FROM)")?;
+    let (title, text) = summary(&delivery.event_kind, &delivery.payload);
+    let mut builder = lettre::Message::builder().from(mailer.from.clone()).subject(&title);
+    for to in channel.target.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        builder = builder.to(to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?);
+    }
+    let html = format!(
+        "<html><body><h3>{}</h3><p>{}</p></body></html>",
+        escape_html(&title),
+        escape_html(&text).replace('\n', "<br>")
+    );
+    let message = builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| e.to_string())?;
+    mailer.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// `sha256=<hex>`: HMAC-SHA256 of `body` under `key`, as GitHub-style receivers check it.
 pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body).as_ref()))
@@ -109,6 +158,8 @@ pub fn message(kind: ChannelKind, d: &Delivery) -> Value {
             "data": d.payload,
         }),
         ChannelKind::Slack => json!({ "text": format!("*{title}*\n{text}") }),
+        // An e-mail is made by `mail`; this is what a webhook of that kind would get.
+        ChannelKind::Email => json!({ "title": title, "text": text }),
         ChannelKind::Teams => json!({
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",

@@ -79,10 +79,10 @@ pub enum Notifications {
     /// Add a channel.
     Add {
         name: String,
-        /// webhook (JSON, signed when --secret-env is given), slack or teams.
+        /// webhook (JSON, signed when --secret-env is given), slack, teams or email.
         #[arg(long)]
         kind: String,
-        /// The incoming webhook's URL.
+        /// The incoming webhook's URL, or for e-mail the recipients (comma-separated).
         #[arg(long)]
         url: String,
         /// Events, comma-separated: updates_synchronized, sync_failed, cleanup_failed.

@@ -850,7 +850,8 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
             );
         }
         cli::Notifications::Add { name, kind, url, events, secret_env } => {
-            let kind = ChannelKind::parse(&kind).with_context(|| format!("--kind {kind}: webhook, slack or teams"))?;
+            let kind =
+                ChannelKind::parse(&kind).with_context(|| format!("--kind {kind}: webhook, slack, teams or email"))?;
             let new = NewNotificationChannel { name, kind, target: url, secret_env, events, enabled: true };
             let added: NotificationChannel =
                 api.request(Method::POST, "/api/v1/notifications/channels", &[], Some(&new)).await?;

@@ -45,7 +45,7 @@ async fn channels(State(api): State<Arc<Api>>) -> ApiResult<Json<Vec<Notificatio
 }
 
 #[utoipa::path(post, path = "/api/v1/notifications/channels", tag = "notifications",
-    summary = "Add a channel: a webhook (JSON, signed with HMAC-SHA256 when secret_env names reporting's variable holding the key), or a Slack- or Teams-compatible incoming webhook",
+    summary = "Add a channel: a webhook (JSON, signed with HMAC-SHA256 when secret_env names reporting's variable holding the key), a Slack- or Teams-compatible incoming webhook, or e-mail recipients (through WSUS_SMTP_URL)",
     request_body = NewNotificationChannel, responses((status = 201, body = NotificationChannel)))]
 async fn add(
     State(api): State<Arc<Api>>,
@@ -55,8 +55,15 @@ async fn add(
         return Err(ApiError::bad_request("name: empty"));
     }
     let url = new.target.trim();
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Err(ApiError::bad_request("target: an http:// or https:// URL"));
+    let recipients = url.split(',').map(str::trim);
+    let target_ok = match new.kind {
+        ChannelKind::Email => recipients.clone().all(|r| r.contains('@') && !r.contains(char::is_whitespace)),
+        _ => url.starts_with("https://") || url.starts_with("http://"),
+    };
+    if !target_ok {
+        return Err(ApiError::bad_request(
+            "target: an http:// or https:// URL, or for e-mail comma-separated addresses",
+        ));
     }
     if new.events.is_empty() {
         return Err(ApiError::bad_request("events: at least one"));
