@@ -28,11 +28,22 @@ CREATE TABLE notification_outbox (
     attempts         integer     NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT now(),
     last_error       text,
-    sent_at          timestamptz
+    sent_at          timestamptz,
+    claim            uuid
 );
 CREATE INDEX notification_outbox_due ON notification_outbox (next_attempt_at) WHERE state IN ('pending', 'sending');
+CREATE INDEX notification_outbox_channel ON notification_outbox (channel_id);
 COMMENT ON TABLE notification_outbox IS
     'One row per notification and channel, written with the event; sent by one sender at a time, retried with backoff.';
 COMMENT ON COLUMN notification_outbox.state IS
     'pending: due at next_attempt_at; sending: claimed by a sender until next_attempt_at (then due again); sent; failed: given up after its attempts.';
+COMMENT ON COLUMN notification_outbox.claim IS
+    'The claim of the sender sending it: only that claim may record the outcome, so a late sender cannot undo another''s.';
+COMMENT ON COLUMN notification_outbox.attempts IS 'Claims so far (counted when claimed, so a sender that dies mid-send counts too).';
 COMMENT ON COLUMN notification_outbox.payload IS 'What the event says (JSON), from which each channel''s message is made.';
+
+-- The newest revision a successful sync has told of: the next tells of what came after it,
+-- whether or not the syncs between them succeeded.
+ALTER TABLE sync_history ADD COLUMN told_through_revision_id integer;
+COMMENT ON COLUMN sync_history.told_through_revision_id IS
+    'For a successful sync: the highest revision id when it finished; updates_synchronized tells of updates whose first revision is above the previous one.';

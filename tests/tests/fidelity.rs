@@ -325,7 +325,8 @@ async fn clients_are_served_as_a_real_wsus_serves_them() {
         .send()
         .await
         .unwrap();
-    assert!(r.status().is_success());
+    let status = r.status();
+    assert!(status.is_success(), "decline: {status} {}", r.text().await.unwrap_or_default());
     let ids = [declined, kept[0], kept[1]];
     let mut answer = None;
     for _ in 0..ATTEMPTS {

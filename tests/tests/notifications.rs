@@ -148,7 +148,7 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let reporting = [
         ("WSUS_NOTIFY_RETRY_SECONDS", "1".to_owned()),
         ("WSUS_NOTIFY_MAX_ATTEMPTS", "3".to_owned()),
-        ("WSUS_TEST_HOOK_KEY", secret.to_owned()),
+        ("WSUS_NOTIFY_KEY_TEST", secret.to_owned()),
         ("WSUS_SMTP_URL", format!("smtp://127.0.0.1:{smtp_port}")),
         ("WSUS_SMTP_FROM", "WSUS <wsus@e2e.test>".to_owned()),
     ];
@@ -160,7 +160,7 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let post = reqwest::Method::POST;
     let every = json!(["updates_synchronized", "sync_failed"]);
     let (status, webhook) = api(&http, &b.reporting_url, post.clone(), "/api/v1/notifications/channels", Some(json!({
-        "name": "ops", "kind": "webhook", "target": format!("{hooks}/ops"), "secret_env": "WSUS_TEST_HOOK_KEY", "events": every,
+        "name": "ops", "kind": "webhook", "target": format!("{hooks}/ops"), "secret_env": "WSUS_NOTIFY_KEY_TEST", "events": every,
     }))).await;
     assert_eq!(status, 201, "{webhook}");
     let (status, _) = api(

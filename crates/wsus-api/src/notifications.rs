@@ -42,10 +42,11 @@ pub struct NotificationChannel {
     pub channel_id: Uuid,
     pub name: String,
     pub kind: ChannelKind,
-    /// The webhook's URL, or the e-mail recipients (comma-separated).
+    /// The e-mail recipients (comma-separated), or the webhook's URL shown by its host only
+    /// (a Slack or Teams URL is its token).
     pub target: String,
-    /// The environment variable of reporting (from a Secret) holding the webhook's HMAC
-    /// key; the key itself is never stored nor shown.
+    /// The environment variable of reporting (from a Secret), named WSUS_NOTIFY_KEY_*,
+    /// holding the webhook's HMAC key; the key itself is never stored nor shown.
     #[schema(required = true)]
     pub secret_env: Option<String>,
     /// The events it is told of: updates_synchronized, sync_failed, cleanup_failed.

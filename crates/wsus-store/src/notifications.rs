@@ -111,10 +111,11 @@ pub async fn enqueue(tx: &mut PgConnection, kind: EventKind, payload: &Value) ->
     Ok(done.rows_affected())
 }
 
-/// A notification to send.
+/// A notification to send, and the claim under which its outcome is recorded.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Delivery {
     pub notification_id: i64,
+    pub claim: Uuid,
     pub channel_id: Uuid,
     pub event_kind: String,
     pub payload: Value,
@@ -123,30 +124,34 @@ pub struct Delivery {
 }
 
 /// Claims up to `limit` due notifications for `hold` (a sender that dies meanwhile leaves
-/// them due again after it); senders never claim the same row.
+/// them due again after it); senders never claim the same row, and each claim counts as
+/// an attempt.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.claim_due"))]
 pub async fn claim_due(pool: &PgPool, limit: i64, hold: chrono::Duration) -> Result<Vec<Delivery>> {
     Ok(sqlx::query_as(
-        "UPDATE notification_outbox SET state = 'sending', next_attempt_at = now() + $2 \
+        "UPDATE notification_outbox SET state = 'sending', next_attempt_at = now() + $2, claim = $3, \
+             attempts = attempts + 1 \
          WHERE notification_id IN (SELECT notification_id FROM notification_outbox \
              WHERE state IN ('pending', 'sending') AND next_attempt_at <= now() \
              ORDER BY next_attempt_at, notification_id LIMIT $1 FOR UPDATE SKIP LOCKED) \
-         RETURNING notification_id, channel_id, event_kind, payload, attempts, created_at",
+         RETURNING notification_id, claim, channel_id, event_kind, payload, attempts, created_at",
     )
     .bind(limit)
     .bind(hold)
+    .bind(Uuid::new_v4())
     .fetch_all(pool)
     .await?)
 }
 
-/// The notification reached its channel.
+/// The notification reached its channel (recorded only under the claim it was sent with).
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.sent"))]
-pub async fn sent(pool: &PgPool, notification_id: i64) -> Result<()> {
+pub async fn sent(pool: &PgPool, d: &Delivery) -> Result<()> {
     sqlx::query(
-        "UPDATE notification_outbox SET state = 'sent', attempts = attempts + 1, sent_at = now(), last_error = NULL \
-         WHERE notification_id = $1",
+        "UPDATE notification_outbox SET state = 'sent', sent_at = now(), last_error = NULL \
+         WHERE notification_id = $1 AND state = 'sending' AND claim = $2",
     )
-    .bind(notification_id)
+    .bind(d.notification_id)
+    .bind(d.claim)
     .execute(pool)
     .await?;
     Ok(())
@@ -171,20 +176,22 @@ impl Default for Retry {
 /// hour), and given up (`failed`) once tried `max_attempts` times. Returns whether it was
 /// given up.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.attempt_failed"))]
-pub async fn attempt_failed(pool: &PgPool, notification_id: i64, error: &str, retry: Retry) -> Result<bool> {
-    let (state,): (String,) = sqlx::query_as(
-        "UPDATE notification_outbox SET attempts = attempts + 1, last_error = left($2, 2000), \
-             state = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END, \
-             next_attempt_at = now() + least(interval '1 hour', $4 * power(2, attempts)) \
-         WHERE notification_id = $1 RETURNING state",
+pub async fn attempt_failed(pool: &PgPool, d: &Delivery, error: &str, retry: Retry) -> Result<bool> {
+    // The exponent is bounded so the pause never overflows an interval before the cap.
+    let state: Option<(String,)> = sqlx::query_as(
+        "UPDATE notification_outbox SET last_error = left($3, 2000), \
+             state = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'pending' END, \
+             next_attempt_at = now() + least(interval '1 hour', $5 * power(2, least(attempts - 1, 20))) \
+         WHERE notification_id = $1 AND state = 'sending' AND claim = $2 RETURNING state",
     )
-    .bind(notification_id)
+    .bind(d.notification_id)
+    .bind(d.claim)
     .bind(error)
     .bind(retry.max_attempts)
     .bind(retry.first_pause)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(state == "failed")
+    Ok(state.is_some_and(|(s,)| s == "failed"))
 }
 
 /// Writes a test notification for one channel ("send a test"); its id.

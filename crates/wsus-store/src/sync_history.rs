@@ -160,8 +160,9 @@ pub async fn finish(pool: &PgPool, sync_id: i64, result: RunResult, error: Optio
     if let Some((upstream, started)) = run {
         match result {
             RunResult::Succeeded => {
+                let after = told_through(&mut tx, sync_id, started).await?;
                 if notifications::wanted(&mut tx, EventKind::UpdatesSynchronized).await? {
-                    let payload = new_updates(&mut tx, sync_id, &upstream, started).await?;
+                    let payload = new_updates(&mut tx, sync_id, &upstream, after).await?;
                     if payload["count"].as_i64().unwrap_or(0) > 0 {
                         notifications::enqueue(&mut tx, EventKind::UpdatesSynchronized, &payload).await?;
                     }
@@ -190,38 +191,76 @@ struct NewUpdate {
 /// The most updates one notification names; the counts cover them all.
 const NAMED_UPDATES: i64 = 100;
 
-/// What a sync that started at `started` brought: updates whose first revision arrived
-/// since (software and drivers), counted per classification, the first ones named.
+/// The revision id the previous successful sync told through, and this sync's mark: the
+/// highest revision id now. Updates a failed sync imported are told by the next
+/// successful one. Before any sync kept a mark (a server upgraded to this), what was
+/// imported before this sync started counts as told.
+async fn told_through(
+    tx: &mut sqlx::PgConnection,
+    sync_id: i64,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<i32> {
+    let (previous, successes): (Option<i32>, i64) = sqlx::query_as(
+        "SELECT max(told_through_revision_id), count(*) FROM sync_history WHERE result = 'succeeded' AND sync_id <> $1",
+    )
+    .bind(sync_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let after = match previous {
+        Some(p) => p,
+        None if successes > 0 => {
+            let (before,): (Option<i32>,) =
+                sqlx::query_as("SELECT max(revision_id) FROM revision WHERE imported_at < $1")
+                    .bind(started)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            before.unwrap_or(0)
+        }
+        None => 0,
+    };
+    sqlx::query("UPDATE sync_history SET told_through_revision_id = (SELECT coalesce(max(revision_id), 0) FROM revision) WHERE sync_id = $1")
+        .bind(sync_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(after)
+}
+
+/// The updates new since revision id `after` (software and drivers whose first revision
+/// is above it), counted per classification, the first ones named.
 async fn new_updates(
     tx: &mut sqlx::PgConnection,
     sync_id: i64,
     upstream: &str,
-    started: chrono::DateTime<chrono::Utc>,
+    after: i32,
 ) -> Result<serde_json::Value> {
-    let rows: Vec<NewUpdate> = sqlx::query_as(
-        "WITH new AS (SELECT DISTINCT ON (r.update_id) r.update_id, r.revision_id, r.title, r.kb_article_id \
-             FROM revision r WHERE r.update_type IN ('Software', 'Driver') AND r.imported_at >= $1 \
-             AND NOT EXISTS (SELECT 1 FROM revision o WHERE o.update_id = r.update_id AND o.imported_at < $1) \
-             ORDER BY r.update_id, r.revision_number DESC) \
-         SELECT n.update_id, n.title, n.kb_article_id, (SELECT c.title FROM revision_category rc \
+    // New updates with their classification; by revision id, so the primary key finds them.
+    const NEW: &str = "WITH new AS (SELECT DISTINCT ON (r.update_id) r.update_id, r.revision_id, r.title, r.kb_article_id \
+             FROM revision r WHERE r.revision_id > $1 AND r.update_type IN ('Software', 'Driver') \
+             AND NOT EXISTS (SELECT 1 FROM revision o WHERE o.update_id = r.update_id AND o.revision_id <= $1) \
+             ORDER BY r.update_id, r.revision_number DESC), \
+         classified AS (SELECT n.update_id, n.title, n.kb_article_id, (SELECT c.title FROM revision_category rc \
              JOIN revision c ON c.update_id = rc.category_update_id AND c.category_type = 'UpdateClassification' \
-             WHERE rc.revision_id = n.revision_id ORDER BY c.revision_number DESC LIMIT 1) AS classification \
-         FROM new n ORDER BY n.title, n.update_id",
-    )
-    .bind(started)
+             WHERE rc.revision_id = n.revision_id ORDER BY c.revision_number DESC LIMIT 1) AS classification FROM new n) ";
+    let counts: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{NEW} SELECT coalesce(classification, 'Unclassified'), count(*) FROM classified GROUP BY 1 ORDER BY 1"
+    )))
+    .bind(after)
     .fetch_all(&mut *tx)
     .await?;
-    let mut by_classification = serde_json::Map::new();
-    for u in &rows {
-        let name = u.classification.clone().unwrap_or_else(|| "Unclassified".to_owned());
-        let n = by_classification.get(&name).and_then(|v| v.as_u64()).unwrap_or(0);
-        by_classification.insert(name, (n + 1).into());
-    }
-    let named = &rows[..rows.len().min(NAMED_UPDATES as usize)];
+    let named: Vec<NewUpdate> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{NEW} SELECT update_id, title, kb_article_id, classification FROM classified ORDER BY title, update_id LIMIT $2"
+    )))
+    .bind(after)
+    .bind(NAMED_UPDATES)
+    .fetch_all(&mut *tx)
+    .await?;
+    let count: i64 = counts.iter().map(|(_, n)| n).sum();
+    let by_classification: serde_json::Map<String, serde_json::Value> =
+        counts.into_iter().map(|(k, n)| (k, n.into())).collect();
     Ok(serde_json::json!({
         "sync_id": sync_id,
         "upstream_url": upstream,
-        "count": rows.len(),
+        "count": count,
         "by_classification": by_classification,
         "updates": named,
     }))

@@ -82,12 +82,25 @@ async fn events_are_written_with_what_records_them(pool: PgPool) {
     assert_eq!((told[1].0, told[1].1.as_str()), (ops.channel_id, "sync_failed"));
     assert_eq!(told[1].2["error"], "the upstream refused the cookie");
 
+    // What a failed sync imported is told by the next successful one.
+    let failing = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+    let leaf = std::fs::read_to_string(root.join("266f6222-c89d-43f2-9f8a-69340271e677-r200.xml")).unwrap();
+    let copy = leaf.replace("266f6222-c89d-43f2-9f8a-69340271e677", "00000000-1111-4222-8333-444444444444");
+    revisions::import_batch(&pool, &[NewRevision::from_update(&Update::parse(copy).unwrap())]).await.unwrap();
+    sync_history::finish(&pool, failing.sync_id, RunResult::Failed, Some("cut off")).await.unwrap();
+    let next = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+    sync_history::finish(&pool, next.sync_id, RunResult::Succeeded, None).await.unwrap();
+    let told = outbox(&pool).await;
+    let last = told.last().unwrap();
+    assert_eq!((last.1.as_str(), &last.2["count"]), ("updates_synchronized", &serde_json::json!(1)), "{told:?}");
+    assert_eq!(last.2["updates"][0]["update_id"], "00000000-1111-4222-8333-444444444444");
+
     // A failed cleanup goes to the channel that wants that.
     let cleanup_run = cleanup::start_run(&pool, Trigger::Schedule).await.unwrap();
     cleanup::finish_run(&pool, cleanup_run.run_id, Some("disk full")).await.unwrap();
     let told = outbox(&pool).await;
     assert_eq!(
-        (told[2].0, told[2].1.as_str(), told[2].2["error"].as_str()),
+        (told.last().unwrap().0, told.last().unwrap().1.as_str(), told.last().unwrap().2["error"].as_str()),
         (janitor.channel_id, "cleanup_failed", Some("disk full"))
     );
 }
@@ -111,9 +124,10 @@ async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
     assert!(notifications::claim_due(&pool, 10, hold).await.unwrap().is_empty());
 
     // One is sent; one fails three times (due again each time after its pause) and is given up.
-    let (first, second) =
-        (a.first().or(b.first()).unwrap().notification_id, a.iter().chain(&b).nth(1).unwrap().notification_id);
-    notifications::sent(&pool, first).await.unwrap();
+    let mut claimed: Vec<_> = a.into_iter().chain(b).collect();
+    claimed.sort_by_key(|d| d.notification_id);
+    let (first, mut second) = (claimed[0].clone(), claimed[1].clone());
+    notifications::sent(&pool, &first).await.unwrap();
     let due_in = |id: i64| {
         let pool = pool.clone();
         async move {
@@ -127,17 +141,36 @@ async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
             seconds
         }
     };
+    let due_now = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("UPDATE notification_outbox SET next_attempt_at = now() WHERE notification_id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
     let retry = notifications::Retry { first_pause: chrono::Duration::seconds(30), max_attempts: 3 };
-    assert!(!notifications::attempt_failed(&pool, second, "503", retry).await.unwrap());
-    let pause1 = due_in(second).await;
-    assert!(!notifications::attempt_failed(&pool, second, "503", retry).await.unwrap());
-    let pause2 = due_in(second).await;
+    assert!(!notifications::attempt_failed(&pool, &second, "503", retry).await.unwrap());
+    let pause1 = due_in(second.notification_id).await;
+    due_now(second.notification_id).await;
+    second = notifications::claim_due(&pool, 10, hold).await.unwrap().remove(0);
+    assert!(!notifications::attempt_failed(&pool, &second, "503", retry).await.unwrap());
+    let pause2 = due_in(second.notification_id).await;
     assert!(pause1 > 20.0 && pause2 > pause1 * 1.5, "{pause1} then {pause2}");
-    assert!(notifications::attempt_failed(&pool, second, "connection refused", retry).await.unwrap(), "given up");
+    due_now(second.notification_id).await;
+    let stale = second.clone();
+    second = notifications::claim_due(&pool, 10, hold).await.unwrap().remove(0);
+    assert_ne!(stale.claim, second.claim);
+    // A sender whose claim was taken over records nothing.
+    assert!(!notifications::attempt_failed(&pool, &stale, "late", retry).await.unwrap());
+    notifications::sent(&pool, &stale).await.unwrap();
+    assert!(notifications::attempt_failed(&pool, &second, "connection refused", retry).await.unwrap(), "given up");
     let recent = notifications::recent(&pool, 10).await.unwrap();
     let state = |id: i64| recent.iter().find(|n| n.notification_id == id).unwrap().clone();
-    assert_eq!((state(first).state.as_str(), state(first).attempts), ("sent", 1));
-    let gave_up = state(second);
+    assert_eq!((state(first.notification_id).state.as_str(), state(first.notification_id).attempts), ("sent", 1));
+    let gave_up = state(second.notification_id);
     assert_eq!(
         (gave_up.state.as_str(), gave_up.attempts, gave_up.last_error.as_deref()),
         ("failed", 3, Some("connection refused"))

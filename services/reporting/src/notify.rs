@@ -13,8 +13,11 @@ use wsus_store::notifications::{self, Channel, Delivery, Retry};
 
 /// How often the outbox is looked at.
 const POLL: Duration = Duration::from_secs(2);
-/// How long a claimed notification is held before another sender may take it.
+/// How long a claimed notification is held before another sender may take it: well over
+/// one send's limit, as a batch is sent at once.
 const HOLD_SECONDS: i64 = 120;
+/// Notifications claimed (and sent at once) per round.
+const BATCH: i64 = 10;
 /// How long one delivery may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The header a signed webhook carries: `sha256=<hex HMAC-SHA256 of the body>`.
@@ -63,28 +66,43 @@ async fn round(
     mailer: Option<&Mailer>,
     retry: Retry,
 ) -> Result<(), wsus_store::StoreError> {
-    let due = notifications::claim_due(pool, 50, chrono::Duration::seconds(HOLD_SECONDS)).await?;
+    let due = notifications::claim_due(pool, BATCH, chrono::Duration::seconds(HOLD_SECONDS)).await?;
     if due.is_empty() {
         return Ok(());
     }
     let channels = notifications::channels(pool).await?;
-    for delivery in due {
-        let Some(channel) = channels.iter().find(|c| c.channel_id == delivery.channel_id) else { continue };
-        let sent = match ChannelKind::parse(&channel.kind) {
-            Some(ChannelKind::Email) => mail(mailer, channel, &delivery).await,
-            _ => send(http, channel, &delivery).await,
+    let channels = &channels;
+    // At once, each within its own limit: a slow endpoint holds back no other channel.
+    let outcomes = futures_util::future::join_all(due.iter().map(|delivery| async move {
+        let Some(channel) = channels.iter().find(|c| c.channel_id == delivery.channel_id) else {
+            return (delivery, None, Err("the channel is gone".to_owned()));
         };
-        match sent {
-            Ok(()) => notifications::sent(pool, delivery.notification_id).await?,
-            Err(why) => {
-                let given_up = notifications::attempt_failed(pool, delivery.notification_id, &why, retry).await?;
+        let sent = match ChannelKind::parse(&channel.kind) {
+            Some(ChannelKind::Email) => mail(mailer, channel, delivery).await,
+            _ => send(http, channel, delivery).await,
+        };
+        (delivery, Some(channel.name.as_str()), sent)
+    }))
+    .await;
+    for (delivery, channel, sent) in outcomes {
+        // One outcome that cannot be recorded does not keep the others unrecorded.
+        let recorded = match &sent {
+            Ok(()) => notifications::sent(pool, delivery).await.map(|()| false),
+            Err(why) => notifications::attempt_failed(pool, delivery, why, retry).await,
+        };
+        match (sent, recorded) {
+            (Ok(()), Ok(_)) => {}
+            (Err(why), Ok(given_up)) => {
                 tracing::warn!(
-                    channel = channel.name,
+                    channel,
                     event = delivery.event_kind,
                     error = why,
                     given_up,
                     "notification not delivered"
                 );
+            }
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "a notification's outcome cannot be recorded now; it is tried again")
             }
         }
     }
@@ -104,7 +122,8 @@ async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery) ->
         let key = std::env::var(variable).map_err(|_| format!("its secret {variable} is not set"))?;
         request = request.header(SIGNATURE_HEADER, signature(key.as_bytes(), &body));
     }
-    let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+    // Without the URL: a Slack or Teams URL is its token.
+    let response = request.body(body).send().await.map_err(|e| e.without_url().to_string())?;
     if response.status().is_success() {
         Ok(())
     } else {
@@ -131,6 +150,10 @@ async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery) -
     mailer.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
+fn escape_slack(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -140,9 +163,14 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body).as_ref()))
 }
 
-/// Where a URL points, without its path (which may carry a token).
-fn host_of(url: &str) -> &str {
-    url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("the endpoint")
+/// Where a URL points, without its path (which may carry a token) or credentials.
+pub fn host_of(url: &str) -> &str {
+    let authority = url.split("://").nth(1).and_then(|rest| rest.split(['/', '?', '#']).next()).unwrap_or("");
+    match authority.rsplit_once('@') {
+        Some((_, host)) => host,
+        None if authority.is_empty() => "the endpoint",
+        None => authority,
+    }
 }
 
 /// The message a channel of `kind` gets: the documented JSON for a webhook, a line of text
@@ -157,15 +185,16 @@ pub fn message(kind: ChannelKind, d: &Delivery) -> Value {
             "title": title,
             "data": d.payload,
         }),
-        ChannelKind::Slack => json!({ "text": format!("*{title}*\n{text}") }),
+        // Slack reads `<...>` as links and mentions, Teams reads HTML: titles are escaped.
+        ChannelKind::Slack => json!({ "text": format!("*{}*\n{}", escape_slack(&title), escape_slack(&text)) }),
         // An e-mail is made by `mail`; this is what a webhook of that kind would get.
         ChannelKind::Email => json!({ "title": title, "text": text }),
         ChannelKind::Teams => json!({
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
             "summary": title,
-            "title": title,
-            "text": text.replace('\n', "<br>"),
+            "title": escape_html(&title),
+            "text": escape_html(&text).replace('\n', "<br>"),
         }),
     }
 }

@@ -23,13 +23,23 @@ pub(super) fn routes(r: Routes) -> Routes {
         .add("GET", "/api/v1/notifications", recent)
 }
 
+/// The environment variables a webhook's key may be read from: none of the server's own
+/// secrets can be made to sign.
+const SECRET_ENV_PREFIX: &str = "WSUS_NOTIFY_KEY_";
+
 fn channel(c: notifications::Channel) -> ApiResult<NotificationChannel> {
+    let kind = ChannelKind::parse(&c.kind)
+        .ok_or_else(|| ApiError::unavailable(format!("a stored channel kind {:?}", c.kind)))?;
+    // A webhook's URL is its credential (Slack and Teams put the token in it): shown by host.
+    let target = match kind {
+        ChannelKind::Email => c.target,
+        _ => format!("{}://{}/…", c.target.split("://").next().unwrap_or("https"), crate::notify::host_of(&c.target)),
+    };
     Ok(NotificationChannel {
         channel_id: c.channel_id,
         name: c.name,
-        kind: ChannelKind::parse(&c.kind)
-            .ok_or_else(|| ApiError::unavailable(format!("a stored channel kind {:?}", c.kind)))?,
-        target: c.target,
+        kind,
+        target,
         secret_env: c.secret_env,
         events: c.events,
         enabled: c.enabled,
@@ -73,9 +83,13 @@ async fn add(
         return Err(ApiError::bad_request(format!("events: {bad:?} is not one of {known:?}")));
     }
     if let Some(variable) = &new.secret_env
-        && (variable.is_empty() || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        && (!variable.starts_with(SECRET_ENV_PREFIX)
+            || variable.len() == SECRET_ENV_PREFIX.len()
+            || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
     {
-        return Err(ApiError::bad_request("secret_env: an environment variable's name"));
+        return Err(ApiError::bad_request(format!(
+            "secret_env: the name of an environment variable starting {SECRET_ENV_PREFIX}"
+        )));
     }
     let stored = notifications::Channel {
         channel_id: Uuid::new_v4(),

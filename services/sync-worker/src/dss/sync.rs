@@ -119,11 +119,15 @@ impl Started {
             bytes_received: outcome.bytes_received as i64,
             revisions_quarantined: outcome.revisions_quarantined as i32,
         };
-        sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
         let verdict = if error.is_none() { RunResult::Succeeded } else { RunResult::Failed };
-        sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await?;
+        let recorded = match sync_history::record_counts(&ctx.pool, self.sync_id, counts).await {
+            Ok(()) => sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await,
+            Err(e) => Err(e),
+        };
+        // The lease and the lock go back whether or not the record could be written.
         give_back_lease(ctx, self.renewal).await;
         wsus_store::dss::unlock(self.lock, &self.url).await?;
+        recorded?;
         // Reporting follows each successful sync (Microsoft Update takes none).
         if result.is_ok() && !is_microsoft_update(&self.url) {
             match crate::dss::rollup::rollup_once(ctx).await {
