@@ -359,6 +359,15 @@ def identity_problems(rendered):
     return bad
 
 
+def lint_refuses(values):
+    """Whether a strict lint refuses these values."""
+    try:
+        report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE}")
+        return bool(report.get("errors")) or bool(report.get("messages"))
+    except helm.HelmError:
+        return True
+
+
 def main():
     ok_default, rendered = check("default values", {})
     ok_s3, rendered_s3 = check("content in an S3 bucket", S3)
@@ -370,17 +379,9 @@ def main():
     ok_all, rendered_all = check("every optional feature on", EVERYTHING)
     ok_least, _ = check("fewest privileges (no Lease, no accounts, no volume)", LEAST)
     # The schema refuses what no service would accept.
-    try:
-        report = helm.lint(str(CHART), BAD, strict=True, kube_version=f"v{KUBE}")
-        refused = bool(report.get("errors")) or bool(report.get("messages"))
-    except helm.HelmError:
-        refused = True
+    refused = lint_refuses(BAD)
     print(f"== a bad value is refused by values.schema.json: {refused}")
-    try:
-        report = helm.lint(str(CHART), BAD_S3, strict=True, kube_version=f"v{KUBE}")
-        refused_s3 = bool(report.get("errors")) or bool(report.get("messages"))
-    except helm.HelmError:
-        refused_s3 = True
+    refused_s3 = lint_refuses(BAD_S3)
     print(f"== s3 without a bucket is refused: {refused_s3}")
     # Every value of values.yaml is described by the schema (additionalProperties closes it).
     schema = json.loads((CHART / "values.schema.json").read_text())

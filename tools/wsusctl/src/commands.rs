@@ -66,14 +66,7 @@ impl ApiClient {
             r = r.json(&b);
         }
         let response = r.send().await.with_context(|| format!("{method} {url}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<wsus_api::Error>(&text).map(|e| e.error).unwrap_or(text);
-            bail!("{method} {path}: {status}: {message}");
-        }
-        let text = if text.is_empty() { "null" } else { text.as_str() };
-        serde_json::from_str(text).with_context(|| format!("{method} {path}: the answer is not what the API describes"))
+        answer(&method, path, response).await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<T> {
@@ -137,14 +130,7 @@ impl ApiClient {
             .send()
             .await
             .with_context(|| format!("POST {url}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            let message = serde_json::from_str::<wsus_api::Error>(&text).map(|e| e.error).unwrap_or(text);
-            bail!("POST /api/v1/publishing/packages: {status}: {message}");
-        }
-        serde_json::from_str(&text)
-            .context("POST /api/v1/publishing/packages: the answer is not what the API describes")
+        answer(&Method::POST, "/api/v1/publishing/packages", response).await
     }
 
     async fn groups(&self) -> anyhow::Result<Vec<Group>> {
@@ -214,6 +200,18 @@ fn cells(v: &Value, keys: &[&str]) -> Vec<String> {
             None => cell(&v[*k]),
         })
         .collect()
+}
+
+/// An answer read as the API's contract says it is (`()` for none), or its error.
+async fn answer<T: DeserializeOwned>(method: &Method, path: &str, response: reqwest::Response) -> anyhow::Result<T> {
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<wsus_api::Error>(&text).map(|e| e.error).unwrap_or(text);
+        bail!("{method} {path}: {status}: {message}");
+    }
+    let text = if text.is_empty() { "null" } else { text.as_str() };
+    serde_json::from_str(text).with_context(|| format!("{method} {path}: the answer is not what the API describes"))
 }
 
 fn print_json(v: &impl Serialize) {
@@ -316,7 +314,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<bool> {
         Command::Publish { definition, installer } => {
             let published = api.publish(&definition, installer.as_deref()).await?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&published)?);
+                print_json(&published);
             } else {
                 let file =
                     published.file_sha1.as_deref().map_or("metadata only".to_owned(), |s| format!("Cabinet {s}"));
@@ -798,7 +796,7 @@ async fn publishing(api: &ApiClient, p: cli::Publishing, j: bool) -> anyhow::Res
             let path = format!("/api/v1/publishing/packages/{update_id}/expire");
             let expired: Published = api.request(Method::POST, &path, &[], None::<&()>).await?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&expired)?);
+                print_json(&expired);
             } else {
                 println!("expired {update_id}: revision {}", expired.revision_number);
             }
@@ -807,7 +805,7 @@ async fn publishing(api: &ApiClient, p: cli::Publishing, j: bool) -> anyhow::Res
             let path = format!("/api/v1/publishing/packages/{update_id}");
             let deleted: PublishedDeleted = api.request(Method::DELETE, &path, &[], None::<&()>).await?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&deleted)?);
+                print_json(&deleted);
             } else {
                 println!("deleted {update_id} ({} revisions)", deleted.revisions_deleted);
             }
@@ -830,7 +828,7 @@ fn certificate(c: &SigningCertificate, pem: bool, j: bool) -> anyhow::Result<()>
     if pem {
         print!("{}", c.certificate_pem);
     } else if j {
-        println!("{}", serde_json::to_string_pretty(c)?);
+        print_json(c);
     } else {
         println!("{} ({}), thumbprint {}", c.subject, c.source, c.thumbprint);
         println!("valid {} to {} ({} days left)", c.not_before, c.not_after, c.days_left);
@@ -856,7 +854,7 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
             let added: NotificationChannel =
                 api.request(Method::POST, "/api/v1/notifications/channels", &[], Some(&new)).await?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&added)?);
+                print_json(&added);
             } else {
                 println!("added channel {} ({})", added.name, added.channel_id);
             }
@@ -871,7 +869,7 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
             let path = format!("/api/v1/notifications/channels/{channel_id}/test");
             let queued: TestQueued = api.request(Method::POST, &path, &[], None::<&()>).await?;
             if j {
-                println!("{}", serde_json::to_string_pretty(&queued)?);
+                print_json(&queued);
             } else {
                 println!(
                     "test notification {} queued (wsusctl notifications list shows its delivery)",
