@@ -248,6 +248,16 @@ impl Service {
         Self { name, args: args.iter().map(|a| a.to_string()).collect(), env, child, log, _logdir: logdir }
     }
 
+    /// Another instance beside it (a second replica): the same arguments, its environment
+    /// changed by `changes` (its own addresses, say).
+    pub fn replica(&self, changes: &[(&str, String)]) -> Service {
+        let mut env = self.env.clone();
+        env.extend(changes.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let env: HashMap<&str, String> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Service::spawn_args(self.name, &args, &env)
+    }
+
     /// Kills it and starts it again with the same arguments and its environment changed by
     /// `changes` (a new log).
     pub fn restart_with(&mut self, changes: &[(&str, String)]) {

@@ -49,7 +49,8 @@ pub struct NotificationChannel {
     /// holding the webhook's HMAC key; the key itself is never stored nor shown.
     #[schema(required = true)]
     pub secret_env: Option<String>,
-    /// The events it is told of: updates_synchronized, sync_failed, cleanup_failed.
+    /// The events it is told of: updates_synchronized, sync_failed, cleanup_failed, status_summary,
+    /// installs_failed, downstream_silent, certificate_expiring.
     pub events: Vec<String>,
     pub enabled: bool,
     pub changed_at: DateTime<Utc>,
@@ -93,4 +94,68 @@ pub struct Notification {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TestQueued {
     pub notification_id: i64,
+}
+
+/// How often the status summary is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryEvery {
+    #[default]
+    Never,
+    Day,
+    Week,
+}
+
+/// When the status summary is sent (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct SummarySchedule {
+    pub every: SummaryEvery,
+    /// The hour of the day, 0..23 (UTC).
+    pub hour: u32,
+    /// For a weekly summary, the day: 1 Monday … 7 Sunday.
+    pub weekday: u32,
+}
+
+impl Default for SummarySchedule {
+    fn default() -> Self {
+        Self { every: SummaryEvery::Never, hour: 7, weekday: 1 }
+    }
+}
+
+/// What the notifications watch and when the summary is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct NotificationSettings {
+    pub summary: SummarySchedule,
+    /// The summary counts computers that have not reported for this many days.
+    pub not_reported_days: u32,
+    /// A downstream server that has not rolled up for this many hours is told of.
+    pub rollup_silent_hours: u32,
+    /// The language of the messages: en, de or fr.
+    pub language: String,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            summary: SummarySchedule::default(),
+            not_reported_days: 7,
+            rollup_silent_hours: 48,
+            language: "en".to_owned(),
+        }
+    }
+}
+
+/// The settings to change; those left out stay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotificationSettingsChange {
+    #[serde(default)]
+    pub summary: Option<SummarySchedule>,
+    #[serde(default)]
+    pub not_reported_days: Option<u32>,
+    #[serde(default)]
+    pub rollup_silent_hours: Option<u32>,
+    #[serde(default)]
+    pub language: Option<String>,
 }

@@ -535,6 +535,9 @@ pub struct ReportingConfig {
     /// each time, at most an hour), and how many attempts before it is given up.
     pub notify_retry_seconds: usize,
     pub notify_max_attempts: usize,
+    /// How often reporting looks whether the status summary is due, installs newly failed
+    /// or a downstream server stopped rolling up.
+    pub notify_watch_seconds: usize,
     /// Where e-mail notifications are sent from, when e-mail is set up.
     pub smtp: Option<SmtpConfig>,
 }
@@ -570,6 +573,7 @@ impl ReportingConfig {
             tls: tls(vars, "0.0.0.0:8443")?,
             notify_retry_seconds: vars.number("WSUS_NOTIFY_RETRY_SECONDS", 30, 1..=3600)?,
             notify_max_attempts: vars.number("WSUS_NOTIFY_MAX_ATTEMPTS", 8, 1..=100)?,
+            notify_watch_seconds: vars.number("WSUS_NOTIFY_WATCH_SECONDS", 60, 1..=3600)?,
             smtp: match (vars.get("WSUS_SMTP_URL"), vars.get("WSUS_SMTP_FROM")) {
                 (None, _) => None,
                 (Some(url), Some(from)) if url.starts_with("smtp://") || url.starts_with("smtps://") => {

@@ -151,8 +151,9 @@ pub async fn remove_stale_downstream_servers(pool: &PgPool, days: i32, limit: i6
     Ok(done.rows_affected())
 }
 
-/// Deletes up to `limit` finished sync and cleanup records older than `days`, and up to
-/// `limit` contact hours older than [`CONTACT_DAYS`].
+/// Deletes up to `limit` finished sync and cleanup records older than `days`, up to
+/// `limit` delivered or given-up notifications older than that, and up to `limit` contact
+/// hours older than [`CONTACT_DAYS`].
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.cleanup.purge_history"))]
 pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> {
     let syncs = sqlx::query(
@@ -171,6 +172,15 @@ pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> 
     .bind(limit)
     .execute(pool)
     .await?;
+    // Notifications still to send are kept, however old.
+    let notifications = sqlx::query(
+        "DELETE FROM notification_outbox WHERE notification_id IN (SELECT notification_id FROM notification_outbox \
+             WHERE state IN ('sent', 'failed') AND created_at < now() - make_interval(days => $1) LIMIT $2)",
+    )
+    .bind(days)
+    .bind(limit)
+    .execute(pool)
+    .await?;
     // The console charts the last day; eight days of contacts is plenty.
     let contacts = sqlx::query(
         "DELETE FROM computer_contact_hour WHERE (hour, computer_id) IN (SELECT hour, computer_id \
@@ -180,7 +190,7 @@ pub async fn purge_history(pool: &PgPool, days: i32, limit: i64) -> Result<u64> 
     .bind(limit)
     .execute(pool)
     .await?;
-    Ok(syncs.rows_affected() + runs.rows_affected() + contacts.rows_affected())
+    Ok(syncs.rows_affected() + runs.rows_affected() + notifications.rows_affected() + contacts.rows_affected())
 }
 
 /// How long the hours computers were in contact are kept.

@@ -18,16 +18,36 @@ pub enum EventKind {
     UpdatesSynchronized,
     SyncFailed,
     CleanupFailed,
+    /// The status summary, on the schedule of the notification settings.
+    StatusSummary,
+    /// Computers whose install of an update newly failed (once per computer and update).
+    InstallsFailed,
+    /// A downstream server that stopped rolling up (once until it rolls up again).
+    DownstreamSilent,
+    /// The local publishing certificate nearing expiry (once per certificate and stage).
+    CertificateExpiring,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::UpdatesSynchronized, EventKind::SyncFailed, EventKind::CleanupFailed];
+    pub const ALL: [EventKind; 7] = [
+        EventKind::UpdatesSynchronized,
+        EventKind::SyncFailed,
+        EventKind::CleanupFailed,
+        EventKind::StatusSummary,
+        EventKind::InstallsFailed,
+        EventKind::DownstreamSilent,
+        EventKind::CertificateExpiring,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::UpdatesSynchronized => "updates_synchronized",
             EventKind::SyncFailed => "sync_failed",
             EventKind::CleanupFailed => "cleanup_failed",
+            EventKind::StatusSummary => "status_summary",
+            EventKind::InstallsFailed => "installs_failed",
+            EventKind::DownstreamSilent => "downstream_silent",
+            EventKind::CertificateExpiring => "certificate_expiring",
         }
     }
 
@@ -233,4 +253,212 @@ pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<Notification>> {
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// When a scheduled notification is next due; None when it is not scheduled.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.next_scheduled"))]
+pub async fn next_scheduled(pool: &PgPool, kind: EventKind) -> Result<Option<DateTime<Utc>>> {
+    let row: Option<(DateTime<Utc>,)> =
+        sqlx::query_as("SELECT next_at FROM notification_schedule WHERE event_kind = $1")
+            .bind(kind.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(|(at,)| at))
+}
+
+/// Schedules `kind` at `next` (None: no longer scheduled), replacing what was scheduled.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.set_schedule"))]
+pub async fn set_schedule(pool: &PgPool, kind: EventKind, next: Option<DateTime<Utc>>) -> Result<()> {
+    match next {
+        Some(at) => sqlx::query(
+            "INSERT INTO notification_schedule (event_kind, next_at) VALUES ($1, $2) \
+             ON CONFLICT (event_kind) DO UPDATE SET next_at = $2",
+        )
+        .bind(kind.as_str())
+        .bind(at),
+        None => sqlx::query("DELETE FROM notification_schedule WHERE event_kind = $1").bind(kind.as_str()),
+    }
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Sends the scheduled `kind` that was due at `due`: moves it on to `next` and writes
+/// `payload` to the outbox in one transaction, but only if it is still due at `due`, so
+/// of several replicas that saw it due exactly one sends it. Returns whether this one did.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.take_scheduled"))]
+pub async fn take_scheduled(
+    pool: &PgPool,
+    kind: EventKind,
+    due: DateTime<Utc>,
+    next: DateTime<Utc>,
+    payload: &Value,
+) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let moved = sqlx::query(
+        "UPDATE notification_schedule SET next_at = $3 WHERE event_kind = $1 AND next_at = $2 AND next_at <= now()",
+    )
+    .bind(kind.as_str())
+    .bind(due)
+    .bind(next)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() == 0 {
+        return Ok(false);
+    }
+    enqueue(&mut tx, kind, payload).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Tells `kind` about `subject` (a certificate's stage, say) unless it was told already;
+/// whether this call told it.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_once"))]
+pub async fn tell_once(pool: &PgPool, kind: EventKind, subject: &str, payload: &Value) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let new = sqlx::query("INSERT INTO notification_told (event_kind, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(kind.as_str())
+        .bind(subject)
+        .execute(&mut *tx)
+        .await?;
+    if new.rows_affected() == 0 {
+        return Ok(false);
+    }
+    enqueue(&mut tx, kind, payload).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Takes the transaction-scoped lock of one watch, so replicas looking at once do not
+/// both tell; false when another holds it (it tells).
+async fn watch_lock(tx: &mut PgConnection, kind: EventKind) -> Result<bool> {
+    let (locked,): (bool,) =
+        sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtextextended('wsus.notifications.' || $1, 0))")
+            .bind(kind.as_str())
+            .fetch_one(tx)
+            .await?;
+    Ok(locked)
+}
+
+/// A computer whose installs newly failed, and those updates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailingComputer {
+    pub computer_id: String,
+    pub name: Option<String>,
+    pub updates: Vec<FailedUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedUpdate {
+    pub update_id: Uuid,
+    pub title: Option<String>,
+    pub kb_article_id: Option<String>,
+}
+
+/// Tells `installs_failed` of the failed installs (status Failed) not told before, naming
+/// the first `named` computers; a failure that ended (the status left Failed) is
+/// forgotten, so failing again is told again. Returns how many installs were new.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_failed_installs"))]
+pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
+    let kind = EventKind::InstallsFailed;
+    let mut tx = pool.begin().await?;
+    if !watch_lock(&mut tx, kind).await? {
+        return Ok(0);
+    }
+    sqlx::query(
+        "DELETE FROM install_failure_told t WHERE NOT EXISTS (SELECT 1 FROM update_status u \
+             WHERE u.computer_id = t.computer_id AND u.update_id = t.update_id AND u.status = 5)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let new: Vec<(String, Uuid)> = sqlx::query_as(
+        "INSERT INTO install_failure_told (computer_id, update_id) \
+         SELECT computer_id, update_id FROM update_status WHERE status = 5 \
+         ON CONFLICT DO NOTHING RETURNING computer_id, update_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !new.is_empty() && wanted(&mut tx, kind).await? {
+        let mut computers: Vec<&str> = new.iter().map(|(c, _)| c.as_str()).collect();
+        computers.sort_unstable();
+        computers.dedup();
+        let count = computers.len();
+        computers.truncate(named);
+        let (ids, updates): (Vec<&str>, Vec<Uuid>) = new
+            .iter()
+            .filter(|(c, _)| computers.binary_search(&c.as_str()).is_ok())
+            .map(|(c, u)| (c.as_str(), *u))
+            .unzip();
+        let rows: Vec<(String, Option<String>, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT n.computer_id, c.dns_name, n.update_id, r.title, r.kb_article_id \
+             FROM unnest($1::text[], $2::uuid[]) AS n(computer_id, update_id) JOIN computer c USING (computer_id) \
+             LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = n.update_id \
+                                ORDER BY revision_number DESC LIMIT 1) r ON true \
+             ORDER BY lower(c.dns_name), n.computer_id, r.title, n.update_id",
+        )
+        .bind(&ids)
+        .bind(&updates)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut named: Vec<FailingComputer> = Vec::new();
+        for (computer_id, name, update_id, title, kb_article_id) in rows {
+            let update = FailedUpdate { update_id, title, kb_article_id };
+            match named.last_mut() {
+                Some(last) if last.computer_id == computer_id => last.updates.push(update),
+                _ => named.push(FailingComputer { computer_id, name, updates: vec![update] }),
+            }
+        }
+        let payload = serde_json::json!({ "computers": count, "installs": new.len(), "named": named });
+        enqueue(&mut tx, kind, &payload).await?;
+    }
+    tx.commit().await?;
+    Ok(new.len() as u64)
+}
+
+/// A downstream server that has not rolled up for a while.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct SilentServer {
+    pub server_id: Uuid,
+    pub fqdn: String,
+    pub last_rollup_time: DateTime<Utc>,
+    pub last_sync_time: Option<DateTime<Utc>>,
+}
+
+/// Tells `downstream_silent` of the direct downstream servers whose last roll-up is older
+/// than `silent_for` and that were not told of since they last rolled up (one that rolls
+/// up again is forgotten). Servers that never rolled up are not watched. Returns the
+/// servers newly told of.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_silent_downstreams"))]
+pub async fn tell_silent_downstreams(pool: &PgPool, silent_for: chrono::Duration) -> Result<Vec<SilentServer>> {
+    let kind = EventKind::DownstreamSilent;
+    let mut tx = pool.begin().await?;
+    if !watch_lock(&mut tx, kind).await? {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "DELETE FROM notification_told t WHERE event_kind = $1 AND NOT EXISTS (SELECT 1 FROM downstream_server d \
+             WHERE d.server_id::text = t.subject AND d.last_rollup_time < now() - $2)",
+    )
+    .bind(kind.as_str())
+    .bind(silent_for)
+    .execute(&mut *tx)
+    .await?;
+    let new: Vec<SilentServer> = sqlx::query_as(
+        "WITH told AS (INSERT INTO notification_told (event_kind, subject) \
+             SELECT $1, server_id::text FROM downstream_server \
+             WHERE parent_server_id IS NULL AND last_rollup_time < now() - $2 \
+             ON CONFLICT DO NOTHING RETURNING subject) \
+         SELECT d.server_id, d.fqdn, d.last_rollup_time, d.last_sync_time FROM told \
+         JOIN downstream_server d ON d.server_id::text = told.subject ORDER BY lower(d.fqdn), d.server_id",
+    )
+    .bind(kind.as_str())
+    .bind(silent_for)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !new.is_empty() {
+        let payload = serde_json::json!({ "silent_for_hours": silent_for.num_hours(), "servers": new });
+        enqueue(&mut tx, kind, &payload).await?;
+    }
+    tx.commit().await?;
+    Ok(new)
 }

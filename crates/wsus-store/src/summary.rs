@@ -133,3 +133,28 @@ pub async fn contacts_by_hour(pool: &PgPool, hours: i32) -> Result<Vec<(DateTime
     .fetch_all(pool)
     .await?)
 }
+
+/// Computers that have not reported for `days` days (no contact, status report or
+/// roll-up since): all of them, and per target group (direct members; groups without
+/// such computers left out). Computers that never reported at all are `not_reported` in
+/// [`Compliance`], not here.
+#[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.summary.silent_computers"))]
+pub async fn silent_computers(pool: &PgPool, days: i32) -> Result<(i64, Vec<(Uuid, i64)>)> {
+    const SILENT: &str = "greatest(c.last_contact_at, c.last_reported_status_time, c.last_status_rollup_time) \
+                          < now() - make_interval(days => $1)";
+    let (total,): (i64,) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM computer c WHERE {SILENT}")))
+            .bind(days)
+            .fetch_one(pool)
+            .await?;
+    // Only constants are joined into this SQL.
+    let direct = direct_groups();
+    let groups = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT m.group_id, count(*) FROM computer c JOIN {direct} m USING (computer_id) WHERE {SILENT} \
+         GROUP BY m.group_id"
+    )))
+    .bind(days)
+    .fetch_all(pool)
+    .await?;
+    Ok((total, groups))
+}

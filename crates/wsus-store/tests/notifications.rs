@@ -180,3 +180,179 @@ async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
     assert!(notifications::delete_channel(&pool, hook.channel_id).await.unwrap());
     assert!(notifications::recent(&pool, 10).await.unwrap().is_empty());
 }
+
+/// The lab's documents imported; the update id of KB2267602's newest revision.
+async fn lab_catalog(pool: &PgPool) -> Uuid {
+    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
+    let docs: Vec<NewRevision> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| NewRevision::from_update(&Update::parse(std::fs::read_to_string(e.path()).unwrap()).unwrap()))
+        .collect();
+    revisions::import_batch(pool, &docs).await.unwrap();
+    let (id,): (Uuid,) = sqlx::query_as("SELECT update_id FROM revision WHERE kb_article_id = '2267602' LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    id
+}
+
+async fn set_status(pool: &PgPool, computer: &str, update_id: Uuid, status: i16) {
+    sqlx::query(
+        "INSERT INTO computer (computer_id, dns_name) VALUES ($1, $1 || '.corp.example') ON CONFLICT DO NOTHING",
+    )
+    .bind(computer)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO update_status (computer_id, update_id, status) VALUES ($1, $2, $3) \
+         ON CONFLICT (computer_id, update_id) DO UPDATE SET status = $3",
+    )
+    .bind(computer)
+    .bind(update_id)
+    .bind(status)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_scheduled_notification_is_sent_by_one_of_many(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let kind = notifications::EventKind::StatusSummary;
+    let hook = channel("hook", &["status_summary"], true);
+    notifications::put_channel(&pool, &hook).await.unwrap();
+    let now = chrono::Utc::now();
+    let due = now - chrono::Duration::seconds(5);
+    let next = now + chrono::Duration::days(1);
+    notifications::set_schedule(&pool, kind, Some(due)).await.unwrap();
+    // Not yet due: nothing is taken.
+    notifications::set_schedule(&pool, kind, Some(next)).await.unwrap();
+    assert!(!notifications::take_scheduled(&pool, kind, next, next, &serde_json::json!({})).await.unwrap());
+    notifications::set_schedule(&pool, kind, Some(due)).await.unwrap();
+
+    // Eight replicas see it due at once: exactly one sends it and moves it on.
+    let payload = serde_json::json!({ "computers": { "total": 0 } });
+    let replicas: Vec<_> = (0..8)
+        .map(|_| {
+            let (pool, payload) = (pool.clone(), payload.clone());
+            tokio::spawn(async move { notifications::take_scheduled(&pool, kind, due, next, &payload).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for r in replicas {
+        taken += usize::from(r.await.unwrap());
+    }
+    assert_eq!(taken, 1);
+    assert_eq!(outbox(&pool).await.len(), 1);
+    let moved = notifications::next_scheduled(&pool, kind).await.unwrap().unwrap();
+    assert!((moved - next).num_milliseconds().abs() < 1, "{moved} vs {next}");
+    notifications::set_schedule(&pool, kind, None).await.unwrap();
+    assert_eq!(notifications::next_scheduled(&pool, kind).await.unwrap(), None);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_condition_is_told_once_until_it_ends(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let hook = channel("hook", &["installs_failed", "downstream_silent", "certificate_expiring"], true);
+    notifications::put_channel(&pool, &hook).await.unwrap();
+    let kb = lab_catalog(&pool).await;
+    let other = Uuid::new_v4();
+
+    // Installs: two computers failing, told once (naming the update by its KB and title),
+    // by one of two replicas looking at once.
+    set_status(&pool, "pc-1", kb, 5).await;
+    set_status(&pool, "pc-1", other, 5).await;
+    set_status(&pool, "pc-2", kb, 5).await;
+    set_status(&pool, "pc-3", kb, 4).await;
+    let (a, b) =
+        tokio::join!(notifications::tell_failed_installs(&pool, 100), notifications::tell_failed_installs(&pool, 100));
+    assert_eq!(a.unwrap() + b.unwrap(), 3);
+    let told = outbox(&pool).await;
+    assert_eq!(told.len(), 1, "{told:?}");
+    let p = &told[0].2;
+    assert_eq!((p["computers"].as_i64(), p["installs"].as_i64()), (Some(2), Some(3)), "{p}");
+    assert_eq!(p["named"][0]["name"], "pc-1.corp.example");
+    assert_eq!(p["named"][0]["updates"].as_array().unwrap().len(), 2);
+    assert!(p["named"][1]["updates"][0]["kb_article_id"] == "2267602", "{p}");
+    assert_eq!(notifications::tell_failed_installs(&pool, 100).await.unwrap(), 0, "told once");
+
+    // pc-1's install of `kb` succeeds, then fails again: told again, alone.
+    set_status(&pool, "pc-1", kb, 4).await;
+    assert_eq!(notifications::tell_failed_installs(&pool, 100).await.unwrap(), 0);
+    set_status(&pool, "pc-1", kb, 5).await;
+    assert_eq!(notifications::tell_failed_installs(&pool, 100).await.unwrap(), 1);
+    let told = outbox(&pool).await;
+    assert_eq!(told.len(), 2);
+    assert_eq!((told[1].2["computers"].as_i64(), told[1].2["installs"].as_i64()), (Some(1), Some(1)));
+
+    // Downstream servers: the direct one silent for three days is told of; a recent one,
+    // one that never rolled up and a grandchild are not.
+    let silent = Uuid::new_v4();
+    for (id, parent, ago) in [
+        (silent, None, Some(72)),
+        (Uuid::new_v4(), None, Some(1)),
+        (Uuid::new_v4(), None, None),
+        (Uuid::new_v4(), Some(silent), Some(72)),
+    ] {
+        sqlx::query(
+            "INSERT INTO downstream_server (server_id, fqdn, parent_server_id, last_rollup_time) \
+             VALUES ($1, $1::text || '.example', $2, now() - make_interval(hours => $3))",
+        )
+        .bind(id)
+        .bind(parent)
+        .bind(ago)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let hours48 = chrono::Duration::hours(48);
+    let told = notifications::tell_silent_downstreams(&pool, hours48).await.unwrap();
+    assert_eq!(told.iter().map(|s| s.server_id).collect::<Vec<_>>(), [silent]);
+    assert!(notifications::tell_silent_downstreams(&pool, hours48).await.unwrap().is_empty(), "told once");
+    // It rolls up again (forgotten), then falls silent again: told again.
+    let rolled = |hours: i32| {
+        sqlx::query(
+            "UPDATE downstream_server SET last_rollup_time = now() - make_interval(hours => $2) WHERE server_id = $1",
+        )
+        .bind(silent)
+        .bind(hours)
+        .execute(&pool)
+    };
+    rolled(0).await.unwrap();
+    assert!(notifications::tell_silent_downstreams(&pool, hours48).await.unwrap().is_empty());
+    rolled(50).await.unwrap();
+    assert_eq!(notifications::tell_silent_downstreams(&pool, hours48).await.unwrap().len(), 1);
+    let kinds: Vec<String> = outbox(&pool).await.into_iter().map(|(_, k, _)| k).collect();
+    assert_eq!(kinds, ["installs_failed", "installs_failed", "downstream_silent", "downstream_silent"]);
+
+    // A certificate's stage is told once however often it is looked at.
+    let kind = notifications::EventKind::CertificateExpiring;
+    let payload = serde_json::json!({ "thumbprint": "AB12", "days_left": 20 });
+    assert!(notifications::tell_once(&pool, kind, "AB12:30", &payload).await.unwrap());
+    assert!(!notifications::tell_once(&pool, kind, "AB12:30", &payload).await.unwrap());
+    assert!(notifications::tell_once(&pool, kind, "AB12:14", &payload).await.unwrap());
+    assert_eq!(outbox(&pool).await.len(), 6);
+}
+
+#[sqlx::test(migrations = false)]
+async fn cleanup_purges_old_deliveries_but_not_those_still_to_send(pool: PgPool) {
+    migrate::run(&pool).await.unwrap();
+    let hook = channel("hook", &["sync_failed"], true);
+    notifications::put_channel(&pool, &hook).await.unwrap();
+    for n in 0..3 {
+        let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+        sync_history::finish(&pool, run.sync_id, RunResult::Failed, Some(&format!("failure {n}"))).await.unwrap();
+    }
+    sqlx::query(
+        "UPDATE notification_outbox SET created_at = now() - interval '400 days', \
+         state = (ARRAY['sent', 'failed', 'pending'])[notification_id - (SELECT min(notification_id) FROM notification_outbox) + 1]",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    cleanup::purge_history(&pool, 365, 100).await.unwrap();
+    let left: Vec<(String,)> = sqlx::query_as("SELECT state FROM notification_outbox").fetch_all(&pool).await.unwrap();
+    assert_eq!(left, [("pending".to_owned(),)]);
+}

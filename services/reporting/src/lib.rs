@@ -40,10 +40,13 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         admin: admin::Admin::new(
             shell.pool.clone(),
             wsus_rpc::sync_client_within(&config.sync_grpc, CONSOLE_SYNC_TIMEOUT)?,
-        ),
+        )
+        .with_mail(config.smtp.is_some()),
     });
     let publishing = wsus_rpc::sync_client_within(&config.sync_grpc, PUBLISH_TIMEOUT)?;
-    let api = Api::new(shell.pool.clone(), sync, &config.api_tokens).with_publishing(publishing);
+    let api = Api::new(shell.pool.clone(), sync, &config.api_tokens)
+        .with_publishing(publishing)
+        .with_mail(config.smtp.is_some());
     let api = api_router(Arc::new(api)).merge(console);
     let (http, https) = match &config.tls {
         None => (shell.serve_http(api).await?, None),
@@ -60,6 +63,11 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
     };
     let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose()?;
     let notifying = tokio::spawn(notify::run(shell.pool.clone(), retry, mailer, shell.shutdown.clone()));
+    let watching = tokio::spawn(notify::watch::run(
+        shell.pool.clone(),
+        std::time::Duration::from_secs(config.notify_watch_seconds as u64),
+        shell.shutdown.clone(),
+    ));
     let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
@@ -75,6 +83,7 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         .await?;
     partitions.abort();
     notifying.abort();
+    watching.abort();
     keys.abort();
     counting.abort();
     let _ = http.await;

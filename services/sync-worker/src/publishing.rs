@@ -466,24 +466,52 @@ pub fn days_left(not_after: DateTime<Utc>) -> i64 {
 /// Below this many days left, the certificate is warned about every day.
 pub const RENEW_WITHIN_DAYS: i64 = 30;
 
+/// The stage of a certificate's end `days_left` is in: administrators are told once on
+/// entering each (under 30, 14, 7 and 1 days; expired), not every day.
+pub fn expiry_stage(days_left: i64) -> Option<&'static str> {
+    match days_left {
+        d if d < 0 => Some("expired"),
+        d if d < 1 => Some("1"),
+        d if d < 7 => Some("7"),
+        d if d < 14 => Some("14"),
+        d if d < RENEW_WITHIN_DAYS => Some("30"),
+        _ => None,
+    }
+}
+
 /// Warns once a day while the signing certificate is near its end (or past it), so it is
-/// renewed before clients start refusing what it signs.
+/// renewed before clients start refusing what it signs, and tells the notification
+/// channels once per stage (one replica tells: the store remembers what was told).
 pub async fn watch_certificate(publisher: Publisher, stop: tokio_util::sync::CancellationToken) {
     loop {
+        // A moment after start, so the first look does not race the service's own start.
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
         }
         match publisher.certificate().await {
             Ok(Some((c, source))) => {
                 let left = days_left(c.not_after());
-                if left < RENEW_WITHIN_DAYS {
+                if let Some(stage) = expiry_stage(left) {
                     tracing::warn!(
                         days_left = left,
                         thumbprint = c.thumbprint(),
                         source = source.as_str(),
                         "the signing certificate expires soon: renew it and give clients the new one"
                     );
+                    let payload = serde_json::json!({
+                        "thumbprint": c.thumbprint(),
+                        "not_after": c.not_after(),
+                        "days_left": left,
+                        "source": source.as_str(),
+                    });
+                    let subject = format!("{}:{stage}", c.thumbprint());
+                    let kind = wsus_store::notifications::EventKind::CertificateExpiring;
+                    if let Err(e) =
+                        wsus_store::notifications::tell_once(&publisher.pool, kind, &subject, &payload).await
+                    {
+                        tracing::warn!(error = %e, "cannot tell of the signing certificate's end now");
+                    }
                 }
             }
             Ok(None) => {}
@@ -493,5 +521,30 @@ pub async fn watch_certificate(publisher: Publisher, stop: tokio_util::sync::Can
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_is_told_of_once_per_stage_of_its_end() {
+        let stages: Vec<Option<&str>> = [45, 30, 29, 14, 13, 7, 6, 1, 0, -1].into_iter().map(expiry_stage).collect();
+        assert_eq!(
+            stages,
+            [
+                None,
+                None,
+                Some("30"),
+                Some("30"),
+                Some("14"),
+                Some("14"),
+                Some("7"),
+                Some("7"),
+                Some("1"),
+                Some("expired")
+            ]
+        );
     }
 }

@@ -85,7 +85,8 @@ pub enum Notifications {
         /// The incoming webhook's URL, or for e-mail the recipients (comma-separated).
         #[arg(long)]
         url: String,
-        /// Events, comma-separated: updates_synchronized, sync_failed, cleanup_failed.
+        /// Events, comma-separated: updates_synchronized, sync_failed, cleanup_failed,
+        /// status_summary, installs_failed, downstream_silent, certificate_expiring.
         #[arg(long, value_delimiter = ',', default_value = "updates_synchronized,sync_failed,cleanup_failed")]
         events: Vec<String>,
         /// reporting's environment variable holding the webhook's HMAC key.
@@ -98,6 +99,27 @@ pub enum Notifications {
     Test { channel_id: uuid::Uuid },
     /// The newest notifications and how their delivery went.
     List,
+    /// Show the notification settings, or change those given.
+    Settings {
+        /// How often the status summary is sent: never, day or week.
+        #[arg(long)]
+        summary: Option<String>,
+        /// The hour it is sent (UTC, 0..23).
+        #[arg(long)]
+        hour: Option<u32>,
+        /// For a weekly summary, the day: 1 Monday … 7 Sunday.
+        #[arg(long)]
+        weekday: Option<u32>,
+        /// The summary counts computers not reported for this many days.
+        #[arg(long)]
+        not_reported_days: Option<u32>,
+        /// Tell of a downstream server that has not rolled up for this many hours.
+        #[arg(long)]
+        rollup_silent_hours: Option<u32>,
+        /// The messages' language: en, de or fr.
+        #[arg(long)]
+        language: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,9 +13,10 @@ use uuid::Uuid;
 use wsus_api::{
     Added, Applied, ApplyRequest, Approval, ApprovalRequest, ChannelKind, CleanupRun, CleanupStarted, Computer,
     DownstreamServer, Eula, GenerateCertificate, Group, GroupChange, Members, NewGroup, NewNotificationChannel,
-    Notification, NotificationChannel, Page, Published, PublishedDeleted, PublishedPackage, RetentionChange, RuleBody,
-    RunResult, Schedule, Settings, SettingsChange, SigningCertificate, SyncRun, SyncStarted, SyncStatus, TestQueued,
-    Update, UpdateDetail, UpdateStatus, UpdateSummary,
+    Notification, NotificationChannel, NotificationSettings, NotificationSettingsChange, Page, Published,
+    PublishedDeleted, PublishedPackage, RetentionChange, RuleBody, RunResult, Schedule, Settings, SettingsChange,
+    SigningCertificate, SyncRun, SyncStarted, SyncStatus, TestQueued, Update, UpdateDetail, UpdateStatus,
+    UpdateSummary,
 };
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
@@ -885,6 +886,29 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
                 &["ID", "EVENT", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR"],
                 &["notification_id", "event_kind", "state", "attempts", "created_at", "last_error"],
             );
+        }
+        cli::Notifications::Settings { summary, hour, weekday, not_reported_days, rollup_silent_hours, language } => {
+            const PATH: &str = "/api/v1/notifications/settings";
+            let current: NotificationSettings = api.get(PATH, &[]).await?;
+            let schedule = if summary.is_some() || hour.is_some() || weekday.is_some() {
+                let mut s = current.summary;
+                if let Some(every) = summary {
+                    s.every = word("summary", &every)?;
+                }
+                s.hour = hour.unwrap_or(s.hour);
+                s.weekday = weekday.unwrap_or(s.weekday);
+                Some(s)
+            } else {
+                None
+            };
+            let change =
+                NotificationSettingsChange { summary: schedule, not_reported_days, rollup_silent_hours, language };
+            let shown = if change == NotificationSettingsChange::default() {
+                current
+            } else {
+                api.request(Method::PATCH, PATH, &[], Some(&change)).await?
+            };
+            print_object(&shown, j);
         }
     }
     Ok(())

@@ -53,6 +53,12 @@ impl Api {
         self.admin = self.admin.with_publishing(client);
         self
     }
+
+    /// E-mail can be sent (WSUS_SMTP_URL is set): e-mail channels are accepted.
+    pub fn with_mail(mut self, mail: bool) -> Self {
+        self.admin = self.admin.with_mail(mail);
+        self
+    }
 }
 
 /// The configured tokens by their SHA-256 (the tokens themselves are not kept), for the

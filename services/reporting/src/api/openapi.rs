@@ -28,6 +28,7 @@ use super::{cleanup, computers, groups, notifications, publishing, reports, rule
         publishing::certificate, publishing::certificate_pem, publishing::generate, publishing::list,
         publishing::publish, publishing::expire, publishing::delete,
         notifications::channels, notifications::add, notifications::remove, notifications::test, notifications::recent,
+        notifications::settings, notifications::change_settings,
         reports::per_update, reports::per_computer, reports::downstream_servers,
     ),
     // The enums query parameters name (schemas that answers and bodies use are found on their own).

@@ -12,6 +12,8 @@ use wsus_store::approvals::{self, Action, Approval, ApprovalError, Deployment, G
 use wsus_store::computers::{self, MembershipError};
 use wsus_store::{ErrorKind, HasKind, PgPool, StoreError, updates};
 
+mod notifications;
+
 /// The most computers one membership change names.
 pub const MAX_MEMBERS_AT_ONCE: usize = 1000;
 
@@ -42,6 +44,13 @@ pub enum AdminError {
     ChangedConcurrently,
     #[error("computer_ids: 1 to {MAX_MEMBERS_AT_ONCE} ids")]
     MemberCount,
+    /// A value the administrator gave that cannot be taken, and why.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
     #[error(transparent)]
     Approval(#[from] ApprovalError),
     #[error(transparent)]
@@ -60,7 +69,9 @@ impl HasKind for AdminError {
         match self {
             AdminError::UnknownUpdate(_) | AdminError::NoLicenseTerms(_) => ErrorKind::NotFound,
             AdminError::ChangedConcurrently => ErrorKind::Conflict,
-            AdminError::MemberCount => ErrorKind::Invalid,
+            AdminError::MemberCount | AdminError::Invalid(_) => ErrorKind::Invalid,
+            AdminError::NotFound(_) => ErrorKind::NotFound,
+            AdminError::Conflict(_) => ErrorKind::Conflict,
             AdminError::Approval(e) => e.kind(),
             AdminError::Group(e) => e.kind(),
             AdminError::Membership(e) => e.kind(),
@@ -106,11 +117,19 @@ pub struct Admin {
     sync: SyncClient,
     /// The same, for publications: an installer's upload takes longer than a call's limit.
     publishing: SyncClient,
+    /// Whether e-mail can be sent (WSUS_SMTP_URL is set): e-mail channels are refused otherwise.
+    mail: bool,
 }
 
 impl Admin {
     pub fn new(pool: PgPool, sync: SyncClient) -> Self {
-        Self { pool, publishing: sync.clone(), sync }
+        Self { pool, publishing: sync.clone(), sync, mail: false }
+    }
+
+    /// E-mail can be sent (WSUS_SMTP_URL is set).
+    pub fn with_mail(mut self, mail: bool) -> Self {
+        self.mail = mail;
+        self
     }
 
     /// Publications go through `client` (one whose calls may last as long as an upload).

@@ -6,10 +6,15 @@
 use std::time::Duration;
 
 use aws_lc_rs::hmac;
-use serde_json::{Value, json};
 use wsus_api::ChannelKind;
 use wsus_store::PgPool;
 use wsus_store::notifications::{self, Channel, Delivery, Retry};
+
+pub use message::LANGUAGES;
+use message::{escape_html, message, summary};
+
+mod message;
+pub mod watch;
 
 /// How often the outbox is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -72,14 +77,15 @@ async fn round(
     }
     let channels = notifications::channels(pool).await?;
     let channels = &channels;
+    let language = &watch::settings(pool).await?.language;
     // At once, each within its own limit: a slow endpoint holds back no other channel.
     let outcomes = futures_util::future::join_all(due.iter().map(|delivery| async move {
         let Some(channel) = channels.iter().find(|c| c.channel_id == delivery.channel_id) else {
             return (delivery, None, Err("the channel is gone".to_owned()));
         };
         let sent = match ChannelKind::parse(&channel.kind) {
-            Some(ChannelKind::Email) => mail(mailer, channel, delivery).await,
-            _ => send(http, channel, delivery).await,
+            Some(ChannelKind::Email) => mail(mailer, channel, delivery, language).await,
+            _ => send(http, channel, delivery, language).await,
         };
         (delivery, Some(channel.name.as_str()), sent)
     }))
@@ -109,10 +115,10 @@ async fn round(
     Ok(())
 }
 
-async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery) -> Result<(), String> {
+async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery, language: &str) -> Result<(), String> {
     let kind = ChannelKind::parse(&channel.kind)
         .ok_or_else(|| format!("a channel of kind {:?} is not sent here", channel.kind))?;
-    let body = serde_json::to_vec(&message(kind, delivery)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&message(kind, delivery, language)).map_err(|e| e.to_string())?;
     let mut request = http
         .post(&channel.target)
         .header(http::header::CONTENT_TYPE, "application/json")
@@ -132,11 +138,11 @@ async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery) ->
 }
 
 /// An e-mail to the channel's recipients: the summary as plain text and as HTML.
-async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery) -> Result<(), String> {
+async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery, language: &str) -> Result<(), String> {
     use lettre::AsyncTransport as _;
     use lettre::message::MultiPart;
     let mailer = mailer.ok_or("e-mail is not set up (WSUS_SMTP_URL, WSUS_SMTP_FROM)")?;
-    let (title, text) = summary(&delivery.event_kind, &delivery.payload);
+    let (title, text) = summary(&delivery.event_kind, &delivery.payload, language);
     let mut builder = lettre::Message::builder().from(mailer.from.clone()).subject(&title);
     for to in channel.target.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         builder = builder.to(to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?);
@@ -148,14 +154,6 @@ async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery) -
     );
     let message = builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| e.to_string())?;
     mailer.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
-}
-
-fn escape_slack(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// `sha256=<hex>`: HMAC-SHA256 of `body` under `key`, as GitHub-style receivers check it.
@@ -173,69 +171,6 @@ pub fn host_of(url: &str) -> &str {
     }
 }
 
-/// The message a channel of `kind` gets: the documented JSON for a webhook, a line of text
-/// for Slack, a MessageCard for Teams.
-pub fn message(kind: ChannelKind, d: &Delivery) -> Value {
-    let (title, text) = summary(&d.event_kind, &d.payload);
-    match kind {
-        ChannelKind::Webhook => json!({
-            "event": d.event_kind,
-            "notification_id": d.notification_id,
-            "created_at": d.created_at,
-            "title": title,
-            "data": d.payload,
-        }),
-        // Slack reads `<...>` as links and mentions, Teams reads HTML: titles are escaped.
-        ChannelKind::Slack => json!({ "text": format!("*{}*\n{}", escape_slack(&title), escape_slack(&text)) }),
-        // An e-mail is made by `mail`; this is what a webhook of that kind would get.
-        ChannelKind::Email => json!({ "title": title, "text": text }),
-        ChannelKind::Teams => json!({
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "summary": title,
-            "title": escape_html(&title),
-            "text": escape_html(&text).replace('\n', "<br>"),
-        }),
-    }
-}
-
-/// A title and a few lines of text saying what an event means.
-pub fn summary(event: &str, p: &Value) -> (String, String) {
-    match event {
-        "updates_synchronized" => {
-            let count = p["count"].as_u64().unwrap_or(0);
-            let mut by: Vec<(String, u64)> = p["by_classification"]
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
-                .unwrap_or_default();
-            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            let counts: Vec<String> = by.iter().map(|(k, n)| format!("{k}: {n}")).collect();
-            let mut lines = vec![counts.join(", ")];
-            for u in p["updates"].as_array().into_iter().flatten().take(20) {
-                let title = u["title"].as_str().unwrap_or("(untitled)");
-                match u["kb_article_id"].as_str() {
-                    Some(kb) => lines.push(format!("KB{kb} {title}")),
-                    None => lines.push(title.to_owned()),
-                }
-            }
-            if count > 20 {
-                lines.push(format!("and {} more", count - 20));
-            }
-            (format!("WSUS: {count} new updates synchronized"), lines.join("\n"))
-        }
-        "sync_failed" => (
-            "WSUS: a synchronization failed".to_owned(),
-            format!("{}: {}", p["upstream_url"].as_str().unwrap_or("the upstream"), p["error"].as_str().unwrap_or("")),
-        ),
-        "cleanup_failed" => (
-            "WSUS: cleanup failed".to_owned(),
-            format!("{}: {}", p["job"].as_str().unwrap_or("a job"), p["error"].as_str().unwrap_or("")),
-        ),
-        "test" => ("WSUS: a test notification".to_owned(), "This channel is set up right.".to_owned()),
-        other => (format!("WSUS: {other}"), p.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,21 +182,5 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-    }
-
-    #[test]
-    fn new_updates_are_summed_up_per_classification() {
-        let payload = json!({
-            "count": 3,
-            "by_classification": { "Updates": 1, "Security Updates": 2 },
-            "updates": [
-                { "title": "Contoso Notes 2.4.1", "kb_article_id": null },
-                { "title": "2026-11 Cumulative Update", "kb_article_id": "5070000" },
-            ],
-        });
-        let (title, text) = summary("updates_synchronized", &payload);
-        assert_eq!(title, "WSUS: 3 new updates synchronized");
-        assert!(text.starts_with("Security Updates: 2, Updates: 1\n"), "{text}");
-        assert!(text.contains("KB5070000 2026-11 Cumulative Update"), "{text}");
     }
 }
