@@ -37,7 +37,8 @@ EVERYTHING = {
                       "tls": {"enabled": True, "certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
                               "key": "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"},
                       "service": {"type": "LoadBalancer"}},
-    "reporting": {"autoscaling": {"enabled": True}, "tls": {"enabled": True, "secretName": "wsus-api-tls"}},
+    "reporting": {"autoscaling": {"enabled": True}, "tls": {"enabled": True, "secretName": "wsus-api-tls"},
+                  "notifications": {"existingSecret": "wsus-notify", "egressTo": [{"ipBlock": {"cidr": "10.9.0.0/16"}}]}},
     "syncWorker": {"replicas": 2, "autoscaling": {"enabled": True}, "pdb": {"enabled": True}},
     "ingress": {"enabled": True, "className": "nginx", "tls": [{"secretName": "wsus-tls", "hosts": ["wsus.example.com"]}]},
     "httpRoute": {"enabled": True, "parentRefs": [{"name": "edge", "namespace": "gateways"}], "hostnames": ["wsus.example.com"]},
@@ -401,7 +402,7 @@ def main():
     features = ["HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "HTTPRoute", "NetworkPolicy",
                 "ServiceMonitor", "grafana_dashboard", "kind: Job", "WSUS_TLS_CERT", "WSUS_UPSTREAM_CA_FILE",
                 "kubernetes.io/tls", "secretName: wsus-api-tls", "WSUS_SOAP_MAX_INFLIGHT", "WSUS_TRUSTED_PROXIES",
-                "WSUS_SIGNING_CERTIFICATE_FILE", "secretName: wsus-signing"]
+                "WSUS_SIGNING_CERTIFICATE_FILE", "secretName: wsus-signing", "name: wsus-notify", "10.9.0.0/16"]
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
     good = (ok_default and ok_all and ok_least and ok_s3 and ok_identity and not s3_bad and refused and refused_s3 and not missing

@@ -720,6 +720,42 @@ async function main() {
     check(!(await page.locator('#group-tree').innerText()).includes(name), `#group-tree still lists "${name}"`);
   });
 
+  await step('notifications: a channel added, sent a test and removed; the settings changed', async () => {
+    const name = 'Browser hook';
+    await visit(admin, '/console/notifications');
+    await page.locator('form#new-channel input[name=name]').fill(name);
+    await page.locator('form#new-channel select[name=kind]').selectOption('webhook');
+    // Nothing listens there: the test delivery stays to be tried again, which is what shows.
+    await page.locator('form#new-channel input[name=target]').fill('http://127.0.0.1:9/hook/secret-token');
+    await page.locator('form#new-channel input[name="event.sync_failed"]').check();
+    await page.locator('form#new-channel input[name="event.status_summary"]').check();
+    await post(admin, 'form#new-channel');
+    check(pathOf(page) === '/console/notifications', `adding a channel led to ${page.url()}`);
+    const row = (await tableRows(page, 'table#channels')).find((r) => r[0].includes(name));
+    check(row, `table#channels does not list "${name}"`);
+    check(row[3] === 'sync_failed, status_summary', `the channel's events are ${row[3]}`);
+    check(!row[2].includes('secret-token'), `the webhook's URL is shown whole: ${row[2]}`);
+    await post(admin, `table#channels tr:has-text("${name}") form[action$="/test"]`);
+    const deliveries = await tableRows(page, 'table#deliveries');
+    check(
+      deliveries.some((d) => d[1] === 'test' && d[2] === name),
+      `table#deliveries has no test for "${name}": ${JSON.stringify(deliveries)}`,
+    );
+    const settings = 'form#notification-settings';
+    await page.locator(`${settings} select[name=every]`).selectOption('week');
+    await page.locator(`${settings} input[name=hour]`).fill('6');
+    await page.locator(`${settings} select[name=weekday]`).selectOption('5');
+    await page.locator(`${settings} select[name=language]`).selectOption('fr');
+    await post(admin, settings);
+    for (const [field, want] of [['select[name=every]', 'week'], ['input[name=hour]', '6'],
+      ['select[name=weekday]', '5'], ['select[name=language]', 'fr']]) {
+      const got = await page.locator(`${settings} ${field}`).inputValue();
+      check(got === want, `after saving, ${field} shows ${got}, not ${want}`);
+    }
+    await post(admin, `table#channels tr:has-text("${name}") form[action$="/remove"]`, { confirm: true });
+    check(!(await page.locator('table#channels').innerText()).includes(name), `"${name}" is still listed`);
+  });
+
   await step('declining an update and undeclining it', async () => {
     await visit(admin, '/console/updates');
     const detail = `/console/updates/${UPDATE_ID}`;
@@ -783,6 +819,10 @@ async function main() {
     await absent(reader.page, 'form.unapprove', 'the update page (reader)');
     await visit(reader, '/console/groups');
     await absent(reader.page, 'form#new-group', 'the groups page (reader)');
+    await visit(reader, '/console/notifications');
+    await one(reader.page, 'table#deliveries', 'the notifications page (reader)');
+    await absent(reader.page, 'form#new-channel', 'the notifications page (reader)');
+    await absent(reader.page, 'form#notification-settings', 'the notifications page (reader)');
     if (COMPUTER_ID) {
       await visit(reader, `/console/computers/${encodeURIComponent(COMPUTER_ID)}`);
       await absent(reader.page, 'form#join', 'the computer page (reader)');

@@ -348,7 +348,7 @@ pub struct FailingComputer {
     pub updates: Vec<FailedUpdate>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct FailedUpdate {
     pub update_id: Uuid,
     pub title: Option<String>,
@@ -389,8 +389,15 @@ pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
             .filter(|(c, _)| computers.binary_search(&c.as_str()).is_ok())
             .map(|(c, u)| (c.as_str(), *u))
             .unzip();
-        let rows: Vec<(String, Option<String>, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT n.computer_id, c.dns_name, n.update_id, r.title, r.kb_article_id \
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            computer_id: String,
+            name: Option<String>,
+            #[sqlx(flatten)]
+            update: FailedUpdate,
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT n.computer_id, c.dns_name AS name, n.update_id, r.title, r.kb_article_id \
              FROM unnest($1::text[], $2::uuid[]) AS n(computer_id, update_id) JOIN computer c USING (computer_id) \
              LEFT JOIN LATERAL (SELECT title, kb_article_id FROM revision WHERE update_id = n.update_id \
                                 ORDER BY revision_number DESC LIMIT 1) r ON true \
@@ -401,8 +408,7 @@ pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
         .fetch_all(&mut *tx)
         .await?;
         let mut named: Vec<FailingComputer> = Vec::new();
-        for (computer_id, name, update_id, title, kb_article_id) in rows {
-            let update = FailedUpdate { update_id, title, kb_article_id };
+        for Row { computer_id, name, update } in rows {
             match named.last_mut() {
                 Some(last) if last.computer_id == computer_id => last.updates.push(update),
                 _ => named.push(FailingComputer { computer_id, name, updates: vec![update] }),

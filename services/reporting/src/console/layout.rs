@@ -16,10 +16,12 @@ pub enum Nav {
     Groups,
     Sync,
     Downstream,
+    Notifications,
 }
 
 impl Nav {
-    pub const ALL: [Nav; 6] = [Nav::Overview, Nav::Computers, Nav::Updates, Nav::Groups, Nav::Sync, Nav::Downstream];
+    pub const ALL: [Nav; 7] =
+        [Nav::Overview, Nav::Computers, Nav::Updates, Nav::Groups, Nav::Sync, Nav::Downstream, Nav::Notifications];
 
     pub fn href(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl Nav {
             Nav::Groups => "/console/groups",
             Nav::Sync => "/console/sync",
             Nav::Downstream => "/console/downstream",
+            Nav::Notifications => "/console/notifications",
         }
     }
 
@@ -40,6 +43,7 @@ impl Nav {
             Nav::Groups => "Groups",
             Nav::Sync => "Synchronizations",
             Nav::Downstream => "Downstream servers",
+            Nav::Notifications => "Notifications",
         }
     }
 }

@@ -109,6 +109,10 @@ pub fn router(console: Console) -> Router {
         .route("/console/sync", get(pages::sync::page))
         .route("/console/sync/progress.json", get(pages::sync::progress))
         .route("/console/downstream", get(pages::downstream::page))
+        .route("/console/notifications", get(pages::notifications::page).post(pages::notifications::add))
+        .route("/console/notifications/settings", post(pages::notifications::settings))
+        .route("/console/notifications/{id}/test", post(pages::notifications::test))
+        .route("/console/notifications/{id}/remove", post(pages::notifications::remove))
         .layer(axum::middleware::map_response(secure_headers))
         .with_state(console)
 }

@@ -3,6 +3,7 @@
 pub mod computers;
 pub mod downstream;
 pub mod groups;
+pub mod notifications;
 pub mod overview;
 pub mod sync;
 pub mod updates;
