@@ -27,5 +27,11 @@ CREATE TABLE install_failure_told (
 COMMENT ON TABLE install_failure_told IS
     'Failed installs (update_status 5) already told; a row goes when the status leaves Failed, so a new failure is told again.';
 
+-- A webhook's URL (a Slack or Teams URL is its token) may be kept in a Secret instead of
+-- the database: the channel then names reporting's environment variable holding it.
+ALTER TABLE notification_channel ADD COLUMN target_env text;
+COMMENT ON COLUMN notification_channel.target_env IS
+    'For a webhook whose URL is kept in a Secret: the environment variable of reporting holding it (target is then empty).';
+
 -- Finds the failed statuses without reading every status; only failed rows are indexed.
 CREATE INDEX update_status_failed ON update_status (computer_id, update_id) WHERE status = 5;

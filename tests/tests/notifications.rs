@@ -199,9 +199,12 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let smtp_port = wsus_e2e::free_port();
     let _smtp = SmtpServer::start(smtp_port, &maildir);
 
-    // B's reporting sends; a failing endpoint is tried after 1 s, 2 s, then given up.
+    // B's reporting sends; a failing endpoint is tried after 1 s, 2 s, then given up. The
+    // chat's URL (its token) is kept in B's environment, as a Secret would give it.
+    let (hooks, got) = receiver().await;
     let secret = "hook-secret-0123456789";
     let reporting = [
+        ("WSUS_NOTIFY_URL_CHAT", format!("{hooks}/chat")),
         ("WSUS_NOTIFY_RETRY_SECONDS", "1".to_owned()),
         ("WSUS_NOTIFY_MAX_ATTEMPTS", "3".to_owned()),
         ("WSUS_NOTIFY_KEY_TEST", secret.to_owned()),
@@ -212,7 +215,6 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     let b =
         System::start_each(&db_b, Some(&content_b), &[], &[("WSUS_UPSTREAM_URL", a.gateway_url.clone())], &reporting);
     b.wait_ready(&http).await;
-    let (hooks, got) = receiver().await;
     let post = reqwest::Method::POST;
     let add = |channel: Value| {
         let (http, base) = (http.clone(), b.reporting_url.clone());
@@ -225,9 +227,13 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     .await;
     assert_eq!(status, 201, "{webhook}");
     let one = json!(["updates_synchronized"]);
-    let (status, _) =
-        add(json!({ "name": "chat", "kind": "slack", "target": format!("{hooks}/chat"), "events": one })).await;
-    assert_eq!(status, 201);
+    let (status, chat) =
+        add(json!({ "name": "chat", "kind": "slack", "target_env": "WSUS_NOTIFY_URL_CHAT", "events": one })).await;
+    assert_eq!(status, 201, "{chat}");
+    assert_eq!((chat["target"].as_str(), chat["target_env"].as_str()), (Some(""), Some("WSUS_NOTIFY_URL_CHAT")));
+    let (status, refused) =
+        add(json!({ "name": "leak", "kind": "slack", "target_env": "DATABASE_URL", "events": one })).await;
+    assert_eq!(status, 400, "only WSUS_NOTIFY_URL_* variables: {refused}");
     let (status, broken) =
         add(json!({ "name": "dead", "kind": "teams", "target": format!("{hooks}/broken"), "events": one })).await;
     assert_eq!(status, 201);

@@ -43,8 +43,12 @@ pub struct NotificationChannel {
     pub name: String,
     pub kind: ChannelKind,
     /// The e-mail recipients (comma-separated), or the webhook's URL shown by its host only
-    /// (a Slack or Teams URL is its token).
+    /// (a Slack or Teams URL is its token); empty when the URL is in `target_env`.
     pub target: String,
+    /// The environment variable of reporting (from a Secret), named WSUS_NOTIFY_URL_*,
+    /// holding the webhook's URL, when the URL is kept there rather than in the database.
+    #[schema(required = true)]
+    pub target_env: Option<String>,
     /// The environment variable of reporting (from a Secret), named WSUS_NOTIFY_KEY_*,
     /// holding the webhook's HMAC key; the key itself is never stored nor shown.
     #[schema(required = true)]
@@ -61,7 +65,14 @@ pub struct NotificationChannel {
 pub struct NewNotificationChannel {
     pub name: String,
     pub kind: ChannelKind,
+    /// The webhook's URL or the e-mail recipients (comma-separated); leave it out when
+    /// `target_env` names the variable holding the URL.
+    #[serde(default)]
     pub target: String,
+    /// For a webhook: reporting's environment variable (WSUS_NOTIFY_URL_*, from a Secret)
+    /// holding its URL, so the URL (a Slack or Teams token) is not stored.
+    #[serde(default)]
+    pub target_env: Option<String>,
     #[serde(default)]
     pub secret_env: Option<String>,
     pub events: Vec<String>,

@@ -63,7 +63,10 @@ pub struct Channel {
     pub name: String,
     /// webhook, slack, teams or email.
     pub kind: String,
+    /// The URL or the recipients; empty when `target_env` holds the URL.
     pub target: String,
+    /// The environment variable holding a webhook's URL (kept in a Secret).
+    pub target_env: Option<String>,
     pub secret_env: Option<String>,
     pub events: Vec<String>,
     pub enabled: bool,
@@ -74,9 +77,9 @@ pub struct Channel {
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.put_channel"))]
 pub async fn put_channel(pool: &PgPool, c: &Channel) -> Result<()> {
     sqlx::query(
-        "INSERT INTO notification_channel (channel_id, name, kind, target, secret_env, events, enabled) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (channel_id) DO UPDATE SET name = $2, kind = $3, \
-         target = $4, secret_env = $5, events = $6, enabled = $7, changed_at = now()",
+        "INSERT INTO notification_channel (channel_id, name, kind, target, secret_env, events, enabled, target_env) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (channel_id) DO UPDATE SET name = $2, kind = $3, \
+         target = $4, secret_env = $5, events = $6, enabled = $7, target_env = $8, changed_at = now()",
     )
     .bind(c.channel_id)
     .bind(&c.name)
@@ -85,6 +88,7 @@ pub async fn put_channel(pool: &PgPool, c: &Channel) -> Result<()> {
     .bind(&c.secret_env)
     .bind(&c.events)
     .bind(c.enabled)
+    .bind(&c.target_env)
     .execute(pool)
     .await?;
     Ok(())
@@ -93,7 +97,8 @@ pub async fn put_channel(pool: &PgPool, c: &Channel) -> Result<()> {
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.channels"))]
 pub async fn channels(pool: &PgPool) -> Result<Vec<Channel>> {
     Ok(sqlx::query_as(
-        "SELECT channel_id, name, kind, target, secret_env, events, enabled, changed_at FROM notification_channel ORDER BY name",
+        "SELECT channel_id, name, kind, target, target_env, secret_env, events, enabled, changed_at \
+         FROM notification_channel ORDER BY name",
     )
     .fetch_all(pool)
     .await?)

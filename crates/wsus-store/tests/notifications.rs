@@ -17,6 +17,7 @@ fn channel(name: &str, events: &[&str], enabled: bool) -> Channel {
         name: name.into(),
         kind: "webhook".into(),
         target: format!("https://hooks.example/{name}"),
+        target_env: None,
         secret_env: None,
         events: events.iter().map(|e| e.to_string()).collect(),
         enabled,

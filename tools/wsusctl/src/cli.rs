@@ -83,8 +83,12 @@ pub enum Notifications {
         #[arg(long)]
         kind: String,
         /// The incoming webhook's URL, or for e-mail the recipients (comma-separated).
+        #[arg(long, required_unless_present = "url_env", conflicts_with = "url_env")]
+        url: Option<String>,
+        /// Instead of --url: reporting's environment variable (WSUS_NOTIFY_URL_<NAME>, from
+        /// a Secret) holding the webhook's URL, so the URL is not stored.
         #[arg(long)]
-        url: String,
+        url_env: Option<String>,
         /// Events, comma-separated: updates_synchronized, sync_failed, cleanup_failed,
         /// status_summary, installs_failed, downstream_silent, certificate_expiring.
         #[arg(long, value_delimiter = ',', default_value = "updates_synchronized,sync_failed,cleanup_failed")]

@@ -848,10 +848,18 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
                 &["channel_id", "name", "kind", "enabled", "events"],
             );
         }
-        cli::Notifications::Add { name, kind, url, events, secret_env } => {
+        cli::Notifications::Add { name, kind, url, url_env, events, secret_env } => {
             let kind =
                 ChannelKind::parse(&kind).with_context(|| format!("--kind {kind}: webhook, slack, teams or email"))?;
-            let new = NewNotificationChannel { name, kind, target: url, secret_env, events, enabled: true };
+            let new = NewNotificationChannel {
+                name,
+                kind,
+                target: url.unwrap_or_default(),
+                target_env: url_env,
+                secret_env,
+                events,
+                enabled: true,
+            };
             let added: NotificationChannel =
                 api.request(Method::POST, "/api/v1/notifications/channels", &[], Some(&new)).await?;
             if j {

@@ -12,9 +12,19 @@ use crate::notify::{LANGUAGES, watch};
 /// The environment variables a webhook's key may be read from: none of the server's own
 /// secrets can be made to sign.
 pub const SECRET_ENV_PREFIX: &str = "WSUS_NOTIFY_KEY_";
+/// The environment variables a webhook's URL may be read from: none of the server's own
+/// settings can be made a destination.
+pub const TARGET_ENV_PREFIX: &str = "WSUS_NOTIFY_URL_";
 
 fn invalid(why: impl Into<String>) -> AdminError {
     AdminError::Invalid(why.into())
+}
+
+/// Whether `variable` is `prefix` and a name (letters, digits, underscores).
+fn variable_named(variable: &str, prefix: &str) -> bool {
+    variable.len() > prefix.len()
+        && variable.starts_with(prefix)
+        && variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl Admin {
@@ -25,11 +35,24 @@ impl Admin {
             return Err(invalid("name: empty"));
         }
         let target = new.target.trim();
-        let target_ok = match new.kind {
-            ChannelKind::Email => {
+        let target_env = new.target_env.as_deref().map(str::trim).filter(|v| !v.is_empty());
+        let target_ok = match (new.kind, target_env) {
+            (ChannelKind::Email, None) => {
                 target.split(',').map(str::trim).all(|r| r.contains('@') && !r.contains(char::is_whitespace))
             }
-            _ => target.starts_with("https://") || target.starts_with("http://"),
+            (ChannelKind::Email, Some(_)) => return Err(invalid("target_env: for webhooks only")),
+            (_, None) => target.starts_with("https://") || target.starts_with("http://"),
+            (_, Some(variable)) => {
+                if !target.is_empty() {
+                    return Err(invalid("target and target_env: one or the other"));
+                }
+                if !variable_named(variable, TARGET_ENV_PREFIX) {
+                    return Err(invalid(format!(
+                        "target_env: the name of an environment variable starting {TARGET_ENV_PREFIX}"
+                    )));
+                }
+                true
+            }
         };
         if !target_ok {
             return Err(invalid("target: an http:// or https:// URL, or for e-mail comma-separated addresses"));
@@ -44,10 +67,8 @@ impl Admin {
             let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
             return Err(invalid(format!("events: {bad:?} is not one of {known:?}")));
         }
-        if let Some(variable) = &new.secret_env
-            && (!variable.starts_with(SECRET_ENV_PREFIX)
-                || variable.len() == SECRET_ENV_PREFIX.len()
-                || !variable.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        if let Some(variable) = new.secret_env.as_deref().filter(|v| !v.is_empty())
+            && !variable_named(variable, SECRET_ENV_PREFIX)
         {
             return Err(invalid(format!(
                 "secret_env: the name of an environment variable starting {SECRET_ENV_PREFIX}"
@@ -58,6 +79,7 @@ impl Admin {
             name: new.name.trim().to_owned(),
             kind: new.kind.as_str().to_owned(),
             target: target.to_owned(),
+            target_env: target_env.map(str::to_owned),
             secret_env: new.secret_env.filter(|v| !v.is_empty()),
             events: new.events,
             enabled: new.enabled,

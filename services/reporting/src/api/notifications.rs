@@ -35,6 +35,7 @@ fn channel(c: notifications::Channel) -> ApiResult<NotificationChannel> {
     // A webhook's URL is its credential (Slack and Teams put the token in it): shown by host.
     let target = match kind {
         ChannelKind::Email => c.target,
+        _ if c.target_env.is_some() => String::new(),
         _ => format!("{}://{}/…", c.target.split("://").next().unwrap_or("https"), crate::notify::host_of(&c.target)),
     };
     Ok(NotificationChannel {
@@ -42,6 +43,7 @@ fn channel(c: notifications::Channel) -> ApiResult<NotificationChannel> {
         name: c.name,
         kind,
         target,
+        target_env: c.target_env,
         secret_env: c.secret_env,
         events: c.events,
         enabled: c.enabled,

@@ -119,8 +119,13 @@ async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery, la
     let kind = ChannelKind::parse(&channel.kind)
         .ok_or_else(|| format!("a channel of kind {:?} is not sent here", channel.kind))?;
     let body = serde_json::to_vec(&message(kind, delivery, language)).map_err(|e| e.to_string())?;
+    // A URL kept in a Secret is read where it is kept, as the key is.
+    let url = match &channel.target_env {
+        Some(variable) => std::env::var(variable).map_err(|_| format!("its URL variable {variable} is not set"))?,
+        None => channel.target.clone(),
+    };
     let mut request = http
-        .post(&channel.target)
+        .post(&url)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header("X-WSUS-Event", &delivery.event_kind);
     if let Some(variable) = &channel.secret_env {
@@ -133,7 +138,7 @@ async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery, la
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("{} answered {}", host_of(&channel.target), response.status()))
+        Err(format!("{} answered {}", host_of(&url), response.status()))
     }
 }
 

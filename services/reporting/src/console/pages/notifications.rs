@@ -45,7 +45,8 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
             tbody { @for c in &channels { tr {
                 td { (c.name) @if !c.enabled { " " span.note { "(off)" } } }
                 td { (c.kind) }
-                td { @if c.kind == "email" { (c.target) } @else { (crate::notify::host_of(&c.target)) } }
+                td { @if let Some(v) = &c.target_env { "the URL in " code { (v) } }
+                     @else if c.kind == "email" { (c.target) } @else { (crate::notify::host_of(&c.target)) } }
                 td { (c.events.join(", ")) }
                 @if admin { td {
                     form.inline method="post" action={ "/console/notifications/" (c.channel_id) "/test" } {
@@ -67,7 +68,8 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                 input type="hidden" name="_csrf" value=(session.csrf);
                 label { "Name " input type="text" name="name" required maxlength="256"; }
                 label { "Kind " select name="kind" { @for (k, label) in KINDS { option value=(k) { (label) } } } }
-                label { "URL, or e-mail recipients (comma-separated) " input type="text" name="target" required; }
+                label { "URL, or e-mail recipients (comma-separated) " input type="text" name="target"; }
+                label { "or the URL's variable (webhook) " input type="text" name="target_env" placeholder="WSUS_NOTIFY_URL_CHAT"; }
                 label { "HMAC key variable (webhook, optional) " input type="text" name="secret_env" placeholder="WSUS_NOTIFY_KEY_OPS"; }
                 fieldset { legend { "Events" }
                     @for k in EventKind::ALL {
@@ -135,6 +137,7 @@ pub async fn add(
         name: field(&form, "name").unwrap_or_default().to_owned(),
         kind,
         target: field(&form, "target").unwrap_or_default().to_owned(),
+        target_env: field(&form, "target_env").map(str::to_owned),
         secret_env: field(&form, "secret_env").map(str::to_owned),
         events,
         enabled: true,
