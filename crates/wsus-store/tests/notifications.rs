@@ -106,15 +106,20 @@ async fn events_are_written_with_what_records_them(pool: PgPool) {
     );
 }
 
+/// Records `n` syncs that failed (each one sync_failed notification).
+async fn failed_syncs(pool: &PgPool, n: usize) {
+    for i in 0..n {
+        let run = sync_history::start(pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
+        sync_history::finish(pool, run.sync_id, RunResult::Failed, Some(&format!("failure {i}"))).await.unwrap();
+    }
+}
+
 #[sqlx::test(migrations = false)]
 async fn deliveries_are_claimed_once_retried_and_given_up(pool: PgPool) {
     migrate::run(&pool).await.unwrap();
     let hook = channel("hook", &["sync_failed"], true);
     notifications::put_channel(&pool, &hook).await.unwrap();
-    for n in 0..3 {
-        let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
-        sync_history::finish(&pool, run.sync_id, RunResult::Failed, Some(&format!("failure {n}"))).await.unwrap();
-    }
+    failed_syncs(&pool, 3).await;
 
     // Two senders at once take disjoint rows, and a claimed row is not due while held.
     let hold = chrono::Duration::minutes(2);
@@ -342,10 +347,7 @@ async fn cleanup_purges_old_deliveries_but_not_those_still_to_send(pool: PgPool)
     migrate::run(&pool).await.unwrap();
     let hook = channel("hook", &["sync_failed"], true);
     notifications::put_channel(&pool, &hook).await.unwrap();
-    for n in 0..3 {
-        let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
-        sync_history::finish(&pool, run.sync_id, RunResult::Failed, Some(&format!("failure {n}"))).await.unwrap();
-    }
+    failed_syncs(&pool, 3).await;
     sqlx::query(
         "UPDATE notification_outbox SET created_at = now() - interval '400 days', \
          state = (ARRAY['sent', 'failed', 'pending'])[notification_id - (SELECT min(notification_id) FROM notification_outbox) + 1]",
