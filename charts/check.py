@@ -360,6 +360,24 @@ def identity_problems(rendered):
     return bad
 
 
+def notification_problems(rendered):
+    """With reporting.notifications.existingSecret: reporting reads both the settings
+    ConfigMap and the Secret (one envFrom list), and may reach the notification ports."""
+    bad = []
+    all_docs = list(docs(rendered))
+    reporting = next(d for d in all_docs if d["kind"] == "Deployment"
+                     and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "reporting")
+    sources = [e for c in pod_spec(reporting)["spec"]["containers"] for e in c.get("envFrom", [])]
+    if not any(e.get("configMapRef", {}).get("name", "").endswith("-settings") for e in sources):
+        bad.append(f"reporting: no settings ConfigMap in envFrom {sources}")
+    if not any(e.get("secretRef", {}).get("name") == "wsus-notify" for e in sources):
+        bad.append(f"reporting: no notifications Secret in envFrom {sources}")
+    policy = next(d for d in all_docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-reporting"))
+    ports = [p.get("port") for rule in policy["spec"].get("egress", []) for p in rule.get("ports", [])]
+    bad += [f"NetworkPolicy reporting: no egress to {p}" for p in (25, 465, 587, 443) if p not in ports]
+    return bad
+
+
 def lint_refuses(values):
     """Whether a strict lint refuses these values."""
     try:
@@ -378,6 +396,9 @@ def main():
     for b in s3_bad:
         print(f"  BUCKET {b}")
     ok_all, rendered_all = check("every optional feature on", EVERYTHING)
+    notify_bad = notification_problems(rendered_all)
+    for b in notify_bad:
+        print(f"  NOTIFICATIONS {b}")
     ok_least, _ = check("fewest privileges (no Lease, no accounts, no volume)", LEAST)
     # The schema refuses what no service would accept.
     refused = lint_refuses(BAD)
@@ -406,7 +427,7 @@ def main():
     absent = [f for f in features if f not in everything]
     print(f"== features rendered when on: {'all' if not absent else 'missing ' + ', '.join(absent)}")
     good = (ok_default and ok_all and ok_least and ok_s3 and ok_identity and not s3_bad and refused and refused_s3 and not missing
-            and not absent)
+            and not absent and not notify_bad)
     print("chart: OK" if good else "chart: FAILED")
     return 0 if good else 1
 

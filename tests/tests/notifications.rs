@@ -506,7 +506,8 @@ async fn two_replicas_tell_each_condition_once_despite_a_failing_endpoint() {
     .unwrap();
     assert!(until(Duration::from_secs(30), || delivered(&got).iter().any(|m| m["event"] == "downstream_silent")).await);
 
-    // The status summary, daily at 06:00 UTC in German, made due now: one webhook and one mail.
+    // The status summary, daily at 06:00 then 08:00 UTC in German, made due now: one
+    // webhook and one mail.
     let (status, settings) = api(
         &http,
         &second_url,
@@ -525,12 +526,23 @@ async fn two_replicas_tell_each_condition_once_despite_a_failing_endpoint() {
     )
     .await;
     assert_eq!(status, 400, "{refused}");
+    // What a change leaves out stays: the hour alone moves a daily summary.
+    let (status, settings) = api(
+        &http,
+        &second_url,
+        reqwest::Method::PATCH,
+        "/api/v1/notifications/settings",
+        Some(json!({ "summary": { "hour": 8 } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!((settings["summary"]["every"].as_str(), settings["language"].as_str()), (Some("day"), Some("de")));
     let (next,): (chrono::DateTime<chrono::Utc>,) =
         sqlx::query_as("SELECT next_at FROM notification_schedule WHERE event_kind = 'status_summary'")
             .fetch_one(&pool)
             .await
             .unwrap();
-    assert_eq!(next.format("%H:%M:%S").to_string(), "06:00:00");
+    assert_eq!(next.format("%H:%M:%S").to_string(), "08:00:00");
     assert!(next > chrono::Utc::now() && next < chrono::Utc::now() + chrono::Duration::days(1));
     sqlx::query("UPDATE notification_schedule SET next_at = now() - interval '1 second'").execute(&pool).await.unwrap();
     assert!(

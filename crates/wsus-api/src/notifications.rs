@@ -158,11 +158,22 @@ impl Default for NotificationSettings {
     }
 }
 
+/// A change of the summary's schedule; what is left out stays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SummaryScheduleChange {
+    #[serde(default)]
+    pub every: Option<SummaryEvery>,
+    #[serde(default)]
+    pub hour: Option<u32>,
+    #[serde(default)]
+    pub weekday: Option<u32>,
+}
+
 /// The settings to change; those left out stay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotificationSettingsChange {
     #[serde(default)]
-    pub summary: Option<SummarySchedule>,
+    pub summary: Option<SummaryScheduleChange>,
     #[serde(default)]
     pub not_reported_days: Option<u32>,
     #[serde(default)]

@@ -362,12 +362,14 @@ pub struct FailedUpdate {
 
 /// Tells `installs_failed` of the failed installs (status Failed) not told before, naming
 /// the first `named` computers; a failure that ended (the status left Failed) is
-/// forgotten, so failing again is told again. Returns how many installs were new.
+/// forgotten, so failing again is told again. Nothing is looked at (or remembered) while
+/// no channel wants the event, so the first channel that does is told of every install
+/// failing then. Returns how many installs were new.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_failed_installs"))]
 pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
     let kind = EventKind::InstallsFailed;
     let mut tx = pool.begin().await?;
-    if !watch_lock(&mut tx, kind).await? {
+    if !watch_lock(&mut tx, kind).await? || !wanted(&mut tx, kind).await? {
         return Ok(0);
     }
     sqlx::query(
@@ -383,7 +385,7 @@ pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !new.is_empty() && wanted(&mut tx, kind).await? {
+    if !new.is_empty() {
         let mut computers: Vec<&str> = new.iter().map(|(c, _)| c.as_str()).collect();
         computers.sort_unstable();
         computers.dedup();
@@ -437,13 +439,13 @@ pub struct SilentServer {
 
 /// Tells `downstream_silent` of the direct downstream servers whose last roll-up is older
 /// than `silent_for` and that were not told of since they last rolled up (one that rolls
-/// up again is forgotten). Servers that never rolled up are not watched. Returns the
-/// servers newly told of.
+/// up again is forgotten). Servers that never rolled up are not watched, nor any while no
+/// channel wants the event. Returns the servers newly told of.
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_silent_downstreams"))]
 pub async fn tell_silent_downstreams(pool: &PgPool, silent_for: chrono::Duration) -> Result<Vec<SilentServer>> {
     let kind = EventKind::DownstreamSilent;
     let mut tx = pool.begin().await?;
-    if !watch_lock(&mut tx, kind).await? {
+    if !watch_lock(&mut tx, kind).await? || !wanted(&mut tx, kind).await? {
         return Ok(Vec::new());
     }
     sqlx::query(

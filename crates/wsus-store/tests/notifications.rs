@@ -261,17 +261,23 @@ async fn a_scheduled_notification_is_sent_by_one_of_many(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_condition_is_told_once_until_it_ends(pool: PgPool) {
     migrate::run(&pool).await.unwrap();
-    let hook = channel("hook", &["installs_failed", "downstream_silent", "certificate_expiring"], true);
-    notifications::put_channel(&pool, &hook).await.unwrap();
     let kb = lab_catalog(&pool).await;
     let other = Uuid::new_v4();
-
-    // Installs: two computers failing, told once (naming the update by its KB and title),
-    // by one of two replicas looking at once.
     set_status(&pool, "pc-1", kb, 5).await;
     set_status(&pool, "pc-1", other, 5).await;
     set_status(&pool, "pc-2", kb, 5).await;
     set_status(&pool, "pc-3", kb, 4).await;
+
+    // While no channel wants it, nothing is looked at or remembered...
+    assert_eq!(notifications::tell_failed_installs(&pool, 100).await.unwrap(), 0);
+    let (remembered,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM install_failure_told").fetch_one(&pool).await.unwrap();
+    assert_eq!(remembered, 0);
+    let hook = channel("hook", &["installs_failed", "downstream_silent", "certificate_expiring"], true);
+    notifications::put_channel(&pool, &hook).await.unwrap();
+
+    // ...then two computers failing are told once (naming the update by its KB and
+    // title), by one of two replicas looking at once.
     let (a, b) =
         tokio::join!(notifications::tell_failed_installs(&pool, 100), notifications::tell_failed_installs(&pool, 100));
     assert_eq!(a.unwrap() + b.unwrap(), 3);

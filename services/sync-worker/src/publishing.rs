@@ -458,9 +458,9 @@ fn digests(path: &Path) -> std::io::Result<([u8; 20], [u8; 32], u64)> {
     Ok((sha1.finalize().into(), sha256.finalize().into(), size))
 }
 
-/// Days until the certificate expires (negative once it has).
-pub fn days_left(not_after: DateTime<Utc>) -> i64 {
-    (not_after - Utc::now()).num_days()
+/// Whole days from `now` until `not_after`, rounded down: -1 as soon as it has expired.
+pub fn days_left(not_after: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
+    (not_after - now).num_seconds().div_euclid(86_400)
 }
 
 /// Below this many days left, the certificate is warned about every day.
@@ -479,47 +479,50 @@ pub fn expiry_stage(days_left: i64) -> Option<&'static str> {
     }
 }
 
-/// Warns once a day while the signing certificate is near its end (or past it), so it is
-/// renewed before clients start refusing what it signs, and tells the notification
-/// channels once per stage (one replica tells: the store remembers what was told).
+/// Looks every hour whether the signing certificate is near its end (or past it), so it
+/// is renewed before clients start refusing what it signs: tells the notification channels
+/// once per stage (one replica tells: the store remembers what was told), and warns in the
+/// log once a day.
 pub async fn watch_certificate(publisher: Publisher, stop: tokio_util::sync::CancellationToken) {
+    const LOOK: std::time::Duration = std::time::Duration::from_secs(3600);
+    const WARN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let mut warned: Option<std::time::Instant> = None;
+    // A moment after start, so the first look does not race the service's own start.
+    let mut pause = std::time::Duration::from_secs(5);
     loop {
-        // A moment after start, so the first look does not race the service's own start.
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
+        pause = LOOK;
         match publisher.certificate().await {
             Ok(Some((c, source))) => {
-                let left = days_left(c.not_after());
-                if let Some(stage) = expiry_stage(left) {
+                let left = days_left(c.not_after(), Utc::now());
+                let Some(stage) = expiry_stage(left) else { continue };
+                let payload = serde_json::json!({
+                    "thumbprint": c.thumbprint(),
+                    "not_after": c.not_after(),
+                    "days_left": left,
+                    "source": source.as_str(),
+                });
+                let subject = format!("{}:{stage}", c.thumbprint());
+                let kind = wsus_store::notifications::EventKind::CertificateExpiring;
+                let told = wsus_store::notifications::tell_once(&publisher.pool, kind, &subject, &payload)
+                    .await
+                    .inspect_err(|e| tracing::warn!(error = %e, "cannot tell of the signing certificate's end now"))
+                    .unwrap_or(false);
+                if told || warned.is_none_or(|at| at.elapsed() >= WARN) {
+                    warned = Some(std::time::Instant::now());
                     tracing::warn!(
                         days_left = left,
                         thumbprint = c.thumbprint(),
                         source = source.as_str(),
                         "the signing certificate expires soon: renew it and give clients the new one"
                     );
-                    let payload = serde_json::json!({
-                        "thumbprint": c.thumbprint(),
-                        "not_after": c.not_after(),
-                        "days_left": left,
-                        "source": source.as_str(),
-                    });
-                    let subject = format!("{}:{stage}", c.thumbprint());
-                    let kind = wsus_store::notifications::EventKind::CertificateExpiring;
-                    if let Err(e) =
-                        wsus_store::notifications::tell_once(&publisher.pool, kind, &subject, &payload).await
-                    {
-                        tracing::warn!(error = %e, "cannot tell of the signing certificate's end now");
-                    }
                 }
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the signing certificate"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)) => {}
         }
     }
 }
@@ -527,6 +530,17 @@ pub async fn watch_certificate(publisher: Publisher, stop: tokio_util::sync::Can
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_left_are_rounded_down_so_an_ended_certificate_is_expired_at_once() {
+        let end: DateTime<Utc> = "2026-12-10T12:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(days_left(end, at("2026-12-10T11:00:00Z")), 0);
+        assert_eq!(expiry_stage(days_left(end, at("2026-12-10T11:00:00Z"))), Some("1"));
+        assert_eq!(days_left(end, at("2026-12-10T13:00:00Z")), -1);
+        assert_eq!(expiry_stage(days_left(end, at("2026-12-10T13:00:00Z"))), Some("expired"));
+        assert_eq!(days_left(end, at("2026-11-30T12:00:01Z")), 9);
+    }
 
     #[test]
     fn a_certificate_is_told_of_once_per_stage_of_its_end() {

@@ -15,8 +15,8 @@ use wsus_api::{
     DownstreamServer, Eula, GenerateCertificate, Group, GroupChange, Members, NewGroup, NewNotificationChannel,
     Notification, NotificationChannel, NotificationSettings, NotificationSettingsChange, Page, Published,
     PublishedDeleted, PublishedPackage, RetentionChange, RuleBody, RunResult, Schedule, Settings, SettingsChange,
-    SigningCertificate, SyncRun, SyncStarted, SyncStatus, TestQueued, Update, UpdateDetail, UpdateStatus,
-    UpdateSummary,
+    SigningCertificate, SummaryScheduleChange, SyncRun, SyncStarted, SyncStatus, TestQueued, Update, UpdateDetail,
+    UpdateStatus, UpdateSummary,
 };
 
 use crate::cli::{self, Cli, Command, ComputerFilter, PageArgs};
@@ -897,22 +897,16 @@ async fn notifications(api: &ApiClient, n: cli::Notifications, j: bool) -> anyho
         }
         cli::Notifications::Settings { summary, hour, weekday, not_reported_days, rollup_silent_hours, language } => {
             const PATH: &str = "/api/v1/notifications/settings";
-            let current: NotificationSettings = api.get(PATH, &[]).await?;
-            let schedule = if summary.is_some() || hour.is_some() || weekday.is_some() {
-                let mut s = current.summary;
-                if let Some(every) = summary {
-                    s.every = word("summary", &every)?;
-                }
-                s.hour = hour.unwrap_or(s.hour);
-                s.weekday = weekday.unwrap_or(s.weekday);
-                Some(s)
-            } else {
-                None
+            let every = summary.as_deref().map(|e| word("summary", e)).transpose()?;
+            let schedule = SummaryScheduleChange { every, hour, weekday };
+            let change = NotificationSettingsChange {
+                summary: (schedule != SummaryScheduleChange::default()).then_some(schedule),
+                not_reported_days,
+                rollup_silent_hours,
+                language,
             };
-            let change =
-                NotificationSettingsChange { summary: schedule, not_reported_days, rollup_silent_hours, language };
-            let shown = if change == NotificationSettingsChange::default() {
-                current
+            let shown: NotificationSettings = if change == NotificationSettingsChange::default() {
+                api.get(PATH, &[]).await?
             } else {
                 api.request(Method::PATCH, PATH, &[], Some(&change)).await?
             };

@@ -358,7 +358,8 @@ fn certificate(c: pb::SigningCertificate) -> AdminResult<wsus_api::SigningCertif
         thumbprint: c.thumbprint,
         not_before: time(c.not_before)?,
         not_after,
-        days_left: (not_after - Utc::now()).num_days(),
+        // Rounded down, as sync-worker's watch counts: -1 once it has expired.
+        days_left: (not_after - Utc::now()).num_seconds().div_euclid(86_400),
         source: c.source,
         certificate_pem: c.certificate_pem,
     })

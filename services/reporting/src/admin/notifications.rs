@@ -121,14 +121,17 @@ impl Admin {
         change: NotificationSettingsChange,
     ) -> AdminResult<NotificationSettings> {
         let mut s = watch::settings(&self.pool).await?;
+        let before = s.summary;
         if let Some(summary) = change.summary {
-            if summary.hour > 23 {
+            s.summary.every = summary.every.unwrap_or(s.summary.every);
+            s.summary.hour = summary.hour.unwrap_or(s.summary.hour);
+            s.summary.weekday = summary.weekday.unwrap_or(s.summary.weekday);
+            if s.summary.hour > 23 {
                 return Err(invalid("summary.hour: 0 to 23 (UTC)"));
             }
-            if !(1..=7).contains(&summary.weekday) {
+            if !(1..=7).contains(&s.summary.weekday) {
                 return Err(invalid("summary.weekday: 1 (Monday) to 7 (Sunday)"));
             }
-            s.summary = summary;
         }
         if let Some(days) = change.not_reported_days {
             if !(1..=365).contains(&days) {
@@ -149,8 +152,12 @@ impl Admin {
             s.language = language;
         }
         settings::put(&self.pool, watch::SETTINGS, &s, by.name()).await?;
-        let next = watch::next_summary(&s.summary, Utc::now());
-        notifications::set_schedule(&self.pool, EventKind::StatusSummary, next).await?;
+        // Only a new schedule moves the next summary: a due one is not skipped by, say, a
+        // change of language.
+        if s.summary != before {
+            let next = watch::next_summary(&s.summary, Utc::now());
+            notifications::set_schedule(&self.pool, EventKind::StatusSummary, next).await?;
+        }
         Ok(s)
     }
 }

@@ -30,6 +30,7 @@ struct Words {
     last_rollup: &'static str,
     certificate_expiring: &'static str,
     certificate_expired: &'static str,
+    certificate_within_a_day: &'static str,
     certificate_text: &'static str,
 }
 
@@ -54,6 +55,7 @@ const EN: Words = Words {
     last_rollup: "last roll-up",
     certificate_expiring: "WSUS: the signing certificate expires in {n} days",
     certificate_expired: "WSUS: the signing certificate has expired",
+    certificate_within_a_day: "WSUS: the signing certificate expires within a day",
     certificate_text: "Thumbprint {t}, valid until {d}. Renew it and give clients the new one.",
 };
 
@@ -78,6 +80,7 @@ const DE: Words = Words {
     last_rollup: "letzte Übermittlung",
     certificate_expiring: "WSUS: Das Signaturzertifikat läuft in {n} Tagen ab",
     certificate_expired: "WSUS: Das Signaturzertifikat ist abgelaufen",
+    certificate_within_a_day: "WSUS: Das Signaturzertifikat läuft innerhalb eines Tages ab",
     certificate_text: "Fingerabdruck {t}, gültig bis {d}. Erneuern Sie es und verteilen Sie das neue an die Clients.",
 };
 
@@ -102,6 +105,7 @@ const FR: Words = Words {
     last_rollup: "dernière remontée",
     certificate_expiring: "WSUS : le certificat de signature expire dans {n} jours",
     certificate_expired: "WSUS : le certificat de signature a expiré",
+    certificate_within_a_day: "WSUS : le certificat de signature expire dans moins d'un jour",
     certificate_text: "Empreinte {t}, valide jusqu'au {d}. Renouvelez-le et distribuez le nouveau aux clients.",
 };
 
@@ -219,7 +223,11 @@ pub fn summary(event: &str, p: &Value, language: &str) -> (String, String) {
         }
         "certificate_expiring" => {
             let left = p["days_left"].as_i64().unwrap_or(0);
-            let title = if left < 0 { w.certificate_expired.to_owned() } else { with_n(w.certificate_expiring, left) };
+            let title = match left {
+                ..0 => w.certificate_expired.to_owned(),
+                0 => w.certificate_within_a_day.to_owned(),
+                n => with_n(w.certificate_expiring, n),
+            };
             let text = w
                 .certificate_text
                 .replace("{t}", p["thumbprint"].as_str().unwrap_or("?"))

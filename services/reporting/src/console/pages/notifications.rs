@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use maud::html;
 use uuid::Uuid;
-use wsus_api::{ChannelKind, NewNotificationChannel, NotificationSettingsChange, SummaryEvery, SummarySchedule};
+use wsus_api::{ChannelKind, NewNotificationChannel, NotificationSettingsChange, SummaryEvery, SummaryScheduleChange};
 use wsus_store::notifications::{self, EventKind};
 
 use crate::admin::Actor;
@@ -157,12 +157,8 @@ pub async fn settings(
         Some("never") | None => SummaryEvery::Never,
         Some(other) => return Err(PageError::bad_request(format!("every: {other:?}"))),
     };
-    let current = console.admin.notification_settings().await?.summary;
-    let summary = SummarySchedule {
-        every,
-        hour: number(&form, "hour")?.unwrap_or(current.hour),
-        weekday: number(&form, "weekday")?.unwrap_or(current.weekday),
-    };
+    let summary =
+        SummaryScheduleChange { every: Some(every), hour: number(&form, "hour")?, weekday: number(&form, "weekday")? };
     let change = NotificationSettingsChange {
         summary: Some(summary),
         not_reported_days: number(&form, "not_reported_days")?,
