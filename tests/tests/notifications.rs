@@ -109,22 +109,43 @@ while True:
 
 impl SmtpServer {
     fn start(port: u16, maildir: &std::path::Path) -> Self {
-        let child = std::process::Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("aiosmtpd (scripts/test-setup installs python3-aiosmtpd)");
-        Self::listening(child, port)
+        let listen = format!("127.0.0.1:{port}");
+        Self::launch(
+            &[
+                "-m".as_ref(),
+                "aiosmtpd".as_ref(),
+                "-n".as_ref(),
+                "-l".as_ref(),
+                listen.as_ref(),
+                "-c".as_ref(),
+                "aiosmtpd.handlers.Mailbox".as_ref(),
+                maildir.as_os_str(),
+            ],
+            port,
+        )
     }
 
     /// Mail over TLS with a login (`mode` starttls or tls), with `certificate` for localhost.
     fn start_tls(mode: &str, port: u16, certificate: &wsus_e2e::TestCertificate, maildir: &std::path::Path) -> Self {
+        let port_text = port.to_string();
+        Self::launch(
+            &[
+                "-c".as_ref(),
+                SMTP_TLS.as_ref(),
+                mode.as_ref(),
+                port_text.as_ref(),
+                certificate.cert.as_os_str(),
+                certificate.key.as_os_str(),
+                maildir.as_os_str(),
+            ],
+            port,
+        )
+    }
+
+    /// Debian's Python with these arguments, once it listens on `port`.
+    fn launch(args: &[&std::ffi::OsStr], port: u16) -> Self {
         let child = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", SMTP_TLS, mode, &port.to_string()])
-            .args([&certificate.cert, &certificate.key])
-            .arg(maildir)
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -442,24 +463,22 @@ async fn two_replicas_tell_each_condition_once_despite_a_failing_endpoint() {
     let (hooks, got) = receiver().await;
     let every =
         ["status_summary", "installs_failed", "downstream_silent", "certificate_expiring", "updates_synchronized"];
-    let (status, channel) = api(
-        &http,
-        &system.reporting_url,
-        reqwest::Method::POST,
-        "/api/v1/notifications/channels",
-        Some(json!({ "name": "ops", "kind": "webhook", "target": format!("{hooks}/flaky"), "events": every })),
-    )
-    .await;
-    assert_eq!(status, 201, "{channel}");
-    let (status, mail_channel) = api(
-        &http,
-        &second_url,
-        reqwest::Method::POST,
-        "/api/v1/notifications/channels",
-        Some(json!({ "name": "admins", "kind": "email", "target": "admin@e2e.test", "events": ["status_summary"] })),
-    )
-    .await;
-    assert_eq!(status, 201, "{mail_channel}");
+    // One channel added through each replica.
+    let channels = [
+        (
+            &system.reporting_url,
+            json!({ "name": "ops", "kind": "webhook", "target": format!("{hooks}/flaky"), "events": every }),
+        ),
+        (
+            &second_url,
+            json!({ "name": "admins", "kind": "email", "target": "admin@e2e.test", "events": ["status_summary"] }),
+        ),
+    ];
+    for (base, channel) in channels {
+        let (status, added) =
+            api(&http, base, reqwest::Method::POST, "/api/v1/notifications/channels", Some(channel)).await;
+        assert_eq!(status, 201, "{added}");
+    }
 
     // The signing certificate ends in ten days: sync-worker tells once (stage "under 14").
     assert!(
@@ -508,33 +527,17 @@ async fn two_replicas_tell_each_condition_once_despite_a_failing_endpoint() {
 
     // The status summary, daily at 06:00 then 08:00 UTC in German, made due now: one
     // webhook and one mail.
-    let (status, settings) = api(
-        &http,
-        &second_url,
-        reqwest::Method::PATCH,
-        "/api/v1/notifications/settings",
-        Some(json!({ "summary": { "every": "day", "hour": 6, "weekday": 1 }, "language": "de" })),
-    )
-    .await;
+    let change = |settings: Value| {
+        let (http, base) = (http.clone(), second_url.clone());
+        async move { api(&http, &base, reqwest::Method::PATCH, "/api/v1/notifications/settings", Some(settings)).await }
+    };
+    let (status, settings) =
+        change(json!({ "summary": { "every": "day", "hour": 6, "weekday": 1 }, "language": "de" })).await;
     assert_eq!(status, 200, "{settings}");
-    let (status, refused) = api(
-        &http,
-        &second_url,
-        reqwest::Method::PATCH,
-        "/api/v1/notifications/settings",
-        Some(json!({ "summary": { "every": "day", "hour": 24, "weekday": 1 } })),
-    )
-    .await;
+    let (status, refused) = change(json!({ "summary": { "every": "day", "hour": 24, "weekday": 1 } })).await;
     assert_eq!(status, 400, "{refused}");
     // What a change leaves out stays: the hour alone moves a daily summary.
-    let (status, settings) = api(
-        &http,
-        &second_url,
-        reqwest::Method::PATCH,
-        "/api/v1/notifications/settings",
-        Some(json!({ "summary": { "hour": 8 } })),
-    )
-    .await;
+    let (status, settings) = change(json!({ "summary": { "hour": 8 } })).await;
     assert_eq!(status, 200, "{settings}");
     assert_eq!((settings["summary"]["every"].as_str(), settings["language"].as_str()), (Some("day"), Some("de")));
     let (next,): (chrono::DateTime<chrono::Utc>,) =

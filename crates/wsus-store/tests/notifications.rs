@@ -45,13 +45,7 @@ async fn events_are_written_with_what_records_them(pool: PgPool) {
     // A sync that brought the lab's documents: one notification, to the one channel that
     // wants it and is enabled, counting the new software updates.
     let run = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
-    let root = wsus_testdata::root().join("captures/wsus-m0-wsusss/docs");
-    let docs: Vec<NewRevision> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .map(|e| NewRevision::from_update(&Update::parse(std::fs::read_to_string(e.path()).unwrap()).unwrap()))
-        .collect();
-    revisions::import_batch(&pool, &docs).await.unwrap();
+    lab_catalog(&pool).await;
     revisions::refresh_derived(&pool).await.unwrap();
     let (software,): (i64,) =
         sqlx::query_as("SELECT count(DISTINCT update_id) FROM revision WHERE update_type IN ('Software', 'Driver')")
@@ -85,7 +79,12 @@ async fn events_are_written_with_what_records_them(pool: PgPool) {
 
     // What a failed sync imported is told by the next successful one.
     let failing = sync_history::start(&pool, "http://uss.example:8530", Trigger::Schedule).await.unwrap();
-    let leaf = std::fs::read_to_string(root.join("266f6222-c89d-43f2-9f8a-69340271e677-r200.xml")).unwrap();
+    let leaf = std::fs::read_to_string(
+        wsus_testdata::root()
+            .join("captures/wsus-m0-wsusss/docs")
+            .join("266f6222-c89d-43f2-9f8a-69340271e677-r200.xml"),
+    )
+    .unwrap();
     let copy = leaf.replace("266f6222-c89d-43f2-9f8a-69340271e677", "00000000-1111-4222-8333-444444444444");
     revisions::import_batch(&pool, &[NewRevision::from_update(&Update::parse(copy).unwrap())]).await.unwrap();
     sync_history::finish(&pool, failing.sync_id, RunResult::Failed, Some("cut off")).await.unwrap();
