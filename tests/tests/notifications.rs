@@ -340,6 +340,11 @@ async fn a_sync_with_new_updates_is_told_once_to_each_channel() {
     assert_eq!((dead["state"].as_str(), dead["attempts"].as_i64()), (Some("failed"), Some(3)), "{dead}");
     assert!(dead["last_error"].as_str().unwrap().contains("500"), "{dead}");
     assert_eq!(on(&got, "/broken").len(), 3);
+    // What Teams was sent: an Adaptive Card, as its Workflows webhooks take one.
+    let card: Value = serde_json::from_slice(&on(&got, "/broken")[0].2).unwrap();
+    assert_eq!(card["attachments"][0]["contentType"], "application/vnd.microsoft.card.adaptive", "{card}");
+    let first_line = &card["attachments"][0]["content"]["body"][0]["text"];
+    assert_eq!(first_line.as_str(), Some(format!("WSUS: {new} new updates synchronized").as_str()), "{card}");
 
     // A sync that brings nothing new tells nothing.
     let (ok, out, err) = run_binary("sync-worker", &["sync", "--once", "--json"], &env_b);

@@ -13,7 +13,8 @@ pub enum ChannelKind {
     Webhook,
     /// A Slack-compatible incoming webhook (`{"text": ...}`).
     Slack,
-    /// A Microsoft Teams-compatible incoming webhook (a MessageCard).
+    /// A Microsoft Teams-compatible incoming webhook (an Adaptive Card: a Teams Workflows
+    /// webhook or a classic incoming webhook).
     Teams,
     /// E-mail (plain text and HTML) through the SMTP server of WSUS_SMTP_URL.
     Email,

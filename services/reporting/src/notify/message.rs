@@ -5,6 +5,9 @@ use serde_json::{Value, json};
 use wsus_api::ChannelKind;
 use wsus_store::notifications::Delivery;
 
+/// The most lines of text a Teams card carries (a card has a size limit).
+const TEAMS_LINES: usize = 60;
+
 /// The languages messages are written in.
 pub const LANGUAGES: [&str; 3] = ["en", "de", "fr"];
 
@@ -248,7 +251,9 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// The message a channel of `kind` gets: the documented JSON for a webhook, a line of text
-/// for Slack, a MessageCard for Teams.
+/// for Slack, an Adaptive Card for Teams (in the message-with-attachments shape that both
+/// a Teams Workflows webhook and a classic incoming webhook take; one text block a line,
+/// as Teams does not break lines inside one).
 pub fn message(kind: ChannelKind, d: &Delivery, language: &str) -> Value {
     let (title, text) = summary(&d.event_kind, &d.payload, language);
     match kind {
@@ -263,13 +268,29 @@ pub fn message(kind: ChannelKind, d: &Delivery, language: &str) -> Value {
         ChannelKind::Slack => json!({ "text": format!("*{}*\n{}", escape_slack(&title), escape_slack(&text)) }),
         // An e-mail is made by `mail`; this is what a webhook of that kind would get.
         ChannelKind::Email => json!({ "title": title, "text": text }),
-        ChannelKind::Teams => json!({
-            "@type": "MessageCard",
-            "@context": "https://schema.org/extensions",
-            "summary": title,
-            "title": escape_html(&title),
-            "text": escape_html(&text).replace('\n', "<br>"),
-        }),
+        ChannelKind::Teams => {
+            let mut body =
+                vec![json!({ "type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": true })];
+            body.extend(
+                text.lines()
+                    .filter(|l| !l.is_empty())
+                    .take(TEAMS_LINES)
+                    .map(|l| json!({ "type": "TextBlock", "text": l, "wrap": true, "spacing": "None" })),
+            );
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": body,
+                    },
+                }],
+            })
+        }
     }
 }
 
@@ -318,6 +339,27 @@ mod tests {
         let (title, text) = summary("status_summary", &payload, "fr");
         assert_eq!(title, "WSUS : rapport d'état");
         assert!(text.contains("sans rapport depuis 7 jours"), "{text}");
+    }
+
+    #[test]
+    fn a_teams_message_is_an_adaptive_card_a_block_a_line() {
+        let d = Delivery {
+            notification_id: 7,
+            claim: uuid::Uuid::nil(),
+            channel_id: uuid::Uuid::nil(),
+            event_kind: "sync_failed".into(),
+            payload: json!({ "upstream_url": "https://uss.example", "error": "refused <cookie>" }),
+            attempts: 1,
+            created_at: chrono::Utc::now(),
+        };
+        let m = message(ChannelKind::Teams, &d, "en");
+        assert_eq!(m["type"], "message");
+        let card = &m["attachments"][0];
+        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        let body = card["content"]["body"].as_array().unwrap();
+        assert_eq!(body[0]["text"], "WSUS: a synchronization failed");
+        assert_eq!(body[1]["text"], "https://uss.example: refused <cookie>");
     }
 
     #[test]
