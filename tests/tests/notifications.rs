@@ -59,13 +59,8 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
                 let body = buf[head_end..head_end + length].to_vec();
                 let status = {
                     let mut seen = seen.lock().unwrap();
-                    let first_try = || {
-                        let id = serde_json::from_slice::<Value>(&body).ok().map(|m| m["notification_id"].clone());
-                        !seen.iter().any(|(p, _, b)| {
-                            p == "/flaky"
-                                && serde_json::from_slice::<Value>(b).ok().map(|m| m["notification_id"].clone()) == id
-                        })
-                    };
+                    let first_try =
+                        || !seen.iter().any(|(p, _, b)| p == "/flaky" && notification_id(b) == notification_id(&body));
                     let fail = path == "/broken" || (path == "/flaky" && first_try());
                     seen.push((path, headers, body));
                     if fail { "500 Internal Server Error" } else { "200 OK" }
@@ -392,18 +387,19 @@ async fn until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// The notification a webhook's body carries (null when it is not one).
+fn notification_id(body: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(body).map(|m| m["notification_id"].clone()).unwrap_or(Value::Null)
+}
+
 /// The JSON bodies `/flaky` took (answered 200), by event.
 fn delivered(got: &Arc<Mutex<Vec<Received>>>) -> Vec<Value> {
     let all = on(got, "/flaky");
-    let bodies: Vec<Value> = all.iter().map(|(_, _, b)| serde_json::from_slice(b).unwrap()).collect();
     // The first delivery of each notification was refused; the ones after it were taken.
-    let mut taken = Vec::new();
-    for (i, b) in bodies.iter().enumerate() {
-        if bodies[..i].iter().any(|x| x["notification_id"] == b["notification_id"]) {
-            taken.push(b.clone());
-        }
-    }
-    taken
+    (0..all.len())
+        .filter(|&i| all[..i].iter().any(|(_, _, b)| notification_id(b) == notification_id(&all[i].2)))
+        .map(|i| serde_json::from_slice(&all[i].2).unwrap())
+        .collect()
 }
 
 /// A code-signing certificate (RSA 2048, self-signed by openssl) that ends in `days`.

@@ -15,17 +15,8 @@ const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn installer(dir: &Path, name: &str, size: usize) -> PathBuf {
     // Not compressible, like a real installer; deterministic.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let bytes: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
     let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(&path, wsus_testdata::noise(size)).unwrap();
     path
 }
 

@@ -10,6 +10,20 @@ pub use s3::S3Server;
 
 use std::path::{Path, PathBuf};
 
+/// `len` bytes that do not compress, the same every time (xorshift64): a stand-in for an
+/// installer or any payload a compressor should store as it is.
+pub fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// The `testdata/` folder of the repository.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata")

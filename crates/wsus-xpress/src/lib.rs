@@ -290,15 +290,7 @@ mod tests {
 
     #[test]
     fn incompressible_blocks_are_stored_raw() {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let noise: Vec<u8> = (0..40_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise = wsus_testdata::noise(40_000);
         let packed = round_trip(&noise);
         // Three blocks, each header saying compressed == original.
         assert_eq!(packed.len(), noise.len() + 3 * 8);

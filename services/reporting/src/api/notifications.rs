@@ -32,12 +32,7 @@ pub(super) fn routes(r: Routes) -> Routes {
 fn channel(c: notifications::Channel) -> ApiResult<NotificationChannel> {
     let kind = ChannelKind::parse(&c.kind)
         .ok_or_else(|| ApiError::unavailable(format!("a stored channel kind {:?}", c.kind)))?;
-    // A webhook's URL is its credential (Slack and Teams put the token in it): shown by host.
-    let target = match kind {
-        ChannelKind::Email => c.target,
-        _ if c.target_env.is_some() => String::new(),
-        _ => format!("{}://{}/…", c.target.split("://").next().unwrap_or("https"), crate::notify::host_of(&c.target)),
-    };
+    let target = crate::notify::shown_target(&c);
     Ok(NotificationChannel {
         channel_id: c.channel_id,
         name: c.name,

@@ -246,8 +246,19 @@ fn escape_slack(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-pub fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+fn escape_html(s: &str) -> String {
+    escape_slack(s).replace('"', "&quot;")
+}
+
+/// An e-mail's subject, plain text and HTML.
+pub fn mail_bodies(d: &Delivery, language: &str) -> (String, String, String) {
+    let (title, text) = summary(&d.event_kind, &d.payload, language);
+    let html = format!(
+        "<html><body><h3>{}</h3><p>{}</p></body></html>",
+        escape_html(&title),
+        escape_html(&text).replace('\n', "<br>")
+    );
+    (title, text, html)
 }
 
 /// The message a channel of `kind` gets: the documented JSON for a webhook, a line of text

@@ -11,7 +11,7 @@ use wsus_store::PgPool;
 use wsus_store::notifications::{self, Channel, Delivery, Retry};
 
 pub use message::LANGUAGES;
-use message::{escape_html, message, summary};
+use message::{mail_bodies, message};
 
 mod message;
 pub mod watch;
@@ -147,16 +147,11 @@ async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery, l
     use lettre::AsyncTransport as _;
     use lettre::message::MultiPart;
     let mailer = mailer.ok_or("e-mail is not set up (WSUS_SMTP_URL, WSUS_SMTP_FROM)")?;
-    let (title, text) = summary(&delivery.event_kind, &delivery.payload, language);
+    let (title, text, html) = mail_bodies(delivery, language);
     let mut builder = lettre::Message::builder().from(mailer.from.clone()).subject(&title);
     for to in channel.target.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         builder = builder.to(to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?);
     }
-    let html = format!(
-        "<html><body><h3>{}</h3><p>{}</p></body></html>",
-        escape_html(&title),
-        escape_html(&text).replace('\n', "<br>")
-    );
     let message = builder.multipart(MultiPart::alternative_plain_html(text, html)).map_err(|e| e.to_string())?;
     mailer.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
 }
@@ -164,6 +159,17 @@ async fn mail(mailer: Option<&Mailer>, channel: &Channel, delivery: &Delivery, l
 /// `sha256=<hex>`: HMAC-SHA256 of `body` under `key`, as GitHub-style receivers check it.
 pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body).as_ref()))
+}
+
+/// A channel's destination as it may be shown: e-mail recipients as they are, a webhook's
+/// URL by scheme and host only (Slack and Teams put the token in the path), nothing for a
+/// URL kept in an environment variable.
+pub fn shown_target(c: &Channel) -> String {
+    match (c.kind.as_str(), &c.target_env) {
+        ("email", _) => c.target.clone(),
+        (_, Some(_)) => String::new(),
+        _ => format!("{}://{}/…", c.target.split("://").next().unwrap_or("https"), host_of(&c.target)),
+    }
 }
 
 /// Where a URL points, without its path (which may carry a token) or credentials.

@@ -46,7 +46,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                 td { (c.name) @if !c.enabled { " " span.note { "(off)" } } }
                 td { (c.kind) }
                 td { @if let Some(v) = &c.target_env { "the URL in " code { (v) } }
-                     @else if c.kind == "email" { (c.target) } @else { (crate::notify::host_of(&c.target)) } }
+                     @else { (crate::notify::shown_target(c)) } }
                 td { (c.events.join(", ")) }
                 @if admin { td {
                     form.inline method="post" action={ "/console/notifications/" (c.channel_id) "/test" } {
