@@ -27,6 +27,9 @@ const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600
 
 /// Serves until shutdown.
 pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow::Result<()> {
+    // Bound first: before this process's own connections take ports (50051 lies in
+    // Linux's ephemeral range).
+    let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let sync = wsus_rpc::sync_client(&config.sync_grpc)?;
     let sessions = Arc::new(console::Sessions::new(None, &config.api_tokens));
     let keys = tokio::spawn(load_session_keys(config.cookie_keys.clone(), shell.pool.clone(), sessions.clone()));
@@ -68,7 +71,6 @@ pub async fn serve(config: wsus_config::ReportingConfig, shell: Shell) -> anyhow
         std::time::Duration::from_secs(config.notify_watch_seconds as u64),
         shell.shutdown.clone(),
     ));
-    let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     tonic::transport::Server::builder()
         .layer(wsus_service::GrpcMetricsLayer::new(shell.metrics.clone(), &["wsus.reporting.v1.ReportingService"]))

@@ -221,6 +221,9 @@ fn content_store(config: &SyncWorkerConfig) -> anyhow::Result<wsus_content::Stor
 
 /// Serves until shutdown.
 pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()> {
+    // Bound first: before this process's own connections take ports (50052 lies in
+    // Linux's ephemeral range).
+    let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let content = content_store(&config)?;
     let service = Sync::new(shell.pool.clone(), config.clone());
     let lease_on_exit = service.lease.clone();
@@ -255,7 +258,6 @@ pub async fn serve(config: SyncWorkerConfig, shell: Shell) -> anyhow::Result<()>
             let _ = rollups.await;
         })
     };
-    let incoming = shell.bind_grpc(config.grpc_addr).await?;
     let stop = shell.shutdown.clone();
     let gauges = tokio::spawn(schedule::sync_gauges(shell.pool.clone(), shell.metrics.clone()));
     tonic::transport::Server::builder()
