@@ -522,6 +522,47 @@ pub async fn wait_for_status(client: &reqwest::Client, url: &str, want: u16, wit
 /// Per connection: the first request line and its Proxy-Authorization header.
 pub type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
 
+/// One HTTP/1.1 request a test's server read: the path of its request line, its headers
+/// (names in lower case) and its Content-Length body.
+pub struct HttpRequest {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Reads one request from `socket`; None when the peer leaves before it is whole.
+pub async fn read_request(socket: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<HttpRequest> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + length {
+        match socket.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+    let body = buf[head_end..head_end + length].to_vec();
+    Some(HttpRequest { path, headers, body })
+}
+
 /// A forwarding HTTP proxy on loopback that records what went through it.
 pub struct ForwardProxy {
     pub url: String,

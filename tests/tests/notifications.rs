@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use wsus_e2e::{ADMIN_TOKEN, PgCluster, System, run_binary};
 
 /// A request the receiver got: its path, headers (lower-case names) and body.
@@ -30,33 +30,10 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
         while let Ok((mut socket, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                let Some(wsus_e2e::HttpRequest { path, headers, body }) = wsus_e2e::read_request(&mut socket).await
+                else {
+                    return;
                 };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let headers: HashMap<String, String> = head
-                    .lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-                while buf.len() < head_end + length {
-                    match socket.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                let body = buf[head_end..head_end + length].to_vec();
                 let status = {
                     let mut seen = seen.lock().unwrap();
                     let first_try =

@@ -836,7 +836,7 @@ struct Mischief {
 /// MS-WSUSSS endnote <37>), sends one document unreadable, and says ServerChanged once.
 async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -> String {
     use std::sync::atomic::Ordering::SeqCst;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.to_owned();
@@ -845,32 +845,10 @@ async fn misbehaving_relay(upstream: &str, mischief: std::sync::Arc<Mischief>) -
         while let Ok((mut client, _)) = listener.accept().await {
             let (upstream, http, mischief) = (upstream.clone(), http.clone(), mischief.clone());
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 65536];
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match client.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let header = |name: &str| {
-                    head.lines()
-                        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
-                        .map(|l| l.split_once(':').unwrap().1.trim().to_owned())
-                };
-                let length: usize = header("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-                while buf.len() < head_end + length {
-                    match client.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
-                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let Some(request) = wsus_e2e::read_request(&mut client).await else { return };
+                let body = String::from_utf8_lossy(&request.body).into_owned();
+                let path = request.path;
+                let header = |name: &str| request.headers.get(name).cloned();
                 let action = header("soapaction").unwrap_or_default();
                 let op = action.trim_matches('"').rsplit('/').next().unwrap_or("").to_owned();
                 let fault = |code: wsus_soap::ErrorCode| {

@@ -118,6 +118,20 @@ pub enum SummaryEvery {
     Week,
 }
 
+impl SummaryEvery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SummaryEvery::Never => "never",
+            SummaryEvery::Day => "day",
+            SummaryEvery::Week => "week",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [SummaryEvery::Never, SummaryEvery::Day, SummaryEvery::Week].into_iter().find(|e| e.as_str() == name)
+    }
+}
+
 /// When the status summary is sent (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]

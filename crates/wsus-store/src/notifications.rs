@@ -334,15 +334,16 @@ pub async fn tell_once(pool: &PgPool, kind: EventKind, subject: &str, payload: &
     Ok(true)
 }
 
-/// Takes the transaction-scoped lock of one watch, so replicas looking at once do not
-/// both tell; false when another holds it (it tells).
-async fn watch_lock(tx: &mut PgConnection, kind: EventKind) -> Result<bool> {
+/// A transaction holding the lock of one watch, so replicas looking at once do not both
+/// tell; None when another replica holds it (it tells) or no enabled channel wants `kind`.
+async fn begin_watch(pool: &PgPool, kind: EventKind) -> Result<Option<sqlx::Transaction<'static, sqlx::Postgres>>> {
+    let mut tx = pool.begin().await?;
     let (locked,): (bool,) =
         sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtextextended('wsus.notifications.' || $1, 0))")
             .bind(kind.as_str())
-            .fetch_one(tx)
+            .fetch_one(&mut *tx)
             .await?;
-    Ok(locked)
+    Ok((locked && wanted(&mut tx, kind).await?).then_some(tx))
 }
 
 /// A computer whose installs newly failed, and those updates.
@@ -368,10 +369,7 @@ pub struct FailedUpdate {
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_failed_installs"))]
 pub async fn tell_failed_installs(pool: &PgPool, named: usize) -> Result<u64> {
     let kind = EventKind::InstallsFailed;
-    let mut tx = pool.begin().await?;
-    if !watch_lock(&mut tx, kind).await? || !wanted(&mut tx, kind).await? {
-        return Ok(0);
-    }
+    let Some(mut tx) = begin_watch(pool, kind).await? else { return Ok(0) };
     sqlx::query(
         "DELETE FROM install_failure_told t WHERE NOT EXISTS (SELECT 1 FROM update_status u \
              WHERE u.computer_id = t.computer_id AND u.update_id = t.update_id AND u.status = 5)",
@@ -444,10 +442,7 @@ pub struct SilentServer {
 #[tracing::instrument(name = "store", skip_all, fields(otel.name = "store.notifications.tell_silent_downstreams"))]
 pub async fn tell_silent_downstreams(pool: &PgPool, silent_for: chrono::Duration) -> Result<Vec<SilentServer>> {
     let kind = EventKind::DownstreamSilent;
-    let mut tx = pool.begin().await?;
-    if !watch_lock(&mut tx, kind).await? || !wanted(&mut tx, kind).await? {
-        return Ok(Vec::new());
-    }
+    let Some(mut tx) = begin_watch(pool, kind).await? else { return Ok(Vec::new()) };
     sqlx::query(
         "DELETE FROM notification_told t WHERE event_kind = $1 AND NOT EXISTS (SELECT 1 FROM downstream_server d \
              WHERE d.server_id::text = t.subject AND d.last_rollup_time < now() - $2)",

@@ -85,7 +85,8 @@ async fn round(
         };
         let sent = match ChannelKind::parse(&channel.kind) {
             Some(ChannelKind::Email) => mail(mailer, channel, delivery, language).await,
-            _ => send(http, channel, delivery, language).await,
+            Some(kind) => send(http, kind, channel, delivery, language).await,
+            None => Err(format!("a channel of kind {:?} is not sent here", channel.kind)),
         };
         (delivery, Some(channel.name.as_str()), sent)
     }))
@@ -115,9 +116,13 @@ async fn round(
     Ok(())
 }
 
-async fn send(http: &reqwest::Client, channel: &Channel, delivery: &Delivery, language: &str) -> Result<(), String> {
-    let kind = ChannelKind::parse(&channel.kind)
-        .ok_or_else(|| format!("a channel of kind {:?} is not sent here", channel.kind))?;
+async fn send(
+    http: &reqwest::Client,
+    kind: ChannelKind,
+    channel: &Channel,
+    delivery: &Delivery,
+    language: &str,
+) -> Result<(), String> {
     let body = serde_json::to_vec(&message(kind, delivery, language)).map_err(|e| e.to_string())?;
     // A URL kept in a Secret is read where it is kept, as the key is.
     let url = match &channel.target_env {

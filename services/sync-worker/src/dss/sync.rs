@@ -120,10 +120,11 @@ impl Started {
             revisions_quarantined: outcome.revisions_quarantined as i32,
         };
         let verdict = if error.is_none() { RunResult::Succeeded } else { RunResult::Failed };
-        let recorded = match sync_history::record_counts(&ctx.pool, self.sync_id, counts).await {
-            Ok(()) => sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await,
-            Err(e) => Err(e),
-        };
+        let recorded = async {
+            sync_history::record_counts(&ctx.pool, self.sync_id, counts).await?;
+            sync_history::finish(&ctx.pool, self.sync_id, verdict, error.as_deref()).await
+        }
+        .await;
         // The lease and the lock go back whether or not the record could be written.
         give_back_lease(ctx, self.renewal).await;
         wsus_store::dss::unlock(self.lock, &self.url).await?;

@@ -21,14 +21,6 @@ const KINDS: [(&str, &str); 4] =
 const EVERY: [(&str, &str); 3] = [("never", "Never"), ("day", "Daily"), ("week", "Weekly")];
 const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
-fn every_name(e: SummaryEvery) -> &'static str {
-    match e {
-        SummaryEvery::Never => "never",
-        SummaryEvery::Day => "day",
-        SummaryEvery::Week => "week",
-    }
-}
-
 pub async fn page(State(console): State<Console>, session: Session) -> PageResult {
     let (channels, recent, settings) = tokio::join!(
         notifications::channels(&console.pool),
@@ -82,7 +74,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
                 h2 { "Settings" }
                 input type="hidden" name="_csrf" value=(session.csrf);
                 label { "Status summary " select name="every" {
-                    @for (v, label) in EVERY { option value=(v) selected[v == every_name(settings.summary.every)] { (label) } }
+                    @for (v, label) in EVERY { option value=(v) selected[v == settings.summary.every.as_str()] { (label) } }
                 } }
                 label { "at (UTC hour) " input type="number" name="hour" min="0" max="23" value=(settings.summary.hour); }
                 label { "on " select name="weekday" {
@@ -152,10 +144,8 @@ pub async fn settings(
     CsrfForm(form): CsrfForm<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let every = match field(&form, "every") {
-        Some("day") => SummaryEvery::Day,
-        Some("week") => SummaryEvery::Week,
-        Some("never") | None => SummaryEvery::Never,
-        Some(other) => return Err(PageError::bad_request(format!("every: {other:?}"))),
+        None => SummaryEvery::Never,
+        Some(v) => SummaryEvery::parse(v).ok_or_else(|| PageError::bad_request(format!("every: {v:?}")))?,
     };
     let summary =
         SummaryScheduleChange { every: Some(every), hour: number(&form, "hour")?, weekday: number(&form, "weekday")? };
